@@ -1,0 +1,101 @@
+// The flat parameter store: every parameter of a model lives in one contiguous buffer, every
+// gradient in a second one of the same layout, so optimizers, EMA, clipping and checkpoints act on
+// whole buffers. Modules register named parameters ("down.0.conv.weight", as PyTorch state-dict
+// keys) while they are built and keep small handles; views are made on use, so growing the
+// buffers during construction never leaves a module with a dangling pointer.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ouro/core/error.hpp"
+#include "ouro/core/shape.hpp"
+#include "ouro/core/tensor.hpp"
+
+namespace ouro {
+
+// A handle to one registered parameter; valid for the lifetime of its store.
+struct parameter {
+    std::int32_t index = -1;
+    bool valid() const { return index >= 0; }
+};
+
+template <real_scalar T = float>
+class parameter_store {
+public:
+    struct entry {
+        std::string name;
+        shape dims;
+        std::int64_t offset;  // in elements, into values() and grads()
+    };
+
+    // Each parameter starts on a 64-byte boundary so SIMD loops over one parameter stay aligned.
+    static constexpr std::int64_t alignment_elements = static_cast<std::int64_t>(tensor_alignment / sizeof(T));
+
+    // Registers a zero-initialised parameter; names must be unique.
+    parameter add(std::string name, const shape& dims) {
+        if (find(name).valid()) fail("parameter_store: a parameter named '", name, "' is already registered");
+        const std::int64_t offset = (size_ + alignment_elements - 1) / alignment_elements * alignment_elements;
+        size_ = offset + dims.numel();
+        values_.resize(static_cast<std::size_t>(size_), T{});
+        grads_.resize(static_cast<std::size_t>(size_), T{});
+        entries_.push_back({std::move(name), dims, offset});
+        return {static_cast<std::int32_t>(entries_.size() - 1)};
+    }
+
+    // The handle of the parameter named `name`, or an invalid handle.
+    parameter find(std::string_view name) const {
+        for (std::size_t i = 0; i < entries_.size(); ++i)
+            if (entries_[i].name == name) return {static_cast<std::int32_t>(i)};
+        return {};
+    }
+
+    tensor_view<T> value(parameter p) { return view_into(values_.data(), p); }
+    tensor_view<const T> value(parameter p) const { return view_into(values_.data(), p); }
+    tensor_view<T> grad(parameter p) { return view_into(grads_.data(), p); }
+    tensor_view<const T> grad(parameter p) const { return view_into(grads_.data(), p); }
+
+    // Whole buffers (padding between parameters included, always zero in values and grads).
+    T* values() { return values_.data(); }
+    const T* values() const { return values_.data(); }
+    T* grads() { return grads_.data(); }
+    const T* grads() const { return grads_.data(); }
+    std::int64_t size() const { return size_; }
+
+    // Number of trainable scalars (padding excluded).
+    std::int64_t parameter_count() const {
+        std::int64_t n = 0;
+        for (const entry& e : entries_) n += e.dims.numel();
+        return n;
+    }
+
+    const std::vector<entry>& entries() const { return entries_; }
+    const entry& at(parameter p) const { return entries_.at(static_cast<std::size_t>(p.index)); }
+
+    void zero_grad() { std::fill(grads_.begin(), grads_.end(), T{}); }
+
+private:
+    template <class U>
+    tensor_view<U> view_into(U* base, parameter p) const {
+        const entry& e = at(p);
+        return {base + e.offset, e.dims};
+    }
+
+    std::vector<entry> entries_;
+    aligned_vector<T> values_;
+    aligned_vector<T> grads_;
+    std::int64_t size_ = 0;
+};
+
+// "prefix" + "." + "name", or just "name" at the top level.
+inline std::string join_name(std::string_view prefix, std::string_view name) {
+    if (prefix.empty()) return std::string(name);
+    std::string s(prefix);
+    s += '.';
+    s += name;
+    return s;
+}
+
+}  // namespace ouro

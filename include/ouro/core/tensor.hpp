@@ -1,0 +1,124 @@
+// Dense row-major tensors: tensor_view (non-owning pointer + shape) for kernels and modules,
+// tensor (owning, 64-byte aligned host storage) for everything that keeps data.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <new>
+#include <type_traits>
+#include <vector>
+
+#include "ouro/core/backend.hpp"
+#include "ouro/core/error.hpp"
+#include "ouro/core/shape.hpp"
+
+namespace ouro {
+
+// 64-byte alignment: one AVX-512 register, one cache line.
+inline constexpr std::size_t tensor_alignment = 64;
+
+template <class T>
+struct aligned_allocator {
+    using value_type = T;
+    aligned_allocator() = default;
+    template <class U>
+    aligned_allocator(const aligned_allocator<U>&) noexcept {}
+    T* allocate(std::size_t n) {
+        return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{tensor_alignment}));
+    }
+    void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{tensor_alignment}); }
+    template <class U>
+    bool operator==(const aligned_allocator<U>&) const noexcept { return true; }
+};
+
+template <class T>
+using aligned_vector = std::vector<T, aligned_allocator<T>>;
+
+// A non-owning view of contiguous row-major data. Cheap to copy; never outlives its owner.
+template <class T>
+class tensor_view {
+public:
+    using value_type = std::remove_const_t<T>;
+
+    tensor_view() = default;
+    tensor_view(T* data, const shape& s) : data_(data), shape_(s) {}
+    // A mutable view converts to a read-only one.
+    template <class U>
+        requires(std::is_const_v<T> && std::is_same_v<std::remove_const_t<T>, U>)
+    tensor_view(const tensor_view<U>& other) : data_(other.data()), shape_(other.dims()) {}
+
+    T* data() const { return data_; }
+    const shape& dims() const { return shape_; }
+    std::int64_t dim(int axis) const { return shape_[axis]; }
+    int rank() const { return shape_.rank(); }
+    std::int64_t numel() const { return shape_.numel(); }
+    bool empty() const { return numel() == 0; }
+    T& operator[](std::int64_t i) const { return data_[i]; }
+    T* begin() const { return data_; }
+    T* end() const { return data_ + numel(); }
+
+    // The same data seen with another shape of equal element count.
+    tensor_view reshaped(const shape& s) const {
+        if (s.numel() != numel()) fail("reshape: expected ", numel(), " elements, found shape ", s);
+        return tensor_view(data_, s);
+    }
+
+private:
+    T* data_ = nullptr;
+    shape shape_;
+};
+
+// An owning dense tensor on backend B (host memory for ouro::cpu).
+// resize() keeps capacity, so a module that reuses its buffers allocates only on the first step.
+template <class T, backend B = cpu>
+class tensor {
+    static_assert(B::host_memory, "ouro::tensor<T, B>: this backend keeps device memory; use its own buffer type");
+
+public:
+    using value_type = T;
+
+    tensor() = default;
+    explicit tensor(const shape& s, T fill = T{}) : data_(static_cast<std::size_t>(s.numel()), fill), shape_(s) {}
+
+    // Reshapes to `s`; contents are unspecified unless the element count is unchanged.
+    void resize(const shape& s) {
+        data_.resize(static_cast<std::size_t>(s.numel()));
+        shape_ = s;
+    }
+    void fill(T value) { std::fill(data_.begin(), data_.end(), value); }
+    void zero() { fill(T{}); }
+
+    T* data() { return data_.data(); }
+    const T* data() const { return data_.data(); }
+    const shape& dims() const { return shape_; }
+    std::int64_t dim(int axis) const { return shape_[axis]; }
+    int rank() const { return shape_.rank(); }
+    std::int64_t numel() const { return shape_.numel(); }
+    bool empty() const { return numel() == 0; }
+    T& operator[](std::int64_t i) { return data_[static_cast<std::size_t>(i)]; }
+    const T& operator[](std::int64_t i) const { return data_[static_cast<std::size_t>(i)]; }
+    T* begin() { return data(); }
+    T* end() { return data() + numel(); }
+    const T* begin() const { return data(); }
+    const T* end() const { return data() + numel(); }
+
+    tensor_view<T> view() { return {data(), shape_}; }
+    tensor_view<const T> view() const { return {data(), shape_}; }
+    operator tensor_view<T>() { return view(); }
+    operator tensor_view<const T>() const { return view(); }
+
+private:
+    aligned_vector<T> data_;
+    shape shape_;
+};
+
+// Copies a view into a new owning tensor.
+template <class T>
+tensor<std::remove_const_t<T>> to_tensor(tensor_view<T> v) {
+    tensor<std::remove_const_t<T>> t(v.dims());
+    std::copy(v.begin(), v.end(), t.begin());
+    return t;
+}
+
+}  // namespace ouro

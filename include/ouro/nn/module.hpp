@@ -1,0 +1,50 @@
+// What a module is. A module registers its parameters in a parameter_store when built, runs
+// forward (keeping what its backward needs) and backward (returning the input gradient and
+// accumulating parameter gradients in the store). Outputs are views of buffers the module owns and
+// reuses, so a training step allocates nothing after the first one.
+//
+//   template <backend B, real_scalar T> class conv2d {
+//     conv2d(parameter_store<T>& store, std::string_view name, ...);   // registers "name.weight", ...
+//     void reset_parameters(std::uint64_t seed);                        // PyTorch's default init
+//     tensor_view<const T> forward(tensor_view<const T> x, const forward_context& ctx = {});
+//     tensor_view<const T> backward(tensor_view<const T> dy);
+//   };
+//
+// A view returned by forward/backward stays valid until the next call of the same function.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+
+#include "ouro/core/backend.hpp"
+#include "ouro/core/philox.hpp"
+#include "ouro/core/tensor.hpp"
+
+namespace ouro::nn {
+
+// Per-call state shared by all modules of a forward pass: train/eval mode and the keys of the
+// randomness used in training (dropout), so a step is reproducible from (seed, step).
+struct forward_context {
+    bool training = false;
+    std::uint64_t seed = 0;
+    std::uint64_t step = 0;
+};
+
+// A module with one input and one output.
+template <class M, class T>
+concept unary_module = requires(M m, tensor_view<const T> x, const forward_context& ctx, std::uint64_t seed) {
+    { m.forward(x, ctx) } -> std::convertible_to<tensor_view<const T>>;
+    { m.backward(x) } -> std::convertible_to<tensor_view<const T>>;
+    m.reset_parameters(seed);
+};
+
+// PyTorch's default initialisation of Linear and Conv2d (kaiming_uniform with a = sqrt(5)):
+// weights and biases uniform on [-1/sqrt(fan_in), 1/sqrt(fan_in)], drawn from Philox keyed by
+// (seed, init, salt) so every parameter has its own stream.
+template <class T>
+void fill_uniform(tensor_view<T> v, T bound, std::uint64_t seed, std::uint64_t salt) {
+    philox_stream rng(seed, rng_purpose::init, salt);
+    for (auto& x : v) x = static_cast<T>((2.0 * rng.uniform_double() - 1.0) * bound);
+}
+
+}  // namespace ouro::nn

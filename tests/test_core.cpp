@@ -1,0 +1,123 @@
+// Core types: shape, tensor, errors, Philox known answers, the parameter store, .npy round trips.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+#include "ouro/core/error.hpp"
+#include "ouro/core/parameter_store.hpp"
+#include "ouro/core/philox.hpp"
+#include "ouro/core/shape.hpp"
+#include "ouro/core/tensor.hpp"
+#include "ouro/io/npy.hpp"
+
+using namespace ouro;
+
+TEST_CASE("shape prints, counts and compares its extents", "[core]") {
+    const shape s{2, 3, 4, 5};
+    CHECK(s.rank() == 4);
+    CHECK(s.numel() == 120);
+    CHECK(s[-1] == 5);
+    CHECK(s.str() == "(2, 3, 4, 5)");
+    CHECK(shape{}.numel() == 1);
+    CHECK_FALSE(s == shape{2, 3, 4});
+    CHECK_THROWS_AS(s[4], error);
+}
+
+TEST_CASE("require_shape names the expected and the found shapes", "[core]") {
+    try {
+        require_shape(shape{2, 3}, shape{2, 4}, "linear input");
+        FAIL("no error raised");
+    } catch (const error& e) {
+        CHECK(std::string(e.what()) == "linear input: expected shape (2, 4), found (2, 3)");
+    }
+}
+
+TEST_CASE("tensor storage is 64-byte aligned and resize keeps capacity", "[core]") {
+    tensor<float> t(shape{3, 5}, 1.5f);
+    CHECK(reinterpret_cast<std::uintptr_t>(t.data()) % 64 == 0);
+    CHECK(t[14] == 1.5f);
+    const float* before = t.data();
+    t.resize(shape{5, 3});
+    CHECK(t.data() == before);
+    tensor_view<const float> v = t;
+    CHECK(v.dims() == shape{5, 3});
+    CHECK_THROWS_AS(v.reshaped(shape{4, 4}), error);
+}
+
+TEST_CASE("Philox4x32-10 reproduces the Random123 known-answer vectors", "[core][rng]") {
+    // Salmon et al. 2011, Random123 kat_vectors: counter, key -> output.
+    CHECK(philox4x32(philox_counter{0, 0, 0, 0}, philox_key{0, 0}) ==
+          philox_counter{0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u});
+    CHECK(philox4x32(philox_counter{0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu},
+                     philox_key{0xffffffffu, 0xffffffffu}) ==
+          philox_counter{0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu});
+    CHECK(philox4x32(philox_counter{0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u},
+                     philox_key{0xa4093822u, 0x299f31d0u}) ==
+          philox_counter{0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u});
+}
+
+TEST_CASE("Philox streams are reproducible, distinct, and have the right moments", "[core][rng]") {
+    philox_stream a(42, rng_purpose::user, 7), b(42, rng_purpose::user, 7), c(42, rng_purpose::user, 8);
+    CHECK(a.next_u32() == b.next_u32());
+    CHECK(a.next_u32() != c.next_u32());
+
+    philox_stream rng(1, rng_purpose::user, 0);
+    const int n = 200000;
+    double sum = 0, sum2 = 0, usum = 0;
+    for (int i = 0; i < n; ++i) {
+        const double z = rng.normal();
+        sum += z;
+        sum2 += z * z;
+        const float u = rng.uniform();
+        REQUIRE(u > 0.0f);
+        REQUIRE(u < 1.0f);
+        usum += u;
+    }
+    CHECK(std::abs(sum / n) < 0.01);          // 4.5 standard errors
+    CHECK(std::abs(sum2 / n - 1.0) < 0.015);
+    CHECK(std::abs(usum / n - 0.5) < 0.003);
+    for (int i = 0; i < 1000; ++i) REQUIRE(rng.below(7) < 7u);
+}
+
+TEST_CASE("parameter_store keeps named parameters aligned in one buffer", "[core]") {
+    parameter_store<float> store;
+    const parameter w = store.add("conv.weight", shape{4, 3, 3, 3});
+    const parameter b = store.add("conv.bias", shape{4});
+    CHECK(store.parameter_count() == 108 + 4);
+    CHECK(store.at(b).offset % 16 == 0);
+    CHECK(store.find("conv.bias").index == b.index);
+    CHECK_FALSE(store.find("nothing").valid());
+    store.value(w)[0] = 2.0f;
+    CHECK(store.values()[store.at(w).offset] == 2.0f);
+    store.grad(b)[3] = 1.0f;
+    store.zero_grad();
+    CHECK(store.grad(b)[3] == 0.0f);
+    CHECK_THROWS_AS(store.add("conv.bias", shape{1}), error);
+}
+
+TEST_CASE(".npy files round-trip and malformed ones are refused", "[core][io]") {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / "ouro_test_npy";
+    fs::create_directories(dir);
+    tensor<float> t(shape{2, 3});
+    for (int i = 0; i < 6; ++i) t[i] = 0.5f * i;
+    io::write_npy(dir / "a.npy", t.view());
+    const tensor<double> back = io::read_npy<double>(dir / "a.npy");
+    CHECK(back.dims() == shape{2, 3});
+    CHECK(back[5] == 2.5);
+
+    tensor<double> v(shape{4}, 1.0);
+    io::write_npy(dir / "v.npy", v.view());
+    CHECK(io::read_npy<float>(dir / "v.npy").dims() == shape{4});
+
+    {
+        std::ofstream bad(dir / "bad.npy", std::ios::binary);
+        bad << "not numpy at all";
+    }
+    CHECK_THROWS_WITH(io::read_npy<float>(dir / "bad.npy"), Catch::Contains("not a .npy file"));
+    // Truncate the data of a valid file.
+    fs::resize_file(dir / "a.npy", fs::file_size(dir / "a.npy") - 4);
+    CHECK_THROWS_WITH(io::read_npy<float>(dir / "a.npy"), Catch::Contains("truncated"));
+    CHECK_THROWS_WITH(io::read_npy<float>(dir / "missing.npy"), Catch::Contains("cannot open"));
+    fs::remove_all(dir);
+}
