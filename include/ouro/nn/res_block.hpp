@@ -1,0 +1,148 @@
+// nn::res_block, the residual block of DDPM U-Nets conditioned on an embedding (Ho et al. 2020;
+// guided-diffusion's ResBlock without scale-shift norm or resampling):
+//   h   = conv1(silu(norm1(x)))
+//   h  += emb_proj(silu(emb))[:, :, None, None]     (time embedding, label embedding already added)
+//   y   = conv2(dropout(silu(norm2(h)))) + skip(x)   (skip: 1×1 conv when Cin != Cout, else identity)
+// Parameters "<name>.norm1.*", "<name>.conv1.*" (3×3), "<name>.emb_proj.*", "<name>.norm2.*",
+// "<name>.conv2.*" (3×3) and, when Cin != Cout, "<name>.skip.*" (1×1); ".weight" and ".bias" each.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "ouro/backend/cpu/ops.hpp"
+#include "ouro/core/error.hpp"
+#include "ouro/core/parameter_store.hpp"
+#include "ouro/core/tensor.hpp"
+#include "ouro/nn/activation.hpp"
+#include "ouro/nn/conv2d.hpp"
+#include "ouro/nn/dropout.hpp"
+#include "ouro/nn/group_norm.hpp"
+#include "ouro/nn/linear.hpp"
+#include "ouro/nn/module.hpp"
+
+namespace ouro::nn {
+
+struct res_block_options {
+    double dropout = 0.0;            // drop probability before conv2 (training only)
+    std::uint64_t dropout_salt = 0;  // tells this block's dropout masks from other layers' (see nn::dropout)
+    std::int64_t groups = 32;        // of both GroupNorms; must divide Cin and Cout
+    double eps = 1e-5;               // of both GroupNorms (torch's default, as guided-diffusion)
+};
+
+template <backend B, real_scalar T = float>
+class res_block {
+public:
+    // Registers the parameters above under `name` in `store`, which must outlive the block.
+    // Requires channel counts and emb_dim >= 1, options.groups dividing both channel counts.
+    res_block(parameter_store<T>& store, std::string_view name, std::int64_t in_channels, std::int64_t out_channels,
+              std::int64_t emb_dim, res_block_options options = {})
+        : name_(name),
+          in_(in_channels),
+          out_(out_channels),
+          emb_dim_(checked_emb_dim_(name, in_channels, out_channels, emb_dim, options)),
+          norm1_(store, join_name(name, "norm1"), options.groups, in_channels, options.eps),
+          conv1_(store, join_name(name, "conv1"), in_channels, out_channels, 3, conv2d_params{.stride = 1, .padding = 1}),
+          emb_proj_(store, join_name(name, "emb_proj"), emb_dim, out_channels),
+          norm2_(store, join_name(name, "norm2"), options.groups, out_channels, options.eps),
+          dropout_(options.dropout, options.dropout_salt),
+          conv2_(store, join_name(name, "conv2"), out_channels, out_channels, 3, conv2d_params{.stride = 1, .padding = 1}),
+          store_(&store) {
+        if (in_channels != out_channels) skip_.emplace(store, join_name(name, "skip"), in_channels, out_channels, 1);
+    }
+
+    // PyTorch's default init everywhere except conv2, which starts at zero as guided-diffusion's
+    // zero_module and DDPM's init_scale=0: a fresh block is skip(x).
+    void reset_parameters(std::uint64_t seed) {
+        norm1_.reset_parameters(seed);
+        conv1_.reset_parameters(seed);
+        emb_proj_.reset_parameters(seed);
+        norm2_.reset_parameters(seed);
+        for (T& v : store_->value(conv2_.weight())) v = T(0);
+        for (T& v : store_->value(conv2_.bias())) v = T(0);
+        if (skip_) skip_->reset_parameters(seed);
+    }
+
+    // x (B, Cin, H, W), emb (B, emb_dim) -> y (B, Cout, H, W). Dropout is active when ctx.training.
+    // Keeps views of x and emb for backward: both must stay unchanged until then.
+    tensor_view<const T> forward(tensor_view<const T> x, tensor_view<const T> emb, const forward_context& ctx = {}) {
+        require(x.rank() == 4 && x.dim(1) == in_ && x.dim(0) >= 1, "nn::res_block '", name_,
+                "' forward: expected x of shape (B, ", in_, ", H, W) with B >= 1, found shape ", x.dims());
+        require_shape(emb.dims(), shape{x.dim(0), emb_dim_}, "nn::res_block forward emb (B, emb_dim)");
+        const tensor_view<const T> h1 = conv1_.forward(act1_.forward(norm1_.forward(x, ctx), ctx), ctx);  // (B, Cout, H, W)
+        const tensor_view<const T> e = emb_proj_.forward(emb_act_.forward(emb, ctx), ctx);              // (B, Cout)
+        h_.resize(h1.dims());
+        ops<B>::template add_per_channel<T>(h1, e, h_.view());
+        const tensor_view<const T> h2 =
+            conv2_.forward(dropout_.forward(act2_.forward(norm2_.forward(h_.view(), ctx), ctx), ctx), ctx);
+        const tensor_view<const T> s = skip_ ? skip_->forward(x, ctx) : x;  // (B, Cout, H, W)
+        y_.resize(h2.dims());
+        ops<B>::template elementwise_add<T>(h2, s, y_.view());
+        ran_ = true;
+        return y_.view();
+    }
+
+    // dy (B, Cout, H, W) -> dx (B, Cin, H, W); stores d emb (emb_grad()) and accumulates the
+    // gradients of every parameter.
+    tensor_view<const T> backward(tensor_view<const T> dy) {
+        require(ran_, "nn::res_block '", name_, "' backward: forward has not run");
+        require_shape(dy.dims(), y_.dims(), "nn::res_block backward dy");
+        const tensor_view<const T> dh =
+            norm2_.backward(act2_.backward(dropout_.backward(conv2_.backward(dy))));  // (B, Cout, H, W)
+        de_.resize(shape{dy.dim(0), out_});
+        ops<B>::template sum_per_channel<T>(dh, de_.view());  // gradient of the broadcast over H, W
+        // A view of emb_act_'s own gradient buffer, valid until the next backward.
+        demb_ = emb_act_.backward(emb_proj_.backward(de_.view()));  // (B, emb_dim)
+        const tensor_view<const T> dx_main = norm1_.backward(act1_.backward(conv1_.backward(dh)));  // (B, Cin, H, W)
+        const tensor_view<const T> dx_skip = skip_ ? skip_->backward(dy) : dy;                      // (B, Cin, H, W)
+        dx_.resize(dx_main.dims());
+        ops<B>::template elementwise_add<T>(dx_main, dx_skip, dx_.view());
+        return dx_.view();
+    }
+
+    // d loss / d emb of the last backward, (B, emb_dim); valid until the next backward.
+    tensor_view<const T> emb_grad() const { return demb_; }
+
+    std::int64_t in_channels() const { return in_; }
+    std::int64_t out_channels() const { return out_; }
+    std::int64_t emb_dim() const { return emb_dim_; }
+    bool has_skip_conv() const { return skip_.has_value(); }
+    const std::string& name() const { return name_; }
+
+private:
+    // Checked before any parameter is registered, so a refused block leaves the store as it was.
+    static std::int64_t checked_emb_dim_(std::string_view name, std::int64_t in, std::int64_t out, std::int64_t emb_dim,
+                                         const res_block_options& o) {
+        require(in >= 1 && out >= 1 && emb_dim >= 1, "nn::res_block '", name,
+                "': expected in_channels, out_channels and emb_dim >= 1, found ", in, ", ", out, " and ", emb_dim);
+        require(o.groups >= 1 && in % o.groups == 0 && out % o.groups == 0, "nn::res_block '", name,
+                "': expected groups dividing both channel counts, found groups = ", o.groups, " for in_channels = ", in,
+                " and out_channels = ", out);
+        require(o.dropout >= 0 && o.dropout <= 1, "nn::res_block '", name,
+                "': expected a drop probability 0 <= p <= 1, found p = ", o.dropout);
+        return emb_dim;
+    }
+
+    std::string name_;
+    std::int64_t in_, out_, emb_dim_;
+    group_norm<B, T> norm1_;
+    silu<B, T> act1_;
+    conv2d<B, T> conv1_;
+    silu<B, T> emb_act_;
+    linear<B, T> emb_proj_;
+    group_norm<B, T> norm2_;
+    silu<B, T> act2_;
+    dropout<B, T> dropout_;
+    conv2d<B, T> conv2_;
+    std::optional<conv2d<B, T>> skip_;
+    parameter_store<T>* store_;
+    tensor<T, B> h_;                 // (B, Cout, H, W), conv1 output plus the embedding
+    tensor<T, B> y_, dx_;            // (B, Cout, H, W), (B, Cin, H, W)
+    tensor<T, B> de_;                // (B, Cout), gradient of emb_proj's output
+    tensor_view<const T> demb_;      // (B, emb_dim), emb_act_'s input gradient
+    bool ran_ = false;
+};
+
+}  // namespace ouro::nn
