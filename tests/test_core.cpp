@@ -69,14 +69,16 @@ TEST_CASE("Philox streams are reproducible, distinct, and have the right moments
         sum += z;
         sum2 += z * z;
         const float u = rng.uniform();
-        REQUIRE(u > 0.0f);
-        REQUIRE(u < 1.0f);
+        if (!(u > 0.0f && u < 1.0f)) FAIL("uniform() left (0, 1): " << u);
         usum += u;
     }
     CHECK(std::abs(sum / n) < 0.01);          // 4.5 standard errors
     CHECK(std::abs(sum2 / n - 1.0) < 0.015);
     CHECK(std::abs(usum / n - 0.5) < 0.003);
     for (int i = 0; i < 1000; ++i) REQUIRE(rng.below(7) < 7u);
+    // The extremes of the 24-bit grid stay inside (0, 1), also where (k + 0.5)·2^-24 rounds up.
+    CHECK(philox_stream::uniform_from_bits(0) > 0.0f);
+    CHECK(philox_stream::uniform_from_bits(0xFFFFFFu) < 1.0f);
 }
 
 TEST_CASE("parameter_store keeps named parameters aligned in one buffer", "[core]") {

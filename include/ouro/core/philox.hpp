@@ -73,8 +73,13 @@ public:
         return block_[used_++];
     }
 
-    // Uniform on the open interval (0, 1), 24 random bits.
-    constexpr float uniform() { return (static_cast<float>(next_u32() >> 8) + 0.5f) * 0x1p-24f; }
+    // Uniform on the open interval (0, 1), 24 random bits. (k + 0.5)·2^-24 rounds to 1.0f for the
+    // top k, which is therefore mapped to the largest float below 1.
+    constexpr float uniform() { return uniform_from_bits(next_u32() >> 8); }
+    static constexpr float uniform_from_bits(std::uint32_t k24) {
+        const float u = (static_cast<float>(k24) + 0.5f) * 0x1p-24f;
+        return u < 1.0f ? u : 0x1.fffffep-1f;
+    }
 
     // Uniform on (0, 1) with 53 random bits.
     double uniform_double() {

@@ -1,8 +1,120 @@
-// CPU kernels: activation ops (placeholder; filled in by the op family's author).
+// CPU kernels: pointwise activations (SiLU, ReLU) and their gradients, vectorised with xsimd.
+// Also home of the elementwise loop the pointwise kernels share (pointwise_detail::map).
 #pragma once
+
+// GCC 12 reports -W(maybe-)uninitialized inside its own AVX-512 intrinsics (the _mm*_undefined_*
+// operands that xsimd's reductions and exp use; GCC bug 105593), a false positive. The
+// region starts before xsimd so that it also covers xsimd's own function templates.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#include <xsimd/xsimd.hpp>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "ouro/core/error.hpp"
+#include "ouro/core/parallel.hpp"
+#include "ouro/core/shape.hpp"
+#include "ouro/core/tensor.hpp"
 
 namespace ouro::cpu_kernels {
 
-struct activation_ops {};
+namespace pointwise_detail {
+
+// Elements per parallel work item: a multiple of every SIMD width, so only the last item has a tail.
+inline constexpr std::int64_t chunk_elements = 4096;
+
+// out[i] = f(a[i], b[i], ...) for i in [0, n), with f taking and returning xsimd::batch<T>.
+// The tail is run through f on a zero-padded batch, so every element goes through the same
+// vector code (a scalar tail would use other exp/log approximations and give position-dependent
+// results). Work items are fixed chunks, so results do not depend on the thread count.
+template <class T, class F, class... In>
+void map(T* out, std::int64_t n, std::int64_t cost_per_element, F f, const In*... in) {
+    using batch = xsimd::batch<T>;
+    constexpr std::int64_t w = static_cast<std::int64_t>(batch::size);
+    static_assert(chunk_elements % w == 0, "pointwise_detail::map: chunk size must be a multiple of the SIMD width");
+    const std::int64_t chunks = (n + chunk_elements - 1) / chunk_elements;
+    parallel_for(
+        chunks,
+        [&](std::int64_t c) {
+            const std::int64_t begin = c * chunk_elements, end = std::min(n, begin + chunk_elements);
+            const std::int64_t vec_end = begin + (end - begin) / w * w;
+            for (std::int64_t i = begin; i < vec_end; i += w)
+                f(xsimd::load_unaligned(in + i)...).store_unaligned(out + i);
+            if (vec_end < end) {
+                const std::int64_t tail = end - vec_end;
+                auto padded = [&](const T* p) {
+                    alignas(64) T buf[w] = {};
+                    std::copy(p + vec_end, p + end, buf);
+                    return xsimd::load_aligned(buf);
+                };
+                alignas(64) T result[w];
+                f(padded(in)...).store_aligned(result);
+                std::copy(result, result + tail, out + vec_end);
+            }
+        },
+        chunk_elements * cost_per_element);
+}
+
+}  // namespace pointwise_detail
+
+struct activation_ops {
+    // SiLU (Swish-1; Elfwing, Uchibe & Doya 2018; Ramachandran et al. 2017): y = x·σ(x).
+    // Requires y of x's shape (any rank); overwrites y.
+    template <real_scalar T>
+    static void silu_forward(tensor_view<const T> x, tensor_view<T> y) {
+        require_shape(y.dims(), x.dims(), "silu_forward y");
+        using batch = xsimd::batch<T>;
+        pointwise_detail::map(
+            y.data(), x.numel(), 24, [](batch v) { return v / (batch(T(1)) + xsimd::exp(-v)); }, x.data());
+    }
+
+    // dx = dy·σ(x)·(1 + x·(1 − σ(x))), the derivative of x·σ(x) (as torch's silu_backward).
+    // Requires x of the forward, dy and dx of x's shape; overwrites dx.
+    template <real_scalar T>
+    static void silu_backward(tensor_view<const T> x, tensor_view<const T> dy, tensor_view<T> dx) {
+        require_shape(dy.dims(), x.dims(), "silu_backward dy");
+        require_shape(dx.dims(), x.dims(), "silu_backward dx");
+        using batch = xsimd::batch<T>;
+        pointwise_detail::map(
+            dx.data(), x.numel(), 28,
+            [](batch v, batch g) {
+                const batch one(T(1));
+                const batch s = one / (one + xsimd::exp(-v));
+                return g * s * xsimd::fma(v, one - s, one);
+            },
+            x.data(), dy.data());
+    }
+
+    // y = max(x, 0); NaN stays NaN (as torch.relu). Requires y of x's shape; overwrites y.
+    template <real_scalar T>
+    static void relu_forward(tensor_view<const T> x, tensor_view<T> y) {
+        require_shape(y.dims(), x.dims(), "relu_forward y");
+        using batch = xsimd::batch<T>;
+        pointwise_detail::map(
+            y.data(), x.numel(), 2, [](batch v) { return xsimd::select(v < batch(T(0)), batch(T(0)), v); }, x.data());
+    }
+
+    // dx = dy where y > 0, else 0 (the subgradient 0 at 0, as torch's threshold_backward). `y` is
+    // the forward output; the forward input gives the same answer, since y > 0 exactly when x > 0.
+    // Requires dy and dx of y's shape; overwrites dx.
+    template <real_scalar T>
+    static void relu_backward(tensor_view<const T> y, tensor_view<const T> dy, tensor_view<T> dx) {
+        require_shape(dy.dims(), y.dims(), "relu_backward dy");
+        require_shape(dx.dims(), y.dims(), "relu_backward dx");
+        using batch = xsimd::batch<T>;
+        pointwise_detail::map(
+            dx.data(), y.numel(), 2, [](batch v, batch g) { return xsimd::select(v > batch(T(0)), g, batch(T(0))); },
+            y.data(), dy.data());
+    }
+};
 
 }  // namespace ouro::cpu_kernels
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif

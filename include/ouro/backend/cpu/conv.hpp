@@ -1,8 +1,314 @@
-// CPU kernels: conv ops (placeholder; filled in by the op family's author).
+// CPU kernels: 2-D convolution (the cross-correlation of torch.nn.functional.conv2d) with square
+// kernels, the same stride and zero padding on both axes; forward, input gradient and parameter
+// gradients, by im2col + GEMM (Chellapilla, Puri & Simard 2006) through Eigen::Map over our buffers.
+//
+// Work is cut into pieces of a fixed size, never by thread count: forward runs per (image, block of
+// conv_ops::column_block output pixels), backward-input per (image, block of input channels), and
+// backward-weight per block of input channels, each looping over the batch in order. So an image's
+// output is bitwise the same at any thread count and in any batch, and the weight gradient is the
+// same at any thread count.
 #pragma once
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "ouro/core/error.hpp"
+#include "ouro/core/parallel.hpp"
+#include "ouro/core/shape.hpp"
+#include "ouro/core/tensor.hpp"
+
+namespace ouro {
+
+// Stride and zero padding of a 2-D convolution, the same along both spatial axes.
+struct conv2d_params {
+    std::int64_t stride = 1;
+    std::int64_t padding = 0;
+};
+
+// The output shape (B, Cout, Ho, Wo) of convolving x (B, Cin, H, W) with w (Cout, Cin, k, k), where
+// Ho = floor((H + 2p - k) / s) + 1 and likewise Wo (torch.nn.Conv2d docs, "Shape").
+// Requires rank-4 x and w, a square kernel, B, Cin, Cout, H, W >= 1, matching Cin, stride >= 1,
+// padding >= 0 and k <= H + 2p, W + 2p; otherwise raises ouro::error naming both shapes. `what` opens
+// the message (the op or module name).
+inline shape conv2d_output_shape(const shape& x, const shape& w, conv2d_params p, const char* what = "conv2d") {
+    require_rank(x, 4, what, "input (B, Cin, H, W)");
+    require_rank(w, 4, what, "weight (Cout, Cin, k, k)");
+    require(p.stride >= 1 && p.padding >= 0, what, ": expected stride >= 1 and padding >= 0, found stride ", p.stride,
+            " and padding ", p.padding);
+    require(w[0] >= 1 && w[1] >= 1 && w[2] >= 1 && w[2] == w[3], what,
+            ": expected a weight (Cout, Cin, k, k) with a square kernel and no empty axis, found shape ", w);
+    require(x[1] == w[1], what, ": input ", x, " has ", x[1], " channels but weight ", w, " expects ", w[1]);
+    require(x[0] >= 1 && x[2] >= 1 && x[3] >= 1, what, ": expected a non-empty input (B, Cin, H, W), found shape ", x,
+            " (weight ", w, ")");
+    const std::int64_t k = w[2];
+    require(k <= x[2] + 2 * p.padding && k <= x[3] + 2 * p.padding, what, ": kernel ", k, "x", k,
+            " is larger than the padded input ", x[2] + 2 * p.padding, "x", x[3] + 2 * p.padding, " (input ", x,
+            ", weight ", w, ", padding ", p.padding, ")");
+    return shape{x[0], w[0], (x[2] + 2 * p.padding - k) / p.stride + 1, (x[3] + 2 * p.padding - k) / p.stride + 1};
+}
+
+}  // namespace ouro
 
 namespace ouro::cpu_kernels {
 
-struct conv_ops {};
+struct conv_ops {
+    // Output pixels per forward work item and per backward GEMM. It bounds the im2col scratch (a
+    // (Cin·k·k, 256) block of a 256-channel 3×3 conv is 2.4 MB in float) and lets a single large
+    // image run in parallel. Results depend on it, so it is a constant, never the thread count.
+    static constexpr std::int64_t column_block = 256;
+    // Input channels per backward work item.
+    static constexpr std::int64_t channel_block = 8;
+
+    // y = conv2d(x, w) + b:  y[n, o, i, j] = b[o] + Σ_{c, u, v} w[o, c, u, v] · x[n, c, s·i − p + u, s·j − p + v],
+    // with x zero outside its extent. Requires the shapes of conv2d_output_shape, y of that shape,
+    // and b of shape (Cout), or b without data (a default-constructed view) for no bias.
+    // Overwrites y.
+    template <real_scalar T>
+    static void conv2d_forward(tensor_view<const T> x,  // (B, Cin, H, W)
+                               tensor_view<const T> w,  // (Cout, Cin, k, k)
+                               tensor_view<const T> b,  // (Cout) or none
+                               tensor_view<T> y,        // (B, Cout, Ho, Wo)
+                               conv2d_params params) {
+        const geometry_ g = geometry_of_("conv2d_forward", x.dims(), w.dims(), params);
+        require_shape(y.dims(), shape{g.batch, g.cout, g.ho, g.wo}, "conv2d_forward output y (B, Cout, Ho, Wo)");
+        const bool has_bias = b.data() != nullptr;
+        if (has_bias) require_shape(b.dims(), shape{g.cout}, "conv2d_forward bias b (Cout)");
+
+        const std::int64_t blocks = (g.hwo + column_block - 1) / column_block;
+        parallel_for(
+            g.batch * blocks,
+            [&](std::int64_t item) {
+                const std::int64_t n = item / blocks, p0 = (item % blocks) * column_block;
+                const std::int64_t cols = std::min(column_block, g.hwo - p0);
+                const T* x_n = x.data() + n * g.cin * g.hw;
+                const const_map_<T> w_mat(w.data(), g.cout, g.ckk);
+                strided_map_<T> y_blk(y.data() + n * g.cout * g.hwo + p0, g.cout, cols, Eigen::OuterStride<>(g.hwo));
+                if (g.pointwise()) {
+                    // im2col of a 1×1, stride-1, unpadded conv is the input itself.
+                    const const_strided_map_<T> col(x_n + p0, g.cin, cols, Eigen::OuterStride<>(g.hw));
+                    y_blk.noalias() = w_mat * col;
+                } else {
+                    T* col_data = scratch_<T>(g.ckk * cols);
+                    im2col_(x_n, 0, g.cin, g, p0, cols, col_data);
+                    const const_map_<T> col(col_data, g.ckk, cols);
+                    y_blk.noalias() = w_mat * col;
+                }
+                if (has_bias)
+                    for (std::int64_t o = 0; o < g.cout; ++o) y_blk.row(o).array() += b[o];
+            },
+            2 * g.cout * g.ckk * std::min(column_block, g.hwo));
+    }
+
+    // dx = ∂L/∂x given dy = ∂L/∂y:  dx = col2im(wᵀ dy) image by image, overlapping patches summed.
+    // Requires dy of the output shape that dx's shape, w and params give. Overwrites dx.
+    template <real_scalar T>
+    static void conv2d_backward_input(tensor_view<const T> dy,  // (B, Cout, Ho, Wo)
+                                      tensor_view<const T> w,   // (Cout, Cin, k, k)
+                                      tensor_view<T> dx,        // (B, Cin, H, W)
+                                      conv2d_params params) {
+        const geometry_ g = geometry_of_("conv2d_backward_input", dx.dims(), w.dims(), params);
+        require_shape(dy.dims(), shape{g.batch, g.cout, g.ho, g.wo}, "conv2d_backward_input dy (B, Cout, Ho, Wo)");
+
+        // Rows (c, u, v) of wᵀ for one block of input channels scatter into those channels of dx
+        // only, so (image, channel block) items write disjoint memory.
+        const std::int64_t blocks = (g.cin + channel_block - 1) / channel_block;
+        parallel_for(
+            g.batch * blocks,
+            [&](std::int64_t item) {
+                const std::int64_t n = item / blocks, c0 = (item % blocks) * channel_block;
+                const std::int64_t nc = std::min(channel_block, g.cin - c0);
+                const const_map_<T> dy_n(dy.data() + n * g.cout * g.hwo, g.cout, g.hwo);
+                const const_strided_map_<T> w_blk(w.data() + c0 * g.kk, g.cout, nc * g.kk, Eigen::OuterStride<>(g.ckk));
+                T* dx_n = dx.data() + n * g.cin * g.hw;
+                if (g.pointwise()) {
+                    map_<T> dx_blk(dx_n + c0 * g.hw, nc, g.hw);
+                    dx_blk.noalias() = w_blk.transpose() * dy_n;
+                    return;
+                }
+                std::fill(dx_n + c0 * g.hw, dx_n + (c0 + nc) * g.hw, T(0));
+                for (std::int64_t p0 = 0; p0 < g.hwo; p0 += column_block) {
+                    const std::int64_t cols = std::min(column_block, g.hwo - p0);
+                    T* col_data = scratch_<T>(nc * g.kk * cols);
+                    map_<T> dcol(col_data, nc * g.kk, cols);
+                    dcol.noalias() = w_blk.transpose() * dy_n.middleCols(p0, cols);
+                    col2im_add_(col_data, c0, c0 + nc, g, p0, cols, dx_n);
+                }
+            },
+            2 * g.cout * channel_block * g.kk * g.hwo);
+    }
+
+    // dw += Σ_n dy_n im2col(x_n)ᵀ and db += Σ_{n, i, j} dy[n, :, i, j], summed over the batch in order.
+    // Requires x and dw of the shapes conv2d_output_shape accepts, dy of the output shape, and db
+    // of shape (Cout) or without data (no bias). Accumulates into dw and db.
+    template <real_scalar T>
+    static void conv2d_backward_weight(tensor_view<const T> x,   // (B, Cin, H, W)
+                                       tensor_view<const T> dy,  // (B, Cout, Ho, Wo)
+                                       tensor_view<T> dw,        // (Cout, Cin, k, k)
+                                       tensor_view<T> db,        // (Cout) or none
+                                       conv2d_params params) {
+        const geometry_ g = geometry_of_("conv2d_backward_weight", x.dims(), dw.dims(), params);
+        require_shape(dy.dims(), shape{g.batch, g.cout, g.ho, g.wo}, "conv2d_backward_weight dy (B, Cout, Ho, Wo)");
+        const bool has_bias = db.data() != nullptr;
+        if (has_bias) require_shape(db.dims(), shape{g.cout}, "conv2d_backward_weight bias gradient db (Cout)");
+
+        // One item per block of input channels owns those columns of dw (Cout, Cin·k·k) and sums
+        // the batch, then the pixel blocks, in order.
+        const std::int64_t blocks = (g.cin + channel_block - 1) / channel_block;
+        parallel_for(
+            blocks,
+            [&](std::int64_t item) {
+                const std::int64_t c0 = item * channel_block, nc = std::min(channel_block, g.cin - c0);
+                strided_map_<T> dw_blk(dw.data() + c0 * g.kk, g.cout, nc * g.kk, Eigen::OuterStride<>(g.ckk));
+                for (std::int64_t n = 0; n < g.batch; ++n) {
+                    const T* x_n = x.data() + n * g.cin * g.hw;
+                    const const_map_<T> dy_n(dy.data() + n * g.cout * g.hwo, g.cout, g.hwo);
+                    if (g.pointwise()) {
+                        const const_map_<T> x_blk(x_n + c0 * g.hw, nc, g.hw);
+                        dw_blk.noalias() += dy_n * x_blk.transpose();
+                        continue;
+                    }
+                    for (std::int64_t p0 = 0; p0 < g.hwo; p0 += column_block) {
+                        const std::int64_t cols = std::min(column_block, g.hwo - p0);
+                        T* col_data = scratch_<T>(nc * g.kk * cols);
+                        im2col_(x_n, c0, c0 + nc, g, p0, cols, col_data);
+                        const const_map_<T> col(col_data, nc * g.kk, cols);
+                        dw_blk.noalias() += dy_n.middleCols(p0, cols) * col.transpose();
+                    }
+                }
+            },
+            2 * g.batch * g.cout * channel_block * g.kk * g.hwo);
+
+        if (!has_bias) return;
+        parallel_for(
+            g.cout,
+            [&](std::int64_t o) {
+                T sum(0);
+                for (std::int64_t n = 0; n < g.batch; ++n)
+                    sum += const_map_<T>(dy.data() + (n * g.cout + o) * g.hwo, 1, g.hwo).sum();
+                db[o] += sum;
+            },
+            g.batch * g.hwo);
+    }
+
+private:
+    template <class T>
+    using row_major_ = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    template <class T>
+    using map_ = Eigen::Map<row_major_<T>>;
+    template <class T>
+    using const_map_ = Eigen::Map<const row_major_<T>>;
+    template <class T>
+    using strided_map_ = Eigen::Map<row_major_<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+    template <class T>
+    using const_strided_map_ = Eigen::Map<const row_major_<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+    struct geometry_ {
+        std::int64_t batch, cin, cout, h, w, k, stride, pad, ho, wo;
+        std::int64_t hw, hwo, kk, ckk;  // derived: H·W, Ho·Wo, k·k, Cin·k·k
+        bool pointwise() const { return k == 1 && stride == 1 && pad == 0; }
+    };
+
+    static geometry_ geometry_of_(const char* what, const shape& x, const shape& w, conv2d_params p) {
+        const shape y = conv2d_output_shape(x, w, p, what);
+        geometry_ g{x[0], x[1], w[0], x[2], x[3], w[2], p.stride, p.padding, y[2], y[3], 0, 0, 0, 0};
+        g.hw = g.h * g.w;
+        g.hwo = g.ho * g.wo;
+        g.kk = g.k * g.k;
+        g.ckk = g.cin * g.kk;
+        return g;
+    }
+
+    // A per-thread buffer of at least `n` elements that grows and is never freed, so steady-state
+    // calls allocate nothing. Each work item overwrites what it reads, so contents never leak
+    // between items.
+    template <class T>
+    static T* scratch_(std::int64_t n) {
+        thread_local aligned_vector<T> buffer;
+        if (buffer.size() < static_cast<std::size_t>(n)) buffer.resize(static_cast<std::size_t>(n));
+        return buffer.data();
+    }
+
+    // The output columns j in [0, wo) whose tap v reads an input column s·j − p + v inside [0, w):
+    // [lo, hi), possibly empty.
+    static void valid_columns_(const geometry_& g, std::int64_t v, std::int64_t& lo, std::int64_t& hi) {
+        lo = v >= g.pad ? 0 : (g.pad - v + g.stride - 1) / g.stride;
+        const std::int64_t last = g.w - 1 + g.pad - v;  // s·j <= last
+        hi = last < 0 ? 0 : std::min(g.wo, last / g.stride + 1);
+        lo = std::min(lo, hi);
+    }
+
+    // col (rows (c − c0, u, v) for c in [c0, c1), columns = output pixels [p0, p0 + cols)) from the
+    // image x_n (Cin, H, W), zero where a tap falls in the padding.
+    template <class T>
+    static void im2col_(const T* x_n, std::int64_t c0, std::int64_t c1, const geometry_& g, std::int64_t p0,
+                        std::int64_t cols, T* col) {
+        for (std::int64_t c = c0; c < c1; ++c) {
+            const T* plane = x_n + c * g.hw;
+            for (std::int64_t u = 0; u < g.k; ++u)
+                for (std::int64_t v = 0; v < g.k; ++v) {
+                    T* out = col + ((c - c0) * g.kk + u * g.k + v) * cols;
+                    std::int64_t lo, hi;
+                    valid_columns_(g, v, lo, hi);
+                    // Walk the block one output row at a time.
+                    for (std::int64_t p = p0; p < p0 + cols;) {
+                        const std::int64_t i = p / g.wo, j0 = p % g.wo;
+                        const std::int64_t j1 = std::min(g.wo, j0 + (p0 + cols - p));
+                        const std::int64_t row_in = i * g.stride - g.pad + u;
+                        if (row_in < 0 || row_in >= g.h) {
+                            std::fill(out, out + (j1 - j0), T(0));
+                        } else {
+                            const std::int64_t base = row_in * g.w - g.pad + v;  // plane[base + s·j]: tap of pixel j
+                            const std::int64_t a = std::clamp(lo, j0, j1), e = std::clamp(hi, a, j1);
+                            std::fill(out, out + (a - j0), T(0));
+                            if (g.stride == 1) {
+                                std::copy(plane + base + a, plane + base + e, out + (a - j0));
+                            } else {
+                                for (std::int64_t j = a; j < e; ++j) out[j - j0] = plane[base + j * g.stride];
+                            }
+                            std::fill(out + (e - j0), out + (j1 - j0), T(0));
+                        }
+                        out += j1 - j0;
+                        p += j1 - j0;
+                    }
+                }
+        }
+    }
+
+    // The adjoint of im2col_: adds col's entries into the taps they were read from in dx_n's
+    // channels [c0, c1); taps in the padding are dropped. The order of additions is fixed.
+    template <class T>
+    static void col2im_add_(const T* col, std::int64_t c0, std::int64_t c1, const geometry_& g, std::int64_t p0,
+                            std::int64_t cols, T* dx_n) {
+        for (std::int64_t c = c0; c < c1; ++c) {
+            T* plane = dx_n + c * g.hw;
+            for (std::int64_t u = 0; u < g.k; ++u)
+                for (std::int64_t v = 0; v < g.k; ++v) {
+                    const T* in = col + ((c - c0) * g.kk + u * g.k + v) * cols;
+                    std::int64_t lo, hi;
+                    valid_columns_(g, v, lo, hi);
+                    for (std::int64_t p = p0; p < p0 + cols;) {
+                        const std::int64_t i = p / g.wo, j0 = p % g.wo;
+                        const std::int64_t j1 = std::min(g.wo, j0 + (p0 + cols - p));
+                        const std::int64_t row_in = i * g.stride - g.pad + u;
+                        if (row_in >= 0 && row_in < g.h) {
+                            const std::int64_t base = row_in * g.w - g.pad + v;
+                            const std::int64_t a = std::clamp(lo, j0, j1), e = std::clamp(hi, a, j1);
+                            if (g.stride == 1) {
+                                T* dst = plane + base + a;
+                                const T* src = in + (a - j0);
+                                for (std::int64_t t = 0; t < e - a; ++t) dst[t] += src[t];
+                            } else {
+                                for (std::int64_t j = a; j < e; ++j) plane[base + j * g.stride] += in[j - j0];
+                            }
+                        }
+                        in += j1 - j0;
+                        p += j1 - j0;
+                    }
+                }
+        }
+    }
+};
 
 }  // namespace ouro::cpu_kernels

@@ -1,8 +1,99 @@
-// CPU kernels: linear ops (placeholder; filled in by the op family's author).
+// CPU kernels: the fully connected layer y = x·Wᵀ + b (torch.nn.functional.linear) and its gradients,
+// each one Eigen GEMM over Eigen::Map views of our buffers (no copies). Eigen runs single-threaded
+// (EIGEN_DONT_PARALLELIZE) and its blocking depends on the sizes only, so results do not depend on
+// the OpenMP thread count.
 #pragma once
+
+#include <Eigen/Core>
+
+#include <cstdint>
+
+#include "ouro/core/error.hpp"
+#include "ouro/core/shape.hpp"
+#include "ouro/core/tensor.hpp"
 
 namespace ouro::cpu_kernels {
 
-struct linear_ops {};
+struct linear_ops {
+    // y = x·Wᵀ + b. Requires x (N, in) with N >= 1, w (out, in), b (out) or a default-constructed
+    // (absent) view for no bias, y (N, out). Overwrites y.
+    template <real_scalar T>
+    static void linear_forward(tensor_view<const T> x,  // (N, in)
+                               tensor_view<const T> w,  // (out, in)
+                               tensor_view<const T> b,  // (out) or absent
+                               tensor_view<T> y) {      // (N, out)
+        const sizes_ s = check_("linear_forward", x, w);
+        require_shape(y.dims(), shape{s.n, s.out}, "linear_forward y (N, out)");
+        const const_map_<T> xm(x.data(), s.n, s.in), wm(w.data(), s.out, s.in);
+        map_<T> ym(y.data(), s.n, s.out);
+        ym.noalias() = xm * wm.transpose();
+        if (!absent_(b)) {
+            require_shape(b.dims(), shape{s.out}, "linear_forward b (out)");
+            const Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> bm(b.data(), s.out);
+            ym.rowwise() += bm;
+        }
+    }
+
+    // Gradients of linear_forward:  dx = dy·W,  dW += dyᵀ·x,  db += Σ_n dy.
+    // Requires x and w of the forward, dy (N, out), dx (N, in) or absent (not computed, e.g. for a
+    // first layer), dw (out, in), db (out) or absent (a layer without bias). Overwrites dx,
+    // accumulates into dw and db.
+    template <real_scalar T>
+    static void linear_backward(tensor_view<const T> x,   // (N, in)
+                                tensor_view<const T> dy,  // (N, out)
+                                tensor_view<const T> w,   // (out, in)
+                                tensor_view<T> dx,        // (N, in) or absent
+                                tensor_view<T> dw,        // (out, in)
+                                tensor_view<T> db) {      // (out) or absent
+        const sizes_ s = check_("linear_backward", x, w);
+        require_shape(dy.dims(), shape{s.n, s.out}, "linear_backward dy (N, out)");
+        require_shape(dw.dims(), shape{s.out, s.in}, "linear_backward dw (out, in)");
+        const const_map_<T> xm(x.data(), s.n, s.in), wm(w.data(), s.out, s.in), dym(dy.data(), s.n, s.out);
+        if (!absent_(dx)) {
+            require_shape(dx.dims(), shape{s.n, s.in}, "linear_backward dx (N, in)");
+            map_<T> dxm(dx.data(), s.n, s.in);
+            dxm.noalias() = dym * wm;
+        }
+        map_<T> dwm(dw.data(), s.out, s.in);
+        dwm.noalias() += dym.transpose() * xm;
+        if (!absent_(db)) {
+            require_shape(db.dims(), shape{s.out}, "linear_backward db (out)");
+            // Rows added in order n = 0, 1, ..., in double, then once into db.
+            for (std::int64_t o = 0; o < s.out; ++o) {
+                double sum = 0;
+                for (std::int64_t i = 0; i < s.n; ++i) sum += static_cast<double>(dy[i * s.out + o]);
+                db[o] += static_cast<T>(sum);
+            }
+        }
+    }
+
+private:
+    template <class T>
+    using row_major_ = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    template <class T>
+    using const_map_ = Eigen::Map<const row_major_<T>>;
+    template <class T>
+    using map_ = Eigen::Map<row_major_<T>>;
+
+    struct sizes_ {
+        std::int64_t n, in, out;
+    };
+
+    // An optional tensor is passed as a default-constructed view (rank 0, no data).
+    template <class T>
+    static bool absent_(tensor_view<T> v) {
+        return v.rank() == 0 && v.data() == nullptr;
+    }
+
+    template <class T>
+    static sizes_ check_(const char* what, tensor_view<const T> x, tensor_view<const T> w) {
+        require_rank(x.dims(), 2, what, "x (N, in)");
+        require_rank(w.dims(), 2, what, "w (out, in)");
+        require(x.dim(0) > 0, what, ": expected a non-empty batch, found x of shape ", x.dims());
+        require(x.dim(1) == w.dim(1), what, ": expected x (N, in) and w (out, in) with the same in, found x of shape ",
+                x.dims(), " and w of shape ", w.dims());
+        return {x.dim(0), x.dim(1), w.dim(0)};
+    }
+};
 
 }  // namespace ouro::cpu_kernels

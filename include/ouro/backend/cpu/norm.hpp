@@ -1,8 +1,259 @@
-// CPU kernels: norm ops (placeholder; filled in by the op family's author).
+// CPU kernels: group normalisation (Wu & He, "Group Normalization", ECCV 2018) forward and backward,
+// the normalisation of every DDPM / guided-diffusion U-Net block. Statistics are vectorised with
+// xsimd and accumulated in double, in an order fixed by the sizes alone.
 #pragma once
+
+// GCC 12 reports -W(maybe-)uninitialized inside its own AVX-512 intrinsics (the _mm*_undefined_*
+// operands that xsimd's reductions and exp use; GCC bug 105593), a false positive. The
+// region starts before xsimd so that it also covers xsimd's own function templates.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#include <xsimd/xsimd.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "ouro/core/error.hpp"
+#include "ouro/core/parallel.hpp"
+#include "ouro/core/shape.hpp"
+#include "ouro/core/tensor.hpp"
 
 namespace ouro::cpu_kernels {
 
-struct norm_ops {};
+struct norm_ops {
+    // Group norm over x of shape (B, C), (B, C, L) or (B, C, H, W): the C channels are split into
+    // `groups` consecutive groups; per (sample b, group g), with n = (C / G)·(spatial size),
+    //   mean = Σ x / n,  var = Σ (x − mean)² / n  (biased, as torch),  rstd = 1 / sqrt(var + eps)
+    //   y = (x − mean)·rstd·gamma[c] + beta[c]                       (Wu & He 2018, eqs. (1)-(2))
+    // Requires B >= 1, groups >= 1 dividing C, gamma and beta (C), y of x's shape, mean and rstd
+    // (B, G). Overwrites y, mean and rstd (the backward needs the last two).
+    template <real_scalar T>
+    static void group_norm_forward(tensor_view<const T> x,      // (B, C, ...)
+                                   tensor_view<const T> gamma,  // (C)
+                                   tensor_view<const T> beta,   // (C)
+                                   tensor_view<T> y,            // (B, C, ...)
+                                   tensor_view<T> mean,         // (B, G)
+                                   tensor_view<T> rstd,         // (B, G)
+                                   std::int64_t groups, double eps = 1e-5) {
+        const layout_ lay = check_("group_norm_forward", x, groups);
+        require_shape(gamma.dims(), shape{lay.c}, "group_norm_forward gamma (C)");
+        require_shape(beta.dims(), shape{lay.c}, "group_norm_forward beta (C)");
+        require_shape(y.dims(), x.dims(), "group_norm_forward y");
+        require_shape(mean.dims(), shape{lay.b, groups}, "group_norm_forward mean (B, G)");
+        require_shape(rstd.dims(), shape{lay.b, groups}, "group_norm_forward rstd (B, G)");
+        require(eps >= 0, "group_norm_forward: expected eps >= 0, found ", eps);
+        const std::int64_t cg = lay.c / groups, hw = lay.hw, n = cg * hw;
+
+        // Each (b, g) group is one contiguous span of n elements with its own statistics.
+        parallel_for(
+            lay.b * groups,
+            [&](std::int64_t item) {
+                const std::int64_t g = item % groups;
+                const std::int64_t offset = item * n;
+                const T* xs = x.data() + offset;
+                const double m = sum_(xs, n) / static_cast<double>(n);
+                const double var = sum_squared_deviation_(xs, n, m) / static_cast<double>(n);
+                const double r = 1.0 / std::sqrt(var + eps);
+                mean[item] = static_cast<T>(m);
+                rstd[item] = static_cast<T>(r);
+                for (std::int64_t k = 0; k < cg; ++k) {
+                    const std::int64_t c = g * cg + k;
+                    const double a = r * static_cast<double>(gamma[c]);
+                    const double shift = static_cast<double>(beta[c]) - m * a;
+                    affine_(xs + k * hw, y.data() + offset + k * hw, hw, static_cast<T>(a), static_cast<T>(shift));
+                }
+            },
+            8 * n);
+    }
+
+    // Gradient of group_norm_forward, with xhat = (x − mean)·rstd and dxhat = dy·gamma[c]:
+    //   dx     = rstd·(dxhat − mean_g(dxhat) − xhat·mean_g(dxhat·xhat))   (mean_g over the group)
+    //   dgamma += Σ_{b, spatial} dy·xhat,   dbeta += Σ_{b, spatial} dy
+    // Requires x, gamma and the mean and rstd (B, G) of the matching forward (G is read from them),
+    // dy and dx of x's shape, dgamma and dbeta (C). Overwrites dx, accumulates into dgamma and dbeta
+    // (summed over the batch in order b = 0, 1, ..., so at any thread count the sums are the same).
+    template <real_scalar T>
+    static void group_norm_backward(tensor_view<const T> x,      // (B, C, ...)
+                                    tensor_view<const T> dy,     // (B, C, ...)
+                                    tensor_view<const T> gamma,  // (C)
+                                    tensor_view<const T> mean,   // (B, G)
+                                    tensor_view<const T> rstd,   // (B, G)
+                                    tensor_view<T> dx,           // (B, C, ...)
+                                    tensor_view<T> dgamma,       // (C)
+                                    tensor_view<T> dbeta) {      // (C)
+        require_rank(mean.dims(), 2, "group_norm_backward mean", "(B, G)");
+        const std::int64_t groups = mean.dim(1);
+        const layout_ lay = check_("group_norm_backward", x, groups);
+        require_shape(mean.dims(), shape{lay.b, groups}, "group_norm_backward mean (B, G)");
+        require_shape(rstd.dims(), shape{lay.b, groups}, "group_norm_backward rstd (B, G)");
+        require_shape(dy.dims(), x.dims(), "group_norm_backward dy");
+        require_shape(dx.dims(), x.dims(), "group_norm_backward dx");
+        require_shape(gamma.dims(), shape{lay.c}, "group_norm_backward gamma (C)");
+        require_shape(dgamma.dims(), shape{lay.c}, "group_norm_backward dgamma (C)");
+        require_shape(dbeta.dims(), shape{lay.c}, "group_norm_backward dbeta (C)");
+        const std::int64_t b_count = lay.b, c_count = lay.c, cg = c_count / groups, hw = lay.hw, n = cg * hw;
+
+        // Per (b, c): Σ dy·(x − mean) and Σ dy, kept for the parameter gradients. The per-thread
+        // buffer keeps steady-state training free of allocations.
+        thread_local std::vector<double> scratch;
+        scratch.resize(static_cast<std::size_t>(2 * b_count * c_count));
+        double* const dev_sums = scratch.data();
+        double* const dy_sums = scratch.data() + b_count * c_count;
+
+        parallel_for(
+            b_count * groups,
+            [&](std::int64_t item) {
+                const std::int64_t b = item / groups, g = item % groups;
+                const std::int64_t offset = item * n;
+                const double m = static_cast<double>(mean[item]), r = static_cast<double>(rstd[item]);
+                double sum_dxhat = 0, sum_dxhat_dev = 0;  // Σ dxhat and Σ dxhat·(x − mean) over the group
+                for (std::int64_t k = 0; k < cg; ++k) {
+                    const std::int64_t c = g * cg + k;
+                    const double dev = dot_deviation_(dy.data() + offset + k * hw, x.data() + offset + k * hw, hw, m);
+                    const double s = sum_(dy.data() + offset + k * hw, hw);
+                    dev_sums[b * c_count + c] = dev;
+                    dy_sums[b * c_count + c] = s;
+                    const double gm = static_cast<double>(gamma[c]);
+                    sum_dxhat += gm * s;
+                    sum_dxhat_dev += gm * dev;
+                }
+                // dx = A_c·dy + B·x + C0 with mean_g(dxhat) = m1 and mean_g(dxhat·xhat) = r·m2:
+                //   A_c = r·gamma[c],  B = −r³·m2,  C0 = r³·m2·mean − r·m1
+                const double m1 = sum_dxhat / static_cast<double>(n), m2 = sum_dxhat_dev / static_cast<double>(n);
+                const double coef_x = -r * r * r * m2;
+                const double coef_0 = r * r * r * m2 * m - r * m1;
+                for (std::int64_t k = 0; k < cg; ++k) {
+                    const std::int64_t c = g * cg + k;
+                    const double a = r * static_cast<double>(gamma[c]);
+                    const std::int64_t o = offset + k * hw;
+                    combine_(dy.data() + o, x.data() + o, dx.data() + o, hw, static_cast<T>(a), static_cast<T>(coef_x),
+                             static_cast<T>(coef_0));
+                }
+            },
+            10 * n);
+
+        parallel_for(
+            c_count,
+            [&](std::int64_t c) {
+                const std::int64_t g = c / cg;
+                double dg = 0, db = 0;
+                for (std::int64_t b = 0; b < b_count; ++b) {
+                    dg += static_cast<double>(rstd[b * groups + g]) * dev_sums[b * c_count + c];
+                    db += dy_sums[b * c_count + c];
+                }
+                dgamma[c] += static_cast<T>(dg);
+                dbeta[c] += static_cast<T>(db);
+            },
+            4 * b_count);
+    }
+
+private:
+    struct layout_ {
+        std::int64_t b, c, hw;
+    };
+
+    template <class T>
+    static layout_ check_(const char* what, tensor_view<const T> x, std::int64_t groups) {
+        if (x.rank() < 2 || x.rank() > 4)
+            fail(what, ": expected x of shape (B, C), (B, C, L) or (B, C, H, W), found shape ", x.dims());
+        const std::int64_t b = x.dim(0), c = x.dim(1);
+        require(b > 0, what, ": expected a non-empty batch, found x of shape ", x.dims());
+        require(c > 0, what, ": expected at least one channel, found x of shape ", x.dims());
+        require(x.numel() > 0, what, ": expected a non-empty spatial extent, found x of shape ", x.dims());
+        require(groups > 0, what, ": expected groups >= 1, found groups = ", groups);
+        require(c % groups == 0, what, ": the channel count C = ", c, " is not divisible by groups = ", groups,
+                " (x of shape ", x.dims(), ")");
+        return {b, c, x.numel() / (b * c)};
+    }
+
+    // Sums over n elements in blocks of `block_` elements: SIMD lanes in T within a block (few terms
+    // per lane, so float keeps its precision), blocks and the scalar tail in double. The order of
+    // additions depends on n only.
+    static constexpr std::int64_t block_ = 1024;
+
+    template <class T, class Vec, class Scalar>
+    static double reduce_(std::int64_t n, Vec&& vec_term, Scalar&& scalar_term) {
+        using batch = xsimd::batch<T>;
+        constexpr std::int64_t w = static_cast<std::int64_t>(batch::size);
+        const std::int64_t vec_end = n / w * w;
+        double total = 0;
+        for (std::int64_t begin = 0; begin < vec_end; begin += block_) {
+            const std::int64_t end = std::min(vec_end, begin + block_);
+            batch acc(T(0));
+            for (std::int64_t i = begin; i < end; i += w) acc += vec_term(i);
+            total += static_cast<double>(xsimd::hadd(acc));
+        }
+        for (std::int64_t i = vec_end; i < n; ++i) total += scalar_term(i);
+        return total;
+    }
+
+    // Σ p[i]
+    template <class T>
+    static double sum_(const T* p, std::int64_t n) {
+        return reduce_<T>(
+            n, [&](std::int64_t i) { return xsimd::load_unaligned(p + i); },
+            [&](std::int64_t i) { return static_cast<double>(p[i]); });
+    }
+
+    // Σ (p[i] − m)²
+    template <class T>
+    static double sum_squared_deviation_(const T* p, std::int64_t n, double m) {
+        const xsimd::batch<T> mv(static_cast<T>(m));
+        return reduce_<T>(
+            n,
+            [&](std::int64_t i) {
+                const auto d = xsimd::load_unaligned(p + i) - mv;
+                return d * d;
+            },
+            [&](std::int64_t i) {
+                const double d = static_cast<double>(p[i]) - m;
+                return d * d;
+            });
+    }
+
+    // Σ dy[i]·(x[i] − m)
+    template <class T>
+    static double dot_deviation_(const T* dy, const T* x, std::int64_t n, double m) {
+        const xsimd::batch<T> mv(static_cast<T>(m));
+        return reduce_<T>(
+            n, [&](std::int64_t i) { return xsimd::load_unaligned(dy + i) * (xsimd::load_unaligned(x + i) - mv); },
+            [&](std::int64_t i) { return static_cast<double>(dy[i]) * (static_cast<double>(x[i]) - m); });
+    }
+
+    // y = a·x + shift over n elements.
+    template <class T>
+    static void affine_(const T* x, T* y, std::int64_t n, T a, T shift) {
+        using batch = xsimd::batch<T>;
+        constexpr std::int64_t w = static_cast<std::int64_t>(batch::size);
+        const std::int64_t vec_end = n / w * w;
+        const batch av(a), sv(shift);
+        for (std::int64_t i = 0; i < vec_end; i += w)
+            xsimd::fma(av, xsimd::load_unaligned(x + i), sv).store_unaligned(y + i);
+        for (std::int64_t i = vec_end; i < n; ++i) y[i] = std::fma(a, x[i], shift);
+    }
+
+    // dx = a·dy + (bx·x + c0) over n elements.
+    template <class T>
+    static void combine_(const T* dy, const T* x, T* dx, std::int64_t n, T a, T bx, T c0) {
+        using batch = xsimd::batch<T>;
+        constexpr std::int64_t w = static_cast<std::int64_t>(batch::size);
+        const std::int64_t vec_end = n / w * w;
+        const batch av(a), bv(bx), cv(c0);
+        for (std::int64_t i = 0; i < vec_end; i += w)
+            xsimd::fma(av, xsimd::load_unaligned(dy + i), xsimd::fma(bv, xsimd::load_unaligned(x + i), cv))
+                .store_unaligned(dx + i);
+        for (std::int64_t i = vec_end; i < n; ++i) dx[i] = std::fma(a, dy[i], std::fma(bx, x[i], c0));
+    }
+};
 
 }  // namespace ouro::cpu_kernels
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif

@@ -1,0 +1,67 @@
+// nn::silu and nn::relu, the parameter-free activations (torch.nn.SiLU, torch.nn.ReLU).
+#pragma once
+
+#include <cstdint>
+
+#include "ouro/backend/cpu/ops.hpp"
+#include "ouro/core/error.hpp"
+#include "ouro/core/tensor.hpp"
+#include "ouro/nn/module.hpp"
+
+namespace ouro::nn {
+
+// y = x·σ(x). Keeps a view of x for backward: x must stay unchanged until then.
+template <backend B, real_scalar T = float>
+class silu {
+public:
+    void reset_parameters(std::uint64_t) {}
+
+    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& = {}) {
+        x_ = x;
+        y_.resize(x.dims());
+        ops<B>::template silu_forward<T>(x, y_.view());
+        ran_ = true;
+        return y_.view();
+    }
+
+    tensor_view<const T> backward(tensor_view<const T> dy) {
+        require(ran_, "nn::silu backward: forward has not run");
+        require_shape(dy.dims(), x_.dims(), "nn::silu backward dy");
+        dx_.resize(x_.dims());
+        ops<B>::template silu_backward<T>(x_, dy, dx_.view());
+        return dx_.view();
+    }
+
+private:
+    tensor_view<const T> x_;
+    tensor<T, B> y_, dx_;
+    bool ran_ = false;
+};
+
+// y = max(x, 0). Backward reads its own output, so it keeps nothing of x.
+template <backend B, real_scalar T = float>
+class relu {
+public:
+    void reset_parameters(std::uint64_t) {}
+
+    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& = {}) {
+        y_.resize(x.dims());
+        ops<B>::template relu_forward<T>(x, y_.view());
+        ran_ = true;
+        return y_.view();
+    }
+
+    tensor_view<const T> backward(tensor_view<const T> dy) {
+        require(ran_, "nn::relu backward: forward has not run");
+        require_shape(dy.dims(), y_.dims(), "nn::relu backward dy");
+        dx_.resize(y_.dims());
+        ops<B>::template relu_backward<T>(y_.view(), dy, dx_.view());
+        return dx_.view();
+    }
+
+private:
+    tensor<T, B> y_, dx_;
+    bool ran_ = false;
+};
+
+}  // namespace ouro::nn

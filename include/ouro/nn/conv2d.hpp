@@ -1,0 +1,87 @@
+// nn::conv2d: a 2-D convolution layer with a square kernel, as torch.nn.Conv2d with one stride and
+// one zero padding for both axes; parameters "<name>.weight" (Cout, Cin, k, k) and "<name>.bias" (Cout).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "ouro/backend/cpu/ops.hpp"
+#include "ouro/backend/ops.hpp"
+#include "ouro/core/error.hpp"
+#include "ouro/core/parameter_store.hpp"
+#include "ouro/core/tensor.hpp"
+#include "ouro/nn/module.hpp"
+
+namespace ouro::nn {
+
+template <backend B, real_scalar T = float>
+class conv2d {
+public:
+    // Registers "<name>.weight" and, when `bias`, "<name>.bias" in `store`, which must outlive the
+    // module. Requires channel counts and kernel >= 1, stride >= 1, padding >= 0.
+    conv2d(parameter_store<T>& store, std::string_view name, std::int64_t in_channels, std::int64_t out_channels,
+           std::int64_t kernel, conv2d_params params = {}, bool bias = true)
+        : store_(&store), name_(name), in_(in_channels), out_(out_channels), kernel_(kernel), params_(params) {
+        require(in_channels >= 1 && out_channels >= 1 && kernel >= 1, "conv2d '", name_,
+                "': expected in_channels, out_channels and kernel >= 1, found ", in_channels, ", ", out_channels,
+                " and ", kernel);
+        require(params.stride >= 1 && params.padding >= 0, "conv2d '", name_,
+                "': expected stride >= 1 and padding >= 0, found stride ", params.stride, " and padding ",
+                params.padding);
+        weight_ = store.add(join_name(name_, "weight"), shape{out_channels, in_channels, kernel, kernel});
+        if (bias) bias_ = store.add(join_name(name_, "bias"), shape{out_channels});
+    }
+
+    // torch.nn.Conv2d.reset_parameters: weight and bias uniform on ±1/sqrt(Cin·k·k), each from its
+    // own Philox stream (salt = its index in the store).
+    void reset_parameters(std::uint64_t seed) {
+        const T bound = static_cast<T>(1.0 / std::sqrt(static_cast<double>(in_ * kernel_ * kernel_)));
+        fill_uniform(store_->value(weight_), bound, seed, static_cast<std::uint64_t>(weight_.index));
+        if (bias_.valid()) fill_uniform(store_->value(bias_), bound, seed, static_cast<std::uint64_t>(bias_.index));
+    }
+
+    // y = conv2d(x) + bias. Keeps a view of x for backward: x must stay unchanged until then.
+    tensor_view<const T> forward(tensor_view<const T> x, [[maybe_unused]] const forward_context& ctx = {}) {
+        const tensor_view<const T> w = store_->value(weight_);
+        y_.resize(conv2d_output_shape(x.dims(), w.dims(), params_, name_.c_str()));  // (B, Cout, Ho, Wo)
+        ops<B>::template conv2d_forward<T>(x, w, bias_view_(), y_.view(), params_);
+        x_ = x;
+        return y_.view();
+    }
+
+    // Returns dx; adds dw and db into the store's gradients.
+    tensor_view<const T> backward(tensor_view<const T> dy) {
+        require(x_.data() != nullptr, "conv2d '", name_, "': backward called before forward");
+        dx_.resize(x_.dims());  // (B, Cin, H, W)
+        ops<B>::template conv2d_backward_input<T>(dy, store_->value(weight_), dx_.view(), params_);
+        tensor_view<T> db = bias_.valid() ? store_->grad(bias_) : tensor_view<T>{};
+        ops<B>::template conv2d_backward_weight<T>(x_, dy, store_->grad(weight_), db, params_);
+        return dx_.view();
+    }
+
+    parameter weight() const { return weight_; }
+    parameter bias() const { return bias_; }  // invalid when built without bias
+    std::int64_t in_channels() const { return in_; }
+    std::int64_t out_channels() const { return out_; }
+    std::int64_t kernel() const { return kernel_; }
+    conv2d_params params() const { return params_; }
+    const std::string& name() const { return name_; }
+
+private:
+    tensor_view<const T> bias_view_() const {
+        return bias_.valid() ? tensor_view<const T>(store_->value(bias_)) : tensor_view<const T>{};
+    }
+
+    parameter_store<T>* store_;
+    std::string name_;
+    std::int64_t in_, out_, kernel_;
+    conv2d_params params_;
+    parameter weight_, bias_;
+    tensor_view<const T> x_;  // (B, Cin, H, W), the input of the last forward
+    tensor<T, B> y_;          // (B, Cout, Ho, Wo)
+    tensor<T, B> dx_;         // (B, Cin, H, W)
+};
+
+}  // namespace ouro::nn

@@ -1,0 +1,61 @@
+// nn::dropout, inverted dropout in training and the identity in evaluation (torch.nn.Dropout),
+// with masks from Philox keyed by the forward_context's (seed, step) and the layer's salt.
+#pragma once
+
+#include <cstdint>
+
+#include "ouro/backend/cpu/ops.hpp"
+#include "ouro/core/error.hpp"
+#include "ouro/core/tensor.hpp"
+#include "ouro/nn/module.hpp"
+
+namespace ouro::nn {
+
+template <backend B, real_scalar T = float>
+class dropout {
+public:
+    // p: the probability of dropping an element, 0 <= p <= 1. salt: tells this layer's masks from
+    // those of the model's other dropout layers (give each its own, e.g. its index), < 2^14.
+    explicit dropout(double p, std::uint64_t salt = 0) : p_(p), salt_(salt) {
+        require(p >= 0 && p <= 1, "nn::dropout: expected a drop probability 0 <= p <= 1, found p = ", p);
+        require(salt <= ops<B>::dropout_max_salt, "nn::dropout: expected salt <= ", ops<B>::dropout_max_salt,
+                ", found salt = ", salt);
+    }
+
+    void reset_parameters(std::uint64_t) {}
+
+    // In training (ctx.training with p > 0): y = x·mask, mask drawn from (ctx.seed, ctx.step, salt).
+    // In evaluation: returns x itself (no copy), and backward returns dy.
+    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& ctx = {}) {
+        ran_ = true;
+        identity_ = !ctx.training || p_ == 0;
+        dims_ = x.dims();
+        if (identity_) return x;
+        y_.resize(x.dims());
+        mask_.resize(x.dims());
+        ops<B>::template dropout_forward<T>(x, y_.view(), mask_.view(), p_, ctx.seed, ctx.step, salt_);
+        return y_.view();
+    }
+
+    tensor_view<const T> backward(tensor_view<const T> dy) {
+        require(ran_, "nn::dropout backward: forward has not run");
+        require_shape(dy.dims(), dims_, "nn::dropout backward dy");
+        if (identity_) return dy;
+        dx_.resize(dy.dims());
+        ops<B>::template dropout_backward<T>(dy, mask_.view(), dx_.view());
+        return dx_.view();
+    }
+
+    double p() const { return p_; }
+    // The mask of the last training forward (0 or 1/(1 − p) per element).
+    tensor_view<const T> mask() const { return mask_.view(); }
+
+private:
+    double p_;
+    std::uint64_t salt_;
+    bool ran_ = false, identity_ = true;
+    shape dims_;
+    tensor<T, B> y_, mask_, dx_;
+};
+
+}  // namespace ouro::nn

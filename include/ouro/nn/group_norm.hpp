@@ -1,0 +1,79 @@
+// nn::group_norm, group normalisation over channels (torch.nn.GroupNorm; Wu & He 2018), with
+// parameters "<name>.weight" (C) and "<name>.bias" (C).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <utility>
+
+#include "ouro/backend/cpu/ops.hpp"
+#include "ouro/core/error.hpp"
+#include "ouro/core/parameter_store.hpp"
+#include "ouro/core/tensor.hpp"
+#include "ouro/nn/module.hpp"
+
+namespace ouro::nn {
+
+template <backend B, real_scalar T = float>
+class group_norm {
+public:
+    // Registers "<name>.weight" and "<name>.bias" (channels), initialised to 1 and 0. Requires
+    // groups >= 1 dividing channels; eps defaults to torch's 1e-5.
+    group_norm(parameter_store<T>& store, std::string_view name, std::int64_t groups, std::int64_t channels,
+               double eps = 1e-5)
+        : store_(&store), groups_(groups), channels_(channels), eps_(eps) {
+        require(groups > 0 && channels > 0, "nn::group_norm '", name,
+                "': expected groups, channels >= 1, found groups = ", groups, ", channels = ", channels);
+        require(channels % groups == 0, "nn::group_norm '", name, "': the channel count ", channels,
+                " is not divisible by groups = ", groups);
+        weight_ = store.add(join_name(name, "weight"), shape{channels});
+        bias_ = store.add(join_name(name, "bias"), shape{channels});
+        reset_parameters(0);
+    }
+
+    // torch.nn.GroupNorm's init: weight 1, bias 0 (no randomness; the seed is unused).
+    void reset_parameters(std::uint64_t) {
+        for (T& v : store_->value(weight_)) v = T(1);
+        for (T& v : store_->value(bias_)) v = T(0);
+    }
+
+    // x (B, C), (B, C, L) or (B, C, H, W) -> y of the same shape. Keeps a view of x for backward:
+    // x must stay unchanged until then.
+    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& = {}) {
+        require(x.rank() >= 2 && x.dim(1) == channels_, "nn::group_norm forward: expected x of shape (B, ", channels_,
+                ", ...), found shape ", x.dims());
+        x_ = x;
+        y_.resize(x.dims());
+        mean_.resize(shape{x.dim(0), groups_});
+        rstd_.resize(shape{x.dim(0), groups_});
+        ops<B>::template group_norm_forward<T>(x, value_(weight_), value_(bias_), y_.view(), mean_.view(), rstd_.view(),
+                                               groups_, eps_);
+        return y_.view();
+    }
+
+    // dy of the forward's shape -> dx; accumulates into the weight and bias gradients.
+    tensor_view<const T> backward(tensor_view<const T> dy) {
+        require(x_.data() != nullptr, "nn::group_norm backward: forward has not run");
+        require_shape(dy.dims(), x_.dims(), "nn::group_norm backward dy");
+        dx_.resize(x_.dims());
+        ops<B>::template group_norm_backward<T>(x_, dy, value_(weight_), mean_.view(), rstd_.view(), dx_.view(),
+                                                store_->grad(weight_), store_->grad(bias_));
+        return dx_.view();
+    }
+
+    std::int64_t groups() const { return groups_; }
+    std::int64_t channels() const { return channels_; }
+    double eps() const { return eps_; }
+
+private:
+    tensor_view<const T> value_(parameter p) const { return std::as_const(*store_).value(p); }
+
+    parameter_store<T>* store_;
+    std::int64_t groups_, channels_;
+    double eps_;
+    parameter weight_, bias_;
+    tensor_view<const T> x_;
+    tensor<T, B> y_, dx_, mean_, rstd_;
+};
+
+}  // namespace ouro::nn

@@ -1,0 +1,389 @@
+// Group norm and the activations (SiLU, ReLU): kernels and modules against PyTorch float64
+// goldens (tests/golden/gen_pointwise.py), against central differences, bitwise at 1 and 2
+// threads, and with clear errors on bad shapes.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "ouro/backend/cpu/ops.hpp"
+#include "ouro/core/parallel.hpp"
+#include "ouro/core/parameter_store.hpp"
+#include "ouro/nn/activation.hpp"
+#include "ouro/nn/group_norm.hpp"
+#include "support/golden.hpp"
+#include "support/gradcheck.hpp"
+
+using namespace ouro;
+using ouro::testing::check_gradient;
+using ouro::testing::dot;
+using ouro::testing::load_golden;
+using ouro::testing::random_tensor;
+using ouro::testing::require_close;
+
+namespace {
+
+using cpu_ops = ops<cpu>;
+
+template <class T>
+tensor<T> cast(const tensor<double>& t) {
+    tensor<T> out(t.dims());
+    for (std::int64_t i = 0; i < t.numel(); ++i) out[i] = static_cast<T>(t[i]);
+    return out;
+}
+
+template <class T>
+bool bitwise_equal(const tensor<T>& a, const tensor<T>& b) {
+    return a.dims() == b.dims() &&
+           std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * sizeof(T)) == 0;
+}
+
+// Runs group norm forward and backward on a golden case's inputs in precision T.
+template <class T>
+struct group_norm_run {
+    tensor<T> y, mean, rstd, dx, dgamma, dbeta;
+};
+
+template <class T>
+group_norm_run<T> run_group_norm(const tensor<T>& x, const tensor<T>& gamma, const tensor<T>& beta, const tensor<T>& dy,
+                                 std::int64_t groups, double eps) {
+    group_norm_run<T> r;
+    r.y = tensor<T>(x.dims());
+    r.mean = tensor<T>(shape{x.dim(0), groups});
+    r.rstd = tensor<T>(shape{x.dim(0), groups});
+    r.dx = tensor<T>(x.dims());
+    r.dgamma = tensor<T>(gamma.dims());
+    r.dbeta = tensor<T>(gamma.dims());
+    cpu_ops::group_norm_forward<T>(x, gamma, beta, r.y, r.mean, r.rstd, groups, eps);
+    cpu_ops::group_norm_backward<T>(x, dy, gamma, r.mean, r.rstd, r.dx, r.dgamma, r.dbeta);
+    return r;
+}
+
+struct group_norm_case {
+    const char* name;
+    std::int64_t groups;
+    double eps;
+};
+
+const group_norm_case golden_group_norm_cases[] = {
+    {"group_norm_c6_g3", 3, 1e-5},  // (2, 6, 5, 7), H·W = 35, mean 3
+    {"group_norm_c8_g4", 4, 1e-5},  // (1, 8, 3, 5), batch 1, H·W = 15
+    {"group_norm_bcl", 2, 1e-6},    // (3, 4, 9), (B, C, L)
+};
+
+std::string golden_file(const char* c, const char* tensor_name) {
+    return std::string("pointwise/") + c + "/" + tensor_name + ".npy";
+}
+
+}  // namespace
+
+TEST_CASE("group_norm kernels match torch group_norm in float64", "[norm][golden]") {
+    for (const auto& gc : golden_group_norm_cases) {
+        INFO(gc.name);
+        const auto x = load_golden(golden_file(gc.name, "x")), gamma = load_golden(golden_file(gc.name, "weight")),
+                   beta = load_golden(golden_file(gc.name, "bias")), dy = load_golden(golden_file(gc.name, "dy"));
+        const auto r = run_group_norm(x, gamma, beta, dy, gc.groups, gc.eps);
+        require_close("y", r.y, load_golden(golden_file(gc.name, "y")), 1e-10, 1e-12);
+        require_close("mean", r.mean, load_golden(golden_file(gc.name, "mean")), 1e-10, 1e-12);
+        require_close("rstd", r.rstd, load_golden(golden_file(gc.name, "rstd")), 1e-10, 1e-12);
+        require_close("dx", r.dx, load_golden(golden_file(gc.name, "dx")), 1e-10, 1e-12);
+        require_close("dgamma", r.dgamma, load_golden(golden_file(gc.name, "grad_weight")), 1e-10, 1e-12);
+        require_close("dbeta", r.dbeta, load_golden(golden_file(gc.name, "grad_bias")), 1e-10, 1e-12);
+    }
+}
+
+TEST_CASE("group_norm kernels in float stay within float tolerance of the float64 goldens", "[norm][golden]") {
+    for (const auto& gc : golden_group_norm_cases) {
+        INFO(gc.name);
+        const auto x = cast<float>(load_golden(golden_file(gc.name, "x")));
+        const auto gamma = cast<float>(load_golden(golden_file(gc.name, "weight")));
+        const auto beta = cast<float>(load_golden(golden_file(gc.name, "bias")));
+        const auto dy = cast<float>(load_golden(golden_file(gc.name, "dy")));
+        const auto r = run_group_norm(x, gamma, beta, dy, gc.groups, gc.eps);
+        require_close("y", r.y, load_golden(golden_file(gc.name, "y")), 1e-5, 1e-5);
+        require_close("rstd", r.rstd, load_golden(golden_file(gc.name, "rstd")), 1e-5, 1e-5);
+        require_close("dx", r.dx, load_golden(golden_file(gc.name, "dx")), 1e-5, 1e-5);
+        require_close("dgamma", r.dgamma, load_golden(golden_file(gc.name, "grad_weight")), 1e-5, 1e-5);
+        require_close("dbeta", r.dbeta, load_golden(golden_file(gc.name, "grad_bias")), 1e-5, 1e-5);
+    }
+}
+
+TEST_CASE("nn::group_norm matches torch.nn.GroupNorm and accumulates parameter gradients", "[norm][golden][module]") {
+    static_assert(nn::unary_module<nn::group_norm<cpu, double>, double>);
+    const char* c = "group_norm_c6_g3";
+    const auto x = load_golden(golden_file(c, "x")), dy = load_golden(golden_file(c, "dy"));
+    parameter_store<double> store;
+    nn::group_norm<cpu, double> gn(store, "block.norm", 3, 6);
+    CHECK(store.find("block.norm.weight").valid());
+    CHECK(store.find("block.norm.bias").valid());
+    CHECK(gn.eps() == 1e-5);
+    // Fresh parameters are torch's init: weight 1, bias 0.
+    for (double v : store.value(store.find("block.norm.weight"))) REQUIRE(v == 1.0);
+    for (double v : store.value(store.find("block.norm.bias"))) REQUIRE(v == 0.0);
+
+    const auto gamma = load_golden(golden_file(c, "weight")), beta = load_golden(golden_file(c, "bias"));
+    std::copy(gamma.begin(), gamma.end(), store.value(store.find("block.norm.weight")).begin());
+    std::copy(beta.begin(), beta.end(), store.value(store.find("block.norm.bias")).begin());
+
+    const auto y = to_tensor(gn.forward(x));
+    require_close("y", y, load_golden(golden_file(c, "y")), 1e-10, 1e-12);
+    const auto dx = to_tensor(gn.backward(dy));
+    require_close("dx", dx, load_golden(golden_file(c, "dx")), 1e-10, 1e-12);
+    const auto dgamma = to_tensor(store.grad(store.find("block.norm.weight")));
+    require_close("dgamma", dgamma, load_golden(golden_file(c, "grad_weight")), 1e-10, 1e-12);
+    require_close("dbeta", to_tensor(store.grad(store.find("block.norm.bias"))),
+                  load_golden(golden_file(c, "grad_bias")), 1e-10, 1e-12);
+
+    // A second backward adds the same gradients again.
+    gn.backward(dy);
+    const auto twice = to_tensor(store.grad(store.find("block.norm.weight")));
+    for (std::int64_t i = 0; i < twice.numel(); ++i) REQUIRE(twice[i] == 2.0 * dgamma[i]);
+}
+
+TEST_CASE("group_norm backward agrees with central differences", "[norm][gradcheck]") {
+    struct fd_case {
+        shape dims;
+        std::int64_t groups;
+    };
+    const fd_case cases[] = {
+        {{1, 6, 5, 7}, 3},  // batch 1, H·W = 35
+        {{2, 5, 3, 3}, 5},  // one channel per group (instance norm)
+        {{2, 6, 4, 5}, 1},  // one group (layer norm over C, H, W)
+        {{3, 4, 9}, 2},     // (B, C, L)
+        {{3, 8}, 4},        // (B, C)
+    };
+    for (const auto& fc : cases) {
+        INFO("x of shape " << fc.dims << ", groups " << fc.groups);
+        auto x = random_tensor<double>(fc.dims, 11, 1.5);
+        for (auto& v : x) v += 0.7;
+        const std::int64_t c = fc.dims[1];
+        auto gamma = random_tensor<double>(shape{c}, 12);
+        auto beta = random_tensor<double>(shape{c}, 13);
+        const auto r = random_tensor<double>(fc.dims, 14);  // L = Σ r·y, so dL/dy = r
+        const auto run = run_group_norm(x, gamma, beta, r, fc.groups, 1e-5);
+
+        auto loss = [&] {
+            tensor<double> y(fc.dims), mean(shape{fc.dims[0], fc.groups}), rstd(shape{fc.dims[0], fc.groups});
+            cpu_ops::group_norm_forward<double>(x, gamma, beta, y, mean, rstd, fc.groups, 1e-5);
+            return dot(y, r);
+        };
+        check_gradient("dx", x.view(), run.dx.view(), loss, 1e-6, 1e-6);
+        check_gradient("dgamma", gamma.view(), run.dgamma.view(), loss, 1e-6, 1e-6);
+        check_gradient("dbeta", beta.view(), run.dbeta.view(), loss, 1e-6, 1e-6);
+    }
+}
+
+TEST_CASE("group_norm gives the same bits at 1 and 2 threads", "[norm][threads]") {
+    const shape dims{4, 32, 15, 17};
+    const auto x = random_tensor<float>(dims, 21, 2.0);
+    const auto gamma = random_tensor<float>(shape{32}, 22), beta = random_tensor<float>(shape{32}, 23);
+    const auto dy = random_tensor<float>(dims, 24);
+    const int saved = max_threads();
+    set_threads(1);
+    const auto one = run_group_norm(x, gamma, beta, dy, 8, 1e-5);
+    set_threads(2);
+    const auto two = run_group_norm(x, gamma, beta, dy, 8, 1e-5);
+    set_threads(saved);
+    CHECK(bitwise_equal(one.y, two.y));
+    CHECK(bitwise_equal(one.mean, two.mean));
+    CHECK(bitwise_equal(one.rstd, two.rstd));
+    CHECK(bitwise_equal(one.dx, two.dx));
+    CHECK(bitwise_equal(one.dgamma, two.dgamma));
+    CHECK(bitwise_equal(one.dbeta, two.dbeta));
+}
+
+TEST_CASE("group_norm normalises each group to mean 0 and variance 1 before the affine map", "[norm]") {
+    // With gamma = 1 and beta = 0, every (b, g) span of y has mean ~0 and biased variance ~1 − eps/var.
+    const shape dims{2, 6, 7, 9};
+    auto x = random_tensor<double>(dims, 31, 5.0);
+    for (auto& v : x) v += 100.0;  // a large offset must not spoil the variance
+    const tensor<double> gamma(shape{6}, 1.0), beta(shape{6}, 0.0);
+    tensor<double> y(dims), mean(shape{2, 3}), rstd(shape{2, 3});
+    cpu_ops::group_norm_forward<double>(x, gamma, beta, y, mean, rstd, 3, 0.0);
+    const std::int64_t n = 2 * 7 * 9;
+    for (std::int64_t item = 0; item < 6; ++item) {
+        double s = 0, s2 = 0;
+        for (std::int64_t i = 0; i < n; ++i) {
+            s += y[item * n + i];
+            s2 += y[item * n + i] * y[item * n + i];
+        }
+        CHECK(std::abs(s / n) < 1e-12);
+        CHECK(std::abs(s2 / n - 1.0) < 1e-12);
+        CHECK(mean[item] == Approx(100.0).epsilon(0.05));
+    }
+}
+
+TEST_CASE("group_norm refuses bad shapes and group counts, naming what it expected and found", "[norm][errors]") {
+    const tensor<double> x(shape{2, 6, 4, 4}, 1.0), gamma(shape{6}, 1.0), beta(shape{6}, 0.0);
+    tensor<double> y(shape{2, 6, 4, 4}), mean(shape{2, 3}), rstd(shape{2, 3});
+    using Catch::Contains;
+
+    tensor<double> mean4(shape{2, 4}), rstd4(shape{2, 4});
+    CHECK_THROWS_WITH(cpu_ops::group_norm_forward<double>(x, gamma, beta, y, mean4, rstd4, 4),
+                      Contains("C = 6") && Contains("groups = 4"));
+    const tensor<double> gamma5(shape{5}, 1.0);
+    CHECK_THROWS_WITH(cpu_ops::group_norm_forward<double>(x, gamma5, beta, y, mean, rstd, 3),
+                      Contains("expected shape (6)") && Contains("found (5)"));
+    tensor<double> y_bad(shape{2, 6, 4, 5});
+    CHECK_THROWS_WITH(cpu_ops::group_norm_forward<double>(x, gamma, beta, y_bad, mean, rstd, 3),
+                      Contains("(2, 6, 4, 4)") && Contains("(2, 6, 4, 5)"));
+    const tensor<double> empty(shape{0, 6, 4, 4});
+    tensor<double> y_empty(shape{0, 6, 4, 4}), m0(shape{0, 3}), r0(shape{0, 3});
+    CHECK_THROWS_WITH(cpu_ops::group_norm_forward<double>(empty, gamma, beta, y_empty, m0, r0, 3),
+                      Contains("non-empty batch") && Contains("(0, 6, 4, 4)"));
+    const tensor<double> no_pixels(shape{2, 6, 0, 4});
+    tensor<double> y_np(shape{2, 6, 0, 4});
+    CHECK_THROWS_WITH(cpu_ops::group_norm_forward<double>(no_pixels, gamma, beta, y_np, mean, rstd, 3),
+                      Contains("spatial") && Contains("(2, 6, 0, 4)"));
+    const tensor<double> rank5(shape{1, 6, 2, 2, 2});
+    tensor<double> y5(shape{1, 6, 2, 2, 2}), m1(shape{1, 3}), r1(shape{1, 3});
+    CHECK_THROWS_WITH(cpu_ops::group_norm_forward<double>(rank5, gamma, beta, y5, m1, r1, 3),
+                      Contains("(B, C, H, W)") && Contains("(1, 6, 2, 2, 2)"));
+
+    tensor<double> dx(shape{2, 6, 4, 4}), dgamma(shape{6}), dbeta(shape{6});
+    const tensor<double> dy_bad(shape{2, 6, 4, 3});
+    cpu_ops::group_norm_forward<double>(x, gamma, beta, y, mean, rstd, 3);
+    CHECK_THROWS_WITH(cpu_ops::group_norm_backward<double>(x, dy_bad, gamma, mean, rstd, dx, dgamma, dbeta),
+                      Contains("(2, 6, 4, 4)") && Contains("(2, 6, 4, 3)"));
+
+    parameter_store<double> store;
+    CHECK_THROWS_WITH((nn::group_norm<cpu, double>(store, "norm", 4, 6)), Contains("6") && Contains("groups = 4"));
+    nn::group_norm<cpu, double> gn(store, "norm", 3, 6);
+    CHECK_THROWS_WITH(gn.backward(x), Contains("forward has not run"));
+    const tensor<double> x8(shape{2, 8, 4, 4});
+    CHECK_THROWS_WITH(gn.forward(x8), Contains("(B, 6, ...)") && Contains("(2, 8, 4, 4)"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activations
+
+TEST_CASE("silu and relu kernels match torch in float64, including extremes and zeros", "[activation][golden]") {
+    for (const char* c : {"silu", "relu"}) {
+        INFO(c);
+        const auto x = load_golden(golden_file(c, "x")), dy = load_golden(golden_file(c, "dy"));
+        tensor<double> y(x.dims()), dx(x.dims());
+        if (std::string(c) == "silu") {
+            cpu_ops::silu_forward<double>(x, y);
+            cpu_ops::silu_backward<double>(x, dy, dx);
+        } else {
+            cpu_ops::relu_forward<double>(x, y);
+            cpu_ops::relu_backward<double>(y, dy, dx);
+        }
+        require_close("y", y, load_golden(golden_file(c, "y")), 1e-13, 1e-300);
+        require_close("dx", dx, load_golden(golden_file(c, "dx")), 1e-13, 1e-300);
+    }
+}
+
+TEST_CASE("silu and relu kernels in float stay within float tolerance of the goldens", "[activation][golden]") {
+    for (const char* c : {"silu", "relu"}) {
+        INFO(c);
+        const auto x = cast<float>(load_golden(golden_file(c, "x"))),
+                   dy = cast<float>(load_golden(golden_file(c, "dy")));
+        tensor<float> y(x.dims()), dx(x.dims());
+        if (std::string(c) == "silu") {
+            cpu_ops::silu_forward<float>(x, y);
+            cpu_ops::silu_backward<float>(x, dy, dx);
+        } else {
+            cpu_ops::relu_forward<float>(x, y);
+            cpu_ops::relu_backward<float>(y, dy, dx);
+        }
+        // Inputs were rounded to float, so compare against float64 outputs with float tolerance.
+        require_close("y", y, load_golden(golden_file(c, "y")), 1e-6, 1e-6);
+        require_close("dx", dx, load_golden(golden_file(c, "dx")), 1e-6, 1e-6);
+    }
+}
+
+TEST_CASE("silu and relu backward agree with central differences", "[activation][gradcheck]") {
+    for (const shape& dims : {shape{1, 1}, shape{3, 37}, shape{2, 3, 5, 7}}) {
+        INFO("x of shape " << dims);
+        auto x = random_tensor<double>(dims, 41, 2.0);
+        for (auto& v : x) v += v >= 0 ? 1e-2 : -1e-2;  // keep relu's kink out of the differences
+        const auto r = random_tensor<double>(dims, 42);
+        tensor<double> y(dims), dx(dims);
+
+        cpu_ops::silu_backward<double>(x, r, dx);
+        check_gradient(
+            "silu dx", x.view(), dx.view(),
+            [&] {
+                cpu_ops::silu_forward<double>(x, y);
+                return dot(y, r);
+            },
+            1e-6, 1e-7);
+
+        cpu_ops::relu_forward<double>(x, y);
+        cpu_ops::relu_backward<double>(y, r, dx);
+        check_gradient(
+            "relu dx", x.view(), dx.view(),
+            [&] {
+                cpu_ops::relu_forward<double>(x, y);
+                return dot(y, r);
+            },
+            1e-6, 1e-7);
+    }
+}
+
+TEST_CASE("silu gives the same bits for a value wherever it sits, tail included", "[activation]") {
+    // 8 distinct values repeated over 101 elements: positions in SIMD bodies and in the padded tail.
+    const double values[] = {-7.5, -1.25, -0.1, 0.0, 0.3, 1.0, 2.5, 9.0};
+    for (std::int64_t n : {1, 7, 101, 4096 + 13}) {
+        tensor<float> x(shape{n}), y(shape{n}), dy(shape{n}, 1.0f), dx(shape{n});
+        for (std::int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(values[(i * 5) % 8]);
+        cpu_ops::silu_forward<float>(x, y);
+        cpu_ops::silu_backward<float>(x, dy, dx);
+        tensor<float> one(shape{1}), y_one(shape{1}), dy_one(shape{1}, 1.0f), dx_one(shape{1});
+        for (std::int64_t i = 0; i < n; ++i) {
+            one[0] = x[i];
+            cpu_ops::silu_forward<float>(one, y_one);
+            cpu_ops::silu_backward<float>(one, dy_one, dx_one);
+            REQUIRE(y[i] == y_one[0]);
+            REQUIRE(dx[i] == dx_one[0]);
+        }
+    }
+}
+
+TEST_CASE("silu and relu give the same bits at 1 and 2 threads", "[activation][threads]") {
+    const shape dims{3, 5003};  // several parallel chunks and a tail
+    const auto x = random_tensor<float>(dims, 51, 3.0), dy = random_tensor<float>(dims, 52);
+    auto run = [&] {
+        std::vector<tensor<float>> out(4, tensor<float>(dims));
+        cpu_ops::silu_forward<float>(x, out[0]);
+        cpu_ops::silu_backward<float>(x, dy, out[1]);
+        cpu_ops::relu_forward<float>(x, out[2]);
+        cpu_ops::relu_backward<float>(out[2], dy, out[3]);
+        return out;
+    };
+    const int saved = max_threads();
+    set_threads(1);
+    const auto one = run();
+    set_threads(2);
+    const auto two = run();
+    set_threads(saved);
+    for (int k = 0; k < 4; ++k) CHECK(bitwise_equal(one[k], two[k]));
+    // And the values are the activations (not, say, all zeros).
+    CHECK(one[2][0] == std::max(x[0], 0.0f));
+    CHECK(one[0][5] == Approx(x[5] / (1 + std::exp(-x[5]))).epsilon(1e-6));
+}
+
+TEST_CASE("nn::silu and nn::relu run the kernels and refuse a mismatched gradient", "[activation][module]") {
+    static_assert(nn::unary_module<nn::silu<cpu, double>, double>);
+    static_assert(nn::unary_module<nn::relu<cpu, double>, double>);
+    const auto x = load_golden(golden_file("silu", "x")), dy = load_golden(golden_file("silu", "dy"));
+    nn::silu<cpu, double> silu;
+    require_close("silu y", to_tensor(silu.forward(x)), load_golden(golden_file("silu", "y")), 1e-13, 1e-300);
+    require_close("silu dx", to_tensor(silu.backward(dy)), load_golden(golden_file("silu", "dx")), 1e-13, 1e-300);
+
+    const auto xr = load_golden(golden_file("relu", "x")), dyr = load_golden(golden_file("relu", "dy"));
+    nn::relu<cpu, double> relu;
+    require_close("relu y", to_tensor(relu.forward(xr)), load_golden(golden_file("relu", "y")), 0, 0);
+    require_close("relu dx", to_tensor(relu.backward(dyr)), load_golden(golden_file("relu", "dx")), 0, 0);
+
+    using Catch::Contains;
+    const tensor<double> wrong(shape{3, 36});
+    CHECK_THROWS_WITH(silu.backward(wrong), Contains("(3, 37)") && Contains("(3, 36)"));
+    CHECK_THROWS_WITH(relu.backward(wrong), Contains("(3, 37)") && Contains("(3, 36)"));
+    nn::silu<cpu, double> fresh;
+    CHECK_THROWS_WITH(fresh.backward(dy), Contains("forward has not run"));
+    tensor<double> y_bad(shape{37, 3});
+    CHECK_THROWS_WITH(cpu_ops::silu_forward<double>(x, y_bad), Contains("(3, 37)") && Contains("(37, 3)"));
+}
