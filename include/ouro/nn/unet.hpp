@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "ouro/backend/cpu/ops.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/tensor.hpp"
@@ -198,11 +199,10 @@ public:
         // Time (and label) embedding, (B, 4·base).
         auto e = time_fc2_->forward(time_act_.forward(time_fc1_->forward(time_sin_.forward(t_float_.view()), ctx)), ctx);
         emb_.resize(e.dims());
-        std::copy(e.begin(), e.end(), emb_.begin());
-        if (label_emb_) {
-            const auto le = label_emb_->forward(y, ctx);
-            for (std::int64_t i = 0; i < emb_.numel(); ++i) emb_[i] += le[i];
-        }
+        if (label_emb_)
+            ops<B>::template elementwise_add<T>(e, label_emb_->forward(y, ctx), emb_.view());
+        else
+            std::copy(e.begin(), e.end(), emb_.begin());
 
         skips_.clear();
         tensor_view<const T> h = conv_in_->forward(x, ctx);  // (B, base, S, S)
@@ -310,10 +310,7 @@ private:
     };
 
     static void accumulate_(tensor<T, B>& into, tensor_view<const T> g) {
-        require_shape(g.dims(), into.dims(), "unet: embedding gradient");
-        T* d = into.data();
-        const T* s = g.data();
-        for (std::int64_t i = 0; i < into.numel(); ++i) d[i] += s[i];
+        ops<B>::template accumulate<T>(g, into.view());
     }
 
     // The gradient of skip `index` is kept until the down path reaches its producer. (The up path
@@ -328,10 +325,7 @@ private:
     tensor_view<const T> with_skip_grad_(tensor_view<const T> g, std::size_t index) {
         tensor<T, B>& d = dskips_[index];
         if (d.rank() == 0) return g;
-        require_shape(d.dims(), g.dims(), "unet: skip gradient");
-        T* dst = d.data();
-        const T* src = g.data();
-        for (std::int64_t i = 0; i < d.numel(); ++i) dst[i] += src[i];
+        ops<B>::template accumulate<T>(g, d.view());
         return d.view();
     }
 

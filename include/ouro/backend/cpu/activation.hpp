@@ -1,5 +1,4 @@
 // CPU kernels: pointwise activations (SiLU, ReLU) and their gradients, vectorised with xsimd.
-// Also home of the elementwise loop the pointwise kernels share (pointwise_detail::map).
 #pragma once
 
 // GCC 12 reports -W(maybe-)uninitialized inside its own AVX-512 intrinsics (the _mm*_undefined_*
@@ -20,47 +19,9 @@
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/shape.hpp"
 #include "ouro/core/tensor.hpp"
+#include "ouro/backend/cpu/elementwise.hpp"  // pointwise_detail::map
 
 namespace ouro::cpu_kernels {
-
-namespace pointwise_detail {
-
-// Elements per parallel work item: a multiple of every SIMD width, so only the last item has a tail.
-inline constexpr std::int64_t chunk_elements = 4096;
-
-// out[i] = f(a[i], b[i], ...) for i in [0, n), with f taking and returning xsimd::batch<T>.
-// The tail is run through f on a zero-padded batch, so every element goes through the same
-// vector code (a scalar tail would use other exp/log approximations and give position-dependent
-// results). Work items are fixed chunks, so results do not depend on the thread count.
-template <class T, class F, class... In>
-void map(T* out, std::int64_t n, std::int64_t cost_per_element, F f, const In*... in) {
-    using batch = xsimd::batch<T>;
-    constexpr std::int64_t w = static_cast<std::int64_t>(batch::size);
-    static_assert(chunk_elements % w == 0, "pointwise_detail::map: chunk size must be a multiple of the SIMD width");
-    const std::int64_t chunks = (n + chunk_elements - 1) / chunk_elements;
-    parallel_for(
-        chunks,
-        [&](std::int64_t c) {
-            const std::int64_t begin = c * chunk_elements, end = std::min(n, begin + chunk_elements);
-            const std::int64_t vec_end = begin + (end - begin) / w * w;
-            for (std::int64_t i = begin; i < vec_end; i += w)
-                f(xsimd::load_unaligned(in + i)...).store_unaligned(out + i);
-            if (vec_end < end) {
-                const std::int64_t tail = end - vec_end;
-                auto padded = [&](const T* p) {
-                    alignas(64) T buf[w] = {};
-                    std::copy(p + vec_end, p + end, buf);
-                    return xsimd::load_aligned(buf);
-                };
-                alignas(64) T result[w];
-                f(padded(in)...).store_aligned(result);
-                std::copy(result, result + tail, out + vec_end);
-            }
-        },
-        chunk_elements * cost_per_element);
-}
-
-}  // namespace pointwise_detail
 
 struct activation_ops {
     // SiLU (Swish-1; Elfwing, Uchibe & Doya 2018; Ramachandran et al. 2017): y = x·σ(x).

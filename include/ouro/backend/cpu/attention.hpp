@@ -18,7 +18,6 @@
 #include <cmath>
 #include <cstdint>
 
-#include "ouro/backend/cpu/activation.hpp"  // pointwise_detail::map
 #include "ouro/core/error.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/shape.hpp"
@@ -104,58 +103,6 @@ struct attention_ops {
                 dk.noalias() = scale * (q * ds);
             },
             6 * d * l * l + 8 * l * l);
-    }
-
-    // The elementwise steps of the attention and residual blocks (nn/attention.hpp,
-    // nn/res_block.hpp): the residual sum, the broadcast of a time embedding over a feature map, and
-    // its gradient. (They belong to no op family yet; they live here until one takes them.)
-
-    // y = a + b. Requires a, b and y of one shape (any rank); overwrites y.
-    template <real_scalar T>
-    static void elementwise_add(tensor_view<const T> a, tensor_view<const T> b, tensor_view<T> y) {
-        require_shape(b.dims(), a.dims(), "elementwise_add b");
-        require_shape(y.dims(), a.dims(), "elementwise_add y");
-        pointwise_detail::map<T>(y.data(), a.numel(), 1, [](auto u, auto v) { return u + v; }, a.data(), b.data());
-    }
-
-    // y[b, c, ...] = x[b, c, ...] + v[b, c]: h + emb[:, :, None, None] of guided-diffusion's ResBlock.
-    // Requires x (B, C, ...) of rank >= 2, v (B, C), y of x's shape; overwrites y.
-    template <real_scalar T>
-    static void add_per_channel(tensor_view<const T> x,  // (B, C, ...)
-                                tensor_view<const T> v,  // (B, C)
-                                tensor_view<T> y) {      // (B, C, ...)
-        require(x.rank() >= 2, "add_per_channel: expected x of shape (B, C, ...), found shape ", x.dims());
-        require_shape(v.dims(), shape{x.dim(0), x.dim(1)}, "add_per_channel v (B, C)");
-        require_shape(y.dims(), x.dims(), "add_per_channel y");
-        const std::int64_t planes = x.dim(0) * x.dim(1), n = planes == 0 ? 0 : x.numel() / planes;
-        parallel_for(
-            planes,
-            [&](std::int64_t p) {
-                const T* in = x.data() + p * n;
-                T* out = y.data() + p * n;
-                const T shift = v[p];
-                for (std::int64_t i = 0; i < n; ++i) out[i] = in[i] + shift;
-            },
-            n);
-    }
-
-    // y[b, c] = Σ x[b, c, ...] over the trailing axes, summed in index order in double: the gradient
-    // of add_per_channel with respect to v. Requires x of rank >= 2, y (B, C); overwrites y.
-    template <real_scalar T>
-    static void sum_per_channel(tensor_view<const T> x,  // (B, C, ...)
-                                tensor_view<T> y) {      // (B, C)
-        require(x.rank() >= 2, "sum_per_channel: expected x of shape (B, C, ...), found shape ", x.dims());
-        require_shape(y.dims(), shape{x.dim(0), x.dim(1)}, "sum_per_channel y (B, C)");
-        const std::int64_t planes = x.dim(0) * x.dim(1), n = planes == 0 ? 0 : x.numel() / planes;
-        parallel_for(
-            planes,
-            [&](std::int64_t p) {
-                const T* in = x.data() + p * n;
-                double sum = 0;
-                for (std::int64_t i = 0; i < n; ++i) sum += static_cast<double>(in[i]);
-                y[p] = static_cast<T>(sum);
-            },
-            n);
     }
 
 private:

@@ -7,6 +7,7 @@
 #include "ouro/backend/cpu/attention.hpp"
 #include "ouro/backend/cpu/conv.hpp"
 #include "ouro/backend/cpu/dropout.hpp"
+#include "ouro/backend/cpu/elementwise.hpp"
 #include "ouro/backend/cpu/embedding.hpp"
 #include "ouro/backend/cpu/linear.hpp"
 #include "ouro/backend/cpu/loss.hpp"
@@ -21,6 +22,7 @@ struct ops<cpu> : cpu_kernels::activation_ops,
                   cpu_kernels::attention_ops,
                   cpu_kernels::conv_ops,
                   cpu_kernels::dropout_ops,
+                  cpu_kernels::elementwise_ops,
                   cpu_kernels::embedding_ops,
                   cpu_kernels::linear_ops,
                   cpu_kernels::loss_ops,
