@@ -1,0 +1,202 @@
+// AdamW (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization", Algorithm 2) over a
+// whole parameter_store: one vectorised pass over the flat value, gradient and moment buffers per
+// step, after a read of the gradients that refuses NaN/Inf; matches torch.optim.AdamW
+// (amsgrad=False, maximize=False) operation for operation.
+#pragma once
+
+#include <xsimd/xsimd.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "ouro/core/error.hpp"
+#include "ouro/core/parallel.hpp"
+#include "ouro/core/parameter_store.hpp"
+#include "ouro/core/tensor.hpp"
+
+namespace ouro::optim {
+
+// Hyper-parameters of AdamW; the defaults are torch.optim.AdamW's.
+struct adamw_options {
+    double lr = 1e-3;
+    double beta1 = 0.9;
+    double beta2 = 0.999;
+    double eps = 1e-8;
+    double weight_decay = 1e-2;
+    // Check that every gradient is finite before a step (one more read of the gradient buffer):
+    // a single NaN or Inf gradient would otherwise poison the parameter and both moments for good.
+    bool check_finite = true;
+};
+
+// Throws ouro::error unless lr >= 0, 0 <= beta1, beta2 < 1, eps >= 0 and weight_decay >= 0
+// (the checks of torch.optim.AdamW's constructor).
+inline void validate(const adamw_options& o) {
+    require(o.lr >= 0, "adamw: lr must be >= 0, found ", o.lr);
+    require(o.beta1 >= 0 && o.beta1 < 1, "adamw: beta1 must be in [0, 1), found ", o.beta1);
+    require(o.beta2 >= 0 && o.beta2 < 1, "adamw: beta2 must be in [0, 1), found ", o.beta2);
+    require(o.eps >= 0, "adamw: eps must be >= 0, found ", o.eps);
+    require(o.weight_decay >= 0, "adamw: weight_decay must be >= 0, found ", o.weight_decay);
+}
+
+// Index of the first element of x[0, n) that is NaN or ±Inf, or -1. Chunks are scanned in
+// parallel and their answers taken in order, so the answer does not depend on the thread count.
+template <real_scalar T>
+std::int64_t first_non_finite(const T* x, std::int64_t n) {
+    constexpr std::int64_t chunk = 4096;
+    const std::int64_t chunks = (n + chunk - 1) / chunk;
+    std::vector<std::int64_t> first(static_cast<std::size_t>(chunks), -1);
+    parallel_for(
+        chunks,
+        [&](std::int64_t c) {
+            const std::int64_t begin = c * chunk, end = std::min(n, begin + chunk);
+            // x - x is 0 for finite x and NaN for NaN or ±Inf; this form vectorises, isfinite does not.
+            bool finite = true;
+            for (std::int64_t i = begin; i < end; ++i) finite &= (x[i] - x[i] == T(0));
+            if (finite) return;
+            for (std::int64_t i = begin; i < end; ++i)
+                if (!std::isfinite(x[i])) {
+                    first[static_cast<std::size_t>(c)] = i;
+                    return;
+                }
+        },
+        chunk);
+    for (std::int64_t f : first)
+        if (f >= 0) return f;
+    return -1;
+}
+
+// AdamW with its state: the step count and the first and second moments, two flat buffers of the
+// store's layout (element i of exp_avg() belongs to element i of store.values()).
+//
+//   optim::adamw<float> opt(store, {.lr = 2e-4, .weight_decay = 0.0});
+//   for (step ...) { store.zero_grad(); /* forward, backward */ opt.set_lr(schedule(step)); opt.step(store); }
+template <real_scalar T = float>
+class adamw {
+public:
+    // Elements per parallel work item: a multiple of every SIMD width, so only the last item has a tail.
+    static constexpr std::int64_t chunk_elements = 4096;
+
+    // Moments zero and step count 0, sized for `store`, which must be complete: a store that gains
+    // parameters afterwards no longer fits and step() refuses it.
+    explicit adamw(const parameter_store<T>& store, const adamw_options& options = {})
+        : options_(options),
+          exp_avg_(static_cast<std::size_t>(store.size()), T{}),
+          exp_avg_sq_(static_cast<std::size_t>(store.size()), T{}) {
+        validate(options_);
+    }
+
+    // One AdamW step on every parameter of `store` from its gradients, as torch's _single_tensor_adamw:
+    //   t += 1;  p *= 1 - lr·wd                                   (decoupled weight decay)
+    //   m = β1·m + (1 − β1)·g;   v = β2·v + (1 − β2)·g²
+    //   p -= lr / (1 − β1^t) · m / (sqrt(v) / sqrt(1 − β2^t) + eps)
+    // Requires store.size() == size(). With check_finite (the default), a NaN or Inf gradient
+    // throws ouro::error naming the parameter, and nothing (parameters, moments, t) changes.
+    void step(parameter_store<T>& store) {
+        require(store.size() == size(), "adamw: the store has ", store.size(), " elements, expected ", size(),
+                " (the size of the store this optimizer was built for)");
+        if (options_.check_finite) require_finite_gradients(store);
+
+        const std::int64_t t = step_ + 1;
+        const double bias_correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(t));
+        const double bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(t));
+        // Scalars rounded to T once, as torch passes Python floats to its T kernels.
+        const T decay = static_cast<T>(1.0 - options_.lr * options_.weight_decay);
+        const T beta1 = static_cast<T>(options_.beta1), one_minus_beta1 = static_cast<T>(1.0 - options_.beta1);
+        const T beta2 = static_cast<T>(options_.beta2), one_minus_beta2 = static_cast<T>(1.0 - options_.beta2);
+        const T sqrt_bias_correction2 = static_cast<T>(std::sqrt(bias_correction2));
+        const T eps = static_cast<T>(options_.eps);
+        const T neg_step_size = static_cast<T>(-(options_.lr / bias_correction1));
+
+        // The same operations, in torch's order, on a batch or on one scalar of the tail.
+        auto update = [&](auto& p, auto& m, auto& v, const auto& g) {
+            using V = std::remove_cvref_t<decltype(g)>;
+            p = p * V(decay);
+            m = m * V(beta1) + g * V(one_minus_beta1);
+            v = v * V(beta2) + V(one_minus_beta2) * g * g;
+            const V denom = xsimd::sqrt(v) / V(sqrt_bias_correction2) + V(eps);
+            p = p + V(neg_step_size) * m / denom;
+        };
+
+        using batch = xsimd::batch<T>;
+        constexpr std::int64_t w = static_cast<std::int64_t>(batch::size);
+        static_assert(chunk_elements % w == 0, "adamw: chunk size must be a multiple of the SIMD width");
+        T* values = store.values();
+        const T* grads = store.grads();
+        T* m = exp_avg_.data();
+        T* v = exp_avg_sq_.data();
+        const std::int64_t n = size();
+        const std::int64_t chunks = (n + chunk_elements - 1) / chunk_elements;
+        parallel_for(
+            chunks,
+            [&](std::int64_t c) {
+                const std::int64_t begin = c * chunk_elements, end = std::min(n, begin + chunk_elements);
+                std::int64_t i = begin;
+                for (; i + w <= end; i += w) {
+                    batch pb = xsimd::load_unaligned(values + i), mb = xsimd::load_unaligned(m + i);
+                    batch vb = xsimd::load_unaligned(v + i);
+                    const batch gb = xsimd::load_unaligned(grads + i);
+                    update(pb, mb, vb, gb);
+                    pb.store_unaligned(values + i);
+                    mb.store_unaligned(m + i);
+                    vb.store_unaligned(v + i);
+                }
+                for (; i < end; ++i) update(values[i], m[i], v[i], grads[i]);
+            },
+            chunk_elements * 12);
+        step_ = t;
+    }
+
+    // The learning rate of the next steps (a schedule sets it before each step).
+    void set_lr(double lr) {
+        require(lr >= 0, "adamw: lr must be >= 0, found ", lr);
+        options_.lr = lr;
+    }
+    double lr() const { return options_.lr; }
+    const adamw_options& options() const { return options_; }
+
+    // Steps taken so far (torch's state['step']); the bias corrections use it.
+    std::int64_t step_count() const { return step_; }
+    // For restoring a checkpoint together with the moment buffers.
+    void set_step_count(std::int64_t steps) {
+        require(steps >= 0, "adamw: step count must be >= 0, found ", steps);
+        step_ = steps;
+    }
+
+    // Elements of each moment buffer (= the store's size()).
+    std::int64_t size() const { return static_cast<std::int64_t>(exp_avg_.size()); }
+    // First moment m (torch's exp_avg) and second moment v (exp_avg_sq), in the store's layout.
+    T* exp_avg() { return exp_avg_.data(); }
+    const T* exp_avg() const { return exp_avg_.data(); }
+    T* exp_avg_sq() { return exp_avg_sq_.data(); }
+    const T* exp_avg_sq() const { return exp_avg_sq_.data(); }
+
+    // Forgets all state: moments zero, step count 0.
+    void reset() {
+        std::fill(exp_avg_.begin(), exp_avg_.end(), T{});
+        std::fill(exp_avg_sq_.begin(), exp_avg_sq_.end(), T{});
+        step_ = 0;
+    }
+
+private:
+    static void require_finite_gradients(const parameter_store<T>& store) {
+        const std::int64_t bad = first_non_finite(store.grads(), store.size());
+        if (bad < 0) return;
+        const T value = store.grads()[bad];
+        for (const auto& e : store.entries())
+            if (bad >= e.offset && bad < e.offset + e.dims.numel())
+                fail("adamw: the gradient of '", e.name, "' ", e.dims, " is not finite (", value, " at element ",
+                     bad - e.offset, "); no step taken");
+        fail("adamw: the gradient buffer is not finite (", value, " at element ", bad,
+             ", padding between parameters); no step taken");
+    }
+
+    adamw_options options_;
+    std::int64_t step_ = 0;
+    aligned_vector<T> exp_avg_;
+    aligned_vector<T> exp_avg_sq_;
+};
+
+}  // namespace ouro::optim
