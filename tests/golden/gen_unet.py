@@ -31,7 +31,7 @@ def timestep_embedding(t, dim, max_period=10000):
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float64) / half)
     args = t[:, None].double() * freqs[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1).to(torch.get_default_dtype())
 
 
 class Conv(nn.Module):
