@@ -50,6 +50,7 @@ enum class rng_purpose : std::uint32_t {
     diffusion_time = 5,
     sampler = 6,
     label_drop = 7,
+    metrics_subset = 101,  // KID's random subsets (the number is also used by tests/golden/gen_metrics.py)
     user = 1000,
 };
 

@@ -1,0 +1,315 @@
+// Metrics: FID (Gaussian fit, Fréchet distance, cached statistics), improved precision/recall,
+// density/coverage and KID, against numpy/scipy references (tests/golden/gen_metrics.py), known
+// closed forms and hand-counted cases; thread-count determinism; bad input.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <vector>
+
+#include <Eigen/Dense>
+
+#include "ouro/core/parallel.hpp"
+#include "ouro/core/philox.hpp"
+#include "ouro/metrics/fid.hpp"
+#include "ouro/metrics/kid.hpp"
+#include "ouro/metrics/precision_recall.hpp"
+#include "support/golden.hpp"
+#include "support/gradcheck.hpp"
+
+using namespace ouro;
+using namespace ouro::metrics;
+using Catch::Matchers::Contains;
+
+namespace {
+
+tensor<double> column(const std::vector<double>& v) {
+    tensor<double> t(shape{static_cast<std::int64_t>(v.size()), 1});
+    for (std::size_t i = 0; i < v.size(); ++i) t[static_cast<std::int64_t>(i)] = v[i];
+    return t;
+}
+
+tensor<float> to_float(const tensor<double>& x) {
+    tensor<float> out(x.dims());
+    for (std::int64_t i = 0; i < x.numel(); ++i) out[i] = static_cast<float>(x[i]);
+    return out;
+}
+
+tensor<double> to_double(const tensor<float>& x) {
+    tensor<double> out(x.dims());
+    for (std::int64_t i = 0; i < x.numel(); ++i) out[i] = x[i];
+    return out;
+}
+
+// 1-D samples with exactly the given mean and unbiased variance (up to rounding).
+tensor<double> exact_moments(std::int64_t n, double mean, double variance, std::uint64_t seed) {
+    tensor<double> z = testing::random_tensor<double>(shape{n, 1}, seed);
+    double m = 0;
+    for (double v : z) m += v;
+    m /= static_cast<double>(n);
+    double ss = 0;
+    for (double v : z) ss += (v - m) * (v - m);
+    const double sd = std::sqrt(ss / static_cast<double>(n - 1));
+    for (double& v : z) v = mean + std::sqrt(variance) * (v - m) / sd;
+    return z;
+}
+
+gaussian_stats stats_from(const Eigen::VectorXd& mean, const Eigen::MatrixXd& cov) {
+    const std::int64_t d = mean.size();
+    gaussian_stats s{tensor<double>(shape{d}), tensor<double>(shape{d, d})};
+    for (std::int64_t i = 0; i < d; ++i) {
+        s.mean[i] = mean[i];
+        for (std::int64_t j = 0; j < d; ++j) s.covariance[i * d + j] = cov(i, j);
+    }
+    return s;
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------------------------------- FID
+
+TEST_CASE("fit_gaussian matches numpy's mean and unbiased covariance", "[metrics][fid]") {
+    const tensor<double> real = testing::load_golden("metrics/real.npy");
+    const gaussian_stats s = fit_gaussian(real);
+    testing::require_close("mean", s.mean, testing::load_golden("metrics/real_mean.npy"), 1e-12, 1e-14);
+    testing::require_close("covariance", s.covariance, testing::load_golden("metrics/real_cov.npy"), 1e-12, 1e-14);
+    for (std::int64_t i = 0; i < 16; ++i)
+        for (std::int64_t j = 0; j < 16; ++j) REQUIRE(s.covariance[i * 16 + j] == s.covariance[j * 16 + i]);
+}
+
+TEST_CASE("fid matches the pytorch-fid reference (scipy sqrtm of the non-symmetric product)", "[metrics][fid]") {
+    const tensor<double> real = testing::load_golden("metrics/real.npy"), fake = testing::load_golden("metrics/fake.npy");
+    const double expected = testing::load_golden("metrics/fid.npy")[0];
+    CHECK(fid(real, fake) == Approx(expected).epsilon(1e-10));
+    // Float input is converted to double exactly, so it must give the double result of the same values.
+    const tensor<float> real_f = to_float(real), fake_f = to_float(fake);
+    CHECK(fid(real_f, fake_f) == fid(to_double(real_f), to_double(fake_f)));
+    CHECK(fid(real_f, fake_f) == Approx(expected).epsilon(1e-5));
+}
+
+TEST_CASE("fid of N(1, 4) against N(3, 9) is (1-3)^2 + 4 + 9 - 2 sqrt(36) = 5", "[metrics][fid]") {
+    // Samples with exactly these moments: the population value up to rounding.
+    CHECK(fid(exact_moments(1000, 1.0, 4.0, 1), exact_moments(777, 3.0, 9.0, 2)) == Approx(5.0).epsilon(1e-12));
+    // Plain samples: 1-D FID = (m1-m2)^2 + (s1-s2)^2; its sampling standard deviation at N = 200,000
+    // is about 0.034 (mostly from the mean term 4 sqrt(4/N + 9/N)), so 0.15 is ~4.5 sigma.
+    const std::int64_t n = 200000;
+    tensor<double> a = testing::random_tensor<double>(shape{n, 1}, 11), b = testing::random_tensor<double>(shape{n, 1}, 12);
+    for (double& v : a) v = 1.0 + 2.0 * v;
+    for (double& v : b) v = 3.0 + 3.0 * v;
+    CHECK(std::abs(fid(a, b) - 5.0) < 0.15);
+}
+
+TEST_CASE("frechet_distance has the closed forms of commuting and singular covariances", "[metrics][fid]") {
+    // S1 = I, S2 = Q diag(l) Qᵀ with Q a random rotation: tr((S1^½ S2 S1^½)^½) = Σ sqrt(l).
+    const int d = 5;
+    const tensor<double> g = testing::random_tensor<double>(shape{d, d}, 3);
+    const Eigen::MatrixXd q = Eigen::Map<const row_matrix>(g.data(), d, d).householderQr().householderQ();
+    const Eigen::VectorXd l = (Eigen::VectorXd(d) << 0.5, 1.0, 2.0, 4.0, 9.0).finished();
+    const Eigen::VectorXd mu1 = Eigen::VectorXd::Zero(d), mu2 = Eigen::VectorXd::Constant(d, 0.5);
+    const Eigen::MatrixXd s2 = q * l.asDiagonal() * q.transpose();
+    const double expected = 5 * 0.25 + d + l.sum() - 2 * l.cwiseSqrt().sum();
+    CHECK(frechet_distance(stats_from(mu1, Eigen::MatrixXd::Identity(d, d)), stats_from(mu2, s2)) ==
+          Approx(expected).epsilon(1e-12));
+    CHECK(frechet_distance(stats_from(mu2, s2), stats_from(mu1, Eigen::MatrixXd::Identity(d, d))) ==
+          Approx(expected).epsilon(1e-12));
+    // Diagonal and singular: Σ (sqrt(a_i) - sqrt(b_i))^2 = (1-2)^2 + (0-3)^2 + (2-1)^2 = 11; the zero
+    // eigenvalue comes out of the solver as ±rounding and must be clamped, not turned into NaN.
+    // The square root of a rounding-sized eigenvalue is O(sqrt(ε)) ≈ 1e-8, hence the tolerance.
+    const Eigen::Vector3d a(1.0, 0.0, 4.0), b(4.0, 9.0, 1.0);
+    const Eigen::Matrix3d r = Eigen::Map<const row_matrix>(testing::random_tensor<double>(shape{3, 3}, 4).data(), 3, 3)
+                                  .householderQr()
+                                  .householderQ();
+    const double fd = frechet_distance(stats_from(Eigen::Vector3d::Zero(), r * a.asDiagonal() * r.transpose()),
+                                       stats_from(Eigen::Vector3d::Zero(), r * b.asDiagonal() * r.transpose()));
+    CHECK(fd == Approx(11.0).epsilon(1e-6));
+}
+
+TEST_CASE("fid of a set with itself is 0 and fid is symmetric", "[metrics][fid]") {
+    const tensor<double> real = testing::load_golden("metrics/real.npy"), fake = testing::load_golden("metrics/fake.npy");
+    CHECK(std::abs(fid(real, real)) < 1e-9);
+    CHECK(fid(real, fake) == Approx(fid(fake, real)).epsilon(1e-11));
+}
+
+TEST_CASE("cached real statistics round-trip through .npy and give the same fid", "[metrics][fid]") {
+    const tensor<double> real = testing::load_golden("metrics/real.npy"), fake = testing::load_golden("metrics/fake.npy");
+    const auto dir = std::filesystem::temp_directory_path() / "ouro_test_metrics";
+    std::filesystem::create_directories(dir);
+    const auto stem = dir / "real_stats";
+    save_gaussian_stats(fit_gaussian(real), stem);
+    const gaussian_stats loaded = load_gaussian_stats(stem);
+    CHECK(loaded.dim() == 16);
+    CHECK(fid(loaded, fake) == fid(real, fake));  // the same computation on the same numbers: bitwise
+    const tensor<float> fake8(shape{10, 8});
+    CHECK_THROWS_WITH(fid(loaded, fake8), Contains("dimension 16") && Contains("(10, 8)"));
+    // A covariance file of the wrong shape is refused by name.
+    io::write_npy(stats_covariance_path(stem), tensor<double>(shape{16, 15}).view());
+    CHECK_THROWS_WITH(load_gaussian_stats(stem), Contains("expected shape (16, 16), found (16, 15)"));
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("fid is bitwise identical at 1 and 2 threads", "[metrics][fid][threads]") {
+    const tensor<double> a = testing::random_tensor<double>(shape{500, 150}, 21);
+    const tensor<double> b = testing::random_tensor<double>(shape{400, 150}, 22, 1.1);
+    set_threads(1);
+    const double one = fid(a, b);
+    set_threads(2);
+    const double two = fid(a, b);
+    set_threads(max_threads());
+    CHECK(one == two);
+}
+
+TEST_CASE("fid refuses a single sample, NaN, empty sets and mismatched dimensions", "[metrics][fid][errors]") {
+    const tensor<double> ok = testing::random_tensor<double>(shape{10, 4}, 1);
+    CHECK_THROWS_WITH(fid(ok, tensor<double>(shape{1, 4})), Contains("at least 2 samples") && Contains("(1, 4)"));
+    CHECK_THROWS_WITH(fit_gaussian(tensor<float>(shape{0, 4})), Contains("at least 2 samples") && Contains("(0, 4)"));
+    CHECK_THROWS_WITH(fid(ok, testing::random_tensor<double>(shape{10, 5}, 2)),
+                      Contains("same dimension") && Contains("(10, 4)") && Contains("(10, 5)"));
+    tensor<double> bad = ok;
+    bad[6] = std::nan("");
+    CHECK_THROWS_WITH(fid(ok, bad), Contains("finite") && Contains("(1, 2)"));
+    CHECK_THROWS_WITH(fid(ok, tensor<double>(shape{10, 4, 1})), Contains("rank-2") && Contains("(10, 4, 1)"));
+}
+
+// --------------------------------------------------------------------- precision, recall, D/C
+
+TEST_CASE("prdc matches the brute-force numpy references for several k", "[metrics][prdc]") {
+    const tensor<double> real = testing::load_golden("metrics/real.npy"), fake = testing::load_golden("metrics/fake.npy");
+    struct option_case {
+        int k, density_k;
+        const char* file;
+    };
+    for (const option_case c : {option_case{3, 5, "metrics/prdc_k3_d5.npy"}, option_case{1, 2, "metrics/prdc_k1_d2.npy"},
+                                option_case{7, 9, "metrics/prdc_k7_d9.npy"}}) {
+        INFO("k = " << c.k << ", density_k = " << c.density_k);
+        const tensor<double> e = testing::load_golden(c.file);
+        const prdc_result r = prdc(real, fake, {.k = c.k, .density_k = c.density_k, .block_rows = 64});
+        CHECK(r.precision == Approx(e[0]).epsilon(1e-12));
+        CHECK(r.recall == Approx(e[1]).epsilon(1e-12));
+        CHECK(r.density == Approx(e[2]).epsilon(1e-12));
+        CHECK(r.coverage == Approx(e[3]).epsilon(1e-12));
+    }
+    testing::require_close("k = 3 radii", knn_radii(real, 3, 37), testing::load_golden("metrics/real_radii_k3.npy"), 1e-10,
+                           1e-12);
+}
+
+TEST_CASE("prdc counts a hand-made 1-D case", "[metrics][prdc]") {
+    // k = 1 radii of real {0, 1, 2, 3, 10, 60, 61}: 1, 1, 1, 1, 7, 1, 1.
+    // Fake {0.5, 2.4, 5.2, 25, 26}, k = 1 radii: 1.9, 1.9, 2.8, 1, 1.
+    //  precision: 0.5 (in ball of 0), 2.4 (of 2), 5.2 (of 10: 4.8 <= 7) inside; 25, 26 not: 3/5.
+    //  recall: 0, 1, 2, 3 inside fake balls; 10 (4.8 > 2.8 from 5.2), 60, 61 not: 4/7.
+    //  density (k = 1): 0.5 in balls of 0 and 1, 2.4 in 2 and 3, 5.2 in 10: 5 / (1 · 5) = 1.
+    //  coverage: balls of 0, 1, 2, 3, 10 hold a fake; 60, 61 do not: 5/7.
+    const tensor<double> real = column({0, 1, 2, 3, 10, 60, 61}), fake = column({0.5, 2.4, 5.2, 25, 26});
+    const prdc_result r = prdc(real, fake, {.k = 1, .density_k = 1});
+    CHECK(r.precision == Approx(3.0 / 5.0).epsilon(1e-15));
+    CHECK(r.recall == Approx(4.0 / 7.0).epsilon(1e-15));
+    CHECK(r.density == Approx(1.0).epsilon(1e-15));
+    CHECK(r.coverage == Approx(5.0 / 7.0).epsilon(1e-15));
+}
+
+TEST_CASE("precision counts a point on the radius (<=), density and coverage do not (<)", "[metrics][prdc]") {
+    // Fake 17 is exactly 7 = the k = 1 radius of real 10 (integers: the GEMM expansion is exact).
+    // Fake radii are 23, so every real point is within one: recall 1.
+    const tensor<double> real = column({0, 1, 2, 3, 10, 60, 61}), fake = column({17, 40});
+    const prdc_result r = prdc(real, fake, {.k = 1, .density_k = 1});
+    CHECK(r.precision == 0.5);
+    CHECK(r.recall == 1.0);
+    CHECK(r.density == 0.0);
+    CHECK(r.coverage == 0.0);
+}
+
+TEST_CASE("prdc of a set against itself has precision, recall and coverage 1", "[metrics][prdc]") {
+    const tensor<double> x = testing::random_tensor<double>(shape{300, 20}, 5);
+    const prdc_result r = prdc(x, x);
+    CHECK(r.precision == 1.0);
+    CHECK(r.recall == 1.0);
+    CHECK(r.coverage == 1.0);
+    CHECK(r.density > 0.5);
+}
+
+TEST_CASE("prdc does not depend on the block size and is bitwise identical at 1 and 2 threads", "[metrics][prdc][threads]") {
+    const tensor<float> a = to_float(testing::random_tensor<double>(shape{700, 32}, 6));
+    const tensor<float> b = to_float(testing::random_tensor<double>(shape{650, 32}, 7, 1.2));
+    set_threads(1);
+    const prdc_result one = prdc(a, b, {.block_rows = 64});
+    set_threads(2);
+    const prdc_result two = prdc(a, b, {.block_rows = 64});
+    const prdc_result big = prdc(a, b, {.block_rows = 1000});
+    const tensor<double> r1 = knn_radii(a, 3, 50), r2 = knn_radii(a, 3, 50);
+    set_threads(1);
+    const tensor<double> r0 = knn_radii(a, 3, 50);
+    set_threads(max_threads());
+    CHECK(one.precision == two.precision);
+    CHECK(one.recall == two.recall);
+    CHECK(one.density == two.density);
+    CHECK(one.coverage == two.coverage);
+    CHECK(big.precision == one.precision);
+    CHECK(big.recall == one.recall);
+    CHECK(big.density == one.density);
+    CHECK(big.coverage == one.coverage);
+    CHECK(one.precision > 0.0);
+    CHECK(one.precision < 1.0);
+    for (std::int64_t i = 0; i < r0.numel(); ++i) REQUIRE(r0[i] == r1[i]);
+}
+
+TEST_CASE("prdc refuses N <= k, NaN and mismatched dimensions", "[metrics][prdc][errors]") {
+    const tensor<double> x = testing::random_tensor<double>(shape{5, 3}, 8);
+    CHECK_THROWS_WITH(prdc(x, testing::random_tensor<double>(shape{10, 3}, 9), {.k = 3, .density_k = 5}),
+                      Contains("k = 5") && Contains("more than 5 samples") && Contains("(5, 3)"));
+    CHECK_THROWS_WITH(prdc(testing::random_tensor<double>(shape{10, 3}, 9), x.view().reshaped(shape{3, 5}), {.k = 3}),
+                      Contains("same dimension") && Contains("(10, 3)") && Contains("(3, 5)"));
+    CHECK_THROWS_WITH(prdc(testing::random_tensor<double>(shape{10, 3}, 9), testing::random_tensor<double>(shape{3, 3}, 2)),
+                      Contains("k = 3") && Contains("fake features") && Contains("(3, 3)"));
+    tensor<double> bad = testing::random_tensor<double>(shape{10, 3}, 9);
+    bad[29] = INFINITY;
+    CHECK_THROWS_WITH(prdc(bad, bad), Contains("finite") && Contains("(9, 2)"));
+    CHECK_THROWS_WITH(knn_radii(x, 0), Contains("k >= 1"));
+}
+
+// ------------------------------------------------------------------------------------------ KID
+
+TEST_CASE("kid matches the numpy polynomial-kernel reference over all samples and over Philox subsets", "[metrics][kid]") {
+    const tensor<double> real = testing::load_golden("metrics/real.npy"), fake = testing::load_golden("metrics/fake.npy");
+    const kid_result all = kid(real, fake, {.subsets = 0, .block_rows = 48});
+    CHECK(all.mean == Approx(testing::load_golden("metrics/kid_all.npy")[0]).epsilon(1e-11));
+    CHECK(all.estimates == 1);
+    const tensor<double> e = testing::load_golden("metrics/kid_subsets10_m50_seed7.npy");
+    const kid_result sub = kid(real, fake, {.subsets = 10, .subset_size = 50, .seed = 7});
+    CHECK(sub.mean == Approx(e[0]).epsilon(1e-11));
+    CHECK(sub.stddev == Approx(e[1]).epsilon(1e-9));
+    CHECK(sub.estimates == 10);
+    CHECK(kid(real, fake, {.subsets = 10, .subset_size = 50, .seed = 8}).mean != sub.mean);
+}
+
+TEST_CASE("kid of a hand-made 1-D case is 7", "[metrics][kid]") {
+    // d = 1: k(0, 0) = 1, k(1, 1) = 8, k(0, 1) = 1. X = {0, 0}, Y = {1, 1}:
+    // Σ_{i≠j} kxx / 2 + Σ_{i≠j} kyy / 2 - 2 Σ kxy / 4 = 1 + 8 - 2 = 7.
+    CHECK(kid(column({0, 0}), column({1, 1}), {.subsets = 0}).mean == Approx(7.0).epsilon(1e-15));
+    // One subset of every sample is a permutation of the whole sets.
+    CHECK(kid(column({0, 0, 1}), column({1, 1, 0}), {.subsets = 1, .subset_size = 3}).mean ==
+          Approx(kid(column({0, 0, 1}), column({1, 1, 0}), {.subsets = 0}).mean).epsilon(1e-14));
+}
+
+TEST_CASE("kid is bitwise identical at 1 and 2 threads", "[metrics][kid][threads]") {
+    const tensor<double> a = testing::random_tensor<double>(shape{600, 24}, 31);
+    const tensor<double> b = testing::random_tensor<double>(shape{500, 24}, 32, 1.1);
+    set_threads(1);
+    const kid_result s1 = kid(a, b, {.subsets = 6, .subset_size = 100}), a1 = kid(a, b, {.subsets = 0, .block_rows = 64});
+    set_threads(2);
+    const kid_result s2 = kid(a, b, {.subsets = 6, .subset_size = 100}), a2 = kid(a, b, {.subsets = 0, .block_rows = 64});
+    set_threads(max_threads());
+    CHECK(s1.mean == s2.mean);
+    CHECK(s1.stddev == s2.stddev);
+    CHECK(a1.mean == a2.mean);
+    CHECK(a1.mean > 0.0);
+}
+
+TEST_CASE("kid refuses subsets larger than a set, single samples and mismatched dimensions", "[metrics][kid][errors]") {
+    const tensor<double> a = testing::random_tensor<double>(shape{30, 4}, 1), b = testing::random_tensor<double>(shape{20, 4}, 2);
+    CHECK_THROWS_WITH(kid(a, b, {.subsets = 5, .subset_size = 25}),
+                      Contains("subset_size <= min(N_real, N_fake) = 20") && Contains("(30, 4)") && Contains("(20, 4)") &&
+                          Contains("found subset_size = 25"));
+    CHECK_THROWS_WITH(kid(a, tensor<double>(shape{1, 4}), {.subsets = 0}), Contains("at least 2 samples"));
+    CHECK_THROWS_WITH(kid(a, testing::random_tensor<double>(shape{20, 3}, 2)), Contains("(30, 4)") && Contains("(20, 3)"));
+    CHECK_THROWS_WITH(kid(a, b, {.subsets = -1}), Contains("subsets >= 0"));
+}
