@@ -50,7 +50,14 @@ enum class rng_purpose : std::uint32_t {
     diffusion_time = 5,
     sampler = 6,
     label_drop = 7,
-    metrics_subset = 101,  // KID's random subsets (the number is also used by tests/golden/gen_metrics.py)
+    // The numbers below are also used by the golden scripts in tests/golden/: keep them.
+    metrics_subset = 101,  // KID's random subsets
+    kmeans_seeding = 102,
+    eigen_start = 103,
+    probe_holdout = 111,
+    filter_random = 121,
+    filter_stage = 122,
+    latent_noise = 131,
     user = 1000,
 };
 

@@ -16,7 +16,7 @@
 
 namespace ouro::metrics {
 
-// The Philox purpose of KID's subset choice. TODO(lead): a named enumerator in core/philox.hpp.
+// The Philox purpose of KID's subset choice.
 inline constexpr rng_purpose kid_subset_purpose = rng_purpose::metrics_subset;
 
 struct kid_options {
