@@ -1,0 +1,647 @@
+// The DDPM trainer and its checkpoints: a run resumed from a checkpoint (in this process and in a
+// fresh one) continues bitwise like an uninterrupted run; the loss falls on learnable data; a NaN
+// stops training with a clear error and leaves the last good checkpoint loadable; checkpoints of
+// another spec, truncated, corrupt, foreign or mismatched files are refused clearly; label dropping
+// happens at its rate; data that does not fit the model is refused before training.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ouro/core/parallel.hpp"
+#include "ouro/core/philox.hpp"
+#include "ouro/diffusion/checkpoint.hpp"
+#include "ouro/diffusion/trainer.hpp"
+#include "ouro/io/safetensors.hpp"
+#include "ouro/nn/unet.hpp"
+
+using namespace ouro;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The smallest U-Net that still has every part: two levels, class labels, dropout (keyed by step).
+constexpr nn::unet_spec tiny_spec{.in_channels = 1, .image_size = 8, .base = 8, .mult = {1, 2}, .groups = 4,
+                                  .dropout = 0.1, .classes = 3};
+constexpr nn::unet_spec wider_spec{.in_channels = 1, .image_size = 8, .base = 16, .mult = {1, 2}, .groups = 4,
+                                   .dropout = 0.1, .classes = 3};
+using tiny_unet = nn::unet<cpu, tiny_spec>;
+using wider_unet = nn::unet<cpu, wider_spec>;
+using tiny_trainer = diffusion::trainer<tiny_unet>;
+
+static_assert(diffusion::trainable_model<tiny_unet>);
+static_assert(!diffusion::trainable_model<int>);
+static_assert(!diffusion::trainable_model<optim::constant_lr>);
+
+constexpr std::int64_t items = 12;
+
+// Three classes of 8x8 patterns (horizontal stripes, vertical stripes, a checkerboard) in [-0.8, 0.8],
+// with a little per-item noise: learnable, and every item different.
+data::image_dataset tiny_data(std::int64_t n = items, std::int64_t channels = 1, std::int64_t size = 8) {
+    data::image_dataset d;
+    d.name = "tiny";
+    d.num_classes = 3;
+    d.images = tensor<float>(shape{n, channels, size, size});
+    d.labels = tensor<std::int64_t>(shape{n});
+    for (std::int64_t i = 0; i < n; ++i) {
+        const std::int64_t c = i % 3;
+        d.labels[i] = c;
+        philox_stream rng(5, rng_purpose::user, static_cast<std::uint64_t>(i));
+        for (std::int64_t k = 0; k < channels * size * size; ++k) {
+            const std::int64_t y = (k / size) % size, x = k % size;
+            const bool on = c == 0 ? y % 2 == 0 : c == 1 ? x % 2 == 0 : (x + y) % 2 == 0;
+            d.images[i * channels * size * size + k] = (on ? 0.8f : -0.8f) + 0.05f * (rng.uniform() - 0.5f);
+        }
+    }
+    return d;
+}
+
+diffusion::schedule_table tiny_table() { return {diffusion::linear_ho2020{}, 100}; }
+
+diffusion::trainer_options tiny_options(std::int64_t steps) {
+    return {.batch_size = 4,
+            .steps = steps,
+            .lr = 1e-3,
+            .warmup_steps = 3,
+            .weight_decay = 0.01,
+            .grad_clip = 1.0,
+            .use_ema = true,
+            .ema = {.max_decay = 0.99},
+            .label_drop = 0.2,
+            .seed = 7,
+            .show_progress = false};
+}
+
+std::unique_ptr<tiny_unet> fresh_model(std::uint64_t init_seed) {
+    auto m = std::make_unique<tiny_unet>();
+    m->reset_parameters(init_seed);
+    return m;
+}
+
+// Everything a resumed run must reproduce, bit for bit.
+struct state_snapshot {
+    std::int64_t step = 0, adam_steps = 0, ema_updates = 0;
+    std::vector<float> weights, exp_avg, exp_avg_sq, ema;
+    bool operator==(const state_snapshot&) const = default;
+};
+
+template <class Trainer>
+state_snapshot snapshot(Trainer& t) {
+    const auto& store = t.model().store();
+    const auto n = store.size();
+    state_snapshot s;
+    s.step = t.step_count();
+    s.adam_steps = t.optimizer().step_count();
+    s.weights.assign(store.values(), store.values() + n);
+    s.exp_avg.assign(t.optimizer().exp_avg(), t.optimizer().exp_avg() + n);
+    s.exp_avg_sq.assign(t.optimizer().exp_avg_sq(), t.optimizer().exp_avg_sq() + n);
+    if (t.ema()) {
+        s.ema_updates = t.ema()->update_count();
+        s.ema.assign(t.ema()->values(), t.ema()->values() + n);
+    }
+    return s;
+}
+
+// A directory of its own under the system's temporary directory, removed at the end of the test.
+struct scratch_dir {
+    fs::path path;
+    explicit scratch_dir(const std::string& name)
+        : path(fs::temp_directory_path() / ("ouro_test_trainer_" + std::to_string(::getpid()) + "_" + name)) {
+        fs::remove_all(path);
+        fs::create_directories(path);
+    }
+    ~scratch_dir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+std::string read_text(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_text(const fs::path& p, const std::string& text) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out << text;
+}
+
+constexpr std::int64_t resume_steps = 6;  // N: N steps, save, N more, against 2N uninterrupted
+constexpr const char* child_dir_variable = "OURO_TEST_TRAINER_CHILD_DIR";
+
+}  // namespace
+
+TEST_CASE("a resumed run continues bitwise like an uninterrupted one: weights, moments, EMA, step", "[trainer][resume]") {
+    const data::image_dataset data = tiny_data();
+    const std::int64_t n = resume_steps;
+    scratch_dir dir("resume");
+
+    // 2N steps without interruption, through train().
+    auto model_c = fresh_model(1);
+    tiny_trainer uninterrupted(*model_c, data, tiny_table(), tiny_options(2 * n));
+    const state_snapshot initial = snapshot(uninterrupted);
+    const diffusion::train_result r = uninterrupted.train();
+    CHECK(r.step == 2 * n);
+    CHECK(r.steps_run == 2 * n);
+    const state_snapshot expected = snapshot(uninterrupted);
+    CHECK(expected.weights != initial.weights);  // it trained
+    CHECK(expected.adam_steps == 2 * n);
+    CHECK(expected.ema_updates == 2 * n);
+
+    // N steps, a checkpoint, N more in the same trainer: saving disturbs nothing.
+    auto model_a = fresh_model(1);
+    tiny_trainer first(*model_a, data, tiny_table(), tiny_options(2 * n));
+    for (std::int64_t i = 0; i < n; ++i) first.step();
+    const diffusion::checkpoint_entry saved = first.save_checkpoint(dir.path);
+    CHECK(saved.step == n);
+    const state_snapshot halfway = snapshot(first);
+    for (std::int64_t i = 0; i < n; ++i) first.step();
+    CHECK(snapshot(first) == expected);
+
+    // A fresh model (initialised differently) and a fresh trainer loaded from the checkpoint.
+    auto model_b = fresh_model(99);
+    tiny_trainer resumed(*model_b, data, tiny_table(), tiny_options(2 * n));
+    CHECK(snapshot(resumed).weights != halfway.weights);
+    resumed.load_checkpoint(dir.path);
+    CHECK(snapshot(resumed) == halfway);
+    CHECK(resumed.step_count() == n);
+    for (std::int64_t i = 0; i < n; ++i) resumed.step();
+    const state_snapshot after = snapshot(resumed);
+    CHECK(after.step == expected.step);
+    CHECK(after.adam_steps == expected.adam_steps);
+    CHECK(after.ema_updates == expected.ema_updates);
+    CHECK(after.weights == expected.weights);
+    CHECK(after.exp_avg == expected.exp_avg);
+    CHECK(after.exp_avg_sq == expected.exp_avg_sq);
+    CHECK(after.ema == expected.ema);
+}
+
+TEST_CASE("a run resumed in a fresh process continues bitwise like an uninterrupted one", "[trainer][resume]") {
+    const data::image_dataset data = tiny_data();
+    const std::int64_t n = resume_steps;
+    scratch_dir dir("resume_process");
+
+    auto model_c = fresh_model(1);
+    tiny_trainer uninterrupted(*model_c, data, tiny_table(), tiny_options(2 * n));
+    uninterrupted.train();
+    const state_snapshot expected = snapshot(uninterrupted);
+
+    // This process: N steps and a checkpoint through train() (a callback stops it at N).
+    auto model_a = fresh_model(1);
+    diffusion::trainer_options o = tiny_options(2 * n);
+    o.checkpoint_dir = dir.path;
+    tiny_trainer first(*model_a, data, tiny_table(), o);
+    struct stop_at {
+        std::int64_t at;
+        bool on_step(std::int64_t step, double) { return step == at; }
+    } stop{n};
+    const diffusion::train_result r = first.train(stop);
+    CHECK(r.stopped_early);
+    CHECK(r.step == n);
+    REQUIRE(diffusion::read_checkpoint_manifest(dir.path).current().step == n);
+
+    // A fresh process (this test binary, running the hidden case below) resumes and finishes.
+    const fs::path self = fs::read_symlink("/proc/self/exe");
+    const fs::path log = dir.path / "child.log";
+    ::setenv(child_dir_variable, dir.path.c_str(), 1);
+    const std::string command = "'" + self.string() + "' '[trainer_child]' > '" + log.string() + "' 2>&1";
+    const int status = std::system(command.c_str());
+    ::unsetenv(child_dir_variable);
+    INFO("child process output:\n" << read_text(log));
+    REQUIRE(status == 0);
+    REQUIRE(diffusion::read_checkpoint_manifest(dir.path).current().step == 2 * n);
+
+    auto model_b = fresh_model(99);
+    tiny_trainer loaded(*model_b, data, tiny_table(), tiny_options(2 * n));
+    loaded.load_checkpoint(dir.path);
+    CHECK(snapshot(loaded) == expected);
+}
+
+// Run by the test above in a child process; hidden from the default run.
+TEST_CASE("child process of the fresh-process resume test", "[.][trainer_child]") {
+    const char* dir = std::getenv(child_dir_variable);
+    REQUIRE(dir != nullptr);  // only the test above starts this case, with the directory set
+    const data::image_dataset data = tiny_data();
+    auto model = fresh_model(12345);
+    diffusion::trainer_options o = tiny_options(2 * resume_steps);
+    o.checkpoint_dir = dir;
+    tiny_trainer t(*model, data, tiny_table(), o);
+    REQUIRE(t.resume());
+    REQUIRE(t.step_count() == resume_steps);
+    const diffusion::train_result r = t.train();
+    CHECK(r.steps_run == resume_steps);
+    CHECK(r.step == 2 * resume_steps);
+}
+
+TEST_CASE("training results are bitwise identical at 1 and 2 threads", "[trainer][threads]") {
+    const data::image_dataset data = tiny_data();
+    auto run = [&](int threads) {
+        set_threads(threads);
+        auto model = fresh_model(1);
+        tiny_trainer t(*model, data, tiny_table(), tiny_options(4));
+        t.train();
+        return snapshot(t);
+    };
+    const int saved = max_threads();
+    const state_snapshot one = run(1), two = run(2);
+    set_threads(saved);
+    CHECK(one == two);
+}
+
+TEST_CASE("the loss falls on a learnable data set, for epsilon and v prediction", "[trainer][learning]") {
+    // One thread: this case checks learning, not parallelism (checked above), and its 200 small
+    // steps would mostly measure OpenMP's spin-waiting on a machine busy with other work.
+    const int saved_threads = max_threads();
+    set_threads(1);
+    struct restore_threads {
+        int n;
+        ~restore_threads() { set_threads(n); }
+    } restore{saved_threads};
+    const data::image_dataset data = tiny_data();
+    diffusion::trainer_options o = tiny_options(100);
+    o.batch_size = 8;
+    o.lr = 3e-3;
+    o.warmup_steps = 10;
+    o.label_drop = 0.0;
+    std::vector<double> losses;
+    struct record {
+        std::vector<double>* losses;
+        void on_step(const diffusion::step_event& e) { losses->push_back(e.loss); }
+    };
+    auto mean = [&](std::size_t begin, std::size_t end) {
+        double s = 0;
+        for (std::size_t i = begin; i < end; ++i) s += losses[i];
+        return s / static_cast<double>(end - begin);
+    };
+
+    SECTION("epsilon prediction, cosine schedule") {
+        auto model = fresh_model(3);
+        diffusion::trainer<tiny_unet, diffusion::epsilon_prediction, optim::linear_warmup<optim::cosine_decay>> t(
+            *model, data, tiny_table(), o);
+        CHECK(t.lr_schedule()(10) == Approx(3e-3));
+        CHECK(t.lr_schedule()(99) < 1e-5);
+        t.train(record{&losses});
+        REQUIRE(losses.size() == 100);
+        // A fresh model predicts 0 (zero output conv), so the first losses are E[eps^2] ~ 1.
+        CHECK(mean(0, 10) == Approx(1.0).epsilon(0.25));
+        INFO("first 10: " << mean(0, 10) << ", last 30: " << mean(70, 100));
+        CHECK(mean(70, 100) < 0.5 * mean(0, 10));
+    }
+    SECTION("v prediction") {
+        auto model = fresh_model(3);
+        diffusion::trainer<tiny_unet, diffusion::v_prediction> t(*model, data, tiny_table(), o);
+        t.train(record{&losses});
+        INFO("first 10: " << mean(0, 10) << ", last 30: " << mean(70, 100));
+        CHECK(mean(70, 100) < 0.5 * mean(0, 10));
+    }
+}
+
+TEST_CASE("a NaN loss stops training with an error naming the step; the last good checkpoint still loads",
+          "[trainer][nan]") {
+    data::image_dataset data = tiny_data();
+    scratch_dir dir("nan");
+    diffusion::trainer_options o = tiny_options(20);
+    o.checkpoint_dir = dir.path;
+    o.checkpoint_every = 5;
+    auto model = fresh_model(1);
+    tiny_trainer t(*model, data, tiny_table(), o);
+
+    // After step 7 every pixel becomes NaN, so step 8's loss is NaN.
+    struct poison {
+        data::image_dataset* data;
+        state_snapshot* at_checkpoint;
+        tiny_trainer* trainer;
+        void on_step(std::int64_t step, double) {
+            if (step == 7) data->images.fill(std::nanf(""));
+        }
+        void on_checkpoint(const diffusion::checkpoint_event&) { *at_checkpoint = snapshot(*trainer); }
+    };
+    state_snapshot good;
+    CHECK_THROWS_WITH(t.train(poison{&data, &good, &t}),
+                      Catch::Contains("loss of step 8 of 20 is not finite") &&
+                          Catch::Contains("last good checkpoint (step 5"));
+    CHECK(t.step_count() == 7);  // no update from the poisoned step
+    CHECK(good.step == 5);
+    CHECK(diffusion::read_checkpoint_manifest(dir.path).current().step == 5);
+
+    // The poisoned data are refused by a new trainer before training, naming the item.
+    auto other = fresh_model(1);
+    CHECK_THROWS_WITH(tiny_trainer(*other, data, tiny_table(), o),
+                      Catch::Contains("non-finite pixel") && Catch::Contains("item 0"));
+
+    // The checkpoint of step 5 loads into a fresh trainer on the clean data.
+    const data::image_dataset clean = tiny_data();
+    auto model_b = fresh_model(42);
+    tiny_trainer resumed(*model_b, clean, tiny_table(), o);
+    REQUIRE(resumed.resume());
+    CHECK(snapshot(resumed) == good);
+
+    // A poisoned state is never written over a good checkpoint.
+    model_b->store().values()[3] = std::nanf("");
+    CHECK_THROWS_WITH(resumed.save_checkpoint(), Catch::Contains("refusing to write") && Catch::Contains("not finite"));
+    CHECK(diffusion::read_checkpoint_manifest(dir.path).current().step == 5);
+    auto model_c = fresh_model(43);
+    tiny_trainer again(*model_c, clean, tiny_table(), o);
+    REQUIRE(again.resume());
+    CHECK(snapshot(again) == good);
+}
+
+TEST_CASE("a checkpoint of another spec is refused with both spec strings", "[trainer][checkpoint][errors]") {
+    const data::image_dataset data = tiny_data();
+    scratch_dir dir("spec");
+    auto model = fresh_model(1);
+    tiny_trainer t(*model, data, tiny_table(), tiny_options(4));
+    t.step();
+    const diffusion::checkpoint_entry e = t.save_checkpoint(dir.path);
+
+    wider_unet wider;
+    wider.reset_parameters(1);
+    diffusion::trainer<wider_unet> other(wider, data, tiny_table(), tiny_options(4));
+    CHECK_THROWS_WITH(other.load_checkpoint(dir.path), Catch::Contains(tiny_spec.str()) && Catch::Contains(wider_spec.str()));
+    CHECK_THROWS_WITH(diffusion::load_model(dir.path / e.model_file, wider), Catch::Contains(tiny_spec.str()) && Catch::Contains(wider_spec.str()));
+    CHECK_THROWS_WITH(diffusion::load_checkpoint_weights(dir.path, wider), Catch::Contains(tiny_spec.str()) && Catch::Contains(wider_spec.str()));
+
+    // The model file alone says what it is.
+    const io::safetensors_metadata m = io::read_safetensors_metadata(dir.path / e.model_file);
+    CHECK(m.at("spec") == tiny_spec.str());
+    CHECK(m.at("step") == "1");
+    CHECK(m.at("ouro_version") == diffusion::library_version);
+    CHECK(m.at("spec_hash").size() == 16);
+
+    // And loads into a model of its own spec, trained or EMA weights.
+    auto same = fresh_model(5);
+    diffusion::load_model(dir.path / e.model_file, *same);
+    CHECK(std::equal(same->store().values(), same->store().values() + same->store().size(), model->store().values()));
+    CHECK(diffusion::load_checkpoint_weights(dir.path, *same, diffusion::checkpoint_weights::ema) == 1);
+    CHECK(std::equal(same->store().values(), same->store().values() + same->store().size(), t.ema()->values()));
+}
+
+TEST_CASE("truncated, corrupt, foreign and mismatched checkpoint files are refused clearly", "[trainer][checkpoint][errors]") {
+    const data::image_dataset data = tiny_data();
+    scratch_dir dir("broken");
+    diffusion::trainer_options o = tiny_options(10);
+    o.checkpoint_dir = dir.path;
+    o.checkpoint_every = 5;
+    auto model = fresh_model(1);
+    tiny_trainer t(*model, data, tiny_table(), o);
+    t.train();
+    const diffusion::checkpoint_manifest manifest = diffusion::read_checkpoint_manifest(dir.path);
+    REQUIRE(manifest.checkpoints.size() == 2);  // keep_checkpoints = 2: steps 10 and 5
+    CHECK(manifest.checkpoints[0].step == 10);
+    CHECK(manifest.checkpoints[1].step == 5);
+    const fs::path model_file = dir.path / manifest.current().model_file;
+    const fs::path trainer_file = dir.path / manifest.current().trainer_file;
+    const std::string model_bytes = read_text(model_file), trainer_bytes = read_text(trainer_file);
+    const std::string manifest_text = read_text(dir.path / diffusion::manifest_file_name);
+
+    auto fresh = fresh_model(2);
+    tiny_trainer loader(*fresh, data, tiny_table(), o);
+    const state_snapshot before = snapshot(loader);
+
+    SECTION("truncated model file") {
+        fs::resize_file(model_file, model_bytes.size() - 100);
+        CHECK_THROWS_WITH(loader.load_checkpoint(dir.path), Catch::Contains("truncated") && Catch::Contains(model_file.string()));
+        // Alone, without the manifest, the safetensors reader says the same.
+        CHECK_THROWS_WITH(diffusion::load_model(model_file, *fresh), Catch::Contains("truncated"));
+        CHECK(snapshot(loader) == before);  // a refused load changes nothing
+        // The older checkpoint, untouched, still loads by its step.
+        CHECK(loader.load_checkpoint(dir.path, 5).step == 5);
+    }
+    SECTION("truncated trainer file") {
+        fs::resize_file(trainer_file, 16);
+        CHECK_THROWS_WITH(loader.load_checkpoint(dir.path), Catch::Contains("truncated"));
+        CHECK(snapshot(loader) == before);
+    }
+    SECTION("a flipped byte") {
+        std::string bad = model_bytes;
+        bad[bad.size() - 7] ^= 0x10;
+        write_text(model_file, bad);
+        CHECK_THROWS_WITH(loader.load_checkpoint(dir.path), Catch::Contains("corrupt") && Catch::Contains("CRC-32"));
+        CHECK(snapshot(loader) == before);
+    }
+    SECTION("a foreign file") {
+        write_text(dir.path / "foreign.safetensors", "GIF89a, not a checkpoint at all, just some bytes");
+        CHECK_THROWS_WITH(diffusion::load_model(dir.path / "foreign.safetensors", *fresh),
+                          Catch::Contains("not a safetensors file"));
+        // A valid safetensors file that ouro did not write as a model.
+        io::save_parameters(dir.path / "plain.safetensors", fresh->store());
+        CHECK_THROWS_WITH(diffusion::load_model(dir.path / "plain.safetensors", *fresh),
+                          Catch::Contains("not an ouro model checkpoint") && Catch::Contains(tiny_spec.str()));
+        write_text(dir.path / diffusion::manifest_file_name, "{\"not\": \"a manifest\"}");
+        CHECK_THROWS_WITH(loader.load_checkpoint(dir.path), Catch::Contains("not a checkpoint manifest"));
+        CHECK(snapshot(loader) == before);
+    }
+    SECTION("a mismatched pair") {
+        // The manifest pairs the model of step 10 with the trainer state of step 5 (sizes and CRCs
+        // fixed up, so only the binding of the two files tells).
+        nlohmann::json j = nlohmann::json::parse(manifest_text);
+        for (const char* key : {"trainer", "trainer_bytes", "trainer_crc32"}) j["checkpoints"][0][key] = j["checkpoints"][1][key];
+        write_text(dir.path / diffusion::manifest_file_name, j.dump());
+        CHECK_THROWS_WITH(loader.load_checkpoint(dir.path), Catch::Contains("mismatched checkpoint pair"));
+        CHECK(snapshot(loader) == before);
+    }
+    SECTION("a missing directory or step") {
+        CHECK_THROWS_WITH(loader.load_checkpoint(dir.path / "nowhere"), Catch::Contains("no checkpoint"));
+        CHECK_THROWS_WITH(loader.load_checkpoint(dir.path, 7), Catch::Contains("no checkpoint of step 7") &&
+                                                                    Catch::Contains("steps 10, 5"));
+        CHECK(snapshot(loader) == before);
+        CHECK(loader.resume());  // the real directory still loads
+        CHECK(loader.step_count() == 10);
+    }
+}
+
+TEST_CASE("a strict resume refuses a checkpoint of other settings and names each difference", "[trainer][checkpoint][errors]") {
+    const data::image_dataset data = tiny_data();
+    scratch_dir dir("strict");
+    auto model = fresh_model(1);
+    tiny_trainer t(*model, data, tiny_table(), tiny_options(6));
+    t.step();
+    t.save_checkpoint(dir.path);
+
+    diffusion::trainer_options o = tiny_options(6);
+    o.seed = 8;
+    o.batch_size = 6;
+    auto other = fresh_model(1);
+    tiny_trainer different(*other, data, tiny_table(), o);
+    CHECK_THROWS_WITH(different.load_checkpoint(dir.path),
+                      Catch::Contains("seed: checkpoint 7, this trainer 8") && Catch::Contains("batch_size"));
+    const data::image_dataset more = tiny_data(15);
+    tiny_trainer other_data(*other, more, tiny_table(), tiny_options(6));
+    CHECK_THROWS_WITH(other_data.load_checkpoint(dir.path), Catch::Contains("data: checkpoint 12 items"));
+    o.strict_resume = false;
+    tiny_trainer lenient(*other, data, tiny_table(), o);
+    CHECK(lenient.load_checkpoint(dir.path).step == 1);
+}
+
+TEST_CASE("labels are dropped to the null class at the given rate, the batch plan is a pure function of the step",
+          "[trainer][batches]") {
+    const data::image_dataset data = tiny_data();
+    auto model = fresh_model(1);
+    auto plan_with = [&](double p, std::int64_t batch) {
+        diffusion::trainer_options o = tiny_options(10);
+        o.label_drop = p;
+        o.batch_size = batch;
+        return std::make_unique<tiny_trainer>(*model, data, tiny_table(), o);
+    };
+
+    const double p = 0.25;
+    const auto t = plan_with(p, 16);
+    std::int64_t dropped = 0, total = 0;
+    for (std::int64_t s = 0; s < 500; ++s) {
+        const diffusion::batch_plan b = t->plan_batch(s);
+        for (std::int64_t i = 0; i < 16; ++i) {
+            const std::int64_t item = b.items[static_cast<std::size_t>(i)];
+            if (b.labels[i] == tiny_spec.classes) ++dropped;
+            else REQUIRE(b.labels[i] == data.labels[item]);
+            REQUIRE(b.timesteps[i] >= 0);
+            REQUIRE(b.timesteps[i] < 100);
+            ++total;
+        }
+    }
+    // Binomial(8000, 0.25): mean 2000, standard deviation 38.7; 4.5 sigma either side.
+    CHECK(total == 8000);
+    CHECK(std::abs(static_cast<double>(dropped) - p * total) < 175);
+    CHECK(dropped > 0);
+
+    for (double q : {0.0, 1.0}) {
+        const auto u = plan_with(q, 8);
+        std::int64_t nulls = 0;
+        for (std::int64_t s = 0; s < 50; ++s) {
+            const diffusion::batch_plan b = u->plan_batch(s);
+            for (std::int64_t i = 0; i < 8; ++i) nulls += b.labels[i] == tiny_spec.classes;
+        }
+        CHECK(nulls == (q == 1.0 ? 400 : 0));
+    }
+
+    // Batch 5 over 12 items: every epoch (12 positions) holds each item once, batches straddle
+    // epochs, and a plan does not depend on which plans were made before it.
+    const auto v = plan_with(0.0, 5);
+    std::vector<std::int64_t> positions;
+    for (std::int64_t s = 0; s < 12; ++s)
+        for (std::int64_t item : v->plan_batch(s).items) positions.push_back(item);
+    for (std::size_t e = 0; e < 5; ++e) {
+        std::vector<std::int64_t> epoch(positions.begin() + static_cast<std::ptrdiff_t>(e * 12),
+                                        positions.begin() + static_cast<std::ptrdiff_t>(e * 12 + 12));
+        std::sort(epoch.begin(), epoch.end());
+        for (std::int64_t i = 0; i < items; ++i) CHECK(epoch[static_cast<std::size_t>(i)] == i);
+    }
+    const diffusion::batch_plan late = v->plan_batch(9);
+    const auto w = plan_with(0.0, 5);
+    const diffusion::batch_plan direct = w->plan_batch(9);
+    CHECK(late.items == direct.items);
+    CHECK(std::equal(late.timesteps.begin(), late.timesteps.end(), direct.timesteps.begin()));
+    CHECK(late.items != v->plan_batch(8).items);
+}
+
+TEST_CASE("data that do not fit the model's spec are refused before training, naming both shapes", "[trainer][errors]") {
+    auto model = fresh_model(1);
+    const data::image_dataset big = tiny_data(4, 1, 16);
+    CHECK_THROWS_WITH(tiny_trainer(*model, big, tiny_table(), tiny_options(4)),
+                      Catch::Contains("(4, 1, 16, 16)") && Catch::Contains("(4, 1, 8, 8)") &&
+                          Catch::Contains("refused before training"));
+    const data::image_dataset rgb = tiny_data(4, 3, 8);
+    CHECK_THROWS_WITH(tiny_trainer(*model, rgb, tiny_table(), tiny_options(4)),
+                      Catch::Contains("(4, 3, 8, 8)") && Catch::Contains("(4, 1, 8, 8)"));
+    data::image_dataset bad_label = tiny_data(4);
+    bad_label.labels[2] = 3;
+    CHECK_THROWS_WITH(tiny_trainer(*model, bad_label, tiny_table(), tiny_options(4)),
+                      Catch::Contains("label 3 at item 2") && Catch::Contains("0..2"));
+    data::image_dataset no_labels = tiny_data(4);
+    no_labels.labels = tensor<std::int64_t>(shape{0});
+    CHECK_THROWS_WITH(tiny_trainer(*model, no_labels, tiny_table(), tiny_options(4)),
+                      Catch::Contains("class-conditional") && Catch::Contains("(4)"));
+    const data::image_dataset fine = tiny_data(4);
+    diffusion::trainer_options o = tiny_options(4);
+    o.batch_size = 0;
+    CHECK_THROWS_WITH(tiny_trainer(*model, fine, tiny_table(), o), Catch::Contains("batch_size must be >= 1"));
+    o = tiny_options(0);
+    CHECK_THROWS_WITH(tiny_trainer(*model, fine, tiny_table(), o), Catch::Contains("set steps or epochs"));
+    o = tiny_options(4);
+    o.sample_every = 2;
+    CHECK_THROWS_WITH(tiny_trainer(*model, fine, tiny_table(), o), Catch::Contains("sample_dir"));
+}
+
+TEST_CASE("train reports progress and calls every hook; epochs set the length; a hook can stop the run",
+          "[trainer][callbacks]") {
+    const data::image_dataset data = tiny_data();
+    scratch_dir dir("callbacks");
+    std::ostringstream out;
+    diffusion::trainer_options o = tiny_options(0);
+    o.epochs = 2;  // 2 * 12 / 4 = 6 steps
+    o.show_progress = true;
+    o.progress = progress_style::log;
+    o.progress_out = &out;
+    o.log_every = 2;
+    o.checkpoint_dir = dir.path / "ckpt";
+    o.checkpoint_every = 3;
+    o.sample_every = 6;
+    o.sample_count = 6;
+    o.sample_steps = 4;
+    auto model = fresh_model(1);
+    tiny_trainer t(*model, data, tiny_table(), o);
+    CHECK(t.total_steps() == 6);
+
+    struct counter {
+        std::vector<std::int64_t> steps, logs, epochs, checkpoints, samples;
+        void on_step(const diffusion::step_event& e) { steps.push_back(e.step); }
+        void on_log(const diffusion::log_event& e) {
+            logs.push_back(e.step);
+            CHECK(std::isfinite(e.loss));
+            CHECK(e.images_per_second > 0);
+        }
+        void on_epoch_end(const diffusion::epoch_event& e) { epochs.push_back(e.epoch); }
+        void on_checkpoint(const diffusion::checkpoint_event& e) { checkpoints.push_back(e.step); }
+        void on_sample(const diffusion::sample_event& e) {
+            samples.push_back(e.step);
+            CHECK(e.images.dims() == shape{6, 1, 8, 8});
+            CHECK(fs::exists(e.file));
+        }
+    } c;
+    const diffusion::train_result r = t.train(c);
+    CHECK(r.step == 6);
+    CHECK_FALSE(r.stopped_early);
+    CHECK(c.steps == std::vector<std::int64_t>{1, 2, 3, 4, 5, 6});
+    CHECK(c.logs == std::vector<std::int64_t>{2, 4, 6});
+    CHECK(c.epochs == std::vector<std::int64_t>{0, 1});
+    CHECK(c.checkpoints == std::vector<std::int64_t>{3, 6});
+    CHECK(c.samples == std::vector<std::int64_t>{6});
+    const std::string grid = read_text(dir.path / "ckpt" / "samples" / "step-00000006.png");
+    CHECK(grid.substr(0, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
+
+    const std::string log = out.str();
+    INFO(log);
+    CHECK(log.find("train 2/6") != std::string::npos);
+    CHECK(log.find("loss=") != std::string::npos);
+    CHECK(log.find("img/s") != std::string::npos);
+    CHECK(log.find("eta") != std::string::npos);
+
+    // Sampling swaps the EMA weights in and out exactly: the run equals one without grids.
+    auto plain_model = fresh_model(1);
+    diffusion::trainer_options p = tiny_options(0);
+    p.epochs = 2;
+    tiny_trainer plain(*plain_model, data, tiny_table(), p);
+    plain.train();
+    CHECK(snapshot(plain) == snapshot(t));
+
+    // Nothing left to do after the last step; a stop request ends a run early.
+    CHECK(t.train().steps_run == 0);
+    auto model_s = fresh_model(1);
+    tiny_trainer stopping(*model_s, data, tiny_table(), tiny_options(10));
+    struct stop_at_3 {
+        bool on_step(const diffusion::step_event& e) { return e.step == 3; }
+    };
+    const diffusion::train_result s = stopping.train(stop_at_3{});
+    CHECK(s.stopped_early);
+    CHECK(stopping.step_count() == 3);
+}
