@@ -1,9 +1,9 @@
-// Teaches: training a classifier with ouro end to end — data, model, loss, AdamW, evaluation.
+// Teaches: training a classifier with ouro end to end — data, model, the training loop of
+// metrics/classifier_training.hpp (seeded batches, cross-entropy, AdamW, warm-up + cosine), evaluation.
 // A LeNet-5 on the MNIST training set; prints progress and, as its last line, `accuracy <fraction>`
 // on the 10,000 test images.
 //
 //   lenet_mnist [--data data/mnist] [--epochs 3] [--batch 64] [--lr 2e-3] [--seed 1]
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -11,11 +11,9 @@
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/parallel.hpp"
-#include "ouro/data/batches.hpp"
 #include "ouro/data/mnist.hpp"
+#include "ouro/metrics/classifier_training.hpp"
 #include "ouro/nn/lenet.hpp"
-#include "ouro/optim/adamw.hpp"
-#include "ouro/optim/lr_schedule.hpp"
 
 using namespace ouro;
 
@@ -48,24 +46,23 @@ options parse(int argc, char** argv) {
     return o;
 }
 
-// Share of `set` classified as its label, in batches of 1,000, evaluation mode.
-double accuracy(nn::lenet<cpu>& net, const data::image_dataset& set) {
-    std::int64_t correct = 0;
-    tensor<float> batch;
-    for (std::int64_t begin = 0; begin < set.size(); begin += 1000) {
-        const std::int64_t count = std::min<std::int64_t>(1000, set.size() - begin);
-        std::vector<std::int64_t> idx(static_cast<std::size_t>(count));
-        for (std::int64_t i = 0; i < count; ++i) idx[static_cast<std::size_t>(i)] = begin + i;
-        data::gather<float>(set.images, idx.data(), count, batch);
-        const auto logits = net.forward(batch);  // (count, 10)
-        for (std::int64_t i = 0; i < count; ++i) {
-            const float* row = logits.data() + i * 10;
-            const auto best = std::max_element(row, row + 10) - row;
-            correct += best == set.labels[begin + i];
-        }
+// Prints the example's progress lines: every 200 steps and at the end of each epoch the running
+// loss and throughput, after each epoch the test accuracy.
+struct report_progress {
+    nn::lenet<cpu>* net;
+    const data::image_dataset* test;
+
+    void on_step(const metrics::classifier_step& s) const {
+        if (s.batch % 200 != 0 && s.batch != s.steps_per_epoch) return;
+        std::printf("epoch %d step %lld/%lld loss %.4f  %.0f images/s\n", s.epoch + 1, static_cast<long long>(s.batch),
+                    static_cast<long long>(s.steps_per_epoch), s.mean_loss, s.images_per_second);
+        std::fflush(stdout);
     }
-    return static_cast<double>(correct) / static_cast<double>(set.size());
-}
+    void on_epoch_end(const metrics::classifier_epoch& e) const {
+        std::printf("epoch %d done: test accuracy %.4f\n", e.epoch + 1, metrics::classifier_accuracy(*net, *test));
+        std::fflush(stdout);
+    }
+};
 
 int run(const options& o) {
     const auto train = data::load_mnist(o.data, data::split::train);
@@ -75,41 +72,12 @@ int run(const options& o) {
 
     nn::lenet<cpu> net;
     net.reset_parameters(o.seed);
-    optim::adamw<float> opt(net.store(), {.lr = o.lr, .weight_decay = 1e-4});
-    const std::int64_t steps_per_epoch = train.size() / o.batch;  // the last partial batch is dropped
-    const auto schedule = optim::warmup_cosine(o.lr, 100, steps_per_epoch * o.epochs);
-
-    tensor<float> images, dlogits(shape{o.batch, 10});
-    tensor<std::int64_t> labels;
-    const auto start = std::chrono::steady_clock::now();
-    std::int64_t step = 0;
-    for (int epoch = 0; epoch < o.epochs; ++epoch) {
-        const auto order = data::epoch_order(train.size(), o.seed, static_cast<std::uint64_t>(epoch));
-        double loss_sum = 0;
-        for (std::int64_t b = 0; b < steps_per_epoch; ++b, ++step) {
-            const std::int64_t* idx = order.data() + b * o.batch;
-            data::gather<float>(train.images, idx, o.batch, images);
-            data::gather<std::int64_t>(train.labels, idx, o.batch, labels);
-            const auto logits = net.forward(images, {.training = true, .seed = o.seed, .step = static_cast<std::uint64_t>(step)});
-            loss_sum += ops<cpu>::softmax_cross_entropy<float>(logits, labels, dlogits.view());
-            net.store().zero_grad();
-            net.backward(dlogits);
-            opt.set_lr(schedule(step));
-            opt.step(net.store());
-            if ((b + 1) % 200 == 0 || b + 1 == steps_per_epoch) {
-                const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-                std::printf("epoch %d step %lld/%lld loss %.4f  %.0f images/s\n", epoch + 1,
-                            static_cast<long long>(b + 1), static_cast<long long>(steps_per_epoch),
-                            loss_sum / static_cast<double>(b + 1),
-                            static_cast<double>((step + 1) * o.batch) / secs);
-                std::fflush(stdout);
-            }
-        }
-        std::printf("epoch %d done: test accuracy %.4f\n", epoch + 1, accuracy(net, test));
-    }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("trained %d epochs in %.1f s\n", o.epochs, secs);
-    std::printf("accuracy %.4f\n", accuracy(net, test));
+    report_progress progress{&net, &test};
+    const metrics::classifier_training_report report = metrics::train_classifier(
+        net, train, {.epochs = o.epochs, .batch_size = o.batch, .lr = o.lr, .weight_decay = 1e-4, .seed = o.seed},
+        progress);
+    std::printf("trained %d epochs in %.1f s\n", report.epochs, report.seconds);
+    std::printf("accuracy %.4f\n", metrics::classifier_accuracy(net, test));
     return 0;
 }
 

@@ -130,3 +130,26 @@ TEST_CASE("unet refuses wrong image sizes, missing labels and bad specs with cle
     CHECK_THROWS_WITH(nn::validate(nn::unet_spec{.image_size = 30, .base = 32, .mult = {1, 2, 2}}),
                       Catch::Contains("image_size 30"));
 }
+
+TEST_CASE("unet output of an item does not depend on the batch it is in", "[unet][batch]") {
+    nn::unet<cpu, golden_spec, float> net;
+    net.reset_parameters(8);
+    // Fresh zero-initialised layers would cut the embedding path: give every parameter a value.
+    philox_stream rng(3, rng_purpose::user);
+    for (std::int64_t i = 0; i < net.store().size(); ++i) net.store().values()[i] += 0.05f * rng.normal();
+    const tensor<float> x = testing::random_tensor<float>(shape{5, 2, 6, 6}, 9);
+    tensor<std::int64_t> t(shape{5}), y(shape{5});
+    for (std::int64_t i = 0; i < 5; ++i) {
+        t[i] = 100 * i + 7;
+        y[i] = i % 4;
+    }
+    const tensor<float> batched = to_tensor(net.predict(x, t, y));
+    const std::int64_t item = 2 * 6 * 6;
+    for (std::int64_t i = 0; i < 5; ++i) {
+        const tensor_view<const float> xi(x.data() + i * item, shape{1, 2, 6, 6});
+        const tensor_view<const std::int64_t> ti(t.data() + i, shape{1}), yi(y.data() + i, shape{1});
+        const auto alone = net.predict(xi, ti, yi);
+        INFO("item " << i);
+        CHECK(std::equal(alone.begin(), alone.end(), batched.data() + i * item));
+    }
+}

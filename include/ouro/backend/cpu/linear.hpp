@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "ouro/core/error.hpp"
+#include "ouro/core/parallel.hpp"
 #include "ouro/core/shape.hpp"
 #include "ouro/core/tensor.hpp"
 
@@ -24,14 +25,20 @@ struct linear_ops {
                                tensor_view<T> y) {      // (N, out)
         const sizes_ s = check_("linear_forward", x, w);
         require_shape(y.dims(), shape{s.n, s.out}, "linear_forward y (N, out)");
-        const const_map_<T> xm(x.data(), s.n, s.in), wm(w.data(), s.out, s.in);
-        map_<T> ym(y.data(), s.n, s.out);
-        ym.noalias() = xm * wm.transpose();
-        if (!absent_(b)) {
-            require_shape(b.dims(), shape{s.out}, "linear_forward b (out)");
-            const Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> bm(b.data(), s.out);
-            ym.rowwise() += bm;
-        }
+        const const_map_<T> wm(w.data(), s.out, s.in);
+        const bool bias = !absent_(b);
+        if (bias) require_shape(b.dims(), shape{s.out}, "linear_forward b (out)");
+        // One matrix-vector product per row, not one GEMM for the batch: a GEMM's blocking (and so
+        // its rounding) depends on N, which would make an item's output depend on its batch.
+        using vec_ = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+        parallel_for(
+            s.n,
+            [&](std::int64_t i) {
+                Eigen::Map<vec_> yi(y.data() + i * s.out, s.out);
+                yi.noalias() = wm * Eigen::Map<const vec_>(x.data() + i * s.in, s.in);
+                if (bias) yi += Eigen::Map<const vec_>(b.data(), s.out);
+            },
+            2 * s.in * s.out);
     }
 
     // Gradients of linear_forward:  dx = dy·W,  dW += dyᵀ·x,  db += Σ_n dy.
@@ -51,8 +58,14 @@ struct linear_ops {
         const const_map_<T> xm(x.data(), s.n, s.in), wm(w.data(), s.out, s.in), dym(dy.data(), s.n, s.out);
         if (!absent_(dx)) {
             require_shape(dx.dims(), shape{s.n, s.in}, "linear_backward dx (N, in)");
-            map_<T> dxm(dx.data(), s.n, s.in);
-            dxm.noalias() = dym * wm;
+            using vec_ = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+            parallel_for(  // per row, for the batch invariance of linear_forward
+                s.n,
+                [&](std::int64_t i) {
+                    Eigen::Map<vec_>(dx.data() + i * s.in, s.in).noalias() =
+                        wm.transpose() * Eigen::Map<const vec_>(dy.data() + i * s.out, s.out);
+                },
+                2 * s.in * s.out);
         }
         map_<T> dwm(dw.data(), s.out, s.in);
         dwm.noalias() += dym.transpose() * xm;

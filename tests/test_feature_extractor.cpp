@@ -1,0 +1,268 @@
+// metrics::lenet_feature_extractor and the feature_extractor concept, on a small synthetic data set
+// (bright top half vs bright bottom half): training to full accuracy, the safetensors cache (reload
+// bit for bit, retraining when the metadata does not match or the file is broken), features per
+// image independent of the batch and the thread count; and metrics::train_classifier itself.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "ouro/core/parallel.hpp"
+#include "ouro/core/philox.hpp"
+#include "ouro/metrics/classifier_training.hpp"
+#include "ouro/metrics/feature_extractor.hpp"
+
+using namespace ouro;
+using Catch::Contains;
+
+namespace {
+
+// n images of 28×28 in [-1, 1]: class 0 has a bright top half, class 1 a bright bottom half, both
+// with Philox noise of standard deviation 0.3; labels alternate.
+data::image_dataset halves(std::int64_t n, std::uint64_t seed, std::string name = "halves") {
+    data::image_dataset set;
+    set.name = std::move(name);
+    set.images = tensor<float>(shape{n, 1, 28, 28});
+    set.labels = tensor<std::int64_t>(shape{n});
+    set.num_classes = 2;
+    philox_stream rng(seed, rng_purpose::user, 0);
+    for (std::int64_t i = 0; i < n; ++i) {
+        const std::int64_t y = i % 2;
+        set.labels[i] = y;
+        for (std::int64_t r = 0; r < 28; ++r)
+            for (std::int64_t c = 0; c < 28; ++c) {
+                const bool bright = (r < 14) == (y == 0);
+                set.images[i * 784 + r * 28 + c] = (bright ? 0.8f : -0.8f) + 0.3f * rng.normal();
+            }
+    }
+    return set;
+}
+
+struct thread_guard {
+    int saved = max_threads();
+    ~thread_guard() { set_threads(saved); }
+};
+
+struct temp_dir {
+    std::filesystem::path path = std::filesystem::temp_directory_path() / "ouro_test_feature_extractor";
+    temp_dir() {
+        std::filesystem::remove_all(path);
+        std::filesystem::create_directories(path);
+    }
+    ~temp_dir() { std::filesystem::remove_all(path); }
+};
+
+// A quick recipe for 200 images: 10 steps per epoch.
+constexpr metrics::classifier_training_options quick{.epochs = 3, .batch_size = 20, .lr = 2e-3, .seed = 3};
+
+struct no_feature_dim {
+    tensor<float> features(tensor_view<const float>);
+};
+struct wrong_features {
+    std::int64_t feature_dim() const;
+    tensor<double> features(tensor_view<const float>);
+};
+static_assert(metrics::feature_extractor<metrics::lenet_feature_extractor>);
+static_assert(!metrics::feature_extractor<no_feature_dim>);
+static_assert(!metrics::feature_extractor<wrong_features>);
+static_assert(metrics::classifier_network<nn::lenet<cpu>>);
+static_assert(!metrics::classifier_network<no_feature_dim>);
+
+std::vector<float> weights_of(metrics::lenet_feature_extractor& e) {
+    const auto& store = e.net().store();
+    return {store.values(), store.values() + store.size()};
+}
+
+}  // namespace
+
+TEST_CASE("lenet features: trains to full accuracy, caches, reloads bit for bit, retrains on other metadata",
+          "[feature_extractor]") {
+    thread_guard guard;
+    temp_dir dir;
+    const auto cache = dir.path / "lenet.safetensors";
+    const data::image_dataset train = halves(200, 1);
+    const data::image_dataset test = halves(60, 2, "halves-test");
+
+    metrics::lenet_feature_extractor first;
+    CHECK_THROWS_WITH(first.features(test.images), Contains("train_or_load"));
+    std::ostringstream log;
+    const auto trained = first.train_or_load(train, cache, quick, log);
+    CHECK(trained.trained);
+    CHECK_THAT(log.str(), Contains("no cache"));
+    CHECK(std::filesystem::exists(cache));
+    CHECK(first.accuracy(train) == 1.0);
+    CHECK(first.accuracy(test) == 1.0);
+    CHECK(first.feature_dim() == 84);
+    const tensor<float> f = first.features(test.images);
+    CHECK(f.dims() == shape{60, 84});
+    const tensor<std::int64_t> classes = first.classify(test.images);
+    CHECK(std::equal(classes.begin(), classes.end(), test.labels.begin()));
+
+    // The cache records what the weights were trained on.
+    const io::safetensors_metadata meta = io::read_safetensors_metadata(cache);
+    CHECK(meta.at("dataset") == "halves");
+    CHECK(meta.at("dataset_size") == "200");
+    CHECK(meta.at("dataset_fingerprint") == metrics::dataset_fingerprint(train));
+    CHECK(meta.at("epochs") == "3");
+    CHECK(meta.at("seed") == "3");
+    CHECK(meta.at("num_classes") == "2");
+
+    // Same data, same recipe: loaded as it is, bit for bit, without training (and without a word).
+    metrics::lenet_feature_extractor second;
+    std::ostringstream quiet;
+    const auto loaded = second.train_or_load(train, cache, quick, quiet);
+    CHECK_FALSE(loaded.trained);
+    CHECK(quiet.str().empty());
+    CHECK(weights_of(second) == weights_of(first));
+    const tensor<float> f2 = second.features(test.images);
+    CHECK(std::equal(f.begin(), f.end(), f2.begin()));
+    metrics::lenet_feature_extractor plain;
+    plain.load(cache);
+    CHECK(weights_of(plain) == weights_of(first));
+    CHECK(plain.num_classes() == 2);
+
+    // Training is reproducible: the same recipe from scratch gives the same weights.
+    const auto other_cache = dir.path / "again.safetensors";
+    metrics::lenet_feature_extractor again;
+    std::ostringstream again_log;
+    again.train_or_load(train, other_cache, quick, again_log);
+    CHECK(weights_of(again) == weights_of(first));
+
+    // Another recipe: retrained, and the log names what differed.
+    metrics::classifier_training_options other = quick;
+    other.epochs = 2;
+    std::ostringstream retrain_log;
+    metrics::lenet_feature_extractor third;
+    const auto retrained = third.train_or_load(train, cache, other, retrain_log);
+    CHECK(retrained.trained);
+    CHECK_THAT(retrained.reason, Contains("epochs: cache has '3', expected '2'"));
+    CHECK_THAT(retrain_log.str(), Contains("retraining") && Contains("epochs"));
+    CHECK(io::read_safetensors_metadata(cache).at("epochs") == "2");  // the cache now holds the new weights
+
+    // Other data of the same name and size (one pixel changed): the fingerprint tells them apart.
+    data::image_dataset changed = halves(200, 1);
+    changed.images[150 * 784 + 400] += 0.5f;
+    std::ostringstream changed_log;
+    metrics::lenet_feature_extractor fourth;
+    const auto refit = fourth.train_or_load(changed, cache, other, changed_log);
+    CHECK(refit.trained);
+    CHECK_THAT(refit.reason, Contains("dataset_fingerprint"));
+
+    // A broken cache file is retrained, not trusted.
+    {
+        std::ofstream junk(cache, std::ios::binary | std::ios::trunc);
+        junk << "garbage";
+    }
+    std::ostringstream broken_log;
+    metrics::lenet_feature_extractor fifth;
+    CHECK(fifth.train_or_load(train, cache, quick, broken_log).trained);
+    CHECK_THAT(broken_log.str(), Contains("cannot be used"));
+    CHECK(weights_of(fifth) == weights_of(first));
+}
+
+TEST_CASE("lenet features of an image do not depend on the batch or the thread count", "[feature_extractor][threads]") {
+    thread_guard guard;
+    temp_dir dir;
+    metrics::lenet_feature_extractor e;
+    std::ostringstream log;
+    e.train_or_load(halves(200, 1), dir.path / "lenet.safetensors", quick, log);
+    const data::image_dataset test = halves(9, 5);
+
+    set_threads(2);
+    const tensor<float> all = e.features(test.images);
+    set_threads(1);
+    const tensor<float> serial = e.features(test.images);
+    CHECK(std::equal(all.begin(), all.end(), serial.begin()));
+    set_threads(2);
+    for (std::int64_t i = 0; i < 9; i += 4) {
+        const tensor<float> one = e.features(tensor_view<const float>(test.images.data() + i * 784, shape{1, 1, 28, 28}));
+        INFO("image " << i);
+        CHECK(std::equal(one.begin(), one.end(), all.data() + i * 84));
+    }
+    // The features are the network's own penultimate layer.
+    const tensor<float> direct = to_tensor(e.net().features(tensor_view<const float>(test.images.data(), shape{1, 1, 28, 28})));
+    CHECK(std::equal(direct.begin(), direct.end(), all.data()));
+}
+
+TEST_CASE("lenet feature extractor refuses bad input with clear errors", "[feature_extractor][errors]") {
+    temp_dir dir;
+    metrics::lenet_feature_extractor e;
+    std::ostringstream log;
+    CHECK_THROWS_WITH(e.train_or_load(halves(10, 1), dir.path / "a.safetensors", quick, log),
+                      Contains("10 images") && Contains("batch of 20"));
+    data::image_dataset bad_labels = halves(40, 1);
+    bad_labels.labels[3] = 2;
+    CHECK_THROWS_WITH(e.train_or_load(bad_labels, dir.path / "a.safetensors", quick, log), Contains("label 2 at index 3"));
+    data::image_dataset big;
+    big.name = "big";
+    big.images = tensor<float>(shape{40, 1, 32, 32});
+    big.labels = tensor<std::int64_t>(shape{40}, 0);
+    big.num_classes = 2;
+    CHECK_THROWS_WITH(e.train_or_load(big, dir.path / "a.safetensors", quick, log),
+                      Contains("(40, 1, 28, 28)") && Contains("(40, 1, 32, 32)"));
+    CHECK_FALSE(std::filesystem::exists(dir.path / "a.safetensors"));
+
+    e.train_or_load(halves(40, 1), dir.path / "b.safetensors", {.epochs = 1, .batch_size = 20}, log);
+    CHECK_THROWS_WITH(e.features(tensor<float>(shape{3, 1, 32, 32})), Contains("(3, 1, 28, 28)") && Contains("(3, 1, 32, 32)"));
+    CHECK_THROWS_WITH(e.classify(tensor<float>(shape{3, 3, 28, 28})), Contains("(3, 3, 28, 28)"));
+    CHECK_THROWS_WITH(e.features(tensor<float>(shape{0, 1, 28, 28})), Contains("N >= 1"));
+    CHECK_THROWS_WITH(metrics::lenet_feature_extractor().load(dir.path / "missing.safetensors"), Contains("no such file"));
+}
+
+TEST_CASE("train_classifier follows its recipe: steps, callbacks, early stop, reproducibility", "[classifier_training]") {
+    const data::image_dataset train = halves(50, 4);  // 2 steps per epoch of 20; 10 images dropped
+    struct recorder {
+        std::vector<std::int64_t> steps, batches;
+        std::vector<int> epochs_ended;
+        std::vector<double> lrs;
+        void on_step(const metrics::classifier_step& s) {
+            steps.push_back(s.step);
+            batches.push_back(s.batch);
+            lrs.push_back(s.lr);
+            CHECK(s.steps_per_epoch == 2);
+            CHECK(s.total_steps == 6);
+        }
+        void on_epoch_end(const metrics::classifier_epoch& e) { epochs_ended.push_back(e.epoch); }
+    } rec;
+    nn::lenet<cpu> a(2), b(2);
+    a.reset_parameters(1);
+    b.reset_parameters(1);
+    const metrics::classifier_training_options o{.epochs = 3, .batch_size = 20, .lr = 1e-3, .warmup_steps = 100, .seed = 7};
+    const auto report = metrics::train_classifier(a, train, o, rec);
+    CHECK(report.steps == 6);
+    CHECK(report.epochs == 3);
+    CHECK_FALSE(report.stopped_early);
+    CHECK(rec.steps == std::vector<std::int64_t>{1, 2, 3, 4, 5, 6});
+    CHECK(rec.batches == std::vector<std::int64_t>{1, 2, 1, 2, 1, 2});
+    CHECK(rec.epochs_ended == std::vector<int>{0, 1, 2});
+    // Warm-up capped at half the run (3 of 6 steps), then cosine decay from lr towards 0.
+    REQUIRE(rec.lrs.size() == 6);
+    CHECK(rec.lrs[0] == Approx(1e-3 / 3));
+    CHECK(rec.lrs[2] == Approx(1e-3));
+    CHECK(rec.lrs[3] == Approx(1e-3));
+    CHECK(rec.lrs[4] < 1e-3);
+    CHECK(rec.lrs[5] < rec.lrs[4]);
+
+    metrics::train_classifier(b, train, o);
+    CHECK(std::equal(a.store().values(), a.store().values() + a.store().size(), b.store().values()));
+
+    struct stop_at_3 {
+        bool on_step(const metrics::classifier_step& s) { return s.step == 3; }
+    } stop;
+    nn::lenet<cpu> c(2);
+    c.reset_parameters(1);
+    const auto stopped = metrics::train_classifier(c, train, o, stop);
+    CHECK(stopped.stopped_early);
+    CHECK(stopped.steps == 3);
+    CHECK(stopped.epochs == 1);
+
+    // Accuracy is the share of predicted classes that match, whatever the evaluation batch.
+    const tensor<std::int64_t> predicted = metrics::predict_classes(a, train.images, 7);
+    std::int64_t correct = 0;
+    for (std::int64_t i = 0; i < 50; ++i) correct += predicted[i] == train.labels[i];
+    CHECK(metrics::classifier_accuracy(a, train) == static_cast<double>(correct) / 50.0);
+    CHECK_THROWS_WITH(metrics::train_classifier(c, train, {.epochs = 0}), Contains("epochs >= 1"));
+    CHECK_THROWS_WITH(metrics::predict_classes(c, tensor<float>(shape{2, 1, 20, 20})), Contains("(2, 1, 20, 20)"));
+}
