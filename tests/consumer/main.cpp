@@ -1,8 +1,7 @@
-// A program outside the ouro tree: uses the core through the installed headers.
+// A program outside the ouro tree: includes all of ouro through the installed umbrella header.
 #include <cstdio>
 
-#include "ouro/core/parameter_store.hpp"
-#include "ouro/core/philox.hpp"
+#include "ouro/ouro.hpp"
 
 int main() {
     ouro::parameter_store<float> store;

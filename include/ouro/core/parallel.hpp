@@ -14,7 +14,7 @@ namespace ouro {
 // Calls body(i) for i in [0, n), in parallel when OpenMP is on and the work is worth it.
 // `cost_per_item` is a rough flop count used to keep tiny loops serial.
 template <class Body>
-void parallel_for(std::int64_t n, Body&& body, std::int64_t cost_per_item = 1 << 12) {
+void parallel_for(std::int64_t n, Body&& body, [[maybe_unused]] std::int64_t cost_per_item = 1 << 12) {
 #if defined(_OPENMP)
     if (n > 1 && n * cost_per_item >= (1 << 15) && !omp_in_parallel()) {
 #pragma omp parallel for schedule(static)

@@ -43,12 +43,12 @@
 #include "ouro/io/safetensors.hpp"
 #include "ouro/optim/adamw.hpp"
 #include "ouro/optim/ema.hpp"
+#include "ouro/core/version.hpp"
 
 namespace ouro::diffusion {
 
-// The library version stored with every checkpoint (CMake's project version).
-// TODO(lead): move to a core/version.hpp generated from the CMake project version.
-inline constexpr const char* library_version = "0.1.0";
+// The library version stored with every checkpoint.
+inline constexpr const char* library_version = ouro::version;
 
 // Format tags of the two files and of the manifest; a file without its tag is not ours.
 inline constexpr const char* model_file_format = "ouro-model/1";
