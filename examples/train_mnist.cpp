@@ -4,7 +4,7 @@
 // trained on real digits classify them. Its last line is `label_agreement <fraction>`: the share of
 // samples classified as the label they were generated for.
 //
-//   train_mnist [--data data/mnist] [--out runs/train_mnist] [--steps 2500] [--batch 64] [--lr 5e-4]
+//   train_mnist [--data data/mnist] [--out runs/train_mnist] [--steps 2000] [--batch 64] [--lr 5e-4]
 //               [--per-label 100] [--ddim-steps 50] [--guidance 2] [--seed 1]
 // Interrupt it at any time: the same command resumes from the last checkpoint.
 #include <chrono>
@@ -31,7 +31,7 @@ namespace {
 struct options {
     fs::path data = "data/mnist";
     fs::path out = "runs/train_mnist";
-    std::int64_t steps = 2500, batch = 64, per_label = 100, ddim_steps = 50;
+    std::int64_t steps = 2000, batch = 64, per_label = 100, ddim_steps = 50;
     double lr = 5e-4, guidance = 2.0;
     std::uint64_t seed = 1;
 };
