@@ -39,6 +39,7 @@
 #include "ouro/diffusion/schedule.hpp"
 #include "ouro/diffusion/trainer.hpp"
 #include "ouro/filter/filter.hpp"
+#include "ouro/filter/ole_batch.hpp"
 #include "ouro/io/atomic_file.hpp"
 #include "ouro/io/npy.hpp"
 #include "ouro/io/png.hpp"
