@@ -40,7 +40,7 @@ TEST_CASE("ole_batch keeps the batch of orthogonal subspaces first, whole batche
     fill_batch(latents, 2 * per_batch, false, 3);
     std::vector<std::int64_t> ids(3 * per_batch);
     std::iota(ids.begin(), ids.end(), std::int64_t{0});
-    const filter::pool_view view{.ids = ids};
+    const filter::pool_view view{.scores = {}, .labels = {}, .generations = {}, .ids = ids};
     const filter::ole_batch policy{.latents = latents.view(), .batch_size = per_batch, .clusters = 3};
 
     const auto scores = policy.batch_scores(view);
@@ -63,6 +63,6 @@ TEST_CASE("ole_batch refuses latents that do not match the pool", "[filter][ole]
     std::iota(ids.begin(), ids.end(), std::int64_t{0});
     const tensor<float> latents(shape{9, 4});
     const filter::ole_batch policy{.latents = latents.view(), .batch_size = 5, .clusters = 2};
-    CHECK_THROWS_WITH(policy.select(filter::pool_view{.ids = ids}, 5, 0),
+    CHECK_THROWS_WITH(policy.select(filter::pool_view{.scores = {}, .labels = {}, .generations = {}, .ids = ids}, 5, 0),
                       Catch::Contains("(10, D)") && Catch::Contains("(9, 4)"));
 }
