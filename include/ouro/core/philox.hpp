@@ -58,6 +58,7 @@ enum class rng_purpose : std::uint32_t {
     filter_random = 121,
     filter_stage = 122,
     latent_noise = 131,
+    toy_data = 141,
     user = 1000,
 };
 

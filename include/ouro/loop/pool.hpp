@@ -1,0 +1,103 @@
+// The self-consuming loop's data pool: items (a flat float vector each) with their label, source
+// generation (0 real, k sampled from G_{k-1}) and a stable id, so filters can see provenance and
+// the loop can report the make-up of each training set.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "ouro/core/error.hpp"
+#include "ouro/filter/filter.hpp"
+
+namespace ouro::loop {
+
+class pool {
+public:
+    // Every item holds `item_size` floats (e.g. C*H*W, or 2 for a 2-D point).
+    explicit pool(std::int64_t item_size) : item_size_(item_size) {
+        require(item_size > 0, "pool: item size must be positive, found ", item_size);
+    }
+
+    // Appends a generation's items; `data` holds labels.size() * item_size() floats.
+    // Returns the index of the first new item.
+    std::int64_t add(std::span<const float> data, std::span<const std::int64_t> labels, std::int64_t generation) {
+        const auto n = static_cast<std::int64_t>(labels.size());
+        if (static_cast<std::int64_t>(data.size()) != n * item_size_)
+            fail("pool::add: expected ", n * item_size_, " floats (", n, " items x ", item_size_, "), found ",
+                 data.size());
+        require(generation >= 0, "pool::add: generation must be >= 0, found ", generation);
+        const std::int64_t first = size();
+        data_.insert(data_.end(), data.begin(), data.end());
+        for (std::int64_t i = 0; i < n; ++i) {
+            labels_.push_back(labels[static_cast<std::size_t>(i)]);
+            generations_.push_back(generation);
+            ids_.push_back(next_id_++);
+        }
+        return first;
+    }
+
+    std::int64_t size() const { return static_cast<std::int64_t>(labels_.size()); }
+    std::int64_t item_size() const { return item_size_; }
+    std::span<const float> item(std::int64_t i) const {
+        check_index(i);
+        return {data_.data() + i * item_size_, static_cast<std::size_t>(item_size_)};
+    }
+    std::int64_t label(std::int64_t i) const { check_index(i); return labels_[static_cast<std::size_t>(i)]; }
+    std::int64_t generation(std::int64_t i) const { check_index(i); return generations_[static_cast<std::size_t>(i)]; }
+    std::int64_t id(std::int64_t i) const { check_index(i); return ids_[static_cast<std::size_t>(i)]; }
+    std::span<const std::int64_t> labels() const { return labels_; }
+    std::span<const std::int64_t> generations() const { return generations_; }
+    std::span<const std::int64_t> ids() const { return ids_; }
+
+    // The newest generation present (-1 when empty).
+    std::int64_t latest_generation() const {
+        std::int64_t g = -1;
+        for (auto v : generations_) g = v > g ? v : g;
+        return g;
+    }
+
+    // Items per generation: entry g counts generation g (size latest_generation() + 1).
+    std::vector<std::int64_t> counts_per_generation() const {
+        std::vector<std::int64_t> out(static_cast<std::size_t>(latest_generation() + 1), 0);
+        for (auto g : generations_) ++out[static_cast<std::size_t>(g)];
+        return out;
+    }
+
+    // What filter policies see; `scores` is empty or holds one score per item.
+    filter::pool_view view(std::span<const double> scores = {}) const {
+        if (!scores.empty() && static_cast<std::int64_t>(scores.size()) != size())
+            fail("pool::view: expected ", size(), " scores (one per item), found ", scores.size());
+        return {scores, labels_, generations_, ids_};
+    }
+
+    // A training set: the chosen items' data (items.size() * item_size floats) and labels, in order.
+    struct training_set {
+        std::vector<float> data;
+        std::vector<std::int64_t> labels;
+        std::vector<std::int64_t> generations;
+    };
+    training_set gather(std::span<const std::int64_t> items) const {
+        training_set out;
+        out.data.reserve(items.size() * static_cast<std::size_t>(item_size_));
+        for (auto i : items) {
+            auto x = item(i);
+            out.data.insert(out.data.end(), x.begin(), x.end());
+            out.labels.push_back(labels_[static_cast<std::size_t>(i)]);
+            out.generations.push_back(generations_[static_cast<std::size_t>(i)]);
+        }
+        return out;
+    }
+
+private:
+    void check_index(std::int64_t i) const {
+        if (i < 0 || i >= size()) fail("pool: item index ", i, " out of range [0, ", size(), ")");
+    }
+
+    std::int64_t item_size_;
+    std::int64_t next_id_ = 0;
+    std::vector<float> data_;  // (items, item_size)
+    std::vector<std::int64_t> labels_, generations_, ids_;
+};
+
+}  // namespace ouro::loop

@@ -1,0 +1,188 @@
+// Tests for the self-consuming loop's pool (provenance, gather) and its modes' selections.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "ouro/core/error.hpp"
+#include "ouro/loop/modes.hpp"
+#include "ouro/loop/pool.hpp"
+#include "ouro/loop/toy.hpp"
+
+using namespace ouro;
+using loop::pool;
+
+namespace {
+
+// 4 real items (gen 0, labels 0..3), 3 from gen 1 and 3 from gen 2; item i holds {i, -i}.
+pool hand_made_pool() {
+    pool p(2);
+    auto add = [&](int first, int n, std::int64_t gen) {
+        std::vector<float> data;
+        std::vector<std::int64_t> labels;
+        for (int i = first; i < first + n; ++i) {
+            data.push_back(static_cast<float>(i));
+            data.push_back(static_cast<float>(-i));
+            labels.push_back(i % 4);
+        }
+        p.add(data, labels, gen);
+    };
+    add(0, 4, 0);
+    add(4, 3, 1);
+    add(7, 3, 2);
+    return p;
+}
+
+}  // namespace
+
+TEST_CASE("pool records provenance, stable ids and counts per generation", "[loop][pool]") {
+    pool p = hand_made_pool();
+    REQUIRE(p.size() == 10);
+    CHECK(p.latest_generation() == 2);
+    CHECK(p.counts_per_generation() == std::vector<std::int64_t>{4, 3, 3});
+    for (std::int64_t i = 0; i < 10; ++i) {
+        CHECK(p.id(i) == i);
+        CHECK(p.label(i) == i % 4);
+        CHECK(p.item(i)[0] == static_cast<float>(i));
+        CHECK(p.item(i)[1] == static_cast<float>(-i));
+    }
+    CHECK(p.generation(3) == 0);
+    CHECK(p.generation(4) == 1);
+    CHECK(p.generation(9) == 2);
+    auto v = p.view();
+    CHECK(v.size() == 10);
+    CHECK(v.generation(8) == 2);
+}
+
+TEST_CASE("pool gather copies the chosen items in order", "[loop][pool]") {
+    pool p = hand_made_pool();
+    std::vector<std::int64_t> items{9, 0, 5};
+    auto set = p.gather(items);
+    CHECK(set.data == std::vector<float>{9.f, -9.f, 0.f, 0.f, 5.f, -5.f});
+    CHECK(set.labels == std::vector<std::int64_t>{1, 0, 1});
+    CHECK(set.generations == std::vector<std::int64_t>{2, 0, 1});
+}
+
+TEST_CASE("pool rejects bad input naming expected and found sizes", "[loop][pool]") {
+    pool p(2);
+    std::vector<float> data(5);
+    std::vector<std::int64_t> labels(3);
+    CHECK_THROWS_WITH(p.add(data, labels, 0), Catch::Contains("expected 6") && Catch::Contains("found 5"));
+    CHECK_THROWS_AS(p.item(0), ouro::error);
+    std::vector<double> scores(2);
+    CHECK_THROWS_WITH(hand_made_pool().view(scores), Catch::Contains("expected 10") && Catch::Contains("found 2"));
+}
+
+TEST_CASE("mode names are the paper's", "[loop][modes]") {
+    CHECK(std::string(loop::syn::name) == "SYN");
+    CHECK(std::string(loop::syn_add::name) == "SYN-ADD");
+    CHECK(std::string(loop::acu::name) == "ACU");
+    CHECK(std::string(loop::acur::name) == "ACUR");
+    CHECK(std::string(loop::acu_lsf::name) == "ACU-LSF");
+}
+
+TEST_CASE("ACU selects the whole pool and ACU-LSF the top-N by score", "[loop][modes]") {
+    pool p = hand_made_pool();
+    std::vector<double> scores{0.1, 0.9, 0.2, 0.3, 0.95, 0.05, 0.5, 0.8, 0.0, 0.7};
+    CHECK(loop::acu{}.select(p, scores, 3, 1) == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+    auto top = loop::acu_lsf{}.select(p, scores, 3, 1);
+    std::sort(top.begin(), top.end());
+    CHECK(top == std::vector<std::int64_t>{1, 4, 7});
+}
+
+TEST_CASE("SYN takes only the latest generation", "[loop][modes]") {
+    pool p = hand_made_pool();
+    CHECK(loop::syn{}.select(p, {}, 10, 1) == std::vector<std::int64_t>{7, 8, 9});
+    auto two = loop::syn{}.select(p, {}, 2, 7);
+    REQUIRE(two.size() == 2);
+    for (auto i : two) CHECK(p.generation(i) == 2);
+    CHECK(loop::syn{}.select(p, {}, 2, 7) == two);  // deterministic
+}
+
+TEST_CASE("SYN-ADD mixes real and latest-generation items in the given share", "[loop][modes]") {
+    pool p = hand_made_pool();
+    loop::syn_add m;
+    m.real_share = 0.5;
+    auto s = m.select(p, {}, 4, 3);
+    REQUIRE(s.size() == 4);
+    int real = 0, latest = 0;
+    for (auto i : s) {
+        real += p.generation(i) == 0;
+        latest += p.generation(i) == 2;
+    }
+    CHECK(real == 2);
+    CHECK(latest == 2);
+    CHECK(m.select(p, {}, 4, 3) == s);
+}
+
+TEST_CASE("ACUR draws N distinct items at random, reproducibly from the seed", "[loop][modes]") {
+    pool p = hand_made_pool();
+    auto a = loop::acur{}.select(p, {}, 5, 11);
+    REQUIRE(a.size() == 5);
+    CHECK(std::is_sorted(a.begin(), a.end()));
+    CHECK(std::adjacent_find(a.begin(), a.end()) == a.end());
+    CHECK(loop::acur{}.select(p, {}, 5, 11) == a);
+    // equals filter::random_n on the pool's view
+    CHECK(filter::random_n{}.select(p.view(), 5, 11) == a);
+    // some seed among a few gives a different subset
+    bool differs = false;
+    for (std::uint64_t s = 12; s < 20; ++s) differs = differs || loop::acur{}.select(p, {}, 5, s) != a;
+    CHECK(differs);
+}
+
+TEST_CASE("modes reject a negative budget", "[loop][modes]") {
+    pool p = hand_made_pool();
+    CHECK_THROWS_AS(loop::syn{}.select(p, {}, -1, 0), ouro::error);
+    CHECK_THROWS_AS(loop::syn_add{}.select(p, {}, -1, 0), ouro::error);
+    CHECK_THROWS_AS(loop::acur{}.select(p, {}, -1, 0), ouro::error);
+}
+
+namespace {
+// A user policy: the items with even ids, up to the budget.
+struct even_ids {
+    static constexpr const char* name = "even_ids";
+    std::vector<std::int64_t> select(const filter::pool_view& v, std::int64_t budget, std::uint64_t) const {
+        std::vector<std::int64_t> out;
+        for (std::int64_t i = 0; i < v.size() && static_cast<std::int64_t>(out.size()) < budget; ++i)
+            if (v.id(i) % 2 == 0) out.push_back(i);
+        return out;
+    }
+};
+}  // namespace
+
+TEST_CASE("filtered<Policy> runs a user filter policy on the whole pool", "[loop][modes]") {
+    static_assert(loop::loop_mode<loop::filtered<even_ids>>);
+    pool p = hand_made_pool();
+    CHECK(std::string(loop::filtered<even_ids>::name) == "even_ids");
+    CHECK(loop::filtered<even_ids>{}.select(p, {}, 3, 0) == std::vector<std::int64_t>{0, 2, 4});
+}
+
+TEST_CASE("toy mixture samples balanced labels near their mode centres, reproducibly", "[loop][toy]") {
+    loop::toy::mixture m;  // 8 modes, radius 2, sigma 0.1
+    std::vector<float> pts, pts2;
+    std::vector<std::int64_t> labels, labels2;
+    m.sample(50, 5, pts, labels);
+    REQUIRE(pts.size() == 800);
+    REQUIRE(labels.size() == 400);
+    for (std::size_t i = 0; i < labels.size(); ++i) CHECK(m.nearest_mode(pts[2 * i], pts[2 * i + 1]) == labels[i]);
+    m.sample(50, 5, pts2, labels2);
+    CHECK(pts == pts2);
+    auto st = loop::toy::statistics(m, pts);
+    CHECK(st.covered_modes == 8);
+    // mean distance of a 2-D isotropic Gaussian to its centre: sigma * sqrt(pi / 2) ~ 0.1253
+    CHECK(st.spread == Approx(0.1253).margin(0.015));
+}
+
+TEST_CASE("toy statistics see lost modes", "[loop][toy]") {
+    loop::toy::mixture m;
+    std::vector<float> pts;
+    std::vector<std::int64_t> labels;
+    m.sample(20, 1, pts, labels);
+    pts.resize(2 * 20 * 3);  // keep modes 0, 1, 2 only
+    auto st = loop::toy::statistics(m, pts);
+    CHECK(st.covered_modes == 3);
+    std::vector<float> odd(3);
+    CHECK_THROWS_WITH(loop::toy::statistics(m, odd), Catch::Contains("found 3"));
+}
