@@ -16,13 +16,6 @@ using attn = ops<cpu>;
 
 namespace {
 
-template <class T>
-tensor<T> cast(const tensor<double>& t) {
-    tensor<T> r(t.dims());
-    for (std::int64_t i = 0; i < t.numel(); ++i) r[i] = static_cast<T>(t[i]);
-    return r;
-}
-
 // Runs forward and backward on the golden inputs of `dir` in precision T and compares.
 template <class T>
 void check_against_golden(const std::string& dir, std::int64_t heads, double rtol, double atol) {
@@ -52,11 +45,6 @@ void check_finite_differences(std::int64_t b, std::int64_t c, std::int64_t heads
     attn::attention_forward<double>(qkv, out, probs, heads);
     attn::attention_backward<double>(qkv, probs, w, dqkv);
     check_gradient("dqkv", qkv.view(), dqkv.view(), [&] { return weighted_output(qkv, w, heads); });
-}
-
-template <class T>
-bool bitwise_equal(const tensor<T>& a, const tensor<T>& b) {
-    return a.dims() == b.dims() && std::memcmp(a.data(), b.data(), sizeof(T) * a.numel()) == 0;
 }
 
 }  // namespace

@@ -22,13 +22,6 @@ using namespace ouro::testing;
 namespace {
 
 template <class T>
-tensor<T> cast(const tensor<double>& t) {
-    tensor<T> r(t.dims());
-    for (std::int64_t i = 0; i < t.numel(); ++i) r[i] = static_cast<T>(t[i]);
-    return r;
-}
-
-template <class T>
 tensor<T> golden(const std::string& dir, const std::string& name) {
     return cast<T>(load_golden(dir + "/" + name + ".npy"));
 }
@@ -77,11 +70,6 @@ tensor<T> copy_of(tensor_view<const T> v) {
 template <class T>
 std::vector<T> grads_of(const parameter_store<T>& store) {
     return std::vector<T>(store.grads(), store.grads() + store.size());
-}
-
-template <class T>
-bool bitwise_equal(const tensor<T>& a, const tensor<T>& b) {
-    return a.dims() == b.dims() && std::memcmp(a.data(), b.data(), sizeof(T) * a.numel()) == 0;
 }
 
 // Finite differences of L = <w, y> with respect to every parameter of `store`, whose gradients

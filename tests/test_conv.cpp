@@ -18,18 +18,6 @@ using cpu_ops = ops<cpu>;
 
 namespace {
 
-template <class T>
-tensor<T> cast(const tensor<double>& t) {
-    tensor<T> r(t.dims());
-    for (std::int64_t i = 0; i < t.numel(); ++i) r[i] = static_cast<T>(t[i]);
-    return r;
-}
-
-template <class T>
-bool bitwise_equal(const tensor<T>& a, const tensor<T>& b) {
-    return a.dims() == b.dims() && std::memcmp(a.data(), b.data(), sizeof(T) * a.numel()) == 0;
-}
-
 // y = conv2d(x, w) + b by the defining sum, in long double.
 tensor<double> reference_conv(const tensor<double>& x, const tensor<double>& w, const tensor<double>& b,
                               conv2d_params p) {

@@ -17,6 +17,8 @@
 #include "support/gradcheck.hpp"
 
 using namespace ouro;
+using ouro::testing::bitwise_equal;
+using ouro::testing::cast;
 using ouro::testing::check_gradient;
 using ouro::testing::dot;
 using ouro::testing::load_golden;
@@ -26,19 +28,6 @@ using ouro::testing::require_close;
 namespace {
 
 using cpu_ops = ops<cpu>;
-
-template <class T>
-tensor<T> cast(const tensor<double>& t) {
-    tensor<T> out(t.dims());
-    for (std::int64_t i = 0; i < t.numel(); ++i) out[i] = static_cast<T>(t[i]);
-    return out;
-}
-
-template <class T>
-bool bitwise_equal(const tensor<T>& a, const tensor<T>& b) {
-    return a.dims() == b.dims() &&
-           std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * sizeof(T)) == 0;
-}
 
 std::string golden_file(const std::string& c, const std::string& name) {
     return "pointwise/" + c + "/" + name + ".npy";

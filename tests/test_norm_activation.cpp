@@ -16,6 +16,8 @@
 #include "support/gradcheck.hpp"
 
 using namespace ouro;
+using ouro::testing::bitwise_equal;
+using ouro::testing::cast;
 using ouro::testing::check_gradient;
 using ouro::testing::dot;
 using ouro::testing::load_golden;
@@ -25,19 +27,6 @@ using ouro::testing::require_close;
 namespace {
 
 using cpu_ops = ops<cpu>;
-
-template <class T>
-tensor<T> cast(const tensor<double>& t) {
-    tensor<T> out(t.dims());
-    for (std::int64_t i = 0; i < t.numel(); ++i) out[i] = static_cast<T>(t[i]);
-    return out;
-}
-
-template <class T>
-bool bitwise_equal(const tensor<T>& a, const tensor<T>& b) {
-    return a.dims() == b.dims() &&
-           std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * sizeof(T)) == 0;
-}
 
 // Runs group norm forward and backward on a golden case's inputs in precision T.
 template <class T>

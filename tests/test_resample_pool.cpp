@@ -21,18 +21,6 @@ using cpu_ops = ops<cpu>;
 
 namespace {
 
-template <class T>
-tensor<T> cast(const tensor<double>& t) {
-    tensor<T> r(t.dims());
-    for (std::int64_t i = 0; i < t.numel(); ++i) r[i] = static_cast<T>(t[i]);
-    return r;
-}
-
-template <class T>
-bool bitwise_equal(const tensor<T>& a, const tensor<T>& b) {
-    return a.dims() == b.dims() && std::memcmp(a.data(), b.data(), sizeof(T) * a.numel()) == 0;
-}
-
 shape pooled(const shape& x, std::int64_t kernel, std::int64_t stride) { return pool2d_output_shape(x, kernel, stride); }
 
 shape doubled(const shape& x) { return shape{x[0], x[1], 2 * x[2], 2 * x[3]}; }

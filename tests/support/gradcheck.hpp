@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "ouro/core/philox.hpp"
@@ -21,6 +22,21 @@ tensor<T> random_tensor(const shape& s, std::uint64_t seed, double scale = 1.0) 
     philox_stream rng(seed, rng_purpose::user, 0);
     for (auto& x : t) x = static_cast<T>(scale * rng.normal());
     return t;
+}
+
+// The entries of a double tensor converted to T (float runs of double goldens).
+template <class T>
+tensor<T> cast(const tensor<double>& t) {
+    tensor<T> out(t.dims());
+    for (std::int64_t i = 0; i < t.numel(); ++i) out[i] = static_cast<T>(t[i]);
+    return out;
+}
+
+// Same shape and the same bits (thread-count and batch invariance checks).
+template <class T>
+bool bitwise_equal(const tensor<T>& a, const tensor<T>& b) {
+    return a.dims() == b.dims() &&
+           std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * sizeof(T)) == 0;
 }
 
 template <class A, class B>
