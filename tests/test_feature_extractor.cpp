@@ -1,7 +1,8 @@
-// metrics::lenet_feature_extractor and the feature_extractor concept, on a small synthetic data set
-// (bright top half vs bright bottom half): training to full accuracy, the safetensors cache (reload
-// bit for bit, retraining when the metadata does not match or the file is broken), features per
-// image independent of the batch and the thread count; and metrics::train_classifier itself.
+// metrics::lenet_feature_extractor and the feature_extractor concept, on small synthetic data sets
+// (grey 28×28: bright top half vs bright bottom half; colour 32×32: reddish vs bluish): training to
+// full accuracy, the safetensors cache (reload bit for bit, retraining when the metadata, the image
+// geometry included, does not match or the file is broken), features per image independent of the
+// batch and the thread count; and metrics::train_classifier itself.
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -36,6 +37,28 @@ data::image_dataset halves(std::int64_t n, std::uint64_t seed, std::string name 
                 const bool bright = (r < 14) == (y == 0);
                 set.images[i * 784 + r * 28 + c] = (bright ? 0.8f : -0.8f) + 0.3f * rng.normal();
             }
+    }
+    return set;
+}
+
+// n colour images (N, 3, 32, 32) in [-1, 1]: each a random flat colour with Philox pixel noise of
+// standard deviation 0.3. Class 0 is reddish (red in [0.2, 1], blue in [-1, -0.2]), class 1 bluish
+// (the two swapped); green is anything in [-1, 1] for both. Labels alternate.
+data::image_dataset colours(std::int64_t n, std::uint64_t seed, std::string name = "colours") {
+    data::image_dataset set;
+    set.name = std::move(name);
+    set.images = tensor<float>(shape{n, 3, 32, 32});
+    set.labels = tensor<std::int64_t>(shape{n});
+    set.num_classes = 2;
+    philox_stream rng(seed, rng_purpose::user, 0);
+    for (std::int64_t i = 0; i < n; ++i) {
+        const std::int64_t y = i % 2;
+        set.labels[i] = y;
+        const float strong = 0.2f + 0.8f * rng.uniform(), weak = -0.2f - 0.8f * rng.uniform();
+        const float colour[3] = {y == 0 ? strong : weak, 2.0f * rng.uniform() - 1.0f, y == 0 ? weak : strong};
+        for (std::int64_t c = 0; c < 3; ++c)
+            for (std::int64_t p = 0; p < 32 * 32; ++p)
+                set.images[(i * 3 + c) * 1024 + p] = colour[c] + 0.3f * rng.normal();
     }
     return set;
 }
@@ -195,13 +218,17 @@ TEST_CASE("lenet feature extractor refuses bad input with clear errors", "[featu
     data::image_dataset bad_labels = halves(40, 1);
     bad_labels.labels[3] = 2;
     CHECK_THROWS_WITH(e.train_or_load(bad_labels, dir.path / "a.safetensors", quick, log), Contains("label 2 at index 3"));
-    data::image_dataset big;
-    big.name = "big";
-    big.images = tensor<float>(shape{40, 1, 32, 32});
-    big.labels = tensor<std::int64_t>(shape{40}, 0);
-    big.num_classes = 2;
-    CHECK_THROWS_WITH(e.train_or_load(big, dir.path / "a.safetensors", quick, log),
-                      Contains("(40, 1, 28, 28)") && Contains("(40, 1, 32, 32)"));
+    // Images the LeNet cannot take: not square, or a size whose poolings do not divide evenly.
+    data::image_dataset odd;
+    odd.name = "odd";
+    odd.images = tensor<float>(shape{40, 1, 30, 30});
+    odd.labels = tensor<std::int64_t>(shape{40}, 0);
+    odd.num_classes = 2;
+    CHECK_THROWS_WITH(e.train_or_load(odd, dir.path / "a.safetensors", quick, log),
+                      Contains("(40, 1, 30, 30)") && Contains("multiple of 4"));
+    odd.images = tensor<float>(shape{40, 3, 28, 32});
+    CHECK_THROWS_WITH(e.train_or_load(odd, dir.path / "a.safetensors", quick, log),
+                      Contains("square") && Contains("(40, 3, 28, 32)"));
     CHECK_FALSE(std::filesystem::exists(dir.path / "a.safetensors"));
 
     e.train_or_load(halves(40, 1), dir.path / "b.safetensors", {.epochs = 1, .batch_size = 20}, log);
@@ -265,4 +292,120 @@ TEST_CASE("train_classifier follows its recipe: steps, callbacks, early stop, re
     CHECK(metrics::classifier_accuracy(a, train) == static_cast<double>(correct) / 50.0);
     CHECK_THROWS_WITH(metrics::train_classifier(c, train, {.epochs = 0}), Contains("epochs >= 1"));
     CHECK_THROWS_WITH(metrics::predict_classes(c, tensor<float>(shape{2, 1, 20, 20})), Contains("(2, 1, 20, 20)"));
+}
+
+TEST_CASE("lenet features for colour 32x32 images: trains, caches with its geometry, refuses grey input",
+          "[feature_extractor][colour]") {
+    thread_guard guard;
+    temp_dir dir;
+    const auto cache = dir.path / "colour.safetensors";
+    const data::image_dataset train = colours(300, 1);
+    const data::image_dataset test = colours(100, 2, "colours-test");
+
+    metrics::lenet_feature_extractor e;
+    std::ostringstream log;
+    const metrics::classifier_training_options one_epoch{.epochs = 1, .batch_size = 20, .lr = 2e-3, .seed = 3};
+    CHECK(e.train_or_load(train, cache, one_epoch, log).trained);
+    CHECK(e.in_channels() == 3);
+    CHECK(e.image_size() == 32);
+    CHECK(e.net().in_channels() == 3);
+    CHECK(e.accuracy(test) >= 0.9);  // chance is 0.5
+    const tensor<float> f = e.features(test.images);
+    CHECK(f.dims() == shape{100, 84});
+
+    const io::safetensors_metadata meta = io::read_safetensors_metadata(cache);
+    CHECK(meta.at("in_channels") == "3");
+    CHECK(meta.at("image_size") == "32");
+    CHECK_THAT(meta.at("architecture"), Contains("(3, 32, 32)"));
+
+    // The cache round-trips: through train_or_load without training, and through load().
+    metrics::lenet_feature_extractor again;
+    std::ostringstream quiet;
+    CHECK_FALSE(again.train_or_load(train, cache, one_epoch, quiet).trained);
+    CHECK(quiet.str().empty());
+    CHECK(weights_of(again) == weights_of(e));
+    metrics::lenet_feature_extractor plain;
+    plain.load(cache);
+    CHECK(plain.in_channels() == 3);
+    CHECK(plain.image_size() == 32);
+    CHECK(weights_of(plain) == weights_of(e));
+    const tensor<float> f2 = plain.features(test.images);
+    CHECK(std::equal(f.begin(), f.end(), f2.begin()));
+
+    // Features of one image do not depend on the thread count or the other images.
+    set_threads(1);
+    const tensor<float> serial = e.features(test.images);
+    CHECK(std::equal(f.begin(), f.end(), serial.begin()));
+    const tensor<float> one = e.features(tensor_view<const float>(test.images.data() + 7 * 3072, shape{1, 3, 32, 32}));
+    CHECK(std::equal(one.begin(), one.end(), f.data() + 7 * 84));
+
+    // Images of another geometry are refused, naming the trained one.
+    CHECK_THROWS_WITH(e.features(tensor<float>(shape{4, 1, 28, 28})),
+                      Contains("expected (4, 3, 32, 32)") && Contains("found (4, 1, 28, 28)"));
+    CHECK_THROWS_WITH(e.classify(tensor<float>(shape{2, 3, 28, 28})),
+                      Contains("(2, 3, 32, 32)") && Contains("(2, 3, 28, 28)"));
+    CHECK_THROWS_WITH(e.features(tensor<float>(shape{0, 3, 32, 32})), Contains("N >= 1"));
+}
+
+TEST_CASE("lenet feature extractor never uses a grey cache for colour data, nor a colour cache for grey",
+          "[feature_extractor][colour]") {
+    temp_dir dir;
+    const auto cache = dir.path / "shared.safetensors";
+    const metrics::classifier_training_options o{.epochs = 1, .batch_size = 20, .seed = 3};
+    // Both data sets have the same name and size, so only the geometry (and the fingerprint) tells them apart.
+    const data::image_dataset grey = halves(40, 1, "same");
+    const data::image_dataset colour = colours(40, 1, "same");
+
+    metrics::lenet_feature_extractor g;
+    std::ostringstream log;
+    CHECK(g.train_or_load(grey, cache, o, log).trained);
+    CHECK(g.in_channels() == 1);
+    CHECK(g.image_size() == 28);
+
+    metrics::lenet_feature_extractor c;
+    std::ostringstream colour_log;
+    const auto colour_result = c.train_or_load(colour, cache, o, colour_log);
+    CHECK(colour_result.trained);
+    CHECK_THAT(colour_result.reason, Contains("in_channels: cache has '1', expected '3'") &&
+                                         Contains("image_size: cache has '28', expected '32'"));
+    CHECK_THAT(colour_log.str(), Contains("retraining"));
+    CHECK(c.in_channels() == 3);
+    CHECK(io::read_safetensors_metadata(cache).at("in_channels") == "3");
+
+    metrics::lenet_feature_extractor back;
+    std::ostringstream back_log;
+    const auto back_result = back.train_or_load(grey, cache, o, back_log);
+    CHECK(back_result.trained);
+    CHECK_THAT(back_result.reason, Contains("in_channels: cache has '3', expected '1'"));
+    CHECK(weights_of(back) == weights_of(g));  // the same recipe on the same data, from scratch
+}
+
+TEST_CASE("lenet feature extractor reads grey caches written before the geometry was recorded",
+          "[feature_extractor]") {
+    temp_dir dir;
+    const auto cache = dir.path / "old.safetensors";
+    const metrics::classifier_training_options o{.epochs = 1, .batch_size = 20, .seed = 3};
+    const data::image_dataset grey = halves(40, 1);
+    metrics::lenet_feature_extractor g;
+    std::ostringstream log;
+    g.train_or_load(grey, cache, o, log);
+    io::safetensors_metadata old = g.metadata();
+    REQUIRE(old.at("architecture") == "lenet5 relu maxpool (1, 28, 28) -> 84 -> classes");
+    old.erase("in_channels");
+    old.erase("image_size");
+    io::save_parameters(cache, g.net().store(), old);
+
+    metrics::lenet_feature_extractor reused;
+    std::ostringstream quiet;
+    CHECK_FALSE(reused.train_or_load(grey, cache, o, quiet).trained);
+    CHECK(weights_of(reused) == weights_of(g));
+    metrics::lenet_feature_extractor plain;
+    plain.load(cache);
+    CHECK(plain.in_channels() == 1);
+    CHECK(plain.image_size() == 28);
+
+    // Without the geometry and without the old architecture entry, load() refuses rather than guesses.
+    old.erase("architecture");
+    io::save_parameters(cache, g.net().store(), old);
+    CHECK_THROWS_WITH(metrics::lenet_feature_extractor().load(cache), Contains("'in_channels'"));
 }

@@ -59,6 +59,7 @@ enum class rng_purpose : std::uint32_t {
     filter_stage = 122,
     latent_noise = 131,
     toy_data = 141,
+    loop_seeds = 151,  // the self-consuming loop's per-(method, generation) seeds
     user = 1000,
 };
 

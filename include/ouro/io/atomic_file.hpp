@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,15 @@ inline void write_file_atomically(const std::filesystem::path& target, std::stri
     std::error_code ec;
     fs::rename(tmp, target, ec);
     if (ec) fail(target.string(), ": cannot move the temporary file into place: ", ec.message());
+}
+
+// The whole of a (small) file as a string, or an ouro::error naming the file.
+inline std::string read_text_file(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) fail(file.string(), ": cannot open for reading");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) fail(file.string(), ": read error");
+    return text;
 }
 
 }  // namespace ouro::io

@@ -1,17 +1,23 @@
 // The toy world of the self-consuming loop (for teaching and fast tests): a 2-D Gaussian mixture
 // with K modes on a circle, labelled by mode, and the statistics that show collapse: per-mode
-// coverage and spread. (The toy MLP denoiser and its trainer are not written yet.)
+// coverage and spread; the mixture as a data set of (2, 1, 1) "images", so the loop's trainer,
+// sampler and latent extractor take it unchanged; and the identity features its metrics use.
+// The MLP denoiser that learns it is in loop/toy_model.hpp.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <numbers>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "ouro/core/error.hpp"
 #include "ouro/core/philox.hpp"
+#include "ouro/core/tensor.hpp"
+#include "ouro/data/mnist.hpp"
 
 namespace ouro::loop::toy {
 
@@ -92,5 +98,34 @@ inline collapse_stats statistics(const mixture& m, std::span<const float> points
     for (auto c : near) out.covered_modes += static_cast<double>(c) >= need;
     return out;
 }
+
+// The mixture as a labelled data set: images (per_mode * K, 2, 1, 1), labels the modes.
+inline data::image_dataset make_dataset(const mixture& m, std::int64_t per_mode, std::uint64_t seed,
+                                        std::string name = "toy-mixture") {
+    std::vector<float> points;
+    std::vector<std::int64_t> labels;
+    m.sample(per_mode, seed, points, labels);
+    data::image_dataset set;
+    set.name = std::move(name);
+    set.num_classes = m.modes;
+    const auto n = static_cast<std::int64_t>(labels.size());
+    set.images = tensor<float>(shape{n, 2, 1, 1});
+    std::copy(points.begin(), points.end(), set.images.begin());
+    set.labels = tensor<std::int64_t>(shape{n});
+    std::copy(labels.begin(), labels.end(), set.labels.begin());
+    return set;
+}
+
+// The metrics' features for points: the coordinates themselves, (N, 2, 1, 1) -> (N, 2).
+struct point_features {
+    std::int64_t feature_dim() const { return 2; }
+    tensor<float> features(tensor_view<const float> images) const {
+        require(images.rank() == 4 && images.dim(1) == 2 && images.dim(2) == 1 && images.dim(3) == 1,
+                "toy::point_features: expected points (N, 2, 1, 1), found shape ", images.dims());
+        tensor<float> out(shape{images.dim(0), 2});
+        std::copy(images.begin(), images.end(), out.begin());
+        return out;
+    }
+};
 
 }  // namespace ouro::loop::toy

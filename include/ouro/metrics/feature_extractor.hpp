@@ -1,8 +1,9 @@
 // Feature extractors for the metrics: the FeatureExtractor concept (images (N, C, H, W) -> features
 // (N, D)) and lenet_feature_extractor, a LeNet-5 trained once on the real training set whose 84-d
-// penultimate layer stands in for Inception's pool features on 28×28 grey images (FID, precision,
-// recall). Its weights are cached as safetensors with the metadata of what they were trained on, so
-// a cache made for other data or another recipe is retrained, never silently reused.
+// penultimate layer stands in for Inception's pool features on small images (FID, precision,
+// recall): 28×28 grey digits, 32×32 colour CIFAR-10, S×S image folders. Its weights are cached as
+// safetensors with the metadata of what they were trained on (the image geometry included), so a
+// cache made for other data, other images or another recipe is retrained, never silently reused.
 //
 //   metrics::lenet_feature_extractor lenet;
 //   lenet.train_or_load(data::load_mnist("data/mnist", data::split::train), "runs/cache/lenet.safetensors");
@@ -20,6 +21,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #if defined(_OPENMP)
@@ -97,9 +99,10 @@ struct train_or_load_result {
     std::string reason;     // why it trained: no cache, an unreadable cache, or the metadata that differed
 };
 
-// A LeNet-5 (nn::lenet) trained on a real training set of 28×28 grey images; features() are its
-// 84-d penultimate activations. Images are taken on the scale the network was trained on (the data
-// set's; load_mnist gives [-1, 1], as the diffusion models' samples).
+// A LeNet-5 (nn::lenet) trained on a real training set of images (N, C, S, S) (C >= 1 channels, S a
+// multiple of 4, at least 12); features() are its 84-d penultimate activations, and take images of
+// that same geometry only. Images are taken on the scale the network was trained on (the data set's;
+// load_mnist gives [-1, 1], as the diffusion models' samples).
 //
 // Every image runs through the network alone, on all threads at once (one copy of the network per
 // thread), so an image's features and class do not depend on the other images of the call, nor on
@@ -116,24 +119,28 @@ public:
     std::int64_t feature_dim() const { return dim; }
     bool ready() const { return net_ != nullptr; }
     std::int64_t num_classes() const { return num_classes_; }
+    // The geometry of the images the weights were trained on (0 before train_or_load or load).
+    std::int64_t in_channels() const { return in_channels_; }
+    std::int64_t image_size() const { return image_size_; }
     // The metadata of the weights: what they were trained on and how.
     const io::safetensors_metadata& metadata() const { return metadata_; }
     // The network itself (requires ready()); changing its weights changes what features() returns.
     network& net() { return checked_net_(); }
 
     // Loads the weights cached at `cache` when its metadata matches `train` and `options` (format,
-    // data set name, size and fingerprint, classes, and every training option that shapes the
-    // weights); otherwise trains a fresh LeNet (reset_parameters(seed), then train_classifier) and
-    // writes the cache atomically. A cache that exists but does not match, or cannot be read, is
-    // retrained and `log` says why. Requires train to hold (N, 1, 28, 28) images, N >= batch_size,
-    // and labels in [0, num_classes) with num_classes >= 2. Callbacks go to train_classifier.
+    // image geometry, data set name, size and fingerprint, classes, and every training option that
+    // shapes the weights); otherwise trains a fresh LeNet for train's geometry (reset_parameters(seed),
+    // then train_classifier) and writes the cache atomically. A cache that exists but does not match,
+    // or cannot be read, is retrained and `log` says why. Requires train to hold square images
+    // (N, C, S, S) that nn::lenet takes (C >= 1, S a multiple of 4 and >= 12), N >= batch_size, and
+    // labels in [0, num_classes) with num_classes >= 2. Callbacks go to train_classifier.
     template <class... Callbacks>
     train_or_load_result train_or_load(const data::image_dataset& train, const std::filesystem::path& cache,
                                        const classifier_training_options& options = {}, std::ostream& log = std::cerr,
                                        Callbacks&... callbacks) {
         validate(options);
         detail::require_labelled_images(train, "lenet_feature_extractor");
-        require_images_(train.images.view(), "lenet_feature_extractor: training images");
+        const auto [channels, size] = training_geometry_(train);
         require(train.num_classes >= 2, "lenet_feature_extractor: data set '", train.name,
                 "': expected at least 2 classes, found num_classes = ", train.num_classes);
         const io::safetensors_metadata expected = expected_metadata(train, options);
@@ -146,11 +153,11 @@ public:
         } else {
             try {
                 io::safetensors_reader reader(cache);
-                const std::string diff = metadata_differences_(reader.metadata(), expected);
+                const std::string diff = metadata_differences_(with_geometry_defaults_(reader.metadata()), expected);
                 if (diff.empty()) {
-                    auto net = std::make_unique<network>(train.num_classes);
+                    auto net = std::make_unique<network>(train.num_classes, channels, size);
                     io::read_parameter_buffer(reader, net->store(), net->store().values());
-                    adopt_(std::move(net), train.num_classes, reader.metadata());
+                    adopt_(std::move(net), train.num_classes, with_geometry_defaults_(reader.metadata()));
                     return result;
                 }
                 result.reason = "the cache " + cache.string() + " was made for something else: " + diff;
@@ -160,7 +167,7 @@ public:
             log << "lenet_feature_extractor: retraining, " << result.reason << '\n' << std::flush;
         }
 
-        auto net = std::make_unique<network>(train.num_classes);
+        auto net = std::make_unique<network>(train.num_classes, channels, size);
         net->reset_parameters(options.seed);
         train_classifier(*net, train, options, callbacks...);
         adopt_(std::move(net), train.num_classes, expected);
@@ -169,21 +176,26 @@ public:
         return result;
     }
 
-    // Loads whatever weights `file` holds (no check of what they were trained on; see
-    // train_or_load for that). Requires a file that save() or train_or_load wrote.
+    // Loads whatever weights `file` holds, for the image geometry its metadata records (no check of
+    // what they were trained on; see train_or_load for that). Requires a file that save() or
+    // train_or_load wrote.
     void load(const std::filesystem::path& file) {
         io::safetensors_reader reader(file);
         io::require_metadata(reader.metadata(), {{"format", format_name}, {"version", format_version}}, file.string());
-        std::int64_t classes = 0;
-        try {
-            classes = std::stoll(reader.metadata().at("num_classes"));
-        } catch (const std::exception&) {
-            fail(file.string(), ": metadata 'num_classes' is missing or not a number");
-        }
+        const io::safetensors_metadata metadata = with_geometry_defaults_(reader.metadata());
+        const std::int64_t classes = metadata_integer_(metadata, "num_classes", file);
+        const std::int64_t channels = metadata_integer_(metadata, "in_channels", file);
+        const std::int64_t size = metadata_integer_(metadata, "image_size", file);
         require(classes >= 2, file.string(), ": expected num_classes >= 2 in the metadata, found ", classes);
-        auto net = std::make_unique<network>(classes);
+        try {
+            network::require_geometry(channels, size);
+        } catch (const std::exception& e) {
+            fail(file.string(), ": the metadata's in_channels ", channels, " and image_size ", size,
+                 " do not fit a LeNet: ", e.what());
+        }
+        auto net = std::make_unique<network>(classes, channels, size);
         io::read_parameter_buffer(reader, net->store(), net->store().values());
-        adopt_(std::move(net), classes, reader.metadata());
+        adopt_(std::move(net), classes, metadata);
     }
 
     // Writes the weights and their metadata to `file`, atomically.
@@ -200,9 +212,14 @@ public:
             std::snprintf(buf, sizeof buf, "%.17g", v);
             return std::string(buf);
         };
+        const shape& s = train.images.dims();
+        const std::int64_t channels = s.rank() == 4 ? s[1] : 0, size = s.rank() == 4 ? s[3] : 0;
         return {{"format", format_name},
                 {"version", format_version},
-                {"architecture", "lenet5 relu maxpool (1, 28, 28) -> 84 -> classes"},
+                {"architecture", "lenet5 relu maxpool (" + std::to_string(channels) + ", " + std::to_string(size) +
+                                     ", " + std::to_string(size) + ") -> 84 -> classes"},
+                {"in_channels", std::to_string(channels)},
+                {"image_size", std::to_string(size)},
                 {"dataset", train.name},
                 {"dataset_size", std::to_string(train.size())},
                 {"dataset_fingerprint", dataset_fingerprint(train)},
@@ -215,7 +232,8 @@ public:
                 {"seed", std::to_string(options.seed)}};
     }
 
-    // Features (N, 84) of images (N, 1, 28, 28), N >= 1: the penultimate activations, evaluation mode.
+    // Features (N, 84) of images (N, C, S, S), N >= 1, of the trained geometry: the penultimate
+    // activations, evaluation mode.
     tensor<float> features(tensor_view<const float> images) {
         require_images_(images, "lenet_feature_extractor::features: images");
         tensor<float> out(shape{images.dim(0), dim});  // (N, 84)
@@ -226,7 +244,7 @@ public:
         return out;
     }
 
-    // The class (N) of images (N, 1, 28, 28): the first largest logit.
+    // The class (N) of images (N, C, S, S) of the trained geometry: the first largest logit.
     tensor<std::int64_t> classify(tensor_view<const float> images) {
         require_images_(images, "lenet_feature_extractor::classify: images");
         tensor<std::int64_t> out(shape{images.dim(0)});
@@ -252,13 +270,61 @@ private:
         return *net_;
     }
 
-    static void require_images_(tensor_view<const float> images, const char* what) {
+    // Images (N, C, S, S) of the trained geometry, N >= 1; requires ready().
+    void require_images_(tensor_view<const float> images, const char* what) const {
+        checked_net_();
         const std::int64_t n = images.rank() == 4 ? images.dim(0) : 0;
-        require(n >= 1, what, ": expected (N, 1, 28, 28) with N >= 1, found shape ", images.dims());
-        require_shape(images.dims(), shape{n, 1, network::image_size, network::image_size}, what);
+        const shape expected{n, in_channels_, image_size_, image_size_};
+        require(n >= 1, what, ": expected (N, ", in_channels_, ", ", image_size_, ", ", image_size_,
+                ") with N >= 1, found shape ", images.dims());
+        if (!(images.dims() == expected))
+            fail(what, ": expected ", expected, " (the geometry the weights were trained on), found ", images.dims());
+    }
+
+    // (C, S) of train's images (N, C, S, S), which must be square and fit nn::lenet.
+    static std::pair<std::int64_t, std::int64_t> training_geometry_(const data::image_dataset& train) {
+        const shape& s = train.images.dims();
+        require(s.rank() == 4 && s[2] == s[3], "lenet_feature_extractor: data set '", train.name,
+                "': expected square training images (N, C, S, S), found shape ", s);
+        try {
+            network::require_geometry(s[1], s[2]);
+        } catch (const std::exception& e) {
+            fail("lenet_feature_extractor: data set '", train.name, "': training images of shape ", s,
+                 " do not fit a LeNet: ", e.what());
+        }
+        return {s[1], s[2]};
+    }
+
+    // Caches written before the geometry was recorded all hold grey 28×28 weights (their
+    // architecture entry says so): read them as in_channels 1, image_size 28.
+    static io::safetensors_metadata with_geometry_defaults_(io::safetensors_metadata metadata) {
+        const auto arch = metadata.find("architecture");
+        if (arch != metadata.end() && arch->second == "lenet5 relu maxpool (1, 28, 28) -> 84 -> classes" &&
+            !metadata.contains("in_channels") && !metadata.contains("image_size")) {
+            metadata["in_channels"] = "1";
+            metadata["image_size"] = "28";
+        }
+        return metadata;
+    }
+
+    static std::int64_t metadata_integer_(const io::safetensors_metadata& metadata, const std::string& key,
+                                          const std::filesystem::path& file) {
+        const auto it = metadata.find(key);
+        std::size_t used = 0;
+        std::int64_t value = 0;
+        try {
+            if (it != metadata.end()) value = std::stoll(it->second, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (it == metadata.end() || used == 0 || used != it->second.size())
+            fail(file.string(), ": metadata '", key, "' is missing or not a whole number");
+        return value;
     }
 
     void adopt_(std::unique_ptr<network> net, std::int64_t classes, io::safetensors_metadata metadata) {
+        in_channels_ = net->in_channels();
+        image_size_ = net->image_size();
         net_ = std::move(net);
         num_classes_ = classes;
         metadata_ = std::move(metadata);
@@ -279,19 +345,19 @@ private:
         return diff;
     }
 
-    // Calls body(net, x (1, 1, 28, 28), i) for every image i, each with the network of its thread.
+    // Calls body(net, x (1, C, S, S), i) for every image i, each with the network of its thread.
     // Inputs are checked before; a failure in a thread is rethrown after the loop, lowest image first.
     template <class Body>
     void for_each_image_(tensor_view<const float> images, Body&& body) {
         network& primary = checked_net_();
-        const std::int64_t n = images.dim(0), per_item = network::image_size * network::image_size;
-        const shape one{1, 1, network::image_size, network::image_size};
+        const std::int64_t n = images.dim(0), per_item = in_channels_ * image_size_ * image_size_;
+        const shape one{1, in_channels_, image_size_, image_size_};
         int threads = 1;
 #if defined(_OPENMP)
         if (!omp_in_parallel()) threads = static_cast<int>(std::min<std::int64_t>(max_threads(), n));
 #endif
         while (static_cast<int>(replicas_.size()) < threads - 1)
-            replicas_.push_back(std::make_unique<network>(num_classes_));
+            replicas_.push_back(std::make_unique<network>(num_classes_, in_channels_, image_size_));
         // net() hands out the weights for changing: the replicas copy them on every call.
         for (int t = 0; t < threads - 1; ++t)
             std::copy(primary.store().values(), primary.store().values() + primary.store().size(),
@@ -332,6 +398,7 @@ private:
     std::unique_ptr<network> net_;
     std::vector<std::unique_ptr<network>> replicas_;
     std::int64_t num_classes_ = 0;
+    std::int64_t in_channels_ = 0, image_size_ = 0;
     io::safetensors_metadata metadata_;
 };
 

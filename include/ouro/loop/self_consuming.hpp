@@ -1,0 +1,839 @@
+// The self-consuming loop of Cai, Wang, Liu & Zhang, "Stabilizing Self-Consuming Diffusion Models
+// with Latent Space Filtering" (AAAI-26, §3 and the experiments of §5), with its baselines, as one
+// type per experiment:
+//
+//   using experiment = loop::self_consuming<nn::unet<cpu, presets::mnist_unet>,   // the model
+//                                           diffusion::ddim<50>,                   // how G_k samples
+//                                           latent::spatial_mean,                  // latent pooling
+//                                           loop::paper_methods>;                  // SYN … ACU-LSF
+//   experiment run(sampler, table, options);
+//   run.run(real_train, real_reference, lenet_features);
+//
+// Generation 0 is shared by every method: one G0 trained on the real set D_r, its frozen encoder,
+// and one softmax probe fitted on the real latents (on SSC-OMP cluster labels when the model is
+// unconditional). Then, per generation k = 1 … K and per method, independently of the others:
+//
+//   S_k   = samples of G_{k-1}^method (labels balanced when class-conditional)
+//   pool  = pool ∪ S_k                       (items remember their source generation)
+//   ξ     = probe confidence of each pool item's G0 latent (in its label; max probability if unlabelled)
+//   T_k   = method.select(pool, ξ, N)        (SYN, SYN-ADD, ACU, ACUR, ACU-LSF, or any loop_mode)
+//   G_k   = G_{k-1} fine-tuned on T_k for E epochs (or retrained from scratch)
+//   eval  : FID, precision, recall, density, coverage, KID of G_k's samples; diagnostics of T_k
+//
+// Every random choice is a pure function of (seed, what, method, generation), and each finished
+// step is committed to the run directory (weights and pool of the chain, then the rows), so a run
+// killed at any moment resumes at the last finished step and writes the same metrics.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ouro/cluster/accuracy.hpp"
+#include "ouro/cluster/ssc_omp.hpp"
+#include "ouro/core/error.hpp"
+#include "ouro/core/philox.hpp"
+#include "ouro/core/progress.hpp"
+#include "ouro/core/tensor.hpp"
+#include "ouro/core/version.hpp"
+#include "ouro/data/mnist.hpp"
+#include "ouro/diffusion/checkpoint.hpp"
+#include "ouro/diffusion/sampler.hpp"
+#include "ouro/diffusion/schedule.hpp"
+#include "ouro/diffusion/trainer.hpp"
+#include "ouro/io/atomic_file.hpp"
+#include "ouro/io/png.hpp"
+#include "ouro/io/safetensors.hpp"
+#include "ouro/latent/latents.hpp"
+#include "ouro/loop/modes.hpp"
+#include "ouro/loop/pool.hpp"
+#include "ouro/loop/report.hpp"
+#include "ouro/metrics/feature_extractor.hpp"
+#include "ouro/metrics/fid.hpp"
+#include "ouro/metrics/kid.hpp"
+#include "ouro/metrics/precision_recall.hpp"
+#include "ouro/ole/ole.hpp"
+#include "ouro/probe/softmax_probe.hpp"
+
+namespace ouro::loop {
+
+// ---- Concepts ---------------------------------------------------------------------------------
+
+// A model the loop can run: the trainer fits it (trainable_model: forward, backward, store, a static
+// spec with in_channels, image_size, classes, str and hash), the sampler draws from it (denoiser:
+// predict) and its encoder gives the latents (encode), and it is default-constructible, so the loop
+// can hold one per method. nn::unet and loop::toy::mlp_denoiser are two.
+template <class M>
+concept loop_model = diffusion::trainable_model<M> && diffusion::denoiser<M> && latent::encoder<M> &&
+                     std::default_initializable<M>;
+
+template <class M>
+constexpr bool check_loop_model() {
+    static_assert(diffusion::check_trainable_model<M>());
+    static_assert(diffusion::check_denoiser<M>());
+    static_assert(latent::check_encoder<M>());
+    static_assert(std::default_initializable<M>,
+                  "a loop model must be default-constructible: the loop holds one model per method");
+    static_assert(requires(M& m, std::uint64_t seed) { m.reset_parameters(seed); },
+                  "a loop model needs `void reset_parameters(std::uint64_t seed)` to initialise G0");
+    return loop_model<M>;
+}
+
+// The methods an experiment compares, in report order.
+template <loop_mode... Modes>
+struct methods {
+    static constexpr std::size_t count = sizeof...(Modes);
+    using tuple = std::tuple<Modes...>;
+};
+
+// The paper's comparison (Cai et al., §5): SYN, SYN-ADD, ACU, ACUR and ACU-LSF.
+using paper_methods = methods<syn, syn_add, acu, acur, acu_lsf>;
+
+// ---- Options ----------------------------------------------------------------------------------
+
+// Runtime settings. Defaults are the paper's where it states them (Cai et al., §5: K = 5
+// generations, N = 1,000 training items per generation, 3 fine-tuning epochs, 10,000 evaluation
+// samples); the rest are ours.
+struct loop_options {
+    std::int64_t generations = 5;               // K
+    std::int64_t budget = 1000;                 // N, the training-set size of the budgeted methods
+    std::int64_t samples_per_generation = 1000; // |S_k|, added to the pool each generation
+    std::int64_t finetune_epochs = 3;           // E
+    bool retrain_from_scratch = false;          // G_k from fresh weights instead of G_{k-1}
+    std::int64_t eval_samples = 10000;          // samples of G_k the metrics are computed on
+    std::int64_t sample_chunk = 100;            // samples per sampler call (memory; not the results)
+
+    // G0's training (steps or epochs, batch, lr, EMA; checkpoint_dir is set by the loop) and the
+    // fine-tuning recipe (batch, lr; its length is finetune_epochs; no EMA, no checkpoints).
+    diffusion::trainer_options g0{};
+    diffusion::trainer_options finetune{};
+
+    latent::latent_options latents{};           // extraction timestep t, noise draws R
+    probe::fit_options probe{.holdout_fraction = 0.1};
+    cluster::ssc_omp_clustering_options clustering{};  // unconditional models: the probe's labels
+    metrics::prdc_options prdc{};
+    std::int64_t kid_subsets = 100, kid_subset_size = 1000;  // subset size capped by both sets' sizes
+
+    std::uint64_t seed = 1;
+    std::filesystem::path out;                  // the run directory
+    bool write_grids = true;                    // PNG grids of samples (images only)
+    // Samples become 8-bit images before anything uses them (clamped to [-1, 1] and rounded to
+    // the 256 levels of a PNG), as they are when a pipeline saves its samples and retrains on the
+    // files. false for data that are not images (the toy world's points).
+    bool samples_as_images = true;
+    std::ostream* log = nullptr;                // progress lines; nullptr: std::cerr
+    bool show_progress = true;                  // the trainers' progress bars / log lines
+    nlohmann::json extra_config = nlohmann::json::object();  // what the caller adds to config.json
+};
+
+inline void validate(const loop_options& o) {
+    require(o.generations >= 1, "self_consuming: generations must be >= 1, found ", o.generations);
+    require(o.budget >= 1, "self_consuming: budget N must be >= 1, found ", o.budget);
+    require(o.samples_per_generation >= 1, "self_consuming: samples_per_generation must be >= 1, found ",
+            o.samples_per_generation);
+    require(o.finetune_epochs >= 1, "self_consuming: finetune_epochs must be >= 1, found ", o.finetune_epochs);
+    require(o.eval_samples >= 8, "self_consuming: eval_samples must be >= 8 (precision/recall need neighbours), found ",
+            o.eval_samples);
+    require(o.sample_chunk >= 1, "self_consuming: sample_chunk must be >= 1, found ", o.sample_chunk);
+    require(!o.out.empty(), "self_consuming: set options.out, the run directory");
+    require(o.kid_subsets >= 0 && o.kid_subset_size >= 2, "self_consuming: expected kid_subsets >= 0 and kid_subset_size >= 2, found ",
+            o.kid_subsets, " and ", o.kid_subset_size);
+}
+
+// ---- Events -----------------------------------------------------------------------------------
+
+// What on_generation(const generation_event&) sees after each finished (method, generation),
+// generation 0 (G0, method "G0") included: the evaluation samples and their labels.
+struct generation_event {
+    std::string method;
+    std::int64_t generation = 0;
+    tensor_view<const float> samples;          // (eval_samples, C, H, W)
+    tensor_view<const std::int64_t> labels;    // (eval_samples), (0) for an unconditional model
+    const metric_row* metrics = nullptr;
+    const diagnostic_row* diagnostics = nullptr;
+    const std::filesystem::path* run_dir = nullptr;
+};
+
+struct on_generation_hook {
+    static constexpr std::string_view name = "on_generation";
+    template <class C, class... A>
+    static constexpr bool present = requires(C& c, A&&... a) { c.on_generation(std::forward<A>(a)...); };
+    template <class C, class... A>
+    static decltype(auto) call(C& c, A&&... a) { return c.on_generation(std::forward<A>(a)...); }
+};
+inline constexpr on_generation_hook on_generation{};
+
+// What a run leaves for its caller (the rows are also in the run directory).
+struct run_summary {
+    std::vector<metric_row> metrics;
+    std::vector<diagnostic_row> diagnostics;
+    double clustering_accuracy = NAN;   // unconditional models: SSC-OMP labels of D_r against the truth
+    double probe_holdout_accuracy = NAN;
+    std::int64_t steps_run = 0;         // steps finished by this call (0: everything was already done)
+    double seconds = 0;
+};
+
+namespace detail {
+
+// A seed for (what, method, generation) drawn from the run's seed.
+inline std::uint64_t derive_seed(std::uint64_t seed, std::uint32_t what, std::int64_t method, std::int64_t generation) {
+    const std::uint64_t index = (static_cast<std::uint64_t>(what) << 48) ^ (static_cast<std::uint64_t>(method + 1) << 24) ^
+                                static_cast<std::uint64_t>(generation);
+    philox_stream rng(seed, rng_purpose::loop_seeds, index);
+    const std::uint64_t hi = rng.next_u32();
+    return (hi << 32) | rng.next_u32();
+}
+enum seed_use : std::uint32_t { g0_init = 1, sampling = 2, selection = 3, finetuning = 4, evaluation = 5, scratch_init = 6 };
+
+inline std::string dir_name(std::string_view method) {
+    std::string s(method);
+    for (char& c : s) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    return s;
+}
+
+inline quartiles quartiles_of(std::vector<double> v) {
+    quartiles q;
+    if (v.empty()) return q;
+    std::sort(v.begin(), v.end());
+    double sum = 0;
+    for (double x : v) sum += x;
+    q.mean = sum / static_cast<double>(v.size());
+    // Linear interpolation between order statistics (numpy's default "linear").
+    auto at = [&](double p) {
+        const double h = p * static_cast<double>(v.size() - 1);
+        const auto lo = static_cast<std::size_t>(std::floor(h));
+        const std::size_t hi = std::min(lo + 1, v.size() - 1);
+        return v[lo] + (h - static_cast<double>(lo)) * (v[hi] - v[lo]);
+    };
+    q.q25 = at(0.25);
+    q.q50 = at(0.5);
+    q.q75 = at(0.75);
+    return q;
+}
+
+inline void save_pool(const std::filesystem::path& file, const pool& p) {
+    io::safetensors_writer w;
+    tensor<float> data(shape{p.size(), p.item_size()});
+    tensor<std::int64_t> labels(shape{p.size()}), generations(shape{p.size()}), ids(shape{p.size()});
+    for (std::int64_t i = 0; i < p.size(); ++i) {
+        const auto x = p.item(i);
+        std::copy(x.begin(), x.end(), data.data() + i * p.item_size());
+        labels[i] = p.label(i);
+        generations[i] = p.generation(i);
+        ids[i] = p.id(i);
+    }
+    w.add("data", data);
+    w.add("labels", labels);
+    w.add("generations", generations);
+    w.add("ids", ids);
+    w.set_metadata("format", "ouro.loop.pool");
+    w.write(file);
+}
+
+// Reads a pool saved by save_pool; ids are re-assigned in order and must come out as saved.
+inline pool load_pool(const std::filesystem::path& file, std::int64_t item_size) {
+    io::safetensors_reader r(file);
+    const tensor<float> data = r.read<float>("data");
+    const tensor<std::int64_t> labels = r.read<std::int64_t>("labels"), generations = r.read<std::int64_t>("generations"),
+                               ids = r.read<std::int64_t>("ids");
+    const std::int64_t n = labels.numel();
+    require(data.rank() == 2 && data.dim(0) == n && data.dim(1) == item_size && generations.numel() == n && ids.numel() == n,
+            file.string(), ": expected a pool of ", n, " items of ", item_size, " floats, found data ", data.dims(),
+            ", generations ", generations.dims(), ", ids ", ids.dims());
+    pool p(item_size);
+    std::int64_t begin = 0;
+    while (begin < n) {
+        std::int64_t end = begin;
+        while (end < n && generations[end] == generations[begin]) ++end;
+        p.add(std::span<const float>(data.data() + begin * item_size, static_cast<std::size_t>((end - begin) * item_size)),
+              std::span<const std::int64_t>(labels.data() + begin, static_cast<std::size_t>(end - begin)), generations[begin]);
+        begin = end;
+    }
+    for (std::int64_t i = 0; i < n; ++i)
+        require(p.id(i) == ids[i], file.string(), ": item ", i, " has id ", ids[i], ", expected ", p.id(i),
+                " (the pool file was not written by this loop)");
+    return p;
+}
+
+inline double seconds_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace detail
+
+// ---- The experiment ---------------------------------------------------------------------------
+
+template <class Model, class Sampler, class Pooling = latent::spatial_mean, class Methods = paper_methods>
+class self_consuming;
+
+template <class Model, class Sampler, class Pooling, loop_mode... Modes>
+class self_consuming<Model, Sampler, Pooling, methods<Modes...>> {
+    static_assert(check_loop_model<Model>());
+    static_assert(diffusion::check_sampler<Sampler>());
+    static_assert(latent::check_pooling<Pooling>());
+    static_assert(sizeof...(Modes) >= 1, "an experiment compares at least one method");
+
+public:
+    static constexpr bool conditional = Model::spec.classes > 0;
+    static constexpr std::size_t method_count = sizeof...(Modes);
+    static constexpr std::array<const char*, sizeof...(Modes)> method_names{Modes::name...};
+
+    // `modes` holds the methods' settings (e.g. SYN-ADD's real share); default-constructed otherwise.
+    self_consuming(Sampler sampler, diffusion::schedule_table table, loop_options options,
+                   std::tuple<Modes...> modes = {})
+        : sampler_(std::move(sampler)), table_(std::move(table)), options_(std::move(options)), modes_(std::move(modes)) {
+        validate(options_);
+        for (std::size_t i = 0; i < method_count; ++i)
+            for (std::size_t j = 0; j < i; ++j)
+                require(std::string_view(method_names[i]) != method_names[j], "self_consuming: two methods are named '",
+                        method_names[i], "'; method names must differ");
+    }
+
+    const loop_options& options() const { return options_; }
+
+    // The whole experiment, or what is left of it. `real` is D_r (labels required even for an
+    // unconditional model: the clustering accuracy is measured against them), `reference` the real
+    // images the metrics compare against, `features` the metrics' feature extractor. Callbacks
+    // see on_generation(const generation_event&).
+    template <class Features, class... Callbacks>
+    run_summary run(const data::image_dataset& real, const data::image_dataset& reference, Features& features,
+                    Callbacks&... callbacks) {
+        static_assert(metrics::check_feature_extractor<Features>());
+        const auto start = std::chrono::steady_clock::now();
+        check_data_(real, "the real set D_r");
+        check_data_(reference, "the reference set");
+        num_classes_ = real.num_classes;
+        std::filesystem::create_directories(options_.out);
+        write_or_check_config_(real, reference);
+        load_state_();
+
+        run_summary summary;
+        log_() << "run directory: " << options_.out.string() << "\n";
+
+        // Reference features and their Gaussian, once.
+        reference_features_ = features.features(reference.images.view());  // (M, D)
+        reference_stats_ = metrics::fit_gaussian(reference_features_.view());
+
+        // ---- Generation 0: G0, its encoder, the probe.
+        Model g0;
+        prepare_g0_(g0, real);
+        latent::latent_extractor<Model, Pooling> extractor(g0, table_, options_.latents, Pooling{});
+        const tensor<std::int64_t> real_ids = latent::sequential_ids(real.size());
+        const tensor<float> real_latents = extract_(extractor, real.images.view(), real.labels.view(), real_ids.view());
+        std::vector<std::int64_t> probe_labels(real.labels.begin(), real.labels.end());
+        if constexpr (!conditional) {
+            const auto standard = latent::standardizer::fit(real_latents.view());
+            const tensor<float> z = standard.apply(real_latents.view());
+            const auto clusters = cluster::ssc_omp_clustering(z.view(), real.num_classes, options_.clustering);
+            probe_labels.assign(clusters.labels.begin(), clusters.labels.end());
+            state_.clustering_accuracy = cluster::clustering_accuracy(clusters.labels, real.labels);
+            log_() << "SSC-OMP labels of D_r: clustering accuracy " << state_.clustering_accuracy << " against the true labels\n";
+        }
+        const auto report = probe_.fit(real_latents.view(), probe_labels, real.num_classes, options_.probe);
+        state_.probe_holdout_accuracy = report.holdout_accuracy;
+        log_() << "probe: " << report.optimization.iterations << " L-BFGS iterations, train accuracy "
+               << report.train_accuracy << ", held-out accuracy " << report.holdout_accuracy << "\n";
+
+        if (!state_.g0_evaluated) {
+            const auto t0 = std::chrono::steady_clock::now();
+            const tensor<std::int64_t> labels = balanced_labels_(options_.eval_samples);
+            const tensor<float> samples = sample_(g0, labels.view(), options_.eval_samples,
+                                                  detail::derive_seed(options_.seed, detail::evaluation, -1, 0), "G0 eval");
+            metric_row m = evaluate_(features, samples.view());
+            diagnostic_row d;
+            d.generation = 0;
+            d.pool_size = d.train_size = real.size();
+            const tensor<double> conf = confidence_(real_latents.view(), probe_labels);
+            d.pool_confidence = d.train_confidence = detail::quartiles_of({conf.begin(), conf.end()});
+            d.ole = ole_(real_latents.view(), probe_labels);
+            d.real_share = 1.0;
+            d.mean_source_generation = 0.0;
+            m.generation = 0;
+            m.seconds = detail::seconds_since(t0);
+            write_grid_(options_.out / "grids" / "G0_gen0.png", samples.view());
+            for (const char* name : method_names) {
+                m.method = name;
+                d.method = name;
+                state_.metrics.push_back(m);
+                state_.diagnostics.push_back(d);
+            }
+            state_.g0_evaluated = true;
+            commit_state_();
+            ++summary.steps_run;
+            m.method = "G0";
+            d.method = "G0";
+            invoke_each(on_generation, std::tie(callbacks...),
+                        generation_event{"G0", 0, samples.view(), labels.view(), &m, &d, &options_.out});
+            log_() << "G0: FID " << m.fid << ", precision " << m.precision << ", recall " << m.recall << "\n";
+        }
+
+        // ---- Generations 1 … K, every method on its own chain.
+        std::array<std::unique_ptr<chain>, sizeof...(Modes)> chains;
+        std::optional<tensor<float>> first_samples;  // S_1, the same for every method (all sample G0)
+        for (std::int64_t k = 1; k <= options_.generations; ++k) {
+            std::size_t mi = 0;
+            auto one = [&](auto& mode) {
+                const std::size_t index = mi++;
+                if (state_.done(method_names[index], k)) return;
+                const auto t0 = std::chrono::steady_clock::now();
+                auto& ch = chains[index];
+                if (!ch) ch = restore_chain_(index, k - 1, g0, real, probe_labels, extractor);
+                step_(mode, index, k, *ch, g0, real, extractor, features, first_samples, t0, summary, callbacks...);
+            };
+            std::apply([&](auto&... mode) { (one(mode), ...); }, modes_);
+        }
+
+        summary.metrics = state_.metrics;
+        summary.diagnostics = state_.diagnostics;
+        summary.clustering_accuracy = state_.clustering_accuracy;
+        summary.probe_holdout_accuracy = state_.probe_holdout_accuracy;
+        summary.seconds = detail::seconds_since(start);
+        write_outputs_();
+        return summary;
+    }
+
+private:
+    // One method's chain: its current model G_k, its pool, and the G0 latents of the pool's items.
+    struct chain {
+        Model model;
+        pool items;
+        std::vector<float> latents;  // (pool size, D), row i the latent of pool item i
+        std::int64_t generation = 0;
+        explicit chain(std::int64_t item_size) : items(item_size) {}
+    };
+
+    // A finished step's record, kept in state.json.
+    struct run_state {
+        bool g0_evaluated = false;
+        std::vector<metric_row> metrics;
+        std::vector<diagnostic_row> diagnostics;
+        double clustering_accuracy = NAN, probe_holdout_accuracy = NAN;
+        bool done(std::string_view method, std::int64_t generation) const {
+            for (const auto& r : metrics)
+                if (r.method == method && r.generation == generation) return true;
+            return false;
+        }
+    };
+
+    static constexpr std::int64_t item_size_ =
+        static_cast<std::int64_t>(Model::spec.in_channels) * Model::spec.image_size * Model::spec.image_size;
+
+    std::ostream& log_() const { return options_.log ? *options_.log : std::cerr; }
+
+    static void check_data_(const data::image_dataset& set, const char* what) {
+        require(set.size() >= 1, "self_consuming: ", what, " '", set.name, "' holds no images");
+        const std::string images_what = std::string("self_consuming: ") + what + " images (N, C, H, W) for the model spec " +
+                                        std::string(Model::spec.str());
+        require_shape(set.images.dims(),
+                      shape{set.size(), Model::spec.in_channels, Model::spec.image_size, Model::spec.image_size},
+                      images_what.c_str());
+        require(set.labels.numel() == set.size(), "self_consuming: ", what, " needs one label per image, found ",
+                set.labels.numel(), " labels for ", set.size(), " images");
+        if constexpr (conditional)
+            require(set.num_classes <= Model::spec.classes, "self_consuming: the model has ", Model::spec.classes,
+                    " classes, ", what, " '", set.name, "' has ", set.num_classes,
+                    " (use a spec with as many classes, or an unconditional model)");
+        require(set.num_classes >= 2, "self_consuming: ", what, " needs at least 2 classes (the probe's), found ",
+                set.num_classes);
+        for (float v : set.images) require(std::isfinite(v), "self_consuming: ", what, " holds a non-finite pixel");
+    }
+
+    // ---- config.json and state.json
+
+    nlohmann::json config_(const data::image_dataset& real, const data::image_dataset& reference) const {
+        nlohmann::json c;
+        const loop_options& o = options_;
+        c["library"] = {{"name", "ouro"}, {"version", ouro::version}};
+        c["model"] = {{"spec", std::string(Model::spec.str())}, {"conditional", conditional}};
+        c["sampler"] = {{"name", Sampler::name}, {"steps", sampler_.timesteps().size()}};
+        c["schedule"] = {{"timesteps", table_.timesteps()}};
+        c["pooling"] = Pooling::name;
+        c["methods"] = std::vector<std::string>{Modes::name...};
+        c["seed"] = o.seed;
+        c["generations"] = o.generations;
+        c["budget"] = o.budget;
+        c["samples_per_generation"] = o.samples_per_generation;
+        c["finetune_epochs"] = o.finetune_epochs;
+        c["retrain_from_scratch"] = o.retrain_from_scratch;
+        c["eval_samples"] = o.eval_samples;
+        c["samples_as_images"] = o.samples_as_images;
+        c["g0"] = {{"steps", o.g0.steps}, {"epochs", o.g0.epochs}, {"batch_size", o.g0.batch_size}, {"lr", o.g0.lr},
+                   {"warmup_steps", o.g0.warmup_steps}, {"ema", o.g0.use_ema}, {"label_drop", o.g0.label_drop}};
+        c["finetune"] = {{"batch_size", o.finetune.batch_size}, {"lr", o.finetune.lr}, {"label_drop", o.finetune.label_drop}};
+        c["latents"] = {{"timestep", o.latents.timestep}, {"draws", o.latents.draws}, {"seed", o.latents.seed}};
+        c["probe"] = {{"l2", o.probe.l2}, {"standardize", o.probe.standardize}, {"holdout_fraction", o.probe.holdout_fraction}};
+        c["metrics"] = {{"prdc_k", o.prdc.k}, {"density_k", o.prdc.density_k}, {"kid_subsets", o.kid_subsets},
+                        {"kid_subset_size", o.kid_subset_size}};
+        c["data"] = {{"real", real.name}, {"real_size", real.size()}, {"reference", reference.name},
+                     {"reference_size", reference.size()}, {"classes", real.num_classes}};
+        c["extra"] = o.extra_config;
+        return c;
+    }
+
+    void write_or_check_config_(const data::image_dataset& real, const data::image_dataset& reference) const {
+        const auto file = options_.out / "config.json";
+        const nlohmann::json c = config_(real, reference);
+        if (std::filesystem::exists(file)) {
+            nlohmann::json old;
+            try {
+                old = nlohmann::json::parse(io::read_text_file(file));
+            } catch (const nlohmann::json::exception& e) {
+                fail(file.string(), ": not valid JSON (", e.what(), ")");
+            }
+            if (old != c)
+                fail(file.string(), ": this run directory holds another experiment (its config.json differs from this "
+                     "command's settings); use another --out, or delete the directory to start over");
+            return;
+        }
+        io::write_file_atomically(file, c.dump(2) + "\n");
+    }
+
+    void load_state_() {
+        const auto file = options_.out / "state.json";
+        state_ = {};
+        if (!std::filesystem::exists(file)) return;
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(io::read_text_file(file));
+            state_.g0_evaluated = j.at("g0_evaluated").get<bool>();
+            for (const auto& r : j.at("metrics")) state_.metrics.push_back(metric_row_from_json(r));
+            for (const auto& r : j.at("diagnostics")) state_.diagnostics.push_back(diagnostic_row_from_json(r));
+        } catch (const nlohmann::json::exception& e) {
+            fail(file.string(), ": not a state file of this loop (", e.what(), ")");
+        }
+        log_() << "resuming: " << state_.metrics.size() << " (method, generation) rows already finished\n";
+    }
+
+    void commit_state_() const {
+        nlohmann::json j;
+        j["g0_evaluated"] = state_.g0_evaluated;
+        j["metrics"] = nlohmann::json::array();
+        for (const auto& r : state_.metrics) j["metrics"].push_back(to_json(r));
+        j["diagnostics"] = nlohmann::json::array();
+        for (const auto& r : state_.diagnostics) j["diagnostics"].push_back(to_json(r));
+        io::write_file_atomically(options_.out / "state.json", j.dump(1) + "\n");
+        write_outputs_();
+    }
+
+    void write_outputs_() const {
+        report_info info;
+        info.title = "Self-consuming loop: " + std::string(Model::spec.str());
+        info.methods = std::vector<std::string>{Modes::name...};
+        info.generations = options_.generations;
+        info.clustering_accuracy = state_.clustering_accuracy;
+        info.probe_holdout_accuracy = state_.probe_holdout_accuracy;
+        info.grids = options_.write_grids && Model::spec.image_size >= 8;
+        write_run_outputs(options_.out, state_.metrics, state_.diagnostics, info);
+    }
+
+    // ---- G0
+
+    void prepare_g0_(Model& g0, const data::image_dataset& real) {
+        const auto file = options_.out / "g0" / "model.safetensors";
+        if (std::filesystem::exists(file)) {
+            diffusion::load_model(file, g0);
+            log_() << "G0: loaded " << file.string() << "\n";
+            return;
+        }
+        g0.reset_parameters(detail::derive_seed(options_.seed, detail::g0_init, -1, 0));
+        diffusion::trainer_options o = options_.g0;
+        o.seed = detail::derive_seed(options_.seed, detail::g0_init, -1, 1);
+        o.checkpoint_dir = options_.out / "g0" / "checkpoints";
+        if (o.checkpoint_every == 0) o.checkpoint_every = 200;
+        o.show_progress = options_.show_progress;
+        o.label = "G0";
+        if (!conditional) o.label_drop = 0.0;
+        diffusion::trainer<Model, typename Sampler::parameterization_type> trainer(g0, real, table_, o);
+        if (trainer.resume()) log_() << "G0: resumed training at step " << trainer.step_count() << "\n";
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto r = trainer.train();
+        if (trainer.ema()) trainer.ema()->copy_to(g0.store());
+        log_() << "G0: trained " << r.steps_run << " steps in " << detail::seconds_since(t0) << " s, last loss "
+               << r.last_loss << "\n";
+        diffusion::save_model(file, g0, trainer.step_count());
+        std::error_code ec;
+        std::filesystem::remove_all(options_.out / "g0" / "checkpoints", ec);  // G0 is final; its trainer state is not needed
+    }
+
+    // ---- Chains
+
+    std::filesystem::path chain_dir_(std::size_t method, std::int64_t generation) const {
+        return options_.out / "chains" / detail::dir_name(method_names[method]) / ("gen" + std::to_string(generation));
+    }
+
+    // The chain of `method` as it stood after `generation` (0: G0 and D_r).
+    template <class Extractor>
+    std::unique_ptr<chain> restore_chain_(std::size_t method, std::int64_t generation, const Model& g0,
+                                          const data::image_dataset& real, const std::vector<std::int64_t>& probe_labels,
+                                          Extractor& extractor) {
+        auto ch = std::make_unique<chain>(item_size_);
+        ch->generation = generation;
+        if (generation == 0) {
+            std::copy(g0.store().values(), g0.store().values() + g0.store().size(), ch->model.store().values());
+            ch->items.add(std::span<const float>(real.images.data(), static_cast<std::size_t>(real.images.numel())),
+                          probe_labels, 0);
+        } else {
+            const auto dir = chain_dir_(method, generation);
+            diffusion::load_model(dir / "model.safetensors", ch->model);
+            ch->items = detail::load_pool(dir / "pool.safetensors", item_size_);
+            log_() << method_names[method] << ": resumed after generation " << generation << " (pool of "
+                   << ch->items.size() << ")\n";
+        }
+        append_latents_(*ch, 0, extractor);
+        return ch;
+    }
+
+    // Latents of pool items first … end.
+    template <class Extractor>
+    void append_latents_(chain& ch, std::int64_t first, Extractor& extractor) {
+        const std::int64_t n = ch.items.size() - first;
+        if (n <= 0) return;
+        tensor<float> images(shape{n, Model::spec.in_channels, Model::spec.image_size, Model::spec.image_size});
+        tensor<std::int64_t> labels(shape{n}), ids(shape{n});
+        for (std::int64_t i = 0; i < n; ++i) {
+            const auto x = ch.items.item(first + i);
+            std::copy(x.begin(), x.end(), images.data() + i * item_size_);
+            labels[i] = ch.items.label(first + i);
+            ids[i] = ch.items.id(first + i);
+        }
+        const tensor<float> h = extract_(extractor, images.view(), labels.view(), ids.view());
+        ch.latents.resize(static_cast<std::size_t>(first * h.dim(1)));
+        ch.latents.insert(ch.latents.end(), h.begin(), h.end());
+    }
+
+    template <class Extractor>
+    tensor<float> extract_(Extractor& extractor, tensor_view<const float> images, tensor_view<const std::int64_t> labels,
+                           tensor_view<const std::int64_t> ids) {
+        if constexpr (conditional) return extractor.extract(images, labels, ids);
+        else return extractor.extract(images, tensor_view<const std::int64_t>(labels.data(), shape{0}), ids);
+    }
+
+    // ξ of every row: its probability in its own label (the paper's ξ(x, y)); for an unconditional
+    // model the labels are the probe's own predictions, so this is the maximum probability.
+    tensor<double> confidence_(tensor_view<const float> latents, const std::vector<std::int64_t>& labels) const {
+        return probe_.confidence(latents, labels);
+    }
+
+    // OLE(M) = Σ_c ||M_c||_* − ||M||_* of rows normalised to unit length, divided by N (Cai et al.
+    // §4, after Lezama et al. 2018), so sets of different sizes and latent scales compare.
+    static double ole_(tensor_view<const float> latents, const std::vector<std::int64_t>& labels) {
+        return ole::score(latents, labels, {.normalize_rows = true, .divide_by_n = true});
+    }
+
+    tensor<std::int64_t> balanced_labels_(std::int64_t count) const {
+        if constexpr (conditional) {
+            tensor<std::int64_t> y(shape{count});
+            for (std::int64_t i = 0; i < count; ++i) y[i] = i % num_classes_;  // every prefix balanced
+            return y;
+        } else {
+            return tensor<std::int64_t>(shape{0});
+        }
+    }
+
+    tensor<float> sample_(Model& model, tensor_view<const std::int64_t> labels, std::int64_t count, std::uint64_t seed,
+                          const std::string& what) {
+        const shape item{Model::spec.in_channels, Model::spec.image_size, Model::spec.image_size};
+        tensor<float> out(shape{count, item[0], item[1], item[2]});
+        std::optional<progress> bar;
+        if (options_.show_progress)
+            bar.emplace(count, progress_options{.label = what, .log_every = std::max<std::int64_t>(1, count / 4),
+                                                .unit = "sample", .out = options_.log});
+        for (std::int64_t begin = 0; begin < count; begin += options_.sample_chunk) {
+            const std::int64_t n = std::min(options_.sample_chunk, count - begin);
+            const tensor_view<const std::int64_t> y =
+                conditional ? tensor_view<const std::int64_t>(labels.data() + begin, shape{n})
+                            : tensor_view<const std::int64_t>(labels.data(), shape{0});
+            const tensor<float> s = sampler_.sample(model, item, n, y, seed, static_cast<std::uint64_t>(begin));
+            std::copy(s.begin(), s.end(), out.data() + begin * item_size_);
+            if (bar) bar->update(begin + n);
+        }
+        if (bar) bar->finish();
+        for (float v : out)
+            if (!std::isfinite(v)) fail("self_consuming: ", what, " produced a non-finite sample (the model diverged)");
+        if (options_.samples_as_images)
+            for (float& v : out) v = std::round((std::clamp(v, -1.0f, 1.0f) + 1.0f) * 127.5f) / 127.5f - 1.0f;
+        return out;
+    }
+
+    template <class Features>
+    metric_row evaluate_(Features& features, tensor_view<const float> samples) {
+        const tensor<float> f = features.features(samples);  // (n, D)
+        metric_row m;
+        m.fid = metrics::fid(reference_stats_, f.view());
+        const auto pr = metrics::prdc(reference_features_.view(), f.view(), options_.prdc);
+        m.precision = pr.precision;
+        m.recall = pr.recall;
+        m.density = pr.density;
+        m.coverage = pr.coverage;
+        const std::int64_t subset = std::min({options_.kid_subset_size, f.dim(0), reference_features_.dim(0)});
+        const auto kd = metrics::kid(reference_features_.view(), f.view(),
+                                     {.subsets = options_.kid_subsets, .subset_size = subset, .seed = options_.seed});
+        m.kid = kd.mean;
+        return m;
+    }
+
+    void write_grid_(const std::filesystem::path& file, tensor_view<const float> samples) const {
+        if (!options_.write_grids || Model::spec.image_size < 8) return;
+        const std::int64_t cols = conditional ? num_classes_ : 10;
+        const std::int64_t n = std::min<std::int64_t>(samples.dim(0), cols * 10);
+        const shape s{n, samples.dim(1), samples.dim(2), samples.dim(3)};
+        std::filesystem::create_directories(file.parent_path());
+        io::write_png_grid(file, tensor_view<const float>(samples.data(), s), {.cols = cols});
+    }
+
+    template <class Mode, class Extractor, class Features, class... Callbacks>
+    void step_(const Mode& mode, std::size_t index, std::int64_t k, chain& ch, Model& g0, const data::image_dataset& real,
+               Extractor& extractor, Features& features, std::optional<tensor<float>>& first_samples,
+               std::chrono::steady_clock::time_point t0, run_summary& summary, Callbacks&... callbacks) {
+        const std::string name = method_names[index];
+        const auto mi = static_cast<std::int64_t>(index);
+        require(ch.generation == k - 1, "self_consuming: internal: chain of ", name, " at generation ", ch.generation,
+                ", expected ", k - 1);
+        log_() << "[" << name << " generation " << k << "/" << options_.generations << "]\n";
+
+        // S_k from G_{k-1}. Every method samples S_1 from the same G0 with the same seed: draw it once.
+        const tensor<std::int64_t> labels = balanced_labels_(options_.samples_per_generation);
+        const std::uint64_t sample_seed = detail::derive_seed(options_.seed, detail::sampling, -1, k);
+        tensor<float> s_k;
+        if (k == 1 && first_samples) {
+            s_k = *first_samples;
+        } else {
+            s_k = sample_(ch.model, labels.view(), options_.samples_per_generation, sample_seed, name + " S_" + std::to_string(k));
+            if (k == 1) first_samples = s_k;
+        }
+
+        // The pool grows by S_k, labelled by their conditioning label (or the probe's class).
+        std::vector<std::int64_t> s_labels(labels.begin(), labels.end());
+        const std::int64_t first = ch.items.size();
+        if constexpr (!conditional) {
+            const tensor<std::int64_t> ids = latent::sequential_ids(s_k.dim(0), first);
+            const tensor<float> h = extract_(extractor, s_k.view(), labels.view(), ids.view());
+            const auto pred = probe_.predict(h.view());
+            s_labels.assign(pred.label.begin(), pred.label.end());
+        }
+        ch.items.add(std::span<const float>(s_k.data(), static_cast<std::size_t>(s_k.numel())), s_labels, k);
+        append_latents_(ch, first, extractor);
+
+        // ξ over the pool, then T_k.
+        const std::int64_t d = static_cast<std::int64_t>(ch.latents.size()) / ch.items.size();
+        const tensor_view<const float> pool_latents(ch.latents.data(), shape{ch.items.size(), d});
+        const std::vector<std::int64_t> pool_labels(ch.items.labels().begin(), ch.items.labels().end());
+        const tensor<double> xi = confidence_(pool_latents, pool_labels);
+        const std::vector<double> scores(xi.begin(), xi.end());
+        const std::vector<std::int64_t> chosen =
+            mode.select(ch.items, scores, options_.budget, detail::derive_seed(options_.seed, detail::selection, mi, k));
+        require(!chosen.empty(), "self_consuming: method ", name, " selected no items at generation ", k);
+        const pool::training_set t = ch.items.gather(chosen);
+
+        // Diagnostics of T_k.
+        diagnostic_row diag;
+        diag.method = name;
+        diag.generation = k;
+        diag.pool_size = ch.items.size();
+        diag.train_size = static_cast<std::int64_t>(chosen.size());
+        diag.pool_confidence = detail::quartiles_of(scores);
+        std::vector<double> chosen_scores;
+        tensor<float> chosen_latents(shape{static_cast<std::int64_t>(chosen.size()), d});
+        double real_count = 0, generation_sum = 0;
+        for (std::size_t i = 0; i < chosen.size(); ++i) {
+            chosen_scores.push_back(scores[static_cast<std::size_t>(chosen[i])]);
+            std::copy(ch.latents.begin() + chosen[i] * d, ch.latents.begin() + (chosen[i] + 1) * d,
+                      chosen_latents.data() + static_cast<std::int64_t>(i) * d);
+            real_count += t.generations[i] == 0;
+            generation_sum += static_cast<double>(t.generations[i]);
+        }
+        diag.train_confidence = detail::quartiles_of(chosen_scores);
+        diag.ole = ole_(chosen_latents.view(), t.labels);
+        diag.real_share = real_count / static_cast<double>(chosen.size());
+        diag.mean_source_generation = generation_sum / static_cast<double>(chosen.size());
+
+        // G_k: fine-tune G_{k-1} (or fresh weights) on T_k for E epochs.
+        data::image_dataset train_set;
+        train_set.name = name + "-T" + std::to_string(k);
+        train_set.num_classes = real.num_classes;
+        train_set.images = tensor<float>(shape{diag.train_size, Model::spec.in_channels, Model::spec.image_size,
+                                               Model::spec.image_size});
+        std::copy(t.data.begin(), t.data.end(), train_set.images.begin());
+        train_set.labels = tensor<std::int64_t>(shape{diag.train_size});
+        std::copy(t.labels.begin(), t.labels.end(), train_set.labels.begin());
+        if (options_.retrain_from_scratch) ch.model.reset_parameters(detail::derive_seed(options_.seed, detail::scratch_init, mi, k));
+        diffusion::trainer_options o = options_.finetune;
+        o.steps = 0;
+        o.epochs = options_.finetune_epochs;
+        if (options_.retrain_from_scratch) { o.steps = options_.g0.steps; o.epochs = options_.g0.steps > 0 ? 0 : options_.g0.epochs; }
+        o.use_ema = false;
+        o.checkpoint_dir.clear();
+        o.sample_every = 0;
+        o.seed = detail::derive_seed(options_.seed, detail::finetuning, mi, k);
+        o.show_progress = options_.show_progress;
+        o.label = name + " G_" + std::to_string(k);
+        if (!conditional) o.label_drop = 0.0;
+        {
+            diffusion::trainer<Model, typename Sampler::parameterization_type> trainer(ch.model, train_set, table_, o);
+            const auto r = trainer.train();
+            log_() << "  fine-tuned " << r.steps_run << " steps on " << diag.train_size << " items (real "
+                   << 100.0 * diag.real_share << "%), last loss " << r.last_loss << "\n";
+        }
+
+        // Evaluate G_k: the same noise for every (method, generation).
+        const tensor<std::int64_t> eval_labels = balanced_labels_(options_.eval_samples);
+        const tensor<float> samples = sample_(ch.model, eval_labels.view(), options_.eval_samples,
+                                              detail::derive_seed(options_.seed, detail::evaluation, -1, 0),
+                                              name + " G_" + std::to_string(k) + " eval");
+        metric_row m = evaluate_(features, samples.view());
+        m.method = name;
+        m.generation = k;
+        write_grid_(options_.out / "grids" / (detail::dir_name(name) + "_gen" + std::to_string(k) + ".png"), samples.view());
+
+        // Commit: the chain's files first (in a fresh directory), then the rows. A kill between the
+        // two leaves files that the next run simply rewrites.
+        const auto dir = chain_dir_(index, k);
+        std::filesystem::create_directories(dir);
+        diffusion::save_model(dir / "model.safetensors", ch.model, k);
+        detail::save_pool(dir / "pool.safetensors", ch.items);
+        ch.generation = k;
+        m.seconds = detail::seconds_since(t0);
+        state_.metrics.push_back(m);
+        state_.diagnostics.push_back(diag);
+        commit_state_();
+        if (k >= 2) {
+            std::error_code ec;
+            std::filesystem::remove_all(chain_dir_(index, k - 1), ec);  // only the newest state is needed to resume
+        }
+        ++summary.steps_run;
+        log_() << "  " << name << " G_" << k << ": FID " << m.fid << ", precision " << m.precision << ", recall "
+               << m.recall << ", density " << m.density << ", coverage " << m.coverage << ", KID " << m.kid << " ("
+               << m.seconds << " s)\n";
+        invoke_each(on_generation, std::tie(callbacks...),
+                    generation_event{name, k, samples.view(), eval_labels.view(), &m, &diag, &options_.out});
+        (void)g0;
+    }
+
+    Sampler sampler_;
+    diffusion::schedule_table table_;
+    loop_options options_;
+    std::tuple<Modes...> modes_;
+    probe::softmax_probe probe_;
+    tensor<float> reference_features_;
+    metrics::gaussian_stats reference_stats_;
+    run_state state_;
+    std::int64_t num_classes_ = 0;
+};
+
+}  // namespace ouro::loop

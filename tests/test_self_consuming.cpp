@@ -1,0 +1,216 @@
+// The self-consuming loop on the toy world (2-D mixture, MLP denoiser): the run directory it writes,
+// the make-up of each method's training sets, resuming after an interruption with the same
+// metrics, and refusing a run directory of another experiment.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "ouro/backend/cpu/ops.hpp"
+#include "ouro/diffusion/sampler.hpp"
+#include "ouro/io/atomic_file.hpp"
+#include "ouro/loop/self_consuming.hpp"
+#include "ouro/loop/toy.hpp"
+#include "ouro/loop/toy_model.hpp"
+
+using namespace ouro;
+namespace fs = std::filesystem;
+
+namespace {
+
+inline constexpr loop::toy::mlp_spec spec{.hidden = 32, .depth = 2, .time_dim = 16, .classes = 4};
+using model = loop::toy::mlp_denoiser<cpu, spec>;
+using experiment = loop::self_consuming<model, diffusion::ddim<10>, latent::spatial_mean>;
+
+const loop::toy::mixture world{.modes = 4, .radius = 2.0, .sigma = 0.15};
+
+loop::loop_options small_options(const fs::path& out) {
+    loop::loop_options o;
+    o.generations = 2;
+    o.budget = 96;
+    o.samples_per_generation = 64;
+    o.finetune_epochs = 2;
+    o.eval_samples = 64;
+    o.sample_chunk = 64;
+    o.g0 = {.batch_size = 32, .steps = 150, .lr = 3e-3, .warmup_steps = 10};
+    o.finetune = {.batch_size = 32, .lr = 1e-3};
+    o.kid_subsets = 10;
+    o.kid_subset_size = 32;
+    o.seed = 5;
+    o.out = out;
+    o.write_grids = false;
+    o.samples_as_images = false;
+    o.show_progress = false;
+    static std::ostringstream sink;  // the loop's log lines, kept out of the test output
+    o.log = &sink;
+    return o;
+}
+
+struct fixture {
+    data::image_dataset real = loop::toy::make_dataset(world, 24, 1, "toy-real");       // 96 points
+    data::image_dataset reference = loop::toy::make_dataset(world, 24, 2, "toy-ref");  // 96 points
+    diffusion::schedule_table table{diffusion::linear_ho2020{}, 100};
+    loop::toy::point_features features;
+
+    loop::run_summary run(const fs::path& out) {
+        experiment ex(diffusion::ddim<10>(table, 0.0, {.guidance_scale = 1.0}), table, small_options(out));
+        return ex.run(real, reference, features);
+    }
+};
+
+fs::path fresh_dir(const std::string& name) {
+    const fs::path dir = fs::temp_directory_path() / ("ouro_test_loop_" + name);
+    fs::remove_all(dir);
+    return dir;
+}
+
+// metrics.csv without its last column (seconds: wall time, which no two runs share).
+std::string without_seconds(const std::string& csv) {
+    std::istringstream in(csv);
+    std::string line, out;
+    while (std::getline(in, line)) out += line.substr(0, line.rfind(',')) + "\n";
+    return out;
+}
+
+// Stops the run (as a kill would) after `after` finished steps.
+struct interrupter {
+    int after;
+    int seen = 0;
+    void on_generation(const loop::generation_event&) {
+        if (++seen == after) throw std::runtime_error("simulated kill");
+    }
+};
+
+}  // namespace
+
+TEST_CASE("self_consuming writes the complete run directory", "[loop]") {
+    fixture f;
+    const fs::path dir = fresh_dir("complete");
+    const auto summary = f.run(dir);
+
+    for (const char* file : {"config.json", "state.json", "metrics.csv", "diagnostics.csv", "report.md", "plots/fid.svg",
+                             "plots/precision.svg", "plots/recall.svg", "plots/kid.svg", "plots/ole.svg"})
+        CHECK(fs::exists(dir / file));
+    const std::string csv = io::read_text_file(dir / "metrics.csv");
+    CHECK(csv.rfind("method,generation,fid,precision,recall,density,coverage,kid,seconds\n", 0) == 0);
+    // 5 methods x generations 0, 1, 2.
+    REQUIRE(summary.metrics.size() == 15);
+    REQUIRE(summary.diagnostics.size() == 15);
+    CHECK(std::count(csv.begin(), csv.end(), '\n') == 16);
+    for (const char* m : {"SYN,", "SYN-ADD,", "ACU,", "ACUR,", "ACU-LSF,"}) CHECK(csv.find(std::string("\n") + m + "2,") != std::string::npos);
+    for (const auto& r : summary.metrics) {
+        CHECK(std::isfinite(r.fid));
+        CHECK(r.fid >= 0);
+        CHECK(r.precision >= 0);
+        CHECK(r.precision <= 1);
+        CHECK(r.recall >= 0);
+        CHECK(r.recall <= 1);
+        CHECK(r.coverage <= 1);
+    }
+    // Generation 0 is G0's, the same for every method.
+    for (const auto& r : summary.metrics)
+        if (r.generation == 0) CHECK(r.fid == summary.metrics[0].fid);
+    const std::string report = io::read_text_file(dir / "report.md");
+    CHECK(report.find("plots/fid.svg") != std::string::npos);
+    CHECK(report.find("| ACU-LSF |") != std::string::npos);
+}
+
+TEST_CASE("self_consuming: each method builds the training set it is defined by", "[loop]") {
+    fixture f;
+    const auto summary = f.run(fresh_dir("makeup"));
+    auto diag = [&](const std::string& m, std::int64_t g) {
+        for (const auto& d : summary.diagnostics)
+            if (d.method == m && d.generation == g) return d;
+        FAIL("no diagnostics row for " << m << " generation " << g);
+        return loop::diagnostic_row{};
+    };
+    for (std::int64_t g = 1; g <= 2; ++g) {
+        // The pool holds D_r (96) and every generation's samples (64 each).
+        for (const char* m : {"SYN", "SYN-ADD", "ACU", "ACUR", "ACU-LSF"}) CHECK(diag(m, g).pool_size == 96 + 64 * g);
+        CHECK(diag("SYN", g).real_share == 0.0);
+        CHECK(diag("SYN", g).mean_source_generation == Approx(static_cast<double>(g)));
+        CHECK(diag("SYN", g).train_size == 64);
+        // round(0.3 * 96) = 29 real items, and the other 67 from S_g, which holds only 64.
+        CHECK(diag("SYN-ADD", g).train_size == 29 + 64);
+        CHECK(diag("SYN-ADD", g).real_share == Approx(29.0 / 93.0));
+        CHECK(diag("ACU", g).train_size == 96 + 64 * g);
+        CHECK(diag("ACU", g).real_share == Approx(96.0 / (96 + 64 * g)));
+        CHECK(diag("ACUR", g).train_size == 96);
+        CHECK(diag("ACU-LSF", g).train_size == 96);
+        // Top-N by confidence: the selected set's confidence is at least the pool's and at least ACUR's.
+        CHECK(diag("ACU-LSF", g).train_confidence.mean >= diag("ACU-LSF", g).pool_confidence.mean);
+        CHECK(diag("ACU-LSF", g).train_confidence.q25 >= diag("ACU-LSF", g).pool_confidence.q25);
+        CHECK(std::isfinite(diag("ACU-LSF", g).ole));
+    }
+    CHECK(diag("ACU", 0).real_share == 1.0);
+}
+
+TEST_CASE("self_consuming resumes after an interruption with the same metrics", "[loop]") {
+    fixture f;
+    const fs::path whole = fresh_dir("whole"), cut = fresh_dir("cut");
+    f.run(whole);
+    const std::string expected = without_seconds(io::read_text_file(whole / "metrics.csv"));
+    const std::string expected_diag = io::read_text_file(whole / "diagnostics.csv");
+
+    // Interrupted twice: after G0's evaluation and two more steps, then in the second generation.
+    for (int after : {3, 4}) {
+        experiment ex(diffusion::ddim<10>(f.table, 0.0, {.guidance_scale = 1.0}), f.table, small_options(cut));
+        interrupter stop{after};
+        CHECK_THROWS_WITH(ex.run(f.real, f.reference, f.features, stop), "simulated kill");
+    }
+    const auto rows = loop::metric_row_from_json(
+        nlohmann::json::parse(io::read_text_file(cut / "state.json")).at("metrics").back());
+    CHECK(rows.generation >= 1);
+    const auto summary = f.run(cut);
+    CHECK(summary.steps_run > 0);
+    CHECK(summary.steps_run < 10);  // it did not start over
+    CHECK(without_seconds(io::read_text_file(cut / "metrics.csv")) == expected);
+    CHECK(io::read_text_file(cut / "diagnostics.csv") == expected_diag);
+
+    // Done is done: a third run changes nothing.
+    CHECK(f.run(cut).steps_run == 0);
+    CHECK(without_seconds(io::read_text_file(cut / "metrics.csv")) == expected);
+}
+
+TEST_CASE("self_consuming refuses a run directory of another experiment", "[loop]") {
+    fixture f;
+    const fs::path dir = fresh_dir("other");
+    {
+        auto o = small_options(dir);
+        o.generations = 1;
+        experiment ex(diffusion::ddim<10>(f.table), f.table, o);
+        ex.run(f.real, f.reference, f.features);
+    }
+    auto o = small_options(dir);
+    o.budget = 50;  // another experiment
+    experiment ex(diffusion::ddim<10>(f.table), f.table, o);
+    CHECK_THROWS_WITH(ex.run(f.real, f.reference, f.features), Catch::Contains("holds another experiment"));
+}
+
+TEST_CASE("self_consuming checks its options and data", "[loop]") {
+    fixture f;
+    diffusion::schedule_table table{diffusion::linear_ho2020{}, 100};
+    auto o = small_options(fresh_dir("bad"));
+    o.budget = 0;
+    CHECK_THROWS_AS(experiment(diffusion::ddim<10>(table), table, o), ouro::error);
+    o = small_options(fresh_dir("bad"));
+    o.out.clear();
+    CHECK_THROWS_WITH(experiment(diffusion::ddim<10>(table), table, o), Catch::Contains("run directory"));
+
+    experiment ex(diffusion::ddim<10>(table), table, small_options(fresh_dir("bad")));
+    auto nan_set = f.real;
+    nan_set.images[3] = NAN;
+    CHECK_THROWS_WITH(ex.run(nan_set, f.reference, f.features), Catch::Contains("non-finite"));
+    data::image_dataset wrong;
+    wrong.name = "wrong";
+    wrong.num_classes = 4;
+    wrong.images = tensor<float>(shape{8, 3, 1, 1});
+    wrong.labels = tensor<std::int64_t>(shape{8});
+    CHECK_THROWS_AS(ex.run(wrong, f.reference, f.features), ouro::error);
+    auto many = f.real;
+    many.num_classes = 9;  // more classes than the model has
+    CHECK_THROWS_WITH(ex.run(many, f.reference, f.features), Catch::Contains("classes"));
+}
