@@ -5,17 +5,21 @@
 //
 //   lsf_experiment [--dataset mnist|fashion-mnist|cifar10|image-folder] [--data-dir DIR]
 //                  [--profile smoke|quick|paper] [--out DIR] [--seed S] [--unlabelled]
-//                  [--t T] [--draws R] [--probe-l2 L] [--generations K]
+//                  [--t T] [--draws R] [--probe-l2 L] [--generations K] [--methods M1,M2,...]
 //
 // --data-dir: MNIST-style IDX files (default data/mnist, data/fashion-mnist), CIFAR-10's binary
 // batches (cifar10), or a folder with one subfolder of images per class (image-folder; a train/ and
 // test/ split is used when present, otherwise the images are split 90/10), read at 32×32.
 // --unlabelled: an unconditional DDPM; the probe learns SSC-OMP cluster labels of the real latents.
+// --t, --draws, --probe-l2: the latent extraction timestep, its noise draws and the probe's L2
+// weight (ablations of what the paper leaves open). --methods ACU-LSF: run only the named methods.
 // Interrupt it at any time: the same command resumes after the last finished step.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/core/parallel.hpp"
@@ -39,7 +43,34 @@ struct options {
     bool unlabelled = false;
     std::int64_t t = -1, draws = -1, generations = -1;
     double probe_l2 = -1;
+    std::vector<std::string> methods;  // empty: all
 };
+
+std::vector<std::string> split_commas(const std::string& s) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start <= s.size()) {
+        const std::size_t end = std::min(s.find(',', start), s.size());
+        if (end > start) out.push_back(s.substr(start, end - start));
+        start = end + 1;
+    }
+    return out;
+}
+
+// A whole number or a real from the command line, or an error that names the flag.
+template <class T>
+T number(const std::string& flag, const std::string& text) {
+    std::size_t used = 0;
+    T v{};
+    try {
+        if constexpr (std::is_floating_point_v<T>) v = static_cast<T>(std::stod(text, &used));
+        else v = static_cast<T>(std::stoll(text, &used));
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    require(used == text.size() && !text.empty(), "lsf_experiment: ", flag, " expects a number, found '", text, "'");
+    return v;
+}
 
 options parse(int argc, char** argv) {
     options o;
@@ -53,12 +84,13 @@ options parse(int argc, char** argv) {
         else if (a == "--data-dir") o.data_dir = value();
         else if (a == "--profile") o.profile = value();
         else if (a == "--out") o.out = value();
-        else if (a == "--seed") o.seed = std::stoull(value());
+        else if (a == "--seed") o.seed = number<std::uint64_t>(a, value());
         else if (a == "--unlabelled") o.unlabelled = true;
-        else if (a == "--t") o.t = std::stoll(value());
-        else if (a == "--draws") o.draws = std::stoll(value());
-        else if (a == "--probe-l2") o.probe_l2 = std::stod(value());
-        else if (a == "--generations") o.generations = std::stoll(value());
+        else if (a == "--t") o.t = number<std::int64_t>(a, value());
+        else if (a == "--draws") o.draws = number<std::int64_t>(a, value());
+        else if (a == "--probe-l2") o.probe_l2 = number<double>(a, value());
+        else if (a == "--generations") o.generations = number<std::int64_t>(a, value());
+        else if (a == "--methods") o.methods = split_commas(value());
         else fail("lsf_experiment: unknown argument '", a, "'");
     }
     require(o.dataset == "mnist" || o.dataset == "fashion-mnist" || o.dataset == "cifar10" || o.dataset == "image-folder",
@@ -158,6 +190,7 @@ int run_experiment(const options& o, const presets::lsf_profile& profile, const 
     if (o.draws >= 1) lo.latents.draws = o.draws;
     if (o.probe_l2 >= 0) lo.probe.l2 = o.probe_l2;
     if (o.generations >= 1) lo.generations = o.generations;
+    lo.only_methods = o.methods;
     lo.extra_config = {{"dataset", o.dataset}, {"data_dir", o.data_dir.string()}, {"profile", o.profile},
                        {"unlabelled", o.unlabelled}, {"real_per_class", per_class}, {"reference_per_class", ref_per_class}};
     const diffusion::schedule_table table(diffusion::linear_ho2020{}, 1000);
@@ -166,7 +199,8 @@ int run_experiment(const options& o, const presets::lsf_profile& profile, const 
     const auto summary = ex.run(real, reference, classifier);
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-    const std::vector<std::string> names(Experiment::method_names.begin(), Experiment::method_names.end());
+    const std::vector<std::string> names =
+        o.methods.empty() ? std::vector<std::string>(Experiment::method_names.begin(), Experiment::method_names.end()) : o.methods;
     std::printf("\n%s, profile %s%s, generation %lld:\n%s", o.dataset.c_str(), o.profile.c_str(),
                 o.unlabelled ? " (unlabelled)" : "", static_cast<long long>(lo.generations),
                 loop::metrics_table(summary.metrics, names, lo.generations).c_str());

@@ -3,6 +3,7 @@
 // metrics, and refusing a run directory of another experiment.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -213,4 +214,32 @@ TEST_CASE("self_consuming checks its options and data", "[loop]") {
     auto many = f.real;
     many.num_classes = 9;  // more classes than the model has
     CHECK_THROWS_WITH(ex.run(many, f.reference, f.features), Catch::Contains("classes"));
+}
+
+TEST_CASE("self_consuming runs a selection of methods with the same rows they have in the full run", "[loop]") {
+    fixture f;
+    const auto full = f.run(fresh_dir("all_methods"));
+    auto o = small_options(fresh_dir("only_lsf"));
+    o.only_methods = {"ACU-LSF"};
+    experiment ex(diffusion::ddim<10>(f.table, 0.0, {.guidance_scale = 1.0}), f.table, o);
+    const auto alone = ex.run(f.real, f.reference, f.features);
+
+    REQUIRE(alone.metrics.size() == 3);  // generations 0, 1, 2 of ACU-LSF only
+    for (const auto& r : alone.metrics) {
+        CHECK(r.method == "ACU-LSF");
+        const auto twin = std::find_if(full.metrics.begin(), full.metrics.end(), [&](const loop::metric_row& s) {
+            return s.method == r.method && s.generation == r.generation;
+        });
+        REQUIRE(twin != full.metrics.end());
+        CHECK(r.fid == twin->fid);
+        CHECK(r.precision == twin->precision);
+        CHECK(r.recall == twin->recall);
+        CHECK(r.kid == twin->kid);
+    }
+    CHECK(nlohmann::json::parse(io::read_text_file(o.out / "config.json")).at("methods") ==
+          nlohmann::json::array({"ACU-LSF"}));
+
+    auto bad = small_options(fresh_dir("only_unknown"));
+    bad.only_methods = {"ACU-LSF", "LSF"};
+    CHECK_THROWS_WITH(experiment(diffusion::ddim<10>(f.table), f.table, bad), Catch::Contains("'LSF'"));
 }

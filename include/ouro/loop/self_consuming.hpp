@@ -26,6 +26,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <concepts>
@@ -118,6 +119,10 @@ struct loop_options {
     bool retrain_from_scratch = false;          // G_k from fresh weights instead of G_{k-1}
     std::int64_t eval_samples = 10000;          // samples of G_k the metrics are computed on
     std::int64_t sample_chunk = 100;            // samples per sampler call (memory; not the results)
+    // Run only these methods (names as in metrics.csv, e.g. {"ACU-LSF"}); empty: all of them.
+    // Seeds do not depend on the selection, so a method's rows are the same whether it runs alone
+    // or with the others: ablations of one method need not pay for the rest.
+    std::vector<std::string> only_methods;
 
     // G0's training (steps or epochs, batch, lr, EMA; checkpoint_dir is set by the loop) and the
     // fine-tuning recipe (batch, lr; its length is finetune_epochs; no EMA, no checkpoints).
@@ -190,6 +195,13 @@ struct run_summary {
 };
 
 namespace detail {
+
+template <std::size_t N>
+std::string join_names(const std::array<const char*, N>& names) {
+    std::string out;
+    for (const char* n : names) out += (out.empty() ? "" : ", ") + std::string(n);
+    return out;
+}
 
 // A seed for (what, method, generation) drawn from the run's seed.
 inline std::uint64_t derive_seed(std::uint64_t seed, std::uint32_t what, std::int64_t method, std::int64_t generation) {
@@ -303,6 +315,11 @@ public:
             for (std::size_t j = 0; j < i; ++j)
                 require(std::string_view(method_names[i]) != method_names[j], "self_consuming: two methods are named '",
                         method_names[i], "'; method names must differ");
+        for (const std::string& wanted : options_.only_methods) {
+            const bool known = std::any_of(method_names.begin(), method_names.end(), [&](const char* n) { return wanted == n; });
+            require(known, "self_consuming: only_methods names '", wanted, "', which is not one of this experiment's methods (",
+                    detail::join_names(method_names), ")");
+        }
     }
 
     const loop_options& options() const { return options_; }
@@ -367,7 +384,9 @@ public:
             m.generation = 0;
             m.seconds = detail::seconds_since(t0);
             write_grid_(options_.out / "grids" / "G0_gen0.png", samples.view());
-            for (const char* name : method_names) {
+            for (std::size_t i = 0; i < method_count; ++i) {
+                if (!selected_(i)) continue;
+                const char* name = method_names[i];
                 m.method = name;
                 d.method = name;
                 state_.metrics.push_back(m);
@@ -390,7 +409,7 @@ public:
             std::size_t mi = 0;
             auto one = [&](auto& mode) {
                 const std::size_t index = mi++;
-                if (state_.done(method_names[index], k)) return;
+                if (!selected_(index) || state_.done(method_names[index], k)) return;
                 const auto t0 = std::chrono::steady_clock::now();
                 auto& ch = chains[index];
                 if (!ch) ch = restore_chain_(index, k - 1, g0, real, probe_labels, extractor);
@@ -454,6 +473,11 @@ private:
         for (float v : set.images) require(std::isfinite(v), "self_consuming: ", what, " holds a non-finite pixel");
     }
 
+    bool selected_(std::size_t index) const {
+        const auto& only = options_.only_methods;
+        return only.empty() || std::find(only.begin(), only.end(), method_names[index]) != only.end();
+    }
+
     // ---- config.json and state.json
 
     nlohmann::json config_(const data::image_dataset& real, const data::image_dataset& reference) const {
@@ -464,7 +488,10 @@ private:
         c["sampler"] = {{"name", Sampler::name}, {"steps", sampler_.timesteps().size()}};
         c["schedule"] = {{"timesteps", table_.timesteps()}};
         c["pooling"] = Pooling::name;
-        c["methods"] = std::vector<std::string>{Modes::name...};
+        std::vector<std::string> run_methods;  // the selection is part of the experiment: a resume must not change it
+        for (std::size_t i = 0; i < method_count; ++i)
+            if (selected_(i)) run_methods.push_back(method_names[i]);
+        c["methods"] = run_methods;
         c["seed"] = o.seed;
         c["generations"] = o.generations;
         c["budget"] = o.budget;
@@ -534,7 +561,8 @@ private:
     void write_outputs_() const {
         report_info info;
         info.title = "Self-consuming loop: " + std::string(Model::spec.str());
-        info.methods = std::vector<std::string>{Modes::name...};
+        for (std::size_t i = 0; i < method_count; ++i)
+            if (selected_(i)) info.methods.push_back(method_names[i]);
         info.generations = options_.generations;
         info.clustering_accuracy = state_.clustering_accuracy;
         info.probe_holdout_accuracy = state_.probe_holdout_accuracy;
