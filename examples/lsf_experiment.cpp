@@ -6,13 +6,16 @@
 //   lsf_experiment [--dataset mnist|fashion-mnist|cifar10|image-folder] [--data-dir DIR]
 //                  [--profile smoke|quick|paper] [--out DIR] [--seed S] [--unlabelled]
 //                  [--t T] [--draws R] [--probe-l2 L] [--generations K] [--methods M1,M2,...]
+//                  [--latent-label null|own]
 //
 // --data-dir: MNIST-style IDX files (default data/mnist, data/fashion-mnist), CIFAR-10's binary
 // batches (cifar10), or a folder with one subfolder of images per class (image-folder; a train/ and
 // test/ split is used when present, otherwise the images are split 90/10), read at 32×32.
 // --unlabelled: an unconditional DDPM; the probe learns SSC-OMP cluster labels of the real latents.
 // --t, --draws, --probe-l2: the latent extraction timestep, its noise draws and the probe's L2
-// weight (ablations of what the paper leaves open). --methods ACU-LSF: run only the named methods.
+// weight (ablations of what the paper leaves open). --latent-label own: read a class-conditional
+// G0's latents with each item's own label instead of the null class. --methods ACU-LSF: run only
+// the named methods.
 // Interrupt it at any time: the same command resumes after the last finished step.
 #include <chrono>
 #include <cstdio>
@@ -44,6 +47,7 @@ struct options {
     std::int64_t t = -1, draws = -1, generations = -1;
     double probe_l2 = -1;
     std::vector<std::string> methods;  // empty: all
+    std::string latent_label = "null";
 };
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -91,10 +95,13 @@ options parse(int argc, char** argv) {
         else if (a == "--probe-l2") o.probe_l2 = number<double>(a, value());
         else if (a == "--generations") o.generations = number<std::int64_t>(a, value());
         else if (a == "--methods") o.methods = split_commas(value());
+        else if (a == "--latent-label") o.latent_label = value();
         else fail("lsf_experiment: unknown argument '", a, "'");
     }
     require(o.dataset == "mnist" || o.dataset == "fashion-mnist" || o.dataset == "cifar10" || o.dataset == "image-folder",
             "lsf_experiment: --dataset must be mnist, fashion-mnist, cifar10 or image-folder, found '", o.dataset, "'");
+    require(o.latent_label == "null" || o.latent_label == "own",
+            "lsf_experiment: --latent-label must be null or own, found '", o.latent_label, "'");
     require(o.profile == "smoke" || o.profile == "quick" || o.profile == "paper",
             "lsf_experiment: --profile must be smoke, quick or paper, found '", o.profile, "'");
     if (o.data_dir.empty()) {
@@ -191,6 +198,7 @@ int run_experiment(const options& o, const presets::lsf_profile& profile, const 
     if (o.probe_l2 >= 0) lo.probe.l2 = o.probe_l2;
     if (o.generations >= 1) lo.generations = o.generations;
     lo.only_methods = o.methods;
+    lo.latent_label = o.latent_label == "own" ? loop::latent_conditioning::own_label : loop::latent_conditioning::null_class;
     lo.extra_config = {{"dataset", o.dataset}, {"data_dir", o.data_dir.string()}, {"profile", o.profile},
                        {"unlabelled", o.unlabelled}, {"real_per_class", per_class}, {"reference_per_class", ref_per_class}};
     const diffusion::schedule_table table(diffusion::linear_ho2020{}, 1000);

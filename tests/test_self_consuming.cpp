@@ -243,3 +243,24 @@ TEST_CASE("self_consuming runs a selection of methods with the same rows they ha
     bad.only_methods = {"ACU-LSF", "LSF"};
     CHECK_THROWS_WITH(experiment(diffusion::ddim<10>(f.table), f.table, bad), Catch::Contains("'LSF'"));
 }
+
+TEST_CASE("self_consuming reads a conditional G0's latents with the null class unless told otherwise", "[loop]") {
+    fixture f;
+    auto o = small_options(fresh_dir("null_label"));
+    o.generations = 1;
+    experiment null_run(diffusion::ddim<10>(f.table), f.table, o);
+    null_run.run(f.real, f.reference, f.features);
+    CHECK(nlohmann::json::parse(io::read_text_file(o.out / "config.json")).at("latents").at("label") == "null");
+
+    // The null class is only trained by label dropout: without it the option is refused.
+    auto no_drop = small_options(fresh_dir("null_label_no_drop"));
+    no_drop.g0.label_drop = 0;
+    CHECK_THROWS_WITH(experiment(diffusion::ddim<10>(f.table), f.table, no_drop), Catch::Contains("label_drop"));
+    no_drop.latent_label = loop::latent_conditioning::own_label;
+    CHECK_NOTHROW(experiment(diffusion::ddim<10>(f.table), f.table, no_drop));
+
+    // Another conditioning is another experiment: it may not resume this directory.
+    o.latent_label = loop::latent_conditioning::own_label;
+    experiment own_run(diffusion::ddim<10>(f.table), f.table, o);
+    CHECK_THROWS_WITH(own_run.run(f.real, f.reference, f.features), Catch::Contains("holds another experiment"));
+}

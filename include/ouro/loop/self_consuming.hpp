@@ -108,6 +108,10 @@ using paper_methods = methods<syn, syn_add, acu, acur, acu_lsf>;
 
 // ---- Options ----------------------------------------------------------------------------------
 
+enum class latent_conditioning { null_class, own_label };
+
+inline const char* to_string(latent_conditioning c) { return c == latent_conditioning::null_class ? "null" : "own"; }
+
 // Runtime settings. Defaults are the paper's where it states them (Cai et al., §5: K = 5
 // generations, N = 1,000 training items per generation, 3 fine-tuning epochs, 10,000 evaluation
 // samples); the rest are ours.
@@ -130,6 +134,12 @@ struct loop_options {
     diffusion::trainer_options finetune{};
 
     latent::latent_options latents{};           // extraction timestep t, noise draws R
+    // The label a class-conditional G0 is given when its latents are read. ξ(x, y) = p(y | h_t(x))
+    // is to judge the image (Cai et al. §4): given the item's own label, the encoder writes that
+    // label into h and the probe reads it back (held-out accuracy 1.0 on MNIST and Fashion-MNIST in
+    // our quick runs), so ξ says little about the image. null_class reads the unconditional path
+    // that classifier-free guidance trains (needs g0.label_drop > 0); own_label is kept to compare.
+    latent_conditioning latent_label = latent_conditioning::null_class;
     probe::fit_options probe{.holdout_fraction = 0.1};
     cluster::ssc_omp_clustering_options clustering{};  // unconditional models: the probe's labels
     metrics::prdc_options prdc{};
@@ -311,6 +321,10 @@ public:
                    std::tuple<Modes...> modes = {})
         : sampler_(std::move(sampler)), table_(std::move(table)), options_(std::move(options)), modes_(std::move(modes)) {
         validate(options_);
+        if constexpr (conditional)
+            require(options_.latent_label == latent_conditioning::own_label || options_.g0.label_drop > 0,
+                    "self_consuming: latents read with the null class need a G0 trained with label dropout "
+                    "(g0.label_drop > 0), found label_drop ", options_.g0.label_drop);
         for (std::size_t i = 0; i < method_count; ++i)
             for (std::size_t j = 0; j < i; ++j)
                 require(std::string_view(method_names[i]) != method_names[j], "self_consuming: two methods are named '",
@@ -504,6 +518,7 @@ private:
                    {"warmup_steps", o.g0.warmup_steps}, {"ema", o.g0.use_ema}, {"label_drop", o.g0.label_drop}};
         c["finetune"] = {{"batch_size", o.finetune.batch_size}, {"lr", o.finetune.lr}, {"label_drop", o.finetune.label_drop}};
         c["latents"] = {{"timestep", o.latents.timestep}, {"draws", o.latents.draws}, {"seed", o.latents.seed}};
+        if constexpr (conditional) c["latents"]["label"] = to_string(o.latent_label);
         c["probe"] = {{"l2", o.probe.l2}, {"standardize", o.probe.standardize}, {"holdout_fraction", o.probe.holdout_fraction}};
         c["metrics"] = {{"prdc_k", o.prdc.k}, {"density_k", o.prdc.density_k}, {"kid_subsets", o.kid_subsets},
                         {"kid_subset_size", o.kid_subset_size}};
@@ -648,8 +663,12 @@ private:
     template <class Extractor>
     tensor<float> extract_(Extractor& extractor, tensor_view<const float> images, tensor_view<const std::int64_t> labels,
                            tensor_view<const std::int64_t> ids) {
-        if constexpr (conditional) return extractor.extract(images, labels, ids);
-        else return extractor.extract(images, tensor_view<const std::int64_t>(labels.data(), shape{0}), ids);
+        if constexpr (conditional) {
+            if (options_.latent_label == latent_conditioning::own_label) return extractor.extract(images, labels, ids);
+            tensor<std::int64_t> null(shape{images.dim(0)});
+            std::fill(null.begin(), null.end(), std::int64_t{Model::spec.classes});
+            return extractor.extract(images, null.view(), ids);
+        } else return extractor.extract(images, tensor_view<const std::int64_t>(labels.data(), shape{0}), ids);
     }
 
     // ξ of every row: its probability in its own label (the paper's ξ(x, y)); for an unconditional
