@@ -38,6 +38,19 @@ struct options {
     std::uint64_t seed = 1;
 };
 
+// A whole number from the command line, or an error that names the flag.
+std::int64_t whole_number(const std::string& flag, const std::string& text) {
+    std::size_t used = 0;
+    std::int64_t v = 0;
+    try {
+        v = std::stoll(text, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    require(!text.empty() && used == text.size(), "toy_2d: ", flag, " expects a whole number, found '", text, "'");
+    return v;
+}
+
 options parse(int argc, char** argv) {
     options o;
     for (int i = 1; i < argc; ++i) {
@@ -47,10 +60,10 @@ options parse(int argc, char** argv) {
             return argv[++i];
         };
         if (a == "--out") o.out = value();
-        else if (a == "--generations") o.generations = std::stoll(value());
-        else if (a == "--samples") o.samples = std::stoll(value());
-        else if (a == "--epochs") o.epochs = std::stoll(value());
-        else if (a == "--seed") o.seed = std::stoull(value());
+        else if (a == "--generations") o.generations = whole_number(a, value());
+        else if (a == "--samples") o.samples = whole_number(a, value());
+        else if (a == "--epochs") o.epochs = whole_number(a, value());
+        else if (a == "--seed") o.seed = static_cast<std::uint64_t>(whole_number(a, value()));
         else fail("toy_2d: unknown argument '", a, "' (expected --out, --generations, --samples, --epochs, --seed)");
     }
     return o;
