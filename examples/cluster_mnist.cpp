@@ -14,6 +14,7 @@
 
 #include <Eigen/Dense>
 
+#include "cli.hpp"
 #include "ouro/cluster/accuracy.hpp"
 #include "ouro/cluster/kmeans.hpp"
 #include "ouro/cluster/ssc_omp.hpp"
@@ -44,12 +45,12 @@ options parse(int argc, char** argv) {
             return argv[++i];
         };
         if (a == "--data") o.data = value();
-        else if (a == "--n") o.n = std::stoll(value());
-        else if (a == "--pca") o.pca = std::stoll(value());
-        else if (a == "--k-max") o.k_max = std::stoll(value());
-        else if (a == "--epsilon") o.epsilon = std::stod(value());
+        else if (a == "--n") o.n = examples::number<std::int64_t>(a, value());
+        else if (a == "--pca") o.pca = examples::number<std::int64_t>(a, value());
+        else if (a == "--k-max") o.k_max = examples::number<std::int64_t>(a, value());
+        else if (a == "--epsilon") o.epsilon = examples::number<double>(a, value());
         else if (a == "--normalize-columns") o.normalize_columns = true;
-        else if (a == "--seed") o.seed = std::stoull(value());
+        else if (a == "--seed") o.seed = examples::number<std::uint64_t>(a, value());
         else
             fail("cluster_mnist: unknown argument '", a,
                  "' (expected --data, --n, --pca, --k-max, --epsilon, --normalize-columns, --seed)");

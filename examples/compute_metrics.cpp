@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 
+#include "cli.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/io/npy.hpp"
 #include "ouro/metrics/fid.hpp"
@@ -41,14 +42,7 @@ struct arguments {
 };
 
 std::int64_t parse_integer(std::string_view option, const std::string& text, std::int64_t lowest) {
-    std::size_t used = 0;
-    long long v = 0;
-    try {
-        v = std::stoll(text, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    if (used != text.size() || text.empty()) ouro::fail(option, ": expected an integer, found '", text, "'");
+    const auto v = examples::number<std::int64_t>(option, text);
     if (v < lowest) ouro::fail(option, ": expected an integer >= ", lowest, ", found ", v);
     return v;
 }

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "cli.hpp"
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/parallel.hpp"
@@ -36,10 +37,10 @@ options parse(int argc, char** argv) {
             return argv[++i];
         };
         if (a == "--data") o.data = value();
-        else if (a == "--epochs") o.epochs = std::stoi(value());
-        else if (a == "--batch") o.batch = std::stoll(value());
-        else if (a == "--lr") o.lr = std::stod(value());
-        else if (a == "--seed") o.seed = std::stoull(value());
+        else if (a == "--epochs") o.epochs = examples::number<int>(a, value());
+        else if (a == "--batch") o.batch = examples::number<std::int64_t>(a, value());
+        else if (a == "--lr") o.lr = examples::number<double>(a, value());
+        else if (a == "--seed") o.seed = examples::number<std::uint64_t>(a, value());
         else fail("lenet_mnist: unknown argument '", a, "' (expected --data, --epochs, --batch, --lr, --seed)");
     }
     require(o.epochs >= 1 && o.batch >= 1, "lenet_mnist: expected --epochs >= 1 and --batch >= 1");

@@ -24,6 +24,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cli.hpp"
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/data/cifar10.hpp"
@@ -61,21 +62,6 @@ std::vector<std::string> split_commas(const std::string& s) {
     return out;
 }
 
-// A whole number or a real from the command line, or an error that names the flag.
-template <class T>
-T number(const std::string& flag, const std::string& text) {
-    std::size_t used = 0;
-    T v{};
-    try {
-        if constexpr (std::is_floating_point_v<T>) v = static_cast<T>(std::stod(text, &used));
-        else v = static_cast<T>(std::stoll(text, &used));
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    require(used == text.size() && !text.empty(), "lsf_experiment: ", flag, " expects a number, found '", text, "'");
-    return v;
-}
-
 options parse(int argc, char** argv) {
     options o;
     for (int i = 1; i < argc; ++i) {
@@ -88,12 +74,12 @@ options parse(int argc, char** argv) {
         else if (a == "--data-dir") o.data_dir = value();
         else if (a == "--profile") o.profile = value();
         else if (a == "--out") o.out = value();
-        else if (a == "--seed") o.seed = number<std::uint64_t>(a, value());
+        else if (a == "--seed") o.seed = examples::number<std::uint64_t>(a, value());
         else if (a == "--unlabelled") o.unlabelled = true;
-        else if (a == "--t") o.t = number<std::int64_t>(a, value());
-        else if (a == "--draws") o.draws = number<std::int64_t>(a, value());
-        else if (a == "--probe-l2") o.probe_l2 = number<double>(a, value());
-        else if (a == "--generations") o.generations = number<std::int64_t>(a, value());
+        else if (a == "--t") o.t = examples::number<std::int64_t>(a, value());
+        else if (a == "--draws") o.draws = examples::number<std::int64_t>(a, value());
+        else if (a == "--probe-l2") o.probe_l2 = examples::number<double>(a, value());
+        else if (a == "--generations") o.generations = examples::number<std::int64_t>(a, value());
         else if (a == "--methods") o.methods = split_commas(value());
         else if (a == "--latent-label") o.latent_label = value();
         else fail("lsf_experiment: unknown argument '", a, "'");

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cli.hpp"
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/cluster/accuracy.hpp"
 #include "ouro/cluster/kmeans.hpp"
@@ -40,10 +41,10 @@ options parse(int argc, char** argv) {
         };
         if (a == "--model") o.model = value();
         else if (a == "--data") o.data = value();
-        else if (a == "--t") o.t = std::stoll(value());
-        else if (a == "--probe-n") o.probe_n = std::stoll(value());
-        else if (a == "--cluster-n") o.cluster_n = std::stoll(value());
-        else if (a == "--k-max") o.k_max = std::stoll(value());
+        else if (a == "--t") o.t = examples::number<std::int64_t>(a, value());
+        else if (a == "--probe-n") o.probe_n = examples::number<std::int64_t>(a, value());
+        else if (a == "--cluster-n") o.cluster_n = examples::number<std::int64_t>(a, value());
+        else if (a == "--k-max") o.k_max = examples::number<std::int64_t>(a, value());
         else fail("mnist_latents: unknown argument '", a, "'");
     }
     return o;

@@ -14,6 +14,7 @@
 #include <map>
 #include <string>
 
+#include "cli.hpp"
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/diffusion/sampler.hpp"
 #include "ouro/io/svg.hpp"
@@ -38,19 +39,6 @@ struct options {
     std::uint64_t seed = 1;
 };
 
-// A whole number from the command line, or an error that names the flag.
-std::int64_t whole_number(const std::string& flag, const std::string& text) {
-    std::size_t used = 0;
-    std::int64_t v = 0;
-    try {
-        v = std::stoll(text, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    require(!text.empty() && used == text.size(), "toy_2d: ", flag, " expects a whole number, found '", text, "'");
-    return v;
-}
-
 options parse(int argc, char** argv) {
     options o;
     for (int i = 1; i < argc; ++i) {
@@ -60,10 +48,10 @@ options parse(int argc, char** argv) {
             return argv[++i];
         };
         if (a == "--out") o.out = value();
-        else if (a == "--generations") o.generations = whole_number(a, value());
-        else if (a == "--samples") o.samples = whole_number(a, value());
-        else if (a == "--epochs") o.epochs = whole_number(a, value());
-        else if (a == "--seed") o.seed = static_cast<std::uint64_t>(whole_number(a, value()));
+        else if (a == "--generations") o.generations = examples::number<std::int64_t>(a, value());
+        else if (a == "--samples") o.samples = examples::number<std::int64_t>(a, value());
+        else if (a == "--epochs") o.epochs = examples::number<std::int64_t>(a, value());
+        else if (a == "--seed") o.seed = examples::number<std::uint64_t>(a, value());
         else fail("toy_2d: unknown argument '", a, "' (expected --out, --generations, --samples, --epochs, --seed)");
     }
     return o;

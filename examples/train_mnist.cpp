@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <string>
 
+#include "cli.hpp"
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/data/mnist.hpp"
@@ -46,13 +47,13 @@ options parse(int argc, char** argv) {
         };
         if (a == "--data") o.data = value();
         else if (a == "--out") o.out = value();
-        else if (a == "--steps") o.steps = std::stoll(value());
-        else if (a == "--batch") o.batch = std::stoll(value());
-        else if (a == "--lr") o.lr = std::stod(value());
-        else if (a == "--per-label") o.per_label = std::stoll(value());
-        else if (a == "--ddim-steps") o.ddim_steps = std::stoll(value());
-        else if (a == "--guidance") o.guidance = std::stod(value());
-        else if (a == "--seed") o.seed = std::stoull(value());
+        else if (a == "--steps") o.steps = examples::number<std::int64_t>(a, value());
+        else if (a == "--batch") o.batch = examples::number<std::int64_t>(a, value());
+        else if (a == "--lr") o.lr = examples::number<double>(a, value());
+        else if (a == "--per-label") o.per_label = examples::number<std::int64_t>(a, value());
+        else if (a == "--ddim-steps") o.ddim_steps = examples::number<std::int64_t>(a, value());
+        else if (a == "--guidance") o.guidance = examples::number<double>(a, value());
+        else if (a == "--seed") o.seed = examples::number<std::uint64_t>(a, value());
         else fail("train_mnist: unknown argument '", a, "'");
     }
     require(o.steps >= 1 && o.batch >= 1 && o.per_label >= 1, "train_mnist: expected positive --steps, --batch, --per-label");
