@@ -123,3 +123,42 @@ TEST_CASE(".npy files round-trip and malformed ones are refused", "[core][io]") 
     CHECK_THROWS_WITH(io::read_npy<float>(dir / "missing.npy"), Catch::Contains("cannot open"));
     fs::remove_all(dir);
 }
+
+TEST_CASE("shapes whose element count overflows int64 are an error, not a wrapped count", "[core]") {
+    const shape huge{std::int64_t{1} << 61, 8};
+    CHECK_THROWS_WITH(huge.numel(), Catch::Contains("overflows"));
+    CHECK(shape{std::int64_t{1} << 40, 8}.numel() == std::int64_t{1} << 43);
+    CHECK_THROWS_WITH((shape{std::int64_t{1} << 40, 8}.bytes(1 << 21)), Catch::Contains("overflows"));
+    CHECK_THROWS_AS(tensor<float>(huge), error);
+    // More memory than any machine has: an ouro::error naming the shape, not std::bad_alloc.
+    CHECK_THROWS_WITH(tensor<float>(shape{std::int64_t{1} << 50, 8}), Catch::Contains("cannot allocate") &&
+                                                                          Catch::Contains("(1125899906842624, 8)"));
+}
+
+TEST_CASE(".npy headers that promise more (or less) data than the file holds are refused before allocating",
+          "[core][io]") {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / "ouro_test_npy_hostile";
+    fs::create_directories(dir);
+    // A float32 .npy whose header declares `shape_text`, followed by `data_bytes` bytes.
+    auto write = [&](const std::string& name, const std::string& shape_text, std::size_t data_bytes) {
+        std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape_text + ", }";
+        header.append((64 - (10 + header.size() + 1) % 64) % 64, ' ');
+        header += '\n';
+        std::string bytes = std::string("\x93NUMPY\x01\x00", 8);
+        bytes += static_cast<char>(header.size() & 0xff);
+        bytes += static_cast<char>(header.size() >> 8);
+        bytes += header;
+        bytes.append(data_bytes, '\0');
+        std::ofstream(dir / name, std::ios::binary) << bytes;
+        return dir / name;
+    };
+    CHECK(io::read_npy<float>(write("ok.npy", "(2, 8)", 64)).dims() == shape{2, 8});
+    CHECK_THROWS_WITH(io::read_npy<float>(write("wrap.npy", "(2305843009213693952, 8)", 64)),
+                      Catch::Contains("wrap.npy") && Catch::Contains("overflow"));
+    CHECK_THROWS_WITH(io::read_npy<float>(write("big.npy", "(1099511627776, 8)", 64)),
+                      Catch::Contains("big.npy") && Catch::Contains("truncated .npy data: expected 35184372088832 bytes"));
+    CHECK_THROWS_WITH(io::read_npy<float>(write("trail.npy", "(2, 8)", 65)),
+                      Catch::Contains("trail.npy") && Catch::Contains("1 trailing bytes"));
+    fs::remove_all(dir);
+}

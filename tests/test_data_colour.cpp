@@ -671,6 +671,83 @@ TEST_CASE("load_image_folder takes the first files of each class and a split sub
                       Catch::Contains("has no subfolder \"val\"") && Catch::Contains("its subfolders: test, train"));
 }
 
+TEST_CASE("load_image_folder walks each real directory once through directory symlink loops", "[data][image_folder]") {
+    scratch_dir root("symlink_loop");
+    const fs::path dir = root / "loops";
+    write_png(dir / "a" / "1.png", 2, 2, 3, pixel_pattern(2, 2, 3, 1));
+    write_png(dir / "a" / "2.png", 2, 2, 3, pixel_pattern(2, 2, 3, 2));
+    write_png(dir / "b" / "1.png", 2, 2, 3, pixel_pattern(2, 2, 3, 3));
+    write_png(dir / "b" / "sub" / "2.png", 2, 2, 3, pixel_pattern(2, 2, 3, 4));
+    write_png(dir / "b" / "sub" / "3.png", 2, 2, 3, pixel_pattern(2, 2, 3, 5));
+    write_png(root / "extra" / "4.png", 2, 2, 3, pixel_pattern(2, 2, 3, 6));
+    fs::create_directory_symlink(".", dir / "b" / "loop");          // b itself
+    fs::create_directory_symlink("..", dir / "b" / "up");           // the image folder
+    fs::create_directory_symlink("..", dir / "b" / "sub" / "back");  // b, from below
+    fs::create_directory_symlink("../a", dir / "b" / "to_a");       // another class
+    fs::create_directory_symlink("sub", dir / "b" / "alias");       // b/sub by a second path
+    fs::create_directory_symlink(root / "extra", dir / "a" / "extra");
+    fs::create_directory_symlink(root / "extra", dir / "a" / "extra_again");
+    fs::create_symlink("1.png", dir / "a" / "1_link.png");  // a file link is an item of its own
+
+    const image_folder_dataset d = load_image_folder(dir, 2, quiet());
+    // a: 1.png, 1_link.png, 2.png, extra/4.png; b: 1.png and b/sub's two, listed once (as alias/,
+    // first in sorted order). Followed to ELOOP, b alone gave dozens of copies.
+    REQUIRE(d.size() == 7);
+    CHECK(d.class_names == std::vector<std::string>{"a", "b"});
+    CHECK(std::vector<std::int64_t>(d.labels.begin(), d.labels.end()) ==
+          std::vector<std::int64_t>{0, 0, 0, 0, 1, 1, 1});
+    CHECK(d.files == std::vector<fs::path>{dir / "a" / "1.png", dir / "a" / "1_link.png", dir / "a" / "2.png",
+                                           dir / "a" / "extra" / "4.png", dir / "b" / "1.png",
+                                           dir / "b" / "alias" / "2.png", dir / "b" / "alias" / "3.png"});
+    CHECK(d.skipped_files == 0);
+    CHECK(d.images[1 * 12] == d.images[0]);  // the link decodes to its target
+    CHECK(d.images[3 * 12] == scaled(pixel_pattern(2, 2, 3, 6)[0], pixel_scale::minus_one_to_one));
+    CHECK(d.images[6 * 12] == scaled(pixel_pattern(2, 2, 3, 5)[0], pixel_scale::minus_one_to_one));
+}
+
+TEST_CASE("load_image_folder_splits refuses train and test folders with different classes", "[data][image_folder]") {
+    scratch_dir root("split_classes");
+    const fs::path dir = root / "pets";
+    for (const char* split_dir : {"train", "test"})
+        for (const char* cls : {"cat", "dog"})
+            for (int i = 0; i < 2; ++i)
+                write_png(dir / split_dir / cls / (std::to_string(i) + ".png"), 2, 2, 3,
+                          pixel_pattern(2, 2, 3, i + (std::string(split_dir) == "test" ? 10 : 0)));
+    write_png(dir / "train" / "emu" / "0.png", 2, 2, 3, pixel_pattern(2, 2, 3, 20));
+    write_png(dir / "train" / "gnu" / "0.png", 2, 2, 3, pixel_pattern(2, 2, 3, 21));
+    write_png(dir / "test" / "fox" / "0.png", 2, 2, 3, pixel_pattern(2, 2, 3, 22));
+    const std::string train = (dir / "train").string(), test = (dir / "test").string();
+    CHECK_THROWS_WITH(load_image_folder_splits(dir, 2, quiet()),
+                      Catch::Contains("image folder splits " + train + " and " + test) &&
+                          Catch::Contains("found 4 and 3 classes") &&
+                          Catch::Contains("only in " + train + ": emu, gnu;") &&
+                          Catch::Contains("only in " + test + ": fox"));
+    // Classes missing from one side only: the other list says none.
+    fs::remove_all(dir / "test" / "fox");
+    CHECK_THROWS_WITH(load_image_folder_splits(dir, 2, quiet()),
+                      Catch::Contains("only in " + train + ": emu, gnu;") &&
+                          Catch::Contains("only in " + test + ": none"));
+
+    fs::remove_all(dir / "train" / "emu");
+    fs::remove_all(dir / "train" / "gnu");
+    const image_folder_splits s = load_image_folder_splits(dir, 2, quiet());
+    CHECK(s.train.name == "pets-train");
+    CHECK(s.test.name == "pets-test");
+    CHECK(s.train.class_names == std::vector<std::string>{"cat", "dog"});
+    CHECK(s.test.class_names == s.train.class_names);
+    REQUIRE(s.test.size() == 4);
+    CHECK(std::vector<std::int64_t>(s.test.labels.begin(), s.test.labels.end()) ==
+          std::vector<std::int64_t>{0, 0, 1, 1});
+    CHECK(s.test.files[3] == dir / "test" / "dog" / "1.png");
+    CHECK(s.test.images[3 * 12] == scaled(pixel_pattern(2, 2, 3, 11)[0], pixel_scale::minus_one_to_one));
+    CHECK(s.train.images[3 * 12] == scaled(pixel_pattern(2, 2, 3, 1)[0], pixel_scale::minus_one_to_one));
+
+    image_folder_options o = quiet();
+    o.subfolder = "train";
+    CHECK_THROWS_WITH(load_image_folder_splits(dir, 2, o),
+                      Catch::Contains("expected an empty options.subfolder") && Catch::Contains("found \"train\""));
+}
+
 TEST_CASE("load_image_folder counts and reports skipped files instead of hiding them", "[data][image_folder]") {
     scratch_dir root("skip");
     const fs::path dir = root / "s";

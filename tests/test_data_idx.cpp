@@ -123,6 +123,27 @@ TEST_CASE("gzip'd IDX files read the same as plain ones", "[data][idx]") {
     CHECK(labels[3] == 1);
 }
 
+TEST_CASE("bytes after a gzip'd IDX file's stream are refused, as they are after a plain one", "[data][idx][errors]") {
+    scratch_dir dir("gzip_trailing");
+    const std::vector<std::uint8_t> label_bytes{5, 0, 4, 1};
+    write_idx(dir / "labels.gz", idx_magic_labels, {4}, label_bytes, true);
+    auto raw = read_all(dir / "labels.gz");
+    // Two gzip members one after the other are one valid gzip file; the second holds nothing here.
+    auto two_members = raw;
+    write_bytes(dir / "empty.gz", {}, true);
+    const auto empty_member = read_all(dir / "empty.gz");
+    two_members.insert(two_members.end(), empty_member.begin(), empty_member.end());
+    write_bytes(dir / "two.gz", two_members, false);
+    CHECK(read_idx_labels(dir / "two.gz")[2] == 4);
+    for (const std::vector<std::uint8_t> tail : {std::vector<std::uint8_t>{'x'}, std::vector<std::uint8_t>{'j', 'u', 'n', 'k', '!'}}) {
+        auto bad = raw;
+        bad.insert(bad.end(), tail.begin(), tail.end());
+        write_bytes(dir / "trailing.gz", bad, false);
+        CHECK_THROWS_WITH(read_idx_labels(dir / "trailing.gz"),
+                          Catch::Contains("trailing.gz") && Catch::Contains(std::to_string(tail.size()) + " trailing bytes"));
+    }
+}
+
 TEST_CASE("read_idx_labels widens label bytes to int64 and accepts values above 9", "[data][idx]") {
     scratch_dir dir("labels");
     write_idx(dir / "labels", idx_magic_labels, {5}, {0, 9, 10, 200, 255});

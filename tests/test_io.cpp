@@ -13,12 +13,16 @@
 #include <string>
 #include <vector>
 
+#include <sys/resource.h>
 #include <zlib.h>
+
+#include <csignal>
 
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/progress.hpp"
 #include "ouro/io/png.hpp"
 #include "ouro/io/safetensors.hpp"
+#include "support/files.hpp"
 #include "support/golden.hpp"
 
 // stb_image decodes our PNGs in this one translation unit (its implementation lives here only).
@@ -186,7 +190,7 @@ TEST_CASE("ouro writes byte for byte the file Python's serializer wrote for the 
     scratch_dir dir("same_bytes");
     out.write(dir / "ouro.safetensors");
     CHECK(read_all(dir / "ouro.safetensors") == golden);
-    CHECK_FALSE(fs::exists(dir / "ouro.safetensors.tmp"));
+    CHECK(testing::count_temporaries(dir.path) == 0);
 }
 
 TEST_CASE("a legal file unlike the reference writer's (unsorted, unpadded header) still reads", "[io][safetensors]") {
@@ -205,7 +209,7 @@ TEST_CASE("parameter stores round-trip through safetensors checkpoints with thei
     scratch_dir dir("params");
     const parameter_store<float> saved = small_model<float>();
     io::save_parameters(dir / "ckpt" / "model.safetensors", saved, {{"model_spec", "unet{base=8}"}, {"step", "1200"}});
-    CHECK_FALSE(fs::exists(dir / "ckpt" / "model.safetensors.tmp"));
+    CHECK(testing::count_temporaries(dir.path) == 0);
 
     // The file holds exactly the parameters, under their names, without the store's padding.
     io::safetensors_reader r(dir / "ckpt" / "model.safetensors");
@@ -534,7 +538,7 @@ TEST_CASE("write_png_grid writes a PNG whose pixels decode to the grid", "[io][p
     tensor<float> images(shape{6, 3, 5, 7});  // (N, C, H, W)
     for (std::int64_t i = 0; i < images.numel(); ++i) images[i] = std::sin(0.37f * static_cast<float>(i));
     io::write_png_grid(dir / "grids" / "gen_1.png", images, {.cols = 4});
-    CHECK_FALSE(fs::exists(dir / "grids" / "gen_1.png.tmp"));
+    CHECK(testing::count_temporaries(dir.path) == 0);
     const std::string png = read_all(dir / "grids" / "gen_1.png");
     for (const png_chunk& ch : png_chunks(png)) CHECK(ch.crc_ok);
     int w = 0, h = 0, c = 0;
@@ -728,4 +732,90 @@ TEST_CASE("callbacks are found by their hooks at compile time and may ask to sto
     CHECK_FALSE(invoke_each(on_epoch_end, all, epoch_event{8}));
     CHECK(logger.epochs == std::vector<int>{7, 8});
     CHECK(second.epochs == std::vector<int>{8});
+}
+
+TEST_CASE("a data checksum in the metadata is verified on every open; a changed byte is refused", "[io][safetensors]") {
+    scratch_dir dir("checksum");
+    tensor<float> w(shape{4, 5});
+    for (std::int64_t i = 0; i < w.numel(); ++i) w[i] = 0.25f * static_cast<float>(i);
+    io::safetensors_writer out;
+    out.add("w", w);
+    out.set_data_checksum();
+    out.write(dir / "w.safetensors");
+    {
+        io::safetensors_reader r(dir / "w.safetensors");
+        CHECK(r.has_data_checksum());
+        CHECK(r.metadata().at("data_crc32").size() == 8);
+        const tensor<float> back = r.read<float>("w");
+        CHECK(std::equal(back.begin(), back.end(), w.begin(), w.end()));
+    }
+    // Scale one weight, as a careless edit would, leaving the header alone.
+    std::string bytes = read_all(dir / "w.safetensors");
+    float x = 0;
+    std::memcpy(&x, bytes.data() + bytes.size() - 8, 4);
+    x *= 40.0f;
+    std::memcpy(bytes.data() + bytes.size() - 8, &x, 4);
+    std::ofstream(dir / "w.safetensors", std::ios::binary | std::ios::trunc) << bytes;
+    CHECK_THROWS_WITH(io::safetensors_reader(dir / "w.safetensors"),
+                      Catch::Contains("w.safetensors") && Catch::Contains("corrupt safetensors file"));
+    // Metadata-only reads skip the data; a file without the key is refused where one is required.
+    CHECK(io::read_safetensors_metadata(dir / "w.safetensors").contains("data_crc32"));
+    io::safetensors_writer plain;
+    plain.add("w", w);
+    plain.write(dir / "plain.safetensors");
+    io::safetensors_reader r(dir / "plain.safetensors");
+    CHECK_FALSE(r.has_data_checksum());
+    CHECK_THROWS_WITH(r.require_data_checksum(), Catch::Contains("plain.safetensors") && Catch::Contains("CRC-32"));
+}
+
+TEST_CASE("atomic writes leave the old file intact and no temporary when the disk is full", "[io][atomic]") {
+    scratch_dir dir("full");
+    const fs::path file = dir / "state.json";
+    io::write_file_atomically(file, "old contents\n");
+    // RLIMIT_FSIZE turns a large write into EFBIG, as a full disk would (no root, no mount needed).
+    struct rlimit saved {};
+    REQUIRE(getrlimit(RLIMIT_FSIZE, &saved) == 0);
+    const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit small = saved;
+    small.rlim_cur = 4096;
+    REQUIRE(setrlimit(RLIMIT_FSIZE, &small) == 0);
+    std::string message;
+    try {
+        io::write_file_atomically(file, std::string(100'000, 'x'));
+    } catch (const error& e) {
+        message = e.what();
+    }
+    setrlimit(RLIMIT_FSIZE, &saved);
+    std::signal(SIGXFSZ, old_handler);
+    CHECK_THAT(message, Catch::Contains("state.json") && Catch::Contains("disk full?"));
+    CHECK(read_all(file) == "old contents\n");
+    CHECK(testing::count_temporaries(dir.path) == 0);
+    // Lifted, the same write succeeds.
+    io::write_file_atomically(file, std::string(100'000, 'x'));
+    CHECK(fs::file_size(file) == 100'000);
+}
+
+TEST_CASE("temporaries get unique names and stale ones are removed", "[io][atomic]") {
+    scratch_dir dir("stale");
+    const fs::path a = io::detail::temporary_name(dir / "x"), b = io::detail::temporary_name(dir / "x");
+    CHECK(a != b);
+    std::ofstream(a) << "left by a killed run";
+    fs::create_directories(dir / "sub");
+    std::ofstream(io::detail::temporary_name(dir / "sub" / "y")) << "also";
+    std::ofstream(dir / "keep.json") << "{}";
+    CHECK(testing::count_temporaries(dir.path) == 2);
+    CHECK(io::remove_stale_temporaries(dir.path) == 2);
+    CHECK(testing::count_temporaries(dir.path) == 0);
+    CHECK(fs::exists(dir / "keep.json"));
+}
+
+TEST_CASE("a run directory is locked by one holder at a time", "[io][atomic]") {
+    scratch_dir dir("lock");
+    {
+        const io::run_directory_lock first(dir.path);
+        CHECK_THROWS_WITH(io::run_directory_lock(dir.path),
+                          Catch::Contains("another run is using this run directory") &&
+                              Catch::Contains("process " + std::to_string(::getpid())));
+    }
+    CHECK_NOTHROW(io::run_directory_lock(dir.path));  // released with its holder
 }

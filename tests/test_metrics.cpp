@@ -3,8 +3,10 @@
 // closed forms and hand-counted cases; thread-count determinism; bad input.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <vector>
 
 #include <Eigen/Dense>
@@ -126,8 +128,24 @@ TEST_CASE("frechet_distance has the closed forms of commuting and singular covar
 
 TEST_CASE("fid of a set with itself is 0 and fid is symmetric", "[metrics][fid]") {
     const tensor<double> real = testing::load_golden("metrics/real.npy"), fake = testing::load_golden("metrics/fake.npy");
-    CHECK(std::abs(fid(real, real)) < 1e-9);
+    CHECK(fid(real, real) >= 0.0);
+    CHECK(fid(real, real) < 1e-9);
     CHECK(fid(real, fake) == Approx(fid(fake, real)).epsilon(1e-11));
+}
+
+TEST_CASE("fid of a set with itself is never negative, though the sum cancels to round-off", "[metrics][fid]") {
+    // Unclamped, these came out between -7e-12 and -1e-13 (the trace terms cancel).
+    const tensor<double> fake = testing::load_golden("metrics/fake.npy");
+    CHECK(fid(fake, fake) >= 0.0);
+    CHECK(fid(fake, fake) < 1e-9);
+    for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+        INFO("seed " << seed);
+        const tensor<double> x = testing::random_tensor<double>(shape{200, 64}, seed);
+        const gaussian_stats s = fit_gaussian(x);
+        CHECK(frechet_distance(s, s) >= 0.0);
+        CHECK(frechet_distance(s, s) < 1e-9);
+        CHECK(fid(s, x) >= 0.0);
+    }
 }
 
 TEST_CASE("cached real statistics round-trip through .npy and give the same fid", "[metrics][fid]") {
@@ -207,15 +225,66 @@ TEST_CASE("prdc counts a hand-made 1-D case", "[metrics][prdc]") {
     CHECK(r.coverage == Approx(5.0 / 7.0).epsilon(1e-15));
 }
 
-TEST_CASE("precision counts a point on the radius (<=), density and coverage do not (<)", "[metrics][prdc]") {
+TEST_CASE("precision, density and coverage count a point on the radius (closed balls)", "[metrics][prdc]") {
     // Fake 17 is exactly 7 = the k = 1 radius of real 10 (integers: the GEMM expansion is exact).
-    // Fake radii are 23, so every real point is within one: recall 1.
+    // Fake radii are 23, so every real point is within one: recall 1. Only the ball of 10 holds a
+    // fake (17, on its edge): density 1 / (1 · 2), coverage 1/7.
     const tensor<double> real = column({0, 1, 2, 3, 10, 60, 61}), fake = column({17, 40});
     const prdc_result r = prdc(real, fake, {.k = 1, .density_k = 1});
     CHECK(r.precision == 0.5);
     CHECK(r.recall == 1.0);
-    CHECK(r.density == 0.0);
-    CHECK(r.coverage == 0.0);
+    CHECK(r.density == 0.5);
+    CHECK(r.coverage == 1.0 / 7.0);
+}
+
+TEST_CASE("prdc of constant features: balls of radius 0 hold the equal rows", "[metrics][prdc]") {
+    // Every k-NN radius is 0. Values whose squares and products round (0.1234, -12.345678) and
+    // D = 64 made the GEMM expansion leave different round-off in different entries.
+    for (double c : {0.5, 0.1234, -12.345678})
+        for (std::int64_t d : {1, 3, 64}) {
+            INFO("value " << c << ", D = " << d);
+            const tensor<double> x(shape{12, d}, c);
+            const prdc_result same = prdc(x, x);  // k = 3, density_k = 5
+            CHECK(same.precision == 1.0);
+            CHECK(same.recall == 1.0);
+            CHECK(same.coverage == 1.0);
+            CHECK(same.density == 12.0 / 5.0);  // each fake in all 12 balls: 12 · 12 / (5 · 12)
+
+            // Half the fakes elsewhere: they are in no ball, and the real rows are not in theirs.
+            tensor<double> half(shape{12, d}, c);
+            for (std::int64_t i = 6 * d; i < 12 * d; ++i) half[i] = c + 1.0;
+            const prdc_result r = prdc(x, half);
+            CHECK(r.precision == 0.5);
+            CHECK(r.recall == 1.0);  // every real row equals fakes 0..5, whose radius is 0
+            CHECK(r.coverage == 1.0);
+            CHECK(r.density == 6.0 * 12.0 / (5.0 * 12.0));
+
+            const tensor<double> other(shape{12, d}, c + 1.0);
+            const prdc_result none = prdc(x, other);
+            CHECK(none.precision == 0.0);
+            CHECK(none.recall == 0.0);
+            CHECK(none.density == 0.0);
+            CHECK(none.coverage == 0.0);
+        }
+}
+
+TEST_CASE("knn_radii of duplicated rows are exactly 0, whatever the GEMM round-off", "[metrics][prdc]") {
+    // Rows 2i and 2i + 1 are equal, far from the origin, so ||a||^2 + ||b||^2 - 2 a·b cancels.
+    const tensor<double> r = testing::random_tensor<double>(shape{40, 64}, 11);
+    tensor<double> x(shape{80, 64});
+    for (std::int64_t i = 0; i < 40; ++i)
+        for (std::int64_t j = 0; j < 64; ++j) x[(2 * i) * 64 + j] = x[(2 * i + 1) * 64 + j] = 10.0 + r[i * 64 + j];
+    const tensor<double> radii = knn_radii(x, 1);
+    for (std::int64_t i = 0; i < 80; ++i) CHECK(radii[i] == 0.0);
+    // Beyond the duplicate, the radius is a real distance: the k = 2 radius of row 0 is its
+    // distance to the nearest other pair, as summed from differences.
+    double best = std::numeric_limits<double>::infinity();
+    for (std::int64_t i = 1; i < 40; ++i) {
+        double s = 0;
+        for (std::int64_t j = 0; j < 64; ++j) s += (r[j] - r[i * 64 + j]) * (r[j] - r[i * 64 + j]);
+        best = std::min(best, s);
+    }
+    CHECK(knn_radii(x, 2)[0] == Approx(std::sqrt(best)).epsilon(1e-12));
 }
 
 TEST_CASE("prdc of a set against itself has precision, recall and coverage 1", "[metrics][prdc]") {

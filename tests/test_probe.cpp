@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "support/files.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/probe/softmax_probe.hpp"
 #include "support/golden.hpp"
@@ -439,7 +440,7 @@ TEST_CASE("probe save and load round-trip W, b and the standardisation", "[probe
     std::filesystem::remove_all(dir);
     const auto file = dir / "probe.bin";
     p.save(file);
-    CHECK_FALSE(std::filesystem::exists(dir / "probe.bin.tmp"));
+    CHECK(testing::count_temporaries(dir) == 0);
     CHECK(std::filesystem::file_size(file) == 8 + 24 + 8 * (12 + 3 + 8));
     const probe::softmax_probe q = probe::softmax_probe::load(file);
     CHECK(bitwise_equal(p.weight(), q.weight()));

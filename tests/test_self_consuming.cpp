@@ -186,9 +186,83 @@ TEST_CASE("self_consuming refuses a run directory of another experiment", "[loop
         ex.run(f.real, f.reference, f.features);
     }
     auto o = small_options(dir);
+    o.generations = 1;
     o.budget = 50;  // another experiment
+    o.seed = 6;
     experiment ex(diffusion::ddim<10>(f.table), f.table, o);
-    CHECK_THROWS_WITH(ex.run(f.real, f.reference, f.features), Catch::Contains("holds another experiment"));
+    // The refusal names each differing setting with both values.
+    CHECK_THROWS_WITH(ex.run(f.real, f.reference, f.features),
+                      Catch::Contains("holds another experiment") && Catch::Contains("/budget: 96 in the file, 50 now") &&
+                          Catch::Contains("/seed: 5 in the file, 6 now") && !Catch::Contains("/generations"));
+}
+
+TEST_CASE("self_consuming refuses bad latent and probe settings before writing anything", "[loop]") {
+    fixture f;
+    const fs::path dir = fresh_dir("late");
+    for (auto change : {+[](loop::loop_options& o) { o.latents.timestep = 5000; },
+                        +[](loop::loop_options& o) { o.latents.timestep = -5; },
+                        +[](loop::loop_options& o) { o.latents.draws = 0; },
+                        +[](loop::loop_options& o) { o.probe.l2 = NAN; }}) {
+        auto o = small_options(dir);
+        change(o);
+        CHECK_THROWS_AS(experiment(diffusion::ddim<10>(f.table), f.table, o), ouro::error);
+        CHECK_FALSE(fs::exists(dir));  // no config.json left behind to block the corrected command
+    }
+    auto o = small_options(dir);
+    o.latents.timestep = 100;  // T = 100 here: t must be below it
+    CHECK_THROWS_WITH(experiment(diffusion::ddim<10>(f.table), f.table, o), Catch::Contains("[0, 99]"));
+}
+
+TEST_CASE("self_consuming refuses a changed G0, pool or state file instead of mixing results", "[loop]") {
+    fixture f;
+    const fs::path dir = fresh_dir("tamper");
+    auto one_generation = [&] {
+        auto o = small_options(dir);
+        o.generations = 1;
+        experiment ex(diffusion::ddim<10>(f.table, 0.0, {.guidance_scale = 1.0}), f.table, o);
+        return ex.run(f.real, f.reference, f.features);
+    };
+    one_generation();
+    // Flips one byte of `file` at `from_end` bytes before its end (inside the data section).
+    auto flip = [](const fs::path& file, std::int64_t from_end) {
+        std::string bytes = io::read_text_file(file);
+        bytes[bytes.size() - static_cast<std::size_t>(from_end)] ^= 0x40;
+        io::write_file_atomically(file, bytes);
+        return bytes;
+    };
+    const fs::path g0 = dir / "g0" / "model.safetensors";
+    const std::string good_g0 = io::read_text_file(g0);
+    flip(g0, 7);
+    CHECK_THROWS_WITH(one_generation(), Catch::Contains("model.safetensors") && Catch::Contains("CRC-32"));
+    io::write_file_atomically(g0, good_g0);
+    CHECK(one_generation().steps_run == 0);  // restored: resumes, nothing left to do
+
+    // A pool of a finished chain, damaged: the resume that needs it refuses.
+    fs::path pool_file;
+    for (const auto& e : fs::recursive_directory_iterator(dir / "chains"))
+        if (e.path().filename() == "pool.safetensors") pool_file = e.path();
+    REQUIRE(!pool_file.empty());
+    const auto read_pool = [&] { return loop::detail::load_pool(pool_file, 2); };
+    REQUIRE_NOTHROW(read_pool());
+    flip(pool_file, 3);
+    CHECK_THROWS_WITH(read_pool(), Catch::Contains("pool.safetensors") && Catch::Contains("corrupt"));
+
+    // state.json with one number changed (still valid JSON): refused, naming the file.
+    std::string state = io::read_text_file(dir / "state.json");
+    const auto at = state.find("\"fid\": ");
+    REQUIRE(at != std::string::npos);
+    const auto digit = state.find_first_of("0123456789", at + 7);
+    state[digit] = state[digit] == '9' ? '8' : static_cast<char>(state[digit] + 1);
+    io::write_file_atomically(dir / "state.json", state);
+    CHECK_THROWS_WITH(one_generation(), Catch::Contains("state.json") && Catch::Contains("corrupt state file"));
+}
+
+TEST_CASE("self_consuming holds a lock on its run directory", "[loop]") {
+    fixture f;
+    const fs::path dir = fresh_dir("locked");
+    const io::run_directory_lock other_run(dir);  // as if another process were running there
+    CHECK_THROWS_WITH(f.run(dir), Catch::Contains("another run is using this run directory"));
+    CHECK_FALSE(fs::exists(dir / "config.json"));
 }
 
 TEST_CASE("self_consuming checks its options and data", "[loop]") {

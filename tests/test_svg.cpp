@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "support/files.hpp"
 #include "ouro/io/svg.hpp"
 
 using namespace ouro;
@@ -337,7 +338,7 @@ TEST_CASE("write_line_plot and write_scatter write atomically and overwrite", "[
     CHECK(io::read_text_file(scatter) == io::scatter_svg(pts, cls, {.title = "sc"}));
 
     // No temporary file left beside the targets.
-    for (const auto& e : fs::recursive_directory_iterator(dir)) CHECK(e.path().extension() != ".tmp");
+    CHECK(testing::count_temporaries(dir) == 0);
     // A failed check writes nothing and leaves the old file as it was.
     CHECK_THROWS_AS(io::write_line_plot(plot, std::vector<io::series>{}, {}), error);
     CHECK(io::read_text_file(plot) == second);

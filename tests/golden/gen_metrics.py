@@ -13,7 +13,8 @@ References, written independently of ouro's algorithms:
              non-symmetric product sigma1 @ sigma2.
   P/R        Kynkäänniemi et al. 2019: brute-force distances (differences, not the GEMM expansion),
              k-th neighbour radius with the point itself excluded, "inside" when distance <= radius.
-  D/C        Naeem et al. 2020 (the prdc package): strict "<" against the real k-NN radii.
+  D/C        Naeem et al. 2020 (the prdc package), but with closed balls ("<=") as ouro: the package's
+             strict "<" differs only on exact ties, e.g. radius-0 balls of duplicated rows.
   KID        clean-fid/torch-fidelity's polynomial-kernel unbiased MMD², averaged over subsets. The
              subsets are drawn by a Python port of ouro's Philox4x32-10 stream (partial Fisher–Yates
              with Lemire's bounded integers), so the subset mode is checked too.
@@ -121,8 +122,8 @@ def prdc_reference(real, fake, k=3, density_k=5):
     d = brute_distances(real, fake)  # (N, M)
     precision = (d <= real_r[:, None]).any(axis=0).mean()
     recall = (d <= fake_r[None, :]).any(axis=1).mean()
-    density = (1.0 / density_k) * (d < real_d[:, None]).sum(axis=0).mean()
-    coverage = (d.min(axis=1) < real_d).mean()
+    density = (1.0 / density_k) * (d <= real_d[:, None]).sum(axis=0).mean()
+    coverage = (d.min(axis=1) <= real_d).mean()
     return np.array([precision, recall, density, coverage], dtype=np.float64)
 
 

@@ -29,11 +29,21 @@ public:
     constexpr std::int64_t operator[](int axis) const { return dims_[normalise(axis)]; }
     constexpr std::int64_t& operator[](int axis) { return dims_[normalise(axis)]; }
 
-    // Number of elements; 1 for rank 0.
+    // Number of elements; 1 for rank 0. A shape whose element count does not fit in int64 (a
+    // hostile file header, say) is an error here, not a wrapped count that reads or allocates the
+    // wrong amount.
     constexpr std::int64_t numel() const {
         std::int64_t n = 1;
-        for (int i = 0; i < rank_; ++i) n *= dims_[i];
+        for (int i = 0; i < rank_; ++i)
+            if (__builtin_mul_overflow(n, dims_[i], &n)) overflow();
         return n;
+    }
+
+    // numel() * element_size, checked the same way: the bytes a dense tensor of this shape needs.
+    constexpr std::int64_t bytes(std::int64_t element_size) const {
+        std::int64_t b = 0;
+        if (__builtin_mul_overflow(numel(), element_size, &b)) overflow();
+        return b;
     }
 
     constexpr bool operator==(const shape& other) const {
@@ -54,6 +64,10 @@ public:
     friend std::ostream& operator<<(std::ostream& os, const shape& s) { return os << s.str(); }
 
 private:
+    [[noreturn]] void overflow() const {
+        throw error("shape " + str() + ": its element count overflows a 64-bit integer");
+    }
+
     // Negative axes count from the end, as in NumPy.
     constexpr int normalise(int axis) const {
         int a = axis < 0 ? axis + rank_ : axis;

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <stdexcept>
 #include <type_traits>
 #include <vector>
 
@@ -79,11 +80,17 @@ public:
     using value_type = T;
 
     tensor() = default;
-    explicit tensor(const shape& s, T fill = T{}) : data_(static_cast<std::size_t>(s.numel()), fill), shape_(s) {}
+    explicit tensor(const shape& s, T fill = T{}) : data_(allocate(s, fill)), shape_(s) {}
 
     // Reshapes to `s`; contents are unspecified unless the element count is unchanged.
     void resize(const shape& s) {
-        data_.resize(static_cast<std::size_t>(s.numel()));
+        try {
+            data_.resize(static_cast<std::size_t>(s.bytes(sizeof(T)) / static_cast<std::int64_t>(sizeof(T))));
+        } catch (const std::bad_alloc&) {
+            out_of_memory(s);
+        } catch (const std::length_error&) {
+            out_of_memory(s);
+        }
         shape_ = s;
     }
     void fill(T value) { std::fill(data_.begin(), data_.end(), value); }
@@ -109,6 +116,20 @@ public:
     operator tensor_view<const T>() const { return view(); }
 
 private:
+    // Running out of memory is an ouro::error that names the shape, not a bare std::bad_alloc.
+    [[noreturn]] static void out_of_memory(const shape& s) {
+        fail("cannot allocate a tensor of shape ", s, " (", s.bytes(sizeof(T)), " bytes): out of memory");
+    }
+    static aligned_vector<T> allocate(const shape& s, T fill) {
+        try {
+            return aligned_vector<T>(static_cast<std::size_t>(s.bytes(sizeof(T)) / static_cast<std::int64_t>(sizeof(T))), fill);
+        } catch (const std::bad_alloc&) {
+            out_of_memory(s);
+        } catch (const std::length_error&) {
+            out_of_memory(s);
+        }
+    }
+
     aligned_vector<T> data_;
     shape shape_;
 };

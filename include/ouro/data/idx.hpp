@@ -108,6 +108,50 @@ private:
     bool gzip_ = false;
 };
 
+// Bytes after the last gzip member of `file` (0 when the file ends with a member). zlib's gzread
+// skips such trailing bytes silently, which would let garbage after the data pass, so the raw
+// file is walked member by member here (concatenated members are valid gzip, RFC 1952 §2.2).
+inline std::uint64_t gzip_trailing_bytes(const std::string& path) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) fail(path, ": cannot open for reading");
+    z_stream z{};
+    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
+        std::fclose(f);
+        fail(path, ": zlib inflateInit2 failed");
+    }
+    std::vector<unsigned char> in(1 << 16), out(1 << 16);
+    std::uint64_t trailing = 0;
+    bool in_member = true, done = false;
+    while (!done) {
+        const std::size_t got = std::fread(in.data(), 1, in.size(), f);
+        if (got == 0) break;
+        z.next_in = in.data();
+        z.avail_in = static_cast<uInt>(got);
+        while (z.avail_in > 0) {
+            if (!in_member) {
+                // A new member must start with the gzip magic; anything else is trailing data.
+                if (z.next_in[0] != 0x1f || (z.avail_in >= 2 && z.next_in[1] != 0x8b)) {
+                    trailing += z.avail_in;
+                    done = true;
+                    break;
+                }
+                inflateReset(&z);
+                in_member = true;
+            }
+            z.next_out = out.data();
+            z.avail_out = static_cast<uInt>(out.size());
+            const int rc = inflate(&z, Z_NO_FLUSH);
+            if (rc == Z_STREAM_END) in_member = false;
+            else if (rc != Z_OK && rc != Z_BUF_ERROR) { done = true; break; }  // gzread reported corruption already
+        }
+    }
+    if (done && trailing > 0)
+        for (std::size_t got; (got = std::fread(in.data(), 1, in.size(), f)) > 0;) trailing += got;
+    inflateEnd(&z);
+    std::fclose(f);
+    return trailing;
+}
+
 // Fails after a short read of `what`: a gzip stream that zlib found corrupt or cut short, or else
 // a file (or gzip'd content) that simply ends too early.
 [[noreturn]] inline void fail_short_read(const gz_reader& in, const std::string& what, std::size_t expected,
@@ -193,6 +237,9 @@ inline tensor<std::uint8_t> read_idx_uint8(const std::filesystem::path& file, in
              " bytes of data, found ", want + trailing, " (", trailing, " extra)");
     const std::string late = in.error();
     if (!late.empty()) fail(path, ": corrupt gzip stream after the IDX data: zlib: ", late);
+    if (in.gzip())
+        if (const std::uint64_t extra = gzip_trailing_bytes(path); extra > 0)
+            fail(path, ": expected the file to end with its gzip stream, found ", extra, " trailing bytes after it");
 
     tensor<std::uint8_t> out(dims);
     std::copy(bytes.begin(), bytes.end(), out.begin());

@@ -12,8 +12,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <limits>
 #include <ostream>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -536,6 +538,57 @@ inline bool is_split_name(const std::string& name) {
     return name == "train" || name == "test" || name == "val" || name == "valid" || name == "validation";
 }
 
+inline std::string comma_list(const std::vector<std::string>& names) {
+    std::string list;
+    for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
+    return list.empty() ? std::string("none") : list;
+}
+
+// Appends the images under `dir` (a class folder or one of its subfolders) to `images` and the
+// other files to `others`, depth first in sorted order. Directory symlinks are followed, but a
+// directory whose canonical path is already in `visited` is not entered again: a link to itself,
+// to an ancestor or to another class (all seeded in `visited`) would otherwise be walked until the
+// OS gives up with ELOOP, loading the same images dozens of times.
+inline void walk_class_folder(const std::filesystem::path& dir, const std::filesystem::path& class_dir,
+                              std::set<std::filesystem::path>& visited, std::vector<std::filesystem::path>& images,
+                              std::vector<std::filesystem::path>& others) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    std::vector<fs::directory_entry> entries;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) entries.push_back(*it);
+    if (ec)
+        fail("image folder: cannot list class folder ", class_dir.string(), " (at ", dir.string(), "): ", ec.message());
+    std::sort(entries.begin(), entries.end());
+    for (const fs::directory_entry& e : entries) {
+        const fs::path& p = e.path();
+        std::error_code type_ec;
+        const bool is_dir = e.is_directory(type_ec);  // through symlinks
+        if (is_dir) {
+            if (is_hidden(p)) continue;
+            std::error_code real_ec;
+            const fs::path real = fs::canonical(p, real_ec);
+            if (real_ec)
+                fail("image folder: cannot resolve ", p.string(), " in class folder ", class_dir.string(), ": ",
+                     real_ec.message());
+            if (visited.insert(real).second) walk_class_folder(p, class_dir, visited, images, others);
+        } else if (!is_hidden(p) && is_supported_image_file(p)) {
+            images.push_back(p);
+        } else {
+            others.push_back(p);
+        }
+    }
+}
+
+inline void check_load_options(std::int64_t size, const image_folder_options& options, const char* what) {
+    require(size >= 1, what, ": expected an output size >= 1, found ", size);
+    require(options.channels == 1 || options.channels == 3, what,
+            ": expected options.channels 1 (grey) or 3 (RGB), found ", options.channels);
+    require(options.max_per_class >= 0, what, ": expected options.max_per_class >= 0 (0: all), found ",
+            options.max_per_class);
+    require(options.threads >= 0, what, ": expected options.threads >= 0 (0: OpenMP's setting), found ",
+            options.threads);
+}
+
 }  // namespace detail
 
 // Decodes a PNG or JPEG file to bytes (C, H, W): channels 3 gives RGB (grey images repeated in all
@@ -590,6 +643,12 @@ inline tensor<float> resize_image(tensor_view<const float> image, std::int64_t h
 // .png/.jpg/.jpeg files found at any depth, sorted by path (component by component), the first options.max_per_class of
 // them when that is > 0. Hidden entries (names starting with '.') are not classes; hidden files and
 // files of other types are skipped and counted, and so are files lying directly in the root.
+// Directory symlinks are followed, but each real directory is walked once: a link to a directory
+// already walked, to an ancestor (root/b/loop -> . or -> ..) or to another class folder is not
+// entered, and a directory reached by two paths is listed under the first in sorted order. Files
+// are not merged: a symlink to an image is an item of its own, as a copy would be (as in
+// torchvision's ImageFolder); only directory links could repeat a whole tree without the user
+// asking for it.
 // Requires: the folder exists and has at least one class subfolder; every class has an image;
 // the class folders are not splits (train/test/val) holding the classes one level down.
 inline image_folder_listing list_image_folder(const std::filesystem::path& root,
@@ -655,27 +714,25 @@ inline image_folder_listing list_image_folder(const std::filesystem::path& root,
         }
     }
 
+    // Canonical paths of the directories not to enter: the folder, its ancestors and every class
+    // folder, then each directory as it is walked.
+    std::set<fs::path> visited;
+    auto resolve = [&](const fs::path& p) {
+        std::error_code real_ec;
+        fs::path real = fs::canonical(p, real_ec);
+        if (real_ec) fail("image folder: cannot resolve ", p.string(), ": ", real_ec.message());
+        return real;
+    };
+    for (fs::path a = resolve(dir);; a = a.parent_path()) {
+        visited.insert(a);
+        if (a == a.parent_path()) break;
+    }
+    for (const std::string& name : out.class_names) visited.insert(resolve(dir / name));
+
     for (std::size_t c = 0; c < out.class_names.size(); ++c) {
         const fs::path class_dir = dir / out.class_names[c];
         std::vector<fs::path> images, skipped_here;
-        fs::recursive_directory_iterator it(class_dir, fs::directory_options::follow_directory_symlink, ec), end;
-        if (ec) fail("image folder: cannot list class folder ", class_dir.string(), ": ", ec.message());
-        for (; it != end; it.increment(ec)) {
-            if (ec) fail("image folder: cannot list class folder ", class_dir.string(), ": ", ec.message());
-            const fs::path& p = it->path();
-            if (detail::is_hidden(p)) {
-                if (it->is_directory(ec))
-                    it.disable_recursion_pending();
-                else
-                    skipped_here.push_back(p);
-                continue;
-            }
-            if (it->is_directory(ec)) continue;
-            if (is_supported_image_file(p))
-                images.push_back(p);
-            else
-                skipped_here.push_back(p);
-        }
+        detail::walk_class_folder(class_dir, class_dir, visited, images, skipped_here);
         std::sort(images.begin(), images.end());
         std::sort(skipped_here.begin(), skipped_here.end());
         const auto others = static_cast<std::int64_t>(skipped_here.size());
@@ -693,26 +750,10 @@ inline image_folder_listing list_image_folder(const std::filesystem::path& root,
     return out;
 }
 
-// Loads an image folder (see list_image_folder for the layout and order) into images
-// (N, C, size, size): each file decoded (RGB, or grey when options.channels is 1), centre-cropped
-// to a square (options.centre_crop) and resized with options.filter unless already size x size
-// (resampled values are not rounded back to bytes), then put on options.scale. Files are decoded in
-// parallel, each into its own slot, so the result is the same at any thread count.
-// Requires: size >= 1; channels 1 or 3; every listed file decodes. A file that does not raises an
-// error naming it and stb_image's reason (the first such file in load order).
-// Ensures: labels (N), num_classes = number of class folders, name = "<folder name>[-<subfolder>]";
-// class_names, files (item i came from files[i]), skipped_files and skipped_examples as listed; a
-// non-zero skipped count is also reported in one line to options.log.
-inline image_folder_dataset load_image_folder(const std::filesystem::path& root, std::int64_t size,
-                                              const image_folder_options& options = {}) {
-    require(size >= 1, "load_image_folder: expected an output size >= 1, found ", size);
-    require(options.channels == 1 || options.channels == 3,
-            "load_image_folder: expected options.channels 1 (grey) or 3 (RGB), found ", options.channels);
-    require(options.max_per_class >= 0, "load_image_folder: expected options.max_per_class >= 0 (0: all), found ",
-            options.max_per_class);
-    require(options.threads >= 0, "load_image_folder: expected options.threads >= 0 (0: OpenMP's setting), found ",
-            options.threads);
-    image_folder_listing listing = list_image_folder(root, options);
+namespace detail {
+// load_image_folder once the options are checked and the folder listed.
+inline image_folder_dataset load_listing(image_folder_listing listing, const std::filesystem::path& root,
+                                         std::int64_t size, const image_folder_options& options) {
     if (listing.skipped_files > 0 && options.log != nullptr) {
         *options.log << "load_image_folder: " << listing.directory.string() << ": skipped " << listing.skipped_files
                      << (listing.skipped_files == 1 ? " file" : " files")
@@ -723,7 +764,7 @@ inline image_folder_dataset load_image_folder(const std::filesystem::path& root,
     const auto n = static_cast<std::int64_t>(listing.files.size());
     const std::int64_t item = options.channels * size * size;
     image_folder_dataset out;
-    out.name = detail::directory_label(root) + (options.subfolder.empty() ? "" : "-" + options.subfolder);
+    out.name = directory_label(root) + (options.subfolder.empty() ? "" : "-" + options.subfolder);
     out.num_classes = static_cast<std::int64_t>(listing.class_names.size());
     out.images = tensor<float>(shape{n, options.channels, size, size});  // (N, C, S, S)
     out.labels = tensor<std::int64_t>(shape{n});                         // (N)
@@ -738,7 +779,7 @@ inline image_folder_dataset load_image_folder(const std::filesystem::path& root,
     const std::vector<std::filesystem::path>& files = listing.files;
     auto decode_one = [&](std::int64_t i) {
         try {
-            detail::load_image_into(files[static_cast<std::size_t>(i)], size, options, images + i * item);
+            load_image_into(files[static_cast<std::size_t>(i)], size, options, images + i * item);
         } catch (const std::exception& e) {
             errors[static_cast<std::size_t>(i)] = e.what();
         } catch (...) {
@@ -768,6 +809,68 @@ inline image_folder_dataset load_image_folder(const std::filesystem::path& root,
     out.skipped_files = listing.skipped_files;
     out.skipped_examples = std::move(listing.skipped_examples);
     return out;
+}
+}  // namespace detail
+
+// Loads an image folder (see list_image_folder for the layout and order) into images
+// (N, C, size, size): each file decoded (RGB, or grey when options.channels is 1), centre-cropped
+// to a square (options.centre_crop) and resized with options.filter unless already size x size
+// (resampled values are not rounded back to bytes), then put on options.scale. Files are decoded in
+// parallel, each into its own slot, so the result is the same at any thread count.
+// Requires: size >= 1; channels 1 or 3; every listed file decodes. A file that does not raises an
+// error naming it and stb_image's reason (the first such file in load order).
+// Ensures: labels (N), num_classes = number of class folders, name = "<folder name>[-<subfolder>]";
+// class_names, files (item i came from files[i]), skipped_files and skipped_examples as listed; a
+// non-zero skipped count is also reported in one line to options.log.
+inline image_folder_dataset load_image_folder(const std::filesystem::path& root, std::int64_t size,
+                                              const image_folder_options& options = {}) {
+    detail::check_load_options(size, options, "load_image_folder");
+    return detail::load_listing(list_image_folder(root, options), root, size, options);
+}
+
+// Requires that two listings (the train and test splits of one data set) have the same classes:
+// labels index the sorted class names, so label c would name different classes in the two, and a
+// test-set reference (FID, classifier accuracy) would come from other classes than the training
+// set. The error names both folders and the classes found in only one of them.
+inline void require_same_classes(const image_folder_listing& train, const image_folder_listing& test) {
+    if (train.class_names == test.class_names) return;
+    std::vector<std::string> only_train, only_test;
+    std::set_difference(train.class_names.begin(), train.class_names.end(), test.class_names.begin(),
+                        test.class_names.end(), std::back_inserter(only_train));
+    std::set_difference(test.class_names.begin(), test.class_names.end(), train.class_names.begin(),
+                        train.class_names.end(), std::back_inserter(only_test));
+    fail("image folder splits ", train.directory.string(), " and ", test.directory.string(),
+         ": expected the same class folders in both, found ", train.class_names.size(), " and ",
+         test.class_names.size(), " classes; only in ", train.directory.string(), ": ",
+         detail::comma_list(only_train), "; only in ", test.directory.string(), ": ", detail::comma_list(only_test));
+}
+
+// The train and test splits of an image folder: root/<train> and root/<test>, each a folder of
+// class folders (see list_image_folder), loaded as load_image_folder with options.subfolder set to
+// each in turn (names "<folder name>-<train>" and "<folder name>-<test>").
+struct image_folder_splits {
+    image_folder_dataset train, test;
+};
+
+// Requires: options.subfolder empty (the splits name the subfolders); both splits list the same
+// classes (require_same_classes), checked before anything is decoded; what load_image_folder
+// requires of each. Ensures: label c names the same class in both splits.
+inline image_folder_splits load_image_folder_splits(const std::filesystem::path& root, std::int64_t size,
+                                                    const image_folder_options& options = {},
+                                                    const std::string& train = "train",
+                                                    const std::string& test = "test") {
+    detail::check_load_options(size, options, "load_image_folder_splits");
+    require(options.subfolder.empty(),
+            "load_image_folder_splits: expected an empty options.subfolder (the splits are \"", train, "\" and \"",
+            test, "\"), found \"", options.subfolder, "\"");
+    image_folder_options train_options = options, test_options = options;
+    train_options.subfolder = train;
+    test_options.subfolder = test;
+    image_folder_listing train_listing = list_image_folder(root, train_options);
+    image_folder_listing test_listing = list_image_folder(root, test_options);
+    require_same_classes(train_listing, test_listing);
+    return {detail::load_listing(std::move(train_listing), root, size, train_options),
+            detail::load_listing(std::move(test_listing), root, size, test_options)};
 }
 
 }  // namespace ouro::data

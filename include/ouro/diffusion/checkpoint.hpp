@@ -181,6 +181,7 @@ std::string serialize_model_file(const parameter_store<T>& store, const T* buffe
                                  std::int64_t step, const io::safetensors_metadata& extra = {}) {
     io::safetensors_writer writer;
     io::add_parameter_buffer(writer, store, buffer);
+    writer.set_data_checksum();  // every later load verifies the weights (io/safetensors.hpp)
     writer.set_metadata(extra);
     writer.set_metadata("format", model_file_format);
     writer.set_metadata("spec", id.spec);

@@ -3,6 +3,7 @@
 // handed over from Python.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -108,13 +109,33 @@ tensor<T> read_npy(const std::filesystem::path& file) {
     if (!in) fail(path, ": cannot open .npy file");
     const npy_header h = read_npy_header(in, path);
     if (h.fortran_order) fail(path, ": expected a C-order array, found fortran_order=True");
-    tensor<T> out(h.dims);
-    const std::size_t n = static_cast<std::size_t>(h.dims.numel());
+    std::error_code ec;
+    const std::uintmax_t file_size = std::filesystem::file_size(file, ec);
+    if (ec) fail(path, ": cannot read the file size: ", ec.message());
+    const std::uintmax_t data_bytes = file_size - std::min<std::uintmax_t>(file_size, h.data_offset);
+    tensor<T> out;
     auto read_as = [&]<class S>(S) {
+        // The header's shape must account for exactly the bytes that follow it, checked before
+        // anything is allocated: a hostile shape (2^61, 8) or (2^40, 8) is refused here, and so
+        // are a truncated file and trailing bytes.
+        std::int64_t expected = 0;
+        try {
+            expected = h.dims.bytes(static_cast<std::int64_t>(sizeof(S)));
+        } catch (const error&) {
+            fail(path, ": .npy shape ", h.dims, " of ", sizeof(S), "-byte elements overflows a 64-bit byte count");
+        }
+        if (static_cast<std::uintmax_t>(expected) > data_bytes)
+            fail(path, ": truncated .npy data: expected ", expected, " bytes for shape ", h.dims, ", found ", data_bytes);
+        if (static_cast<std::uintmax_t>(expected) < data_bytes)
+            fail(path, ": expected ", expected, " bytes of .npy data for shape ", h.dims, ", found ", data_bytes,
+                 " (", data_bytes - static_cast<std::uintmax_t>(expected), " trailing bytes)");
+        const std::size_t n = static_cast<std::size_t>(h.dims.numel());
+        tensor<T> result(h.dims);
         std::vector<S> raw(n);
         if (!in.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(n * sizeof(S))))
             fail(path, ": truncated .npy data: expected ", n * sizeof(S), " bytes for shape ", h.dims);
-        for (std::size_t i = 0; i < n; ++i) out[static_cast<std::int64_t>(i)] = static_cast<T>(raw[i]);
+        for (std::size_t i = 0; i < n; ++i) result[static_cast<std::int64_t>(i)] = static_cast<T>(raw[i]);
+        out = std::move(result);
     };
     if (h.dtype == "<f4") read_as(float{});
     else if (h.dtype == "<f8") read_as(double{});

@@ -11,6 +11,11 @@
 // section exactly (no gap, no overlap, nothing after the last one) and each holds
 // numel * dtype size bytes; this reader enforces the same rules, so whatever it accepts, Python's
 // `safetensors` accepts too.
+//
+// Integrity: a writer asked to (set_data_checksum) stores the CRC-32 of the data section in the
+// metadata key "data_crc32" (8 hex digits); every reader that finds the key verifies it when it
+// opens the file, so a bit flip or an edit of the weights that left the header alone is refused.
+// The key is plain metadata: Python's safetensors reads such files as any other.
 #pragma once
 
 #include <algorithm>
@@ -29,6 +34,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 
 #include "ouro/core/error.hpp"
 #include "ouro/core/parameter_store.hpp"
@@ -109,6 +115,13 @@ struct safetensors_entry {
 // also tells a file of another kind (whose first 8 bytes read as a huge length) from a truncated one.
 inline constexpr std::uint64_t safetensors_max_header_bytes = 100'000'000;
 
+// The metadata key of the data section's CRC-32 (see the top of this file).
+inline constexpr const char* safetensors_checksum_key = "data_crc32";
+
+// Whether a reader verifies "data_crc32" when it opens a file (it reads the whole data section
+// once); metadata-only readers skip it.
+enum class verify_checksum : bool { no, yes };
+
 namespace detail {
 inline shape shape_from_extents(const std::vector<std::int64_t>& e) {
     switch (e.size()) {
@@ -151,12 +164,22 @@ private:
 };
 }  // namespace detail
 
+namespace detail {
+inline std::string crc_hex(std::uint32_t crc) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out(8, '0');
+    for (int i = 7; i >= 0; --i, crc >>= 4) out[static_cast<std::size_t>(i)] = digits[crc & 0xf];
+    return out;
+}
+}  // namespace detail
+
 // Reads a safetensors file. The constructor reads and validates the header against the file's
 // size; tensors are read on demand. Not thread-safe (one stream, moved by every read).
 class safetensors_reader {
 public:
     // Requires: `file` exists and is a valid safetensors file (see the rules at the top).
-    explicit safetensors_reader(const std::filesystem::path& file) : path_(file) {
+    explicit safetensors_reader(const std::filesystem::path& file, verify_checksum verify = verify_checksum::yes)
+        : path_(file) {
         namespace fs = std::filesystem;
         const std::string p = path_.string();
         std::error_code ec;
@@ -182,6 +205,18 @@ public:
         data_start_ = 8 + n;
         data_size_ = file_size - 8 - n;
         parse_header(text);
+        if (verify == verify_checksum::yes && has_data_checksum()) check_data_checksum();
+    }
+
+    // Whether the file carries the CRC-32 of its data ("data_crc32" in its metadata).
+    bool has_data_checksum() const { return metadata_.contains(safetensors_checksum_key); }
+
+    // Requires the file to carry a data checksum (verified when the reader opened it); for files
+    // that ouro itself wrote with one, where its absence means the file was replaced.
+    void require_data_checksum() const {
+        if (!has_data_checksum())
+            fail(path_.string(), ": expected a file written by ouro with the CRC-32 of its data (metadata '",
+                 safetensors_checksum_key, "'), found none; the file was replaced or written by another program");
     }
 
     const std::filesystem::path& path() const { return path_; }
@@ -234,6 +269,24 @@ public:
     }
 
 private:
+    void check_data_checksum() {
+        const std::string& recorded = metadata_.at(safetensors_checksum_key);
+        std::uint32_t crc = 0;
+        std::vector<char> block(std::size_t{1} << 20);
+        in_.clear();
+        in_.seekg(static_cast<std::streamoff>(data_start_));
+        for (std::uint64_t left = data_size_; left > 0;) {
+            const std::uint64_t n = std::min<std::uint64_t>(left, block.size());
+            read_exactly(block.data(), n, "the data section");
+            crc = static_cast<std::uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(block.data()), static_cast<z_size_t>(n)));
+            left -= n;
+        }
+        const std::string found = detail::crc_hex(crc);
+        if (found != recorded)
+            fail(path_.string(), ": corrupt safetensors file: the CRC-32 of its data is ", found, ", its header records ",
+                 recorded, " (the data changed after the file was written)");
+    }
+
     void read_exactly(char* dst, std::uint64_t n, const std::string& what) {
         if (n == 0) return;
         in_.read(dst, static_cast<std::streamsize>(n));
@@ -384,6 +437,10 @@ public:
 
     // Sets metadata `key` to `value` (replacing an earlier value).
     void set_metadata(std::string key, std::string value) { metadata_[std::move(key)] = std::move(value); }
+
+    // Stores the CRC-32 of the data section as metadata "data_crc32", so that every reader
+    // verifies the data it loads (see the top of this file).
+    void set_data_checksum(bool on = true) { checksum_ = on; }
     void set_metadata(const safetensors_metadata& m) {
         for (const auto& [k, v] : m) metadata_[k] = v;
     }
@@ -402,11 +459,19 @@ public:
             return a->name < b->name;
         });
 
+        safetensors_metadata metadata = metadata_;
+        if (checksum_) {
+            std::uint32_t crc = 0;
+            for (const item* it : order)
+                crc = static_cast<std::uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(it->data),
+                                                         static_cast<z_size_t>(it->dims.bytes(static_cast<std::int64_t>(dtype_size(it->dtype))))));
+            metadata[safetensors_checksum_key] = detail::crc_hex(crc);
+        }
         using ojson = nlohmann::ordered_json;
         ojson header = ojson::object();
-        if (!metadata_.empty()) {
+        if (!metadata.empty()) {
             ojson m = ojson::object();
-            for (const auto& [k, v] : metadata_) m[k] = v;
+            for (const auto& [k, v] : metadata) m[k] = v;
             header["__metadata__"] = std::move(m);
         }
         std::uint64_t offset = 0;
@@ -451,12 +516,13 @@ private:
     };
     std::vector<item> items_;
     safetensors_metadata metadata_;
+    bool checksum_ = false;
 };
 
 // Only the metadata of `file` (cheap: the data is not read), e.g. to compare a checkpoint's model
 // spec with the model about to load it.
 inline safetensors_metadata read_safetensors_metadata(const std::filesystem::path& file) {
-    return safetensors_reader(file).metadata();
+    return safetensors_reader(file, verify_checksum::no).metadata();
 }
 
 // Requires every key of `expected` to be in `found` with the same value; the message lists each

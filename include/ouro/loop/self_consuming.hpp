@@ -265,12 +265,14 @@ inline void save_pool(const std::filesystem::path& file, const pool& p) {
     w.add("generations", generations);
     w.add("ids", ids);
     w.set_metadata("format", "ouro.loop.pool");
+    w.set_data_checksum();
     w.write(file);
 }
 
 // Reads a pool saved by save_pool; ids are re-assigned in order and must come out as saved.
 inline pool load_pool(const std::filesystem::path& file, std::int64_t item_size) {
-    io::safetensors_reader r(file);
+    io::safetensors_reader r(file);  // verifies the data's CRC-32
+    r.require_data_checksum();
     const tensor<float> data = r.read<float>("data");
     const tensor<std::int64_t> labels = r.read<std::int64_t>("labels"), generations = r.read<std::int64_t>("generations"),
                                ids = r.read<std::int64_t>("ids");
@@ -291,6 +293,36 @@ inline pool load_pool(const std::filesystem::path& file, std::int64_t item_size)
         require(p.id(i) == ids[i], file.string(), ": item ", i, " has id ", ids[i], ", expected ", p.id(i),
                 " (the pool file was not written by this loop)");
     return p;
+}
+
+// The settings in which two config.json objects differ, one "\n  key: A in the file, B now" line each
+// (nested keys as JSON pointers, e.g. /latents/timestep).
+inline std::string config_differences(const nlohmann::json& file, const nlohmann::json& now) {
+    const nlohmann::json a = file.flatten(), b = now.flatten();
+    std::string out;
+    for (auto it = a.begin(); it != a.end(); ++it) {
+        const auto other = b.find(it.key());
+        if (other == b.end()) out += "\n  " + it.key() + ": " + it.value().dump() + " in the file, not set now";
+        else if (*other != it.value())
+            out += "\n  " + it.key() + ": " + it.value().dump() + " in the file, " + other->dump() + " now";
+    }
+    for (auto it = b.begin(); it != b.end(); ++it)
+        if (!a.contains(it.key())) out += "\n  " + it.key() + ": not in the file, " + it.value().dump() + " now";
+    return out;
+}
+
+// CRC-32 of a text, as 8 hex digits (state.json's own checksum).
+inline std::string text_crc32(const std::string& text) {
+    return io::detail::crc_hex(static_cast<std::uint32_t>(
+        crc32_z(0, reinterpret_cast<const Bytef*>(text.data()), static_cast<z_size_t>(text.size()))));
+}
+
+// Loads a model file of the run directory: it must carry the CRC-32 of its weights, which the load
+// verifies, so a corrupted or replaced G0 or G_k stops the run instead of changing later rows.
+template <class Model>
+void load_run_model(const std::filesystem::path& file, Model& model) {
+    io::safetensors_reader(file, io::verify_checksum::no).require_data_checksum();
+    diffusion::load_model(file, model);
 }
 
 inline double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -321,6 +353,13 @@ public:
                    std::tuple<Modes...> modes = {})
         : sampler_(std::move(sampler)), table_(std::move(table)), options_(std::move(options)), modes_(std::move(modes)) {
         validate(options_);
+        // What later steps would refuse only after G0 has trained, refused before anything runs.
+        require(options_.latents.timestep >= 0 && options_.latents.timestep < table_.timesteps(),
+                "self_consuming: latents.timestep t must be in [0, ", table_.timesteps() - 1, "] (the schedule's steps), found ",
+                options_.latents.timestep);
+        require(options_.latents.draws >= 1, "self_consuming: latents.draws must be >= 1, found ", options_.latents.draws);
+        require(std::isfinite(options_.probe.l2) && options_.probe.l2 >= 0,
+                "self_consuming: probe.l2 must be a finite number >= 0, found ", options_.probe.l2);
         if constexpr (conditional)
             require(options_.latent_label == latent_conditioning::own_label || options_.g0.label_drop > 0,
                     "self_consuming: latents read with the null class need a G0 trained with label dropout "
@@ -350,7 +389,9 @@ public:
         check_data_(real, "the real set D_r");
         check_data_(reference, "the reference set");
         num_classes_ = real.num_classes;
-        std::filesystem::create_directories(options_.out);
+        // One run per directory at a time; then temporaries of a run that died mid-write can go.
+        const io::run_directory_lock lock(options_.out);
+        io::remove_stale_temporaries(options_.out);
         write_or_check_config_(real, reference);
         load_state_();
 
@@ -364,6 +405,15 @@ public:
         // ---- Generation 0: G0, its encoder, the probe.
         Model g0;
         prepare_g0_(g0, real);
+        {
+            const auto file = options_.out / "g0" / "model.safetensors";
+            const auto meta = io::read_safetensors_metadata(file);
+            const std::string crc = meta.contains(io::safetensors_checksum_key) ? meta.at(io::safetensors_checksum_key) : "";
+            if (state_.g0_evaluated && state_.g0_crc32 != crc)
+                fail(file.string(), ": G0's weights (CRC-32 ", crc, ") are not those the finished rows in state.json were "
+                     "computed with (CRC-32 ", state_.g0_crc32, "); restore that G0, or start over in another --out");
+            state_.g0_crc32 = crc;
+        }
         latent::latent_extractor<Model, Pooling> extractor(g0, table_, options_.latents, Pooling{});
         const tensor<std::int64_t> real_ids = latent::sequential_ids(real.size());
         const tensor<float> real_latents = extract_(extractor, real.images.view(), real.labels.view(), real_ids.view());
@@ -454,6 +504,7 @@ private:
     // A finished step's record, kept in state.json.
     struct run_state {
         bool g0_evaluated = false;
+        std::string g0_crc32;  // the CRC-32 of G0's weights the rows were computed with
         std::vector<metric_row> metrics;
         std::vector<diagnostic_row> diagnostics;
         double clustering_accuracy = NAN, probe_holdout_accuracy = NAN;
@@ -539,8 +590,9 @@ private:
                 fail(file.string(), ": not valid JSON (", e.what(), ")");
             }
             if (old != c)
-                fail(file.string(), ": this run directory holds another experiment (its config.json differs from this "
-                     "command's settings); use another --out, or delete the directory to start over");
+                fail(file.string(), ": this run directory holds another experiment; its config.json differs from this "
+                     "command's settings in:", detail::config_differences(old, c),
+                     "\nuse the same settings to resume, another --out, or delete the directory to start over");
             return;
         }
         io::write_file_atomically(file, c.dump(2) + "\n");
@@ -553,7 +605,15 @@ private:
         nlohmann::json j;
         try {
             j = nlohmann::json::parse(io::read_text_file(file));
+            const std::string recorded = j.at("checksum").get<std::string>();
+            nlohmann::json body = j;
+            body.erase("checksum");
+            const std::string found = detail::text_crc32(body.dump());
+            if (found != recorded)
+                fail(file.string(), ": corrupt state file: the CRC-32 of its content is ", found, ", the file records ",
+                     recorded, " (edited or damaged after it was written)");
             state_.g0_evaluated = j.at("g0_evaluated").get<bool>();
+            state_.g0_crc32 = j.at("g0_crc32").get<std::string>();
             for (const auto& r : j.at("metrics")) state_.metrics.push_back(metric_row_from_json(r));
             for (const auto& r : j.at("diagnostics")) state_.diagnostics.push_back(diagnostic_row_from_json(r));
         } catch (const nlohmann::json::exception& e) {
@@ -565,10 +625,12 @@ private:
     void commit_state_() const {
         nlohmann::json j;
         j["g0_evaluated"] = state_.g0_evaluated;
+        j["g0_crc32"] = state_.g0_crc32;
         j["metrics"] = nlohmann::json::array();
         for (const auto& r : state_.metrics) j["metrics"].push_back(to_json(r));
         j["diagnostics"] = nlohmann::json::array();
         for (const auto& r : state_.diagnostics) j["diagnostics"].push_back(to_json(r));
+        j["checksum"] = detail::text_crc32(j.dump());  // of the content without this key, compactly dumped
         io::write_file_atomically(options_.out / "state.json", j.dump(1) + "\n");
         write_outputs_();
     }
@@ -590,7 +652,7 @@ private:
     void prepare_g0_(Model& g0, const data::image_dataset& real) {
         const auto file = options_.out / "g0" / "model.safetensors";
         if (std::filesystem::exists(file)) {
-            diffusion::load_model(file, g0);
+            detail::load_run_model(file, g0);
             log_() << "G0: loaded " << file.string() << "\n";
             return;
         }
@@ -633,7 +695,7 @@ private:
                           probe_labels, 0);
         } else {
             const auto dir = chain_dir_(method, generation);
-            diffusion::load_model(dir / "model.safetensors", ch->model);
+            detail::load_run_model(dir / "model.safetensors", ch->model);
             ch->items = detail::load_pool(dir / "pool.safetensors", item_size_);
             log_() << method_names[method] << ": resumed after generation " << generation << " (pool of "
                    << ch->items.size() << ")\n";

@@ -123,13 +123,19 @@ void for_each_row_block(std::int64_t n, std::int64_t block_rows, Body&& body) {
     }
 }
 
+// Where ||a_i||^2 + ||b_j||^2 - 2 a_i·b_j has cancelled below this share of ||a_i||^2 + ||b_j||^2,
+// it has lost at least six of its ~16 digits, and its round-off (which differs from entry to entry
+// of the GEMM) can order equal distances either way: such pairs are recomputed from differences.
+inline constexpr double distance_refine_ratio = 1e-6;
+
 // Squared Euclidean distances of rows [begin, end) of `a` to every row of `b`, through one GEMM:
-// ||a_i||^2 + ||b_j||^2 - 2 a_i·b_j, clamped at 0 (the expansion can go slightly negative).
-// out: (end - begin, b.rows()).
+// ||a_i||^2 + ||b_j||^2 - 2 a_i·b_j, except for near pairs (distance_refine_ratio), which are
+// summed from the differences: identical rows are exactly 0 apart, and every result is >= 0.
+// Each entry depends only on its two rows. out: (end - begin, b.rows()).
 inline void squared_distances(const feature_matrix& a, const aligned_vector<double>& a_norms, std::int64_t begin,
                               std::int64_t end, const feature_matrix& b, const aligned_vector<double>& b_norms,
                               row_matrix& out) {
-    const std::int64_t rows = end - begin, m = b.rows();
+    const std::int64_t rows = end - begin, m = b.rows(), d = a.cols();
     out.resize(rows, m);
     const const_row_map am = a.map(), bm = b.map();
     out.noalias() = am.middleRows(begin, rows) * bm.transpose();
@@ -137,7 +143,17 @@ inline void squared_distances(const feature_matrix& a, const aligned_vector<doub
         double* o = out.data() + i * m;
         const double na = a_norms[static_cast<std::size_t>(begin + i)];
         const double* nb = b_norms.data();
-        for (std::int64_t j = 0; j < m; ++j) o[j] = std::max(0.0, na + nb[j] - 2.0 * o[j]);
+        for (std::int64_t j = 0; j < m; ++j) {
+            const double expanded = na + nb[j] - 2.0 * o[j];
+            if (expanded > distance_refine_ratio * (na + nb[j])) {
+                o[j] = expanded;
+                continue;
+            }
+            const double *x = a.row(begin + i), *y = b.row(j);
+            double s = 0;
+            for (std::int64_t k = 0; k < d; ++k) s += (x[k] - y[k]) * (x[k] - y[k]);
+            o[j] = s;
+        }
     }
 }
 

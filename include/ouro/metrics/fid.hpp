@@ -3,6 +3,7 @@
 // to a Local Nash Equilibrium", NeurIPS 2017), and the cached Gaussian statistics of a real set.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -87,7 +88,8 @@ gaussian_stats fit_gaussian(const X& features) {
 // The trace term uses the symmetric product S1^½ S2 S1^½, whose square root has the same trace as
 // (S1 S2)^½ but comes from a symmetric eigendecomposition (stable, real) instead of a square root
 // of a non-symmetric matrix. Eigenvalues that rounding makes slightly negative are taken as 0.
-// Requires both statistics of the same dimension; the result is >= 0 up to rounding.
+// Requires both statistics of the same dimension. Ensures: the result is >= 0 (a tiny positive
+// value, not exactly 0, is possible for two equal statistics).
 inline double frechet_distance(const gaussian_stats& a, const gaussian_stats& b) {
     detail::check_stats(a, "frechet_distance: first statistics");
     detail::check_stats(b, "frechet_distance: second statistics");
@@ -116,7 +118,10 @@ inline double frechet_distance(const gaussian_stats& a, const gaussian_stats& b)
         const double diff = a.mean[j] - b.mean[j];
         mean_term += diff * diff;
     }
-    return mean_term + s1.trace() + s2.trace() - 2.0 * trace_sqrt;
+    // The distance is a squared Wasserstein-2 distance, so >= 0; for (nearly) equal statistics the
+    // sum cancels to round-off of the order of eps * (tr S1 + tr S2), which can be negative (-1e-14
+    // to -1e-11 for a set against itself). Such a value means 0: a negative FID is never reported.
+    return std::max(0.0, mean_term + s1.trace() + s2.trace() - 2.0 * trace_sqrt);
 }
 
 // Fréchet distance between Gaussians fitted to real (N1, D) and fake (N2, D) features.

@@ -28,7 +28,7 @@ struct prdc_result {
     double precision = 0;  // share of fake samples inside the real manifold
     double recall = 0;     // share of real samples inside the fake manifold
     double density = 0;    // mean count of real balls holding a fake sample, divided by density_k
-    double coverage = 0;   // share of real balls that hold at least one fake sample
+    double coverage = 0;   // share of real balls that hold at least one fake sample (balls are closed)
 };
 
 namespace detail {
@@ -101,8 +101,11 @@ inline prdc_result prdc(const feature_matrix& real, const feature_matrix& fake, 
                 // Kynkäänniemi et al.: inside when within some reference point's k-NN radius (<=).
                 inside = inside || v <= fake_r[static_cast<std::size_t>(j)];
                 if (v <= ri) std::atomic_ref<std::uint8_t>(fake_inside_real[static_cast<std::size_t>(j)]).store(1, std::memory_order_relaxed);
-                // Naeem et al. (their reference code): strictly inside the ball (<).
-                if (v < di) {
+                // Naeem et al.'s B(X_i, NND_k(X_i)) as a closed ball (<=), like Kynkäänniemi et al.'s
+                // above. Their reference code's strict < differs only on exact ties, but there it
+                // leaves balls of radius 0 (k + 1 equal real rows) empty: constant features, or
+                // duplicated images, would get density and coverage 0 against themselves.
+                if (v <= di) {
                     covered = true;
                     std::atomic_ref<std::int64_t>(fake_ball_count[static_cast<std::size_t>(j)]).fetch_add(1, std::memory_order_relaxed);
                 }
@@ -146,6 +149,9 @@ tensor<double> knn_radii(const X& features, int k = 3, std::int64_t block_rows =
 
 // Precision, recall, density and coverage of fake (M, D) against real (N, D) features, float or
 // double, computed in double. Requires equal D, N > max(k, density_k), M > k, finite values.
+// Every ball is closed: a sample on a radius, or equal to a real row whose radius is 0, is inside.
+// So a set of N equal rows against itself has precision, recall and coverage 1 and density
+// N / density_k (every sample lies in every ball: Naeem et al. eq. (2) as written).
 // Results are identical at any thread count.
 template <feature_view R, feature_view F>
 prdc_result prdc(const R& real, const F& fake, const prdc_options& options = {}) {
