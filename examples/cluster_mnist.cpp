@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include <Eigen/Dense>
@@ -36,27 +37,25 @@ struct options {
     std::uint64_t seed = 0;
 };
 
-options parse(int argc, char** argv) {
+// The command line, every value range-checked before the data is read.
+std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) fail("cluster_mnist: ", a, " needs a value");
-            return argv[++i];
-        };
-        if (a == "--data") o.data = value();
-        else if (a == "--n") o.n = examples::number<std::int64_t>(a, value());
-        else if (a == "--pca") o.pca = examples::number<std::int64_t>(a, value());
-        else if (a == "--k-max") o.k_max = examples::number<std::int64_t>(a, value());
-        else if (a == "--epsilon") o.epsilon = examples::number<double>(a, value());
-        else if (a == "--normalize-columns") o.normalize_columns = true;
-        else if (a == "--seed") o.seed = examples::number<std::uint64_t>(a, value());
-        else
-            fail("cluster_mnist: unknown argument '", a,
-                 "' (expected --data, --n, --pca, --k-max, --epsilon, --normalize-columns, --seed)");
-    }
-    require(o.n >= 10, "cluster_mnist: expected --n >= 10, found ", o.n);
-    require(o.pca >= 0, "cluster_mnist: expected --pca >= 0, found ", o.pca);
+    CLI::App app{"SSC-OMP + spectral clustering of the first N MNIST test images (raw pixels or their uncentred PCA), "
+                 "scored by the best cluster-to-digit matching, with k-means beside it.",
+                 "cluster_mnist"};
+    examples::setup(app);
+    app.add_option("--data", o.data, "Directory of the MNIST IDX files")->check(CLI::ExistingDirectory);
+    app.add_option("--n", o.n, "Images: the first N of the test set (all of them when it holds fewer)")
+        ->check(examples::whole_in(10, 1'000'000));
+    app.add_option("--pca", o.pca, "Dimensions: project on the top eigenvectors of X^T X, uncentred (0: raw pixels)")
+        ->check(examples::whole_in(0, 784));
+    app.add_option("--k-max", o.k_max, "SSC-OMP: most atoms (neighbours) per point")->check(examples::whole_in(1, 1000));
+    app.add_option("--epsilon", o.epsilon, "SSC-OMP: stop once a unit-norm point's residual norm is <= this")
+        ->check(examples::finite_at_least(0));
+    app.add_flag("--normalize-columns", o.normalize_columns,
+                 "Scale each coefficient column to unit L2 norm before the affinity |C| + |C|^T (You et al.'s code)");
+    app.add_option("--seed", o.seed, "Seed of both k-means runs (in spectral clustering and the baseline)")->check(examples::unsigned_integer);
+    if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     return o;
 }
 
@@ -116,10 +115,8 @@ int run(const options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        return run(parse(argc, argv));
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 2;
-    }
+    int exit_code = 0;
+    const std::optional<options> o = parse(argc, argv, exit_code);
+    if (!o) return exit_code;
+    return examples::run_reporting_errors("cluster_mnist", [&] { return run(*o); });
 }

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -27,52 +28,35 @@
 
 namespace {
 
-constexpr const char* usage =
-    "usage: compute_metrics REAL.npy FAKE.npy [--k K] [--density-k K] [--kid-subsets S] [--kid-subset-size M] "
-    "[--seed S] [--time]";
-
 struct arguments {
     std::string real, fake;
-    int k = 3;
-    int density_k = 5;
+    std::int64_t k = 3;
+    std::int64_t density_k = 5;
     std::int64_t kid_subsets = 100;
     std::int64_t kid_subset_size = -1;  // default: min(1000, N_real, N_fake)
     std::uint64_t seed = 0;
     bool time = false;
 };
 
-std::int64_t parse_integer(std::string_view option, const std::string& text, std::int64_t lowest) {
-    const auto v = examples::number<std::int64_t>(option, text);
-    if (v < lowest) ouro::fail(option, ": expected an integer >= ", lowest, ", found ", v);
-    return v;
-}
-
-arguments parse(int argc, char** argv) {
+// The command line, every value range-checked before a file is opened.
+std::optional<arguments> parse(int argc, char** argv, int& exit_code) {
     arguments a;
-    int positional = 0;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (arg == "--time") {
-            a.time = true;
-            continue;
-        }
-        if (arg.rfind("--", 0) == 0) {
-            if (i + 1 >= argc) ouro::fail(arg, ": expected a value after the option");
-            const std::string value = argv[++i];
-            if (arg == "--k") a.k = static_cast<int>(parse_integer(arg, value, 1));
-            else if (arg == "--density-k") a.density_k = static_cast<int>(parse_integer(arg, value, 1));
-            else if (arg == "--kid-subsets") a.kid_subsets = parse_integer(arg, value, 0);
-            else if (arg == "--kid-subset-size") a.kid_subset_size = parse_integer(arg, value, 2);
-            else if (arg == "--seed") a.seed = static_cast<std::uint64_t>(parse_integer(arg, value, 0));
-            else ouro::fail("unknown option '", arg, "'\n", usage);
-            continue;
-        }
-        if (positional == 0) a.real = arg;
-        else if (positional == 1) a.fake = arg;
-        else ouro::fail("unexpected argument '", arg, "'\n", usage);
-        ++positional;
-    }
-    if (positional != 2) ouro::fail("expected two feature files, REAL.npy and FAKE.npy\n", usage);
+    CLI::App app{"FID, precision, recall, density, coverage and KID of two (N, D) feature files (.npy, float32 or "
+                 "float64, C order).",
+                 "compute_metrics"};
+    examples::setup(app);
+    app.add_option("REAL", a.real, "Real features (N, D) .npy")->required()->check(CLI::ExistingFile);
+    app.add_option("FAKE", a.fake, "Generated features (M, D) .npy")->required()->check(CLI::ExistingFile);
+    app.add_option("--k", a.k, "Neighbours for precision and recall")->check(examples::whole_in(1, 1'000'000));
+    app.add_option("--density-k", a.density_k, "Neighbours for density and coverage")->check(examples::whole_in(1, 1'000'000));
+    app.add_option("--kid-subsets", a.kid_subsets, "KID subsets (0: one estimate over all samples)")
+        ->check(examples::whole_in(0, 1'000'000));
+    app.add_option("--kid-subset-size", a.kid_subset_size, "KID subset size (default: min(1000, N, M))")
+        ->check(examples::whole_in(2, std::int64_t{1} << 40))
+        ->default_str("");
+    app.add_option("--seed", a.seed, "Seed of the KID subsets")->check(examples::unsigned_integer);
+    app.add_flag("--time", a.time, "Print each metric's seconds on stderr");
+    if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     return a;
 }
 
@@ -98,13 +82,12 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-int run(int argc, char** argv) {
-    const arguments a = parse(argc, argv);
+int run(const arguments& a) {
     const ouro::tensor<double> real = read_features(a.real), fake = read_features(a.fake);
     if (real.dim(1) != fake.dim(1))
         ouro::fail("expected features of the same dimension D, found ", a.real, " of shape ", real.dims(), " and ", a.fake,
                    " of shape ", fake.dims());
-    const int most_k = std::max(a.k, a.density_k);
+    const std::int64_t most_k = std::max(a.k, a.density_k);
     if (real.dim(0) <= most_k)
         ouro::fail(a.real, ": k = ", most_k, " nearest neighbours need more than ", most_k, " samples, found shape ",
                    real.dims());
@@ -116,7 +99,7 @@ int run(int argc, char** argv) {
     const double fid = ouro::metrics::fid(real, fake);
     const double fid_s = seconds_since(t0);
     t0 = clock::now();
-    const ouro::metrics::prdc_result pr = ouro::metrics::prdc(real, fake, {.k = a.k, .density_k = a.density_k});
+    const ouro::metrics::prdc_result pr = ouro::metrics::prdc(real, fake, {.k = static_cast<int>(a.k), .density_k = static_cast<int>(a.density_k)});
     const double prdc_s = seconds_since(t0);
     t0 = clock::now();
     const std::int64_t m =
@@ -136,13 +119,8 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        return run(argc, argv);
-    } catch (const ouro::error& e) {
-        std::cerr << "error: " << e.what() << '\n';
-        return 2;
-    } catch (const std::exception& e) {
-        std::cerr << "error: " << e.what() << '\n';
-        return 1;
-    }
+    int exit_code = 0;
+    const std::optional<arguments> a = parse(argc, argv, exit_code);
+    if (!a) return exit_code;
+    return examples::run_reporting_errors("compute_metrics", [&] { return run(*a); });
 }

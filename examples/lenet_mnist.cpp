@@ -6,6 +6,7 @@
 //   lenet_mnist [--data data/mnist] [--epochs 3] [--batch 64] [--lr 2e-3] [--seed 1]
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "cli.hpp"
@@ -28,22 +29,20 @@ struct options {
     std::uint64_t seed = 1;
 };
 
-options parse(int argc, char** argv) {
+// The command line, every value range-checked before the data is read.
+std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) fail("lenet_mnist: ", a, " needs a value");
-            return argv[++i];
-        };
-        if (a == "--data") o.data = value();
-        else if (a == "--epochs") o.epochs = examples::number<int>(a, value());
-        else if (a == "--batch") o.batch = examples::number<std::int64_t>(a, value());
-        else if (a == "--lr") o.lr = examples::number<double>(a, value());
-        else if (a == "--seed") o.seed = examples::number<std::uint64_t>(a, value());
-        else fail("lenet_mnist: unknown argument '", a, "' (expected --data, --epochs, --batch, --lr, --seed)");
-    }
-    require(o.epochs >= 1 && o.batch >= 1, "lenet_mnist: expected --epochs >= 1 and --batch >= 1");
+    CLI::App app{"Trains a LeNet-5 on the MNIST training set (AdamW, warm-up + cosine) and reports its accuracy on the "
+                 "10,000 test images.",
+                 "lenet_mnist"};
+    examples::setup(app);
+    app.add_option("--data", o.data, "Directory of the MNIST IDX files")->check(CLI::ExistingDirectory);
+    app.add_option("--epochs", o.epochs, "Passes over the 60,000 training images")->check(examples::whole_in(1, 1000));
+    app.add_option("--batch", o.batch, "Images per optimizer step")->check(examples::whole_in(1, 60'000));
+    app.add_option("--lr", o.lr, "AdamW learning rate at the end of the warm-up (then cosine decay)")
+        ->check(examples::finite_above(0));
+    app.add_option("--seed", o.seed, "Seed of the initial weights and the batch order")->check(examples::unsigned_integer);
+    if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     return o;
 }
 
@@ -85,10 +84,8 @@ int run(const options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        return run(parse(argc, argv));
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 2;
-    }
+    int exit_code = 0;
+    const std::optional<options> o = parse(argc, argv, exit_code);
+    if (!o) return exit_code;
+    return examples::run_reporting_errors("lenet_mnist", [&] { return run(*o); });
 }

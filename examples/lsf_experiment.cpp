@@ -20,8 +20,10 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "cli.hpp"
@@ -51,49 +53,52 @@ struct options {
     std::string latent_label = "null";
 };
 
-std::vector<std::string> split_commas(const std::string& s) {
-    std::vector<std::string> out;
-    std::size_t start = 0;
-    while (start <= s.size()) {
-        const std::size_t end = std::min(s.find(',', start), s.size());
-        if (end > start) out.push_back(s.substr(start, end - start));
-        start = end + 1;
-    }
-    return out;
-}
-
-options parse(int argc, char** argv) {
+// The command line, every value checked before any work starts (and so before the run directory
+// is written): an unknown flag, a malformed number or one out of range ends here in one line.
+std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) fail("lsf_experiment: ", a, " needs a value");
-            return argv[++i];
-        };
-        if (a == "--dataset") o.dataset = value();
-        else if (a == "--data-dir") o.data_dir = value();
-        else if (a == "--profile") o.profile = value();
-        else if (a == "--out") o.out = value();
-        else if (a == "--seed") o.seed = examples::number<std::uint64_t>(a, value());
-        else if (a == "--unlabelled") o.unlabelled = true;
-        else if (a == "--t") o.t = examples::number<std::int64_t>(a, value());
-        else if (a == "--draws") o.draws = examples::number<std::int64_t>(a, value());
-        else if (a == "--probe-l2") o.probe_l2 = examples::number<double>(a, value());
-        else if (a == "--generations") o.generations = examples::number<std::int64_t>(a, value());
-        else if (a == "--methods") o.methods = split_commas(value());
-        else if (a == "--latent-label") o.latent_label = value();
-        else fail("lsf_experiment: unknown argument '", a, "'");
-    }
-    require(o.dataset == "mnist" || o.dataset == "fashion-mnist" || o.dataset == "cifar10" || o.dataset == "image-folder",
-            "lsf_experiment: --dataset must be mnist, fashion-mnist, cifar10 or image-folder, found '", o.dataset, "'");
-    require(o.latent_label == "null" || o.latent_label == "own",
-            "lsf_experiment: --latent-label must be null or own, found '", o.latent_label, "'");
-    require(o.profile == "smoke" || o.profile == "quick" || o.profile == "paper",
-            "lsf_experiment: --profile must be smoke, quick or paper, found '", o.profile, "'");
+    CLI::App app{"The paper's experiment (Cai et al., AAAI-26): G0 on real images, then K generations of the "
+                 "self-consuming loop for each method, written to a resumable run directory.",
+                 "lsf_experiment"};
+    examples::setup(app);
+    app.add_option("--dataset", o.dataset, "Data set")
+        ->check(CLI::IsMember({"mnist", "fashion-mnist", "cifar10", "image-folder"}));
+    app.add_option("--data-dir", o.data_dir,
+                   "IDX files (default data/mnist, data/fashion-mnist), CIFAR-10 binary batches, or an image folder "
+                   "(one subfolder per class; train/ and test/ when present, else split 90/10), read at 32x32");
+    app.add_option("--profile", o.profile, "Sizes and lengths (see README)")->check(CLI::IsMember({"smoke", "quick", "paper"}));
+    app.add_option("--out", o.out, "Run directory (default runs/lsf_<dataset>_<profile>)");
+    app.add_option("--seed", o.seed, "Seed of every random choice")->check(examples::unsigned_integer);
+    app.add_flag("--unlabelled", o.unlabelled, "Unconditional DDPM; the probe learns SSC-OMP cluster labels");
+    app.add_option("--t", o.t, "Latent extraction timestep, of T = 1000 (default: the profile's)")
+        ->check(examples::whole_in(0, 999))
+        ->default_str("");
+    app.add_option("--draws", o.draws, "Noise draws averaged per latent (default: the profile's)")
+        ->check(examples::whole_in(1, 1000))
+        ->default_str("");
+    app.add_option("--probe-l2", o.probe_l2, "The probe's L2 weight lambda (default: the profile's)")
+        ->check(examples::finite_at_least(0))
+        ->default_str("");
+    app.add_option("--generations", o.generations, "Generations K (default: the profile's)")
+        ->check(examples::whole_in(1, 1000))
+        ->default_str("");
+    const auto& names = presets::lsf_experiment<false, true, false>::method_names;
+    app.add_option("--methods", o.methods, "Run only these methods, comma-separated (default: all)")
+        ->delimiter(',')
+        ->check(CLI::IsMember(std::vector<std::string>(names.begin(), names.end())))
+        ->default_str("");
+    app.add_option("--latent-label", o.latent_label, "Label a conditional G0 reads latents with")
+        ->check(CLI::IsMember({"null", "own"}));
+    if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     if (o.data_dir.empty()) {
         if (o.dataset == "mnist") o.data_dir = "data/mnist";
         else if (o.dataset == "fashion-mnist") o.data_dir = "data/fashion-mnist";
-        else fail("lsf_experiment: --dataset ", o.dataset, " needs --data-dir DIR");
+        else {
+            std::fprintf(stderr, "lsf_experiment: error: --dataset %s needs --data-dir DIR (run with --help for the flags)\n",
+                         o.dataset.c_str());
+            exit_code = 2;
+            return std::nullopt;
+        }
     }
     if (o.out.empty()) o.out = fs::path("runs") / ("lsf_" + o.dataset + "_" + o.profile + (o.unlabelled ? "_unlabelled" : ""));
     return o;
@@ -133,9 +138,11 @@ datasets load(const options& o) {
     if (o.dataset == "cifar10")
         return {data::load_cifar10(o.data_dir, data::split::train), data::load_cifar10(o.data_dir, data::split::test)};
     // An image folder at 32×32: train/ and test/ when both exist, else one folder split 90/10 per class.
-    if (fs::is_directory(o.data_dir / "train") && fs::is_directory(o.data_dir / "test"))
-        return {data::load_image_folder(o.data_dir, 32, {.subfolder = "train"}),
-                data::load_image_folder(o.data_dir, 32, {.subfolder = "test"})};
+    // The two splits must hold the same classes, or the test-set reference comes from other ones.
+    if (fs::is_directory(o.data_dir / "train") && fs::is_directory(o.data_dir / "test")) {
+        data::image_folder_splits s = data::load_image_folder_splits(o.data_dir, 32);
+        return {std::move(s.train), std::move(s.test)};
+    }
     const auto all = data::load_image_folder(o.data_dir, 32);
     datasets d;
     std::vector<std::int64_t> count(static_cast<std::size_t>(all.num_classes), 0), seen(count);
@@ -231,10 +238,8 @@ int run(const options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        return run(parse(argc, argv));
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 2;
-    }
+    int exit_code = 0;
+    const std::optional<options> o = parse(argc, argv, exit_code);
+    if (!o) return exit_code;
+    return examples::run_reporting_errors("lsf_experiment", [&] { return run(*o); });
 }

@@ -15,12 +15,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <Eigen/Dense>
 #include <nlohmann/json.hpp>
 
+#include "cli.hpp"
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/diffusion/checkpoint.hpp"
 #include "ouro/diffusion/forward_process.hpp"
@@ -145,6 +147,23 @@ void draw_latents(const tensor<float>& z, const tensor<std::int64_t>& labels, co
                 static_cast<long long>(n), static_cast<long long>(d), 100 * explained, file.string().c_str());
 }
 
+struct options {
+    fs::path run_dir = "runs/lsf_mnist_quick", out = "runs/lsf_steps";
+};
+
+// The command line, checked before anything is read or written.
+std::optional<options> parse(int argc, char** argv, int& exit_code) {
+    options o;
+    CLI::App app{"The steps of Latent Space Filtering on real digits, one picture each, from a run directory of "
+                 "lsf_experiment (grey 28x28 data, class-conditional, smoke or quick profile).",
+                 "lsf_steps"};
+    examples::setup(app);
+    app.add_option("--run", o.run_dir, "Run directory written by lsf_experiment")->check(CLI::ExistingDirectory);
+    app.add_option("--out", o.out, "Directory for noising.png, latents.svg, kept.png and dropped.png");
+    if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
+    return o;
+}
+
 int run(const fs::path& run_dir, const fs::path& out) {
     const fs::path config_file = run_dir / "config.json";
     require(fs::exists(config_file), config_file.string(), ": not found; expected a run directory of lsf_experiment");
@@ -232,18 +251,8 @@ int run(const fs::path& run_dir, const fs::path& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        fs::path run_dir = "runs/lsf_mnist_quick", out = "runs/lsf_steps";
-        for (int i = 1; i < argc; ++i) {
-            const std::string a = argv[i];
-            require(i + 1 < argc, "lsf_steps: ", a, " needs a value");
-            if (a == "--run") run_dir = argv[++i];
-            else if (a == "--out") out = argv[++i];
-            else fail("lsf_steps: unknown argument '", a, "' (expected --run DIR, --out DIR)");
-        }
-        return run(run_dir, out);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 2;
-    }
+    int exit_code = 0;
+    const std::optional<options> o = parse(argc, argv, exit_code);
+    if (!o) return exit_code;
+    return examples::run_reporting_errors("lsf_steps", [&] { return run(o->run_dir, o->out); });
 }

@@ -9,6 +9,7 @@
 //   mnist_latents [--model runs/train_mnist/model_ema.safetensors] [--data data/mnist]
 //                 [--t 50] [--probe-n 5000] [--cluster-n 2000] [--k-max 10]
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "cli.hpp"
@@ -31,22 +32,21 @@ struct options {
     std::int64_t t = 50, probe_n = 5000, cluster_n = 2000, k_max = 10;
 };
 
-options parse(int argc, char** argv) {
+// The command line, every value range-checked before the model is read.
+std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) fail("mnist_latents: ", a, " needs a value");
-            return argv[++i];
-        };
-        if (a == "--model") o.model = value();
-        else if (a == "--data") o.data = value();
-        else if (a == "--t") o.t = examples::number<std::int64_t>(a, value());
-        else if (a == "--probe-n") o.probe_n = examples::number<std::int64_t>(a, value());
-        else if (a == "--cluster-n") o.cluster_n = examples::number<std::int64_t>(a, value());
-        else if (a == "--k-max") o.k_max = examples::number<std::int64_t>(a, value());
-        else fail("mnist_latents: unknown argument '", a, "'");
-    }
+    CLI::App app{"What a trained DDPM's encoder knows: a softmax probe on the bottleneck latents of MNIST training "
+                 "digits, and SSC-OMP clustering of those of test digits (labels withheld).",
+                 "mnist_latents"};
+    examples::setup(app);
+    app.add_option("--model", o.model, "U-Net weights written by train_mnist (.safetensors)")->check(CLI::ExistingFile);
+    app.add_option("--data", o.data, "Directory of the MNIST IDX files")->check(CLI::ExistingDirectory);
+    app.add_option("--t", o.t, "Diffusion timestep of the latents, of T = 1000")->check(examples::whole_in(0, 999));
+    app.add_option("--probe-n", o.probe_n, "Training digits for the probe (20% of them held out)")
+        ->check(examples::whole_in(10, 60'000));
+    app.add_option("--cluster-n", o.cluster_n, "Test digits to cluster")->check(examples::whole_in(10, 10'000));
+    app.add_option("--k-max", o.k_max, "SSC-OMP: most atoms (neighbours) per point")->check(examples::whole_in(1, 1000));
+    if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     return o;
 }
 
@@ -107,10 +107,8 @@ int run(const options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        return run(parse(argc, argv));
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 2;
-    }
+    int exit_code = 0;
+    const std::optional<options> o = parse(argc, argv, exit_code);
+    if (!o) return exit_code;
+    return examples::run_reporting_errors("mnist_latents", [&] { return run(*o); });
 }

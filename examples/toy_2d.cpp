@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "cli.hpp"
@@ -39,21 +40,21 @@ struct options {
     std::uint64_t seed = 1;
 };
 
-options parse(int argc, char** argv) {
+// The command line, every value checked before any work starts (and so before the run directory
+// is written).
+std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) fail("toy_2d: ", a, " needs a value");
-            return argv[++i];
-        };
-        if (a == "--out") o.out = value();
-        else if (a == "--generations") o.generations = examples::number<std::int64_t>(a, value());
-        else if (a == "--samples") o.samples = examples::number<std::int64_t>(a, value());
-        else if (a == "--epochs") o.epochs = examples::number<std::int64_t>(a, value());
-        else if (a == "--seed") o.seed = examples::number<std::uint64_t>(a, value());
-        else fail("toy_2d: unknown argument '", a, "' (expected --out, --generations, --samples, --epochs, --seed)");
-    }
+    CLI::App app{"Model collapse and Latent Space Filtering on a ring of 8 Gaussian modes in the plane: the "
+                 "self-consuming loop for SYN, SYN-ADD, ACU, ACUR and ACU-LSF, written to a resumable run directory.",
+                 "toy_2d"};
+    examples::setup(app);
+    app.add_option("--out", o.out, "Run directory (the same command resumes it)");
+    app.add_option("--generations", o.generations, "Generations K of the loop")->check(examples::whole_in(1, 1000));
+    app.add_option("--samples", o.samples, "Points sampled per generation, |S_k|")->check(examples::whole_in(1, 100'000));
+    app.add_option("--epochs", o.epochs, "Fine-tuning epochs E: passes of G_k over its training set T_k")
+        ->check(examples::whole_in(1, 100'000));
+    app.add_option("--seed", o.seed, "Seed of every random choice")->check(examples::unsigned_integer);
+    if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     return o;
 }
 
@@ -127,10 +128,8 @@ int run(const options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        return run(parse(argc, argv));
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 2;
-    }
+    int exit_code = 0;
+    const std::optional<options> o = parse(argc, argv, exit_code);
+    if (!o) return exit_code;
+    return examples::run_reporting_errors("toy_2d", [&] { return run(*o); });
 }

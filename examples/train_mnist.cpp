@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "cli.hpp"
@@ -37,27 +38,26 @@ struct options {
     std::uint64_t seed = 1;
 };
 
-options parse(int argc, char** argv) {
+// The command line, every value range-checked before the data is read or the run directory written.
+std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) fail("train_mnist: ", a, " needs a value");
-            return argv[++i];
-        };
-        if (a == "--data") o.data = value();
-        else if (a == "--out") o.out = value();
-        else if (a == "--steps") o.steps = examples::number<std::int64_t>(a, value());
-        else if (a == "--batch") o.batch = examples::number<std::int64_t>(a, value());
-        else if (a == "--lr") o.lr = examples::number<double>(a, value());
-        else if (a == "--per-label") o.per_label = examples::number<std::int64_t>(a, value());
-        else if (a == "--ddim-steps") o.ddim_steps = examples::number<std::int64_t>(a, value());
-        else if (a == "--guidance") o.guidance = examples::number<double>(a, value());
-        else if (a == "--seed") o.seed = examples::number<std::uint64_t>(a, value());
-        else fail("train_mnist: unknown argument '", a, "'");
-    }
-    require(o.steps >= 1 && o.batch >= 1 && o.per_label >= 1, "train_mnist: expected positive --steps, --batch, --per-label");
-    require(o.ddim_steps == 50, "train_mnist: this example samples with DDIM 50 steps (ddim<50>); found --ddim-steps ", o.ddim_steps);
+    CLI::App app{"Trains a class-conditional DDPM (presets::mnist_unet) on MNIST, samples digits with DDIM and "
+                 "classifier-free guidance, and has a LeNet judge whether they show the digit asked for.",
+                 "train_mnist"};
+    examples::setup(app);
+    app.add_option("--data", o.data, "Directory of the MNIST IDX files")->check(CLI::ExistingDirectory);
+    app.add_option("--out", o.out, "Run directory: checkpoints, model_ema.safetensors, grid.png (resumed if present)");
+    app.add_option("--steps", o.steps, "Training steps (optimizer updates)")->check(examples::whole_in(1, 10'000'000));
+    app.add_option("--batch", o.batch, "Images per training step")->check(examples::whole_in(1, 60'000));
+    app.add_option("--lr", o.lr, "Adam learning rate, reached after a 200-step linear warm-up")->check(examples::finite_above(0));
+    app.add_option("--per-label", o.per_label, "Samples generated per digit (10 digits)")
+        ->check(examples::whole_in(1, 100'000));
+    app.add_option("--ddim-steps", o.ddim_steps, "DDIM sampling steps (this example is compiled for 50 only)")
+        ->check(examples::whole_in(50, 50));
+    app.add_option("--guidance", o.guidance, "Classifier-free guidance scale w (1: none, 0: unconditional)")
+        ->check(examples::finite_at_least(0));
+    app.add_option("--seed", o.seed, "Seed of the weights, the batches and the samples")->check(examples::unsigned_integer);
+    if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     return o;
 }
 
@@ -143,10 +143,8 @@ int run(const options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        return run(parse(argc, argv));
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 2;
-    }
+    int exit_code = 0;
+    const std::optional<options> o = parse(argc, argv, exit_code);
+    if (!o) return exit_code;
+    return examples::run_reporting_errors("train_mnist", [&] { return run(*o); });
 }

