@@ -121,6 +121,7 @@ TEST_CASE("conv2d matches the defining sum across pixel and channel blocks", "[c
         {shape{2, 10, 17, 16}, 4, 1, {1, 0}},  // the pointwise path, 272 pixels
         {shape{1, 9, 33, 35}, 3, 3, {2, 1}},   // stride 2: 17 x 18 = 306 pixels
         {shape{1, 3, 40, 13}, 2, 5, {1, 2}},   // 520 pixels, three blocks
+        {shape{2, 3, 6, 2}, 2, 5, {1, 2}},     // taps wider than the image: whole rows of padding
     };
     for (const layout& c : cases) {
         INFO("x " << c.x << ", k " << c.k << ", stride " << c.p.stride << ", padding " << c.p.padding);

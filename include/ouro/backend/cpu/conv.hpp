@@ -208,6 +208,9 @@ private:
         std::int64_t batch, cin, cout, h, w, k, stride, pad, ho, wo;
         std::int64_t hw, hwo, kk, ckk;  // derived: H·W, Ho·Wo, k·k, Cin·k·k
         bool pointwise() const { return k == 1 && stride == 1 && pad == 0; }
+        // Stride 1 with an output as large as the input (k = 2p + 1): output pixel p reads input
+        // pixel p + (u − pad)·W + (v − pad) for every tap, one shift per tap over the whole block.
+        bool same_size() const { return stride == 1 && ho == h && wo == w; }
     };
 
     static geometry_ geometry_of_(const char* what, const shape& x, const shape& w, conv2d_params p) {
@@ -244,6 +247,10 @@ private:
     template <class T>
     static void im2col_(const T* x_n, std::int64_t c0, std::int64_t c1, const geometry_& g, std::int64_t p0,
                         std::int64_t cols, T* col) {
+        if (g.same_size()) {
+            im2col_same_(x_n, c0, c1, g, p0, cols, col);
+            return;
+        }
         for (std::int64_t c = c0; c < c1; ++c) {
             const T* plane = x_n + c * g.hw;
             for (std::int64_t u = 0; u < g.k; ++u)
@@ -276,11 +283,83 @@ private:
         }
     }
 
+    // The taps of the same_size() case, a block of output pixels [p0, p0 + cols) at a time: per tap
+    // (c, u, v), one contiguous shifted copy of the plane, zero where the tap's row leaves the image
+    // (a prefix or suffix of the block) and where its column does (the first or last pixels of
+    // each image row, |v − pad| of them). Fewer, longer copies than the general path, the same values.
+    template <class T>
+    static void im2col_same_(const T* x_n, std::int64_t c0, std::int64_t c1, const geometry_& g, std::int64_t p0,
+                             std::int64_t cols, T* col) {
+        for (std::int64_t c = c0; c < c1; ++c) {
+            const T* plane = x_n + c * g.hw;
+            for (std::int64_t u = 0; u < g.k; ++u)
+                for (std::int64_t v = 0; v < g.k; ++v) {
+                    T* out = col + ((c - c0) * g.kk + u * g.k + v) * cols;
+                    const std::int64_t shift = (u - g.pad) * g.w + (v - g.pad);
+                    // Pixels whose tap row is inside the image: p with 0 <= p + (u − pad)·W < H·W.
+                    const std::int64_t lo = std::clamp(-(u - g.pad) * g.w - p0, std::int64_t{0}, cols);
+                    const std::int64_t hi = std::clamp(g.hw - (u - g.pad) * g.w - p0, lo, cols);
+                    std::fill(out, out + lo, T(0));
+                    // In the rows inside the image, p + shift stays inside the plane except where the
+                    // column leaves it, and those entries are zeroed just below.
+                    const std::int64_t a = std::max(lo, -shift - p0), e = std::min(hi, g.hw - shift - p0);
+                    std::fill(out + lo, out + std::max(lo, a), T(0));
+                    if (e > a) std::copy(plane + p0 + a + shift, plane + p0 + e + shift, out + a);
+                    std::fill(out + std::max(std::max(lo, a), e), out + hi, T(0));
+                    std::fill(out + hi, out + cols, T(0));
+                    zero_outside_columns_(out, g, v, p0, lo, hi);
+                }
+        }
+    }
+
+    // Zeroes entries [lo, hi) of a same_size() tap row whose column j + v − pad leaves [0, W).
+    template <class T>
+    static void zero_outside_columns_(T* out, const geometry_& g, std::int64_t v, std::int64_t p0, std::int64_t lo,
+                                      std::int64_t hi) {
+        const std::int64_t d = v - g.pad;
+        if (d == 0) return;
+        // Columns j < −d (d < 0) or j >= W − d (d > 0) of every image row the block touches.
+        const std::int64_t j_begin = d < 0 ? 0 : g.w - d, j_end = d < 0 ? -d : g.w;
+        for (std::int64_t row_start = (p0 + lo) / g.w * g.w; row_start < p0 + hi; row_start += g.w) {
+            const std::int64_t a = std::max(row_start + j_begin, p0 + lo), e = std::min(row_start + j_end, p0 + hi);
+            for (std::int64_t p = a; p < e; ++p) out[p - p0] = T(0);
+        }
+    }
+
+    // The adjoint of im2col_same_: each tap row adds into the plane at its shift, skipping the
+    // entries whose tap lies outside the image. The order of additions is fixed.
+    template <class T>
+    static void col2im_add_same_(const T* col, std::int64_t c0, std::int64_t c1, const geometry_& g, std::int64_t p0,
+                                 std::int64_t cols, T* dx_n) {
+        const std::int64_t row_pixels = g.w;
+        for (std::int64_t c = c0; c < c1; ++c) {
+            T* plane = dx_n + c * g.hw;
+            for (std::int64_t u = 0; u < g.k; ++u)
+                for (std::int64_t v = 0; v < g.k; ++v) {
+                    const T* in = col + ((c - c0) * g.kk + u * g.k + v) * cols;
+                    const std::int64_t shift = (u - g.pad) * g.w + (v - g.pad), d = v - g.pad;
+                    const std::int64_t lo = std::clamp(-(u - g.pad) * g.w - p0, std::int64_t{0}, cols);
+                    const std::int64_t hi = std::clamp(g.hw - (u - g.pad) * g.w - p0, lo, cols);
+                    // Image row by image row, the columns whose tap stays inside: j in [max(0, −d), min(W, W − d)).
+                    const std::int64_t j_lo = std::max<std::int64_t>(0, -d), j_hi = std::min(row_pixels, row_pixels - d);
+                    for (std::int64_t row_start = (p0 + lo) / g.w * g.w; row_start < p0 + hi; row_start += g.w) {
+                        const std::int64_t a = std::max(row_start + j_lo, p0 + lo), e = std::min(row_start + j_hi, p0 + hi);
+                        T* dst = plane + shift;
+                        for (std::int64_t p = a; p < e; ++p) dst[p] += in[p - p0];
+                    }
+                }
+        }
+    }
+
     // The adjoint of im2col_: adds col's entries into the taps they were read from in dx_n's
     // channels [c0, c1); taps in the padding are dropped. The order of additions is fixed.
     template <class T>
     static void col2im_add_(const T* col, std::int64_t c0, std::int64_t c1, const geometry_& g, std::int64_t p0,
                             std::int64_t cols, T* dx_n) {
+        if (g.same_size()) {
+            col2im_add_same_(col, c0, c1, g, p0, cols, dx_n);
+            return;
+        }
         for (std::int64_t c = c0; c < c1; ++c) {
             T* plane = dx_n + c * g.hw;
             for (std::int64_t u = 0; u < g.k; ++u)
