@@ -1,20 +1,45 @@
-// Throughput of the MNIST U-Net preset on the CPU backend: training images/s (forward + backward +
-// AdamW at batch 128) and sampling images/s (one forward at batch 256). Run side by side with
-// benchmarks/torch_unet.py (the same architecture in PyTorch) to get the ratio:
-//   build/release/benchmarks/bench_unet && /usr/bin/python3 benchmarks/torch_unet.py
+// Throughput and memory of ouro's CPU U-Net, one measurement per process, for
+// benchmarks/run-vs-pytorch (which runs benchmarks/torch_unet.py on identical U-Nets beside it):
+//
+//   bench_unet --spec S|M|Q --mode train|sample|peak [--threads N] [--reps R]
+//
+// train: forward + backward + AdamW at batch 128; sample: one forward (no grad) at batch 256;
+// peak: the FP32 FMA rate this machine reaches on N threads (independent FMA chains in registers).
+// Prints one JSON line: side, spec, mode, threads, images_per_s (or gflops for peak), peak_rss_mib.
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <string_view>
+
+#include <xsimd/xsimd.hpp>
 
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/optim/adamw.hpp"
+#include "ouro/presets/experiments.hpp"
 #include "ouro/presets/unet.hpp"
 
 using namespace ouro;
 
 namespace {
+
+// The three U-Nets of the comparison (issue #10): S the MNIST preset, M a wider one of ~6.5 M
+// parameters, Q the quick profile's small U-Net.
+inline constexpr nn::unet_spec spec_s = presets::mnist_unet;
+inline constexpr nn::unet_spec spec_m{.in_channels = 1, .image_size = 28, .base = 64, .mult = {1, 2, 2},
+                                      .res_blocks = 2, .attention = {false, false, true}, .heads = 1,
+                                      .groups = 8, .dropout = 0.1, .classes = 10};
+inline constexpr nn::unet_spec spec_q = presets::small_unet(1, 28, 10);
+
+double peak_rss_mib() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
 
 template <class F>
 double seconds_per_call(F&& f, int warmup, int reps) {
@@ -24,44 +49,90 @@ double seconds_per_call(F&& f, int warmup, int reps) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / reps;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    const int reps = argc > 1 ? std::atoi(argv[1]) : 3;
-    constexpr auto spec = presets::mnist_unet;
-    nn::unet<cpu, spec> net;
+template <nn::unet_spec Spec>
+double measure(std::string_view mode, int reps) {
+    nn::unet<cpu, Spec> net;
     net.reset_parameters(1);
-    std::printf("spec %s, %lld parameters, %d threads\n", spec.str().c_str(),
-                static_cast<long long>(net.store().parameter_count()), max_threads());
-
-    auto inputs = [&](std::int64_t batch) {
-        tensor<float> x(shape{batch, spec.in_channels, spec.image_size, spec.image_size});
-        philox_stream rng(2, rng_purpose::user);
-        for (float& v : x) v = rng.normal();
-        tensor<std::int64_t> t(shape{batch}), y(shape{batch});
-        for (std::int64_t i = 0; i < batch; ++i) {
-            t[i] = (i * 37) % 1000;
-            y[i] = i % spec.classes;
-        }
-        return std::tuple{std::move(x), std::move(t), std::move(y)};
-    };
-
-    {
-        auto [x, t, y] = inputs(128);
+    const std::int64_t batch = mode == "train" ? 128 : 256;
+    tensor<float> x(shape{batch, Spec.in_channels, Spec.image_size, Spec.image_size});
+    philox_stream rng(2, rng_purpose::user);
+    for (float& v : x) v = rng.normal();
+    tensor<std::int64_t> t(shape{batch}), y(shape{batch});
+    for (std::int64_t i = 0; i < batch; ++i) {
+        t[i] = (i * 37) % 1000;
+        y[i] = i % Spec.classes;
+    }
+    if (mode == "train") {
         tensor<float> dout(x.dims());
         for (std::int64_t i = 0; i < dout.numel(); ++i) dout[i] = 1e-3f * static_cast<float>(i % 7);
         optim::adamw<float> opt(net.store());
-        const double s = seconds_per_call([&] {
-            net.forward(x, t, y, {.training = true});
-            net.store().zero_grad();
-            net.backward(dout);
-            opt.step(net.store());
-        }, 1, reps);
-        std::printf("train  batch 128: %.3f s/step, %.1f images/s\n", s, 128 / s);
+        const double s = seconds_per_call(
+            [&] {
+                net.forward(x, t, y, {.training = true});
+                net.store().zero_grad();
+                net.backward(dout);
+                opt.step(net.store());
+            },
+            1, reps);
+        return static_cast<double>(batch) / s;
     }
+    const double s = seconds_per_call([&] { net.predict(x, t, y); }, 1, reps);
+    return static_cast<double>(batch) / s;
+}
+
+// GFLOP/s of FP32 FMAs: per thread, 12 independent accumulator chains of one SIMD register each
+// (enough to cover the FMA latency), 2 FLOPs per lane per FMA.
+double peak_gflops() {
+    using batch = xsimd::batch<float>;
+    constexpr int chains = 12;
+    constexpr std::int64_t iterations = 40'000'000;
+    double total = 0;
+    const auto start = std::chrono::steady_clock::now();
+#pragma omp parallel reduction(+ : total)
     {
-        auto [x, t, y] = inputs(256);
-        const double s = seconds_per_call([&] { net.predict(x, t, y); }, 1, reps);
-        std::printf("sample batch 256: %.3f s/forward, %.1f images/s\n", s, 256 / s);
+        batch acc[chains];
+        for (int c = 0; c < chains; ++c) acc[c] = batch(1.0f + 1e-7f * static_cast<float>(c));
+        const batch a(0.999999f), b(1e-7f);
+        for (std::int64_t i = 0; i < iterations; ++i)
+            for (int c = 0; c < chains; ++c) acc[c] = xsimd::fma(acc[c], a, b);
+        float keep = 0;
+        for (int c = 0; c < chains; ++c) keep += xsimd::hadd(acc[c]);
+        total += keep;
     }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (total == 12345.0f) std::puts("");  // keeps the loop from being optimised away
+    return 2.0 * static_cast<double>(batch::size) * chains * static_cast<double>(iterations) * max_threads() / s / 1e9;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string spec = "S", mode = "train";
+    int reps = 3, threads = 0;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string_view flag = argv[i];
+        if (flag == "--spec") spec = argv[i + 1];
+        else if (flag == "--mode") mode = argv[i + 1];
+        else if (flag == "--reps") reps = std::atoi(argv[i + 1]);
+        else if (flag == "--threads") threads = std::atoi(argv[i + 1]);
+        else {
+            std::fprintf(stderr, "bench_unet: unknown flag %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if ((spec != "S" && spec != "M" && spec != "Q") || (mode != "train" && mode != "sample" && mode != "peak") || reps < 1 ||
+        threads < 0) {
+        std::fprintf(stderr, "usage: bench_unet --spec S|M|Q --mode train|sample|peak [--threads N] [--reps R]\n");
+        return 2;
+    }
+    if (threads > 0) set_threads(threads);
+    if (mode == "peak") {
+        std::printf("{\"side\": \"ouro\", \"mode\": \"peak\", \"threads\": %d, \"gflops\": %.2f}\n", max_threads(), peak_gflops());
+        return 0;
+    }
+    const double ips = spec == "S" ? measure<spec_s>(mode, reps) : spec == "M" ? measure<spec_m>(mode, reps) : measure<spec_q>(mode, reps);
+    std::printf("{\"side\": \"ouro\", \"spec\": \"%s\", \"mode\": \"%s\", \"threads\": %d, \"images_per_s\": %.3f, "
+                "\"peak_rss_mib\": %.1f}\n",
+                spec.c_str(), mode.c_str(), max_threads(), ips, peak_rss_mib());
+    return 0;
 }
