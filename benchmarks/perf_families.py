@@ -1,6 +1,10 @@
 #!/usr/bin/python3
 """Groups a `perf record` profile of bench_unet into kernel families (the table in benchmarks/RESULTS.md):
     /usr/bin/python3 benchmarks/perf_families.py perf.data"""
+import re
+import subprocess
+import sys
+
 data = sys.argv[1]
 out = subprocess.run(["perf","report","-i",data,"--no-children","--sort","symbol","-g","none","--percent-limit","0.05"],capture_output=True,text=True).stdout
 cats = {"GEMM micro-kernel (Eigen gebp)":0,"GEMM packing (Eigen)":0,"im2col / col2im, and every memmove / memset":0,"GroupNorm":0,"SiLU, adds, per-channel ops":0,"dropout":0,"attention":0,"kernel (page faults, scheduling)":0,"other":0}
