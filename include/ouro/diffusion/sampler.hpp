@@ -1,5 +1,6 @@
-// Samplers of the reverse process: DDPM ancestral sampling (Ho et al. 2020, Algorithm 2) and DDIM
-// (Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021), with classifier-free
+// Samplers of the reverse process: DDPM ancestral sampling (Ho et al. 2020, Algorithm 2), DDIM
+// (Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021) and DPM-Solver++(2M) (Lu et
+// al. 2022), with classifier-free
 // guidance (Ho & Salimans 2022), x_0 clipping and dynamic thresholding (Saharia et al., "Imagen",
 // 2022). Samplers are types; their single steps are free functions usable on their own.
 // All noise comes from Philox keyed by (seed, rng_purpose::sampler, sample index, step), so a
@@ -301,6 +302,59 @@ void ddim_step(const schedule_table& table, double eta, std::int64_t t, std::int
         per_item * 16);
 }
 
+// One DPM-Solver++(2M) step from t to t_prev (Lu et al., "DPM-Solver++", arXiv 2211.01095,
+// Algorithm 2, data prediction), for every item of a batch. With α = sqrt(ᾱ), σ = sqrt(1 − ᾱ) and
+// λ = log(α/σ):
+//   x̂_0 = P::to_x0(out, x_t), clipped/thresholded as `x0` says; written to x0_out (for the next step)
+//   h = λ_{t_prev} − λ_t;  D = x̂_0 (first order), or with the previous step's x̂_0' and h' (r = h'/h)
+//   D = (1 + 1/(2r)) x̂_0 − (1/(2r)) x̂_0'                                            eq. (5.5)
+//   x_prev = (σ_prev/σ_t) x_t − α_prev (e^{−h} − 1) D                                  eq. (5.4)
+// The final step (t_prev = −1, ᾱ = 1, σ = 0) returns D = x̂_0, first order as diffusers'
+// lower_order_final. x0_last absent (a default-constructed view) means first order. Returns h (0
+// for the final step). Requires x_t, model_output, x_prev, x0_out (and x0_last) of one shape.
+// Overwrites x_prev (which may alias x_t) and x0_out.
+template <parameterization P = epsilon_prediction, real_scalar T>
+double dpm_solver_pp_2m_step(const schedule_table& table, std::int64_t t, std::int64_t t_prev, double h_last,
+                             tensor_view<const std::type_identity_t<T>> x_t,
+                             tensor_view<const std::type_identity_t<T>> model_output, tensor_view<const double> x0_last,
+                             tensor_view<double> x0_out, tensor_view<T> x_prev, const x0_options& x0 = {}) {
+    const std::int64_t batch =
+        detail::require_step_inputs<T>(table, t, t_prev, x_t, model_output, x_prev, "dpm_solver_pp_2m_step");
+    detail::require_x0_options(x0);
+    require_shape(x0_out.dims(), x_t.dims(), "dpm_solver_pp_2m_step x0_out");
+    const bool second_order = !detail::absent(x0_last) && t_prev >= 0;
+    if (second_order) {
+        require_shape(x0_last.dims(), x_t.dims(), "dpm_solver_pp_2m_step x0_last");
+        require(h_last > 0.0 && std::isfinite(h_last), "dpm_solver_pp_2m_step: expected the previous step's h > 0, found ",
+                h_last);
+    }
+    const auto k = static_cast<std::size_t>(t);
+    const double a = table.sqrt_alphas_cumprod()[k], s = table.sqrt_one_minus_alphas_cumprod()[k];
+    const double ab_prev = table.alpha_bar(t_prev);
+    const double a_prev = std::sqrt(ab_prev), s_prev = std::sqrt(1.0 - ab_prev);
+    const double h = t_prev >= 0 ? std::log(a_prev / s_prev) - std::log(a / s) : 0.0;
+    const double r = second_order ? h_last / h : 1.0;
+    const double c_new = second_order ? 1.0 + 0.5 / r : 1.0, c_old = second_order ? -0.5 / r : 0.0;
+    const double keep = t_prev >= 0 ? s_prev / s : 0.0, push = t_prev >= 0 ? -a_prev * std::expm1(-h) : 1.0;
+    const std::int64_t per_item = x_t.numel() / batch;
+    parallel_for(
+        batch,
+        [&](std::int64_t b) {
+            const std::int64_t begin = b * per_item;
+            std::vector<double> scratch;
+            double* x0_hat = x0_out.data() + begin;
+            for (std::int64_t i = 0; i < per_item; ++i)
+                x0_hat[i] = P::to_x0(model_output[begin + i], x_t[begin + i], a, s);
+            detail::process_x0_item(x0_hat, per_item, x0, scratch);
+            for (std::int64_t i = 0; i < per_item; ++i) {
+                const double d = second_order ? c_new * x0_hat[i] + c_old * x0_last[begin + i] : x0_hat[i];
+                x_prev[begin + i] = static_cast<T>(keep * static_cast<double>(x_t[begin + i]) + push * d);
+            }
+        },
+        per_item * 16);
+    return h;
+}
+
 // ---- Whole samplers ---------------------------------------------------------------------------
 
 // Sampler noise layout: the noise of sample `index` at sampler step `step` (0: the starting x_T,
@@ -559,7 +613,68 @@ private:
     std::vector<std::int64_t> timesteps_;
 };
 
+// DPM-Solver++(2M) (Lu et al. 2022, arXiv 2211.01095, Algorithm 2) with `Steps` model calls: the
+// second-order multistep solver of the probability-flow ODE in data prediction, deterministic,
+// for a model of parameterization P. Its first step is first order (no earlier x̂_0), and so is
+// its last, which goes to ᾱ = 1 and returns x̂_0 (see dpm_solver_pp_2m_step). Guidance and x_0
+// processing as every sampler (sampler_options); with guidance, the guided output is the one
+// the solver integrates (as diffusers' pipelines do).
+template <int Steps, parameterization P = epsilon_prediction>
+class dpm_solver_pp_2m {
+    static_assert(Steps >= 1, "dpm_solver_pp_2m<Steps>: Steps must be at least 1");
+
+public:
+    static constexpr const char* name = "dpm_solver_pp_2m";
+    static constexpr int steps = Steps;
+    using parameterization_type = P;
+
+    // Requires Steps <= T.
+    explicit dpm_solver_pp_2m(schedule_table table, sampler_options options = {})
+        : table_(std::move(table)), options_(options) {
+        require(Steps <= table_.timesteps(), "dpm_solver_pp_2m: expected at most T = ", table_.timesteps(),
+                " steps, found ", Steps);
+        detail::require_x0_options(options_.x0);
+        timesteps_ = make_timesteps(table_.timesteps(), Steps, options_.spacing);
+    }
+
+    const schedule_table& table() const { return table_; }
+    const sampler_options& options() const { return options_; }
+    const std::vector<std::int64_t>& timesteps() const { return timesteps_; }
+
+    template <class M>
+    tensor<float> sample(M& model, const shape& item_shape, std::int64_t count, tensor_view<const std::int64_t> labels,
+                         std::uint64_t seed, std::uint64_t first_index = 0) const {
+        tensor<double> x0_now, x0_last;  // x̂_0 of this step and of the one before, (B, ...)
+        double h_last = 0.0;
+        bool have_last = false;
+        return detail::run_sampler(model, timesteps_, options_, item_shape, count, labels, seed, first_index, name,
+                                   [&](std::int64_t t, std::int64_t t_prev, tensor_view<float> x,
+                                       tensor_view<const float> out, auto&&) {
+                                       x0_now.resize(x.dims());
+                                       x0_last.resize(x.dims());
+                                       const tensor_view<const double> last =
+                                           have_last ? tensor_view<const double>(x0_last.view()) : tensor_view<const double>{};
+                                       h_last = dpm_solver_pp_2m_step<P, float>(table_, t, t_prev, h_last, x, out, last,
+                                                                                x0_now.view(), x, options_.x0);
+                                       std::swap(x0_now, x0_last);
+                                       have_last = true;
+                                   });
+    }
+
+    template <class M>
+    tensor<float> sample(M& model, const shape& item_shape, tensor_view<const std::int64_t> labels, std::uint64_t seed,
+                         std::uint64_t first_index = 0) const {
+        return sample(model, item_shape, labels.numel(), labels, seed, first_index);
+    }
+
+private:
+    schedule_table table_;
+    sampler_options options_;
+    std::vector<std::int64_t> timesteps_;
+};
+
 static_assert(check_sampler<ddpm_ancestral<>>());
 static_assert(check_sampler<ddim<50>>());
+static_assert(check_sampler<dpm_solver_pp_2m<20>>());
 
 }  // namespace ouro::diffusion
