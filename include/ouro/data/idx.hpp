@@ -214,12 +214,13 @@ inline tensor<std::uint8_t> read_idx_uint8(const std::filesystem::path& file, in
     if (data_bytes > max_bytes)
         fail(path, ": IDX header describes ", layout_of(rank), " = ", dims, ", more than 1 TiB of data; the header is corrupt");
 
-    // Read in chunks so a header that promises more than the file holds costs no large allocation.
+    // Read in chunks that grow with what was read (64 KiB, then doubling), so that a header that
+    // promises more than the file holds costs memory in proportion to the bytes that are there.
     std::vector<std::uint8_t> bytes;
     const std::size_t want = static_cast<std::size_t>(data_bytes);
-    bytes.reserve(std::min<std::size_t>(want, std::size_t{64} << 20));
     while (bytes.size() < want) {
-        const std::size_t chunk = std::min<std::size_t>(want - bytes.size(), std::size_t{16} << 20);
+        const std::size_t chunk =
+            std::min<std::size_t>(want - bytes.size(), std::max<std::size_t>(bytes.size(), std::size_t{64} << 10));
         const std::size_t old = bytes.size();
         bytes.resize(old + chunk);
         const std::size_t got = in.read(bytes.data() + old, chunk);

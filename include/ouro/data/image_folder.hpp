@@ -358,6 +358,47 @@ inline std::vector<unsigned char> read_image_file(const std::filesystem::path& f
     return bytes;
 }
 
+// Whether the JPEG `bytes` has a Huffman table (DHT segment) of more than 256 codes. No valid
+// table has (there are 256 byte values to code), but stb_image up to v2.27, Debian 12's, writes
+// such a table past its arrays (nothings/stb#1289, fixed in v2.28). So the segments are walked as
+// stb walks them, up to EOI: a marker is 0xFF then a byte other than 0x00 and 0xFF, found by
+// scanning (entropy-coded data, fill bytes and junk between segments are skipped so), and every
+// marker but TEM, RSTn, SOI and EOI is followed by a big-endian length that counts itself. Bytes
+// past the end read as 0, as in stb.
+inline bool jpeg_has_oversized_huffman_table(const std::vector<unsigned char>& bytes) {
+    const std::size_t size = bytes.size();
+    std::size_t i = 0;
+    while (i < size && bytes[i] == 0xFF) ++i;                   // stb takes FF ... FF D8 for SOI too
+    if (i == 0 || i == size || bytes[i] != 0xD8) return false;  // not a JPEG
+    ++i;
+    auto at = [&](std::size_t k) -> std::size_t { return k < size ? bytes[k] : 0; };
+    while (i + 1 < size) {
+        if (bytes[i] != 0xFF || bytes[i + 1] == 0x00 || bytes[i + 1] == 0xFF) {
+            ++i;
+            continue;
+        }
+        const unsigned marker = bytes[i + 1];
+        i += 2;
+        if (marker == 0xD9) return false;                                    // EOI
+        if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) continue;  // TEM, RSTn, SOI
+        const std::size_t length = at(i) << 8 | at(i + 1);
+        if (marker == 0xC4) {
+            // Tables of 1 + 16 + n bytes (class and id, the code counts per length, the n symbols)
+            // while the segment has bytes left, as stb reads them.
+            std::size_t table = i + 2;
+            for (std::ptrdiff_t left = static_cast<std::ptrdiff_t>(length) - 2; left > 0;) {
+                std::size_t codes = 0;
+                for (std::size_t k = 1; k <= 16; ++k) codes += at(table + k);
+                if (codes > 256) return true;
+                table += 17 + codes;
+                left -= static_cast<std::ptrdiff_t>(17 + codes);
+            }
+        }
+        i += length;
+    }
+    return false;
+}
+
 // Decodes `file` to interleaved 8-bit RGB (H, W, 3). stb keeps its failure reason per thread.
 struct rgb_pixels {
     std::vector<unsigned char> data;
@@ -366,6 +407,8 @@ struct rgb_pixels {
 
 inline rgb_pixels decode_rgb(const std::filesystem::path& file) {
     const std::vector<unsigned char> bytes = read_image_file(file);
+    if (jpeg_has_oversized_huffman_table(bytes))
+        fail(file.string(), ": corrupt JPEG: a Huffman table (DHT segment) declares more than 256 codes");
     int w = 0, h = 0, in_file = 0;
     unsigned char* pixels =
         stb_private::ouro_stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &in_file, 3);

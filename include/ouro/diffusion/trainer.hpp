@@ -44,6 +44,7 @@
 #include "ouro/diffusion/sampler.hpp"
 #include "ouro/diffusion/schedule.hpp"
 #include "ouro/io/png.hpp"
+#include "ouro/io/safetensors.hpp"
 #include "ouro/nn/module.hpp"
 #include "ouro/optim/adamw.hpp"
 #include "ouro/optim/clip.hpp"
@@ -734,9 +735,13 @@ private:
     void require_same_trajectory(const checkpoint_contents& c) const {
         using json = nlohmann::json;
         const std::string tp = c.trainer_path.string();
+        const std::string& recorded = checkpoint_detail::get(c.trainer_metadata, "trajectory", tp);
+        if (const std::size_t depth = io::detail::json_nesting_depth(recorded); depth > io::json_max_depth)
+            fail(tp, ": the metadata 'trajectory' nests arrays and objects ", depth, " levels deep, more than ",
+                 io::json_max_depth);
         json saved;
         try {
-            saved = json::parse(checkpoint_detail::get(c.trainer_metadata, "trajectory", tp));
+            saved = json::parse(recorded);
         } catch (const json::exception& e) {
             fail(tp, ": the metadata 'trajectory' is not valid JSON (", e.what(), ")");
         }

@@ -4,12 +4,15 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ouro/core/error.hpp"
@@ -33,8 +36,17 @@ inline std::string npy_field(const std::string& header, const std::string& key, 
     if (k == std::string::npos) fail(path, ": .npy header has no '", key, "' field");
     auto colon = header.find(':', k);
     if (colon == std::string::npos) fail(path, ": malformed .npy header");
-    auto start = header.find_first_not_of(' ', colon + 1);
+    const auto start = header.find_first_not_of(' ', colon + 1);
+    if (start == std::string::npos) fail(path, ": .npy header field '", key, "' has no value");
     return header.substr(start);
+}
+
+// Whether the float `v` truncates to a value of the integer type T. Casting one that does not
+// (NaN, infinities, out of range) is undefined behaviour, not a wrapped or clamped value.
+template <class T, class S>
+bool fits_integer(S v) {
+    const S past = std::ldexp(S{1}, std::numeric_limits<T>::digits);  // 2^digits: the first value above T's
+    return std::is_signed_v<T> ? (v >= -past && v < past) : (v > S{-1} && v < past);
 }
 }  // namespace detail
 
@@ -101,7 +113,8 @@ inline npy_header read_npy_header(std::istream& in, const std::string& path) {
 }
 
 // Reads a .npy file of float32, float64, int64 or uint8 (little-endian, C order) into a tensor of T,
-// converting element by element. Refuses Fortran order, other dtypes, and truncated data.
+// converting element by element. Refuses Fortran order, other dtypes, truncated data, and (for an
+// integer T) a float element that T cannot hold: NaN, an infinity, or a value out of its range.
 template <class T>
 tensor<T> read_npy(const std::filesystem::path& file) {
     const std::string path = file.string();
@@ -134,7 +147,14 @@ tensor<T> read_npy(const std::filesystem::path& file) {
         std::vector<S> raw(n);
         if (!in.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(n * sizeof(S))))
             fail(path, ": truncated .npy data: expected ", n * sizeof(S), " bytes for shape ", h.dims);
-        for (std::size_t i = 0; i < n; ++i) result[static_cast<std::int64_t>(i)] = static_cast<T>(raw[i]);
+        for (std::size_t i = 0; i < n; ++i) {
+            if constexpr (std::is_integral_v<T> && std::is_floating_point_v<S>)
+                if (!detail::fits_integer<T>(raw[i]))
+                    fail(path, ": element ", i, " of the .npy data is ", raw[i], ", which a ", 8 * sizeof(T), "-bit ",
+                         std::is_signed_v<T> ? "signed" : "unsigned", " integer cannot hold (reading '", h.dtype,
+                         "' data as integers)");
+            result[static_cast<std::int64_t>(i)] = static_cast<T>(raw[i]);
+        }
         out = std::move(result);
     };
     if (h.dtype == "<f4") read_as(float{});

@@ -115,6 +115,36 @@ struct safetensors_entry {
 // also tells a file of another kind (whose first 8 bytes read as a huge length) from a truncated one.
 inline constexpr std::uint64_t safetensors_max_header_bytes = 100'000'000;
 
+// The deepest nesting of arrays and objects accepted in a JSON text, here and in ouro's other JSON
+// files (which nest 3 levels at most). nlohmann's parser is iterative, but copying, comparing and
+// dumping a value recurse: a header of 10^5 nested brackets (400 KB, well within the size limit)
+// would overflow the stack there.
+inline constexpr std::size_t json_max_depth = 128;
+
+namespace detail {
+// The deepest nesting of arrays and objects in the JSON `text`; brackets inside strings do not
+// count. A scan of the text, so that nothing recurses before the depth is known.
+inline std::size_t json_nesting_depth(std::string_view text) {
+    std::size_t depth = 0, deepest = 0;
+    bool in_string = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            if (c == '\\') ++i;  // the escaped character cannot end the string
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            deepest = std::max(deepest, ++depth);
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return deepest;
+}
+}  // namespace detail
+
 // The metadata key of the data section's CRC-32 (see the top of this file).
 inline constexpr const char* safetensors_checksum_key = "data_crc32";
 
@@ -310,6 +340,9 @@ private:
         using json = nlohmann::json;
         // Newer reference readers insist on '{' as the first byte (InvalidHeaderStart).
         if (text.empty() || text[0] != '{') malformed("its header does not start with '{'");
+        if (const std::size_t depth = detail::json_nesting_depth(text); depth > json_max_depth)
+            malformed(ouro::detail::concat("its header nests arrays and objects ", depth, " levels deep, more than ",
+                                           json_max_depth));
         json header;
         try {
             header = json::parse(text);

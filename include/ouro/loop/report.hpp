@@ -4,6 +4,7 @@
 // is ../shared/DESIGN.md's: config.json, metrics.csv, diagnostics.csv, grids/, plots/, report.md.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -266,7 +267,14 @@ inline void write_run_outputs(const std::filesystem::path& dir, std::span<const 
     if (last >= 0) {
         md += "## Generation " + std::to_string(last) + "\n\n" + metrics_table(metrics, info.methods, last, true) + "\n";
         md += "## Every generation\n\n";
-        for (std::int64_t g = 0; g <= last; ++g)
+        // The generations that have rows (in a run, every one from 0 to the last), not a count up
+        // to `last`: a row of generation 10^8 in an edited state.json would otherwise mean 10^8 tables.
+        std::vector<std::int64_t> generations;
+        for (const auto& r : metrics)
+            if (r.generation >= 0) generations.push_back(r.generation);
+        std::sort(generations.begin(), generations.end());
+        generations.erase(std::unique(generations.begin(), generations.end()), generations.end());
+        for (const std::int64_t g : generations)
             md += "Generation " + std::to_string(g) + ":\n\n" + metrics_table(metrics, info.methods, g, true) + "\n";
     }
     md += "## Plots\n\n";

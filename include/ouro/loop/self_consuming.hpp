@@ -311,6 +311,17 @@ inline std::string config_differences(const nlohmann::json& file, const nlohmann
     return out;
 }
 
+// The text of the run's JSON file `file` (config.json, state.json). Refused when it nests deeper
+// than io::json_max_depth: the run's files nest 3 levels, and copying, comparing, flattening and
+// dumping a parsed value recurse, so 10^5 nested brackets would overflow the stack.
+inline std::string read_run_json(const std::filesystem::path& file) {
+    std::string text = io::read_text_file(file);
+    if (const std::size_t depth = io::detail::json_nesting_depth(text); depth > io::json_max_depth)
+        fail(file.string(), ": not a file of this loop: it nests arrays and objects ", depth,
+             " levels deep, more than ", io::json_max_depth);
+    return text;
+}
+
 // CRC-32 of a text, as 8 hex digits (state.json's own checksum).
 inline std::string text_crc32(const std::string& text) {
     return io::detail::crc_hex(static_cast<std::uint32_t>(
@@ -585,7 +596,7 @@ private:
         if (std::filesystem::exists(file)) {
             nlohmann::json old;
             try {
-                old = nlohmann::json::parse(io::read_text_file(file));
+                old = nlohmann::json::parse(detail::read_run_json(file));
             } catch (const nlohmann::json::exception& e) {
                 fail(file.string(), ": not valid JSON (", e.what(), ")");
             }
@@ -604,7 +615,7 @@ private:
         if (!std::filesystem::exists(file)) return;
         nlohmann::json j;
         try {
-            j = nlohmann::json::parse(io::read_text_file(file));
+            j = nlohmann::json::parse(detail::read_run_json(file));
             const std::string recorded = j.at("checksum").get<std::string>();
             nlohmann::json body = j;
             body.erase("checksum");
