@@ -109,8 +109,10 @@ TEST_CASE("conv2d in float matches the double golden to float precision", "[conv
 
 TEST_CASE("conv2d matches the defining sum across pixel and channel blocks", "[conv]") {
     // Sizes past conv_ops::column_block output pixels and conv_ops::channel_block input channels,
-    // so several work items of each kind meet in one image.
-    static_assert(cpu_kernels::conv_ops::column_block == 256 && cpu_kernels::conv_ops::channel_block == 8);
+    // so several work items of each kind meet in one image; small images, so that forward blocks
+    // span images; and output channel counts off the kernel's tile sizes (8 and 12 rows, 48 and 32
+    // columns), so that edge tiles run.
+    static_assert(cpu_kernels::conv_ops::column_block == 288 && cpu_kernels::conv_ops::channel_block == 8);
     struct layout {
         shape x;
         std::int64_t cout, k;
@@ -118,7 +120,11 @@ TEST_CASE("conv2d matches the defining sum across pixel and channel blocks", "[c
     };
     const layout cases[] = {
         {shape{2, 10, 19, 17}, 5, 3, {1, 1}},  // 323 pixels, channels 8 + 2
-        {shape{2, 10, 17, 16}, 4, 1, {1, 0}},  // the pointwise path, 272 pixels
+        {shape{2, 10, 17, 18}, 4, 1, {1, 0}},  // the pointwise path, 306 pixels
+        {shape{5, 10, 7, 9}, 13, 3, {1, 1}},   // 63 pixels: blocks span images; 13 output channels
+        {shape{3, 12, 6, 7}, 37, 1, {1, 0}},   // pointwise over images, 37 output channels
+        {shape{3, 17, 5, 6}, 50, 3, {1, 1}},   // 50 output channels, 17 input channels
+        {shape{45, 2, 7, 7}, 3, 3, {1, 1}},    // blocks that take only the first row of an image
         {shape{1, 9, 33, 35}, 3, 3, {2, 1}},   // stride 2: 17 x 18 = 306 pixels
         {shape{1, 3, 40, 13}, 2, 5, {1, 2}},   // 520 pixels, three blocks
         {shape{2, 3, 6, 2}, 2, 5, {1, 2}},     // taps wider than the image: whole rows of padding

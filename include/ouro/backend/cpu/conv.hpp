@@ -1,15 +1,13 @@
 // CPU kernels: 2-D convolution (the cross-correlation of torch.nn.functional.conv2d) with square
 // kernels, the same stride and zero padding on both axes; forward, input gradient and parameter
-// gradients, by im2col + GEMM (Chellapilla, Puri & Simard 2006) through Eigen::Map over our buffers.
+// gradients, by im2col + GEMM (Chellapilla, Puri & Simard 2006) on the register-tiled kernel of gemm.hpp.
 //
-// Work is cut into pieces of a fixed size, never by thread count: forward runs per (image, block of
-// conv_ops::column_block output pixels), backward-input per (image, block of input channels), and
-// backward-weight per block of input channels, each looping over the batch in order. So an image's
-// output is bitwise the same at any thread count and in any batch, and the weight gradient is the
-// same at any thread count.
+// Work is cut into pieces of a fixed size, never by thread count: forward runs per block of
+// conv_ops::column_block output pixels of the batch, backward-input per (image, block of input
+// channels), and backward-weight per block of input channels, each looping over the batch in order.
+// Every output is one sum in a fixed order (gemm.hpp), so an image's output is bitwise the same at
+// any thread count and in any batch, and the weight gradient is the same at any thread count.
 #pragma once
-
-#include <Eigen/Core>
 
 #include <algorithm>
 #include <cstdint>
@@ -18,6 +16,7 @@
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/shape.hpp"
 #include "ouro/core/tensor.hpp"
+#include "ouro/backend/cpu/gemm.hpp"
 
 namespace ouro {
 
@@ -54,10 +53,12 @@ inline shape conv2d_output_shape(const shape& x, const shape& w, conv2d_params p
 namespace ouro::cpu_kernels {
 
 struct conv_ops {
-    // Output pixels per forward work item and per backward GEMM. It bounds the im2col scratch (a
-    // (Cin·k·k, 256) block of a 256-channel 3×3 conv is 2.4 MB in float) and lets a single large
-    // image run in parallel. Results depend on it, so it is a constant, never the thread count.
-    static constexpr std::int64_t column_block = 256;
+    // Columns (output pixels, or pixels of a batch laid end to end) per work item and per im2col
+    // block: a multiple of every tile width of gemm.hpp (48, 32, 24, 16 or 8 values). It bounds
+    // the scratch (a (Cin·k·k, 288) block of a 256-channel 3×3 conv is 2.7 MB in float) and lets a
+    // single large image run in parallel. Results do not depend on it (each output is one sum in
+    // a fixed order), but work items do, so it is a constant, never the thread count.
+    static constexpr std::int64_t column_block = 288;
     // Input channels per backward work item.
     static constexpr std::int64_t channel_block = 8;
 
@@ -65,75 +66,116 @@ struct conv_ops {
     // with x zero outside its extent. Requires the shapes of conv2d_output_shape, y of that shape,
     // and b of shape (Cout), or b without data (a default-constructed view) for no bias.
     // Overwrites y.
+    //
+    // As one product Y (Cout, B·Ho·Wo) = W (Cout, Cin·k·k) · im2col(x): the weights are packed once,
+    // then each work item, a block of column_block columns that may span images, writes its im2col
+    // block and multiplies. y[n, o, i, j] is b[o] plus the sum over (c, u, v) in increasing order,
+    // whichever block or thread computes it.
     template <real_scalar T>
     static void conv2d_forward(tensor_view<const T> x,  // (B, Cin, H, W)
                                tensor_view<const T> w,  // (Cout, Cin, k, k)
                                tensor_view<const T> b,  // (Cout) or none
                                tensor_view<T> y,        // (B, Cout, Ho, Wo)
                                conv2d_params params) {
+        using tile = gemm::pixel_tile<T>;
         const geometry_ g = geometry_of_("conv2d_forward", x.dims(), w.dims(), params);
         require_shape(y.dims(), shape{g.batch, g.cout, g.ho, g.wo}, "conv2d_forward output y (B, Cout, Ho, Wo)");
-        const bool has_bias = b.data() != nullptr;
-        if (has_bias) require_shape(b.dims(), shape{g.cout}, "conv2d_forward bias b (Cout)");
+        const T* bias = nullptr;
+        if (b.data() != nullptr) {
+            require_shape(b.dims(), shape{g.cout}, "conv2d_forward bias b (Cout)");
+            bias = b.data();
+        }
 
-        const std::int64_t blocks = (g.hwo + column_block - 1) / column_block;
+        T* w_packed = scratch_<T, slot_::weights>(gemm::packed_rows_size<tile>(g.cout, g.ckk));
+        gemm::pack_rows<tile>(w.data(), g.ckk, 1, g.cout, g.ckk, w_packed);
+
+        const std::int64_t columns = g.batch * g.hwo;
+        const std::int64_t blocks = (columns + column_block - 1) / column_block;
         parallel_for(
-            g.batch * blocks,
+            blocks,
             [&](std::int64_t item) {
-                const std::int64_t n = item / blocks, p0 = (item % blocks) * column_block;
-                const std::int64_t cols = std::min(column_block, g.hwo - p0);
-                const T* x_n = x.data() + n * g.cin * g.hw;
-                const const_map_<T> w_mat(w.data(), g.cout, g.ckk);
-                strided_map_<T> y_blk(y.data() + n * g.cout * g.hwo + p0, g.cout, cols, Eigen::OuterStride<>(g.hwo));
-                if (g.pointwise()) {
-                    // im2col of a 1×1, stride-1, unpadded conv is the input itself.
-                    const const_strided_map_<T> col(x_n + p0, g.cin, cols, Eigen::OuterStride<>(g.hw));
-                    y_blk.noalias() = w_mat * col;
-                } else {
-                    T* col_data = scratch_<T>(g.ckk * cols);
-                    im2col_(x_n, 0, g.cin, g, p0, cols, col_data);
-                    const const_map_<T> col(col_data, g.ckk, cols);
-                    y_blk.noalias() = w_mat * col;
+                const std::int64_t j0 = item * column_block, cols = std::min(column_block, columns - j0);
+                T* col = scratch_<T, slot_::columns>(g.ckk * column_block);
+                for_each_image_segment_(g, j0, cols, [&](std::int64_t n, std::int64_t p, std::int64_t offset, std::int64_t count) {
+                    im2col_(x.data() + n * g.cin * g.hw, 0, g.cin, g, p, count, col + offset, column_block);
+                });
+                // The kernel reads whole tiles of columns: the ones past the block's end are zero.
+                const std::int64_t padded = (cols + tile::nr - 1) / tile::nr * tile::nr;
+                if (padded > cols)
+                    for (std::int64_t r = 0; r < g.ckk; ++r)
+                        std::fill(col + r * column_block + cols, col + r * column_block + padded, T(0));
+
+                const std::int64_t n0 = j0 / g.hwo, p0 = j0 % g.hwo;
+                if (p0 + cols <= g.hwo) {  // one image: straight into y
+                    gemm::outer_product<tile, false>(g.cout, cols, g.ckk, w_packed, col, column_block,
+                                                     y.data() + n0 * g.cout * g.hwo + p0, g.hwo, bias);
+                    return;
                 }
-                if (has_bias)
-                    for (std::int64_t o = 0; o < g.cout; ++o) y_blk.row(o).array() += b[o];
+                T* out = scratch_<T, slot_::products>(g.cout * column_block);
+                gemm::outer_product<tile, false>(g.cout, cols, g.ckk, w_packed, col, column_block, out, column_block,
+                                                 bias);
+                for_each_image_segment_(g, j0, cols, [&](std::int64_t n, std::int64_t p, std::int64_t offset, std::int64_t count) {
+                    for (std::int64_t o = 0; o < g.cout; ++o)
+                        std::copy(out + o * column_block + offset, out + o * column_block + offset + count,
+                                  y.data() + (n * g.cout + o) * g.hwo + p);
+                });
             },
-            2 * g.cout * g.ckk * std::min(column_block, g.hwo));
+            2 * g.cout * g.ckk * column_block);
     }
 
     // dx = ∂L/∂x given dy = ∂L/∂y:  dx = col2im(wᵀ dy) image by image, overlapping patches summed.
     // Requires dy of the output shape that dx's shape, w and params give. Overwrites dx.
+    //
+    // wᵀ is packed once; each work item, an (image, block of input channels), multiplies its rows
+    // of wᵀ by dy a block of pixels at a time and adds the columns into its channels of dx, which
+    // no other item writes.
     template <real_scalar T>
     static void conv2d_backward_input(tensor_view<const T> dy,  // (B, Cout, Ho, Wo)
                                       tensor_view<const T> w,   // (Cout, Cin, k, k)
                                       tensor_view<T> dx,        // (B, Cin, H, W)
                                       conv2d_params params) {
+        using tile = gemm::pixel_tile<T>;
         const geometry_ g = geometry_of_("conv2d_backward_input", dx.dims(), w.dims(), params);
         require_shape(dy.dims(), shape{g.batch, g.cout, g.ho, g.wo}, "conv2d_backward_input dy (B, Cout, Ho, Wo)");
 
-        // Rows (c, u, v) of wᵀ for one block of input channels scatter into those channels of dx
-        // only, so (image, channel block) items write disjoint memory.
+        // wᵀ (Cin·k·k, Cout) in panels of mr rows. A channel block's channel_block·k·k rows start
+        // on a panel boundary (mr divides channel_block), so block c0's panels begin at row c0·k·k.
+        static_assert(channel_block % tile::mr == 0);
+        T* wt_packed = scratch_<T, slot_::weights>(gemm::packed_rows_size<tile>(g.ckk, g.cout));
+        gemm::pack_rows<tile>(w.data(), 1, g.ckk, g.ckk, g.cout, wt_packed);
+
         const std::int64_t blocks = (g.cin + channel_block - 1) / channel_block;
         parallel_for(
             g.batch * blocks,
             [&](std::int64_t item) {
                 const std::int64_t n = item / blocks, c0 = (item % blocks) * channel_block;
-                const std::int64_t nc = std::min(channel_block, g.cin - c0);
-                const const_map_<T> dy_n(dy.data() + n * g.cout * g.hwo, g.cout, g.hwo);
-                const const_strided_map_<T> w_blk(w.data() + c0 * g.kk, g.cout, nc * g.kk, Eigen::OuterStride<>(g.ckk));
+                const std::int64_t nc = std::min(channel_block, g.cin - c0), rows = nc * g.kk;
+                const T* a = wt_packed + c0 * g.kk * g.cout;
+                const T* dy_n = dy.data() + n * g.cout * g.hwo;
                 T* dx_n = dx.data() + n * g.cin * g.hw;
-                if (g.pointwise()) {
-                    map_<T> dx_blk(dx_n + c0 * g.hw, nc, g.hw);
-                    dx_blk.noalias() = w_blk.transpose() * dy_n;
-                    return;
-                }
-                std::fill(dx_n + c0 * g.hw, dx_n + (c0 + nc) * g.hw, T(0));
+                if (!g.pointwise()) std::fill(dx_n + c0 * g.hw, dx_n + (c0 + nc) * g.hw, T(0));
                 for (std::int64_t p0 = 0; p0 < g.hwo; p0 += column_block) {
                     const std::int64_t cols = std::min(column_block, g.hwo - p0);
-                    T* col_data = scratch_<T>(nc * g.kk * cols);
-                    map_<T> dcol(col_data, nc * g.kk, cols);
-                    dcol.noalias() = w_blk.transpose() * dy_n.middleCols(p0, cols);
-                    col2im_add_(col_data, c0, c0 + nc, g, p0, cols, dx_n);
+                    // The pointwise conv's columns are dx itself; the others go through col2im.
+                    T* out = g.pointwise() ? dx_n + c0 * g.hw + p0 : scratch_<T, slot_::products>(rows * column_block);
+                    const std::int64_t ldo = g.pointwise() ? g.hw : column_block;
+                    // Whole tiles of dy's columns are read in place; the last partial one from a
+                    // zero-padded copy (reading past it would leave dy's buffer).
+                    const std::int64_t body = cols / tile::nr * tile::nr;
+                    if (body > 0)
+                        gemm::outer_product<tile, false>(rows, body, g.cout, a, dy_n + p0, g.hwo, out, ldo,
+                                                         static_cast<const T*>(nullptr));
+                    if (body < cols) {
+                        T* tail = scratch_<T, slot_::tail>(g.cout * tile::nr);
+                        for (std::int64_t o = 0; o < g.cout; ++o) {
+                            const T* src = dy_n + o * g.hwo + p0 + body;
+                            std::copy(src, src + (cols - body), tail + o * tile::nr);
+                            std::fill(tail + o * tile::nr + (cols - body), tail + (o + 1) * tile::nr, T(0));
+                        }
+                        gemm::outer_product<tile, false>(rows, cols - body, g.cout, a, tail, tile::nr, out + body, ldo,
+                                                         static_cast<const T*>(nullptr));
+                    }
+                    if (!g.pointwise()) col2im_add_(out, c0, c0 + nc, g, p0, cols, dx_n, column_block);
                 }
             },
             2 * g.cout * channel_block * g.kk * g.hwo);
@@ -142,40 +184,59 @@ struct conv_ops {
     // dw += Σ_n dy_n im2col(x_n)ᵀ and db += Σ_{n, i, j} dy[n, :, i, j], summed over the batch in order.
     // Requires x and dw of the shapes conv2d_output_shape accepts, dy of the output shape, and db
     // of shape (Cout) or without data (no bias). Accumulates into dw and db.
+    //
+    // Per work item, a block of input channels, the transposed gradient dwᵀ (taps, Cout) of its
+    // taps is summed over images and pixel blocks in order, as outer products of a packed im2col
+    // block and the transposed dy block, then added into those columns of dw, which no other item
+    // writes.
     template <real_scalar T>
     static void conv2d_backward_weight(tensor_view<const T> x,   // (B, Cin, H, W)
                                        tensor_view<const T> dy,  // (B, Cout, Ho, Wo)
                                        tensor_view<T> dw,        // (Cout, Cin, k, k)
                                        tensor_view<T> db,        // (Cout) or none
                                        conv2d_params params) {
+        using tile = gemm::channel_tile<T>;
         const geometry_ g = geometry_of_("conv2d_backward_weight", x.dims(), dw.dims(), params);
         require_shape(dy.dims(), shape{g.batch, g.cout, g.ho, g.wo}, "conv2d_backward_weight dy (B, Cout, Ho, Wo)");
         const bool has_bias = db.data() != nullptr;
         if (has_bias) require_shape(db.dims(), shape{g.cout}, "conv2d_backward_weight bias gradient db (Cout)");
 
-        // One item per block of input channels owns those columns of dw (Cout, Cin·k·k) and sums
-        // the batch, then the pixel blocks, in order.
+        // dyᵀ blocks hold Cout values per pixel, padded to whole tiles of columns with zeros.
+        const std::int64_t cout_padded = (g.cout + tile::nr - 1) / tile::nr * tile::nr;
         const std::int64_t blocks = (g.cin + channel_block - 1) / channel_block;
         parallel_for(
             blocks,
             [&](std::int64_t item) {
                 const std::int64_t c0 = item * channel_block, nc = std::min(channel_block, g.cin - c0);
-                strided_map_<T> dw_blk(dw.data() + c0 * g.kk, g.cout, nc * g.kk, Eigen::OuterStride<>(g.ckk));
+                const std::int64_t rows = nc * g.kk;
+                T* sum = scratch_<T, slot_::products>(rows * g.cout);  // dwᵀ of this block: (rows, Cout)
+                std::fill(sum, sum + rows * g.cout, T(0));
+                T* col = scratch_<T, slot_::columns>(rows * column_block);
+                T* col_packed = scratch_<T, slot_::packed>(gemm::packed_rows_size<tile>(rows, column_block));
+                T* dyt = scratch_<T, slot_::tail>(column_block * cout_padded);
                 for (std::int64_t n = 0; n < g.batch; ++n) {
                     const T* x_n = x.data() + n * g.cin * g.hw;
-                    const const_map_<T> dy_n(dy.data() + n * g.cout * g.hwo, g.cout, g.hwo);
-                    if (g.pointwise()) {
-                        const const_map_<T> x_blk(x_n + c0 * g.hw, nc, g.hw);
-                        dw_blk.noalias() += dy_n * x_blk.transpose();
-                        continue;
-                    }
+                    const T* dy_n = dy.data() + n * g.cout * g.hwo;
                     for (std::int64_t p0 = 0; p0 < g.hwo; p0 += column_block) {
                         const std::int64_t cols = std::min(column_block, g.hwo - p0);
-                        T* col_data = scratch_<T>(nc * g.kk * cols);
-                        im2col_(x_n, c0, c0 + nc, g, p0, cols, col_data);
-                        const const_map_<T> col(col_data, nc * g.kk, cols);
-                        dw_blk.noalias() += dy_n.middleCols(p0, cols) * col.transpose();
+                        if (g.pointwise()) {
+                            gemm::pack_rows<tile>(x_n + c0 * g.hw + p0, g.hw, 1, rows, cols, col_packed);
+                        } else {
+                            im2col_(x_n, c0, c0 + nc, g, p0, cols, col, column_block);
+                            gemm::pack_rows<tile>(col, column_block, 1, rows, cols, col_packed);
+                        }
+                        for (std::int64_t p = 0; p < cols; ++p) {
+                            T* dst = dyt + p * cout_padded;
+                            for (std::int64_t o = 0; o < g.cout; ++o) dst[o] = dy_n[o * g.hwo + p0 + p];
+                            std::fill(dst + g.cout, dst + cout_padded, T(0));
+                        }
+                        gemm::outer_product<tile, true>(rows, g.cout, cols, col_packed, dyt, cout_padded, sum, g.cout,
+                                                        static_cast<const T*>(nullptr));
                     }
+                }
+                for (std::int64_t o = 0; o < g.cout; ++o) {
+                    T* dw_row = dw.data() + o * g.ckk + c0 * g.kk;
+                    for (std::int64_t r = 0; r < rows; ++r) dw_row[r] += sum[r * g.cout + o];
                 }
             },
             2 * g.batch * g.cout * channel_block * g.kk * g.hwo);
@@ -185,25 +246,16 @@ struct conv_ops {
             g.cout,
             [&](std::int64_t o) {
                 T sum(0);
-                for (std::int64_t n = 0; n < g.batch; ++n)
-                    sum += const_map_<T>(dy.data() + (n * g.cout + o) * g.hwo, 1, g.hwo).sum();
+                for (std::int64_t n = 0; n < g.batch; ++n) {
+                    const T* row = dy.data() + (n * g.cout + o) * g.hwo;
+                    for (std::int64_t p = 0; p < g.hwo; ++p) sum += row[p];
+                }
                 db[o] += sum;
             },
             g.batch * g.hwo);
     }
 
 private:
-    template <class T>
-    using row_major_ = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    template <class T>
-    using map_ = Eigen::Map<row_major_<T>>;
-    template <class T>
-    using const_map_ = Eigen::Map<const row_major_<T>>;
-    template <class T>
-    using strided_map_ = Eigen::Map<row_major_<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-    template <class T>
-    using const_strided_map_ = Eigen::Map<const row_major_<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-
     struct geometry_ {
         std::int64_t batch, cin, cout, h, w, k, stride, pad, ho, wo;
         std::int64_t hw, hwo, kk, ckk;  // derived: H·W, Ho·Wo, k·k, Cin·k·k
@@ -223,14 +275,30 @@ private:
         return g;
     }
 
+    // The per-thread scratch buffers, one per use, so that a buffer the calling thread fills before
+    // a parallel loop (packed weights) is not the one its work items fill.
+    enum class slot_ { weights, columns, packed, products, tail };
+
     // A per-thread buffer of at least `n` elements that grows and is never freed, so steady-state
     // calls allocate nothing. Each work item overwrites what it reads, so contents never leak
     // between items.
-    template <class T>
+    template <class T, slot_ Slot>
     static T* scratch_(std::int64_t n) {
         thread_local aligned_vector<T> buffer;
         if (buffer.size() < static_cast<std::size_t>(n)) buffer.resize(static_cast<std::size_t>(n));
         return buffer.data();
+    }
+
+    // Calls f(n, p, offset, count) for each image n that the columns [j0, j0 + cols) of the
+    // batch's (B·Ho·Wo) output pixels touch: its pixels [p, p + count) are columns
+    // [offset, offset + count) of the block.
+    template <class F>
+    static void for_each_image_segment_(const geometry_& g, std::int64_t j0, std::int64_t cols, F&& f) {
+        for (std::int64_t j = j0; j < j0 + cols;) {
+            const std::int64_t n = j / g.hwo, p = j % g.hwo, count = std::min(g.hwo - p, j0 + cols - j);
+            f(n, p, j - j0, count);
+            j += count;
+        }
     }
 
     // The output columns j in [0, wo) whose tap v reads an input column s·j − p + v inside [0, w):
@@ -242,20 +310,20 @@ private:
         lo = std::min(lo, hi);
     }
 
-    // col (rows (c − c0, u, v) for c in [c0, c1), columns = output pixels [p0, p0 + cols)) from the
-    // image x_n (Cin, H, W), zero where a tap falls in the padding.
+    // col (rows (c − c0, u, v) for c in [c0, c1) at row stride ld, columns = output pixels
+    // [p0, p0 + cols)) from the image x_n (Cin, H, W), zero where a tap falls in the padding.
     template <class T>
     static void im2col_(const T* x_n, std::int64_t c0, std::int64_t c1, const geometry_& g, std::int64_t p0,
-                        std::int64_t cols, T* col) {
+                        std::int64_t cols, T* col, std::int64_t ld) {
         if (g.same_size()) {
-            im2col_same_(x_n, c0, c1, g, p0, cols, col);
+            im2col_same_(x_n, c0, c1, g, p0, cols, col, ld);
             return;
         }
         for (std::int64_t c = c0; c < c1; ++c) {
             const T* plane = x_n + c * g.hw;
             for (std::int64_t u = 0; u < g.k; ++u)
                 for (std::int64_t v = 0; v < g.k; ++v) {
-                    T* out = col + ((c - c0) * g.kk + u * g.k + v) * cols;
+                    T* out = col + ((c - c0) * g.kk + u * g.k + v) * ld;
                     std::int64_t lo, hi;
                     valid_columns_(g, v, lo, hi);
                     // Walk the block one output row at a time.
@@ -289,12 +357,12 @@ private:
     // each image row, |v − pad| of them). Fewer, longer copies than the general path, the same values.
     template <class T>
     static void im2col_same_(const T* x_n, std::int64_t c0, std::int64_t c1, const geometry_& g, std::int64_t p0,
-                             std::int64_t cols, T* col) {
+                             std::int64_t cols, T* col, std::int64_t ld) {
         for (std::int64_t c = c0; c < c1; ++c) {
             const T* plane = x_n + c * g.hw;
             for (std::int64_t u = 0; u < g.k; ++u)
                 for (std::int64_t v = 0; v < g.k; ++v) {
-                    T* out = col + ((c - c0) * g.kk + u * g.k + v) * cols;
+                    T* out = col + ((c - c0) * g.kk + u * g.k + v) * ld;
                     const std::int64_t shift = (u - g.pad) * g.w + (v - g.pad);
                     // Pixels whose tap row is inside the image: p with 0 <= p + (u − pad)·W < H·W.
                     const std::int64_t lo = std::clamp(-(u - g.pad) * g.w - p0, std::int64_t{0}, cols);
@@ -302,10 +370,13 @@ private:
                     std::fill(out, out + lo, T(0));
                     // In the rows inside the image, p + shift stays inside the plane except where the
                     // column leaves it, and those entries are zeroed just below.
-                    const std::int64_t a = std::max(lo, -shift - p0), e = std::min(hi, g.hw - shift - p0);
-                    std::fill(out + lo, out + std::max(lo, a), T(0));
-                    if (e > a) std::copy(plane + p0 + a + shift, plane + p0 + e + shift, out + a);
-                    std::fill(out + std::max(std::max(lo, a), e), out + hi, T(0));
+                    // [a, e) within [lo, hi): a block shorter than the shift (a few pixels at the
+                    // start of an image, when blocks span images) may have no such entry at all.
+                    const std::int64_t a = std::clamp(-shift - p0, lo, hi);
+                    const std::int64_t e = std::clamp(g.hw - shift - p0, a, hi);
+                    std::fill(out + lo, out + a, T(0));
+                    std::copy(plane + p0 + a + shift, plane + p0 + e + shift, out + a);
+                    std::fill(out + e, out + hi, T(0));
                     std::fill(out + hi, out + cols, T(0));
                     zero_outside_columns_(out, g, v, p0, lo, hi);
                 }
@@ -330,13 +401,13 @@ private:
     // entries whose tap lies outside the image. The order of additions is fixed.
     template <class T>
     static void col2im_add_same_(const T* col, std::int64_t c0, std::int64_t c1, const geometry_& g, std::int64_t p0,
-                                 std::int64_t cols, T* dx_n) {
+                                 std::int64_t cols, T* dx_n, std::int64_t ld) {
         const std::int64_t row_pixels = g.w;
         for (std::int64_t c = c0; c < c1; ++c) {
             T* plane = dx_n + c * g.hw;
             for (std::int64_t u = 0; u < g.k; ++u)
                 for (std::int64_t v = 0; v < g.k; ++v) {
-                    const T* in = col + ((c - c0) * g.kk + u * g.k + v) * cols;
+                    const T* in = col + ((c - c0) * g.kk + u * g.k + v) * ld;
                     const std::int64_t shift = (u - g.pad) * g.w + (v - g.pad), d = v - g.pad;
                     const std::int64_t lo = std::clamp(-(u - g.pad) * g.w - p0, std::int64_t{0}, cols);
                     const std::int64_t hi = std::clamp(g.hw - (u - g.pad) * g.w - p0, lo, cols);
@@ -351,20 +422,20 @@ private:
         }
     }
 
-    // The adjoint of im2col_: adds col's entries into the taps they were read from in dx_n's
+    // The adjoint of im2col_ (col at row stride ld): adds col's entries into the taps they were read from in dx_n's
     // channels [c0, c1); taps in the padding are dropped. The order of additions is fixed.
     template <class T>
     static void col2im_add_(const T* col, std::int64_t c0, std::int64_t c1, const geometry_& g, std::int64_t p0,
-                            std::int64_t cols, T* dx_n) {
+                            std::int64_t cols, T* dx_n, std::int64_t ld) {
         if (g.same_size()) {
-            col2im_add_same_(col, c0, c1, g, p0, cols, dx_n);
+            col2im_add_same_(col, c0, c1, g, p0, cols, dx_n, ld);
             return;
         }
         for (std::int64_t c = c0; c < c1; ++c) {
             T* plane = dx_n + c * g.hw;
             for (std::int64_t u = 0; u < g.k; ++u)
                 for (std::int64_t v = 0; v < g.k; ++v) {
-                    const T* in = col + ((c - c0) * g.kk + u * g.k + v) * cols;
+                    const T* in = col + ((c - c0) * g.kk + u * g.k + v) * ld;
                     std::int64_t lo, hi;
                     valid_columns_(g, v, lo, hi);
                     for (std::int64_t p = p0; p < p0 + cols;) {

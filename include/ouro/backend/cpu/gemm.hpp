@@ -1,0 +1,148 @@
+// CPU kernels: the register-tiled matrix products under the convolutions, written with xsimd so
+// they use whatever vector unit the build targets (AVX-512 here, AVX2 or NEON elsewhere).
+//
+// One kernel, the outer-product tile of Goto & van de Geijn ("Anatomy of high-performance matrix
+// multiplication", ACM TOMS 2008): C (mr × nr) = init + Σ_k a_k ⊗ b_k, with a packed in panels of
+// mr rows (a[k·mr + i]) and b read in place, nr contiguous values per k at any row stride. The
+// convolutions give it B as it lies (the im2col buffer, dy, a transposed block of dy), so only the
+// small operand is packed — the weights once per call, where Eigen's GEMM packed both operands of
+// every per-block product anew. There is no cache blocking of the depth: the depths here (Cin·k·k,
+// Cout, a block of pixels) keep both panels in L2.
+//
+// Determinism: every entry of C is one sum over k in increasing order, whatever the tile it falls
+// in, the position of its column in a panel or the thread that runs it, so the convolutions built
+// on this kernel keep ouro's bitwise promise (same results at any thread count and in any batch).
+#pragma once
+
+#include <xsimd/xsimd.hpp>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace ouro::cpu_kernels::gemm {
+
+// Register tiles of mr rows × nr = vectors·lanes columns of accumulators for element type T, one
+// per kind of product. With 32 vector registers (AVX-512) 24 accumulators, the b vectors and one
+// broadcast fit; with 16 (AVX2, NEON) 8 accumulators.
+template <class T>
+constexpr bool has_many_registers = xsimd::batch<T>::size * sizeof(T) >= 64;
+
+// Products whose columns are pixels (forward, input gradient): 8 × 3 vectors (48 floats).
+template <class T>
+struct pixel_tile {
+    using batch = xsimd::batch<T>;
+    static constexpr int lanes = static_cast<int>(batch::size);
+    static constexpr int mr = has_many_registers<T> ? 8 : 4;
+    static constexpr int vectors = has_many_registers<T> ? 3 : 2;
+    static constexpr int nr = vectors * lanes;
+};
+
+// Products whose columns are output channels (the weight gradient, 16 to 256 of them): 12 × 2
+// vectors (32 floats), which divides the channel counts of the U-Nets.
+template <class T>
+struct channel_tile {
+    using batch = xsimd::batch<T>;
+    static constexpr int lanes = static_cast<int>(batch::size);
+    static constexpr int mr = has_many_registers<T> ? 12 : 4;
+    static constexpr int vectors = 2;
+    static constexpr int nr = vectors * lanes;
+};
+
+// Packs rows [0, m) × columns [0, depth) of A, element (i, k) at a[i·row_stride + k·col_stride],
+// into panels of mr rows: out[(i / mr)·depth·mr + k·mr + i % mr], rows past m zero. `out` holds
+// ceil(m / mr)·mr·depth values.
+template <class Tile, class T>
+void pack_rows(const T* a, std::int64_t row_stride, std::int64_t col_stride, std::int64_t m, std::int64_t depth,
+               T* out) {
+    constexpr int mr = Tile::mr;
+    for (std::int64_t i0 = 0; i0 < m; i0 += mr) {
+        const std::int64_t rows = std::min<std::int64_t>(mr, m - i0);
+        T* panel = out + i0 * depth;
+        for (std::int64_t k = 0; k < depth; ++k) {
+            T* dst = panel + k * mr;
+            for (std::int64_t i = 0; i < rows; ++i) dst[i] = a[(i0 + i) * row_stride + k * col_stride];
+            for (std::int64_t i = rows; i < mr; ++i) dst[i] = T(0);
+        }
+    }
+}
+
+// Values of the packed A that pack_rows writes for m rows and `depth` columns.
+template <class Tile>
+constexpr std::int64_t packed_rows_size(std::int64_t m, std::int64_t depth) {
+    constexpr int mr = Tile::mr;
+    return (m + mr - 1) / mr * mr * depth;
+}
+
+// One mr × nr tile: c[i·ldc + j] = (Accumulate ? c[i·ldc + j] : init_i) + Σ_{k < depth} a[k·mr + i]·b[k·ldb + j],
+// the sum in increasing k, init_i = init[i] or 0 when init is null. Reads nr values of every b row
+// and writes all mr × nr entries of c.
+template <class Tile, bool Accumulate, class T>
+inline void outer_tile(std::int64_t depth, const T* __restrict a, const T* __restrict b, std::int64_t ldb,
+                       T* __restrict c, std::int64_t ldc, const T* init) {
+    using batch = typename Tile::batch;
+    constexpr int mr = Tile::mr, vectors = Tile::vectors, lanes = Tile::lanes;
+    batch acc[mr][vectors];
+#pragma GCC unroll 16
+    for (int i = 0; i < mr; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < vectors; ++v) {
+            if constexpr (Accumulate)
+                acc[i][v] = batch::load_unaligned(c + i * ldc + v * lanes);
+            else
+                acc[i][v] = batch(init ? init[i] : T(0));
+        }
+    for (std::int64_t k = 0; k < depth; ++k) {
+        batch bv[vectors];
+#pragma GCC unroll 4
+        for (int v = 0; v < vectors; ++v) bv[v] = batch::load_unaligned(b + k * ldb + v * lanes);
+        const T* ak = a + k * mr;
+#pragma GCC unroll 16
+        for (int i = 0; i < mr; ++i) {
+            const batch ai(ak[i]);
+#pragma GCC unroll 4
+            for (int v = 0; v < vectors; ++v) acc[i][v] = xsimd::fma(ai, bv[v], acc[i][v]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < mr; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < vectors; ++v) acc[i][v].store_unaligned(c + i * ldc + v * lanes);
+}
+
+// C (m × n, row stride ldc) = init + A·B with A packed by pack_rows (m rows, `depth` columns) and B
+// (depth × n) read at b[k·ldb + j]. Columns are taken nr at a time; a partial last panel of
+// columns, or a partial last panel of rows, goes through a small buffer, so B must be readable for
+// columns up to n rounded up to nr (the caller pads its buffer). Accumulate adds to C instead.
+template <class Tile, bool Accumulate, class T>
+void outer_product(std::int64_t m, std::int64_t n, std::int64_t depth, const T* a_packed, const T* b, std::int64_t ldb,
+                   T* c, std::int64_t ldc, const T* init) {
+    constexpr int mr = Tile::mr, nr = Tile::nr;
+    alignas(64) T edge[mr * nr];
+    T padded_init[mr];
+    for (std::int64_t j0 = 0; j0 < n; j0 += nr) {
+        const std::int64_t cols = std::min<std::int64_t>(nr, n - j0);
+        for (std::int64_t i0 = 0; i0 < m; i0 += mr) {
+            const std::int64_t rows = std::min<std::int64_t>(mr, m - i0);
+            const T* panel = a_packed + i0 * depth;
+            T* c_tile = c + i0 * ldc + j0;
+            if (rows == mr && cols == nr) {
+                outer_tile<Tile, Accumulate>(depth, panel, b + j0, ldb, c_tile, ldc, init ? init + i0 : nullptr);
+                continue;
+            }
+            if constexpr (Accumulate) {
+                for (std::int64_t i = 0; i < rows; ++i)
+                    std::copy(c_tile + i * ldc, c_tile + i * ldc + cols, edge + i * nr);
+            }
+            const T* tile_init = nullptr;
+            if (init) {
+                std::fill(padded_init, padded_init + mr, T(0));
+                std::copy(init + i0, init + i0 + rows, padded_init);
+                tile_init = padded_init;
+            }
+            outer_tile<Tile, Accumulate>(depth, panel, b + j0, ldb, edge, nr, tile_init);
+            for (std::int64_t i = 0; i < rows; ++i) std::copy(edge + i * nr, edge + i * nr + cols, c_tile + i * ldc);
+        }
+    }
+}
+
+}  // namespace ouro::cpu_kernels::gemm
