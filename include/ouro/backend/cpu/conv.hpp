@@ -77,7 +77,6 @@ struct conv_ops {
                                tensor_view<const T> b,  // (Cout) or none
                                tensor_view<T> y,        // (B, Cout, Ho, Wo)
                                conv2d_params params) {
-        using tile = gemm::pixel_tile<T>;
         const geometry_ g = geometry_of_("conv2d_forward", x.dims(), w.dims(), params);
         require_shape(y.dims(), shape{g.batch, g.cout, g.ho, g.wo}, "conv2d_forward output y (B, Cout, Ho, Wo)");
         const T* bias = nullptr;
@@ -86,47 +85,14 @@ struct conv_ops {
             bias = b.data();
         }
 
-        T* w_packed = scratch_<T, slot_::weights>(gemm::packed_rows_size<tile>(g.cout, g.ckk));
-        gemm::pack_rows<tile>(w.data(), g.ckk, 1, g.cout, g.ckk, w_packed);
-
-        const std::int64_t columns = g.batch * g.hwo;
-        const std::int64_t blocks = (columns + column_block - 1) / column_block;
-        parallel_for(
-            blocks,
-            [&](std::int64_t item) {
-                const std::int64_t j0 = item * column_block, cols = std::min(column_block, columns - j0);
-                T* col = scratch_<T, slot_::columns>(g.ckk * column_block);
-                for_each_image_segment_(g, j0, cols, [&](std::int64_t n, std::int64_t p, std::int64_t offset, std::int64_t count) {
-                    im2col_(x.data() + n * g.cin * g.hw, 0, g.cin, g, p, count, col + offset, column_block);
-                });
-                // The kernel reads whole tiles of columns: the ones past the block's end are zero.
-                const std::int64_t padded = (cols + tile::nr - 1) / tile::nr * tile::nr;
-                if (padded > cols)
-                    for (std::int64_t r = 0; r < g.ckk; ++r)
-                        std::fill(col + r * column_block + cols, col + r * column_block + padded, T(0));
-
-                const std::int64_t n0 = j0 / g.hwo, p0 = j0 % g.hwo;
-                if (p0 + cols <= g.hwo) {  // one image: straight into y
-                    gemm::outer_product<tile, false>(g.cout, cols, g.ckk, w_packed, col, column_block,
-                                                     y.data() + n0 * g.cout * g.hwo + p0, g.hwo, bias);
-                    return;
-                }
-                T* out = scratch_<T, slot_::products>(g.cout * column_block);
-                gemm::outer_product<tile, false>(g.cout, cols, g.ckk, w_packed, col, column_block, out, column_block,
-                                                 bias);
-                for_each_image_segment_(g, j0, cols, [&](std::int64_t n, std::int64_t p, std::int64_t offset, std::int64_t count) {
-                    for (std::int64_t o = 0; o < g.cout; ++o)
-                        std::copy(out + o * column_block + offset, out + o * column_block + offset + count,
-                                  y.data() + (n * g.cout + o) * g.hwo + p);
-                });
-            },
-            2 * g.cout * g.ckk * column_block);
+        forward_(x.data(), w.data(), bias, y.data(), g);
     }
 
     // dx = ∂L/∂x given dy = ∂L/∂y:  dx = col2im(wᵀ dy) image by image, overlapping patches summed.
     // Requires dy of the output shape that dx's shape, w and params give. Overwrites dx.
     //
-    // wᵀ is packed once; each work item, an (image, block of input channels), multiplies its rows
+    // Same-size convs (stride 1, k = 2p + 1) run as a forward conv of dy, see below. Otherwise wᵀ
+    // is packed once; each work item, an (image, block of input channels), multiplies its rows
     // of wᵀ by dy a block of pixels at a time and adds the columns into its channels of dx, which
     // no other item writes.
     template <real_scalar T>
@@ -137,6 +103,24 @@ struct conv_ops {
         using tile = gemm::pixel_tile<T>;
         const geometry_ g = geometry_of_("conv2d_backward_input", dx.dims(), w.dims(), params);
         require_shape(dy.dims(), shape{g.batch, g.cout, g.ho, g.wo}, "conv2d_backward_input dy (B, Cout, Ho, Wo)");
+
+        if (g.same_size()) {
+            // Stride 1, output as large as the input: dx[n, c, p] = Σ_{o, t} w[o, c, t]·dy[n, o, p − shift(t)]
+            // is the forward conv of dy with the kernel transposed (Cin, Cout, k, k) and flipped in
+            // both spatial axes, at the same padding (k − 1 − p = p). It runs as a forward product,
+            // im2col copies instead of col2im scatters, blocks spanning images.
+            T* flipped = scratch_<T, slot_::flipped>(g.cin * g.cout * g.kk);
+            for (std::int64_t o = 0; o < g.cout; ++o)
+                for (std::int64_t c = 0; c < g.cin; ++c)
+                    for (std::int64_t t = 0; t < g.kk; ++t)
+                        flipped[(c * g.cout + o) * g.kk + t] = w.data()[(o * g.cin + c) * g.kk + (g.kk - 1 - t)];
+            geometry_ gt = g;
+            gt.cin = g.cout;
+            gt.cout = g.cin;
+            gt.ckk = g.cout * g.kk;
+            forward_(dy.data(), static_cast<const T*>(flipped), static_cast<const T*>(nullptr), dx.data(), gt);
+            return;
+        }
 
         // wᵀ (Cin·k·k, Cout) in panels of mr rows. A channel block's channel_block·k·k rows start
         // on a panel boundary (mr divides channel_block), so block c0's panels begin at row c0·k·k.
@@ -153,17 +137,16 @@ struct conv_ops {
                 const T* a = wt_packed + c0 * g.kk * g.cout;
                 const T* dy_n = dy.data() + n * g.cout * g.hwo;
                 T* dx_n = dx.data() + n * g.cin * g.hw;
-                if (!g.pointwise()) std::fill(dx_n + c0 * g.hw, dx_n + (c0 + nc) * g.hw, T(0));
+                std::fill(dx_n + c0 * g.hw, dx_n + (c0 + nc) * g.hw, T(0));
                 for (std::int64_t p0 = 0; p0 < g.hwo; p0 += column_block) {
                     const std::int64_t cols = std::min(column_block, g.hwo - p0);
-                    // The pointwise conv's columns are dx itself; the others go through col2im.
-                    T* out = g.pointwise() ? dx_n + c0 * g.hw + p0 : scratch_<T, slot_::products>(rows * column_block);
-                    const std::int64_t ldo = g.pointwise() ? g.hw : column_block;
+                    T* out = scratch_<T, slot_::products>(rows * column_block);
+                    const std::int64_t ldo = column_block;
                     // Whole tiles of dy's columns are read in place; the last partial one from a
                     // zero-padded copy (reading past it would leave dy's buffer).
                     const std::int64_t body = cols / tile::nr * tile::nr;
                     if (body > 0)
-                        gemm::outer_product<tile, false>(rows, body, g.cout, a, dy_n + p0, g.hwo, out, ldo,
+                        gemm::outer_product<tile, false>(rows, body, g.cout, a, 0, dy_n + p0, g.hwo, out, ldo,
                                                          static_cast<const T*>(nullptr));
                     if (body < cols) {
                         T* tail = scratch_<T, slot_::tail>(g.cout * tile::nr);
@@ -172,10 +155,10 @@ struct conv_ops {
                             std::copy(src, src + (cols - body), tail + o * tile::nr);
                             std::fill(tail + o * tile::nr + (cols - body), tail + (o + 1) * tile::nr, T(0));
                         }
-                        gemm::outer_product<tile, false>(rows, cols - body, g.cout, a, tail, tile::nr, out + body, ldo,
+                        gemm::outer_product<tile, false>(rows, cols - body, g.cout, a, 0, tail, tile::nr, out + body, ldo,
                                                          static_cast<const T*>(nullptr));
                     }
-                    if (!g.pointwise()) col2im_add_(out, c0, c0 + nc, g, p0, cols, dx_n, column_block);
+                    col2im_add_(out, c0, c0 + nc, g, p0, cols, dx_n, column_block);
                 }
             },
             2 * g.cout * channel_block * g.kk * g.hwo);
@@ -186,9 +169,9 @@ struct conv_ops {
     // of shape (Cout) or without data (no bias). Accumulates into dw and db.
     //
     // Per work item, a block of input channels, the transposed gradient dwᵀ (taps, Cout) of its
-    // taps is summed over images and pixel blocks in order, as outer products of a packed im2col
-    // block and the transposed dy block, then added into those columns of dw, which no other item
-    // writes.
+    // taps is summed over images and pixel blocks in order, as outer products of an im2col block
+    // (read in place) and the transposed dy block, then added into those columns of dw, which no
+    // other item writes.
     template <real_scalar T>
     static void conv2d_backward_weight(tensor_view<const T> x,   // (B, Cin, H, W)
                                        tensor_view<const T> dy,  // (B, Cout, Ho, Wo)
@@ -201,8 +184,26 @@ struct conv_ops {
         const bool has_bias = db.data() != nullptr;
         if (has_bias) require_shape(db.dims(), shape{g.cout}, "conv2d_backward_weight bias gradient db (Cout)");
 
-        // dyᵀ blocks hold Cout values per pixel, padded to whole tiles of columns with zeros.
+        // dyᵀ, image by image: (B, Ho·Wo, Cout padded to whole tiles of columns with zeros), the
+        // B operand of every block's product. Transposed once here rather than by each channel block.
         const std::int64_t cout_padded = (g.cout + tile::nr - 1) / tile::nr * tile::nr;
+        T* dyt = scratch_<T, slot_::transposed>(g.batch * g.hwo * cout_padded);
+        constexpr std::int64_t pixel_run = 16;  // pixels per transposed run: 16 columns of each dy row
+        const std::int64_t runs = (g.hwo + pixel_run - 1) / pixel_run;
+        parallel_for(
+            g.batch * runs,
+            [&](std::int64_t item) {
+                const std::int64_t n = item / runs, q0 = (item % runs) * pixel_run;
+                const std::int64_t count = std::min(pixel_run, g.hwo - q0);
+                const T* src = dy.data() + n * g.cout * g.hwo + q0;
+                T* dst = dyt + (n * g.hwo + q0) * cout_padded;
+                for (std::int64_t o = 0; o < g.cout; ++o)
+                    for (std::int64_t q = 0; q < count; ++q) dst[q * cout_padded + o] = src[o * g.hwo + q];
+                for (std::int64_t q = 0; q < count; ++q)
+                    std::fill(dst + q * cout_padded + g.cout, dst + (q + 1) * cout_padded, T(0));
+            },
+            2 * g.cout * pixel_run);
+
         const std::int64_t blocks = (g.cin + channel_block - 1) / channel_block;
         parallel_for(
             blocks,
@@ -211,27 +212,18 @@ struct conv_ops {
                 const std::int64_t rows = nc * g.kk;
                 T* sum = scratch_<T, slot_::products>(rows * g.cout);  // dwᵀ of this block: (rows, Cout)
                 std::fill(sum, sum + rows * g.cout, T(0));
-                T* col = scratch_<T, slot_::columns>(rows * column_block);
-                T* col_packed = scratch_<T, slot_::packed>(gemm::packed_rows_size<tile>(rows, column_block));
-                T* dyt = scratch_<T, slot_::tail>(column_block * cout_padded);
+                // The im2col block is A in place, its rows past `rows` (up to a whole tile) zero.
+                const std::int64_t rows_padded = (rows + tile::mr - 1) / tile::mr * tile::mr;
+                T* col = scratch_<T, slot_::columns>(rows_padded * column_block);
+                std::fill(col + rows * column_block, col + rows_padded * column_block, T(0));
                 for (std::int64_t n = 0; n < g.batch; ++n) {
                     const T* x_n = x.data() + n * g.cin * g.hw;
-                    const T* dy_n = dy.data() + n * g.cout * g.hwo;
                     for (std::int64_t p0 = 0; p0 < g.hwo; p0 += column_block) {
                         const std::int64_t cols = std::min(column_block, g.hwo - p0);
-                        if (g.pointwise()) {
-                            gemm::pack_rows<tile>(x_n + c0 * g.hw + p0, g.hw, 1, rows, cols, col_packed);
-                        } else {
-                            im2col_(x_n, c0, c0 + nc, g, p0, cols, col, column_block);
-                            gemm::pack_rows<tile>(col, column_block, 1, rows, cols, col_packed);
-                        }
-                        for (std::int64_t p = 0; p < cols; ++p) {
-                            T* dst = dyt + p * cout_padded;
-                            for (std::int64_t o = 0; o < g.cout; ++o) dst[o] = dy_n[o * g.hwo + p0 + p];
-                            std::fill(dst + g.cout, dst + cout_padded, T(0));
-                        }
-                        gemm::outer_product<tile, true>(rows, g.cout, cols, col_packed, dyt, cout_padded, sum, g.cout,
-                                                        static_cast<const T*>(nullptr));
+                        im2col_(x_n, c0, c0 + nc, g, p0, cols, col, column_block);
+                        gemm::outer_product<tile, true, gemm::a_layout::rows>(
+                            rows, g.cout, cols, col, column_block, dyt + (n * g.hwo + p0) * cout_padded, cout_padded,
+                            sum, g.cout, static_cast<const T*>(nullptr));
                     }
                 }
                 for (std::int64_t o = 0; o < g.cout; ++o) {
@@ -259,7 +251,6 @@ private:
     struct geometry_ {
         std::int64_t batch, cin, cout, h, w, k, stride, pad, ho, wo;
         std::int64_t hw, hwo, kk, ckk;  // derived: H·W, Ho·Wo, k·k, Cin·k·k
-        bool pointwise() const { return k == 1 && stride == 1 && pad == 0; }
         // Stride 1 with an output as large as the input (k = 2p + 1): output pixel p reads input
         // pixel p + (u − pad)·W + (v − pad) for every tap, one shift per tap over the whole block.
         bool same_size() const { return stride == 1 && ho == h && wo == w; }
@@ -275,9 +266,51 @@ private:
         return g;
     }
 
+    // The forward product of conv2d_forward on raw buffers of geometry g (y overwritten); also the
+    // input gradient of same-size convs, run on dy with the flipped, transposed kernel.
+    template <class T>
+    static void forward_(const T* x, const T* w, const T* bias, T* y, const geometry_& g) {
+        using tile = gemm::pixel_tile<T>;
+        T* w_packed = scratch_<T, slot_::weights>(gemm::packed_rows_size<tile>(g.cout, g.ckk));
+        gemm::pack_rows<tile>(w, g.ckk, 1, g.cout, g.ckk, w_packed);
+
+        const std::int64_t columns = g.batch * g.hwo;
+        const std::int64_t blocks = (columns + column_block - 1) / column_block;
+        parallel_for(
+            blocks,
+            [&](std::int64_t item) {
+                const std::int64_t j0 = item * column_block, cols = std::min(column_block, columns - j0);
+                T* col = scratch_<T, slot_::columns>(g.ckk * column_block);
+                for_each_image_segment_(g, j0, cols, [&](std::int64_t n, std::int64_t p, std::int64_t offset, std::int64_t count) {
+                    im2col_(x + n * g.cin * g.hw, 0, g.cin, g, p, count, col + offset, column_block);
+                });
+                // The kernel reads whole tiles of columns: the ones past the block's end are zero.
+                const std::int64_t padded = (cols + tile::nr - 1) / tile::nr * tile::nr;
+                if (padded > cols)
+                    for (std::int64_t r = 0; r < g.ckk; ++r)
+                        std::fill(col + r * column_block + cols, col + r * column_block + padded, T(0));
+
+                const std::int64_t n0 = j0 / g.hwo, p0 = j0 % g.hwo;
+                if (p0 + cols <= g.hwo) {  // one image: straight into y
+                    gemm::outer_product<tile, false>(g.cout, cols, g.ckk, w_packed, 0, col, column_block,
+                                                     y + n0 * g.cout * g.hwo + p0, g.hwo, bias);
+                    return;
+                }
+                T* out = scratch_<T, slot_::products>(g.cout * column_block);
+                gemm::outer_product<tile, false>(g.cout, cols, g.ckk, w_packed, 0, col, column_block, out, column_block,
+                                                 bias);
+                for_each_image_segment_(g, j0, cols, [&](std::int64_t n, std::int64_t p, std::int64_t offset, std::int64_t count) {
+                    for (std::int64_t o = 0; o < g.cout; ++o)
+                        std::copy(out + o * column_block + offset, out + o * column_block + offset + count,
+                                  y + (n * g.cout + o) * g.hwo + p);
+                });
+            },
+            2 * g.cout * g.ckk * column_block);
+    }
+
     // The per-thread scratch buffers, one per use, so that a buffer the calling thread fills before
-    // a parallel loop (packed weights) is not the one its work items fill.
-    enum class slot_ { weights, columns, packed, products, tail };
+    // a parallel loop (packed or flipped weights, the transposed dy) is not the one its work items fill.
+    enum class slot_ { weights, flipped, transposed, columns, products, tail };
 
     // A per-thread buffer of at least `n` elements that grows and is never freed, so steady-state
     // calls allocate nothing. Each work item overwrites what it reads, so contents never leak

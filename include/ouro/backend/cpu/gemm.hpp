@@ -73,12 +73,18 @@ constexpr std::int64_t packed_rows_size(std::int64_t m, std::int64_t depth) {
     return (m + mr - 1) / mr * mr * depth;
 }
 
-// One mr × nr tile: c[i·ldc + j] = (Accumulate ? c[i·ldc + j] : init_i) + Σ_{k < depth} a[k·mr + i]·b[k·ldb + j],
-// the sum in increasing k, init_i = init[i] or 0 when init is null. Reads nr values of every b row
-// and writes all mr × nr entries of c.
-template <class Tile, bool Accumulate, class T>
-inline void outer_tile(std::int64_t depth, const T* __restrict a, const T* __restrict b, std::int64_t ldb,
-                       T* __restrict c, std::int64_t ldc, const T* init) {
+// How the kernel finds A's element (i, k): packed by pack_rows (a[k·mr + i], one panel), or in
+// place as rows of a row-major matrix (a[i·lda + k]), which saves the packing pass where A is
+// written once per product anyway (the weight gradient's im2col block). Either way each entry is
+// broadcast from memory; rows in place cost one address per row instead of one per panel.
+enum class a_layout { packed, rows };
+
+// One mr × nr tile: c[i·ldc + j] = (Accumulate ? c[i·ldc + j] : init_i) + Σ_{k < depth} A(i, k)·b[k·ldb + j],
+// the sum in increasing k, init_i = init[i] or 0 when init is null, A as Layout says (lda unused
+// when packed). Reads nr values of every b row and writes all mr × nr entries of c.
+template <class Tile, bool Accumulate, a_layout Layout = a_layout::packed, class T>
+inline void outer_tile(std::int64_t depth, const T* __restrict a, std::int64_t lda, const T* __restrict b,
+                       std::int64_t ldb, T* __restrict c, std::int64_t ldc, const T* init) {
     using batch = typename Tile::batch;
     constexpr int mr = Tile::mr, vectors = Tile::vectors, lanes = Tile::lanes;
     batch acc[mr][vectors];
@@ -95,10 +101,9 @@ inline void outer_tile(std::int64_t depth, const T* __restrict a, const T* __res
         batch bv[vectors];
 #pragma GCC unroll 4
         for (int v = 0; v < vectors; ++v) bv[v] = batch::load_unaligned(b + k * ldb + v * lanes);
-        const T* ak = a + k * mr;
 #pragma GCC unroll 16
         for (int i = 0; i < mr; ++i) {
-            const batch ai(ak[i]);
+            const batch ai(Layout == a_layout::packed ? a[k * mr + i] : a[i * lda + k]);
 #pragma GCC unroll 4
             for (int v = 0; v < vectors; ++v) acc[i][v] = xsimd::fma(ai, bv[v], acc[i][v]);
         }
@@ -109,13 +114,14 @@ inline void outer_tile(std::int64_t depth, const T* __restrict a, const T* __res
         for (int v = 0; v < vectors; ++v) acc[i][v].store_unaligned(c + i * ldc + v * lanes);
 }
 
-// C (m × n, row stride ldc) = init + A·B with A packed by pack_rows (m rows, `depth` columns) and B
-// (depth × n) read at b[k·ldb + j]. Columns are taken nr at a time; a partial last panel of
-// columns, or a partial last panel of rows, goes through a small buffer, so B must be readable for
-// columns up to n rounded up to nr (the caller pads its buffer). Accumulate adds to C instead.
-template <class Tile, bool Accumulate, class T>
-void outer_product(std::int64_t m, std::int64_t n, std::int64_t depth, const T* a_packed, const T* b, std::int64_t ldb,
-                   T* c, std::int64_t ldc, const T* init) {
+// C (m × n, row stride ldc) = init + A·B with A (m × depth) packed by pack_rows or in rows at row
+// stride lda (Layout), and B (depth × n) read at b[k·ldb + j]. Columns are taken nr at a time; a
+// partial last panel of columns, or of rows, goes through a small buffer, so B must be readable for
+// columns up to n rounded up to nr, and A in rows for rows up to m rounded up to mr (the caller pads
+// its buffers; the padding's products are computed and dropped). Accumulate adds to C instead.
+template <class Tile, bool Accumulate, a_layout Layout = a_layout::packed, class T>
+void outer_product(std::int64_t m, std::int64_t n, std::int64_t depth, const T* a, std::int64_t lda, const T* b,
+                   std::int64_t ldb, T* c, std::int64_t ldc, const T* init) {
     constexpr int mr = Tile::mr, nr = Tile::nr;
     alignas(64) T edge[mr * nr];
     T padded_init[mr];
@@ -123,10 +129,10 @@ void outer_product(std::int64_t m, std::int64_t n, std::int64_t depth, const T* 
         const std::int64_t cols = std::min<std::int64_t>(nr, n - j0);
         for (std::int64_t i0 = 0; i0 < m; i0 += mr) {
             const std::int64_t rows = std::min<std::int64_t>(mr, m - i0);
-            const T* panel = a_packed + i0 * depth;
+            const T* panel = Layout == a_layout::packed ? a + i0 * depth : a + i0 * lda;
             T* c_tile = c + i0 * ldc + j0;
             if (rows == mr && cols == nr) {
-                outer_tile<Tile, Accumulate>(depth, panel, b + j0, ldb, c_tile, ldc, init ? init + i0 : nullptr);
+                outer_tile<Tile, Accumulate, Layout>(depth, panel, lda, b + j0, ldb, c_tile, ldc, init ? init + i0 : nullptr);
                 continue;
             }
             if constexpr (Accumulate) {
@@ -139,7 +145,7 @@ void outer_product(std::int64_t m, std::int64_t n, std::int64_t depth, const T* 
                 std::copy(init + i0, init + i0 + rows, padded_init);
                 tile_init = padded_init;
             }
-            outer_tile<Tile, Accumulate>(depth, panel, b + j0, ldb, edge, nr, tile_init);
+            outer_tile<Tile, Accumulate, Layout>(depth, panel, lda, b + j0, ldb, edge, nr, tile_init);
             for (std::int64_t i = 0; i < rows; ++i) std::copy(edge + i * nr, edge + i * nr + cols, c_tile + i * ldc);
         }
     }
