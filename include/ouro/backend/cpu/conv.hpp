@@ -178,60 +178,15 @@ struct conv_ops {
                                        tensor_view<T> dw,        // (Cout, Cin, k, k)
                                        tensor_view<T> db,        // (Cout) or none
                                        conv2d_params params) {
-        using tile = gemm::channel_tile<T>;
         const geometry_ g = geometry_of_("conv2d_backward_weight", x.dims(), dw.dims(), params);
         require_shape(dy.dims(), shape{g.batch, g.cout, g.ho, g.wo}, "conv2d_backward_weight dy (B, Cout, Ho, Wo)");
         const bool has_bias = db.data() != nullptr;
         if (has_bias) require_shape(db.dims(), shape{g.cout}, "conv2d_backward_weight bias gradient db (Cout)");
-
-        // dyᵀ, image by image: (B, Ho·Wo, Cout padded to whole tiles of columns with zeros), the
-        // B operand of every block's product. Transposed once here rather than by each channel block.
-        const std::int64_t cout_padded = (g.cout + tile::nr - 1) / tile::nr * tile::nr;
-        T* dyt = scratch_<T, slot_::transposed>(g.batch * g.hwo * cout_padded);
-        constexpr std::int64_t pixel_run = 16;  // pixels per transposed run: 16 columns of each dy row
-        const std::int64_t runs = (g.hwo + pixel_run - 1) / pixel_run;
-        parallel_for(
-            g.batch * runs,
-            [&](std::int64_t item) {
-                const std::int64_t n = item / runs, q0 = (item % runs) * pixel_run;
-                const std::int64_t count = std::min(pixel_run, g.hwo - q0);
-                const T* src = dy.data() + n * g.cout * g.hwo + q0;
-                T* dst = dyt + (n * g.hwo + q0) * cout_padded;
-                for (std::int64_t o = 0; o < g.cout; ++o)
-                    for (std::int64_t q = 0; q < count; ++q) dst[q * cout_padded + o] = src[o * g.hwo + q];
-                for (std::int64_t q = 0; q < count; ++q)
-                    std::fill(dst + q * cout_padded + g.cout, dst + (q + 1) * cout_padded, T(0));
-            },
-            2 * g.cout * pixel_run);
-
-        const std::int64_t blocks = (g.cin + channel_block - 1) / channel_block;
-        parallel_for(
-            blocks,
-            [&](std::int64_t item) {
-                const std::int64_t c0 = item * channel_block, nc = std::min(channel_block, g.cin - c0);
-                const std::int64_t rows = nc * g.kk;
-                T* sum = scratch_<T, slot_::products>(rows * g.cout);  // dwᵀ of this block: (rows, Cout)
-                std::fill(sum, sum + rows * g.cout, T(0));
-                // The im2col block is A in place, its rows past `rows` (up to a whole tile) zero.
-                const std::int64_t rows_padded = (rows + tile::mr - 1) / tile::mr * tile::mr;
-                T* col = scratch_<T, slot_::columns>(rows_padded * column_block);
-                std::fill(col + rows * column_block, col + rows_padded * column_block, T(0));
-                for (std::int64_t n = 0; n < g.batch; ++n) {
-                    const T* x_n = x.data() + n * g.cin * g.hw;
-                    for (std::int64_t p0 = 0; p0 < g.hwo; p0 += column_block) {
-                        const std::int64_t cols = std::min(column_block, g.hwo - p0);
-                        im2col_(x_n, c0, c0 + nc, g, p0, cols, col, column_block);
-                        gemm::outer_product<tile, true, gemm::a_layout::rows>(
-                            rows, g.cout, cols, col, column_block, dyt + (n * g.hwo + p0) * cout_padded, cout_padded,
-                            sum, g.cout, static_cast<const T*>(nullptr));
-                    }
-                }
-                for (std::int64_t o = 0; o < g.cout; ++o) {
-                    T* dw_row = dw.data() + o * g.ckk + c0 * g.kk;
-                    for (std::int64_t r = 0; r < rows; ++r) dw_row[r] += sum[r * g.cout + o];
-                }
-            },
-            2 * g.batch * g.cout * channel_block * g.kk * g.hwo);
+        // The tile follows Cout (a property of the layer, so results do not depend on anything else).
+        if (g.cout <= gemm::narrow_channel_tile<T>::nr)
+            backward_weight_<gemm::narrow_channel_tile<T>>(x.data(), dy.data(), dw.data(), g);
+        else
+            backward_weight_<gemm::channel_tile<T>>(x.data(), dy.data(), dw.data(), g);
 
         if (!has_bias) return;
         parallel_for(
@@ -264,6 +219,60 @@ private:
         g.kk = g.k * g.k;
         g.ckk = g.cin * g.kk;
         return g;
+    }
+
+    // dw += Σ_n dy_n im2col(x_n)ᵀ on raw buffers, with register tile Tile (see conv2d_backward_weight).
+    template <class Tile, class T>
+    static void backward_weight_(const T* x, const T* dy, T* dw, const geometry_& g) {
+        using tile = Tile;
+        // dyᵀ, image by image: (B, Ho·Wo, Cout padded to whole tiles of columns with zeros), the
+        // B operand of every block's product. Transposed once here rather than by each channel block.
+        const std::int64_t cout_padded = (g.cout + tile::nr - 1) / tile::nr * tile::nr;
+        T* dyt = scratch_<T, slot_::transposed>(g.batch * g.hwo * cout_padded);
+        constexpr std::int64_t pixel_run = 16;  // pixels per transposed run: 16 columns of each dy row
+        const std::int64_t runs = (g.hwo + pixel_run - 1) / pixel_run;
+        parallel_for(
+            g.batch * runs,
+            [&](std::int64_t item) {
+                const std::int64_t n = item / runs, q0 = (item % runs) * pixel_run;
+                const std::int64_t count = std::min(pixel_run, g.hwo - q0);
+                const T* src = dy + n * g.cout * g.hwo + q0;
+                T* dst = dyt + (n * g.hwo + q0) * cout_padded;
+                for (std::int64_t o = 0; o < g.cout; ++o)
+                    for (std::int64_t q = 0; q < count; ++q) dst[q * cout_padded + o] = src[o * g.hwo + q];
+                for (std::int64_t q = 0; q < count; ++q)
+                    std::fill(dst + q * cout_padded + g.cout, dst + (q + 1) * cout_padded, T(0));
+            },
+            2 * g.cout * pixel_run);
+
+        const std::int64_t blocks = (g.cin + channel_block - 1) / channel_block;
+        parallel_for(
+            blocks,
+            [&](std::int64_t item) {
+                const std::int64_t c0 = item * channel_block, nc = std::min(channel_block, g.cin - c0);
+                const std::int64_t rows = nc * g.kk;
+                T* sum = scratch_<T, slot_::products>(rows * g.cout);  // dwᵀ of this block: (rows, Cout)
+                std::fill(sum, sum + rows * g.cout, T(0));
+                // The im2col block is A in place, its rows past `rows` (up to a whole tile) zero.
+                const std::int64_t rows_padded = (rows + tile::mr - 1) / tile::mr * tile::mr;
+                T* col = scratch_<T, slot_::columns>(rows_padded * column_block);
+                std::fill(col + rows * column_block, col + rows_padded * column_block, T(0));
+                for (std::int64_t n = 0; n < g.batch; ++n) {
+                    const T* x_n = x + n * g.cin * g.hw;
+                    for (std::int64_t p0 = 0; p0 < g.hwo; p0 += column_block) {
+                        const std::int64_t cols = std::min(column_block, g.hwo - p0);
+                        im2col_(x_n, c0, c0 + nc, g, p0, cols, col, column_block);
+                        gemm::outer_product<tile, true, gemm::a_layout::rows>(
+                            rows, g.cout, cols, col, column_block, dyt + (n * g.hwo + p0) * cout_padded, cout_padded,
+                            sum, g.cout, static_cast<const T*>(nullptr));
+                    }
+                }
+                for (std::int64_t o = 0; o < g.cout; ++o) {
+                    T* dw_row = dw + o * g.ckk + c0 * g.kk;
+                    for (std::int64_t r = 0; r < rows; ++r) dw_row[r] += sum[r * g.cout + o];
+                }
+            },
+            2 * g.batch * g.cout * channel_block * g.kk * g.hwo);
     }
 
     // The forward product of conv2d_forward on raw buffers of geometry g (y overwritten); also the

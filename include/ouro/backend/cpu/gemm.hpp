@@ -48,6 +48,18 @@ struct channel_tile {
     static constexpr int nr = vectors * lanes;
 };
 
+// The same for at most one vector of output channels (16 floats with AVX-512: the small U-Nets'
+// first level), where channel_tile would compute as many padding columns as real ones: 24 × 1
+// vector (or 12 × 1).
+template <class T>
+struct narrow_channel_tile {
+    using batch = xsimd::batch<T>;
+    static constexpr int lanes = static_cast<int>(batch::size);
+    static constexpr int mr = has_many_registers<T> ? 24 : 12;
+    static constexpr int vectors = 1;
+    static constexpr int nr = lanes;
+};
+
 // Packs rows [0, m) × columns [0, depth) of A, element (i, k) at a[i·row_stride + k·col_stride],
 // into panels of mr rows: out[(i / mr)·depth·mr + k·mr + i % mr], rows past m zero. `out` holds
 // ceil(m / mr)·mr·depth values.
@@ -88,7 +100,7 @@ inline void outer_tile(std::int64_t depth, const T* __restrict a, std::int64_t l
     using batch = typename Tile::batch;
     constexpr int mr = Tile::mr, vectors = Tile::vectors, lanes = Tile::lanes;
     batch acc[mr][vectors];
-#pragma GCC unroll 16
+#pragma GCC unroll 24
     for (int i = 0; i < mr; ++i)
 #pragma GCC unroll 4
         for (int v = 0; v < vectors; ++v) {
@@ -101,14 +113,14 @@ inline void outer_tile(std::int64_t depth, const T* __restrict a, std::int64_t l
         batch bv[vectors];
 #pragma GCC unroll 4
         for (int v = 0; v < vectors; ++v) bv[v] = batch::load_unaligned(b + k * ldb + v * lanes);
-#pragma GCC unroll 16
+#pragma GCC unroll 24
         for (int i = 0; i < mr; ++i) {
             const batch ai(Layout == a_layout::packed ? a[k * mr + i] : a[i * lda + k]);
 #pragma GCC unroll 4
             for (int v = 0; v < vectors; ++v) acc[i][v] = xsimd::fma(ai, bv[v], acc[i][v]);
         }
     }
-#pragma GCC unroll 16
+#pragma GCC unroll 24
     for (int i = 0; i < mr; ++i)
 #pragma GCC unroll 4
         for (int v = 0; v < vectors; ++v) acc[i][v].store_unaligned(c + i * ldc + v * lanes);
