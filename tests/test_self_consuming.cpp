@@ -1,11 +1,18 @@
 // The self-consuming loop on the toy world (2-D mixture, MLP denoiser): the run directory it writes,
 // the make-up of each method's training sets, resuming after an interruption with the same
-// metrics, and refusing a run directory of another experiment.
+// metrics, and refusing a run directory of another experiment; every file of an interrupted run
+// directory truncated or bit-flipped, and a full disk (RLIMIT_FSIZE) at every write of a resume.
 #include <catch2/catch.hpp>
 
+#include <sys/resource.h>
+
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -16,6 +23,7 @@
 #include "ouro/loop/self_consuming.hpp"
 #include "ouro/loop/toy.hpp"
 #include "ouro/loop/toy_model.hpp"
+#include "support/files.hpp"
 
 using namespace ouro;
 namespace fs = std::filesystem;
@@ -337,4 +345,232 @@ TEST_CASE("self_consuming reads a conditional G0's latents with the null class u
     o.latent_label = loop::latent_conditioning::own_label;
     experiment own_run(diffusion::ddim<10>(f.table), f.table, o);
     CHECK_THROWS_WITH(own_run.run(f.real, f.reference, f.features), Catch::Contains("holds another experiment"));
+}
+
+namespace {
+
+// Every regular file under `dir`, by path relative to it, with its bytes.
+std::map<fs::path, std::string> files_of(const fs::path& dir) {
+    std::map<fs::path, std::string> out;
+    for (const auto& e : fs::recursive_directory_iterator(dir))
+        if (e.is_regular_file()) out[e.path().lexically_relative(dir)] = io::read_text_file(e.path());
+    return out;
+}
+
+// A run directory stopped (as by a kill) after 10 of its 11 steps: G0, generation 1 of every
+// method, generation 2 of all but ACU-LSF. Resuming needs config.json, state.json, G0 and ACU-LSF's
+// generation-1 model and pool; the other files are outputs it rewrites or leftovers it does not read.
+// (One step left: every start that resumes writes little, which keeps the sweeps below fast.)
+void make_interrupted_run(fixture& f, const fs::path& dir) {
+    experiment ex(diffusion::ddim<10>(f.table, 0.0, {.guidance_scale = 1.0}), f.table, small_options(dir));
+    interrupter stop{10};
+    REQUIRE_THROWS_WITH(ex.run(f.real, f.reference, f.features, stop), "simulated kill");
+}
+
+// What the next start did with a damaged run directory.
+struct start_outcome {
+    bool refused = false;
+    std::string message;  // the ouro::error's, when refused
+};
+
+template <class... Callbacks>
+start_outcome start(fixture& f, const fs::path& dir, Callbacks&... callbacks) {
+    try {
+        experiment ex(diffusion::ddim<10>(f.table, 0.0, {.guidance_scale = 1.0}), f.table, small_options(dir));
+        ex.run(f.real, f.reference, f.features, callbacks...);
+    } catch (const ouro::error& e) {
+        return {true, e.what()};
+    }
+    return {};  // anything else (a bare std::exception, a crash) fails the test on its own
+}
+
+// The files of the run directory after each finished step: what a failed write must leave.
+struct file_snapshots {
+    fs::path dir;
+    std::map<fs::path, std::string> last;
+    void on_generation(const loop::generation_event&) { last = files_of(dir); }
+};
+
+}  // namespace
+
+TEST_CASE("every file of a run directory, truncated or bit-flipped, is refused by name or safely rewritten",
+          "[loop][corrupt]") {
+    fixture f;
+    const fs::path whole = fresh_dir("damage_whole"), cut = fresh_dir("damage_cut"), work = fresh_dir("damage_work");
+    f.run(whole);
+    const std::string expected = without_seconds(io::read_text_file(whole / "metrics.csv"));
+    const std::string expected_diag = io::read_text_file(whole / "diagnostics.csv");
+    make_interrupted_run(f, cut);
+    const std::map<fs::path, std::string> files = files_of(cut);
+    // The files a resume cannot do without: any damage to them must be refused.
+    const std::vector<fs::path> needed = {"config.json", "state.json", "g0/model.safetensors",
+                                          "chains/acu-lsf/gen1/model.safetensors", "chains/acu-lsf/gen1/pool.safetensors"};
+    for (const fs::path& p : needed) REQUIRE(files.contains(p));
+    REQUIRE(files.contains("metrics.csv"));
+    REQUIRE(files.contains("chains/syn/gen2/pool.safetensors"));
+
+    struct damage {
+        const char* name;
+        std::string (*apply)(std::string);
+        bool everywhere;  // false: only on the files a resume needs (the others are rewritten or unread
+                          // whatever their bytes; three damages show it, and each such start costs a
+                          // step of fsync'd writes)
+    };
+    // Flipping the lowest bit is the quietest change: a digit becomes its neighbour, JSON stays JSON.
+    const damage damages[] = {
+        {"emptied", [](std::string) { return std::string(); }, true},
+        {"cut in half", [](std::string b) { return b.substr(0, b.size() / 2); }, false},
+        {"last 2 bytes lost", [](std::string b) { return b.substr(0, b.size() - 2); }, false},  // JSON: '}', '\n'
+        {"bit flipped near the start", [](std::string b) { b[std::min<std::size_t>(9, b.size() - 1)] ^= 1; return b; }, false},
+        {"bit flipped in the middle", [](std::string b) { b[b.size() / 2] ^= 1; return b; }, true},
+        {"bit flipped near the end", [](std::string b) { b[b.size() - 2] ^= 1; return b; }, false},
+        // Still valid JSON, one number changed (a row's FID, a step, a size, a checksum digit).
+        {"a digit changed", [](std::string b) {
+             std::size_t at = b.find_first_of("0123456789", b.size() / 2);
+             if (at == std::string::npos) at = b.find_first_of("0123456789");
+             b[at == std::string::npos ? b.size() / 2 : at] ^= 1;  // '0' <-> '1', ..., '8' <-> '9'
+             return b;
+         }, true},
+    };
+    int refused = 0, rewritten = 0;
+    for (const auto& [rel, bytes] : files) {
+        if (bytes.size() < 2) continue;
+        // The plots are written alike (io/svg.hpp, atomically): one of them stands for all.
+        if (rel.parent_path() == "plots" && rel.filename() != "fid.svg") continue;
+        const bool is_needed = std::find(needed.begin(), needed.end(), rel) != needed.end();
+        for (const damage& d : damages) {
+            if (!d.everywhere && !is_needed) continue;
+            INFO(rel.string() << ", " << d.name);
+            fs::remove_all(work);
+            fs::copy(cut, work, fs::copy_options::recursive);
+            const fs::path file = work / rel;
+            {
+                std::ofstream out(file, std::ios::binary | std::ios::trunc);
+                const std::string damaged = d.apply(bytes);
+                out.write(damaged.data(), static_cast<std::streamsize>(damaged.size()));
+            }
+            const start_outcome o = start(f, work);
+            INFO("refused: " << o.message);
+            if (o.refused) {
+                ++refused;
+                CHECK_THAT(o.message, Catch::Contains(file.string()));
+            } else {
+                // Not refused: then not used, or rewritten, and the results are those of an undamaged run.
+                ++rewritten;
+                CHECK_FALSE(is_needed);
+                CHECK(without_seconds(io::read_text_file(work / "metrics.csv")) == expected);
+                CHECK(io::read_text_file(work / "diagnostics.csv") == expected_diag);
+            }
+            if (rel == "state.json" || rel == "config.json") CHECK(o.refused);
+        }
+    }
+    CHECK(refused >= static_cast<int>(needed.size() * std::size(damages)));
+    CHECK(rewritten > 0);
+    fs::remove_all(work);
+}
+
+TEST_CASE("a run that hits a full disk (RLIMIT_FSIZE) stops naming the file, keeps it, and resumes once space is back",
+          "[loop][full_disk]") {
+    fixture f;
+    const fs::path whole = fresh_dir("full_whole"), cut = fresh_dir("full_cut"), work = fresh_dir("full_work");
+    f.run(whole);
+    const std::string expected = without_seconds(io::read_text_file(whole / "metrics.csv"));
+    const std::string expected_diag = io::read_text_file(whole / "diagnostics.csv");
+    make_interrupted_run(f, cut);
+
+    // Limits of 0 and just below the size of each kind of file the run writes: each time another
+    // write is the first too large for the "disk".
+    std::set<std::uintmax_t> limits{0};
+    for (const char* file : {"config.json", "state.json", "metrics.csv", "diagnostics.csv", "report.md", "plots/fid.svg",
+                             "plots/ole.svg", "chains/acu/gen2/pool.safetensors", "chains/acu/gen2/model.safetensors"})
+        limits.insert(fs::file_size(whole / file) - 1);
+    // G0's model fits, the trainer state beside it in its checkpoint (moments and EMA) does not.
+    limits.insert(fs::file_size(whole / "g0" / "model.safetensors") + 64);
+    std::set<std::string> failed_files;
+    struct rlimit saved {};
+    REQUIRE(getrlimit(RLIMIT_FSIZE, &saved) == 0);
+
+    // Starts the run in `work` (made by `prepare`) under each limit, then without one.
+    const auto sweep = [&](const char* phase, const auto& prepare) {
+        for (const std::uintmax_t limit : limits) {
+            INFO(phase << ", file size limit " << limit << " bytes");
+            fs::remove_all(work);
+            prepare();
+            file_snapshots before{work, files_of(work)};
+
+            // EFBIG instead of SIGXFSZ: what a full disk (ENOSPC) gives, without root or a mount.
+            const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+            struct rlimit small = saved;
+            small.rlim_cur = limit;
+            REQUIRE(setrlimit(RLIMIT_FSIZE, &small) == 0);
+            start_outcome o;
+            try {
+                o = start(f, work, before);
+            } catch (...) {
+                setrlimit(RLIMIT_FSIZE, &saved);
+                std::signal(SIGXFSZ, old_handler);
+                throw;
+            }
+            setrlimit(RLIMIT_FSIZE, &saved);
+            std::signal(SIGXFSZ, old_handler);
+
+            INFO("message: " << o.message);
+            if (o.refused) {
+                // "<file>: writing N bytes failed: File too large (disk full?)"; that file is as it
+                // was after the last finished step (each file is written once a step), or absent.
+                CHECK_THAT(o.message, Catch::Contains("disk full?"));
+                const std::size_t colon = o.message.find(": writing ");
+                REQUIRE(colon != std::string::npos);
+                const fs::path file = o.message.substr(0, colon);
+                const fs::path rel = file.lexically_relative(work);
+                failed_files.insert(rel.parent_path().filename() == "checkpoints"
+                                        ? "g0/checkpoints/" + rel.filename().string().substr(0, 5)
+                                        : rel.string());
+                const auto was = before.last.find(rel);
+                if (was != before.last.end()) CHECK(io::read_text_file(file) == was->second);
+                else CHECK_FALSE(fs::exists(file));
+            }
+            CHECK(testing::count_temporaries(work) == 0);
+            // Space is back: the same command finishes the run with the results of an uninterrupted one.
+            const start_outcome again = start(f, work);
+            INFO("after the limit: " << again.message);
+            CHECK_FALSE(again.refused);
+            CHECK(without_seconds(io::read_text_file(work / "metrics.csv")) == expected);
+            CHECK(io::read_text_file(work / "diagnostics.csv") == expected_diag);
+        }
+    };
+    // A fresh run: config.json, then G0's checkpoints (model file, then the larger trainer file).
+    sweep("a fresh run", [&] { fs::create_directories(work); });
+    // A resume after 10 of 11 steps: each step writes its model first, the largest file of a step,
+    // so here the model is what fails.
+    sweep("a resume", [&] { fs::copy(cut, work, fs::copy_options::recursive); });
+    // A finished run whose outputs are out of date: only metrics.csv, diagnostics.csv, the plots and
+    // report.md are written, and each failed one must keep its previous (here: stale) content.
+    sweep("a finished run's outputs", [&] {
+        fs::copy(whole, work, fs::copy_options::recursive);
+        for (const auto& [rel, bytes] : files_of(work))
+            if (rel.extension() == ".csv" || rel.extension() == ".svg" || rel.extension() == ".md")
+                io::write_file_atomically(work / rel, "stale\n");
+    });
+    std::string failed;
+    for (const auto& n : failed_files) failed += n + " ";
+    INFO("writes that failed: " << failed);
+    for (const char* file : {"config.json", "g0/checkpoints/model", "g0/checkpoints/train", "metrics.csv",
+                             "diagnostics.csv", "chains/acu-lsf/gen2/model.safetensors"})
+        CHECK(failed_files.contains(file));
+    fs::remove_all(work);
+}
+
+TEST_CASE("a pool file holding a non-finite value is refused on load, naming the file and the item", "[loop][corrupt]") {
+    const fs::path dir = fresh_dir("nan_pool");
+    fs::create_directories(dir);
+    loop::pool p(2);
+    const std::vector<float> items{0.5f, 1.0f, NAN, 2.0f};  // item 1's first coordinate
+    const std::vector<std::int64_t> labels{0, 1};
+    p.add(items, labels, 0);
+    loop::detail::save_pool(dir / "pool.safetensors", p);  // checksummed: only the NaN can tell
+    CHECK_THROWS_WITH(loop::detail::load_pool(dir / "pool.safetensors", 2),
+                      Catch::Contains((dir / "pool.safetensors").string()) && Catch::Contains("pool item 1") &&
+                          Catch::Contains("non-finite"));
+    fs::remove_all(dir);
 }

@@ -1,20 +1,26 @@
 // The DDPM trainer and its checkpoints: a run resumed from a checkpoint (in this process and in a
 // fresh one) continues bitwise like an uninterrupted run; the loss falls on learnable data; a NaN
-// stops training with a clear error and leaves the last good checkpoint loadable; checkpoints of
-// another spec, truncated, corrupt, foreign or mismatched files are refused clearly; label dropping
-// happens at its rate; data that does not fit the model is refused before training.
+// or Inf in the data, the gradients or the update (a huge lr) stops training with an error naming
+// the step, never writes a non-finite checkpoint and leaves the last good one intact; NaN weights in
+// a file are refused on load; checkpoints of another spec, truncated, corrupt, foreign or
+// mismatched files are refused clearly; label dropping happens at its rate; data that does not fit
+// the model is refused before training.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -355,6 +361,291 @@ TEST_CASE("a NaN loss stops training with an error naming the step; the last goo
     tiny_trainer again(*model_c, clean, tiny_table(), o);
     REQUIRE(again.resume());
     CHECK(snapshot(again) == good);
+}
+
+namespace {
+
+// tiny_unet whose backward writes `value` into one gradient at backward call `at` (0-based): a
+// NaN or Inf in the gradients with a finite loss, which only the gradient check can catch.
+struct grad_poisoned_unet : tiny_unet {
+    std::int64_t at = -1, calls = 0;
+    float value = 0;
+    tensor_view<const float> backward(tensor_view<const float> dout) {
+        const tensor_view<const float> g = tiny_unet::backward(dout);
+        if (calls++ == at) store().grads()[11] = value;
+        return g;
+    }
+};
+static_assert(diffusion::trainable_model<grad_poisoned_unet>);
+
+// The checkpoint a run last wrote, byte for byte, as on_checkpoint saw it.
+struct written_checkpoint {
+    std::int64_t step = -1;
+    std::string model_file, trainer_file;
+    std::string manifest, model, trainer;
+};
+
+struct poison_watch {
+    std::function<void(std::int64_t)> at_step;
+    written_checkpoint* last;
+    void on_step(std::int64_t step, double) {
+        if (at_step) at_step(step);
+    }
+    void on_checkpoint(const diffusion::checkpoint_event& e) {
+        last->step = e.step;
+        last->model_file = e.entry.model_file;
+        last->trainer_file = e.entry.trainer_file;
+        last->manifest = read_text(e.dir / diffusion::manifest_file_name);
+        last->model = read_text(e.dir / e.entry.model_file);
+        last->trainer = read_text(e.dir / e.entry.trainer_file);
+    }
+};
+
+// The message of the ouro::error that ends `t.train(callbacks...)`; fails the test when none does.
+template <class Trainer, class... Callbacks>
+std::string failure_of(Trainer& t, Callbacks&&... callbacks) {
+    try {
+        t.train(std::forward<Callbacks>(callbacks)...);
+    } catch (const ouro::error& e) {
+        return e.what();
+    }
+    FAIL("training ran to the end instead of stopping");
+    return {};
+}
+
+// Every float of every safetensors file in `dir` (weights, moments, EMA) is finite.
+void require_every_checkpoint_file_finite(const fs::path& dir) {
+    int files = 0;
+    for (const auto& f : fs::directory_iterator(dir)) {
+        if (f.path().extension() != ".safetensors") continue;
+        ++files;
+        io::safetensors_reader r(f.path());
+        for (const auto& e : r.entries()) {
+            if (e.dtype != io::safetensors_dtype::f32) continue;
+            const tensor<float> t = r.read<float>(e.name);
+            const bool finite = std::all_of(t.begin(), t.end(), [](float v) { return std::isfinite(v); });
+            INFO(f.path().string() << ": " << e.name);
+            CHECK(finite);
+        }
+    }
+    CHECK(files >= 2);  // at least the kept pair
+}
+
+// The run's last checkpoint is on disk as it was written, still current, and resumes a fresh
+// trainer on clean data to its step.
+void require_kept(const fs::path& dir, const written_checkpoint& last) {
+    REQUIRE(last.step >= 1);
+    CHECK(read_text(dir / diffusion::manifest_file_name) == last.manifest);
+    CHECK(read_text(dir / last.model_file) == last.model);
+    CHECK(read_text(dir / last.trainer_file) == last.trainer);
+    require_every_checkpoint_file_finite(dir);
+    const data::image_dataset clean = tiny_data();
+    auto model = fresh_model(42);
+    diffusion::trainer_options o = tiny_options(20);
+    o.checkpoint_dir = dir;
+    o.strict_resume = false;  // the huge-lr case resumed with another lr
+    tiny_trainer t(*model, clean, tiny_table(), o);
+    REQUIRE(t.resume());
+    CHECK(t.step_count() == last.step);
+}
+
+}  // namespace
+
+TEST_CASE("poisoned training (Inf data, NaN or Inf gradients, a huge lr) stops naming the step and never writes a "
+          "non-finite checkpoint",
+          "[trainer][nan]") {
+    data::image_dataset data = tiny_data();
+    scratch_dir dir("poison");
+    diffusion::trainer_options o = tiny_options(20);
+    o.checkpoint_dir = dir.path;
+    o.checkpoint_every = 2;
+    o.keep_checkpoints = 3;
+    auto model = std::make_unique<grad_poisoned_unet>();
+    model->reset_parameters(1);
+    written_checkpoint last;
+
+    SECTION("an Inf batch") {
+        diffusion::trainer<grad_poisoned_unet> t(*model, data, tiny_table(), o);
+        const std::string message = failure_of(t, poison_watch{[&](std::int64_t s) {
+                                                   if (s == 7) data.images.fill(std::numeric_limits<float>::infinity());
+                                               }, &last});
+        CHECK_THAT(message, Catch::Contains("loss of step 8 of 20 is not finite") &&
+                                Catch::Contains("last good checkpoint (step 6"));
+        CHECK(t.step_count() == 7);
+        CHECK(last.step == 6);
+        require_kept(dir.path, last);
+    }
+    SECTION("a NaN gradient") {
+        model->at = 4;  // backward of step 5
+        model->value = std::nanf("");
+        diffusion::trainer<grad_poisoned_unet> t(*model, data, tiny_table(), o);
+        CHECK_THAT(failure_of(t, poison_watch{{}, &last}),
+                   Catch::Contains("gradient norm of step 5 of 20 is not finite") &&
+                       Catch::Contains("last good checkpoint (step 4"));
+        CHECK(t.step_count() == 4);
+        require_kept(dir.path, last);
+    }
+    SECTION("an Inf gradient, without clipping") {
+        model->at = 8;  // backward of step 9
+        model->value = -std::numeric_limits<float>::infinity();
+        o.grad_clip = 0;
+        diffusion::trainer<grad_poisoned_unet> t(*model, data, tiny_table(), o);
+        CHECK_THAT(failure_of(t, poison_watch{{}, &last}), Catch::Contains("gradient norm of step 9 of 20 is not finite"));
+        CHECK(t.step_count() == 8);
+        CHECK(last.step == 8);
+        require_kept(dir.path, last);
+    }
+    SECTION("a learning rate whose update overflows float") {
+        // Six good steps, then the run resumed with lr 1e39 (above float's range: the update is ±Inf
+        // while the loss and gradients are finite).
+        {
+            diffusion::trainer<grad_poisoned_unet> t(*model, data, tiny_table(), o);
+            poison_watch watch{[&](std::int64_t) {}, &last};
+            for (int i = 0; i < 6; ++i) t.step();
+            watch.on_checkpoint({6, dir.path, t.save_checkpoint()});
+        }
+        diffusion::trainer_options huge = o;
+        huge.lr = 1e39;
+        huge.strict_resume = false;
+        diffusion::trainer<grad_poisoned_unet> t(*model, data, tiny_table(), huge);
+        REQUIRE(t.resume());
+        CHECK_THAT(failure_of(t, poison_watch{{}, &last}),
+                   Catch::Contains("update of step 7 of 20") && Catch::Contains("made the weights non-finite") &&
+                       Catch::Contains("last good checkpoint (step 6"));
+        CHECK(last.step == 6);
+        require_kept(dir.path, last);
+    }
+    SECTION("a learning rate so large that the next loss overflows") {
+        o.lr = 1e30;
+        o.warmup_steps = 0;
+        o.checkpoint_every = 1;
+        diffusion::trainer<grad_poisoned_unet> t(*model, data, tiny_table(), o);
+        const std::string message = failure_of(t, poison_watch{{}, &last});
+        INFO(message);
+        // Whichever check fires first (the weights after an update, or a later loss or gradient
+        // norm), it names the step that failed: the one after the last completed.
+        CHECK_THAT(message, Catch::Contains("step " + std::to_string(t.step_count() + 1) + " of 20") &&
+                                (Catch::Contains("not finite") || Catch::Contains("non-finite")));
+        CHECK(fs::exists(dir.path / diffusion::manifest_file_name) == (last.step >= 1));
+        if (last.step >= 1) require_kept(dir.path, last);
+    }
+    SECTION("an infinite learning rate is refused before training") {
+        o.lr = std::numeric_limits<double>::infinity();
+        CHECK_THROWS_WITH(diffusion::trainer<grad_poisoned_unet>(*model, data, tiny_table(), o),
+                          Catch::Contains("lr must be finite"));
+    }
+}
+
+namespace {
+
+// Replaces the model file of the current checkpoint in `dir` by `model_bytes` and re-binds the pair
+// (the trainer file's model_crc32, the manifest's sizes and CRCs), so that only the values can
+// tell; with `poison_tensor` set, that tensor of the trainer file gets a NaN too.
+void rebind_current_pair(const fs::path& dir, const std::string& model_bytes, const std::string& poison_tensor = {}) {
+    using diffusion::checkpoint_detail::crc32_bytes;
+    using diffusion::checkpoint_detail::hex;
+    const fs::path manifest_path = dir / diffusion::manifest_file_name;
+    nlohmann::json j = nlohmann::json::parse(read_text(manifest_path));
+    auto& entry = j["checkpoints"][0];
+    const fs::path model_path = dir / entry["model"].get<std::string>();
+    const fs::path trainer_path = dir / entry["trainer"].get<std::string>();
+    write_text(model_path, model_bytes);
+    const std::string model_crc = hex(crc32_bytes(model_bytes.data(), model_bytes.size()), 8);
+
+    std::vector<std::pair<std::string, tensor<float>>> tensors;
+    io::safetensors_metadata metadata;
+    {
+        io::safetensors_reader r(trainer_path);
+        metadata = r.metadata();
+        for (const auto& e : r.entries()) tensors.emplace_back(e.name, r.read<float>(e.name));
+    }
+    io::safetensors_writer w;
+    bool poisoned = poison_tensor.empty();
+    for (auto& [name, t] : tensors) {
+        if (name == poison_tensor) {
+            t[t.numel() / 2] = std::nanf("");
+            poisoned = true;
+        }
+        w.add(name, t);
+    }
+    REQUIRE(poisoned);
+    metadata.erase(io::safetensors_checksum_key);
+    metadata["model_crc32"] = model_crc;
+    w.set_metadata(metadata);
+    w.set_data_checksum();
+    const std::string trainer_bytes = w.serialize();
+    write_text(trainer_path, trainer_bytes);
+
+    entry["model_bytes"] = model_bytes.size();
+    entry["model_crc32"] = model_crc;
+    entry["trainer_bytes"] = trainer_bytes.size();
+    entry["trainer_crc32"] = hex(crc32_bytes(trainer_bytes.data(), trainer_bytes.size()), 8);
+    write_text(manifest_path, j.dump(2));
+}
+
+}  // namespace
+
+TEST_CASE("model files and checkpoints holding NaN weights are refused on load, naming the file, changing nothing",
+          "[trainer][nan][checkpoint][errors]") {
+    const data::image_dataset data = tiny_data();
+    scratch_dir dir("nan_load");
+    diffusion::trainer_options o = tiny_options(4);
+    o.checkpoint_dir = dir.path;
+    auto model = fresh_model(1);
+    tiny_trainer t(*model, data, tiny_table(), o);
+    t.step();
+    const diffusion::checkpoint_entry e = t.save_checkpoint();
+    const auto& store = model->store();
+    const auto id = diffusion::identity_of<tiny_unet>();
+
+    // ouro would not write these weights (save_model refuses them), so the file is made by hand:
+    // a well-formed model file, with a valid checksum, of NaN in one weight.
+    std::vector<float> weights(store.values(), store.values() + store.size());
+    weights[static_cast<std::size_t>(store.size() / 2)] = std::nanf("");
+    const std::string nan_bytes = diffusion::serialize_model_file(store, weights.data(), id, 1);
+
+    auto other = fresh_model(2);
+    tiny_trainer loader(*other, data, tiny_table(), o);
+    const state_snapshot before = snapshot(loader);
+
+    SECTION("a model file") {
+        write_text(dir.path / "nan.safetensors", nan_bytes);
+        CHECK_THROWS_WITH(diffusion::load_model(dir.path / "nan.safetensors", *other),
+                          Catch::Contains((dir.path / "nan.safetensors").string()) &&
+                              Catch::Contains("refusing to load non-finite weights"));
+        CHECK(snapshot(loader) == before);
+        // The same values, finite, load (the refusal is about the NaN, not the hand-made file).
+        weights[static_cast<std::size_t>(store.size() / 2)] = 0.25f;
+        write_text(dir.path / "fine.safetensors", diffusion::serialize_model_file(store, weights.data(), id, 1));
+        CHECK_NOTHROW(diffusion::load_model(dir.path / "fine.safetensors", *other));
+    }
+    SECTION("the model file of a checkpoint pair") {
+        rebind_current_pair(dir.path, nan_bytes);
+        CHECK_THROWS_WITH(loader.resume(), Catch::Contains((dir.path / e.model_file).string()) &&
+                                               Catch::Contains("refusing to load non-finite weights"));
+        CHECK(snapshot(loader) == before);
+        CHECK_THROWS_WITH(diffusion::load_checkpoint_weights(dir.path, *other, diffusion::checkpoint_weights::trained),
+                          Catch::Contains("non-finite weights"));
+        CHECK(snapshot(loader) == before);
+    }
+    SECTION("the EMA weights and moments of a trainer file") {
+        const std::string name = store.entries().front().name;
+        for (const std::string& prefix : {std::string("ema."), std::string("adamw.exp_avg_sq.")}) {
+            rebind_current_pair(dir.path, read_text(dir.path / e.model_file), prefix + name);
+            const std::string trainer_file = (dir.path / nlohmann::json::parse(read_text(dir.path / diffusion::manifest_file_name))
+                                                             ["checkpoints"][0]["trainer"].get<std::string>()).string();
+            CHECK_THROWS_WITH(loader.resume(), Catch::Contains(trainer_file) && Catch::Contains("non-finite") &&
+                                                   Catch::Contains(name));
+            CHECK(snapshot(loader) == before);
+            if (prefix == "ema.") {
+                CHECK_THROWS_WITH(diffusion::load_checkpoint_weights(dir.path, *other, diffusion::checkpoint_weights::ema),
+                                  Catch::Contains(trainer_file) && Catch::Contains("non-finite EMA weights"));
+                CHECK(snapshot(loader) == before);
+            }
+            // Restore the good pair for the next round.
+            t.save_checkpoint();
+        }
+    }
 }
 
 TEST_CASE("a checkpoint of another spec is refused with both spec strings", "[trainer][checkpoint][errors]") {

@@ -31,6 +31,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -152,6 +153,21 @@ void require_finite_buffer(const parameter_store<T>& store, const T* buffer, con
          " at element ", bad, "); the last good checkpoint is kept");
 }
 
+// Requires every element of `buffer` (laid out like store.values()) finite after reading it from
+// `file`; `what` names the buffer. ouro never writes NaN or Inf weights (above), so a file that
+// holds them was damaged with a valid checksum or written by someone else; loading it would only
+// move the failure to the first training step or sample, far from the file's name.
+template <real_scalar T>
+void require_finite_loaded(const parameter_store<T>& store, const T* buffer, const std::string& file, const char* what) {
+    const std::int64_t bad = optim::first_non_finite(buffer, store.size());
+    if (bad < 0) return;
+    for (const auto& e : store.entries())
+        if (bad >= e.offset && bad < e.offset + e.dims.numel())
+            fail(file, ": refusing to load non-finite ", what, ": '", e.name, "' holds ", buffer[bad], " at element ",
+                 bad - e.offset, "; nothing was changed");
+    fail(file, ": refusing to load non-finite ", what, " (", buffer[bad], " at element ", bad, "); nothing was changed");
+}
+
 // "'spec' (hash h)", for messages.
 inline std::string describe(const model_identity& id) {
     return ouro::detail::concat("'", id.spec, "' (hash ", hex(id.hash, 16), ")");
@@ -202,14 +218,19 @@ void save_model(const std::filesystem::path& file, const Model& model, std::int6
 }
 
 // Loads a model file into `store` after checking that it was saved from the model `id` names (the
-// message shows both spec strings) and holds exactly the store's parameters; nothing changes
-// unless everything fits. Returns the file's metadata.
+// message shows both spec strings), holds exactly the store's parameters, and that every weight is
+// finite; nothing changes unless everything fits. Returns the file's metadata.
 template <real_scalar T>
 io::safetensors_metadata load_model_file(const std::filesystem::path& file, parameter_store<T>& store,
                                          const model_identity& id) {
     io::safetensors_reader reader(file);
     checkpoint_detail::require_identity(reader.metadata(), id, file.string());
-    io::read_parameter_buffer(reader, store, store.values());
+    // Read into scratch first: the finiteness check comes after the read, and a refused file must
+    // leave the model as it was.
+    aligned_vector<T> weights(static_cast<std::size_t>(store.size()), T{});
+    io::read_parameter_buffer(reader, store, weights.data());
+    checkpoint_detail::require_finite_loaded(store, weights.data(), file.string(), "weights");
+    std::copy(weights.begin(), weights.end(), store.values());
     return reader.metadata();
 }
 
@@ -540,6 +561,12 @@ std::int64_t restore_checkpoint(const checkpoint_contents& c, parameter_store<T>
                 fail(tp, ": unexpected tensor '", entry.name, "' in a trainer state file");
         }
     }
+    // Sizes and CRCs were verified, but a pair written by other code (or damaged and re-checksummed)
+    // may hold NaN or Inf; a resume from it would fail at its first step, far from the file's name.
+    checkpoint_detail::require_finite_loaded(store, weights.data(), c.model_path.string(), "weights");
+    checkpoint_detail::require_finite_loaded(store, m.data(), tp, "AdamW first moment");
+    checkpoint_detail::require_finite_loaded(store, v.data(), tp, "AdamW second moment");
+    if (file_has_ema) checkpoint_detail::require_finite_loaded(store, e.data(), tp, "EMA weights");
     require(target.adamw->size() == store.size(), "restore_checkpoint: the optimizer has ", target.adamw->size(),
             " elements, the store ", store.size());
     std::copy(weights.begin(), weights.end(), store.values());
@@ -574,7 +601,10 @@ std::int64_t load_checkpoint_weights(const std::filesystem::path& dir, Model& mo
         if (checkpoint_detail::get(c.trainer_metadata, "ema", tp) != "on")
             fail(tp, ": the checkpoint keeps no EMA of the weights; load checkpoint_weights::trained instead");
         io::safetensors_reader reader(c.trainer_path);
-        io::read_parameter_buffer(reader, store, store.values(), "ema.");
+        aligned_vector<std::remove_pointer_t<decltype(store.values())>> weights(static_cast<std::size_t>(store.size()));
+        io::read_parameter_buffer(reader, store, weights.data(), "ema.");
+        checkpoint_detail::require_finite_loaded(store, weights.data(), tp, "EMA weights");
+        std::copy(weights.begin(), weights.end(), store.values());
     }
     return c.entry.step;
 }

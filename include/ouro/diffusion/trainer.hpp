@@ -161,7 +161,8 @@ inline void validate(const trainer_options& o) {
     require(o.steps >= 0 && o.epochs >= 0, "trainer: steps and epochs must be >= 0, found steps ", o.steps, ", epochs ",
             o.epochs);
     require(o.steps > 0 || o.epochs > 0, "trainer: set steps or epochs (both are 0)");
-    require(o.lr >= 0, "trainer: lr must be >= 0, found ", o.lr);
+    // An infinite lr passes `lr >= 0` but turns the first update into ±Inf or NaN weights.
+    require(o.lr >= 0 && std::isfinite(o.lr), "trainer: lr must be finite and >= 0, found ", o.lr);
     require(o.warmup_steps >= 0, "trainer: warmup_steps must be >= 0, found ", o.warmup_steps);
     require(o.grad_clip >= 0, "trainer: grad_clip must be >= 0 (0: no clipping), found ", o.grad_clip);
     require(o.label_drop >= 0 && o.label_drop <= 1, "trainer: label_drop must be in [0, 1], found ", o.label_drop);
@@ -374,7 +375,9 @@ public:
     //   L = mean (model(x_t, t, y) − P::target(x_0, ε, t))²                             DDPM eq. (14)
     //   clip the gradients' global norm, AdamW at lr = schedule(step), EMA update.
     // A loss or gradient norm that is not finite throws ouro::error naming the step before any
-    // update, so the weights, moments and EMA stay those of the last good step.
+    // update, so the weights, moments and EMA stay those of the last good step. An update that
+    // makes the weights non-finite (a huge learning rate) throws too, naming the step; the weights
+    // in memory are then lost, the checkpoints on disk untouched.
     step_result step() {
         require(step_ < std::numeric_limits<std::int64_t>::max() / options_.batch_size, "trainer: step count overflow");
         const std::int64_t s = step_;
@@ -402,6 +405,13 @@ public:
         const double lr = schedule_(s);
         adamw_.set_lr(lr);
         adamw_.step(store);
+        // Finite gradients can still give non-finite weights: a learning rate so large that
+        // lr / (1 - beta1^t) overflows float makes the update ±Inf. Caught here, naming the step,
+        // before the EMA, a checkpoint or the next step take them in (else the next loss is NaN and
+        // its message would call these weights good). One pass over the weights: small beside
+        // forward and backward.
+        if (const std::int64_t bad = optim::first_non_finite(store.values(), store.size()); bad >= 0)
+            fail_weights_not_finite(bad, lr, s);
         if (ema_) ema_->update(store);
         step_ = s + 1;
         return {step_, loss, norm, lr};
@@ -663,6 +673,21 @@ private:
         fail("trainer: the ", what, " of step ", s + 1, " of ", total_steps_, " is not finite (", value,
              "); training stopped before that step's update, so the model keeps the weights after step ", s, "; ", kept,
              ". Check the data and the learning rate (", schedule_(s), ")");
+    }
+
+    [[noreturn]] void fail_weights_not_finite(std::int64_t bad, double lr, std::int64_t s) const {
+        const auto& store = model_.store();
+        std::string where = ouro::detail::concat("element ", bad);
+        for (const auto& e : store.entries())
+            if (bad >= e.offset && bad < e.offset + e.dims.numel())
+                where = ouro::detail::concat("'", e.name, "' element ", bad - e.offset);
+        std::string kept = "no checkpoint has been written by this trainer";
+        if (last_checkpoint_)
+            kept = ouro::detail::concat("the last good checkpoint (step ", last_checkpoint_->second, " in ",
+                                        last_checkpoint_->first.string(), ") is kept; resume from it");
+        fail("trainer: the update of step ", s + 1, " of ", total_steps_, " at lr ", lr,
+             " made the weights non-finite (", store.values()[bad], " in ", where,
+             "), so this trainer's weights are lost; ", kept, ". Lower the learning rate");
     }
 
     // ---- What checkpoints record about the run, and what a strict resume compares ----
