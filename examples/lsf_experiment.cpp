@@ -207,6 +207,10 @@ int run_experiment(const options& o, const presets::lsf_profile& profile, const 
                 loop::metrics_table(summary.metrics, names, lo.generations).c_str());
     if (o.unlabelled) std::printf("SSC-OMP clustering accuracy of D_r: %.4f\n", summary.clustering_accuracy);
     std::printf("wall time of this call: %.1f s (%lld steps run)\n", wall, static_cast<long long>(summary.steps_run));
+    const loop::phase_seconds& t = summary.phases;
+    std::printf("  of which: G0 training %.1f s, fine-tuning %.1f s, sampling %.1f s, latents %.1f s, metrics %.1f s, "
+                "other %.1f s (the loop's own count; the rest was loading data and the feature extractor)\n",
+                t.g0_training, t.finetuning, t.sampling, t.latents, t.metrics, t.other);
     std::printf("report: %s\n", (o.out / "report.md").string().c_str());
     return 0;
 }

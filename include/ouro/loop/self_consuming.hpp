@@ -49,6 +49,7 @@
 #include "ouro/cluster/accuracy.hpp"
 #include "ouro/cluster/ssc_omp.hpp"
 #include "ouro/core/error.hpp"
+#include "ouro/core/parameter_store.hpp"
 #include "ouro/core/philox.hpp"
 #include "ouro/core/progress.hpp"
 #include "ouro/core/tensor.hpp"
@@ -78,11 +79,30 @@ namespace ouro::loop {
 
 // A model the loop can run: the trainer fits it (trainable_model: forward, backward, store, a static
 // spec with in_channels, image_size, classes, str and hash), the sampler draws from it (denoiser:
-// predict) and its encoder gives the latents (encode), and it is default-constructible, so the loop
-// can hold one per method. nn::unet and loop::toy::mlp_denoiser are two.
+// predict) and its encoder gives the latents (encode), it is default-constructible, so the loop
+// can hold one per method, reset_parameters(seed) initialises G0 and a const store() gives its
+// weights to copy. nn::unet and
+// loop::toy::mlp_denoiser are two. check_loop_model says in words which part a type lacks.
 template <class M>
 concept loop_model = diffusion::trainable_model<M> && diffusion::denoiser<M> && latent::encoder<M> &&
-                     std::default_initializable<M>;
+                     std::default_initializable<M> && requires(M& m, const M& cm, std::uint64_t seed) {
+                         m.reset_parameters(seed);
+                         { cm.store() } -> std::convertible_to<const parameter_store<float>&>;
+                     };
+
+// A sampler the loop can run: a diffusion::sampler that also names the parameterisation its model
+// predicts (parameterization_type), which the loop's trainers then fit.
+template <class S>
+concept loop_sampler = diffusion::sampler<S> && requires { typename S::parameterization_type; };
+
+template <class S>
+constexpr bool check_loop_sampler() {
+    static_assert(diffusion::check_sampler<S>());
+    static_assert(requires { typename S::parameterization_type; },
+                  "a loop sampler needs `using parameterization_type = ...;` (e.g. diffusion::epsilon_prediction), "
+                  "what its model predicts: the loop trains every model with it");
+    return loop_sampler<S>;
+}
 
 template <class M>
 constexpr bool check_loop_model() {
@@ -93,6 +113,9 @@ constexpr bool check_loop_model() {
                   "a loop model must be default-constructible: the loop holds one model per method");
     static_assert(requires(M& m, std::uint64_t seed) { m.reset_parameters(seed); },
                   "a loop model needs `void reset_parameters(std::uint64_t seed)` to initialise G0");
+    static_assert(requires(const M& m) { { m.store() } -> std::convertible_to<const parameter_store<float>&>; },
+                  "a loop model needs `const parameter_store<float>& store() const`: the loop copies G0's weights "
+                  "from a const model");
     return loop_model<M>;
 }
 
@@ -122,7 +145,7 @@ struct loop_options {
     std::int64_t finetune_epochs = 3;           // E
     bool retrain_from_scratch = false;          // G_k from fresh weights instead of G_{k-1}
     std::int64_t eval_samples = 10000;          // samples of G_k the metrics are computed on
-    std::int64_t sample_chunk = 100;            // samples per sampler call (memory; not the results)
+    std::int64_t sample_chunk = 250;            // samples per sampler call (memory; not the results)
     // Run only these methods (names as in metrics.csv, e.g. {"ACU-LSF"}); empty: all of them.
     // Seeds do not depend on the selection, so a method's rows are the same whether it runs alone
     // or with the others: ablations of one method need not pay for the rest.
@@ -194,6 +217,17 @@ struct on_generation_hook {
 };
 inline constexpr on_generation_hook on_generation{};
 
+// Wall time of one call of run(), by phase (what this call ran; a resumed run counts only its own
+// part). "other" is the rest: loading data and models, the probe, clustering, OLE, writing files.
+struct phase_seconds {
+    double g0_training = 0;  // G0's trainer
+    double finetuning = 0;   // every G_k's trainer
+    double sampling = 0;     // pools and evaluation sets, every method and generation
+    double latents = 0;      // G0's encoder on D_r and on every pool
+    double metrics = 0;      // features, FID, precision / recall / density / coverage, KID
+    double other = 0;
+};
+
 // What a run leaves for its caller (the rows are also in the run directory).
 struct run_summary {
     std::vector<metric_row> metrics;
@@ -202,6 +236,7 @@ struct run_summary {
     double probe_holdout_accuracy = NAN;
     std::int64_t steps_run = 0;         // steps finished by this call (0: everything was already done)
     double seconds = 0;
+    phase_seconds phases;               // where those seconds went
 };
 
 namespace detail {
@@ -280,6 +315,11 @@ inline pool load_pool(const std::filesystem::path& file, std::int64_t item_size)
     require(data.rank() == 2 && data.dim(0) == n && data.dim(1) == item_size && generations.numel() == n && ids.numel() == n,
             file.string(), ": expected a pool of ", n, " items of ", item_size, " floats, found data ", data.dims(),
             ", generations ", generations.dims(), ", ids ", ids.dims());
+    // The loop never saves a non-finite item (the trainer refuses such data before training), so
+    // one here means the file was written by someone else; refused here, where the file has a name.
+    if (const std::int64_t bad = optim::first_non_finite(data.data(), data.numel()); bad >= 0)
+        fail(file.string(), ": pool item ", bad / item_size, " holds a non-finite value (", data[bad], " at element ",
+             bad % item_size, ")");
     pool p(item_size);
     std::int64_t begin = 0;
     while (begin < n) {
@@ -336,6 +376,19 @@ void load_run_model(const std::filesystem::path& file, Model& model) {
     diffusion::load_model(file, model);
 }
 
+// Adds the seconds of its own lifetime to a phase's counter.
+class phase_timer {
+public:
+    explicit phase_timer(double& total) : total_(total), start_(std::chrono::steady_clock::now()) {}
+    phase_timer(const phase_timer&) = delete;
+    phase_timer& operator=(const phase_timer&) = delete;
+    ~phase_timer() { total_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+
+private:
+    double& total_;
+    std::chrono::steady_clock::time_point start_;
+};
+
 inline double seconds_since(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -350,7 +403,7 @@ class self_consuming;
 template <class Model, class Sampler, class Pooling, loop_mode... Modes>
 class self_consuming<Model, Sampler, Pooling, methods<Modes...>> {
     static_assert(check_loop_model<Model>());
-    static_assert(diffusion::check_sampler<Sampler>());
+    static_assert(check_loop_sampler<Sampler>());
     static_assert(latent::check_pooling<Pooling>());
     static_assert(sizeof...(Modes) >= 1, "an experiment compares at least one method");
 
@@ -407,11 +460,15 @@ public:
         load_state_();
 
         run_summary summary;
+        phases_ = {};
         log_() << "run directory: " << options_.out.string() << "\n";
 
         // Reference features and their Gaussian, once.
-        reference_features_ = features.features(reference.images.view());  // (M, D)
-        reference_stats_ = metrics::fit_gaussian(reference_features_.view());
+        {
+            const detail::phase_timer timer(phases_.metrics);
+            reference_features_ = features.features(reference.images.view());  // (M, D)
+            reference_stats_ = metrics::fit_gaussian(reference_features_.view());
+        }
 
         // ---- Generation 0: G0, its encoder, the probe.
         Model g0;
@@ -497,8 +554,11 @@ public:
         summary.diagnostics = state_.diagnostics;
         summary.clustering_accuracy = state_.clustering_accuracy;
         summary.probe_holdout_accuracy = state_.probe_holdout_accuracy;
-        summary.seconds = detail::seconds_since(start);
         write_outputs_();
+        summary.seconds = detail::seconds_since(start);
+        summary.phases = phases_;
+        summary.phases.other = summary.seconds - phases_.g0_training - phases_.finetuning - phases_.sampling -
+                               phases_.latents - phases_.metrics;
         return summary;
     }
 
@@ -678,7 +738,10 @@ private:
         diffusion::trainer<Model, typename Sampler::parameterization_type> trainer(g0, real, table_, o);
         if (trainer.resume()) log_() << "G0: resumed training at step " << trainer.step_count() << "\n";
         const auto t0 = std::chrono::steady_clock::now();
-        const auto r = trainer.train();
+        const auto r = [&] {
+            const detail::phase_timer timer(phases_.g0_training);
+            return trainer.train();
+        }();
         if (trainer.ema()) trainer.ema()->copy_to(g0.store());
         log_() << "G0: trained " << r.steps_run << " steps in " << detail::seconds_since(t0) << " s, last loss "
                << r.last_loss << "\n";
@@ -736,6 +799,7 @@ private:
     template <class Extractor>
     tensor<float> extract_(Extractor& extractor, tensor_view<const float> images, tensor_view<const std::int64_t> labels,
                            tensor_view<const std::int64_t> ids) {
+        const detail::phase_timer timer(phases_.latents);
         if constexpr (conditional) {
             if (options_.latent_label == latent_conditioning::own_label) return extractor.extract(images, labels, ids);
             tensor<std::int64_t> null(shape{images.dim(0)});
@@ -768,6 +832,7 @@ private:
 
     tensor<float> sample_(Model& model, tensor_view<const std::int64_t> labels, std::int64_t count, std::uint64_t seed,
                           const std::string& what) {
+        const detail::phase_timer timer(phases_.sampling);
         const shape item{Model::spec.in_channels, Model::spec.image_size, Model::spec.image_size};
         tensor<float> out(shape{count, item[0], item[1], item[2]});
         std::optional<progress> bar;
@@ -793,6 +858,7 @@ private:
 
     template <class Features>
     metric_row evaluate_(Features& features, tensor_view<const float> samples) {
+        const detail::phase_timer timer(phases_.metrics);
         const tensor<float> f = features.features(samples);  // (n, D)
         metric_row m;
         m.fid = metrics::fid(reference_stats_, f.view());
@@ -906,6 +972,7 @@ private:
         if (!conditional) o.label_drop = 0.0;
         {
             diffusion::trainer<Model, typename Sampler::parameterization_type> trainer(ch.model, train_set, table_, o);
+            const detail::phase_timer timer(phases_.finetuning);
             const auto r = trainer.train();
             log_() << "  fine-tuned " << r.steps_run << " steps on " << diag.train_size << " items (real "
                    << 100.0 * diag.real_share << "%), last loss " << r.last_loss << "\n";
@@ -954,6 +1021,7 @@ private:
     metrics::gaussian_stats reference_stats_;
     run_state state_;
     std::int64_t num_classes_ = 0;
+    phase_seconds phases_;  // of the current run() call
 };
 
 }  // namespace ouro::loop
