@@ -50,11 +50,13 @@ expect_refusal train_mnist "--ddim-steps" --ddim-steps 25
 expect_refusal cluster_mnist "--n" --n 5
 expect_refusal mnist_latents "--t" --t 1000
 expect_refusal lsf_steps "--run" --run "$work/no-such-run"
+expect_refusal sampler_steps "--run" --run "$work/no-such-run"
+expect_refusal sampler_steps "--samples" --samples 5
 expect_refusal custom_filter "max_synthetic_share" 6 1.5
 
 # Every example: --help and --version answer with exit 0; an unknown flag is refused in one line.
-for program in cluster_mnist compute_metrics custom_filter lenet_mnist lsf_experiment lsf_steps mnist_latents toy_2d \
-               train_mnist; do
+for program in cluster_mnist compute_metrics custom_filter lenet_mnist lsf_experiment lsf_steps mnist_latents \
+               sampler_steps toy_2d train_mnist; do
   status=0
   "$bin/$program" --help >help.txt 2>&1 || status=$?
   [[ $status -eq 0 && -s help.txt ]] || { echo "FAIL $program --help: exit $status"; failures=$((failures + 1)); }
