@@ -1,12 +1,18 @@
 // The paper's experiment (Cai et al., AAAI-26, §5) end to end: train G0 on real images, then run the
-// self-consuming loop for SYN, SYN-ADD, ACU, ACUR and ACU-LSF side by side, and write the run
-// directory (config.json, metrics.csv, diagnostics.csv, grids/, plots/, report.md). Ends with the
-// last generation's table and the path of report.md.
+// self-consuming loop for SYN, SYN-ADD, ACU, ACUR, ACUR-SIMS, ACUR-SC and ACU-LSF (and the REAL
+// control arm) side by side, and write the run directory (config.json, metrics.csv,
+// diagnostics.csv, grids/, plots/, report.md). Ends with the last generation's table and the path
+// of report.md.
 //
 //   lsf_experiment [--dataset mnist|fashion-mnist|cifar10|image-folder] [--data-dir DIR]
-//                  [--profile smoke|quick|paper] [--out DIR] [--seed S] [--unlabelled]
+//                  [--profile smoke|quick|paper] [--out DIR] [--seed S | --seeds 1-5] [--unlabelled]
 //                  [--t T] [--draws R] [--probe-l2 L] [--generations K] [--methods M1,M2,...]
-//                  [--latent-label null|own]
+//                  [--latent-label null|own] [--finetune-recipe plain|ema-warmup]
+//
+// --seeds: one run per seed in <out>/seed_<s>/ (each resumable on its own), then <out>/summary.csv
+// (mean, std, 95% interval over the seeds per method, generation and metric), paired_differences.csv
+// (every pair of methods, seed by seed: they share G0, S_1 and the evaluation noise), band plots
+// and summary.md.
 //
 // --data-dir: MNIST-style IDX files (default data/mnist, data/fashion-mnist), CIFAR-10's binary
 // batches (cifar10), or a folder with one subfolder of images per class (image-folder; a train/ and
@@ -33,6 +39,7 @@
 #include "ouro/data/image_folder.hpp"
 #include "ouro/data/mnist.hpp"
 #include "ouro/diffusion/sampler.hpp"
+#include "ouro/loop/seeds.hpp"
 #include "ouro/loop/self_consuming.hpp"
 #include "ouro/metrics/feature_extractor.hpp"
 #include "ouro/presets/experiments.hpp"
@@ -46,11 +53,13 @@ struct options {
     std::string dataset = "mnist", profile = "quick";
     fs::path data_dir, out;
     std::uint64_t seed = 1;
+    std::string seeds;  // "1-5" or "1,3,7": one run per seed, then the summary over them
     bool unlabelled = false;
     std::int64_t t = -1, draws = -1, generations = -1;
     double probe_l2 = -1;
     std::vector<std::string> methods;  // empty: all
     std::string latent_label = "null";
+    std::string finetune_recipe = "plain";
 };
 
 // The command line, every value checked before any work starts (and so before the run directory
@@ -68,7 +77,21 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
                    "(one subfolder per class; train/ and test/ when present, else split 90/10), read at 32x32");
     app.add_option("--profile", o.profile, "Sizes and lengths (see README)")->check(CLI::IsMember({"smoke", "quick", "paper"}));
     app.add_option("--out", o.out, "Run directory (default runs/lsf_<dataset>_<profile>)");
-    app.add_option("--seed", o.seed, "Seed of every random choice")->check(examples::unsigned_integer);
+    auto* seed = app.add_option("--seed", o.seed, "Seed of every random choice")->check(examples::unsigned_integer);
+    app.add_option("--seeds", o.seeds,
+                   "Run once per seed (a range 1-5 or a list 1,3,7) into <out>/seed_<s>/, then summarise: "
+                   "summary.csv, paired_differences.csv, plots/summary_*.svg, summary.md")
+        ->excludes(seed)
+        ->check(CLI::Validator(
+            [](std::string& text) -> std::string {
+                try {
+                    (void)loop::parse_seed_list(text);
+                } catch (const ouro::error& e) {
+                    return e.what();
+                }
+                return {};
+            },
+            "LIST"));
     app.add_flag("--unlabelled", o.unlabelled, "Unconditional DDPM; the probe learns SSC-OMP cluster labels");
     app.add_option("--t", o.t, "Latent extraction timestep, of T = 1000 (default: the profile's)")
         ->check(examples::whole_in(0, 999))
@@ -83,12 +106,19 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
         ->check(examples::whole_in(1, 1000))
         ->default_str("");
     const auto& names = presets::lsf_experiment<false, true, false>::method_names;
-    app.add_option("--methods", o.methods, "Run only these methods, comma-separated (default: all)")
+    app.add_option("--methods", o.methods,
+                   "Run these methods, comma-separated (default: the paper's seven; the control arms REAL, REAL-EMA "
+                   "and ACU-EMA only when named)")
         ->delimiter(',')
         ->check(CLI::IsMember(std::vector<std::string>(names.begin(), names.end())))
         ->default_str("");
     app.add_option("--latent-label", o.latent_label, "Label a conditional G0 reads latents with")
         ->check(CLI::IsMember({"null", "own"}));
+    app.add_option("--finetune-recipe", o.finetune_recipe,
+                   "How each G_k is fine-tuned: plain (fresh AdamW, no warm-up, last iterate) or ema-warmup "
+                   "(20 warm-up steps, G_k the EMA of the weights), for every method (the REAL-EMA and ACU-EMA "
+                   "control arms use ema-warmup always)")
+        ->check(CLI::IsMember({"plain", "ema-warmup"}));
     if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     if (o.data_dir.empty()) {
         if (o.dataset == "mnist") o.data_dir = "data/mnist";
@@ -184,24 +214,49 @@ int run_experiment(const options& o, const presets::lsf_profile& profile, const 
     classifier.train_or_load(d.train, fs::path("runs") / "cache" / ("lenet_" + o.dataset + ".safetensors"));
 
     loop::loop_options lo = presets::loop_options_for(profile);
-    lo.seed = o.seed;
-    lo.out = o.out;
     if (o.t >= 0) lo.latents.timestep = o.t;
     if (o.draws >= 1) lo.latents.draws = o.draws;
     if (o.probe_l2 >= 0) lo.probe.l2 = o.probe_l2;
     if (o.generations >= 1) lo.generations = o.generations;
-    lo.only_methods = o.methods;
     lo.latent_label = o.latent_label == "own" ? loop::latent_conditioning::own_label : loop::latent_conditioning::null_class;
+    lo.finetune_ema = o.finetune_recipe == "ema-warmup";  // warm-up and EMA as loop_options::ema_recipe_warmup_steps says
     lo.extra_config = {{"dataset", o.dataset}, {"data_dir", o.data_dir.string()}, {"profile", o.profile},
-                       {"unlabelled", o.unlabelled}, {"real_per_class", per_class}, {"reference_per_class", ref_per_class}};
+                       {"unlabelled", o.unlabelled}, {"real_per_class", per_class}, {"reference_per_class", ref_per_class},
+                       {"finetune_recipe", o.finetune_recipe}};
     const diffusion::schedule_table table(diffusion::linear_ho2020{}, 1000);
+    // By default the paper's seven methods; the control arms (REAL, REAL-EMA, ACU-EMA) when named.
+    constexpr auto paper = loop::method_names_of(loop::paper_methods{});
+    const std::vector<std::string> names = o.methods.empty() ? std::vector<std::string>(paper.begin(), paper.end()) : o.methods;
+    lo.only_methods = names;
+
+    if (!o.seeds.empty()) {
+        const std::vector<std::uint64_t> seeds = loop::parse_seed_list(o.seeds);
+        for (std::size_t i = 0; i < seeds.size(); ++i) {
+            std::printf("\n==== seed %llu (%zu of %zu) ====\n", static_cast<unsigned long long>(seeds[i]), i + 1, seeds.size());
+            lo.seed = seeds[i];
+            lo.out = o.out / ("seed_" + std::to_string(seeds[i]));
+            Experiment ex(Experiment::make_sampler(table, profile), table, lo);
+            const auto start = std::chrono::steady_clock::now();
+            const auto summary = ex.run(real, reference, classifier);
+            std::printf("seed %llu: %.1f s (%lld steps run)\n", static_cast<unsigned long long>(seeds[i]),
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                        static_cast<long long>(summary.steps_run));
+        }
+        const auto summary = loop::write_seed_summary(o.out, seeds, names);
+        std::printf("\n%s, profile %s%s, generation %lld, %zu seeds (mean ± 95%% interval half-width):\n%s", o.dataset.c_str(),
+                    o.profile.c_str(), o.unlabelled ? " (unlabelled)" : "", static_cast<long long>(lo.generations),
+                    seeds.size(), loop::summary_table(summary, lo.generations).c_str());
+        std::printf("summary: %s\n", (o.out / "summary.md").string().c_str());
+        return 0;
+    }
+
+    lo.seed = o.seed;
+    lo.out = o.out;
     Experiment ex(Experiment::make_sampler(table, profile), table, lo);
     const auto start = std::chrono::steady_clock::now();
     const auto summary = ex.run(real, reference, classifier);
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-    const std::vector<std::string> names =
-        o.methods.empty() ? std::vector<std::string>(Experiment::method_names.begin(), Experiment::method_names.end()) : o.methods;
     std::printf("\n%s, profile %s%s, generation %lld:\n%s", o.dataset.c_str(), o.profile.c_str(),
                 o.unlabelled ? " (unlabelled)" : "", static_cast<long long>(lo.generations),
                 loop::metrics_table(summary.metrics, names, lo.generations).c_str());

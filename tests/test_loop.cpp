@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ouro/core/error.hpp"
+#include "ouro/diffusion/negative_guidance.hpp"
 #include "ouro/loop/modes.hpp"
 #include "ouro/loop/pool.hpp"
 #include "ouro/loop/toy.hpp"
@@ -81,6 +82,81 @@ TEST_CASE("mode names are the paper's", "[loop][modes]") {
     CHECK(std::string(loop::acu::name) == "ACU");
     CHECK(std::string(loop::acur::name) == "ACUR");
     CHECK(std::string(loop::acu_lsf::name) == "ACU-LSF");
+    CHECK(std::string(loop::acur_sims::name) == "ACUR-SIMS");
+    CHECK(std::string(loop::acur_sc::name) == "ACUR-SC");
+    CHECK(std::string(loop::real_only::name) == "REAL");
+}
+
+TEST_CASE("REAL, the control arm, trains on real items only; SIMS and SC select as ACUR does", "[loop][modes]") {
+    pool p = hand_made_pool();
+    const auto r = loop::real_only{}.select(p, {}, 3, 5);
+    REQUIRE(r.size() == 3);
+    for (auto i : r) CHECK(p.generation(i) == 0);
+    CHECK(loop::real_only{}.select(p, {}, 10, 5) == std::vector<std::int64_t>{0, 1, 2, 3});  // all of D_r at most
+    CHECK(loop::acur_sims{}.select(p, {}, 5, 11) == loop::acur{}.select(p, {}, 5, 11));
+    CHECK(loop::acur_sc{}.select(p, {}, 5, 11) == loop::acur{}.select(p, {}, 5, 11));
+    CHECK_THROWS_AS(loop::real_only{}.select(p, {}, -1, 0), ouro::error);
+}
+
+TEST_CASE("ACUR-SC moves each sample toward the nearest real centre of its class by the strength", "[loop][modes]") {
+    // Real 2-D points: class 0 at (0, 0) and (10, 0), class 1 at (0, 10). With as many centres as
+    // points, the centres are the points themselves.
+    const std::vector<float> real_data{0, 0, 10, 0, 0, 10};
+    const std::vector<std::int64_t> real_labels{0, 0, 1};
+    const loop::correction_context c{tensor_view<const float>(real_data.data(), shape{3, 2, 1, 1}), real_labels, 2, 7};
+    std::vector<float> samples{1, 1, 9, 2, 1, 1};  // labels 0, 0, 1
+    const std::vector<std::int64_t> labels{0, 0, 1};
+    loop::acur_sc sc;
+    sc.strength = 0.5;
+    sc.centres_per_class = 4;
+    sc.correct(tensor_view<float>(samples.data(), shape{3, 2, 1, 1}), labels, c);
+    CHECK(samples[0] == Approx(0.5));   // (1, 1) -> halfway to (0, 0)
+    CHECK(samples[1] == Approx(0.5));
+    CHECK(samples[2] == Approx(9.5));   // (9, 2) -> halfway to (10, 0)
+    CHECK(samples[3] == Approx(1.0));
+    CHECK(samples[4] == Approx(0.5));   // (1, 1), class 1 -> halfway to (0, 10)
+    CHECK(samples[5] == Approx(5.5));
+
+    // Strength 0 changes nothing; 1 replaces by the centre; out of range is refused.
+    std::vector<float> same{3, 4};
+    sc.strength = 0;
+    sc.correct(tensor_view<float>(same.data(), shape{1, 2, 1, 1}), std::vector<std::int64_t>{1}, c);
+    CHECK(same == std::vector<float>{3, 4});
+    sc.strength = 1;
+    sc.correct(tensor_view<float>(same.data(), shape{1, 2, 1, 1}), std::vector<std::int64_t>{1}, c);
+    CHECK(same[0] == Approx(0.0).margin(1e-6));
+    CHECK(same[1] == Approx(10.0));
+    sc.strength = 1.5;
+    CHECK_THROWS_WITH(sc.correct(tensor_view<float>(same.data(), shape{1, 2, 1, 1}), std::vector<std::int64_t>{1}, c),
+                      Catch::Contains("strength"));
+}
+
+namespace {
+// A denoiser that predicts a constant, to check how negative guidance combines two of them.
+struct constant_denoiser {
+    float value;
+    tensor<float> out;
+    tensor_view<const float> predict(tensor_view<const float> x, tensor_view<const std::int64_t>, tensor_view<const std::int64_t>) {
+        out.resize(x.dims());
+        std::fill(out.begin(), out.end(), value);
+        return out.view();
+    }
+};
+}  // namespace
+
+TEST_CASE("negative guidance predicts (1 + w) base - w aux (SIMS, Eq. 4)", "[loop][modes][sampler]") {
+    constant_denoiser base{2.0f, {}}, aux{5.0f, {}};
+    const tensor<float> x(shape{2, 1, 2, 2});
+    const tensor<std::int64_t> t(shape{2});
+    const tensor<std::int64_t> y(shape{0});
+    diffusion::negative_guidance<constant_denoiser> g(base, aux, 0.5);
+    const auto out = g.predict(x.view(), t.view(), y.view());
+    REQUIRE(out.dims() == x.dims());
+    for (float v : out) CHECK(v == Approx(1.5 * 2.0 - 0.5 * 5.0));
+    diffusion::negative_guidance<constant_denoiser> none(base, aux, 0.0);
+    for (float v : none.predict(x.view(), t.view(), y.view())) CHECK(v == 2.0f);
+    CHECK_THROWS_WITH(diffusion::negative_guidance<constant_denoiser>(base, aux, -1.0), Catch::Contains("omega"));
+    CHECK_THROWS_AS(diffusion::negative_guidance<constant_denoiser>(base, aux, NAN), ouro::error);
 }
 
 TEST_CASE("ACU selects the whole pool and ACU-LSF the top-N by score", "[loop][modes]") {

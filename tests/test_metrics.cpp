@@ -188,6 +188,111 @@ TEST_CASE("fid refuses a single sample, NaN, empty sets and mismatched dimension
     CHECK_THROWS_WITH(fid(ok, tensor<double>(shape{10, 4, 1})), Contains("rank-2") && Contains("(10, 4, 1)"));
 }
 
+// ------------------------------------------------------------------------ FID bootstrap
+
+namespace {
+// n samples of N(shift, scale^2 I) in d dimensions.
+tensor<double> shifted_normal(std::int64_t n, std::int64_t d, double shift, double scale, std::uint64_t seed) {
+    tensor<double> x = testing::random_tensor<double>(shape{n, d}, seed, scale);
+    for (double& v : x) v += shift;
+    return x;
+}
+}  // namespace
+
+TEST_CASE("one fid bootstrap replicate equals fid of the explicitly resampled rows", "[metrics][fid][bootstrap]") {
+    const tensor<double> real = shifted_normal(3000, 6, 0.0, 1.0, 31), fake = shifted_normal(400, 6, 0.2, 1.3, 32);
+    const gaussian_stats reference = fit_gaussian(real);
+    const std::vector<std::int32_t> counts = metrics::detail::bootstrap_counts(400, 7, 3);
+    tensor<double> resampled(shape{400, 6});
+    std::int64_t row = 0, distinct = 0;
+    for (std::int64_t i = 0; i < 400; ++i) {
+        distinct += counts[static_cast<std::size_t>(i)] > 0;
+        for (std::int32_t c = 0; c < counts[static_cast<std::size_t>(i)]; ++c, ++row)
+            for (std::int64_t j = 0; j < 6; ++j) resampled[row * 6 + j] = fake[i * 6 + j];
+    }
+    REQUIRE(row == 400);
+    CHECK(distinct > 200);  // ~63% distinct rows (1 - 1/e), not a degenerate draw
+    CHECK(distinct < 300);
+
+    const gaussian_stats fitted = fit_gaussian(fake);
+    metrics::row_matrix centred(400, 6);
+    for (std::int64_t i = 0; i < 400; ++i)
+        for (std::int64_t j = 0; j < 6; ++j) centred(i, j) = fake[i * 6 + j] - fitted.mean[j];
+    const auto prepared = metrics::detail::prepare_frechet_reference(reference);
+    const double replicate = metrics::detail::resampled_fid(prepared, centred, fitted.mean, counts);
+    CHECK(replicate == Approx(fid(reference, resampled)).epsilon(1e-11));
+}
+
+TEST_CASE("fid_bootstrap_interval is a function of the seed, bitwise at 1 and 2 threads",
+          "[metrics][fid][bootstrap][threads]") {
+    const gaussian_stats reference = fit_gaussian(shifted_normal(2000, 12, 0.0, 1.0, 41));
+    const tensor<float> fake = to_float(shifted_normal(600, 12, 0.1, 1.1, 42));
+    set_threads(1);
+    const fid_interval one = fid_bootstrap_interval(reference, fake, 50, 5);
+    set_threads(2);
+    const fid_interval two = fid_bootstrap_interval(reference, fake, 50, 5);
+    const fid_interval again = fid_bootstrap_interval(reference, fake, 50, 5);
+    const fid_interval other_seed = fid_bootstrap_interval(reference, fake, 50, 6);
+    set_threads(max_threads());
+    CHECK(one.low == two.low);
+    CHECK(one.high == two.high);
+    CHECK(again.low == two.low);
+    CHECK(again.high == two.high);
+    CHECK(other_seed.low != one.low);
+    CHECK(one.low < one.high);
+}
+
+TEST_CASE("fid_bootstrap_interval holds the point fid and is as wide as fid's spread over fresh samples",
+          "[metrics][fid][bootstrap]") {
+    // Fake N(0.5, 1.1^2 I) against the exact N(0, I) in 4-D: FID = 4 (0.25 + 0.01) = 1.04, dominated
+    // by the mean term, whose spread over fresh sets of N is 2 sqrt(Δμᵀ Σ Δμ / N) (delta method).
+    const std::int64_t d = 4, n = 500;
+    const gaussian_stats reference = stats_from(Eigen::VectorXd::Zero(d), Eigen::MatrixXd::Identity(d, d));
+    const tensor<double> fake = shifted_normal(n, d, 0.5, 1.1, 51);
+    const double point = fid(reference, fake);
+    const fid_interval interval = fid_bootstrap_interval(reference, fake, 400, 1);
+    CHECK(interval.low < point);
+    CHECK(point < interval.high);
+    CHECK(point == Approx(1.04).margin(0.25));
+
+    std::vector<double> fresh;
+    for (std::uint64_t s = 0; s < 200; ++s) fresh.push_back(fid(reference, shifted_normal(n, d, 0.5, 1.1, 1000 + s)));
+    double mean = 0, sq = 0;
+    for (double v : fresh) mean += v / 200.0;
+    for (double v : fresh) sq += (v - mean) * (v - mean) / 199.0;
+    // A normal 95% interval is 2 * 1.96 standard deviations wide.
+    CHECK((interval.high - interval.low) / 3.92 == Approx(std::sqrt(sq)).epsilon(0.25));
+}
+
+TEST_CASE("fid_bootstrap_interval narrows as the fake set grows", "[metrics][fid][bootstrap]") {
+    const gaussian_stats reference = fit_gaussian(shifted_normal(4000, 8, 0.0, 1.0, 61));
+    const fid_interval small = fid_bootstrap_interval(reference, shifted_normal(250, 8, 0.3, 1.2, 62), 200, 2);
+    const fid_interval large = fid_bootstrap_interval(reference, shifted_normal(4000, 8, 0.3, 1.2, 63), 200, 2);
+    // The spread falls as 1/sqrt(N): 16 times the samples, about a quarter of the width.
+    CHECK(large.high - large.low < 0.5 * (small.high - small.low));
+    CHECK(large.high - large.low > 0.1 * (small.high - small.low));
+    // A wider level gives a wider interval from the same resamples.
+    const fid_interval wide = fid_bootstrap_interval(reference, shifted_normal(250, 8, 0.3, 1.2, 62), 200, 2, 0.99);
+    CHECK(wide.low <= small.low);
+    CHECK(wide.high >= small.high);
+}
+
+TEST_CASE("fid_bootstrap_interval refuses few replicates, levels outside (0, 1) and mismatched features",
+          "[metrics][fid][bootstrap][errors]") {
+    const gaussian_stats reference = fit_gaussian(shifted_normal(100, 4, 0.0, 1.0, 71));
+    const tensor<double> fake = shifted_normal(50, 4, 0.0, 1.0, 72);
+    CHECK_THROWS_WITH(fid_bootstrap_interval(reference, fake, 9), Contains("replicates >= 10, found 9"));
+    CHECK_THROWS_WITH(fid_bootstrap_interval(reference, fake, 200, 0, 0.0), Contains("0 < level < 1, found 0"));
+    CHECK_THROWS_WITH(fid_bootstrap_interval(reference, fake, 200, 0, 1.0), Contains("0 < level < 1, found 1"));
+    CHECK_THROWS_WITH(fid_bootstrap_interval(reference, shifted_normal(50, 5, 0.0, 1.0, 73)),
+                      Contains("dimension 4") && Contains("(50, 5)"));
+    CHECK_THROWS_WITH(fid_bootstrap_interval(reference, tensor<double>(shape{1, 4})),
+                      Contains("at least 2 samples") && Contains("(1, 4)"));
+    tensor<double> bad = fake;
+    bad[9] = std::nan("");
+    CHECK_THROWS_WITH(fid_bootstrap_interval(reference, bad), Contains("finite") && Contains("(2, 1)"));
+}
+
 // --------------------------------------------------------------------- precision, recall, D/C
 
 TEST_CASE("prdc matches the brute-force numpy references for several k", "[metrics][prdc]") {

@@ -104,15 +104,20 @@ TEST_CASE("self_consuming writes the complete run directory", "[loop]") {
                              "plots/precision.svg", "plots/recall.svg", "plots/kid.svg", "plots/ole.svg"})
         CHECK(fs::exists(dir / file));
     const std::string csv = io::read_text_file(dir / "metrics.csv");
-    CHECK(csv.rfind("method,generation,fid,precision,recall,density,coverage,kid,seconds\n", 0) == 0);
-    // 5 methods x generations 0, 1, 2.
-    REQUIRE(summary.metrics.size() == 15);
-    REQUIRE(summary.diagnostics.size() == 15);
-    CHECK(std::count(csv.begin(), csv.end(), '\n') == 16);
-    for (const char* m : {"SYN,", "SYN-ADD,", "ACU,", "ACUR,", "ACU-LSF,"}) CHECK(csv.find(std::string("\n") + m + "2,") != std::string::npos);
+    CHECK(csv.rfind("method,generation,fid,precision,recall,density,coverage,kid,precision_k5,recall_k5,fid_ci_low,"
+                    "fid_ci_high,seconds\n", 0) == 0);
+    // 7 methods x generations 0, 1, 2.
+    REQUIRE(summary.metrics.size() == 21);
+    REQUIRE(summary.diagnostics.size() == 21);
+    CHECK(std::count(csv.begin(), csv.end(), '\n') == 22);
+    for (const char* m : {"SYN,", "SYN-ADD,", "ACU,", "ACUR,", "ACUR-SIMS,", "ACUR-SC,", "ACU-LSF,"})
+        CHECK(csv.find(std::string("\n") + m + "2,") != std::string::npos);
     for (const auto& r : summary.metrics) {
         CHECK(std::isfinite(r.fid));
         CHECK(r.fid >= 0);
+        CHECK(r.fid_ci_low <= r.fid_ci_high);
+        CHECK(r.recall_k5 >= r.recall);  // a larger k gives larger balls
+        CHECK(r.precision_k5 >= r.precision);
         CHECK(r.precision >= 0);
         CHECK(r.precision <= 1);
         CHECK(r.recall >= 0);
@@ -138,7 +143,10 @@ TEST_CASE("self_consuming: each method builds the training set it is defined by"
     };
     for (std::int64_t g = 1; g <= 2; ++g) {
         // The pool holds D_r (96) and every generation's samples (64 each).
-        for (const char* m : {"SYN", "SYN-ADD", "ACU", "ACUR", "ACU-LSF"}) CHECK(diag(m, g).pool_size == 96 + 64 * g);
+        for (const char* m : {"SYN", "SYN-ADD", "ACU", "ACUR", "ACUR-SIMS", "ACUR-SC", "ACU-LSF"})
+            CHECK(diag(m, g).pool_size == 96 + 64 * g);
+        CHECK(diag("ACUR-SIMS", g).train_size == 96);
+        CHECK(diag("ACUR-SC", g).train_size == 96);
         CHECK(diag("SYN", g).real_share == 0.0);
         CHECK(diag("SYN", g).mean_source_generation == Approx(static_cast<double>(g)));
         CHECK(diag("SYN", g).train_size == 64);
@@ -155,6 +163,55 @@ TEST_CASE("self_consuming: each method builds the training set it is defined by"
         CHECK(std::isfinite(diag("ACU-LSF", g).ole));
     }
     CHECK(diag("ACU", 0).real_share == 1.0);
+}
+
+TEST_CASE("self_consuming: SIMS keeps its auxiliary model with the chain; SC's pool holds corrected samples", "[loop]") {
+    fixture f;
+    const fs::path dir = fresh_dir("sims_sc");
+    auto o = small_options(dir);
+    o.generations = 1;
+    o.only_methods = {"ACUR", "ACUR-SIMS", "ACUR-SC"};
+    experiment ex(diffusion::ddim<10>(f.table, 0.0, {.guidance_scale = 1.0}), f.table, o);
+    const auto s = ex.run(f.real, f.reference, f.features);
+    CHECK(fs::exists(dir / "chains" / "acur-sims" / "gen1" / "aux.safetensors"));
+    CHECK_FALSE(fs::exists(dir / "chains" / "acur" / "gen1" / "aux.safetensors"));
+    const auto config = nlohmann::json::parse(io::read_text_file(dir / "config.json"));
+    CHECK(config.at("method_settings").at("ACUR-SIMS").at("omega") == 0.5);
+    CHECK(config.at("method_settings").at("ACUR-SC").at("strength") == 0.5);
+    // ACUR and ACUR-SC add the same S_1 (G0's samples), SC after correction: its synthetic items
+    // lie nearer the real mode centres (the toy world's modes sit on a circle of radius 2).
+    const auto acur = loop::detail::load_pool(dir / "chains" / "acur" / "gen1" / "pool.safetensors", 2);
+    const auto sc = loop::detail::load_pool(dir / "chains" / "acur-sc" / "gen1" / "pool.safetensors", 2);
+    REQUIRE(acur.size() == sc.size());
+    double spread_acur = 0, spread_sc = 0;
+    for (std::int64_t i = 0; i < acur.size(); ++i) {
+        if (acur.generation(i) == 0) continue;
+        const auto a = acur.item(i), c = sc.item(i);
+        spread_acur += std::abs(std::hypot(a[0], a[1]) - 2.0);
+        spread_sc += std::abs(std::hypot(c[0], c[1]) - 2.0);
+    }
+    CHECK(spread_sc < spread_acur);
+    // SIMS samples with negative guidance: its evaluation differs from ACUR's.
+    auto row = [&](const std::string& m) {
+        return *std::find_if(s.metrics.begin(), s.metrics.end(),
+                             [&](const loop::metric_row& r) { return r.method == m && r.generation == 1; });
+    };
+    CHECK(row("ACUR-SIMS").fid != row("ACUR").fid);
+}
+
+TEST_CASE("self_consuming: the REAL control arm never samples and trains on D_r alone", "[loop]") {
+    fixture f;
+    using controls = loop::self_consuming<model, diffusion::ddim<10>, latent::spatial_mean, loop::methods<loop::real_only>>;
+    auto o = small_options(fresh_dir("real_only"));
+    o.generations = 2;
+    controls ex(diffusion::ddim<10>(f.table, 0.0, {.guidance_scale = 1.0}), f.table, o);
+    const auto s = ex.run(f.real, f.reference, f.features);
+    REQUIRE(s.diagnostics.size() == 3);
+    for (const auto& d : s.diagnostics) {
+        CHECK(d.pool_size == 96);  // no S_k enters the pool
+        CHECK(d.real_share == 1.0);
+        CHECK(d.train_size == 96);
+    }
 }
 
 TEST_CASE("self_consuming resumes after an interruption with the same metrics", "[loop]") {
@@ -541,8 +598,8 @@ TEST_CASE("a run that hits a full disk (RLIMIT_FSIZE) stops naming the file, kee
     };
     // A fresh run: config.json, then G0's checkpoints (model file, then the larger trainer file).
     sweep("a fresh run", [&] { fs::create_directories(work); });
-    // A resume after 10 of 11 steps: each step writes its model first, the largest file of a step,
-    // so here the model is what fails.
+    // A resume after 10 of 15 steps (G0, the 7 methods' generation 1, SYN and SYN-ADD's generation 2):
+    // each step writes its model first, the largest file of a step, so here ACU's model is what fails.
     sweep("a resume", [&] { fs::copy(cut, work, fs::copy_options::recursive); });
     // A finished run whose outputs are out of date: only metrics.csv, diagnostics.csv, the plots and
     // report.md are written, and each failed one must keep its previous (here: stale) content.
@@ -556,7 +613,7 @@ TEST_CASE("a run that hits a full disk (RLIMIT_FSIZE) stops naming the file, kee
     for (const auto& n : failed_files) failed += n + " ";
     INFO("writes that failed: " << failed);
     for (const char* file : {"config.json", "g0/checkpoints/model", "g0/checkpoints/train", "metrics.csv",
-                             "diagnostics.csv", "chains/acu-lsf/gen2/model.safetensors"})
+                             "diagnostics.csv", "chains/acu/gen2/model.safetensors"})
         CHECK(failed_files.contains(file));
     fs::remove_all(work);
 }

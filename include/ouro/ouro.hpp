@@ -49,6 +49,7 @@
 #include "ouro/loop/modes.hpp"
 #include "ouro/loop/pool.hpp"
 #include "ouro/loop/report.hpp"
+#include "ouro/loop/seeds.hpp"
 #include "ouro/loop/self_consuming.hpp"
 #include "ouro/loop/toy.hpp"
 #include "ouro/loop/toy_model.hpp"

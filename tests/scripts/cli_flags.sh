@@ -53,9 +53,12 @@ expect_refusal lsf_steps "--run" --run "$work/no-such-run"
 expect_refusal sampler_steps "--run" --run "$work/no-such-run"
 expect_refusal sampler_steps "--samples" --samples 5
 expect_refusal custom_filter "max_synthetic_share" 6 1.5
+expect_refusal fid_vs_count "--counts" --counts 250,255
+expect_refusal fid_vs_count "--counts" --counts 500,500
+expect_refusal fid_vs_count "--bootstrap" --bootstrap 5
 
 # Every example: --help and --version answer with exit 0; an unknown flag is refused in one line.
-for program in cluster_mnist compute_metrics custom_filter lenet_mnist lsf_experiment lsf_steps mnist_latents \
+for program in cluster_mnist compute_metrics custom_filter fid_vs_count lenet_mnist lsf_experiment lsf_steps mnist_latents \
                sampler_steps toy_2d train_mnist; do
   status=0
   "$bin/$program" --help >help.txt 2>&1 || status=$?
@@ -65,6 +68,21 @@ for program in cluster_mnist compute_metrics custom_filter lenet_mnist lsf_exper
   [[ $status -eq 0 && $version == "ouro "* ]] || { echo "FAIL $program --version: exit $status, '$version'"; failures=$((failures + 1)); }
   positionals=()
   [[ $program == compute_metrics ]] && positionals=(real.npy real.npy)  # else "REAL is required" comes first
+  expect_refusal "$program" "--no-such-flag" "${positionals[@]}" --no-such-flag
+done
+
+# The G0 tools (train_g0, sample_g0, lenet_features): refusals before any work, --help, --version.
+expect_refusal train_g0 "--profile" --profile huge
+expect_refusal train_g0 "--snapshot-at" --snapshot-at 0
+expect_refusal sample_g0 "--steps" real.npy --out x.npy --steps 30
+expect_refusal sample_g0 "--x0" real.npy --out x.npy --x0 foo
+expect_refusal lenet_features "IMAGES" missing.npy --out x.npy
+[[ -e x.npy || -e runs ]] && { echo "FAIL: a refused G0 tool wrote output"; failures=$((failures + 1)); }
+for program in train_g0 sample_g0 lenet_features; do
+  "$bin/$program" --help >help.txt 2>&1 || { echo "FAIL $program --help"; failures=$((failures + 1)); }
+  [[ "$("$bin/$program" --version)" == "ouro "* ]] || { echo "FAIL $program --version"; failures=$((failures + 1)); }
+  positionals=()
+  [[ $program != train_g0 ]] && positionals=(real.npy --out x.npy)
   expect_refusal "$program" "--no-such-flag" "${positionals[@]}" --no-such-flag
 done
 

@@ -54,6 +54,7 @@ enum class rng_purpose : std::uint32_t {
     metrics_subset = 101,  // KID's random subsets
     kmeans_seeding = 102,
     eigen_start = 103,
+    metrics_bootstrap = 104,  // FID's bootstrap resamples
     probe_holdout = 111,
     filter_random = 121,
     filter_stage = 122,

@@ -26,9 +26,14 @@ namespace ouro::io {
 
 // One line of a line plot. A point whose x or y is NaN or infinite is a gap: it is not drawn, it
 // does not count towards the axis ranges, and it splits the line in two.
+// `lower` and `upper`, when given (both, as long as x), bound a band drawn translucent under the
+// line, e.g. a confidence interval; a point whose x, lower or upper is not finite is a gap in the
+// band. Empty: no band.
 struct series {
     std::string name;
     std::vector<double> x, y;
+    // `= {}`: brace initialisers that stop at y, written before bands existed, stay -Wextra clean.
+    std::vector<double> lower = {}, upper = {};
 };
 
 struct line_plot_options {
@@ -243,12 +248,19 @@ inline double legend_width(std::span<const std::string> names, int width) {
 
 inline bool finite_point(double x, double y) { return std::isfinite(x) && std::isfinite(y); }
 
+inline bool has_band(const series& s) { return !s.lower.empty(); }
+inline bool finite_band(const series& s, std::size_t i) {
+    return std::isfinite(s.x[i]) && std::isfinite(s.lower[i]) && std::isfinite(s.upper[i]);
+}
+
 }  // namespace svg_detail
 
 // A line plot of `lines` as an SVG document: axes with 1-2-5 ticks, a legend entry per series, a
 // colour (and past eight series, a dash pattern) per series, and a marker at each point.
-// Requires at least one series, x and y of equal length in each, and width, height >= 100.
-// A series with no finite point still gets its legend entry.
+// Requires at least one series, x and y of equal length in each, lower and upper both empty or
+// both as long as x, and width, height >= 100. A series with no finite point still gets its legend
+// entry. A band needs two neighbouring finite points to show; a lone one still counts towards the
+// y range.
 inline std::string line_plot_svg(std::span<const series> lines, const line_plot_options& o) {
     using namespace svg_detail;
     require(!lines.empty(), "line_plot_svg: expected at least one series, found none");
@@ -256,6 +268,13 @@ inline std::string line_plot_svg(std::span<const series> lines, const line_plot_
         require(lines[i].x.size() == lines[i].y.size(), "line_plot_svg: series ", i, " ('", lines[i].name,
                 "'): expected x and y of the same length, found ", lines[i].x.size(), " x values and ",
                 lines[i].y.size(), " y values");
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        const auto& s = lines[i];
+        const bool none = s.lower.empty() && s.upper.empty();
+        require(none || (s.lower.size() == s.x.size() && s.upper.size() == s.x.size()), "line_plot_svg: series ", i,
+                " ('", s.name, "'): expected no band or lower and upper as long as x (", s.x.size(), "), found ",
+                s.lower.size(), " lower and ", s.upper.size(), " upper values");
+    }
     check_size(o.width, o.height, "line_plot_svg");
 
     double x_lo = INFINITY, x_hi = -INFINITY, y_lo = INFINITY, y_hi = -INFINITY;
@@ -267,6 +286,15 @@ inline std::string line_plot_svg(std::span<const series> lines, const line_plot_
                 y_lo = std::min(y_lo, s.y[i]);
                 y_hi = std::max(y_hi, s.y[i]);
             }
+    for (const auto& s : lines)
+        if (has_band(s))
+            for (std::size_t i = 0; i < s.x.size(); ++i)
+                if (finite_band(s, i)) {
+                    x_lo = std::min(x_lo, s.x[i]);
+                    x_hi = std::max(x_hi, s.x[i]);
+                    y_lo = std::min({y_lo, s.lower[i], s.upper[i]});
+                    y_hi = std::max({y_hi, s.lower[i], s.upper[i]});
+                }
     if (x_lo > x_hi) x_lo = 0, x_hi = 1, y_lo = 0, y_hi = 1;  // nothing finite: an empty unit frame
 
     const double width = o.width, height = o.height;
@@ -290,6 +318,37 @@ inline std::string line_plot_svg(std::span<const series> lines, const line_plot_
         text(out, 16, cy, "middle", o.y_label, std::string("transform=\"rotate(-90 16 ") + number(cy) + ")\"");
     }
     draw_axes(out, f, ax, ay);
+
+    // Every band before every line, so no band hides another series' line. A run of consecutive
+    // finite band points is one polygon: along lower, then back along upper.
+    if (std::any_of(lines.begin(), lines.end(), has_band)) {
+        out += "<g class=\"bands\" stroke=\"none\" fill-opacity=\"0.15\">\n";
+        for (std::size_t k = 0; k < lines.size(); ++k) {
+            const auto& s = lines[k];
+            if (!has_band(s)) continue;
+            std::size_t i = 0;
+            while (i < s.x.size()) {
+                if (!finite_band(s, i)) {
+                    ++i;
+                    continue;
+                }
+                std::size_t j = i;
+                while (j < s.x.size() && finite_band(s, j)) ++j;
+                if (j - i >= 2) {
+                    put(out, "<polygon fill=\"", palette[k % palette_size], "\" points=\"");
+                    for (std::size_t p = i; p < j; ++p)
+                        put(out, number(f.x(ax, s.x[p])), ",", number(f.y(ay, s.lower[p])), " ");
+                    for (std::size_t p = j; p-- > i;) {
+                        put(out, number(f.x(ax, s.x[p])), ",", number(f.y(ay, s.upper[p])));
+                        if (p > i) out += ' ';
+                    }
+                    out += "\"/>\n";
+                }
+                i = j;
+            }
+        }
+        out += "</g>\n";
+    }
 
     for (std::size_t k = 0; k < lines.size(); ++k) {
         const auto& s = lines[k];

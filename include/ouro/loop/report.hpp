@@ -31,7 +31,17 @@ struct metric_row {
     std::string method;
     std::int64_t generation = 0;
     double fid = NAN, precision = NAN, recall = NAN, density = NAN, coverage = NAN, kid = NAN;
+    double precision_k5 = NAN, recall_k5 = NAN;      // precision / recall with k = 5 neighbours (the others: prdc.k, 3)
+    double fid_ci_low = NAN, fid_ci_high = NAN;      // FID's 95% bootstrap interval over the evaluation samples
     double seconds = NAN;  // wall time of the step (sampling, selection, fine-tuning, evaluation)
+};
+
+// The pool's items from one source generation, at one step: how many, how confident the probe is
+// in them, and how many the method chose.
+struct source_row {
+    std::int64_t source_generation = 0;
+    std::int64_t pool_count = 0, train_count = 0;
+    double pool_confidence_mean = NAN;  // mean ξ of the pool's items of this source generation
 };
 
 // What the method trained G_k on (generation 0: the real set, which G0 was trained on).
@@ -39,17 +49,26 @@ struct diagnostic_row {
     std::string method;
     std::int64_t generation = 0;
     std::int64_t pool_size = 0, train_size = 0;
-    double ole = NAN;                 // OLE of the training set's G0 latents (lower: classes more orthogonal)
+    // OLE of the training set's G0 latents (lower: classes more orthogonal). Not independent evidence
+    // for ACU-LSF: its training set is chosen by the probe on these very latents.
+    double ole = NAN;
+    // OLE of G_k's evaluation samples' G0 latents (the first loop_options::sample_ole_count of them,
+    // with their conditioning labels): the paper's analysis quantity, which rises as a model collapses.
+    double sample_ole = NAN;
     quartiles pool_confidence;        // probe confidence ξ over the whole pool
     quartiles train_confidence;       // ... and over the selected training set
     double real_share = NAN;          // share of real items (generation 0) in the training set
     double mean_source_generation = NAN;
+    std::vector<source_row> sources;  // the pool by source generation (ξ by source, what was chosen)
 };
 
-inline constexpr const char* metrics_csv_header = "method,generation,fid,precision,recall,density,coverage,kid,seconds";
+inline constexpr const char* metrics_csv_header =
+    "method,generation,fid,precision,recall,density,coverage,kid,precision_k5,recall_k5,fid_ci_low,fid_ci_high,seconds";
 inline constexpr const char* diagnostics_csv_header =
     "method,generation,pool_size,train_size,ole,pool_conf_mean,pool_conf_q25,pool_conf_q50,pool_conf_q75,"
-    "train_conf_mean,train_conf_q25,train_conf_q50,train_conf_q75,real_share,mean_source_generation";
+    "train_conf_mean,train_conf_q25,train_conf_q50,train_conf_q75,real_share,mean_source_generation,sample_ole";
+inline constexpr const char* sources_csv_header =
+    "method,generation,source_generation,pool_count,train_count,pool_conf_mean";
 
 // %.6g, or "nan": the same double always gives the same text (a resumed run's CSV equals an
 // uninterrupted one's).
@@ -77,7 +96,9 @@ inline nlohmann::json to_json(const metric_row& r) {
     using report_detail::number;
     return {{"method", r.method},       {"generation", r.generation},     {"fid", number(r.fid)},
             {"precision", number(r.precision)}, {"recall", number(r.recall)}, {"density", number(r.density)},
-            {"coverage", number(r.coverage)},   {"kid", number(r.kid)},       {"seconds", number(r.seconds)}};
+            {"coverage", number(r.coverage)},   {"kid", number(r.kid)},       {"precision_k5", number(r.precision_k5)},
+            {"recall_k5", number(r.recall_k5)}, {"fid_ci_low", number(r.fid_ci_low)}, {"fid_ci_high", number(r.fid_ci_high)},
+            {"seconds", number(r.seconds)}};
 }
 inline metric_row metric_row_from_json(const nlohmann::json& j) {
     using report_detail::number;
@@ -90,11 +111,19 @@ inline metric_row metric_row_from_json(const nlohmann::json& j) {
     r.density = number(j.at("density"));
     r.coverage = number(j.at("coverage"));
     r.kid = number(j.at("kid"));
+    r.precision_k5 = number(j.at("precision_k5"));
+    r.recall_k5 = number(j.at("recall_k5"));
+    r.fid_ci_low = number(j.at("fid_ci_low"));
+    r.fid_ci_high = number(j.at("fid_ci_high"));
     r.seconds = number(j.at("seconds"));
     return r;
 }
 inline nlohmann::json to_json(const diagnostic_row& r) {
     using report_detail::number;
+    nlohmann::json sources = nlohmann::json::array();
+    for (const auto& s : r.sources)
+        sources.push_back({{"source_generation", s.source_generation}, {"pool_count", s.pool_count},
+                           {"train_count", s.train_count}, {"pool_confidence_mean", number(s.pool_confidence_mean)}});
     return {{"method", r.method},
             {"generation", r.generation},
             {"pool_size", r.pool_size},
@@ -103,7 +132,9 @@ inline nlohmann::json to_json(const diagnostic_row& r) {
             {"pool_confidence", report_detail::to_json(r.pool_confidence)},
             {"train_confidence", report_detail::to_json(r.train_confidence)},
             {"real_share", number(r.real_share)},
-            {"mean_source_generation", number(r.mean_source_generation)}};
+            {"mean_source_generation", number(r.mean_source_generation)},
+            {"sample_ole", number(r.sample_ole)},
+            {"sources", sources}};
 }
 inline diagnostic_row diagnostic_row_from_json(const nlohmann::json& j) {
     using report_detail::number;
@@ -117,6 +148,10 @@ inline diagnostic_row diagnostic_row_from_json(const nlohmann::json& j) {
     r.train_confidence = report_detail::quartiles_from_json(j.at("train_confidence"));
     r.real_share = number(j.at("real_share"));
     r.mean_source_generation = number(j.at("mean_source_generation"));
+    r.sample_ole = number(j.at("sample_ole"));
+    for (const auto& s : j.at("sources"))
+        r.sources.push_back({s.at("source_generation").get<std::int64_t>(), s.at("pool_count").get<std::int64_t>(),
+                             s.at("train_count").get<std::int64_t>(), number(s.at("pool_confidence_mean"))});
     return r;
 }
 
@@ -127,7 +162,9 @@ inline std::string metrics_csv(std::span<const metric_row> rows) {
     for (const auto& r : rows)
         out += r.method + "," + std::to_string(r.generation) + "," + format_number(r.fid) + "," +
                format_number(r.precision) + "," + format_number(r.recall) + "," + format_number(r.density) + "," +
-               format_number(r.coverage) + "," + format_number(r.kid) + "," + format_number(r.seconds, "%.1f") + "\n";
+               format_number(r.coverage) + "," + format_number(r.kid) + "," + format_number(r.precision_k5) + "," +
+               format_number(r.recall_k5) + "," + format_number(r.fid_ci_low) + "," + format_number(r.fid_ci_high) + "," +
+               format_number(r.seconds, "%.1f") + "\n";
     return out;
 }
 
@@ -140,7 +177,17 @@ inline std::string diagnostics_csv(std::span<const diagnostic_row> rows) {
         out += r.method + "," + std::to_string(r.generation) + "," + std::to_string(r.pool_size) + "," +
                std::to_string(r.train_size) + "," + format_number(r.ole) + "," + q(r.pool_confidence) + "," +
                q(r.train_confidence) + "," + format_number(r.real_share) + "," + format_number(r.mean_source_generation) +
-               "\n";
+               "," + format_number(r.sample_ole) + "\n";
+    return out;
+}
+
+inline std::string sources_csv(std::span<const diagnostic_row> rows) {
+    std::string out = std::string(sources_csv_header) + "\n";
+    for (const auto& r : rows)
+        for (const auto& s : r.sources)
+            out += r.method + "," + std::to_string(r.generation) + "," + std::to_string(s.source_generation) + "," +
+                   std::to_string(s.pool_count) + "," + std::to_string(s.train_count) + "," +
+                   format_number(s.pool_confidence_mean) + "\n";
     return out;
 }
 
@@ -169,6 +216,8 @@ inline constexpr metric_column metric_columns[] = {
     {"density", "density", [](const metric_row& r) { return r.density; }, false},
     {"coverage", "coverage", [](const metric_row& r) { return r.coverage; }, false},
     {"kid", "KID (lower is better)", [](const metric_row& r) { return r.kid; }, true},
+    {"precision_k5", "precision (k = 5)", [](const metric_row& r) { return r.precision_k5; }, false},
+    {"recall_k5", "recall (k = 5)", [](const metric_row& r) { return r.recall_k5; }, false},
 };
 
 // A fixed-width text table of one generation's rows (every method), for the terminal and report.md.
@@ -177,22 +226,26 @@ inline std::string metrics_table(std::span<const metric_row> rows, std::span<con
     std::string out;
     char line[256];
     if (markdown) {
-        out += "| method | FID | precision | recall | density | coverage | KID |\n|---|---:|---:|---:|---:|---:|---:|\n";
+        out += "| method | FID | FID 95% (bootstrap) | precision | recall | precision k=5 | recall k=5 | density | coverage | KID |\n"
+               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     } else {
-        std::snprintf(line, sizeof line, "%-8s %9s %9s %9s %9s %9s %9s\n", "method", "FID", "precision", "recall",
-                      "density", "coverage", "KID");
+        std::snprintf(line, sizeof line, "%-10s %9s %17s %9s %9s %9s %9s %9s\n", "method", "FID", "FID 95%", "precision",
+                      "recall", "density", "coverage", "KID");
         out += line;
     }
     for (const auto& m : methods)
         for (const auto& r : rows) {
             if (r.method != m || r.generation != generation) continue;
             if (markdown)
-                out += "| " + r.method + " | " + format_number(r.fid, "%.3f") + " | " + format_number(r.precision, "%.3f") +
-                       " | " + format_number(r.recall, "%.3f") + " | " + format_number(r.density, "%.3f") + " | " +
+                out += "| " + r.method + " | " + format_number(r.fid, "%.3f") + " | " + format_number(r.fid_ci_low, "%.1f") +
+                       "–" + format_number(r.fid_ci_high, "%.1f") + " | " + format_number(r.precision, "%.3f") + " | " +
+                       format_number(r.recall, "%.3f") + " | " + format_number(r.precision_k5, "%.3f") + " | " +
+                       format_number(r.recall_k5, "%.3f") + " | " + format_number(r.density, "%.3f") + " | " +
                        format_number(r.coverage, "%.3f") + " | " + format_number(r.kid, "%.4f") + " |\n";
             else {
-                std::snprintf(line, sizeof line, "%-8s %9.3f %9.3f %9.3f %9.3f %9.3f %9.4f\n", r.method.c_str(), r.fid,
-                              r.precision, r.recall, r.density, r.coverage, r.kid);
+                const std::string ci = "[" + format_number(r.fid_ci_low, "%.1f") + ", " + format_number(r.fid_ci_high, "%.1f") + "]";
+                std::snprintf(line, sizeof line, "%-10s %9.3f %17s %9.3f %9.3f %9.3f %9.3f %9.4f\n", r.method.c_str(), r.fid,
+                              ci.c_str(), r.precision, r.recall, r.density, r.coverage, r.kid);
                 out += line;
             }
         }
@@ -220,11 +273,12 @@ std::vector<io::series> series_of(std::span<const Row> rows, std::span<const std
 
 }  // namespace report_detail
 
-// Writes metrics.csv, diagnostics.csv, plots/*.svg and report.md into `dir` (each atomically).
+// Writes metrics.csv, diagnostics.csv, sources.csv, plots/*.svg and report.md into `dir` (each atomically).
 inline void write_run_outputs(const std::filesystem::path& dir, std::span<const metric_row> metrics,
                               std::span<const diagnostic_row> diagnostics, const report_info& info) {
     io::write_file_atomically(dir / "metrics.csv", metrics_csv(metrics));
     io::write_file_atomically(dir / "diagnostics.csv", diagnostics_csv(diagnostics));
+    io::write_file_atomically(dir / "sources.csv", sources_csv(diagnostics));
 
     std::vector<std::pair<std::string, std::string>> plots;  // (file, caption)
     for (const auto& c : metric_columns) {
@@ -240,6 +294,7 @@ inline void write_run_outputs(const std::filesystem::path& dir, std::span<const 
     };
     static constexpr diag_column diag_columns[] = {
         {"ole", "OLE of the training set's latents", [](const diagnostic_row& r) { return r.ole; }},
+        {"sample_ole", "OLE of G_k's samples' latents", [](const diagnostic_row& r) { return r.sample_ole; }},
         {"train_confidence", "mean probe confidence of the training set",
          [](const diagnostic_row& r) { return r.train_confidence.mean; }},
         {"real_share", "share of real items in the training set", [](const diagnostic_row& r) { return r.real_share; }},
@@ -255,7 +310,7 @@ inline void write_run_outputs(const std::filesystem::path& dir, std::span<const 
     for (const auto& r : metrics) last = std::max(last, r.generation);
     std::string md = "# " + info.title + "\n\n";
     md += "Settings: [config.json](config.json). Every row: [metrics.csv](metrics.csv), "
-          "[diagnostics.csv](diagnostics.csv).\n\n";
+          "[diagnostics.csv](diagnostics.csv), the pool by source generation: [sources.csv](sources.csv).\n\n";
     if (last < info.generations)
         md += "**Unfinished run**: generations finished so far: " + std::to_string(std::max<std::int64_t>(last, 0)) +
               " of " + std::to_string(info.generations) + ". Run the same command again to continue.\n\n";
@@ -280,13 +335,14 @@ inline void write_run_outputs(const std::filesystem::path& dir, std::span<const 
     md += "## Plots\n\n";
     for (const auto& [file, caption] : plots) md += "![" + caption + "](" + file + ")\n\n";
     md += "## Diagnostics of the last generation's training sets\n\n"
-          "| method | pool | train | OLE | ξ pool mean | ξ train mean | ξ train q25 / q50 / q75 | real share | mean source gen. |\n"
-          "|---|---:|---:|---:|---:|---:|---|---:|---:|\n";
+          "| method | pool | train | OLE of T_k | OLE of samples | ξ pool mean | ξ train mean | ξ train q25 / q50 / q75 | real share | mean source gen. |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|\n";
     for (const auto& m : info.methods)
         for (const auto& r : diagnostics)
             if (r.method == m && r.generation == last)
                 md += "| " + r.method + " | " + std::to_string(r.pool_size) + " | " + std::to_string(r.train_size) + " | " +
-                      format_number(r.ole, "%.4f") + " | " + format_number(r.pool_confidence.mean, "%.3f") + " | " +
+                      format_number(r.ole, "%.4f") + " | " + format_number(r.sample_ole, "%.4f") + " | " +
+                      format_number(r.pool_confidence.mean, "%.3f") + " | " +
                       format_number(r.train_confidence.mean, "%.3f") + " | " +
                       format_number(r.train_confidence.q25, "%.3f") + " / " + format_number(r.train_confidence.q50, "%.3f") +
                       " / " + format_number(r.train_confidence.q75, "%.3f") + " | " + format_number(r.real_share, "%.3f") +

@@ -56,6 +56,7 @@
 #include "ouro/core/version.hpp"
 #include "ouro/data/mnist.hpp"
 #include "ouro/diffusion/checkpoint.hpp"
+#include "ouro/diffusion/negative_guidance.hpp"
 #include "ouro/diffusion/sampler.hpp"
 #include "ouro/diffusion/schedule.hpp"
 #include "ouro/diffusion/trainer.hpp"
@@ -126,8 +127,19 @@ struct methods {
     using tuple = std::tuple<Modes...>;
 };
 
-// The paper's comparison (Cai et al., §5): SYN, SYN-ADD, ACU, ACUR and ACU-LSF.
-using paper_methods = methods<syn, syn_add, acu, acur, acu_lsf>;
+// The paper's comparison (Cai et al., §5): SYN, SYN-ADD, ACU, ACUR, ACUR-SIMS, ACUR-SC and ACU-LSF.
+using paper_methods = methods<syn, syn_add, acu, acur, acur_sims, acur_sc, acu_lsf>;
+// ... and the control arms: REAL (fine-tuning on D_r alone) tells the fine-tuning recipe's effect
+// on a model apart from self-consumption's; REAL-EMA and ACU-EMA do the same under the EMA-and-
+// warm-up recipe.
+using paper_methods_and_controls =
+    methods<syn, syn_add, acu, acur, acur_sims, acur_sc, acu_lsf, real_only, real_ema, acu_ema>;
+
+// The names of a method list, in order: method_names_of(paper_methods{}).
+template <loop_mode... Modes>
+constexpr std::array<const char*, sizeof...(Modes)> method_names_of(methods<Modes...>) {
+    return {Modes::name...};
+}
 
 // ---- Options ----------------------------------------------------------------------------------
 
@@ -152,9 +164,17 @@ struct loop_options {
     std::vector<std::string> only_methods;
 
     // G0's training (steps or epochs, batch, lr, EMA; checkpoint_dir is set by the loop) and the
-    // fine-tuning recipe (batch, lr; its length is finetune_epochs; no EMA, no checkpoints).
+    // fine-tuning recipe (batch, lr, warmup_steps; its length is finetune_epochs; no checkpoints).
     diffusion::trainer_options g0{};
     diffusion::trainer_options finetune{};
+    // Fine-tuning keeps an EMA of the weights (finetune.ema) and G_k is its average, as G0 is G0's
+    // average. Off by default (each G_k is the last iterate of a fresh AdamW): the paper does not
+    // say, and the REAL control arm measures what the choice does.
+    bool finetune_ema = false;
+    // The warm-up of the EMA recipe (finetune_ema, and the ema_recipe_arm control arms): with ~94
+    // steps per fine-tuning (N = 1,000, batch 32, 3 epochs) 20 steps, and the EMA's own warm-up
+    // (decay (1 + n) / (10 + n), capped at ema.max_decay) averages roughly the last ten steps.
+    std::int64_t ema_recipe_warmup_steps = 20;
 
     latent::latent_options latents{};           // extraction timestep t, noise draws R
     // The label a class-conditional G0 is given when its latents are read. ξ(x, y) = p(y | h_t(x))
@@ -166,6 +186,8 @@ struct loop_options {
     probe::fit_options probe{.holdout_fraction = 0.1};
     cluster::ssc_omp_clustering_options clustering{};  // unconditional models: the probe's labels
     metrics::prdc_options prdc{};
+    std::int64_t fid_bootstrap_replicates = 200; // FID's percentile interval over the evaluation samples; 0: none
+    std::int64_t sample_ole_count = 1000;        // evaluation samples whose G0 latents give the sample OLE; 0: none
     std::int64_t kid_subsets = 100, kid_subset_size = 1000;  // subset size capped by both sets' sizes
 
     std::uint64_t seed = 1;
@@ -190,6 +212,12 @@ inline void validate(const loop_options& o) {
             o.eval_samples);
     require(o.sample_chunk >= 1, "self_consuming: sample_chunk must be >= 1, found ", o.sample_chunk);
     require(!o.out.empty(), "self_consuming: set options.out, the run directory");
+    require(o.sample_ole_count == 0 || o.sample_ole_count >= 2, "self_consuming: sample_ole_count must be 0 (none) or >= 2, found ",
+            o.sample_ole_count);
+    require(o.ema_recipe_warmup_steps >= 0, "self_consuming: ema_recipe_warmup_steps must be >= 0, found ",
+            o.ema_recipe_warmup_steps);
+    require(o.fid_bootstrap_replicates == 0 || o.fid_bootstrap_replicates >= 10,
+            "self_consuming: fid_bootstrap_replicates must be 0 (none) or >= 10, found ", o.fid_bootstrap_replicates);
     require(o.kid_subsets >= 0 && o.kid_subset_size >= 2, "self_consuming: expected kid_subsets >= 0 and kid_subset_size >= 2, found ",
             o.kid_subsets, " and ", o.kid_subset_size);
 }
@@ -256,7 +284,10 @@ inline std::uint64_t derive_seed(std::uint64_t seed, std::uint32_t what, std::in
     const std::uint64_t hi = rng.next_u32();
     return (hi << 32) | rng.next_u32();
 }
-enum seed_use : std::uint32_t { g0_init = 1, sampling = 2, selection = 3, finetuning = 4, evaluation = 5, scratch_init = 6 };
+enum seed_use : std::uint32_t {
+    g0_init = 1, sampling = 2, selection = 3, finetuning = 4, evaluation = 5, scratch_init = 6,
+    aux_sampling = 7, aux_finetuning = 8, correction = 9, bootstrap = 10
+};
 
 inline std::string dir_name(std::string_view method) {
     std::string s(method);
@@ -504,7 +535,7 @@ public:
             const tensor<std::int64_t> labels = balanced_labels_(options_.eval_samples);
             const tensor<float> samples = sample_(g0, labels.view(), options_.eval_samples,
                                                   detail::derive_seed(options_.seed, detail::evaluation, -1, 0), "G0 eval");
-            metric_row m = evaluate_(features, samples.view());
+            metric_row m = evaluate_(features, samples.view(), detail::derive_seed(options_.seed, detail::bootstrap, -1, 0));
             diagnostic_row d;
             d.generation = 0;
             d.pool_size = d.train_size = real.size();
@@ -513,6 +544,8 @@ public:
             d.ole = ole_(real_latents.view(), probe_labels);
             d.real_share = 1.0;
             d.mean_source_generation = 0.0;
+            d.sample_ole = sample_ole_(extractor, samples.view(), labels.view());
+            d.sources = {{0, real.size(), real.size(), d.pool_confidence.mean}};
             m.generation = 0;
             m.seconds = detail::seconds_since(t0);
             write_grid_(options_.out / "grids" / "G0_gen0.png", samples.view());
@@ -569,6 +602,7 @@ private:
         pool items;
         std::vector<float> latents;  // (pool size, D), row i the latent of pool item i
         std::int64_t generation = 0;
+        std::unique_ptr<Model> aux;  // negatively guided modes (SIMS): G_k fine-tuned on its own samples
         explicit chain(std::int64_t item_size) : items(item_size) {}
     };
 
@@ -638,16 +672,39 @@ private:
         c["samples_as_images"] = o.samples_as_images;
         c["g0"] = {{"steps", o.g0.steps}, {"epochs", o.g0.epochs}, {"batch_size", o.g0.batch_size}, {"lr", o.g0.lr},
                    {"warmup_steps", o.g0.warmup_steps}, {"ema", o.g0.use_ema}, {"label_drop", o.g0.label_drop}};
-        c["finetune"] = {{"batch_size", o.finetune.batch_size}, {"lr", o.finetune.lr}, {"label_drop", o.finetune.label_drop}};
+        c["finetune"] = {{"batch_size", o.finetune.batch_size}, {"lr", o.finetune.lr}, {"label_drop", o.finetune.label_drop},
+                         {"warmup_steps", o.finetune.warmup_steps}, {"ema", o.finetune_ema},
+                         {"ema_recipe_warmup_steps", o.ema_recipe_warmup_steps}, {"ema_max_decay", o.finetune.ema.max_decay}};
+        c["method_settings"] = method_settings_();
         c["latents"] = {{"timestep", o.latents.timestep}, {"draws", o.latents.draws}, {"seed", o.latents.seed}};
         if constexpr (conditional) c["latents"]["label"] = to_string(o.latent_label);
         c["probe"] = {{"l2", o.probe.l2}, {"standardize", o.probe.standardize}, {"holdout_fraction", o.probe.holdout_fraction}};
-        c["metrics"] = {{"prdc_k", o.prdc.k}, {"density_k", o.prdc.density_k}, {"kid_subsets", o.kid_subsets},
-                        {"kid_subset_size", o.kid_subset_size}};
+        c["metrics"] = {{"prdc_k", o.prdc.k},         {"prdc_second_k", 5},
+                        {"density_k", o.prdc.density_k}, {"kid_subsets", o.kid_subsets},
+                        {"kid_subset_size", o.kid_subset_size}, {"fid_bootstrap_replicates", o.fid_bootstrap_replicates}};
         c["data"] = {{"real", real.name}, {"real_size", real.size()}, {"reference", reference.name},
                      {"reference_size", reference.size()}, {"classes", real.num_classes}};
         c["extra"] = o.extra_config;
         return c;
+    }
+
+    // The settings of the selected methods that have any (SYN-ADD's real share, SIMS' ω, SC's γ).
+    nlohmann::json method_settings_() const {
+        nlohmann::json j = nlohmann::json::object();
+        std::size_t i = 0;
+        auto one = [&](const auto& mode) {
+            const std::size_t index = i++;
+            if (!selected_(index)) return;
+            using M = std::decay_t<decltype(mode)>;
+            nlohmann::json s = nlohmann::json::object();
+            if constexpr (requires { mode.real_share; }) s["real_share"] = mode.real_share;
+            if constexpr (negatively_guided<M>) s["omega"] = mode.omega;
+            if constexpr (requires { mode.strength; }) s["strength"] = mode.strength;
+            if constexpr (requires { mode.centres_per_class; }) s["centres_per_class"] = mode.centres_per_class;
+            if (!s.empty()) j[method_names[index]] = s;
+        };
+        std::apply([&](const auto&... mode) { (one(mode), ...); }, modes_);
+        return j;
     }
 
     void write_or_check_config_(const data::image_dataset& real, const data::image_dataset& reference) const {
@@ -814,6 +871,26 @@ private:
         return probe_.confidence(latents, labels);
     }
 
+    // OLE of the G0 latents of the first sample_ole_count evaluation samples, with their conditioning
+    // labels (unconditional models: the probe's classes). Their ids start at 2^39 (ids end at 2^40), apart from the
+    // pool's, so the latent noise draws of samples and pool items never coincide.
+    template <class Extractor>
+    double sample_ole_(Extractor& extractor, tensor_view<const float> samples, tensor_view<const std::int64_t> labels) {
+        const std::int64_t n = std::min(options_.sample_ole_count, samples.dim(0));
+        if (n < 2) return NAN;
+        const tensor_view<const float> first(samples.data(), shape{n, samples.dim(1), samples.dim(2), samples.dim(3)});
+        const tensor<std::int64_t> ids = latent::sequential_ids(n, std::int64_t{1} << 39);
+        const tensor_view<const std::int64_t> y(labels.data(), shape{conditional ? n : 0});
+        const tensor<float> h = extract_(extractor, first, y, ids.view());
+        std::vector<std::int64_t> classes;
+        if constexpr (conditional) classes.assign(labels.data(), labels.data() + n);
+        else {
+            const auto pred = probe_.predict(h.view());
+            classes.assign(pred.label.begin(), pred.label.end());
+        }
+        return ole_(h.view(), classes);
+    }
+
     // OLE(M) = Σ_c ||M_c||_* − ||M||_* of rows normalised to unit length, divided by N (Cai et al.
     // §4, after Lezama et al. 2018), so sets of different sizes and latent scales compare.
     static double ole_(tensor_view<const float> latents, const std::vector<std::int64_t>& labels) {
@@ -830,7 +907,8 @@ private:
         }
     }
 
-    tensor<float> sample_(Model& model, tensor_view<const std::int64_t> labels, std::int64_t count, std::uint64_t seed,
+    template <class Denoiser>
+    tensor<float> sample_(Denoiser& model, tensor_view<const std::int64_t> labels, std::int64_t count, std::uint64_t seed,
                           const std::string& what) {
         const detail::phase_timer timer(phases_.sampling);
         const shape item{Model::spec.in_channels, Model::spec.image_size, Model::spec.image_size};
@@ -851,22 +929,39 @@ private:
         if (bar) bar->finish();
         for (float v : out)
             if (!std::isfinite(v)) fail("self_consuming: ", what, " produced a non-finite sample (the model diverged)");
-        if (options_.samples_as_images)
-            for (float& v : out) v = std::round((std::clamp(v, -1.0f, 1.0f) + 1.0f) * 127.5f) / 127.5f - 1.0f;
+        if (options_.samples_as_images) quantize_images_(out);
         return out;
     }
 
+    // Clamped to [-1, 1] and rounded to the 256 levels of an 8-bit image.
+    static void quantize_images_(tensor<float>& x) {
+        for (float& v : x) v = std::round((std::clamp(v, -1.0f, 1.0f) + 1.0f) * 127.5f) / 127.5f - 1.0f;
+    }
+
+    // FID (with its bootstrap interval over the samples), precision / recall at prdc.k and at k = 5,
+    // density, coverage and KID of one evaluation set.
     template <class Features>
-    metric_row evaluate_(Features& features, tensor_view<const float> samples) {
+    metric_row evaluate_(Features& features, tensor_view<const float> samples, std::uint64_t bootstrap_seed) {
         const detail::phase_timer timer(phases_.metrics);
         const tensor<float> f = features.features(samples);  // (n, D)
         metric_row m;
         m.fid = metrics::fid(reference_stats_, f.view());
+        if (options_.fid_bootstrap_replicates > 0) {
+            const auto ci = metrics::fid_bootstrap_interval(reference_stats_, f.view(), options_.fid_bootstrap_replicates,
+                                                            bootstrap_seed);
+            m.fid_ci_low = ci.low;
+            m.fid_ci_high = ci.high;
+        }
         const auto pr = metrics::prdc(reference_features_.view(), f.view(), options_.prdc);
         m.precision = pr.precision;
         m.recall = pr.recall;
         m.density = pr.density;
         m.coverage = pr.coverage;
+        metrics::prdc_options k5 = options_.prdc;
+        k5.k = 5;  // Kynkäänniemi et al. (2019) report k = 3 and k = 5
+        const auto pr5 = metrics::prdc(reference_features_.view(), f.view(), k5);
+        m.precision_k5 = pr5.precision;
+        m.recall_k5 = pr5.recall;
         const std::int64_t subset = std::min({options_.kid_subset_size, f.dim(0), reference_features_.dim(0)});
         const auto kd = metrics::kid(reference_features_.view(), f.view(),
                                      {.subsets = options_.kid_subsets, .subset_size = subset, .seed = options_.seed});
@@ -883,6 +978,88 @@ private:
         io::write_png_grid(file, tensor_view<const float>(samples.data(), s), {.cols = cols});
     }
 
+    // G_k's weights := G's (same type, same spec).
+    static void copy_weights_(const Model& from, Model& to) {
+        std::copy(from.store().values(), from.store().values() + from.store().size(), to.store().values());
+    }
+
+    // A training set of images (n, C, H, W) and their labels (n; unconditional models: zeros).
+    data::image_dataset training_set_(std::string name, tensor_view<const float> images, std::span<const std::int64_t> labels) const {
+        data::image_dataset set;
+        set.name = std::move(name);
+        set.num_classes = num_classes_;
+        set.images = tensor<float>(images.dims());
+        std::copy(images.begin(), images.end(), set.images.begin());
+        set.labels = tensor<std::int64_t>(shape{images.dim(0)});
+        if (labels.empty()) std::fill(set.labels.begin(), set.labels.end(), std::int64_t{0});
+        else std::copy(labels.begin(), labels.end(), set.labels.begin());
+        return set;
+    }
+
+    // The fine-tuning recipe: E epochs of a fresh AdamW at options.finetune's batch and lr (with its
+    // warm-up); with the EMA recipe (finetune_ema, or `ema` for a control arm) a warm-up of
+    // ema_recipe_warmup_steps and G_k the EMA of the weights. No checkpoints, no sample grids.
+    diffusion::train_result finetune_(Model& model, const data::image_dataset& set, std::uint64_t seed, std::string label,
+                                      bool ema = false) {
+        diffusion::trainer_options o = options_.finetune;
+        o.steps = 0;
+        o.epochs = options_.finetune_epochs;
+        o.use_ema = ema || options_.finetune_ema;
+        if (o.use_ema) o.warmup_steps = options_.ema_recipe_warmup_steps;
+        o.checkpoint_dir.clear();
+        o.sample_every = 0;
+        o.seed = seed;
+        o.show_progress = options_.show_progress;
+        o.label = std::move(label);
+        if (!conditional) o.label_drop = 0.0;
+        diffusion::trainer<Model, typename Sampler::parameterization_type> trainer(model, set, table_, o);
+        const detail::phase_timer timer(phases_.finetuning);
+        const auto r = trainer.train();
+        if (trainer.ema()) trainer.ema()->copy_to(model.store());
+        return r;
+    }
+
+    // SIMS' auxiliary model for the chain's G_g: G_g fine-tuned on `count` unguided samples of G_g
+    // (for g = 0, S_1, the unguided samples of G0 every other method draws too).
+    std::unique_ptr<Model> train_aux_(std::size_t index, std::int64_t g, Model& model,
+                                      std::optional<tensor<float>>& first_samples) {
+        const std::string name = method_names[index];
+        const auto mi = static_cast<std::int64_t>(index);
+        const tensor<std::int64_t> labels = balanced_labels_(options_.samples_per_generation);
+        tensor<float> plain;
+        if (g == 0) {
+            if (!first_samples)
+                first_samples = sample_(model, labels.view(), options_.samples_per_generation,
+                                        detail::derive_seed(options_.seed, detail::sampling, -1, 1), name + " S_1");
+            plain = *first_samples;
+        } else {
+            plain = sample_(model, labels.view(), options_.samples_per_generation,
+                            detail::derive_seed(options_.seed, detail::aux_sampling, mi, g),
+                            name + " unguided samples of G_" + std::to_string(g));
+        }
+        auto aux = std::make_unique<Model>();
+        copy_weights_(model, *aux);
+        const auto set = training_set_(name + "-aux" + std::to_string(g), plain.view(), {labels.begin(), labels.end()});
+        const auto r = finetune_(*aux, set, detail::derive_seed(options_.seed, detail::aux_finetuning, mi, g),
+                                 name + " aux of G_" + std::to_string(g));
+        log_() << "  auxiliary model of G_" << g << ": fine-tuned " << r.steps_run << " steps on " << set.size()
+               << " of its own samples, last loss " << r.last_loss << "\n";
+        return aux;
+    }
+
+    // Samples of the chain's current model: negatively guided by its auxiliary model for SIMS.
+    template <class Mode>
+    tensor<float> chain_samples_(const Mode& mode, chain& ch, tensor_view<const std::int64_t> labels, std::int64_t count,
+                                 std::uint64_t seed, const std::string& what) {
+        if constexpr (negatively_guided<Mode>) {
+            require(ch.aux != nullptr, "self_consuming: internal: ", what, " needs the auxiliary model");
+            diffusion::negative_guidance<Model> guided(ch.model, *ch.aux, mode.omega);
+            return sample_(guided, labels, count, seed, what);
+        } else {
+            return sample_(ch.model, labels, count, seed, what);
+        }
+    }
+
     template <class Mode, class Extractor, class Features, class... Callbacks>
     void step_(const Mode& mode, std::size_t index, std::int64_t k, chain& ch, Model& g0, const data::image_dataset& real,
                Extractor& extractor, Features& features, std::optional<tensor<float>>& first_samples,
@@ -893,28 +1070,49 @@ private:
                 ", expected ", k - 1);
         log_() << "[" << name << " generation " << k << "/" << options_.generations << "]\n";
 
-        // S_k from G_{k-1}. Every method samples S_1 from the same G0 with the same seed: draw it once.
-        const tensor<std::int64_t> labels = balanced_labels_(options_.samples_per_generation);
-        const std::uint64_t sample_seed = detail::derive_seed(options_.seed, detail::sampling, -1, k);
-        tensor<float> s_k;
-        if (k == 1 && first_samples) {
-            s_k = *first_samples;
-        } else {
-            s_k = sample_(ch.model, labels.view(), options_.samples_per_generation, sample_seed, name + " S_" + std::to_string(k));
-            if (k == 1) first_samples = s_k;
+        if constexpr (negatively_guided<Mode>) {
+            if (!ch.aux) {  // A_{k-1}: trained now for G0, else saved with the chain's generation k - 1
+                if (k == 1) ch.aux = train_aux_(index, 0, ch.model, first_samples);
+                else {
+                    ch.aux = std::make_unique<Model>();
+                    detail::load_run_model(chain_dir_(index, k - 1) / "aux.safetensors", *ch.aux);
+                }
+            }
         }
 
-        // The pool grows by S_k, labelled by their conditioning label (or the probe's class).
-        std::vector<std::int64_t> s_labels(labels.begin(), labels.end());
-        const std::int64_t first = ch.items.size();
-        if constexpr (!conditional) {
-            const tensor<std::int64_t> ids = latent::sequential_ids(s_k.dim(0), first);
-            const tensor<float> h = extract_(extractor, s_k.view(), labels.view(), ids.view());
-            const auto pred = probe_.predict(h.view());
-            s_labels.assign(pred.label.begin(), pred.label.end());
+        // S_k from G_{k-1}. Every method that samples G0 unguided draws the same S_1: draw it once.
+        if constexpr (!real_data_only<Mode>) {
+            const tensor<std::int64_t> labels = balanced_labels_(options_.samples_per_generation);
+            const std::uint64_t sample_seed = detail::derive_seed(options_.seed, detail::sampling, -1, k);
+            const std::string what = name + " S_" + std::to_string(k);
+            tensor<float> s_k;
+            if (negatively_guided<Mode>) {
+                s_k = chain_samples_(mode, ch, labels.view(), options_.samples_per_generation, sample_seed, what);
+            } else if (k == 1 && first_samples) {
+                s_k = *first_samples;
+            } else {
+                s_k = sample_(ch.model, labels.view(), options_.samples_per_generation, sample_seed, what);
+                if (k == 1) first_samples = s_k;
+            }
+            if constexpr (corrects_samples<Mode>) {
+                const correction_context context{real.images.view(), {real.labels.begin(), real.labels.end()},
+                                                 real.num_classes, detail::derive_seed(options_.seed, detail::correction, mi, k)};
+                mode.correct(s_k.view(), {labels.begin(), labels.end()}, context);
+                if (options_.samples_as_images) quantize_images_(s_k);
+            }
+
+            // The pool grows by S_k, labelled by their conditioning label (or the probe's class).
+            std::vector<std::int64_t> s_labels(labels.begin(), labels.end());
+            const std::int64_t first = ch.items.size();
+            if constexpr (!conditional) {
+                const tensor<std::int64_t> ids = latent::sequential_ids(s_k.dim(0), first);
+                const tensor<float> h = extract_(extractor, s_k.view(), labels.view(), ids.view());
+                const auto pred = probe_.predict(h.view());
+                s_labels.assign(pred.label.begin(), pred.label.end());
+            }
+            ch.items.add(std::span<const float>(s_k.data(), static_cast<std::size_t>(s_k.numel())), s_labels, k);
+            append_latents_(ch, first, extractor);
         }
-        ch.items.add(std::span<const float>(s_k.data(), static_cast<std::size_t>(s_k.numel())), s_labels, k);
-        append_latents_(ch, first, extractor);
 
         // ξ over the pool, then T_k.
         const std::int64_t d = static_cast<std::int64_t>(ch.latents.size()) / ch.items.size();
@@ -948,42 +1146,53 @@ private:
         diag.ole = ole_(chosen_latents.view(), t.labels);
         diag.real_share = real_count / static_cast<double>(chosen.size());
         diag.mean_source_generation = generation_sum / static_cast<double>(chosen.size());
+        for (std::int64_t g = 0; g <= k; ++g) {
+            source_row r{.source_generation = g};
+            double sum = 0;
+            for (std::int64_t i = 0; i < ch.items.size(); ++i)
+                if (ch.items.generation(i) == g) { ++r.pool_count; sum += scores[static_cast<std::size_t>(i)]; }
+            for (std::size_t i = 0; i < chosen.size(); ++i) r.train_count += t.generations[i] == g;
+            if (r.pool_count == 0) continue;  // REAL's pool holds no samples
+            r.pool_confidence_mean = sum / static_cast<double>(r.pool_count);
+            diag.sources.push_back(r);
+        }
 
         // G_k: fine-tune G_{k-1} (or fresh weights) on T_k for E epochs.
-        data::image_dataset train_set;
-        train_set.name = name + "-T" + std::to_string(k);
-        train_set.num_classes = real.num_classes;
-        train_set.images = tensor<float>(shape{diag.train_size, Model::spec.in_channels, Model::spec.image_size,
-                                               Model::spec.image_size});
-        std::copy(t.data.begin(), t.data.end(), train_set.images.begin());
-        train_set.labels = tensor<std::int64_t>(shape{diag.train_size});
-        std::copy(t.labels.begin(), t.labels.end(), train_set.labels.begin());
-        if (options_.retrain_from_scratch) ch.model.reset_parameters(detail::derive_seed(options_.seed, detail::scratch_init, mi, k));
-        diffusion::trainer_options o = options_.finetune;
-        o.steps = 0;
-        o.epochs = options_.finetune_epochs;
-        if (options_.retrain_from_scratch) { o.steps = options_.g0.steps; o.epochs = options_.g0.steps > 0 ? 0 : options_.g0.epochs; }
-        o.use_ema = false;
-        o.checkpoint_dir.clear();
-        o.sample_every = 0;
-        o.seed = detail::derive_seed(options_.seed, detail::finetuning, mi, k);
-        o.show_progress = options_.show_progress;
-        o.label = name + " G_" + std::to_string(k);
-        if (!conditional) o.label_drop = 0.0;
-        {
+        const data::image_dataset train_set = training_set_(
+            name + "-T" + std::to_string(k),
+            tensor_view<const float>(t.data.data(), shape{diag.train_size, Model::spec.in_channels, Model::spec.image_size,
+                                                          Model::spec.image_size}),
+            t.labels);
+        if (options_.retrain_from_scratch) {
+            ch.model.reset_parameters(detail::derive_seed(options_.seed, detail::scratch_init, mi, k));
+            diffusion::trainer_options o = options_.g0;
+            o.checkpoint_dir.clear();
+            o.sample_every = 0;
+            o.seed = detail::derive_seed(options_.seed, detail::finetuning, mi, k);
+            o.show_progress = options_.show_progress;
+            o.label = name + " G_" + std::to_string(k);
+            if (!conditional) o.label_drop = 0.0;
             diffusion::trainer<Model, typename Sampler::parameterization_type> trainer(ch.model, train_set, table_, o);
             const detail::phase_timer timer(phases_.finetuning);
             const auto r = trainer.train();
+            if (trainer.ema()) trainer.ema()->copy_to(ch.model.store());
+            log_() << "  retrained " << r.steps_run << " steps on " << diag.train_size << " items (real "
+                   << 100.0 * diag.real_share << "%), last loss " << r.last_loss << "\n";
+        } else {
+            const auto r = finetune_(ch.model, train_set, detail::derive_seed(options_.seed, detail::finetuning, mi, k),
+                                     name + " G_" + std::to_string(k), ema_recipe_arm<Mode>);
             log_() << "  fine-tuned " << r.steps_run << " steps on " << diag.train_size << " items (real "
                    << 100.0 * diag.real_share << "%), last loss " << r.last_loss << "\n";
         }
+        if constexpr (negatively_guided<Mode>) ch.aux = train_aux_(index, k, ch.model, first_samples);
 
         // Evaluate G_k: the same noise for every (method, generation).
         const tensor<std::int64_t> eval_labels = balanced_labels_(options_.eval_samples);
-        const tensor<float> samples = sample_(ch.model, eval_labels.view(), options_.eval_samples,
-                                              detail::derive_seed(options_.seed, detail::evaluation, -1, 0),
-                                              name + " G_" + std::to_string(k) + " eval");
-        metric_row m = evaluate_(features, samples.view());
+        const tensor<float> samples =
+            chain_samples_(mode, ch, eval_labels.view(), options_.eval_samples,
+                           detail::derive_seed(options_.seed, detail::evaluation, -1, 0), name + " G_" + std::to_string(k) + " eval");
+        metric_row m = evaluate_(features, samples.view(), detail::derive_seed(options_.seed, detail::bootstrap, mi, k));
+        diag.sample_ole = sample_ole_(extractor, samples.view(), eval_labels.view());
         m.method = name;
         m.generation = k;
         write_grid_(options_.out / "grids" / (detail::dir_name(name) + "_gen" + std::to_string(k) + ".png"), samples.view());
@@ -993,6 +1202,7 @@ private:
         const auto dir = chain_dir_(index, k);
         std::filesystem::create_directories(dir);
         diffusion::save_model(dir / "model.safetensors", ch.model, k);
+        if (ch.aux) diffusion::save_model(dir / "aux.safetensors", *ch.aux, k);
         detail::save_pool(dir / "pool.safetensors", ch.items);
         ch.generation = k;
         m.seconds = detail::seconds_since(t0);
@@ -1004,9 +1214,9 @@ private:
             std::filesystem::remove_all(chain_dir_(index, k - 1), ec);  // only the newest state is needed to resume
         }
         ++summary.steps_run;
-        log_() << "  " << name << " G_" << k << ": FID " << m.fid << ", precision " << m.precision << ", recall "
-               << m.recall << ", density " << m.density << ", coverage " << m.coverage << ", KID " << m.kid << " ("
-               << m.seconds << " s)\n";
+        log_() << "  " << name << " G_" << k << ": FID " << m.fid << " [" << m.fid_ci_low << ", " << m.fid_ci_high
+               << "], precision " << m.precision << ", recall " << m.recall << ", density " << m.density << ", coverage "
+               << m.coverage << ", KID " << m.kid << " (" << m.seconds << " s)\n";
         invoke_each(on_generation, std::tie(callbacks...),
                     generation_event{name, k, samples.view(), eval_labels.view(), &m, &diag, &options_.out});
         (void)g0;
