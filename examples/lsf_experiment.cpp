@@ -38,6 +38,7 @@
 #include "ouro/data/cifar10.hpp"
 #include "ouro/data/image_folder.hpp"
 #include "ouro/data/mnist.hpp"
+#include "ouro/data/subset.hpp"
 #include "ouro/diffusion/sampler.hpp"
 #include "ouro/loop/seeds.hpp"
 #include "ouro/loop/self_consuming.hpp"
@@ -134,30 +135,6 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
     return o;
 }
 
-// The first `per_class` items of each class of `set`, in their order.
-data::image_dataset per_class_subset(const data::image_dataset& set, std::int64_t per_class, const std::string& name) {
-    std::vector<std::int64_t> keep, taken(static_cast<std::size_t>(set.num_classes), 0);
-    for (std::int64_t i = 0; i < set.size(); ++i) {
-        auto& n = taken[static_cast<std::size_t>(set.labels[i])];
-        if (n < per_class) { keep.push_back(i); ++n; }
-    }
-    for (std::int64_t c = 0; c < set.num_classes; ++c)
-        require(taken[static_cast<std::size_t>(c)] == per_class, "lsf_experiment: data set '", set.name, "' has only ",
-                taken[static_cast<std::size_t>(c)], " images of class ", c, ", the profile needs ", per_class);
-    data::image_dataset out;
-    out.name = name;
-    out.num_classes = set.num_classes;
-    const std::int64_t item = set.channels() * set.height() * set.width(), n = static_cast<std::int64_t>(keep.size());
-    out.images = tensor<float>(shape{n, set.channels(), set.height(), set.width()});
-    out.labels = tensor<std::int64_t>(shape{n});
-    for (std::int64_t j = 0; j < n; ++j) {
-        const std::int64_t i = keep[static_cast<std::size_t>(j)];
-        std::copy(set.images.data() + i * item, set.images.data() + (i + 1) * item, out.images.data() + j * item);
-        out.labels[j] = set.labels[i];
-    }
-    return out;
-}
-
 struct datasets {
     data::image_dataset train, test;
 };
@@ -174,7 +151,6 @@ datasets load(const options& o) {
         return {std::move(s.train), std::move(s.test)};
     }
     const auto all = data::load_image_folder(o.data_dir, 32);
-    datasets d;
     std::vector<std::int64_t> count(static_cast<std::size_t>(all.num_classes), 0), seen(count);
     for (std::int64_t i = 0; i < all.size(); ++i) ++count[static_cast<std::size_t>(all.labels[i])];
     std::vector<std::int64_t> train_idx, test_idx;
@@ -182,28 +158,14 @@ datasets load(const options& o) {
         const auto c = static_cast<std::size_t>(all.labels[i]);
         (seen[c]++ < count[c] * 9 / 10 ? train_idx : test_idx).push_back(i);
     }
-    auto take = [&](const std::vector<std::int64_t>& idx, const std::string& name) {
-        data::image_dataset s;
-        s.name = name;
-        s.num_classes = all.num_classes;
-        const std::int64_t item = 3 * 32 * 32, n = static_cast<std::int64_t>(idx.size());
-        s.images = tensor<float>(shape{n, 3, 32, 32});
-        s.labels = tensor<std::int64_t>(shape{n});
-        for (std::int64_t j = 0; j < n; ++j) {
-            const std::int64_t i = idx[static_cast<std::size_t>(j)];
-            std::copy(all.images.data() + i * item, all.images.data() + (i + 1) * item, s.images.data() + j * item);
-            s.labels[j] = all.labels[i];
-        }
-        return s;
-    };
-    return {take(train_idx, all.name + "-train"), take(test_idx, all.name + "-test")};
+    return {data::subset(all, train_idx, all.name + "-train"), data::subset(all, test_idx, all.name + "-test")};
 }
 
 template <class Experiment>
 int run_experiment(const options& o, const presets::lsf_profile& profile, const datasets& d) {
     const std::int64_t per_class = profile.real_per_class, ref_per_class = profile.reference_per_class;
-    const auto real = per_class_subset(d.train, per_class, d.train.name + "-real");
-    const auto reference = per_class_subset(d.test, ref_per_class, d.test.name + "-reference");
+    const auto real = data::first_per_class(d.train, per_class, d.train.name + "-real");
+    const auto reference = data::first_per_class(d.test, ref_per_class, d.test.name + "-reference");
     std::printf("dataset %s: D_r = %lld training images (%lld per class), reference = %lld test images; %d threads\n",
                 o.dataset.c_str(), static_cast<long long>(real.size()), static_cast<long long>(per_class),
                 static_cast<long long>(reference.size()), max_threads());

@@ -25,6 +25,7 @@
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/data/mnist.hpp"
+#include "ouro/data/subset.hpp"
 #include "ouro/diffusion/checkpoint.hpp"
 #include "ouro/diffusion/schedule.hpp"
 #include "ouro/diffusion/trainer.hpp"
@@ -72,30 +73,10 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
     return o;
 }
 
-// The first `per_class` items of each class of `set`, in file order (lsf_experiment's D_r).
-data::image_dataset per_class_subset(const data::image_dataset& set, std::int64_t per_class) {
-    std::vector<std::int64_t> keep, taken(static_cast<std::size_t>(set.num_classes), 0);
-    for (std::int64_t i = 0; i < set.size(); ++i)
-        if (taken[static_cast<std::size_t>(set.labels[i])]++ < per_class) keep.push_back(i);
-    data::image_dataset out;
-    out.name = set.name + "-real";
-    out.num_classes = set.num_classes;
-    const std::int64_t item = set.channels() * set.height() * set.width(), n = static_cast<std::int64_t>(keep.size());
-    out.images = tensor<float>(shape{n, set.channels(), set.height(), set.width()});
-    out.labels = tensor<std::int64_t>(shape{n});
-    for (std::int64_t j = 0; j < n; ++j) {
-        const std::int64_t i = keep[static_cast<std::size_t>(j)];
-        std::copy_n(set.images.data() + i * item, item, out.images.data() + j * item);
-        out.labels[j] = set.labels[i];
-    }
-    return out;
-}
-
 int run(const options& o) {
     const presets::lsf_profile profile = presets::lsf_profile_named(o.profile);
-    const data::image_dataset real = per_class_subset(data::load_mnist(o.data, data::split::train), profile.real_per_class);
-    require(real.size() == profile.real_per_class * spec.classes, "--data ", o.data.string(),
-            ": fewer than ", profile.real_per_class, " training images in some class");
+    const data::image_dataset train = data::load_mnist(o.data, data::split::train);
+    const data::image_dataset real = data::first_per_class(train, profile.real_per_class, train.name + "-real");
 
     // As the loop's prepare_g0_: weights and trainer seeded from the run seed, the profile's recipe.
     model_type g0;

@@ -32,6 +32,7 @@
 #include "ouro/data/cifar10.hpp"
 #include "ouro/data/idx.hpp"
 #include "ouro/data/mnist.hpp"
+#include "ouro/data/subset.hpp"
 #include "ouro/diffusion/checkpoint.hpp"
 #include "ouro/diffusion/forward_process.hpp"
 #include "ouro/diffusion/parameterization.hpp"
