@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ouro/core/parallel.hpp"
@@ -703,6 +704,29 @@ TEST_CASE("load_image_folder walks each real directory once through directory sy
     CHECK(d.images[1 * 12] == d.images[0]);  // the link decodes to its target
     CHECK(d.images[3 * 12] == scaled(pixel_pattern(2, 2, 3, 6)[0], pixel_scale::minus_one_to_one));
     CHECK(d.images[6 * 12] == scaled(pixel_pattern(2, 2, 3, 5)[0], pixel_scale::minus_one_to_one));
+}
+
+TEST_CASE("load_image_folder reads names with spaces and non-ASCII; refuses a FIFO or a dangling link without "
+          "waiting", "[data][image_folder]") {
+    scratch_dir root("hostile_names");
+    const fs::path dir = root / "folder with spaces";
+    write_png(dir / "ch\u00e8vre" / "photo 1.png", 2, 2, 3, pixel_pattern(2, 2, 3, 1));
+    write_png(dir / "\u732b" / "\u00e9t\u00e9 #2.png", 2, 2, 3, pixel_pattern(2, 2, 3, 2));
+    const image_folder_dataset d = load_image_folder(dir, 2, quiet());
+    REQUIRE(d.size() == 2);
+    CHECK(d.class_names == std::vector<std::string>{"ch\u00e8vre", "\u732b"});
+    CHECK(d.files[1] == dir / "\u732b" / "\u00e9t\u00e9 #2.png");
+
+    // A named pipe with an image's name would block a plain open() until a writer comes: refused
+    // as not a regular file instead (the loader never opens it).
+    const fs::path fifo = dir / "\u732b" / "pipe.png";
+    REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
+    CHECK_THROWS_WITH(load_image_folder(dir, 2, quiet()),
+                      Catch::Contains(fifo.string()) && Catch::Contains("not a regular file"));
+    fs::remove(fifo);
+    fs::create_symlink("gone.png", dir / "\u732b" / "dangling.png");
+    CHECK_THROWS_WITH(load_image_folder(dir, 2, quiet()),
+                      Catch::Contains((dir / "\u732b" / "dangling.png").string()) && Catch::Contains("no such file"));
 }
 
 TEST_CASE("load_image_folder_splits refuses train and test folders with different classes", "[data][image_folder]") {

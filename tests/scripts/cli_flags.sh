@@ -45,6 +45,10 @@ for args in "--generations 0" "--samples x" "--epochs 1e3" "--seed -1"; do
   expect_refusal toy_2d "${args%% *}" --out "$work/toy" $args
 done
 [[ -e "$work/toy" ]] && { echo "FAIL: a refused toy_2d created its run directory"; failures=$((failures + 1)); }
+# An --out that cannot be a run directory: an existing file, a folder under /proc.
+printf 'x\n' > afile
+expect_refusal toy_2d "afile: cannot create the run directory" --out afile
+expect_refusal toy_2d "/proc/ouro_run: cannot create the run directory" --out /proc/ouro_run
 expect_refusal lenet_mnist "--lr" --lr 0
 expect_refusal train_mnist "--ddim-steps" --ddim-steps 25
 expect_refusal cluster_mnist "--n" --n 5
@@ -58,7 +62,7 @@ expect_refusal fid_vs_count "--counts" --counts 500,500
 expect_refusal fid_vs_count "--bootstrap" --bootstrap 5
 
 # Every example: --help and --version answer with exit 0; an unknown flag is refused in one line.
-for program in cluster_mnist compute_metrics custom_filter fid_vs_count lenet_mnist lsf_experiment lsf_steps mnist_latents \
+for program in cluster_mnist compute_metrics custom_filter fid_vs_count latent_structure lenet_mnist lsf_experiment lsf_steps mnist_latents \
                sampler_steps toy_2d train_mnist; do
   status=0
   "$bin/$program" --help >help.txt 2>&1 || status=$?
@@ -68,6 +72,7 @@ for program in cluster_mnist compute_metrics custom_filter fid_vs_count lenet_mn
   [[ $status -eq 0 && $version == "ouro "* ]] || { echo "FAIL $program --version: exit $status, '$version'"; failures=$((failures + 1)); }
   positionals=()
   [[ $program == compute_metrics ]] && positionals=(real.npy real.npy)  # else "REAL is required" comes first
+  [[ $program == latent_structure ]] && positionals=(real.npy)  # else "MODEL is required" comes first
   expect_refusal "$program" "--no-such-flag" "${positionals[@]}" --no-such-flag
 done
 

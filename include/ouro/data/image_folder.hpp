@@ -343,7 +343,10 @@ inline bool is_hidden(const std::filesystem::path& p) {
 inline std::vector<unsigned char> read_image_file(const std::filesystem::path& file) {
     namespace fs = std::filesystem;
     std::error_code ec;
-    if (!fs::is_regular_file(file, ec)) fail(file.string(), ": no such file");
+    const fs::file_status st = fs::status(file, ec);  // through symlinks
+    if (!fs::exists(st)) fail(file.string(), ": no such file");
+    // A FIFO, socket or device would block or never end: refused before it is opened.
+    if (!fs::is_regular_file(st)) fail(file.string(), ": not a regular file (a pipe, socket, device or folder)");
     const std::uintmax_t size = fs::file_size(file, ec);
     if (ec) fail(file.string(), ": cannot read its size: ", ec.message());
     if (size == 0) fail(file.string(), ": empty file (0 bytes), expected a PNG or JPEG image");

@@ -10,6 +10,9 @@
 
 #include <atomic>
 #include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -44,6 +47,44 @@ inline void sync_folder(const std::filesystem::path& folder, const std::string& 
     if (rc != 0 && saved != EINVAL && saved != EROFS)
         fail(what, ": syncing folder ", folder.string(), " failed: ", std::strerror(saved));
 }
+// Fault injection for the kill-and-resume tests, compiled in only with OURO_FAULT_INJECTION (a
+// test build of an example; never the library's users). OURO_FAULT_KILL="<substring>#<n>@<stage>"
+// kills the process with SIGKILL at the n-th write of this process whose target path contains
+// <substring>, at one of the stages a power cut or an OOM kill could hit:
+//   partial  – half of the bytes in the temporary file, not synced;
+//   unmoved  – the temporary complete and closed, the target not yet replaced;
+//   moved    – the target replaced, its folder not yet synced.
+// OURO_FAULT_TRACE=1 prints "ouro-fault: write <count> <path>" to stderr for every write, so a
+// test can see which writes a run makes.
+enum class fault_stage { partial, unmoved, moved };
+#if defined(OURO_FAULT_INJECTION)
+inline void maybe_inject_fault(const std::filesystem::path& target, fault_stage stage) {
+    static std::atomic<long> writes{0}, matches{0};
+    if (stage == fault_stage::partial) {
+        const long n = ++writes;
+        if (const char* trace = std::getenv("OURO_FAULT_TRACE"); trace && *trace == '1')
+            std::fprintf(stderr, "ouro-fault: write %ld %s\n", n, target.c_str());
+    }
+    const char* spec = std::getenv("OURO_FAULT_KILL");
+    if (!spec) return;
+    const std::string s(spec);
+    const auto hash = s.rfind('#'), at = s.rfind('@');
+    if (hash == std::string::npos || at == std::string::npos || at < hash) return;
+    const std::string substring = s.substr(0, hash), stage_name = s.substr(at + 1);
+    const long wanted = std::atol(s.substr(hash + 1, at - hash - 1).c_str());
+    if (target.string().find(substring) == std::string::npos) return;
+    static constexpr const char* names[] = {"partial", "unmoved", "moved"};
+    if (stage == fault_stage::partial && ++matches != wanted) return;
+    if (stage != fault_stage::partial && matches != wanted) return;
+    if (stage_name != names[static_cast<int>(stage)]) return;
+    std::fprintf(stderr, "ouro-fault: SIGKILL at %s of write %ld of '%s' (%s)\n", names[static_cast<int>(stage)],
+                 wanted, substring.c_str(), target.c_str());
+    std::fflush(stderr);
+    ::kill(::getpid(), SIGKILL);
+}
+#else
+inline void maybe_inject_fault(const std::filesystem::path&, fault_stage) {}
+#endif
 }  // namespace detail
 
 // Writes `bytes` to `target` atomically: a fresh temporary file beside it, written, fsync'd and
@@ -68,6 +109,20 @@ inline void write_file_atomically(const std::filesystem::path& target, std::stri
         fail(what, ": ", step, " ", bytes.size(), " bytes failed: ", std::strerror(err), full ? " (disk full?)" : "");
     };
     std::size_t done = 0;
+#if defined(OURO_FAULT_INJECTION)
+    {  // the "partial" stage: half of the bytes written, then the fault (if one is asked for here)
+        const std::size_t half = bytes.size() / 2;
+        while (done < half) {
+            const ::ssize_t n = ::write(fd, bytes.data() + done, half - done);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                give_up("writing", errno);
+            }
+            done += static_cast<std::size_t>(n);
+        }
+        detail::maybe_inject_fault(target, detail::fault_stage::partial);
+    }
+#endif
     while (done < bytes.size()) {
         const ::ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
         if (n < 0) {
@@ -82,11 +137,13 @@ inline void write_file_atomically(const std::filesystem::path& target, std::stri
         ::unlink(tmp.c_str());
         fail(what, ": closing the temporary file after ", bytes.size(), " bytes failed: ", std::strerror(err));
     }
+    detail::maybe_inject_fault(target, detail::fault_stage::unmoved);
     if (::rename(tmp.c_str(), target.c_str()) != 0) {
         const int err = errno;
         ::unlink(tmp.c_str());
         fail(what, ": cannot move the temporary file into place: ", std::strerror(err));
     }
+    detail::maybe_inject_fault(target, detail::fault_stage::moved);
     detail::sync_folder(target.parent_path(), what);
 }
 

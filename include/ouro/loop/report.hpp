@@ -60,13 +60,18 @@ struct diagnostic_row {
     double real_share = NAN;          // share of real items (generation 0) in the training set
     double mean_source_generation = NAN;
     std::vector<source_row> sources;  // the pool by source generation (ξ by source, what was chosen)
+    // The process's memory when the row was committed (core/memory_usage.hpp): the resident set and
+    // its high-water mark so far, in MiB. Like metrics.csv's seconds these describe the run, not the
+    // result: a resumed run's differ, so the kill-and-resume tests compare every other column.
+    double rss_mib = NAN, peak_rss_mib = NAN;
 };
 
 inline constexpr const char* metrics_csv_header =
     "method,generation,fid,precision,recall,density,coverage,kid,precision_k5,recall_k5,fid_ci_low,fid_ci_high,seconds";
 inline constexpr const char* diagnostics_csv_header =
     "method,generation,pool_size,train_size,ole,pool_conf_mean,pool_conf_q25,pool_conf_q50,pool_conf_q75,"
-    "train_conf_mean,train_conf_q25,train_conf_q50,train_conf_q75,real_share,mean_source_generation,sample_ole";
+    "train_conf_mean,train_conf_q25,train_conf_q50,train_conf_q75,real_share,mean_source_generation,sample_ole,rss_mib,"
+    "peak_rss_mib";
 inline constexpr const char* sources_csv_header =
     "method,generation,source_generation,pool_count,train_count,pool_conf_mean";
 
@@ -134,7 +139,9 @@ inline nlohmann::json to_json(const diagnostic_row& r) {
             {"real_share", number(r.real_share)},
             {"mean_source_generation", number(r.mean_source_generation)},
             {"sample_ole", number(r.sample_ole)},
-            {"sources", sources}};
+            {"sources", sources},
+            {"rss_mib", number(r.rss_mib)},
+            {"peak_rss_mib", number(r.peak_rss_mib)}};
 }
 inline diagnostic_row diagnostic_row_from_json(const nlohmann::json& j) {
     using report_detail::number;
@@ -152,6 +159,9 @@ inline diagnostic_row diagnostic_row_from_json(const nlohmann::json& j) {
     for (const auto& s : j.at("sources"))
         r.sources.push_back({s.at("source_generation").get<std::int64_t>(), s.at("pool_count").get<std::int64_t>(),
                              s.at("train_count").get<std::int64_t>(), number(s.at("pool_confidence_mean"))});
+    // Optional: state files written before the memory columns existed still resume.
+    if (j.contains("rss_mib")) r.rss_mib = number(j.at("rss_mib"));
+    if (j.contains("peak_rss_mib")) r.peak_rss_mib = number(j.at("peak_rss_mib"));
     return r;
 }
 
@@ -177,7 +187,8 @@ inline std::string diagnostics_csv(std::span<const diagnostic_row> rows) {
         out += r.method + "," + std::to_string(r.generation) + "," + std::to_string(r.pool_size) + "," +
                std::to_string(r.train_size) + "," + format_number(r.ole) + "," + q(r.pool_confidence) + "," +
                q(r.train_confidence) + "," + format_number(r.real_share) + "," + format_number(r.mean_source_generation) +
-               "," + format_number(r.sample_ole) + "\n";
+               "," + format_number(r.sample_ole) + "," + format_number(r.rss_mib, "%.1f") + "," +
+               format_number(r.peak_rss_mib, "%.1f") + "\n";
     return out;
 }
 
@@ -298,6 +309,7 @@ inline void write_run_outputs(const std::filesystem::path& dir, std::span<const 
         {"train_confidence", "mean probe confidence of the training set",
          [](const diagnostic_row& r) { return r.train_confidence.mean; }},
         {"real_share", "share of real items in the training set", [](const diagnostic_row& r) { return r.real_share; }},
+        {"rss", "resident memory when the generation was committed (MiB)", [](const diagnostic_row& r) { return r.rss_mib; }},
     };
     for (const auto& c : diag_columns) {
         const auto lines = report_detail::series_of<diagnostic_row>(diagnostics, info.methods, c.get);

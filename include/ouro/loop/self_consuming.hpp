@@ -49,6 +49,7 @@
 #include "ouro/cluster/accuracy.hpp"
 #include "ouro/cluster/ssc_omp.hpp"
 #include "ouro/core/error.hpp"
+#include "ouro/core/memory_usage.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/philox.hpp"
 #include "ouro/core/progress.hpp"
@@ -549,6 +550,7 @@ public:
             m.generation = 0;
             m.seconds = detail::seconds_since(t0);
             write_grid_(options_.out / "grids" / "G0_gen0.png", samples.view());
+            record_memory_(d);
             for (std::size_t i = 0; i < method_count; ++i) {
                 if (!selected_(i)) continue;
                 const char* name = method_names[i];
@@ -646,6 +648,14 @@ private:
     bool selected_(std::size_t index) const {
         const auto& only = options_.only_methods;
         return only.empty() || std::find(only.begin(), only.end(), method_names[index]) != only.end();
+    }
+
+    // The process's memory now, into the row about to be committed (issue: a long run's resident
+    // set must not grow from one generation to the next; diagnostics.csv shows it).
+    static void record_memory_(diagnostic_row& d) {
+        const memory_usage u = current_memory_usage();
+        d.rss_mib = u.resident_mib;
+        d.peak_rss_mib = u.peak_resident_mib;
     }
 
     // ---- config.json and state.json
@@ -1206,6 +1216,7 @@ private:
         detail::save_pool(dir / "pool.safetensors", ch.items);
         ch.generation = k;
         m.seconds = detail::seconds_since(t0);
+        record_memory_(diag);
         state_.metrics.push_back(m);
         state_.diagnostics.push_back(diag);
         commit_state_();

@@ -1,0 +1,45 @@
+// The process's memory as the OS counts it: resident set now and its high-water mark. Long loops
+// record both per generation (loop diagnostics), so that a leak shows as a resident set that grows
+// from one generation to the next instead of as an out-of-memory kill hours into a run.
+#pragma once
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+
+namespace ouro {
+
+struct memory_usage {
+    double resident_mib = NAN;       // resident set size now (Linux: /proc/self/statm); NaN where unknown
+    double peak_resident_mib = NAN;  // the largest resident set of this process so far (getrusage ru_maxrss)
+};
+
+// Reads both figures; a figure the platform does not give stays NaN (never an error: it is a
+// diagnostic, and a run must not fail for want of it).
+inline memory_usage current_memory_usage() {
+    memory_usage m;
+    constexpr double mib = 1024.0 * 1024.0;
+#if defined(__linux__)
+    if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+        unsigned long long size = 0, resident = 0;
+        if (std::fscanf(f, "%llu %llu", &size, &resident) == 2) {
+            const long page = ::sysconf(_SC_PAGESIZE);
+            if (page > 0) m.resident_mib = static_cast<double>(resident) * static_cast<double>(page) / mib;
+        }
+        std::fclose(f);
+    }
+#endif
+    rusage usage{};
+    if (::getrusage(RUSAGE_SELF, &usage) == 0 && usage.ru_maxrss > 0) {
+#if defined(__APPLE__)
+        m.peak_resident_mib = static_cast<double>(usage.ru_maxrss) / mib;  // bytes on macOS
+#else
+        m.peak_resident_mib = static_cast<double>(usage.ru_maxrss) / 1024.0;  // KiB on Linux and the BSDs
+#endif
+    }
+    return m;
+}
+
+}  // namespace ouro
