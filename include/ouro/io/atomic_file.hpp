@@ -109,28 +109,21 @@ inline void write_file_atomically(const std::filesystem::path& target, std::stri
         fail(what, ": ", step, " ", bytes.size(), " bytes failed: ", std::strerror(err), full ? " (disk full?)" : "");
     };
     std::size_t done = 0;
-#if defined(OURO_FAULT_INJECTION)
-    {  // the "partial" stage: half of the bytes written, then the fault (if one is asked for here)
-        const std::size_t half = bytes.size() / 2;
-        while (done < half) {
-            const ::ssize_t n = ::write(fd, bytes.data() + done, half - done);
+    auto write_up_to = [&](std::size_t end) {  // bytes [done, end), retried on EINTR
+        while (done < end) {
+            const ::ssize_t n = ::write(fd, bytes.data() + done, end - done);
             if (n < 0) {
                 if (errno == EINTR) continue;
                 give_up("writing", errno);
             }
             done += static_cast<std::size_t>(n);
         }
-        detail::maybe_inject_fault(target, detail::fault_stage::partial);
-    }
+    };
+#if defined(OURO_FAULT_INJECTION)
+    write_up_to(bytes.size() / 2);  // the "partial" stage: half of the bytes written, then the fault
+    detail::maybe_inject_fault(target, detail::fault_stage::partial);
 #endif
-    while (done < bytes.size()) {
-        const ::ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            give_up("writing", errno);
-        }
-        done += static_cast<std::size_t>(n);
-    }
+    write_up_to(bytes.size());
     if (::fsync(fd) != 0 && errno != EINVAL) give_up("syncing", errno);
     if (::close(fd) != 0) {
         const int err = errno;
