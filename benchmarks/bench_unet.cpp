@@ -131,8 +131,12 @@ int main(int argc, char** argv) {
         return 0;
     }
     const double ips = spec == "S" ? measure<spec_s>(mode, reps) : spec == "M" ? measure<spec_m>(mode, reps) : measure<spec_q>(mode, reps);
+    // Where the resident memory goes: the most bytes of large tensor blocks in use at once, and
+    // what the buffer cache holds free at the end.
+    const auto& cache = buffer_cache::instance();
     std::printf("{\"side\": \"ouro\", \"spec\": \"%s\", \"mode\": \"%s\", \"threads\": %d, \"images_per_s\": %.3f, "
-                "\"peak_rss_mib\": %.1f}\n",
-                spec.c_str(), mode.c_str(), max_threads(), ips, peak_rss_mib());
+                "\"peak_rss_mib\": %.1f, \"tensor_peak_mib\": %.1f, \"tensor_cached_mib\": %.1f}\n",
+                spec.c_str(), mode.c_str(), max_threads(), ips, peak_rss_mib(),
+                static_cast<double>(cache.peak_live_bytes()) / (1 << 20), static_cast<double>(cache.cached_bytes()) / (1 << 20));
     return 0;
 }

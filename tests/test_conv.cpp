@@ -349,7 +349,7 @@ TEST_CASE("nn::conv2d names itself in errors", "[conv][module][errors]") {
     parameter_store<float> store;
     nn::conv2d<cpu> conv(store, "down.1.conv", 3, 4, 3, {1, 1});
     CHECK_THROWS_WITH(conv.backward(tensor<float>(shape{1, 4, 5, 5})),
-                      Catch::Contains("down.1.conv") && Catch::Contains("before forward"));
+                      Catch::Contains("down.1.conv") && Catch::Contains("forward has not run"));
     CHECK_THROWS_WITH(conv.forward(tensor<float>(shape{1, 4, 5, 5})),
                       Catch::Contains("down.1.conv") && Catch::Contains("(1, 4, 5, 5)") &&
                           Catch::Contains("(4, 3, 3, 3)"));

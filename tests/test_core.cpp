@@ -44,6 +44,39 @@ TEST_CASE("tensor storage is 64-byte aligned and resize keeps capacity", "[core]
     CHECK_THROWS_AS(v.reshaped(shape{4, 4}), error);
 }
 
+TEST_CASE("buffer_cache rounds to size classes and hands freed blocks back", "[core][memory]") {
+    // Size classes: at least the request, at most 12.5% more, a multiple of an eighth of the power of two.
+    for (std::size_t bytes : {std::size_t{300000}, std::size_t{1} << 20, (std::size_t{1} << 20) + 1, std::size_t{51380224}}) {
+        const std::size_t c = buffer_cache::size_class(bytes);
+        INFO(bytes);
+        CHECK(c >= bytes);
+        CHECK(c <= bytes + bytes / 8);
+        CHECK(buffer_cache::size_class(c) == c);
+    }
+    CHECK(buffer_cache::size_class(1000) == 1000);  // small blocks are not cached
+
+    auto& cache = buffer_cache::instance();
+    cache.clear();
+    const float* first = nullptr;
+    {
+        tensor<float> t(shape{1 << 20});  // 4 MiB
+        first = t.data();
+        CHECK(reinterpret_cast<std::uintptr_t>(first) % 64 == 0);
+        t.release();
+        CHECK(t.numel() == 0);
+        CHECK(cache.cached_bytes() == buffer_cache::size_class(std::size_t{4} << 20));
+        t.resize(shape{1 << 20});
+        CHECK(t.data() == first);  // the same block again
+        CHECK(cache.cached_bytes() == 0);
+    }
+    CHECK(cache.cached_bytes() > 0);
+    cache.set_limit(0);  // over the limit: freed at once
+    CHECK(cache.cached_bytes() == 0);
+    { tensor<float> t(shape{1 << 20}); }
+    CHECK(cache.cached_bytes() == 0);
+    cache.set_limit(std::size_t{8} << 30);
+}
+
 TEST_CASE("Philox4x32-10 reproduces the Random123 known-answer vectors", "[core][rng]") {
     // Salmon et al. 2011, Random123 kat_vectors: counter, key -> output.
     CHECK(philox4x32(philox_counter{0, 0, 0, 0}, philox_key{0, 0}) ==

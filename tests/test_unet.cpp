@@ -153,3 +153,47 @@ TEST_CASE("unet output of an item does not depend on the batch it is in", "[unet
         CHECK(std::equal(alone.begin(), alone.end(), batched.data() + i * item));
     }
 }
+
+TEST_CASE("unet inference forward frees its intermediates and gives the same output bit for bit", "[unet][inference]") {
+    constexpr nn::unet_spec spec{.in_channels = 1, .image_size = 16, .base = 16, .mult = {1, 2, 2}, .res_blocks = 2,
+                                 .attention = {false, true, true}, .heads = 2, .groups = 4, .classes = 3};
+    constexpr std::int64_t batch = 32;  // (32, 16, 16, 16) floats = 512 KiB: blocks the cache counts
+    nn::unet<cpu, spec, float> net;
+    net.reset_parameters(4);
+    philox_stream rng(6, rng_purpose::user);
+    for (std::int64_t i = 0; i < net.store().size(); ++i) net.store().values()[i] += 0.05f * rng.normal();
+    const tensor<float> x = testing::random_tensor<float>(shape{batch, 1, 16, 16}, 7);
+    tensor<std::int64_t> t(shape{batch}), y(shape{batch});
+    for (std::int64_t i = 0; i < batch; ++i) {
+        t[i] = 30 * i + 3;
+        y[i] = i % 4;
+    }
+    auto& cache = buffer_cache::instance();
+    cache.clear();
+    const std::size_t live_before = cache.live_bytes();
+    cache.reset_peak();
+    const tensor<float> kept = to_tensor(net.forward(x, t, y));  // every layer keeps its output
+    const std::size_t plain_peak = cache.peak_live_bytes() - live_before;
+    net.release();
+    CHECK(cache.live_bytes() == live_before);  // release gave back everything the pass held
+
+    cache.reset_peak();
+    const tensor<float> inferred = to_tensor(net.predict(x, t, y));
+    const std::size_t inference_peak = cache.peak_live_bytes() - live_before;
+    const std::size_t inference_held = cache.live_bytes() - live_before;
+    INFO("plain forward peak " << plain_peak << " B, inference peak " << inference_peak << " B, held after "
+                               << inference_held << " B");
+    CHECK(std::equal(kept.begin(), kept.end(), inferred.begin()));
+    CHECK(inference_peak * 3 < plain_peak);  // the skips and a few live tensors, not every layer's output
+    CHECK(inference_held * 10 < plain_peak);
+
+    // A second pass takes its blocks from the cache: nothing new comes from the system.
+    const std::size_t cached = cache.cached_bytes();
+    const tensor<float> again = to_tensor(net.predict(x, t, y));
+    CHECK(cache.cached_bytes() == cached);
+    CHECK(std::equal(kept.begin(), kept.end(), again.begin()));
+
+    CHECK_THROWS_WITH(net.backward(kept), Catch::Contains("forward_context::inference"));
+    net.forward(x, t, y);  // a plain forward makes backward possible again
+    CHECK_NOTHROW(net.backward(kept));
+}

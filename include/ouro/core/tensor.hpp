@@ -5,12 +5,16 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <new>
 #include <stdexcept>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "ouro/core/backend.hpp"
+#include "ouro/core/buffer_cache.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/shape.hpp"
 
@@ -35,6 +39,43 @@ struct aligned_allocator {
 
 template <class T>
 using aligned_vector = std::vector<T, aligned_allocator<T>>;
+
+// The storage of ouro::tensor: 64-byte aligned blocks from the buffer cache, and elements left
+// uninitialised when a tensor grows (every module writes its outputs in full, and zero-filling an
+// activation the next kernel overwrites costs as much as a small layer). With the environment
+// variable OURO_POISON_TENSORS=1, every block is filled with all-ones bytes when taken (NaN for
+// floats, -1 for integers), so code that reads a buffer before writing it fails its tests.
+template <class T>
+struct tensor_allocator {
+    using value_type = T;
+    tensor_allocator() = default;
+    template <class U>
+    tensor_allocator(const tensor_allocator<U>&) noexcept {}
+    T* allocate(std::size_t n) {
+        if (n > std::size_t(-1) / sizeof(T)) throw std::bad_alloc();
+        void* p = buffer_cache::instance().acquire(n * sizeof(T));
+        if (poison_) std::memset(p, 0xFF, n * sizeof(T));
+        return static_cast<T*>(p);
+    }
+    void deallocate(T* p, std::size_t n) noexcept { buffer_cache::instance().release(p, n * sizeof(T)); }
+    // Default-initialisation: no zero-fill of trivial types.
+    template <class U>
+    void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+        ::new (static_cast<void*>(p)) U;
+    }
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args) {
+        ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+    template <class U>
+    bool operator==(const tensor_allocator<U>&) const noexcept { return true; }
+
+private:
+    static inline const bool poison_ = [] {
+        const char* v = std::getenv("OURO_POISON_TENSORS");
+        return v != nullptr && v[0] == '1';
+    }();
+};
 
 // A non-owning view of contiguous row-major data. Cheap to copy; never outlives its owner.
 template <class T>
@@ -71,7 +112,8 @@ private:
 };
 
 // An owning dense tensor on backend B (host memory for ouro::cpu).
-// resize() keeps capacity, so a module that reuses its buffers allocates only on the first step.
+// resize() keeps capacity, so a module that reuses its buffers allocates only on the first step;
+// release() gives the storage back to the buffer cache, where the next resize finds it again.
 template <class T, backend B = cpu>
 class tensor {
     static_assert(B::host_memory, "ouro::tensor<T, B>: this backend keeps device memory; use its own buffer type");
@@ -92,6 +134,11 @@ public:
             out_of_memory(s);
         }
         shape_ = s;
+    }
+    // Frees the storage (to the buffer cache) and leaves an empty tensor of shape (0).
+    void release() noexcept {
+        storage().swap(data_);
+        shape_ = shape{0};
     }
     void fill(T value) { std::fill(data_.begin(), data_.end(), value); }
     void zero() { fill(T{}); }
@@ -120,9 +167,11 @@ private:
     [[noreturn]] static void out_of_memory(const shape& s) {
         fail("cannot allocate a tensor of shape ", s, " (", s.bytes(sizeof(T)), " bytes): out of memory");
     }
-    static aligned_vector<T> allocate(const shape& s, T fill) {
+    using storage = std::vector<T, tensor_allocator<T>>;
+
+    static storage allocate(const shape& s, T fill) {
         try {
-            return aligned_vector<T>(static_cast<std::size_t>(s.bytes(sizeof(T)) / static_cast<std::int64_t>(sizeof(T))), fill);
+            return storage(static_cast<std::size_t>(s.bytes(sizeof(T)) / static_cast<std::int64_t>(sizeof(T))), fill);
         } catch (const std::bad_alloc&) {
             out_of_memory(s);
         } catch (const std::length_error&) {
@@ -130,7 +179,7 @@ private:
         }
     }
 
-    aligned_vector<T> data_;
+    storage data_;
     shape shape_;
 };
 

@@ -16,20 +16,29 @@ class silu {
 public:
     void reset_parameters(std::uint64_t) {}
 
-    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& = {}) {
-        x_ = x;
+    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& ctx = {}) {
+        x_ = ctx.inference ? tensor_view<const T>{} : x;
         y_.resize(x.dims());
         ops<B>::template silu_forward<T>(x, y_.view());
-        ran_ = true;
+        ran_ = !ctx.inference;
         return y_.view();
     }
 
     tensor_view<const T> backward(tensor_view<const T> dy) {
-        require(ran_, "nn::silu backward: forward has not run");
+        require(ran_, "nn::silu backward: forward has not run, or ran with forward_context::inference");
         require_shape(dy.dims(), x_.dims(), "nn::silu backward dy");
         dx_.resize(x_.dims());
         ops<B>::template silu_backward<T>(x_, dy, dx_.view());
         return dx_.view();
+    }
+
+    // Frees the buffers of the last forward and backward (to the buffer cache); a backward before
+    // the next forward is an error.
+    void release() noexcept {
+        x_ = {};
+        y_.release();
+        dx_.release();
+        ran_ = false;
     }
 
 private:

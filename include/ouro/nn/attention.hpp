@@ -56,30 +56,60 @@ public:
         const std::int64_t b = x.dim(0), c = channels_, l = x.dim(2) * x.dim(3);
         const tensor_view<const T> h = norm_.forward(x, ctx);  // (B, C, H, W)
         qkv_out_ = qkv_.forward(h, ctx);                       // (B, 3C, H, W)
+        if (ctx.inference) norm_.release();
         a_.resize(x.dims());                                   // (B, C, H, W)
         probs_.resize(shape{b, heads_, l, l});
         ops<B>::template attention_forward<T>(qkv_out_.reshaped(shape{b, 3 * c, l}), a_.view().reshaped(shape{b, c, l}),
                                               probs_.view(), heads_);
+        if (ctx.inference) {  // with inference, each intermediate goes once read
+            qkv_.release();
+            qkv_out_ = {};
+        }
         const tensor_view<const T> p = proj_.forward(a_.view(), ctx);  // (B, C, H, W)
+        if (ctx.inference) a_.release();
         y_.resize(x.dims());
         ops<B>::template elementwise_add<T>(x, p, y_.view());
+        if (ctx.inference) proj_.release();
         return y_.view();
     }
 
-    // dy (B, C, H, W) -> dx; accumulates the gradients of norm, qkv and proj.
+    // dy (B, C, H, W) -> dx; accumulates the gradients of norm, qkv and proj. Frees the forward's
+    // activations: a second backward needs a new forward.
     tensor_view<const T> backward(tensor_view<const T> dy) {
-        require(qkv_out_.data() != nullptr, "nn::attention_block '", name_, "' backward: forward has not run");
+        require(qkv_out_.data() != nullptr, "nn::attention_block '", name_,
+                "' backward: forward has not run, or ran with forward_context::inference");
         require_shape(dy.dims(), y_.dims(), "nn::attention_block backward dy");
         const std::int64_t b = dy.dim(0), c = channels_, l = dy.dim(2) * dy.dim(3);
         const tensor_view<const T> da = proj_.backward(dy);  // (B, C, H, W)
+        a_.release();
         dqkv_.resize(qkv_out_.dims());                       // (B, 3C, H, W)
         ops<B>::template attention_backward<T>(qkv_out_.reshaped(shape{b, 3 * c, l}), probs_.view(),
                                                da.reshaped(shape{b, c, l}), dqkv_.view().reshaped(shape{b, 3 * c, l}));
+        proj_.release();  // each buffer goes once read, as in res_block::backward
+        probs_.release();
         const tensor_view<const T> dh = qkv_.backward(dqkv_.view());  // (B, C, H, W)
-        const tensor_view<const T> dx_norm = norm_.backward(dh);      // (B, C, H, W)
+        dqkv_.release();
+        qkv_out_ = {};
+        const tensor_view<const T> dx_norm = norm_.backward(dh);  // (B, C, H, W)
+        qkv_.release();
         dx_.resize(dy.dims());
         ops<B>::template elementwise_add<T>(dx_norm, dy, dx_.view());  // the residual path adds dy
+        norm_.release();
         return dx_.view();
+    }
+
+    // Frees every buffer of the block and its layers (to the buffer cache); a backward before the
+    // next forward is an error.
+    void release() noexcept {
+        norm_.release();
+        qkv_.release();
+        proj_.release();
+        qkv_out_ = {};
+        a_.release();
+        probs_.release();
+        y_.release();
+        dx_.release();
+        dqkv_.release();
     }
 
     // The attention probabilities of the last forward, (B, heads, H·W, H·W).

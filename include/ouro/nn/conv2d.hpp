@@ -43,23 +43,35 @@ public:
     }
 
     // y = conv2d(x) + bias. Keeps a view of x for backward: x must stay unchanged until then.
-    tensor_view<const T> forward(tensor_view<const T> x, [[maybe_unused]] const forward_context& ctx = {}) {
+    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& ctx = {}) {
         const tensor_view<const T> w = store_->value(weight_);
         y_.resize(conv2d_output_shape(x.dims(), w.dims(), params_, name_.c_str()));  // (B, Cout, Ho, Wo)
         ops<B>::template conv2d_forward<T>(x, w, bias_view_(), y_.view(), params_);
-        x_ = x;
+        x_ = ctx.inference ? tensor_view<const T>{} : x;
         return y_.view();
     }
 
     // Returns dx; adds dw and db into the store's gradients.
     tensor_view<const T> backward(tensor_view<const T> dy) {
-        require(x_.data() != nullptr, "conv2d '", name_, "': backward called before forward");
+        require(x_.data() != nullptr, "conv2d '", name_,
+                "': backward: forward has not run, or ran with forward_context::inference");
         dx_.resize(x_.dims());  // (B, Cin, H, W)
         ops<B>::template conv2d_backward_input<T>(dy, store_->value(weight_), dx_.view(), params_);
         tensor_view<T> db = bias_.valid() ? store_->grad(bias_) : tensor_view<T>{};
         ops<B>::template conv2d_backward_weight<T>(x_, dy, store_->grad(weight_), db, params_);
         return dx_.view();
     }
+
+    // Frees the buffers of the last forward and backward (to the buffer cache); a backward before
+    // the next forward is an error.
+    void release() noexcept {
+        x_ = {};
+        y_.release();
+        dx_.release();
+    }
+    // Frees only the output, which backward does not read: for a block whose next step (an add)
+    // has consumed it. Backward still works.
+    void release_output() noexcept { y_.release(); }
 
     parameter weight() const { return weight_; }
     parameter bias() const { return bias_; }  // invalid when built without bias

@@ -46,6 +46,15 @@ public:
         return dx_.view();
     }
 
+    // Frees the buffers of the last forward and backward (to the buffer cache); a backward before
+    // the next forward is an error.
+    void release() noexcept {
+        ran_ = false;
+        y_.release();
+        mask_.release();
+        dx_.release();
+    }
+
     double p() const { return p_; }
     // The mask of the last training forward (0 or 1/(1 − p) per element).
     tensor_view<const T> mask() const { return mask_.view(); }

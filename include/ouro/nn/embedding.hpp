@@ -28,20 +28,29 @@ public:
     void reset_parameters(std::uint64_t) {}
 
     // Keeps a view of t for backward: t must stay unchanged until then.
-    tensor_view<const T> forward(tensor_view<const T> t, const forward_context& = {}) {
+    tensor_view<const T> forward(tensor_view<const T> t, const forward_context& ctx = {}) {
         require_rank(t.dims(), 1, "nn::timestep_embedding forward", "t (B)");
-        t_ = t;
+        t_ = ctx.inference ? tensor_view<const T>{} : t;
         y_.resize(shape{t.dim(0), dim_});
         ops<B>::template sinusoidal_timestep_embedding<T>(t, y_.view(), max_period_);
         return y_.view();
     }
 
     tensor_view<const T> backward(tensor_view<const T> dy) {
-        require(t_.data() != nullptr, "nn::timestep_embedding backward: forward has not run");
+        require(t_.data() != nullptr,
+                "nn::timestep_embedding backward: forward has not run, or ran with forward_context::inference");
         require_shape(dy.dims(), shape{t_.dim(0), dim_}, "nn::timestep_embedding backward dy (B, dim)");
         dt_.resize(t_.dims());
         ops<B>::template sinusoidal_timestep_embedding_backward<T>(t_, dy, dt_.view(), max_period_);
         return dt_.view();
+    }
+
+    // Frees the buffers of the last forward and backward (to the buffer cache); a backward before
+    // the next forward is an error.
+    void release() noexcept {
+        t_ = {};
+        y_.release();
+        dt_.release();
     }
 
     std::int64_t dim() const { return dim_; }
@@ -72,9 +81,9 @@ public:
     }
 
     // Keeps a view of labels for backward: labels must stay unchanged until then.
-    tensor_view<const T> forward(tensor_view<const std::int64_t> labels, const forward_context& = {}) {
+    tensor_view<const T> forward(tensor_view<const std::int64_t> labels, const forward_context& ctx = {}) {
         require_rank(labels.dims(), 1, "nn::label_embedding forward", "labels (B)");
-        labels_ = labels;
+        labels_ = ctx.inference ? tensor_view<const std::int64_t>{} : labels;
         y_.resize(shape{labels.dim(0), dim_});
         ops<B>::template label_embedding_forward<T>(labels, std::as_const(*store_).value(weight_), y_.view());
         return y_.view();
@@ -82,8 +91,16 @@ public:
 
     // Accumulates dy (B, dim) into the rows of the weight gradient picked by the forward's labels.
     void backward(tensor_view<const T> dy) {
-        require(labels_.data() != nullptr, "nn::label_embedding backward: forward has not run");
+        require(labels_.data() != nullptr,
+                "nn::label_embedding backward: forward has not run, or ran with forward_context::inference");
         ops<B>::template label_embedding_backward<T>(labels_, dy, store_->grad(weight_));
+    }
+
+    // Frees the buffers of the last forward and backward (to the buffer cache); a backward before
+    // the next forward is an error.
+    void release() noexcept {
+        labels_ = {};
+        y_.release();
     }
 
     std::int64_t num_classes() const { return classes_; }

@@ -39,10 +39,10 @@ public:
 
     // x (B, C), (B, C, L) or (B, C, H, W) -> y of the same shape. Keeps a view of x for backward:
     // x must stay unchanged until then.
-    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& = {}) {
+    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& ctx = {}) {
         require(x.rank() >= 2 && x.dim(1) == channels_, "nn::group_norm forward: expected x of shape (B, ", channels_,
                 ", ...), found shape ", x.dims());
-        x_ = x;
+        x_ = ctx.inference ? tensor_view<const T>{} : x;
         y_.resize(x.dims());
         mean_.resize(shape{x.dim(0), groups_});
         rstd_.resize(shape{x.dim(0), groups_});
@@ -53,12 +53,21 @@ public:
 
     // dy of the forward's shape -> dx; accumulates into the weight and bias gradients.
     tensor_view<const T> backward(tensor_view<const T> dy) {
-        require(x_.data() != nullptr, "nn::group_norm backward: forward has not run");
+        require(x_.data() != nullptr,
+                "nn::group_norm backward: forward has not run, or ran with forward_context::inference");
         require_shape(dy.dims(), x_.dims(), "nn::group_norm backward dy");
         dx_.resize(x_.dims());
         ops<B>::template group_norm_backward<T>(x_, dy, value_(weight_), mean_.view(), rstd_.view(), dx_.view(),
                                                 store_->grad(weight_), store_->grad(bias_));
         return dx_.view();
+    }
+
+    // Frees the buffers of the last forward and backward (to the buffer cache); a backward before
+    // the next forward is an error.
+    void release() noexcept {
+        x_ = {};
+        y_.release();
+        dx_.release();
     }
 
     std::int64_t groups() const { return groups_; }

@@ -39,10 +39,10 @@ public:
     }
 
     // x (N, in) -> y (N, out). Keeps a view of x for backward: x must stay unchanged until then.
-    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& = {}) {
+    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& ctx = {}) {
         require_rank(x.dims(), 2, "nn::linear forward", "x (N, in)");
         require(x.dim(1) == in_, "nn::linear forward: expected x of shape (N, ", in_, "), found shape ", x.dims());
-        x_ = x;
+        x_ = ctx.inference ? tensor_view<const T>{} : x;
         y_.resize(shape{x.dim(0), out_});
         ops<B>::template linear_forward<T>(x, weight(), bias_view_(), y_.view());
         return y_.view();
@@ -50,12 +50,21 @@ public:
 
     // dy (N, out) -> dx (N, in); accumulates into the weight and bias gradients.
     tensor_view<const T> backward(tensor_view<const T> dy) {
-        require(x_.data() != nullptr, "nn::linear backward: forward has not run");
+        require(x_.data() != nullptr,
+                "nn::linear backward: forward has not run, or ran with forward_context::inference");
         require_shape(dy.dims(), shape{x_.dim(0), out_}, "nn::linear backward dy (N, out)");
         dx_.resize(x_.dims());
         ops<B>::template linear_backward<T>(x_, dy, weight(), dx_.view(), store_->grad(weight_),
                                             bias_.valid() ? store_->grad(bias_) : tensor_view<T>{});
         return dx_.view();
+    }
+
+    // Frees the buffers of the last forward and backward (to the buffer cache); a backward before
+    // the next forward is an error.
+    void release() noexcept {
+        x_ = {};
+        y_.release();
+        dx_.release();
     }
 
     tensor_view<const T> weight() const { return std::as_const(*store_).value(weight_); }

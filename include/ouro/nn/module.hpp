@@ -10,7 +10,8 @@
 //     tensor_view<const T> backward(tensor_view<const T> dy);
 //   };
 //
-// A view returned by forward/backward stays valid until the next call of the same function.
+// A view returned by forward/backward stays valid until the next call of the same function, or
+// until release(), which frees every buffer a module holds (to the buffer cache).
 #pragma once
 
 #include <concepts>
@@ -24,8 +25,14 @@ namespace ouro::nn {
 
 // Per-call state shared by all modules of a forward pass: train/eval mode and the keys of the
 // randomness used in training (dropout), so a step is reproducible from (seed, step).
+//
+// `inference` promises that no backward follows (sampling, feature extraction), as torch.no_grad:
+// modules keep no views for backward, and a block frees each intermediate as soon as its consumer
+// has run, so the pass holds only the live activations instead of every layer's output. The
+// outputs are the same; a backward after such a forward is an error.
 struct forward_context {
     bool training = false;
+    bool inference = false;
     std::uint64_t seed = 0;
     std::uint64_t step = 0;
 };

@@ -66,40 +66,103 @@ public:
     }
 
     // x (B, Cin, H, W), emb (B, emb_dim) -> y (B, Cout, H, W). Dropout is active when ctx.training.
-    // Keeps views of x and emb for backward: both must stay unchanged until then.
+    // Keeps views of x and emb for backward: both must stay unchanged until then. With
+    // ctx.inference, each layer's output is freed once the next layer has read it.
     tensor_view<const T> forward(tensor_view<const T> x, tensor_view<const T> emb, const forward_context& ctx = {}) {
         require(x.rank() == 4 && x.dim(1) == in_ && x.dim(0) >= 1, "nn::res_block '", name_,
                 "' forward: expected x of shape (B, ", in_, ", H, W) with B >= 1, found shape ", x.dims());
         require_shape(emb.dims(), shape{x.dim(0), emb_dim_}, "nn::res_block forward emb (B, emb_dim)");
-        const tensor_view<const T> h1 = conv1_.forward(act1_.forward(norm1_.forward(x, ctx), ctx), ctx);  // (B, Cout, H, W)
-        const tensor_view<const T> e = emb_proj_.forward(emb_act_.forward(emb, ctx), ctx);              // (B, Cout)
+        const bool free_early = ctx.inference;
+        const tensor_view<const T> a1 = act1_.forward(norm1_.forward(x, ctx), ctx);
+        if (free_early) norm1_.release();
+        const tensor_view<const T> h1 = conv1_.forward(a1, ctx);  // (B, Cout, H, W)
+        if (free_early) act1_.release();
+        const tensor_view<const T> e = emb_proj_.forward(emb_act_.forward(emb, ctx), ctx);  // (B, Cout)
         h_.resize(h1.dims());
         ops<B>::template add_per_channel<T>(h1, e, h_.view());
-        const tensor_view<const T> h2 =
-            conv2_.forward(dropout_.forward(act2_.forward(norm2_.forward(h_.view(), ctx), ctx), ctx), ctx);
+        if (free_early) {
+            conv1_.release();
+            emb_act_.release();
+            emb_proj_.release();
+        } else {
+            conv1_.release_output();  // read by the add alone; conv1's backward needs its input, not this
+        }
+        const tensor_view<const T> a2 = dropout_.forward(act2_.forward(norm2_.forward(h_.view(), ctx), ctx), ctx);
+        if (free_early) {
+            norm2_.release();
+            h_.release();
+        }
+        const tensor_view<const T> h2 = conv2_.forward(a2, ctx);  // (B, Cout, H, W)
+        if (free_early) {
+            act2_.release();
+            dropout_.release();
+        }
         const tensor_view<const T> s = skip_ ? skip_->forward(x, ctx) : x;  // (B, Cout, H, W)
         y_.resize(h2.dims());
         ops<B>::template elementwise_add<T>(h2, s, y_.view());
-        ran_ = true;
+        if (free_early) {
+            conv2_.release();
+            if (skip_) skip_->release();
+        } else {
+            conv2_.release_output();
+            if (skip_) skip_->release_output();
+        }
+        ran_ = !free_early;
         return y_.view();
     }
 
     // dy (B, Cout, H, W) -> dx (B, Cin, H, W); stores d emb (emb_grad()) and accumulates the
-    // gradients of every parameter.
+    // gradients of every parameter. Frees the forward's activations: a second backward needs a
+    // new forward.
     tensor_view<const T> backward(tensor_view<const T> dy) {
-        require(ran_, "nn::res_block '", name_, "' backward: forward has not run");
+        require(ran_, "nn::res_block '", name_,
+                "' backward: forward has not run, or ran with forward_context::inference");
         require_shape(dy.dims(), y_.dims(), "nn::res_block backward dy");
+        // Each layer is freed once its input gradient has been read (its activations were read by
+        // the layer after it, whose backward ran first), as PyTorch frees a graph it differentiates.
         const tensor_view<const T> dh =
             norm2_.backward(act2_.backward(dropout_.backward(conv2_.backward(dy))));  // (B, Cout, H, W)
+        conv2_.release();
+        dropout_.release();
+        act2_.release();
         de_.resize(shape{dy.dim(0), out_});
         ops<B>::template sum_per_channel<T>(dh, de_.view());  // gradient of the broadcast over H, W
         // A view of emb_act_'s own gradient buffer, valid until the next backward.
         demb_ = emb_act_.backward(emb_proj_.backward(de_.view()));  // (B, emb_dim)
+        emb_proj_.release();
         const tensor_view<const T> dx_main = norm1_.backward(act1_.backward(conv1_.backward(dh)));  // (B, Cin, H, W)
-        const tensor_view<const T> dx_skip = skip_ ? skip_->backward(dy) : dy;                      // (B, Cin, H, W)
+        norm2_.release();
+        h_.release();
+        conv1_.release();
+        act1_.release();
+        const tensor_view<const T> dx_skip = skip_ ? skip_->backward(dy) : dy;  // (B, Cin, H, W)
         dx_.resize(dx_main.dims());
         ops<B>::template elementwise_add<T>(dx_main, dx_skip, dx_.view());
+        norm1_.release();
+        if (skip_) skip_->release();
+        ran_ = false;
         return dx_.view();
+    }
+
+    // Frees every buffer of the block and its layers (to the buffer cache); a backward before the
+    // next forward is an error.
+    void release() noexcept {
+        norm1_.release();
+        act1_.release();
+        conv1_.release();
+        emb_act_.release();
+        emb_proj_.release();
+        norm2_.release();
+        act2_.release();
+        dropout_.release();
+        conv2_.release();
+        if (skip_) skip_->release();
+        h_.release();
+        y_.release();
+        dx_.release();
+        de_.release();
+        demb_ = {};
+        ran_ = false;
     }
 
     // d loss / d emb of the last backward, (B, emb_dim); valid until the next backward.

@@ -34,6 +34,9 @@ public:
         return conv_.forward(x, ctx);  // (B, C, H, W) -> (B, Cout, ceil(H/2), ceil(W/2))
     }
     tensor_view<const T> backward(tensor_view<const T> dy) { return conv_.backward(dy); }
+    // Frees the buffers of the last forward and backward (to the buffer cache); a backward before
+    // the next forward is an error.
+    void release() noexcept { conv_.release(); }
     conv2d<B, T>& conv() { return conv_; }
 
 private:
@@ -56,16 +59,32 @@ public:
         require_rank(x.dims(), 4, name_.c_str(), "input (B, C, H, W)");
         up_.resize(shape{x.dim(0), x.dim(1), 2 * x.dim(2), 2 * x.dim(3)});  // (B, C, 2H, 2W)
         ops<B>::template upsample_nearest2x_forward<T>(x, up_.view());
-        x_dims_ = x.dims();
-        return conv_.forward(up_.view(), ctx);  // (B, Cout, 2H, 2W)
+        const tensor_view<const T> y = conv_.forward(up_.view(), ctx);  // (B, Cout, 2H, 2W)
+        if (ctx.inference) {
+            up_.release();
+            x_dims_ = shape{};
+        } else {
+            x_dims_ = x.dims();
+        }
+        return y;
     }
 
     tensor_view<const T> backward(tensor_view<const T> dy) {
-        require(x_dims_.rank() == 4, "upsample '", name_, "': backward called before forward");
+        require(x_dims_.rank() == 4, "upsample '", name_,
+                "': backward: forward has not run, or ran with forward_context::inference");
         const tensor_view<const T> dup = conv_.backward(dy);  // (B, C, 2H, 2W)
         dx_.resize(x_dims_);
         ops<B>::template upsample_nearest2x_backward<T>(dup, dx_.view());
         return dx_.view();
+    }
+
+    // Frees the buffers of the last forward and backward (to the buffer cache); a backward before
+    // the next forward is an error.
+    void release() noexcept {
+        conv_.release();
+        x_dims_ = shape{};
+        up_.release();
+        dx_.release();
     }
 
     conv2d<B, T>& conv() { return conv_; }
@@ -104,6 +123,15 @@ public:
         db_.resize(b_dims_);
         ops<B>::template concat_channels_backward<T>(dy, da_.view(), db_.view());
         return {da_.view(), db_.view()};
+    }
+
+    // Frees the buffers of the last forward and backward (to the buffer cache); a backward before
+    // the next forward is an error.
+    void release() noexcept {
+        a_dims_ = b_dims_ = shape{};
+        y_.release();
+        da_.release();
+        db_.release();
     }
 
 private:

@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -213,61 +214,127 @@ public:
         }
         h = mid_res1_->forward(h, emb_.view(), ctx);
         h = mid_attn_->forward(h, ctx);
-        return mid_res2_->forward(h, emb_.view(), ctx);      // (B, C_mid, s, s)
+        if (ctx.inference) mid_res1_->release();
+        h = mid_res2_->forward(h, emb_.view(), ctx);  // (B, C_mid, s, s)
+        if (ctx.inference) mid_attn_->release();
+        return h;
     }
 
     // The full network: x_t (B, C, S, S), t (B), y (B) or empty -> prediction (B, C, S, S).
     tensor_view<const T> forward(tensor_view<const T> x, tensor_view<const std::int64_t> t,
                                  tensor_view<const std::int64_t> y, const forward_context& ctx = {}) {
         tensor_view<const T> h = encode(x, t, y, ctx);
+        // With ctx.inference, the module holding h is freed once h has been read, and each skip's
+        // producer once its concat has run: the pass then holds the skips and a few live tensors.
+        const bool free_early = ctx.inference;
+        std::function<void()> free_h = [this] { mid_res2_->release(); };
         std::size_t skip = skips_.size();
         for (auto& s : up_) {
-            if (s->res) h = s->concat.forward(h, skips_[--skip], ctx);
+            if (s->res) {
+                h = s->concat.forward(h, skips_[--skip], ctx);
+                if (free_early) {
+                    free_h();
+                    release_skip_producer_(skip);
+                }
+                free_h = [&c = s->concat] { c.release(); };
+            }
             h = s->forward(h, emb_.view(), ctx);
+            if (free_early) free_h();
+            free_h = [st = s.get()] { st->release(); };
         }
-        h = out_act_.forward(out_norm_->forward(h, ctx));
-        return out_conv_->forward(h, ctx);
+        h = out_norm_->forward(h, ctx);
+        if (free_early) free_h();
+        h = out_act_.forward(h, ctx);
+        if (free_early) out_norm_->release();
+        const tensor_view<const T> out = out_conv_->forward(h, ctx);  // (B, C, S, S)
+        if (free_early) out_act_.release();
+        return out;
     }
 
-    // The denoiser interface of the samplers: evaluation mode, no gradients kept in mind.
+    // The denoiser interface of the samplers: evaluation mode, no backward (forward_context::inference).
     tensor_view<const T> predict(tensor_view<const T> x, tensor_view<const std::int64_t> t,
                                  tensor_view<const std::int64_t> y) {
-        return forward(x, t, y, forward_context{});
+        return forward(x, t, y, forward_context{.inference = true});
+    }
+
+    // Frees every activation and gradient buffer of the network (to the buffer cache), e.g. after
+    // sampling or encoding, before the model sits idle; parameters are untouched.
+    void release() noexcept {
+        time_sin_.release();
+        time_fc1_->release();
+        time_act_.release();
+        time_fc2_->release();
+        if (label_emb_) label_emb_->release();
+        conv_in_->release();
+        for (auto& s : down_) s->release();
+        mid_res1_->release();
+        mid_attn_->release();
+        mid_res2_->release();
+        for (auto& s : up_) s->release();
+        out_norm_->release();
+        out_act_.release();
+        out_conv_->release();
+        t_float_.release();
+        emb_.release();
+        demb_.release();
+        skips_.clear();
+        dskips_.clear();
     }
 
     // dprediction (B, C, S, S) -> dx (B, C, S, S); parameter gradients accumulate in store().
+    // Each block is freed once the gradient it produced has been read, so the backward holds the
+    // activations still to be differentiated and a few gradients; a second backward needs a new
+    // forward.
     tensor_view<const T> backward(tensor_view<const T> dout) {
+        require(!skips_.empty(), "unet backward: forward has not run, or ran with forward_context::inference");
         demb_.resize(emb_.dims());
         demb_.zero();
         auto g = out_conv_->backward(dout);
         g = out_norm_->backward(out_act_.backward(g));
+        out_conv_->release();
+        out_act_.release();
+        std::function<void()> free_g = [this] { out_norm_->release(); };  // frees the buffer g lies in
 
         // Up path, last stage first; the skip part of each concat's gradient is set aside.
         dskips_.resize(skips_.size());
-        for (std::size_t i = 0; i < skips_.size(); ++i) dskips_[i].resize(shape{});
+        for (std::size_t i = 0; i < skips_.size(); ++i) dskips_[i] = tensor<T, B>{};
         std::size_t skip = 0;
         for (auto it = up_.rbegin(); it != up_.rend(); ++it) {
             stage& s = **it;
             g = s.backward(g, demb_);
+            free_g();
+            free_g = [&s] { s.release(); };
             if (s.res) {
                 const auto parts = s.concat.backward(g);
                 store_skip_grad_(skip++, parts.db);
                 g = parts.da;
+                s.release_except_concat();
+                free_g = [&s] { s.concat.release(); };
             }
         }
         g = mid_res2_->backward(g);
+        free_g();
         accumulate_(demb_, mid_res2_->emb_grad());
         g = mid_attn_->backward(g);
+        mid_res2_->release();
         g = mid_res1_->backward(g);
+        mid_attn_->release();
         accumulate_(demb_, mid_res1_->emb_grad());
+        free_g = [this] { mid_res1_->release(); };
 
         // Down path: each stage's output gradient is what came from above plus its skip's.
         for (std::size_t i = down_.size(); i-- > 0;) {
             g = with_skip_grad_(g, i + 1);
             g = down_[i]->backward(g, demb_);
+            free_g();
+            dskips_[i + 1] = tensor<T, B>{};
+            free_g = [st = down_[i].get()] { st->release(); };
         }
         g = with_skip_grad_(g, 0);
         const auto dx = conv_in_->backward(g);
+        free_g();
+        dskips_[0] = tensor<T, B>{};
+        skips_.clear();
 
         // Embedding path.
         if (label_emb_) label_emb_->backward(demb_.view());
@@ -297,17 +364,39 @@ private:
             if (down) return down->forward(h, ctx);
             if (up) return up->forward(h, ctx);
             h = res->forward(h, emb, ctx);
-            return attn ? attn->forward(h, ctx) : h;
+            if (!attn) return h;
+            h = attn->forward(h, ctx);
+            if (ctx.inference) res->release();
+            return h;
+        }
+        void release() noexcept {
+            release_except_concat();
+            concat.release();
+        }
+        void release_except_concat() noexcept {
+            if (res) res->release();
+            if (attn) attn->release();
+            if (down) down->release();
+            if (up) up->release();
         }
         tensor_view<const T> backward(tensor_view<const T> g, tensor<T, B>& demb) {
             if (down) return down->backward(g);
             if (up) return up->backward(g);
             if (attn) g = attn->backward(g);
             g = res->backward(g);
+            if (attn) attn->release();
             accumulate_(demb, res->emb_grad());
             return g;
         }
     };
+
+    // Skip 0 is conv_in's output, skip k the k-th down stage's.
+    void release_skip_producer_(std::size_t skip) noexcept {
+        if (skip == 0)
+            conv_in_->release();
+        else
+            down_[skip - 1]->release();
+    }
 
     static void accumulate_(tensor<T, B>& into, tensor_view<const T> g) {
         ops<B>::template accumulate<T>(g, into.view());
