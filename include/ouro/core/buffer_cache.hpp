@@ -43,7 +43,8 @@ public:
     // A block of at least `bytes`, 64-byte aligned. Throws std::bad_alloc. A large request takes
     // the smallest cached block that fits and is at most twice its size class (a pass's tensors come
     // in a few sizes that rise and fall together, so exact matches alone would leave blocks of
-    // other sizes idle beside fresh ones).
+    // other sizes idle beside fresh ones). A fresh allocation that fails frees the idle cached blocks
+    // and tries once more before it lets std::bad_alloc out.
     void* acquire(std::size_t bytes) {
         const std::size_t size = size_class(bytes);
         if (size < min_bytes) return ::operator new(size, std::align_val_t{alignment});
@@ -58,7 +59,13 @@ public:
             if (it->second.empty()) free_.erase(it);
             cached_bytes_ -= block;
         } else {
-            p = ::operator new(size, std::align_val_t{alignment});
+            try {
+                p = ::operator new(size, std::align_val_t{alignment});
+            } catch (const std::bad_alloc&) {  // the cache's idle blocks may be what the system lacks
+                if (free_.empty()) throw;
+                free_cached_locked();
+                p = ::operator new(size, std::align_val_t{alignment});
+            }
         }
         try {
             live_.emplace(p, block);
@@ -96,10 +103,7 @@ public:
     // Frees every cached block (live tensors are untouched).
     void clear() noexcept {
         std::lock_guard lock(mutex_);
-        for (auto& [size, blocks] : free_)
-            for (void* p : blocks) ::operator delete(p, std::align_val_t{alignment});
-        free_.clear();
-        cached_bytes_ = 0;
+        free_cached_locked();
     }
 
     // The most bytes kept cached (default 8 GiB); lowering it frees what is over.
@@ -138,6 +142,12 @@ public:
 private:
     buffer_cache() = default;
 
+    void free_cached_locked() noexcept {
+        for (auto& [size, blocks] : free_)
+            for (void* p : blocks) ::operator delete(p, std::align_val_t{alignment});
+        free_.clear();
+        cached_bytes_ = 0;
+    }
 
     mutable std::mutex mutex_;
     std::map<std::size_t, std::vector<void*>> free_;  // block size -> cached blocks
