@@ -189,13 +189,13 @@ struct knn_spectral_options {
 
 // Labels for unlabelled points x (N, D): the k-NN affinity, then spectral clustering into K
 // clusters (Ng, Jordan & Weiss 2001). Requires what knn_affinity and spectral_clustering require.
-template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline spectral_result knn_spectral_clustering(tensor_view<const float> x, std::int64_t k, const knn_spectral_options& options = {}) {
     require(x.rank() == 2 && k >= 1 && k <= x.dim(0), "knn_spectral_clustering: expected 1 <= K <= N clusters for points of shape ",
             x.dims(), ", found K = ", k);
     return spectral_clustering(knn_affinity(x, options.graph), k, options.spectral);
 }
-template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline spectral_result knn_spectral_clustering(tensor_view<const double> x, std::int64_t k,
                                                const knn_spectral_options& options = {}) {
     require(x.rank() == 2 && k >= 1 && k <= x.dim(0), "knn_spectral_clustering: expected 1 <= K <= N clusters for points of shape ",

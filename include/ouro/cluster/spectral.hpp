@@ -95,7 +95,7 @@ inline bool eigenpairs_accurate(const Eigen::Ref<const Eigen::MatrixXd>& a, cons
     return true;
 }
 
-template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline eigenpairs top_from_full(const Eigen::Ref<const Eigen::MatrixXd>& a, std::int64_t k) {
     const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es{Eigen::MatrixXd(a)};
     if (es.info() != Eigen::Success) fail("top_eigenpairs: the symmetric eigensolver did not converge");
@@ -119,7 +119,7 @@ inline eigenpairs top_from_full(const Eigen::Ref<const Eigen::MatrixXd>& a, std:
 // eigendecomposition, whose eigenvector accumulation dominates for large N. Should the residual
 // ||A v - λ v|| exceed √ε ||A||, the full decomposition is used instead. Requires finite entries and
 // 1 <= k <= N. Deterministic (no thread-dependent work).
-template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline eigenpairs top_eigenpairs(const Eigen::Ref<const Eigen::MatrixXd>& a, std::int64_t k) {
     const std::int64_t n = a.rows();
     if (a.cols() != n || n < 1)
@@ -233,7 +233,7 @@ inline void check_symmetric_pair(double wij, double wji, double scale, std::int6
 }
 
 // The common part: m holds the lower triangle of D^-½ W D^-½, inv_sqrt the D^-½ diagonal.
-template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline spectral_result spectral(const Eigen::MatrixXd& m, const Eigen::VectorXd& inv_sqrt, std::int64_t k,
                                 const spectral_options& options) {
     const std::int64_t n = m.rows();
@@ -271,7 +271,7 @@ inline Eigen::VectorXd inverse_sqrt_degrees(const Eigen::VectorXd& degrees) {
 // memory, O(N³) time) form the embedding (N, K), each row scaled to unit length; k-means with
 // k-means++ seeding labels the rows. Requires 1 <= K <= N; symmetry is checked to 1e-12 of the
 // largest entry, and W(i, j) with i >= j is what is used. Deterministic at any thread count.
-template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline spectral_result spectral_clustering(const Eigen::Ref<const Eigen::MatrixXd>& w, std::int64_t k,
                                            const spectral_options& options = {}) {
     const std::int64_t n = w.rows();
@@ -298,7 +298,7 @@ inline spectral_result spectral_clustering(const Eigen::Ref<const Eigen::MatrixX
 }
 
 // The same for a sparse affinity, such as ssc_affinity's; only M is dense.
-template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline spectral_result spectral_clustering(const Eigen::SparseMatrix<double>& w, std::int64_t k,
                                            const spectral_options& options = {}) {
     using inner = Eigen::SparseMatrix<double>::InnerIterator;

@@ -230,7 +230,7 @@ struct ssc_omp_clustering_options {
 };
 
 namespace detail {
-template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline spectral_result ssc_omp_clustering(const Eigen::MatrixXd& x, std::int64_t k,
                                           const ssc_omp_clustering_options& options) {
     // Checked before the costly part, with spectral_clustering's message.
@@ -244,12 +244,12 @@ inline spectral_result ssc_omp_clustering(const Eigen::MatrixXd& x, std::int64_t
 // Labels for unlabelled points x (N, D), float or double: SSC-OMP coefficients, the affinity
 // |C| + |C|ᵀ, then spectral clustering into k clusters. Requires what ssc_omp and
 // spectral_clustering require (1 <= k <= N among them).
-template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline spectral_result ssc_omp_clustering(tensor_view<const float> x, std::int64_t k,
                                           const ssc_omp_clustering_options& options = {}) {
     return detail::ssc_omp_clustering(detail::unit_columns(x, options.ssc), k, options);
 }
-template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline spectral_result ssc_omp_clustering(tensor_view<const double> x, std::int64_t k,
                                           const ssc_omp_clustering_options& options = {}) {
     return detail::ssc_omp_clustering(detail::unit_columns(x, options.ssc), k, options);

@@ -28,7 +28,7 @@ struct ole_batch {
 
     // The OLE score of every batch, in batch order. A batch with fewer items than `clusters` + 1
     // cannot be clustered and scores +infinity (kept last).
-    template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+    template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
     std::vector<double> batch_scores(const pool_view& pool) const {
         pool.validate(name);
         require(latents.rank() == 2 && latents.dim(0) == pool.size(), name, ": expected latents of shape (",
@@ -52,7 +52,7 @@ struct ole_batch {
 
     // Whole batches, lowest OLE first (ties: earlier batch first), while the next batch still fits
     // in the budget; returns their items in ascending order.
-    template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+    template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
     std::vector<std::int64_t> select(const pool_view& pool, std::int64_t budget, std::uint64_t /*seed*/) const {
         check_budget(budget, name);
         const std::vector<double> scores = batch_scores(pool);

@@ -118,11 +118,11 @@ public:
     // (Eigen::BDCSVD of the centred matrix). Requires N >= 2 and 1 <= dims <= min(N − 1, D): a centred
     // set of N rows spans at most N − 1 directions, and any further one would be arbitrary. With
     // whiten, every kept direction needs a variance > 0.
-    template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+    template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
     static pca fit(tensor_view<const float> reference, std::int64_t dims, bool whiten = false) {
         return fit_(reference, dims, whiten);
     }
-    template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+    template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
     static pca fit(tensor_view<const double> reference, std::int64_t dims, bool whiten = false) {
         return fit_(reference, dims, whiten);
     }

@@ -96,7 +96,7 @@ struct frechet_reference {
     Eigen::MatrixXd root;        // (D, D), S1^½
 };
 
-template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline frechet_reference prepare_frechet_reference(const gaussian_stats& a) {
     const std::int64_t d = a.dim();
     const Eigen::Map<const row_matrix> s1_raw(a.covariance.data(), d, d);
@@ -109,7 +109,7 @@ inline frechet_reference prepare_frechet_reference(const gaussian_stats& a) {
 }
 
 // The distance from a prepared reference to N(mean2, s2); s2 symmetric, mean2 of length D.
-template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline double frechet_distance(const frechet_reference& ref, const double* mean2, const Eigen::MatrixXd& s2) {
     const Eigen::MatrixXd product = ref.root * s2 * ref.root;
     const Eigen::MatrixXd middle = 0.5 * (product + product.transpose());
@@ -137,7 +137,7 @@ inline double frechet_distance(const frechet_reference& ref, const double* mean2
 // of a non-symmetric matrix. Eigenvalues that rounding makes slightly negative are taken as 0.
 // Requires both statistics of the same dimension. Ensures: the result is >= 0 (a tiny positive
 // value, not exactly 0, is possible for two equal statistics).
-template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline double frechet_distance(const gaussian_stats& a, const gaussian_stats& b) {
     detail::check_stats(a, "frechet_distance: first statistics");
     detail::check_stats(b, "frechet_distance: second statistics");
@@ -193,7 +193,7 @@ inline std::vector<std::int32_t> bootstrap_counts(std::int64_t n, std::uint64_t 
 // unbiased covariance (Σ c_i x̃_i x̃_iᵀ - N δδᵀ) / (N - 1): what fit_gaussian of the resampled rows
 // gives, computed from the distinct rows alone (about 63% of N), with no large cancellation
 // since the rows are centred first.
-template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline double resampled_fid(const frechet_reference& ref, const row_matrix& centred, const tensor<double>& mean,
                             const std::vector<std::int32_t>& counts) {
     const std::int64_t n = centred.rows(), d = centred.cols();

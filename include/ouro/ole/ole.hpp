@@ -41,7 +41,7 @@ struct loss_options {
 };
 
 // Sum of the singular values of `a` (BDCSVD, which hands small matrices to JacobiSVD).
-template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline double nuclear_norm(const Eigen::Ref<const Eigen::MatrixXd>& a) {
     if (a.size() == 0) return 0.0;
     const Eigen::BDCSVD<Eigen::MatrixXd> svd(a);
@@ -123,7 +123,7 @@ inline Eigen::MatrixXd rows_of(const Eigen::MatrixXd& m, const std::vector<std::
 // ||a||_* and a subgradient U_r V_rᵀ, r = numerical rank (singular values above
 // max(rows, cols) · ε · σ_max, as numpy.linalg.matrix_rank): the gradient where a has full rank,
 // and the minimum-norm subgradient otherwise (Watson 1992).
-template <class = void>  // instantiated only where called: an Eigen decomposition costs 4-15 s of compile per file
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline double nuclear_norm_and_subgradient(const Eigen::MatrixXd& a, Eigen::MatrixXd& subgradient) {
     const Eigen::BDCSVD<Eigen::MatrixXd> svd(a, Eigen::ComputeThinU | Eigen::ComputeThinV);
     const Eigen::VectorXd& s = svd.singularValues();
