@@ -1,5 +1,5 @@
-# ctest driver: install ouro from BUILD_DIR into a scratch prefix, then configure, build and run the
-# consumer project both through find_package(ouro) and through add_subdirectory.
+# ctest driver: configure, build and run the consumer project through find_package(ouro) or through
+# add_subdirectory (MODE).
 set(prefix ${WORK_DIR}/prefix)
 file(REMOVE_RECURSE ${WORK_DIR})
 function(run)
@@ -9,10 +9,17 @@ function(run)
   endif()
   message(STATUS "${out}")
 endfunction()
-run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
-run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/installed -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release)
-run(${CMAKE_COMMAND} --build ${WORK_DIR}/installed)
-run(${WORK_DIR}/installed/consumer)
-run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/subdir -DOURO_SOURCE=${SOURCE_DIR} -DCMAKE_BUILD_TYPE=Release)
-run(${CMAKE_COMMAND} --build ${WORK_DIR}/subdir)
-run(${WORK_DIR}/subdir/consumer)
+# MODE installed: install ouro from BUILD_DIR into a scratch prefix and find it with find_package;
+# MODE subdirectory: pull the source tree in with add_subdirectory. (Two tests, so they run side by side.)
+if(MODE STREQUAL "installed")
+  run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
+  run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/installed -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release)
+  run(${CMAKE_COMMAND} --build ${WORK_DIR}/installed)
+  run(${WORK_DIR}/installed/consumer)
+elseif(MODE STREQUAL "subdirectory")
+  run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/subdir -DOURO_SOURCE=${SOURCE_DIR} -DCMAKE_BUILD_TYPE=Release)
+  run(${CMAKE_COMMAND} --build ${WORK_DIR}/subdir)
+  run(${WORK_DIR}/subdir/consumer)
+else()
+  message(FATAL_ERROR "check.cmake: MODE must be installed or subdirectory, found '${MODE}'")
+endif()

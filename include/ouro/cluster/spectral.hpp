@@ -11,10 +11,10 @@
 #include <numeric>
 #include <vector>
 
-#include <Eigen/Dense>
 #include <Eigen/SparseCore>
 
 #include "ouro/cluster/kmeans.hpp"
+#include "ouro/core/eigen_decompositions.hpp"  // before any use of the decompositions
 #include "ouro/core/error.hpp"
 #include "ouro/core/philox.hpp"
 

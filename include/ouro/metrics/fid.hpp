@@ -10,8 +10,7 @@
 #include <string>
 #include <vector>
 
-#include <Eigen/Dense>
-
+#include "ouro/core/eigen_decompositions.hpp"  // before any use of the decompositions
 #include "ouro/core/error.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/philox.hpp"

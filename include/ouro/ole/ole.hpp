@@ -13,8 +13,7 @@
 #include <ranges>
 #include <vector>
 
-#include <Eigen/Dense>
-
+#include "ouro/core/eigen_decompositions.hpp"  // before any use of the decompositions
 #include "ouro/core/error.hpp"
 #include "ouro/core/shape.hpp"
 #include "ouro/core/tensor.hpp"
