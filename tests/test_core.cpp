@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "ouro/core/error.hpp"
+#include "ouro/core/fnv1a.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/philox.hpp"
 #include "ouro/core/shape.hpp"
@@ -194,4 +195,15 @@ TEST_CASE(".npy headers that promise more (or less) data than the file holds are
     CHECK_THROWS_WITH(io::read_npy<float>(write("trail.npy", "(2, 8)", 65)),
                       Catch::Contains("trail.npy") && Catch::Contains("1 trailing bytes"));
     fs::remove_all(dir);
+}
+
+TEST_CASE("fnv1a gives the published FNV-1a 64-bit values, byte-wise and word-wise", "[core]") {
+    // Reference values of the FNV-1a 64-bit test suite (Fowler, Noll & Vo).
+    CHECK(fnv1a_of("") == 0xcbf29ce484222325ull);
+    CHECK(fnv1a_of("a") == 0xaf63dc4c8601ec8cull);
+    CHECK(fnv1a_of("foobar") == 0x85944171f73967e8ull);
+    static_assert(fnv1a_of("a") == 0xaf63dc4c8601ec8cull, "usable at compile time");
+    // A word is mixed in one step: the byte-wise hash of "a" is the word-wise hash of 0x61.
+    CHECK(fnv1a{}.add_word(0x61).value() == fnv1a_of("a"));
+    CHECK(fnv1a{}.add_word(0x6162).value() != fnv1a_of("ab"));
 }

@@ -20,6 +20,7 @@
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/core/backend.hpp"
 #include "ouro/core/error.hpp"
+#include "ouro/core/fnv1a.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/shape.hpp"
 #include "ouro/core/tensor.hpp"
@@ -50,9 +51,7 @@ struct mlp_spec {
 
     // FNV-1a of str(): a short fingerprint stored with checkpoints (as unet_spec::hash).
     std::uint64_t hash() const {
-        std::uint64_t h = 14695981039346656037ull;
-        for (char c : str()) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-        return h;
+        return fnv1a_of(str());
     }
 };
 

@@ -30,6 +30,7 @@
 
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/core/error.hpp"
+#include "ouro/core/fnv1a.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/tensor.hpp"
 #include "ouro/data/mnist.hpp"
@@ -65,8 +66,8 @@ constexpr bool check_feature_extractor() {
 // one multiply per 8-byte word, of the image shape, every image's float bits, the labels and the
 // number of classes. Any change of a pixel or a label changes it (barring a 2^-64 collision).
 inline std::string dataset_fingerprint(const data::image_dataset& set) {
-    std::uint64_t h = 14695981039346656037ull;
-    auto mix = [&h](std::uint64_t word) { h = (h ^ word) * 1099511628211ull; };
+    fnv1a h;
+    auto mix = [&h](std::uint64_t word) { h.add_word(word); };
     auto mix_bytes = [&](const void* data, std::size_t bytes) {
         const auto* p = static_cast<const unsigned char*>(data);
         std::size_t i = 0;
@@ -87,7 +88,7 @@ inline std::string dataset_fingerprint(const data::image_dataset& set) {
     mix_bytes(set.labels.data(), static_cast<std::size_t>(set.labels.numel()) * sizeof(std::int64_t));
     mix(static_cast<std::uint64_t>(set.num_classes));
     char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h.value()));
     return buf;
 }
 

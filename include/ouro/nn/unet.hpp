@@ -20,6 +20,7 @@
 
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/core/error.hpp"
+#include "ouro/core/fnv1a.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/tensor.hpp"
 #include "ouro/nn/activation.hpp"
@@ -76,9 +77,7 @@ struct unet_spec {
 
     // FNV-1a of str(): a short fingerprint stored with checkpoints.
     std::uint64_t hash() const {
-        std::uint64_t h = 14695981039346656037ull;
-        for (char c : str()) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-        return h;
+        return fnv1a_of(str());
     }
 };
 
