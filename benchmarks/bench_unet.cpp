@@ -1,9 +1,10 @@
 // Throughput and memory of ouro's CPU U-Net, one measurement per process, for
 // benchmarks/run-vs-pytorch (which runs benchmarks/torch_unet.py on identical U-Nets beside it):
 //
-//   bench_unet --spec S|M|Q --mode train|sample|peak [--threads N] [--reps R]
+//   bench_unet --spec S|M|Q --mode train|sample|sample-bf16|peak [--threads N] [--reps R]
 //
 // train: forward + backward + AdamW at batch 128; sample: one forward (no grad) at batch 256;
+// sample-bf16: the same with the convolutions' products in bf16 (unet::set_predict_precision);
 // peak: the FP32 FMA rate this machine reaches on N threads (independent FMA chains in registers).
 // Prints one JSON line: side, spec, mode, threads, images_per_s (or gflops for peak), peak_rss_mib.
 #include <sys/resource.h>
@@ -76,6 +77,7 @@ double measure(std::string_view mode, int reps) {
             1, reps);
         return static_cast<double>(batch) / s;
     }
+    if (mode == "sample-bf16") net.set_predict_precision(matmul_precision::bf16);
     const double s = seconds_per_call([&] { net.predict(x, t, y); }, 1, reps);
     return static_cast<double>(batch) / s;
 }
@@ -120,9 +122,9 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    if ((spec != "S" && spec != "M" && spec != "Q") || (mode != "train" && mode != "sample" && mode != "peak") || reps < 1 ||
+    if ((spec != "S" && spec != "M" && spec != "Q") || (mode != "train" && mode != "sample" && mode != "sample-bf16" && mode != "peak") || reps < 1 ||
         threads < 0) {
-        std::fprintf(stderr, "usage: bench_unet --spec S|M|Q --mode train|sample|peak [--threads N] [--reps R]\n");
+        std::fprintf(stderr, "usage: bench_unet --spec S|M|Q --mode train|sample|sample-bf16|peak [--threads N] [--reps R]\n");
         return 2;
     }
     if (threads > 0) set_threads(threads);

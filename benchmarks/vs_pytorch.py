@@ -8,6 +8,9 @@ For each spec (S, M, Q) and thread count (1, 2): training images/s at batch 128,
 at batch 256, peak RSS of each process, GFLOP/s (forward FLOPs per image counted by torch_unet.py
 --mode flops; training counts 3x the forward, the usual estimate for forward + backward) and that
 rate's share of the FP32 FMA peak bench_unet measures on the spot at the same thread count.
+Unless --no-bf16, also ouro's opt-in bf16 forward (sample-bf16: the convolutions' products on bf16
+operands, fp32 sums) against PyTorch's FP32 forward, one more line per spec and thread count:
+  <spec> threads=<n> bf16_sample_ratio=<ouro bf16 / pytorch fp32>
 """
 import argparse
 import json
@@ -60,6 +63,7 @@ def main():
     p.add_argument("--processes", type=int, default=3, help="processes per side and measurement (medians)")
     p.add_argument("--reps", type=int, default=3, help="timed steps inside each process, after one warm-up")
     p.add_argument("--markdown", help="also write the tables to this file")
+    p.add_argument("--no-bf16", action="store_true", help="skip ouro's bf16 forward (sample-bf16)")
     a = p.parse_args()
     specs, threads = a.specs.split(","), [int(t) for t in a.threads.split(",")]
     started = time.time()
@@ -81,15 +85,20 @@ def main():
     table = ["| spec | threads | mode | ouro images/s | PyTorch images/s | ratio | ouro GFLOP/s (peak share) | "
              "PyTorch GFLOP/s (peak share) | ouro RSS MiB | PyTorch RSS MiB |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    ratio_lines = []
+    ratio_lines, bf16_lines = [], []
     for s in specs:
         for n in threads:
             result = {}
             for mode in ("train", "sample"):
                 samples = {"ouro": [], "pytorch": []}
-                for _ in range(a.processes):  # alternate the two sides
+                with_bf16 = mode == "sample" and not a.no_bf16
+                if with_bf16:
+                    samples["ouro-bf16"] = []
+                for _ in range(a.processes):  # alternate the sides
                     samples["ouro"].append(ouro(s, mode, n, a.reps))
                     samples["pytorch"].append(pytorch(s, mode, n, a.reps))
+                    if with_bf16:
+                        samples["ouro-bf16"].append(ouro(s, "sample-bf16", n, a.reps))
                 med = {side: {k: statistics.median(r[k] for r in rs) for k in ("images_per_s", "peak_rss_mib")}
                        for side, rs in samples.items()}
                 per_image = flops[s]["forward_flops_per_image"] * (3 if mode == "train" else 1)
@@ -101,16 +110,28 @@ def main():
                              f"({gf['pytorch'] / peak[n]:.0%}) | {med['ouro']['peak_rss_mib']:.0f} | "
                              f"{med['pytorch']['peak_rss_mib']:.0f} |")
                 print(table[-1], flush=True)
-            memory = max(result[m][1]["ouro"]["peak_rss_mib"] / result[m][1]["pytorch"]["peak_rss_mib"] for m in result)
+                if with_bf16:
+                    bf16 = med["ouro-bf16"]
+                    result["bf16"] = bf16["images_per_s"] / med["pytorch"]["images_per_s"]
+                    gf16 = bf16["images_per_s"] * per_image / 1e9
+                    table.append(f"| {s} | {n} | sample-bf16 (ouro bf16, PyTorch fp32) | {bf16['images_per_s']:.1f} | "
+                                 f"{med['pytorch']['images_per_s']:.1f} | {result['bf16']:.2f} | {gf16:.1f} "
+                                 f"({gf16 / peak[n]:.0%} of fp32) | {gf['pytorch']:.1f} ({gf['pytorch'] / peak[n]:.0%}) | "
+                                 f"{bf16['peak_rss_mib']:.0f} | {med['pytorch']['peak_rss_mib']:.0f} |")
+                    print(table[-1], flush=True)
+            memory = max(result[m][1]["ouro"]["peak_rss_mib"] / result[m][1]["pytorch"]["peak_rss_mib"]
+                         for m in ("train", "sample"))
             ratio_lines.append(f"{s} threads={n} train_ratio={result['train'][0]:.2f} sample_ratio={result['sample'][0]:.2f} "
                                f"memory_ratio={memory:.2f}")
+            if "bf16" in result:
+                bf16_lines.append(f"{s} threads={n} bf16_sample_ratio={result['bf16']:.2f}")
     print("\n".join(table[:2]))
     print("\n".join(table[2:]))
-    print("\n".join(ratio_lines))
+    print("\n".join(ratio_lines + bf16_lines))
     print(f"({time.time() - started:.0f} s)")
     if a.markdown:
         with open(a.markdown, "w") as f:
-            f.write("\n".join(lines) + "\n\n" + "\n".join(table) + "\n\n```\n" + "\n".join(ratio_lines) + "\n```\n")
+            f.write("\n".join(lines) + "\n\n" + "\n".join(table) + "\n\n```\n" + "\n".join(ratio_lines + bf16_lines) + "\n```\n")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/nn/conv2d.hpp"
+#include "support/conv_bf16_checks.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
 
@@ -192,6 +193,44 @@ TEST_CASE("conv2d is bitwise identical at 1 and 2 threads and for an image alone
         cpu_ops::conv2d_forward<float>(x1, w, b, y1, c.p);
         CHECK(std::memcmp(y1.data(), one.y.data() + 2 * per_output, sizeof(float) * per_output) == 0);
     }
+}
+
+TEST_CASE("bfloat16 rounding is to nearest, ties to even, and keeps NaN and infinity", "[conv][bf16]") {
+    using cpu_kernels::gemm::to_bf16;
+    CHECK(to_bf16(1.0f) == 0x3f80);
+    CHECK(to_bf16(-2.0f) == 0xc000);
+    CHECK(to_bf16(1.0f + 0x1p-8f) == 0x3f80);         // a tie: down to the even 0x3f80
+    CHECK(to_bf16(1.0f + 3 * 0x1p-8f) == 0x3f82);     // a tie: up to the even 0x3f82
+    CHECK(to_bf16(1.0f + 0x1p-8f + 0x1p-20f) == 0x3f81);  // above the tie: up
+    CHECK(to_bf16(0x1.fffffep127f) == 0x7f80);        // FLT_MAX rounds to infinity
+    CHECK(to_bf16(-INFINITY) == 0xff80);
+    CHECK(std::isnan(cpu_kernels::gemm::from_bf16(to_bf16(NAN))));
+    CHECK(cpu_kernels::gemm::bf16_pair(1.0f, -2.0f) == 0xc0003f80u);  // the even depth in the low half
+}
+
+TEST_CASE("conv2d with bf16 products is the fp32 sum of the rounded operands", "[conv][bf16]") {
+    INFO("AVX512-BF16 in this build: " << cpu_kernels::gemm::has_bf16_products);
+    check_bf16_conv_is_the_sum_of_rounded_operands();
+}
+
+TEST_CASE("conv2d with bf16 products is bitwise identical at 1 and 2 threads and alone or in a batch", "[conv][bf16][threads]") {
+    check_bf16_conv_is_deterministic();
+}
+
+TEST_CASE("nn::conv2d takes bf16 products only for inference, and only in float", "[conv][bf16][errors]") {
+    parameter_store<float> store;
+    nn::conv2d<cpu> conv(store, "c", 2, 3, 3, {1, 1});
+    conv.reset_parameters(1);
+    const tensor<float> x = random_tensor<float>(shape{1, 2, 5, 5}, 3);
+    CHECK_THROWS_WITH(conv.forward(x, {.training = true, .matmul = matmul_precision::bf16}),
+                      Catch::Contains("'c'") && Catch::Contains("bf16 products are for inference"));
+    const tensor_view<const float> y = conv.forward(x, {.inference = true, .matmul = matmul_precision::bf16});
+    CHECK(y.dims() == shape{1, 3, 5, 5});
+
+    const tensor<double> xd = random_tensor<double>(shape{1, 2, 5, 5}, 3), wd = random_tensor<double>(shape{3, 2, 3, 3}, 4);
+    tensor<double> yd(shape{1, 3, 5, 5});
+    CHECK_THROWS_WITH(cpu_ops::conv2d_forward<double>(xd, wd, tensor_view<const double>{}, yd, {1, 1}, matmul_precision::bf16),
+                      Catch::Contains("bf16 products are for float tensors"));
 }
 
 TEST_CASE("conv2d parameter gradients accumulate and bias is optional", "[conv]") {

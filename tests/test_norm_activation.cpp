@@ -182,6 +182,36 @@ TEST_CASE("group_norm gives the same bits at 1 and 2 threads", "[norm][threads]"
     CHECK(bitwise_equal(one.dbeta, two.dbeta));
 }
 
+TEST_CASE("fused group_norm + silu gives the bits of group_norm then silu, at 1 and 2 threads", "[norm][activation][threads]") {
+    // Planes of 7x7 and 15x17 leave tails past the SIMD width; (2, 6) is one with no spatial axis.
+    const shape cases[] = {shape{3, 16, 7, 7}, shape{2, 12, 15, 17}, shape{2, 6}};
+    for (const shape& dims : cases) {
+        INFO("x " << dims);
+        const std::int64_t c = dims[1];
+        const auto x = random_tensor<float>(dims, 31, 3.0);
+        const auto gamma = random_tensor<float>(shape{c}, 32), beta = random_tensor<float>(shape{c}, 33);
+        tensor<float> normed(dims), mean(shape{dims[0], 2}), rstd(shape{dims[0], 2}), unfused(dims);
+        cpu_ops::group_norm_forward<float>(x, gamma, beta, normed, mean, rstd, 2);
+        cpu_ops::silu_forward<float>(normed, unfused);
+        const int saved = max_threads();
+        for (int threads : {1, 2}) {
+            set_threads(threads);
+            tensor<float> fused(dims);
+            cpu_ops::group_norm_silu_forward<float>(x, gamma, beta, fused, 2);
+            CHECK(bitwise_equal(fused, unfused));
+        }
+        set_threads(saved);
+    }
+    tensor<double> xd = random_tensor<double>(shape{2, 4, 5, 3}, 34), yd(shape{2, 4, 5, 3}), nd(yd.dims()), ud(yd.dims());
+    tensor<double> md(shape{2, 2}), rd(shape{2, 2});
+    const tensor<double> g = random_tensor<double>(shape{4}, 35), b = random_tensor<double>(shape{4}, 36);
+    cpu_ops::group_norm_forward<double>(xd, g, b, nd, md, rd, 2);
+    cpu_ops::silu_forward<double>(nd, ud);
+    cpu_ops::group_norm_silu_forward<double>(xd, g, b, yd, 2);
+    CHECK(bitwise_equal(yd, ud));
+    CHECK_THROWS_WITH(cpu_ops::group_norm_silu_forward<double>(xd, g, b, yd, 3), Catch::Contains("not divisible by groups = 3"));
+}
+
 TEST_CASE("group_norm normalises each group to mean 0 and variance 1 before the affine map", "[norm]") {
     // With gamma = 1 and beta = 0, every (b, g) span of y has mean ~0 and biased variance ~1 − eps/var.
     const shape dims{2, 6, 7, 9};

@@ -197,3 +197,39 @@ TEST_CASE("unet inference forward frees its intermediates and gives the same out
     net.forward(x, t, y);  // a plain forward makes backward possible again
     CHECK_NOTHROW(net.backward(kept));
 }
+
+TEST_CASE("unet predict with bf16 products stays near the fp32 prediction, deterministically", "[unet][bf16]") {
+    constexpr nn::unet_spec spec{.in_channels = 1, .image_size = 16, .base = 16, .mult = {1, 2, 2}, .res_blocks = 1,
+                                 .attention = {false, true, true}, .heads = 2, .groups = 4, .classes = 3};
+    constexpr std::int64_t batch = 6;
+    nn::unet<cpu, spec, float> net;
+    net.reset_parameters(4);
+    philox_stream rng(6, rng_purpose::user);
+    for (std::int64_t i = 0; i < net.store().size(); ++i) net.store().values()[i] += 0.05f * rng.normal();
+    const tensor<float> x = testing::random_tensor<float>(shape{batch, 1, 16, 16}, 7);
+    tensor<std::int64_t> t(shape{batch}), y(shape{batch});
+    for (std::int64_t i = 0; i < batch; ++i) {
+        t[i] = 150 * i + 3;
+        y[i] = i % 4;
+    }
+    CHECK(net.predict_precision() == matmul_precision::fp32);
+    const tensor<float> fp32 = to_tensor(net.predict(x, t, y));
+    net.set_predict_precision(matmul_precision::bf16);
+    const tensor<float> bf16 = to_tensor(net.predict(x, t, y));
+    const tensor<float> again = to_tensor(net.predict(x, t, y));
+    CHECK(std::equal(bf16.begin(), bf16.end(), again.begin()));
+
+    float largest = 0, difference = 0;
+    for (std::int64_t i = 0; i < fp32.numel(); ++i) {
+        largest = std::max(largest, std::fabs(fp32[i]));
+        difference = std::max(difference, std::fabs(bf16[i] - fp32[i]));
+    }
+    INFO("largest |fp32| " << largest << ", largest |bf16 - fp32| " << difference);
+    CHECK(largest > 0.1f);
+    CHECK(difference > 0);                  // the products did run in bf16
+    CHECK(difference < 0.02f * largest);    // ~2^-9 per operand, through every layer
+
+    // Training is untouched: a training forward ignores the predict precision.
+    const tensor<float> trained = to_tensor(net.forward(x, t, y));
+    CHECK(std::equal(trained.begin(), trained.end(), fp32.begin()));
+}

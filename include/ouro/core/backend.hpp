@@ -6,7 +6,7 @@
 
 namespace ouro {
 
-// Host memory; kernels through Eigen (GEMM), xsimd (elementwise) and OpenMP (parallel loops).
+// Host memory; kernels written with xsimd (GEMM micro-kernels, elementwise) and OpenMP (parallel loops).
 struct cpu {
     static constexpr const char* name = "cpu";
     static constexpr bool host_memory = true;
@@ -27,5 +27,10 @@ concept backend = requires {
 // Scalars the CPU kernels are written for: float for training, double for gradient checks.
 template <class T>
 concept real_scalar = std::same_as<T, float> || std::same_as<T, double>;
+
+// The precision of the products inside convolutions (their multiply-adds, not the tensors between
+// layers): fp32, or operands rounded to bfloat16 with fp32 sums (an opt-in for sampling: forward
+// only, float tensors only; see backend/cpu/gemm_bf16.hpp).
+enum class matmul_precision { fp32, bf16 };
 
 }  // namespace ouro

@@ -45,8 +45,11 @@ public:
     // y = conv2d(x) + bias. Keeps a view of x for backward: x must stay unchanged until then.
     tensor_view<const T> forward(tensor_view<const T> x, const forward_context& ctx = {}) {
         const tensor_view<const T> w = store_->value(weight_);
+        require(ctx.matmul == matmul_precision::fp32 || ctx.inference, "conv2d '", name_,
+                "': bf16 products are for inference (forward_context::inference), not for a forward that "
+                "backward will follow");
         y_.resize(conv2d_output_shape(x.dims(), w.dims(), params_, name_.c_str()));  // (B, Cout, Ho, Wo)
-        ops<B>::template conv2d_forward<T>(x, w, bias_view_(), y_.view(), params_);
+        ops<B>::template conv2d_forward<T>(x, w, bias_view_(), y_.view(), params_, ctx.matmul);
         x_ = ctx.inference ? tensor_view<const T>{} : x;
         return y_.view();
     }

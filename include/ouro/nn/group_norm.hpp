@@ -51,6 +51,18 @@ public:
         return y_.view();
     }
 
+    // silu(forward(x)) in one pass (ops::group_norm_silu_forward), for inference only: the same
+    // values as forward then nn::silu, without the normalised tensor in between. No backward follows.
+    tensor_view<const T> forward_silu(tensor_view<const T> x, const forward_context& ctx) {
+        require(ctx.inference, "nn::group_norm forward_silu: for inference (forward_context::inference) only");
+        require(x.rank() >= 2 && x.dim(1) == channels_, "nn::group_norm forward: expected x of shape (B, ", channels_,
+                ", ...), found shape ", x.dims());
+        x_ = {};
+        y_.resize(x.dims());
+        ops<B>::template group_norm_silu_forward<T>(x, value_(weight_), value_(bias_), y_.view(), groups_, eps_);
+        return y_.view();
+    }
+
     // dy of the forward's shape -> dx; accumulates into the weight and bias gradients.
     tensor_view<const T> backward(tensor_view<const T> dy) {
         require(x_.data() != nullptr,

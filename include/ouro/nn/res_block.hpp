@@ -73,10 +73,11 @@ public:
                 "' forward: expected x of shape (B, ", in_, ", H, W) with B >= 1, found shape ", x.dims());
         require_shape(emb.dims(), shape{x.dim(0), emb_dim_}, "nn::res_block forward emb (B, emb_dim)");
         const bool free_early = ctx.inference;
-        const tensor_view<const T> a1 = act1_.forward(norm1_.forward(x, ctx), ctx);
-        if (free_early) norm1_.release();
+        // In inference GroupNorm and SiLU run as one pass (the same values, one tensor fewer).
+        const tensor_view<const T> a1 =
+            free_early ? norm1_.forward_silu(x, ctx) : act1_.forward(norm1_.forward(x, ctx), ctx);
         const tensor_view<const T> h1 = conv1_.forward(a1, ctx);  // (B, Cout, H, W)
-        if (free_early) act1_.release();
+        if (free_early) norm1_.release();
         const tensor_view<const T> e = emb_proj_.forward(emb_act_.forward(emb, ctx), ctx);  // (B, Cout)
         h_.resize(h1.dims());
         ops<B>::template add_per_channel<T>(h1, e, h_.view());
@@ -87,14 +88,14 @@ public:
         } else {
             conv1_.release_output();  // read by the add alone; conv1's backward needs its input, not this
         }
-        const tensor_view<const T> a2 = dropout_.forward(act2_.forward(norm2_.forward(h_.view(), ctx), ctx), ctx);
-        if (free_early) {
-            norm2_.release();
-            h_.release();
-        }
+        const tensor_view<const T> a2 =
+            dropout_.forward(free_early ? norm2_.forward_silu(h_.view(), ctx)
+                                        : act2_.forward(norm2_.forward(h_.view(), ctx), ctx),
+                             ctx);
+        if (free_early) h_.release();
         const tensor_view<const T> h2 = conv2_.forward(a2, ctx);  // (B, Cout, H, W)
         if (free_early) {
-            act2_.release();
+            norm2_.release();
             dropout_.release();
         }
         const tensor_view<const T> s = skip_ ? skip_->forward(x, ctx) : x;  // (B, Cout, H, W)

@@ -23,15 +23,20 @@
 
 namespace ouro::cpu_kernels {
 
+// SiLU of one vector of lanes, the one formula every SiLU of the CPU backend uses (silu_forward
+// and group_norm_silu_forward), so that a fused and an unfused pass give the same bits.
+template <class T>
+xsimd::batch<T> silu_lanes(xsimd::batch<T> v) {
+    return v / (xsimd::batch<T>(T(1)) + xsimd::exp(-v));
+}
+
 struct activation_ops {
     // SiLU (Swish-1; Elfwing, Uchibe & Doya 2018; Ramachandran et al. 2017): y = x·σ(x).
     // Requires y of x's shape (any rank); overwrites y.
     template <real_scalar T>
     static void silu_forward(tensor_view<const T> x, tensor_view<T> y) {
         require_shape(y.dims(), x.dims(), "silu_forward y");
-        using batch = xsimd::batch<T>;
-        pointwise_detail::map(
-            y.data(), x.numel(), 24, [](batch v) { return v / (batch(T(1)) + xsimd::exp(-v)); }, x.data());
+        pointwise_detail::map(y.data(), x.numel(), 24, [](xsimd::batch<T> v) { return silu_lanes(v); }, x.data());
     }
 
     // dx = dy·σ(x)·(1 + x·(1 − σ(x))), the derivative of x·σ(x) (as torch's silu_backward).

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <concepts>
 #include <cstdint>
 
 #include "ouro/core/error.hpp"
@@ -17,6 +18,8 @@
 #include "ouro/core/shape.hpp"
 #include "ouro/core/tensor.hpp"
 #include "ouro/backend/cpu/gemm.hpp"
+#include "ouro/backend/cpu/gemm_bf16.hpp"
+#include "ouro/core/backend.hpp"
 
 namespace ouro {
 
@@ -65,7 +68,8 @@ struct conv_ops {
     // y = conv2d(x, w) + b:  y[n, o, i, j] = b[o] + Σ_{c, u, v} w[o, c, u, v] · x[n, c, s·i − p + u, s·j − p + v],
     // with x zero outside its extent. Requires the shapes of conv2d_output_shape, y of that shape,
     // and b of shape (Cout), or b without data (a default-constructed view) for no bias.
-    // Overwrites y.
+    // Overwrites y. With matmul_precision::bf16 (T = float only) w and x enter the products
+    // rounded to bfloat16 and the sums stay fp32 (gemm_bf16.hpp); the bias is added in fp32.
     //
     // As one product Y (Cout, B·Ho·Wo) = W (Cout, Cin·k·k) · im2col(x): the weights are packed once,
     // then each work item, a block of column_block columns that may span images, writes its im2col
@@ -76,7 +80,7 @@ struct conv_ops {
                                tensor_view<const T> w,  // (Cout, Cin, k, k)
                                tensor_view<const T> b,  // (Cout) or none
                                tensor_view<T> y,        // (B, Cout, Ho, Wo)
-                               conv2d_params params) {
+                               conv2d_params params, matmul_precision precision = matmul_precision::fp32) {
         const geometry_ g = geometry_of_("conv2d_forward", x.dims(), w.dims(), params);
         require_shape(y.dims(), shape{g.batch, g.cout, g.ho, g.wo}, "conv2d_forward output y (B, Cout, Ho, Wo)");
         const T* bias = nullptr;
@@ -85,6 +89,14 @@ struct conv_ops {
             bias = b.data();
         }
 
+        if (precision == matmul_precision::bf16) {
+            if constexpr (std::same_as<T, float>) {
+                forward_bf16_(x.data(), w.data(), bias, y.data(), g);
+                return;
+            } else {
+                throw error("conv2d_forward: bf16 products are for float tensors, found double");
+            }
+        }
         forward_(x.data(), w.data(), bias, y.data(), g);
     }
 
@@ -282,32 +294,91 @@ private:
         using tile = gemm::pixel_tile<T>;
         T* w_packed = scratch_<T, slot_::weights>(gemm::packed_rows_size<tile>(g.cout, g.ckk));
         gemm::pack_rows<tile>(w, g.ckk, 1, g.cout, g.ckk, w_packed);
+        forward_blocks_<tile>(x, y, g, [&](T* col, std::int64_t cols, T* out, std::int64_t ldo) {
+            gemm::outer_product<tile, false>(g.cout, cols, g.ckk, w_packed, 0, col, column_block, out, ldo, bias);
+        });
+    }
 
+    // forward_ with the products in bf16 (conv2d_forward's matmul_precision::bf16). The sum runs
+    // over pairs of input channels (2c, 2c + 1) at each tap: x is converted once to planes of bf16
+    // pairs (B, ceil(Cin/2), H, W), so im2col copies whole pairs (half the bytes of fp32 columns) and
+    // the weights are packed as the same pairs, a zero channel completing an odd Cin. Without
+    // AVX512-BF16 the same rounded operands go through the fp32 kernel.
+    static void forward_bf16_(const float* x, const float* w, const float* bias, float* y, const geometry_& g) {
+        using tile = gemm::pixel_tile<float>;
+#if OURO_HAS_AVX512_BF16
+        geometry_ gp = g;  // the conv over channel pairs
+        gp.cin = (g.cin + 1) / 2;
+        gp.ckk = gp.cin * g.kk;
+        std::uint32_t* xp = scratch_<std::uint32_t, slot_::pairs>(g.batch * gp.cin * g.hw);  // (B, Cin/2, H, W)
+        parallel_for(
+            g.batch * gp.cin,
+            [&](std::int64_t item) {
+                const std::int64_t n = item / gp.cin, c = 2 * (item % gp.cin);
+                const float* even = x + (n * g.cin + c) * g.hw;
+                gemm::pair_bf16(even, c + 1 < g.cin ? even + g.hw : nullptr, g.hw, xp + item * g.hw);
+            },
+            2 * g.hw);
+        // W as rows (Cout, (Cin/2)·k·k) of pairs, then packed in panels.
+        std::uint32_t* wp = scratch_<std::uint32_t, slot_::flipped>(g.cout * gp.ckk);
+        for (std::int64_t o = 0; o < g.cout; ++o)
+            for (std::int64_t c = 0; c < g.cin; c += 2)
+                for (std::int64_t t = 0; t < g.kk; ++t) {
+                    const float* w_o = w + o * g.ckk;
+                    wp[o * gp.ckk + c / 2 * g.kk + t] =
+                        gemm::bf16_pair(w_o[c * g.kk + t], c + 1 < g.cin ? w_o[(c + 1) * g.kk + t] : 0.0f);
+                }
+        std::uint32_t* w_packed = scratch_<std::uint32_t, slot_::weights>(gemm::packed_rows_size<tile>(g.cout, gp.ckk));
+        gemm::pack_rows<tile>(static_cast<const std::uint32_t*>(wp), gp.ckk, 1, g.cout, gp.ckk, w_packed);
+        forward_blocks_<tile>(static_cast<const std::uint32_t*>(xp), y, gp,
+                              [&](std::uint32_t* col, std::int64_t cols, float* out, std::int64_t ldo) {
+                                  gemm::outer_product_bf16<tile>(g.cout, cols, gp.ckk, w_packed, col, column_block, out,
+                                                                 ldo, bias);
+                              });
+#else
+        float* w_packed = scratch_<float, slot_::weights>(gemm::packed_rows_size<tile>(g.cout, g.ckk));
+        gemm::pack_rows<tile>(w, g.ckk, 1, g.cout, g.ckk, w_packed);
+        for (std::int64_t i = 0; i < gemm::packed_rows_size<tile>(g.cout, g.ckk); ++i)
+            w_packed[i] = gemm::round_to_bf16(w_packed[i]);
+        forward_blocks_<tile>(x, y, g, [&](float* col, std::int64_t cols, float* out, std::int64_t ldo) {
+            for (std::int64_t r = 0; r < g.ckk; ++r)
+                for (std::int64_t j = 0; j < cols; ++j) col[r * column_block + j] = gemm::round_to_bf16(col[r * column_block + j]);
+            gemm::outer_product<tile, false>(g.cout, cols, g.ckk, w_packed, 0, col, column_block, out, ldo, bias);
+        });
+#endif
+    }
+
+    // The blocks of a forward product: per work item, a block of column_block columns of the
+    // batch's output pixels (possibly spanning images), its im2col block (rows Cin·k·k at stride
+    // column_block, zero past `cols` up to a whole tile of columns; the product may overwrite it)
+    // and product(col, cols, out, ldo), which writes the block's (Cout, cols) outputs at row stride ldo,
+    // straight into y when the block lies in one image.
+    // x's elements are float or bf16 pairs (X), y's float or double (T); g.cout is y's channel count.
+    template <class Tile, class X, class T, class Product>
+    static void forward_blocks_(const X* x, T* y, const geometry_& g, Product&& product) {
         const std::int64_t columns = g.batch * g.hwo;
         const std::int64_t blocks = (columns + column_block - 1) / column_block;
         parallel_for(
             blocks,
             [&](std::int64_t item) {
                 const std::int64_t j0 = item * column_block, cols = std::min(column_block, columns - j0);
-                T* col = scratch_<T, slot_::columns>(g.ckk * column_block);
+                X* col = scratch_<X, slot_::columns>(g.ckk * column_block);
                 for_each_image_segment_(g, j0, cols, [&](std::int64_t n, std::int64_t p, std::int64_t offset, std::int64_t count) {
                     im2col_(x + n * g.cin * g.hw, 0, g.cin, g, p, count, col + offset, column_block);
                 });
                 // The kernel reads whole tiles of columns: the ones past the block's end are zero.
-                const std::int64_t padded = (cols + tile::nr - 1) / tile::nr * tile::nr;
+                const std::int64_t padded = (cols + Tile::nr - 1) / Tile::nr * Tile::nr;
                 if (padded > cols)
                     for (std::int64_t r = 0; r < g.ckk; ++r)
-                        std::fill(col + r * column_block + cols, col + r * column_block + padded, T(0));
+                        std::fill(col + r * column_block + cols, col + r * column_block + padded, X(0));
 
                 const std::int64_t n0 = j0 / g.hwo, p0 = j0 % g.hwo;
                 if (p0 + cols <= g.hwo) {  // one image: straight into y
-                    gemm::outer_product<tile, false>(g.cout, cols, g.ckk, w_packed, 0, col, column_block,
-                                                     y + n0 * g.cout * g.hwo + p0, g.hwo, bias);
+                    product(col, cols, y + n0 * g.cout * g.hwo + p0, g.hwo);
                     return;
                 }
                 T* out = scratch_<T, slot_::products>(g.cout * column_block);
-                gemm::outer_product<tile, false>(g.cout, cols, g.ckk, w_packed, 0, col, column_block, out, column_block,
-                                                 bias);
+                product(col, cols, out, column_block);
                 for_each_image_segment_(g, j0, cols, [&](std::int64_t n, std::int64_t p, std::int64_t offset, std::int64_t count) {
                     for (std::int64_t o = 0; o < g.cout; ++o)
                         std::copy(out + o * column_block + offset, out + o * column_block + offset + count,
@@ -319,7 +390,7 @@ private:
 
     // The per-thread scratch buffers, one per use, so that a buffer the calling thread fills before
     // a parallel loop (packed or flipped weights, the transposed dy) is not the one its work items fill.
-    enum class slot_ { weights, flipped, transposed, columns, products, tail };
+    enum class slot_ { weights, flipped, transposed, columns, pairs, products, tail };
 
     // A per-thread buffer of at least `n` elements that grows and is never freed, so steady-state
     // calls allocate nothing. Each work item overwrites what it reads, so contents never leak

@@ -23,6 +23,7 @@
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/shape.hpp"
 #include "ouro/core/tensor.hpp"
+#include "ouro/backend/cpu/activation.hpp"  // silu_lanes
 
 namespace ouro::cpu_kernels {
 
@@ -48,28 +49,24 @@ struct norm_ops {
         require_shape(mean.dims(), shape{lay.b, groups}, "group_norm_forward mean (B, G)");
         require_shape(rstd.dims(), shape{lay.b, groups}, "group_norm_forward rstd (B, G)");
         require(eps >= 0, "group_norm_forward: expected eps >= 0, found ", eps);
-        const std::int64_t cg = lay.c / groups, hw = lay.hw, n = cg * hw;
+        forward_<false>(x, gamma, beta, y, mean.data(), rstd.data(), groups, eps, lay);
+    }
 
-        // Each (b, g) group is one contiguous span of n elements with its own statistics.
-        parallel_for(
-            lay.b * groups,
-            [&](std::int64_t item) {
-                const std::int64_t g = item % groups;
-                const std::int64_t offset = item * n;
-                const T* xs = x.data() + offset;
-                const double m = sum_(xs, n) / static_cast<double>(n);
-                const double var = sum_squared_deviation_(xs, n, m) / static_cast<double>(n);
-                const double r = 1.0 / std::sqrt(var + eps);
-                mean[item] = static_cast<T>(m);
-                rstd[item] = static_cast<T>(r);
-                for (std::int64_t k = 0; k < cg; ++k) {
-                    const std::int64_t c = g * cg + k;
-                    const double a = r * static_cast<double>(gamma[c]);
-                    const double shift = static_cast<double>(beta[c]) - m * a;
-                    affine_(xs + k * hw, y.data() + offset + k * hw, hw, static_cast<T>(a), static_cast<T>(shift));
-                }
-            },
-            8 * n);
+    // y = silu(group_norm(x)) in one pass, for inference (nothing kept for a backward): the same
+    // bits as group_norm_forward followed by silu_forward, without writing and re-reading the
+    // normalised tensor. Requires what group_norm_forward does, less mean and rstd.
+    template <real_scalar T>
+    static void group_norm_silu_forward(tensor_view<const T> x,      // (B, C, ...)
+                                        tensor_view<const T> gamma,  // (C)
+                                        tensor_view<const T> beta,   // (C)
+                                        tensor_view<T> y,            // (B, C, ...)
+                                        std::int64_t groups, double eps = 1e-5) {
+        const layout_ lay = check_("group_norm_silu_forward", x, groups);
+        require_shape(gamma.dims(), shape{lay.c}, "group_norm_silu_forward gamma (C)");
+        require_shape(beta.dims(), shape{lay.c}, "group_norm_silu_forward beta (C)");
+        require_shape(y.dims(), x.dims(), "group_norm_silu_forward y");
+        require(eps >= 0, "group_norm_silu_forward: expected eps >= 0, found ", eps);
+        forward_<true>(x, gamma, beta, y, static_cast<T*>(nullptr), static_cast<T*>(nullptr), groups, eps, lay);
     }
 
     // Gradient of group_norm_forward, with xhat = (x − mean)·rstd and dxhat = dy·gamma[c]:
@@ -158,6 +155,33 @@ private:
         std::int64_t b, c, hw;
     };
 
+    // The forward on checked arguments: y = affine (then SiLU when Silu), mean and rstd written
+    // when not null. Each (b, g) group is one contiguous span of n elements with its own statistics.
+    template <bool Silu, class T>
+    static void forward_(tensor_view<const T> x, tensor_view<const T> gamma, tensor_view<const T> beta, tensor_view<T> y,
+                         T* mean, T* rstd, std::int64_t groups, double eps, const layout_& lay) {
+        const std::int64_t cg = lay.c / groups, hw = lay.hw, n = cg * hw;
+        parallel_for(
+            lay.b * groups,
+            [&](std::int64_t item) {
+                const std::int64_t g = item % groups;
+                const std::int64_t offset = item * n;
+                const T* xs = x.data() + offset;
+                const double m = sum_(xs, n) / static_cast<double>(n);
+                const double var = sum_squared_deviation_(xs, n, m) / static_cast<double>(n);
+                const double r = 1.0 / std::sqrt(var + eps);
+                if (mean) mean[item] = static_cast<T>(m);
+                if (rstd) rstd[item] = static_cast<T>(r);
+                for (std::int64_t k = 0; k < cg; ++k) {
+                    const std::int64_t c = g * cg + k;
+                    const double a = r * static_cast<double>(gamma[c]);
+                    const double shift = static_cast<double>(beta[c]) - m * a;
+                    affine_<Silu>(xs + k * hw, y.data() + offset + k * hw, hw, static_cast<T>(a), static_cast<T>(shift));
+                }
+            },
+            (Silu ? 32 : 8) * n);
+    }
+
     template <class T>
     static layout_ check_(const char* what, tensor_view<const T> x, std::int64_t groups) {
         if (x.rank() < 2 || x.rank() > 4)
@@ -226,16 +250,31 @@ private:
             [&](std::int64_t i) { return static_cast<double>(dy[i]) * (static_cast<double>(x[i]) - m); });
     }
 
-    // y = a·x + shift over n elements.
-    template <class T>
+    // y = a·x + shift over n elements, then SiLU when Silu. The SiLU runs on whole vectors, the
+    // tail's through a zero-padded one, as silu_forward's does (the same bits).
+    template <bool Silu = false, class T>
     static void affine_(const T* x, T* y, std::int64_t n, T a, T shift) {
         using batch = xsimd::batch<T>;
         constexpr std::int64_t w = static_cast<std::int64_t>(batch::size);
         const std::int64_t vec_end = n / w * w;
         const batch av(a), sv(shift);
-        for (std::int64_t i = 0; i < vec_end; i += w)
-            xsimd::fma(av, xsimd::load_unaligned(x + i), sv).store_unaligned(y + i);
-        for (std::int64_t i = vec_end; i < n; ++i) y[i] = std::fma(a, x[i], shift);
+        for (std::int64_t i = 0; i < vec_end; i += w) {
+            const batch v = xsimd::fma(av, xsimd::load_unaligned(x + i), sv);
+            if constexpr (Silu)
+                silu_lanes(v).store_unaligned(y + i);
+            else
+                v.store_unaligned(y + i);
+        }
+        if constexpr (Silu) {
+            if (vec_end < n) {
+                alignas(64) T tail[w] = {};
+                for (std::int64_t i = vec_end; i < n; ++i) tail[i - vec_end] = std::fma(a, x[i], shift);
+                silu_lanes(xsimd::load_aligned(tail)).store_aligned(tail);
+                std::copy(tail, tail + (n - vec_end), y + vec_end);
+            }
+        } else {
+            for (std::int64_t i = vec_end; i < n; ++i) y[i] = std::fma(a, x[i], shift);
+        }
     }
 
     // dx = a·dy + (bx·x + c0) over n elements.
