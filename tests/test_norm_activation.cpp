@@ -212,6 +212,63 @@ TEST_CASE("fused group_norm + silu gives the bits of group_norm then silu, at 1 
     CHECK_THROWS_WITH(cpu_ops::group_norm_silu_forward<double>(xd, g, b, yd, 3), Catch::Contains("not divisible by groups = 3"));
 }
 
+TEST_CASE("group_norm_silu for training: forward and backward give the bits of group_norm then silu", "[norm][activation][threads]") {
+    const shape cases[] = {shape{3, 16, 7, 7}, shape{2, 12, 15, 17}, shape{2, 6}};
+    for (const shape& dims : cases) {
+        INFO("x " << dims);
+        const std::int64_t b = dims[0], c = dims[1];
+        const auto x = random_tensor<float>(dims, 41, 3.0);
+        const auto gamma = random_tensor<float>(shape{c}, 42), beta = random_tensor<float>(shape{c}, 43);
+        const auto dy = random_tensor<float>(dims, 44);
+        // Unfused: group_norm, silu; silu's backward, group_norm's backward.
+        tensor<float> normed(dims), mean(shape{b, 2}), rstd(shape{b, 2}), y(dims), dnormed(dims), dx(dims);
+        tensor<float> dgamma(shape{c}), dbeta(shape{c});
+        cpu_ops::group_norm_forward<float>(x, gamma, beta, normed, mean, rstd, 2);
+        cpu_ops::silu_forward<float>(normed, y);
+        cpu_ops::silu_backward<float>(normed, dy, dnormed);
+        cpu_ops::group_norm_backward<float>(x, dnormed, gamma, mean, rstd, dx, dgamma, dbeta);
+        const int saved = max_threads();
+        for (int threads : {1, 2}) {
+            set_threads(threads);
+            tensor<float> fy(dims), fmean(shape{b, 2}), frstd(shape{b, 2}), coef(shape{b, c, 2}), fdx(dims);
+            tensor<float> fdgamma(shape{c}), fdbeta(shape{c});
+            cpu_ops::group_norm_silu_forward<float>(x, gamma, beta, fy, fmean, frstd, coef, 2);
+            cpu_ops::group_norm_silu_backward<float>(x, dy, gamma, fmean, frstd, coef, fdx, fdgamma, fdbeta);
+            CHECK(bitwise_equal(fy, y));
+            CHECK(bitwise_equal(fmean, mean));
+            CHECK(bitwise_equal(frstd, rstd));
+            CHECK(bitwise_equal(fdx, dx));
+            CHECK(bitwise_equal(fdgamma, dgamma));
+            CHECK(bitwise_equal(fdbeta, dbeta));
+        }
+        set_threads(saved);
+    }
+}
+
+TEST_CASE("nn::group_norm_silu is nn::group_norm then nn::silu, with the same parameters", "[norm][activation][module]") {
+    parameter_store<float> fused_store, plain_store;
+    nn::group_norm_silu<cpu> fused(fused_store, "n", 4, 8);
+    nn::group_norm<cpu> norm(plain_store, "n", 4, 8);
+    nn::silu<cpu> act;
+    CHECK(fused_store.size() == plain_store.size());
+    CHECK(fused_store.find("n.weight").valid());
+    CHECK(fused_store.find("n.bias").valid());
+    philox_stream rng(5, rng_purpose::user);
+    for (std::int64_t i = 0; i < fused_store.size(); ++i)
+        fused_store.values()[i] = plain_store.values()[i] = static_cast<float>(rng.normal());
+    const auto x = random_tensor<float>(shape{2, 8, 5, 6}, 51), dy = random_tensor<float>(shape{2, 8, 5, 6}, 52);
+    const tensor<float> y_fused = to_tensor(fused.forward(x, {}));
+    const tensor<float> y_plain = to_tensor(act.forward(norm.forward(x, {}), {}));
+    CHECK(bitwise_equal(y_fused, y_plain));
+    const tensor<float> dx_fused = to_tensor(fused.backward(dy));
+    const tensor<float> dx_plain = to_tensor(norm.backward(act.backward(dy)));
+    CHECK(bitwise_equal(dx_fused, dx_plain));
+    for (std::int64_t i = 0; i < fused_store.size(); ++i) CHECK(fused_store.grads()[i] == plain_store.grads()[i]);
+    const tensor<float> y_inference = to_tensor(fused.forward(x, {.inference = true}));
+    CHECK(bitwise_equal(y_inference, y_plain));
+    CHECK_THROWS_WITH(fused.backward(dy), Catch::Contains("forward_context::inference"));
+}
+
 TEST_CASE("group_norm normalises each group to mean 0 and variance 1 before the affine map", "[norm]") {
     // With gamma = 1 and beta = 0, every (b, g) span of y has mean ~0 and biased variance ~1 − eps/var.
     const shape dims{2, 6, 7, 9};

@@ -1,5 +1,7 @@
 // nn::group_norm, group normalisation over channels (torch.nn.GroupNorm; Wu & He 2018), with
-// parameters "<name>.weight" (C) and "<name>.bias" (C).
+// parameters "<name>.weight" (C) and "<name>.bias" (C); and nn::group_norm_silu, the same followed
+// by SiLU as one layer (the "GroupNorm -> SiLU" of every U-Net block), which keeps one tensor fewer
+// for the backward and reads its input once less. Same parameters, same values, bit for bit.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +16,7 @@
 
 namespace ouro::nn {
 
-template <backend B, real_scalar T = float>
+template <backend B, real_scalar T = float, bool ThenSilu = false>
 class group_norm {
 public:
     // Registers "<name>.weight" and "<name>.bias" (channels), initialised to 1 and 0. Requires
@@ -37,29 +39,29 @@ public:
         for (T& v : store_->value(bias_)) v = T(0);
     }
 
-    // x (B, C), (B, C, L) or (B, C, H, W) -> y of the same shape. Keeps a view of x for backward:
-    // x must stay unchanged until then.
+    // x (B, C), (B, C, L) or (B, C, H, W) -> y of the same shape (then silu(y) when ThenSilu).
+    // Keeps a view of x for backward: x must stay unchanged until then.
     tensor_view<const T> forward(tensor_view<const T> x, const forward_context& ctx = {}) {
         require(x.rank() >= 2 && x.dim(1) == channels_, "nn::group_norm forward: expected x of shape (B, ", channels_,
                 ", ...), found shape ", x.dims());
         x_ = ctx.inference ? tensor_view<const T>{} : x;
         y_.resize(x.dims());
+        if constexpr (ThenSilu) {
+            if (ctx.inference) {  // nothing kept for a backward
+                ops<B>::template group_norm_silu_forward<T>(x, value_(weight_), value_(bias_), y_.view(), groups_, eps_);
+                return y_.view();
+            }
+        }
         mean_.resize(shape{x.dim(0), groups_});
         rstd_.resize(shape{x.dim(0), groups_});
-        ops<B>::template group_norm_forward<T>(x, value_(weight_), value_(bias_), y_.view(), mean_.view(), rstd_.view(),
-                                               groups_, eps_);
-        return y_.view();
-    }
-
-    // silu(forward(x)) in one pass (ops::group_norm_silu_forward), for inference only: the same
-    // values as forward then nn::silu, without the normalised tensor in between. No backward follows.
-    tensor_view<const T> forward_silu(tensor_view<const T> x, const forward_context& ctx) {
-        require(ctx.inference, "nn::group_norm forward_silu: for inference (forward_context::inference) only");
-        require(x.rank() >= 2 && x.dim(1) == channels_, "nn::group_norm forward: expected x of shape (B, ", channels_,
-                ", ...), found shape ", x.dims());
-        x_ = {};
-        y_.resize(x.dims());
-        ops<B>::template group_norm_silu_forward<T>(x, value_(weight_), value_(bias_), y_.view(), groups_, eps_);
+        if constexpr (ThenSilu) {
+            coefficients_.resize(shape{x.dim(0), channels_, 2});
+            ops<B>::template group_norm_silu_forward<T>(x, value_(weight_), value_(bias_), y_.view(), mean_.view(),
+                                                        rstd_.view(), coefficients_.view(), groups_, eps_);
+        } else {
+            ops<B>::template group_norm_forward<T>(x, value_(weight_), value_(bias_), y_.view(), mean_.view(),
+                                                   rstd_.view(), groups_, eps_);
+        }
         return y_.view();
     }
 
@@ -69,8 +71,13 @@ public:
                 "nn::group_norm backward: forward has not run, or ran with forward_context::inference");
         require_shape(dy.dims(), x_.dims(), "nn::group_norm backward dy");
         dx_.resize(x_.dims());
-        ops<B>::template group_norm_backward<T>(x_, dy, value_(weight_), mean_.view(), rstd_.view(), dx_.view(),
-                                                store_->grad(weight_), store_->grad(bias_));
+        if constexpr (ThenSilu)
+            ops<B>::template group_norm_silu_backward<T>(x_, dy, value_(weight_), mean_.view(), rstd_.view(),
+                                                         coefficients_.view(), dx_.view(), store_->grad(weight_),
+                                                         store_->grad(bias_));
+        else
+            ops<B>::template group_norm_backward<T>(x_, dy, value_(weight_), mean_.view(), rstd_.view(), dx_.view(),
+                                                    store_->grad(weight_), store_->grad(bias_));
         return dx_.view();
     }
 
@@ -95,6 +102,12 @@ private:
     parameter weight_, bias_;
     tensor_view<const T> x_;
     tensor<T, B> y_, dx_, mean_, rstd_;
+    tensor<T, B> coefficients_;  // (B, C, 2), ThenSilu only: the forward's (scale, shift) per channel
 };
+
+// GroupNorm followed by SiLU as one layer: parameters "<name>.weight" and "<name>.bias" as
+// nn::group_norm; forward returns silu(group_norm(x)) and backward takes its gradient.
+template <backend B, real_scalar T = float>
+using group_norm_silu = group_norm<B, T, true>;
 
 }  // namespace ouro::nn

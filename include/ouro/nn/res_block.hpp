@@ -73,9 +73,7 @@ public:
                 "' forward: expected x of shape (B, ", in_, ", H, W) with B >= 1, found shape ", x.dims());
         require_shape(emb.dims(), shape{x.dim(0), emb_dim_}, "nn::res_block forward emb (B, emb_dim)");
         const bool free_early = ctx.inference;
-        // In inference GroupNorm and SiLU run as one pass (the same values, one tensor fewer).
-        const tensor_view<const T> a1 =
-            free_early ? norm1_.forward_silu(x, ctx) : act1_.forward(norm1_.forward(x, ctx), ctx);
+        const tensor_view<const T> a1 = norm1_.forward(x, ctx);   // silu(norm1(x)), one layer
         const tensor_view<const T> h1 = conv1_.forward(a1, ctx);  // (B, Cout, H, W)
         if (free_early) norm1_.release();
         const tensor_view<const T> e = emb_proj_.forward(emb_act_.forward(emb, ctx), ctx);  // (B, Cout)
@@ -88,10 +86,7 @@ public:
         } else {
             conv1_.release_output();  // read by the add alone; conv1's backward needs its input, not this
         }
-        const tensor_view<const T> a2 =
-            dropout_.forward(free_early ? norm2_.forward_silu(h_.view(), ctx)
-                                        : act2_.forward(norm2_.forward(h_.view(), ctx), ctx),
-                             ctx);
+        const tensor_view<const T> a2 = dropout_.forward(norm2_.forward(h_.view(), ctx), ctx);
         if (free_early) h_.release();
         const tensor_view<const T> h2 = conv2_.forward(a2, ctx);  // (B, Cout, H, W)
         if (free_early) {
@@ -121,21 +116,18 @@ public:
         require_shape(dy.dims(), y_.dims(), "nn::res_block backward dy");
         // Each layer is freed once its input gradient has been read (its activations were read by
         // the layer after it, whose backward ran first), as PyTorch frees a graph it differentiates.
-        const tensor_view<const T> dh =
-            norm2_.backward(act2_.backward(dropout_.backward(conv2_.backward(dy))));  // (B, Cout, H, W)
+        const tensor_view<const T> dh = norm2_.backward(dropout_.backward(conv2_.backward(dy)));  // (B, Cout, H, W)
         conv2_.release();
         dropout_.release();
-        act2_.release();
         de_.resize(shape{dy.dim(0), out_});
         ops<B>::template sum_per_channel<T>(dh, de_.view());  // gradient of the broadcast over H, W
         // A view of emb_act_'s own gradient buffer, valid until the next backward.
         demb_ = emb_act_.backward(emb_proj_.backward(de_.view()));  // (B, emb_dim)
         emb_proj_.release();
-        const tensor_view<const T> dx_main = norm1_.backward(act1_.backward(conv1_.backward(dh)));  // (B, Cin, H, W)
+        const tensor_view<const T> dx_main = norm1_.backward(conv1_.backward(dh));  // (B, Cin, H, W)
         norm2_.release();
         h_.release();
         conv1_.release();
-        act1_.release();
         const tensor_view<const T> dx_skip = skip_ ? skip_->backward(dy) : dy;  // (B, Cin, H, W)
         dx_.resize(dx_main.dims());
         ops<B>::template elementwise_add<T>(dx_main, dx_skip, dx_.view());
@@ -149,12 +141,10 @@ public:
     // next forward is an error.
     void release() noexcept {
         norm1_.release();
-        act1_.release();
         conv1_.release();
         emb_act_.release();
         emb_proj_.release();
         norm2_.release();
-        act2_.release();
         dropout_.release();
         conv2_.release();
         if (skip_) skip_->release();
@@ -191,13 +181,11 @@ private:
 
     std::string name_;
     std::int64_t in_, out_, emb_dim_;
-    group_norm<B, T> norm1_;
-    silu<B, T> act1_;
+    group_norm_silu<B, T> norm1_;  // GroupNorm then SiLU, one layer
     conv2d<B, T> conv1_;
     silu<B, T> emb_act_;
     linear<B, T> emb_proj_;
-    group_norm<B, T> norm2_;
-    silu<B, T> act2_;
+    group_norm_silu<B, T> norm2_;
     dropout<B, T> dropout_;
     conv2d<B, T> conv2_;
     std::optional<conv2d<B, T>> skip_;

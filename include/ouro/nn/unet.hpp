@@ -241,8 +241,7 @@ public:
             if (free_early) free_h();
             free_h = [st = s.get()] { st->release(); };
         }
-        // In inference the output GroupNorm and SiLU run as one pass (the same values).
-        h = free_early ? out_norm_->forward_silu(h, ctx) : out_act_.forward(out_norm_->forward(h, ctx), ctx);
+        h = out_norm_->forward(h, ctx);  // silu(out_norm(h)), one layer
         if (free_early) free_h();
         const tensor_view<const T> out = out_conv_->forward(h, ctx);  // (B, C, S, S)
         if (free_early) out_norm_->release();
@@ -277,7 +276,6 @@ public:
         mid_res2_->release();
         for (auto& s : up_) s->release();
         out_norm_->release();
-        out_act_.release();
         out_conv_->release();
         t_float_.release();
         emb_.release();
@@ -295,9 +293,8 @@ public:
         demb_.resize(emb_.dims());
         demb_.zero();
         auto g = out_conv_->backward(dout);
-        g = out_norm_->backward(out_act_.backward(g));
+        g = out_norm_->backward(g);
         out_conv_->release();
-        out_act_.release();
         std::function<void()> free_g = [this] { out_norm_->release(); };  // frees the buffer g lies in
 
         // Up path, last stage first; the skip part of each concat's gradient is set aside.
@@ -449,8 +446,7 @@ private:
     std::vector<std::unique_ptr<stage>> down_, up_;
     std::optional<res_block<B, T>> mid_res1_, mid_res2_;
     std::optional<attention_block<B, T>> mid_attn_;
-    std::optional<group_norm<B, T>> out_norm_;
-    silu<B, T> out_act_;
+    std::optional<group_norm_silu<B, T>> out_norm_;  // GroupNorm then SiLU, one layer
     std::optional<conv2d<B, T>> out_conv_;
 
     tensor<T, B> t_float_, emb_, demb_;

@@ -30,6 +30,15 @@ xsimd::batch<T> silu_lanes(xsimd::batch<T> v) {
     return v / (xsimd::batch<T>(T(1)) + xsimd::exp(-v));
 }
 
+// The SiLU's gradient dy·σ(v)·(1 + v·(1 − σ(v))) of one vector of lanes, shared likewise by
+// silu_backward and group_norm_silu_backward.
+template <class T>
+xsimd::batch<T> silu_grad_lanes(xsimd::batch<T> v, xsimd::batch<T> dy) {
+    const xsimd::batch<T> one(T(1));
+    const xsimd::batch<T> s = one / (one + xsimd::exp(-v));
+    return dy * s * xsimd::fma(v, one - s, one);
+}
+
 struct activation_ops {
     // SiLU (Swish-1; Elfwing, Uchibe & Doya 2018; Ramachandran et al. 2017): y = x·σ(x).
     // Requires y of x's shape (any rank); overwrites y.
@@ -47,13 +56,7 @@ struct activation_ops {
         require_shape(dx.dims(), x.dims(), "silu_backward dx");
         using batch = xsimd::batch<T>;
         pointwise_detail::map(
-            dx.data(), x.numel(), 28,
-            [](batch v, batch g) {
-                const batch one(T(1));
-                const batch s = one / (one + xsimd::exp(-v));
-                return g * s * xsimd::fma(v, one - s, one);
-            },
-            x.data(), dy.data());
+            dx.data(), x.numel(), 28, [](batch v, batch g) { return silu_grad_lanes(v, g); }, x.data(), dy.data());
     }
 
     // y = max(x, 0); NaN stays NaN (as torch.relu). Requires y of x's shape; overwrites y.

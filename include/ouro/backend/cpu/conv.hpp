@@ -20,6 +20,7 @@
 #include "ouro/backend/cpu/gemm.hpp"
 #include "ouro/backend/cpu/gemm_bf16.hpp"
 #include "ouro/core/backend.hpp"
+#include "ouro/core/buffer_cache.hpp"
 
 namespace ouro {
 
@@ -310,7 +311,15 @@ private:
         geometry_ gp = g;  // the conv over channel pairs
         gp.cin = (g.cin + 1) / 2;
         gp.ckk = gp.cin * g.kk;
-        std::uint32_t* xp = scratch_<std::uint32_t, slot_::pairs>(g.batch * gp.cin * g.hw);  // (B, Cin/2, H, W)
+        // (B, Cin/2, H, W), from the buffer cache for this call only: a thread's grow-only scratch
+        // would hold the largest layer's input for the life of the process.
+        const std::size_t xp_bytes = sizeof(std::uint32_t) * static_cast<std::size_t>(g.batch * gp.cin * g.hw);
+        std::uint32_t* xp = static_cast<std::uint32_t*>(buffer_cache::instance().acquire(xp_bytes));
+        struct give_back {
+            void* p;
+            std::size_t bytes;
+            ~give_back() { buffer_cache::instance().release(p, bytes); }
+        } const xp_owner{xp, xp_bytes};
         parallel_for(
             g.batch * gp.cin,
             [&](std::int64_t item) {
@@ -390,7 +399,7 @@ private:
 
     // The per-thread scratch buffers, one per use, so that a buffer the calling thread fills before
     // a parallel loop (packed or flipped weights, the transposed dy) is not the one its work items fill.
-    enum class slot_ { weights, flipped, transposed, columns, pairs, products, tail };
+    enum class slot_ { weights, flipped, transposed, columns, products, tail };
 
     // A per-thread buffer of at least `n` elements that grows and is never freed, so steady-state
     // calls allocate nothing. Each work item overwrites what it reads, so contents never leak

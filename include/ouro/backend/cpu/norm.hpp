@@ -49,7 +49,7 @@ struct norm_ops {
         require_shape(mean.dims(), shape{lay.b, groups}, "group_norm_forward mean (B, G)");
         require_shape(rstd.dims(), shape{lay.b, groups}, "group_norm_forward rstd (B, G)");
         require(eps >= 0, "group_norm_forward: expected eps >= 0, found ", eps);
-        forward_<false>(x, gamma, beta, y, mean.data(), rstd.data(), groups, eps, lay);
+        forward_<false>(x, gamma, beta, y, mean.data(), rstd.data(), static_cast<T*>(nullptr), groups, eps, lay);
     }
 
     // y = silu(group_norm(x)) in one pass, for inference (nothing kept for a backward): the same
@@ -66,7 +66,52 @@ struct norm_ops {
         require_shape(beta.dims(), shape{lay.c}, "group_norm_silu_forward beta (C)");
         require_shape(y.dims(), x.dims(), "group_norm_silu_forward y");
         require(eps >= 0, "group_norm_silu_forward: expected eps >= 0, found ", eps);
-        forward_<true>(x, gamma, beta, y, static_cast<T*>(nullptr), static_cast<T*>(nullptr), groups, eps, lay);
+        forward_<true>(x, gamma, beta, y, static_cast<T*>(nullptr), static_cast<T*>(nullptr), static_cast<T*>(nullptr),
+                       groups, eps, lay);
+    }
+
+    // The same for training: also writes what group_norm_silu_backward needs, mean and rstd (B, G)
+    // as group_norm_forward does, and each (b, c)'s affine map of x, coefficients (B, C, 2) =
+    // (scale, shift), so that the backward recomputes the normalised values bit for bit instead of
+    // keeping them: y = silu(scale·x + shift).
+    template <real_scalar T>
+    static void group_norm_silu_forward(tensor_view<const T> x,      // (B, C, ...)
+                                        tensor_view<const T> gamma,  // (C)
+                                        tensor_view<const T> beta,   // (C)
+                                        tensor_view<T> y,            // (B, C, ...)
+                                        tensor_view<T> mean,         // (B, G)
+                                        tensor_view<T> rstd,         // (B, G)
+                                        tensor_view<T> coefficients, // (B, C, 2)
+                                        std::int64_t groups, double eps = 1e-5) {
+        const layout_ lay = check_("group_norm_silu_forward", x, groups);
+        require_shape(gamma.dims(), shape{lay.c}, "group_norm_silu_forward gamma (C)");
+        require_shape(beta.dims(), shape{lay.c}, "group_norm_silu_forward beta (C)");
+        require_shape(y.dims(), x.dims(), "group_norm_silu_forward y");
+        require_shape(mean.dims(), shape{lay.b, groups}, "group_norm_silu_forward mean (B, G)");
+        require_shape(rstd.dims(), shape{lay.b, groups}, "group_norm_silu_forward rstd (B, G)");
+        require_shape(coefficients.dims(), shape{lay.b, lay.c, 2}, "group_norm_silu_forward coefficients (B, C, 2)");
+        require(eps >= 0, "group_norm_silu_forward: expected eps >= 0, found ", eps);
+        forward_<true>(x, gamma, beta, y, mean.data(), rstd.data(), coefficients.data(), groups, eps, lay);
+    }
+
+    // Gradient of group_norm_silu_forward (training variant): the SiLU's gradient at the recomputed
+    // normalised values, then group_norm_backward's, in one pass per group; the same bits as
+    // silu_backward followed by group_norm_backward. Requires the forward's x, mean, rstd and
+    // coefficients, dy and dx of x's shape, gamma, dgamma and dbeta (C). Overwrites dx (also its
+    // scratch), accumulates into dgamma and dbeta.
+    template <real_scalar T>
+    static void group_norm_silu_backward(tensor_view<const T> x,             // (B, C, ...)
+                                         tensor_view<const T> dy,            // (B, C, ...)
+                                         tensor_view<const T> gamma,         // (C)
+                                         tensor_view<const T> mean,          // (B, G)
+                                         tensor_view<const T> rstd,          // (B, G)
+                                         tensor_view<const T> coefficients,  // (B, C, 2)
+                                         tensor_view<T> dx,                  // (B, C, ...)
+                                         tensor_view<T> dgamma,              // (C)
+                                         tensor_view<T> dbeta) {             // (C)
+        require(x.rank() >= 2, "group_norm_silu_backward: expected x of shape (B, C, ...), found shape ", x.dims());
+        require_shape(coefficients.dims(), shape{x.dim(0), x.dim(1), 2}, "group_norm_silu_backward coefficients (B, C, 2)");
+        backward_<true>(x, dy, gamma, mean, rstd, coefficients.data(), dx, dgamma, dbeta);
     }
 
     // Gradient of group_norm_forward, with xhat = (x − mean)·rstd and dxhat = dy·gamma[c]:
@@ -84,16 +129,31 @@ struct norm_ops {
                                     tensor_view<T> dx,           // (B, C, ...)
                                     tensor_view<T> dgamma,       // (C)
                                     tensor_view<T> dbeta) {      // (C)
-        require_rank(mean.dims(), 2, "group_norm_backward mean", "(B, G)");
+        backward_<false>(x, dy, gamma, mean, rstd, static_cast<const T*>(nullptr), dx, dgamma, dbeta);
+    }
+
+private:
+    struct layout_ {
+        std::int64_t b, c, hw;
+    };
+
+    // group_norm_backward, and with Silu group_norm_silu_backward (coefficients not null).
+    template <bool Silu, class T>
+    static void backward_(tensor_view<const T> x, tensor_view<const T> dy, tensor_view<const T> gamma,
+                          tensor_view<const T> mean, tensor_view<const T> rstd, const T* coefficients, tensor_view<T> dx,
+                          tensor_view<T> dgamma, tensor_view<T> dbeta) {
+#define OURO_NORM_NAME_(suffix) (Silu ? "group_norm_silu_backward " suffix : "group_norm_backward " suffix)
+        require_rank(mean.dims(), 2, OURO_NORM_NAME_("mean"), "(B, G)");
         const std::int64_t groups = mean.dim(1);
-        const layout_ lay = check_("group_norm_backward", x, groups);
-        require_shape(mean.dims(), shape{lay.b, groups}, "group_norm_backward mean (B, G)");
-        require_shape(rstd.dims(), shape{lay.b, groups}, "group_norm_backward rstd (B, G)");
-        require_shape(dy.dims(), x.dims(), "group_norm_backward dy");
-        require_shape(dx.dims(), x.dims(), "group_norm_backward dx");
-        require_shape(gamma.dims(), shape{lay.c}, "group_norm_backward gamma (C)");
-        require_shape(dgamma.dims(), shape{lay.c}, "group_norm_backward dgamma (C)");
-        require_shape(dbeta.dims(), shape{lay.c}, "group_norm_backward dbeta (C)");
+        const layout_ lay = check_(Silu ? "group_norm_silu_backward" : "group_norm_backward", x, groups);
+        require_shape(mean.dims(), shape{lay.b, groups}, OURO_NORM_NAME_("mean (B, G)"));
+        require_shape(rstd.dims(), shape{lay.b, groups}, OURO_NORM_NAME_("rstd (B, G)"));
+        require_shape(dy.dims(), x.dims(), OURO_NORM_NAME_("dy"));
+        require_shape(dx.dims(), x.dims(), OURO_NORM_NAME_("dx"));
+        require_shape(gamma.dims(), shape{lay.c}, OURO_NORM_NAME_("gamma (C)"));
+        require_shape(dgamma.dims(), shape{lay.c}, OURO_NORM_NAME_("dgamma (C)"));
+        require_shape(dbeta.dims(), shape{lay.c}, OURO_NORM_NAME_("dbeta (C)"));
+#undef OURO_NORM_NAME_
         const std::int64_t b_count = lay.b, c_count = lay.c, cg = c_count / groups, hw = lay.hw, n = cg * hw;
 
         // Per (b, c): Σ dy·(x − mean) and Σ dy, kept for the parameter gradients. The per-thread
@@ -109,11 +169,22 @@ struct norm_ops {
                 const std::int64_t b = item / groups, g = item % groups;
                 const std::int64_t offset = item * n;
                 const double m = static_cast<double>(mean[item]), r = static_cast<double>(rstd[item]);
+                const T* g_dy = dy.data();
+                if constexpr (Silu) {
+                    // The SiLU's gradient at y = scale·x + shift (the forward's bits), into this
+                    // group's span of dx, which then serves as the normalisation's dy.
+                    for (std::int64_t k = 0; k < cg; ++k) {
+                        const std::int64_t o = offset + k * hw, bc = b * c_count + g * cg + k;
+                        silu_of_affine_grad_(x.data() + o, dy.data() + o, dx.data() + o, hw, coefficients[2 * bc],
+                                             coefficients[2 * bc + 1]);
+                    }
+                    g_dy = dx.data();
+                }
                 double sum_dxhat = 0, sum_dxhat_dev = 0;  // Σ dxhat and Σ dxhat·(x − mean) over the group
                 for (std::int64_t k = 0; k < cg; ++k) {
                     const std::int64_t c = g * cg + k;
-                    const double dev = dot_deviation_(dy.data() + offset + k * hw, x.data() + offset + k * hw, hw, m);
-                    const double s = sum_(dy.data() + offset + k * hw, hw);
+                    const double dev = dot_deviation_(g_dy + offset + k * hw, x.data() + offset + k * hw, hw, m);
+                    const double s = sum_(g_dy + offset + k * hw, hw);
                     dev_sums[b * c_count + c] = dev;
                     dy_sums[b * c_count + c] = s;
                     const double gm = static_cast<double>(gamma[c]);
@@ -129,7 +200,7 @@ struct norm_ops {
                     const std::int64_t c = g * cg + k;
                     const double a = r * static_cast<double>(gamma[c]);
                     const std::int64_t o = offset + k * hw;
-                    combine_(dy.data() + o, x.data() + o, dx.data() + o, hw, static_cast<T>(a), static_cast<T>(coef_x),
+                    combine_(g_dy + o, x.data() + o, dx.data() + o, hw, static_cast<T>(a), static_cast<T>(coef_x),
                              static_cast<T>(coef_0));
                 }
             },
@@ -150,16 +221,11 @@ struct norm_ops {
             4 * b_count);
     }
 
-private:
-    struct layout_ {
-        std::int64_t b, c, hw;
-    };
-
     // The forward on checked arguments: y = affine (then SiLU when Silu), mean and rstd written
     // when not null. Each (b, g) group is one contiguous span of n elements with its own statistics.
     template <bool Silu, class T>
     static void forward_(tensor_view<const T> x, tensor_view<const T> gamma, tensor_view<const T> beta, tensor_view<T> y,
-                         T* mean, T* rstd, std::int64_t groups, double eps, const layout_& lay) {
+                         T* mean, T* rstd, T* coefficients, std::int64_t groups, double eps, const layout_& lay) {
         const std::int64_t cg = lay.c / groups, hw = lay.hw, n = cg * hw;
         parallel_for(
             lay.b * groups,
@@ -176,6 +242,11 @@ private:
                     const std::int64_t c = g * cg + k;
                     const double a = r * static_cast<double>(gamma[c]);
                     const double shift = static_cast<double>(beta[c]) - m * a;
+                    if (coefficients) {
+                        const std::int64_t bc = item / groups * lay.c + c;
+                        coefficients[2 * bc] = static_cast<T>(a);
+                        coefficients[2 * bc + 1] = static_cast<T>(shift);
+                    }
                     affine_<Silu>(xs + k * hw, y.data() + offset + k * hw, hw, static_cast<T>(a), static_cast<T>(shift));
                 }
             },
@@ -274,6 +345,28 @@ private:
             }
         } else {
             for (std::int64_t i = vec_end; i < n; ++i) y[i] = std::fma(a, x[i], shift);
+        }
+    }
+
+    // out = silu'(v)·dy at v = a·x + shift over n elements (silu_grad_lanes on whole vectors, the
+    // tail through a zero-padded one, as silu_backward does). out may alias dy.
+    template <class T>
+    static void silu_of_affine_grad_(const T* x, const T* dy, T* out, std::int64_t n, T a, T shift) {
+        using batch = xsimd::batch<T>;
+        constexpr std::int64_t w = static_cast<std::int64_t>(batch::size);
+        const std::int64_t vec_end = n / w * w;
+        const batch av(a), sv(shift);
+        for (std::int64_t i = 0; i < vec_end; i += w)
+            silu_grad_lanes(xsimd::fma(av, xsimd::load_unaligned(x + i), sv), xsimd::load_unaligned(dy + i))
+                .store_unaligned(out + i);
+        if (vec_end < n) {
+            alignas(64) T v[w] = {}, g[w] = {};
+            for (std::int64_t i = vec_end; i < n; ++i) {
+                v[i - vec_end] = std::fma(a, x[i], shift);
+                g[i - vec_end] = dy[i];
+            }
+            silu_grad_lanes(xsimd::load_aligned(v), xsimd::load_aligned(g)).store_aligned(v);
+            std::copy(v, v + (n - vec_end), out + vec_end);
         }
     }
 
