@@ -25,15 +25,17 @@ public:
     void reset_parameters(std::uint64_t) {}
 
     // In training (ctx.training with p > 0): y = x·mask, mask drawn from (ctx.seed, ctx.step, salt).
-    // In evaluation: returns x itself (no copy), and backward returns dy.
+    // In evaluation: returns x itself (no copy), and backward returns dy. No mask is kept: the
+    // backward draws it again from the same key (Philox is counter-based), the same bits.
     tensor_view<const T> forward(tensor_view<const T> x, const forward_context& ctx = {}) {
         ran_ = true;
         identity_ = !ctx.training || p_ == 0;
         dims_ = x.dims();
         if (identity_) return x;
+        seed_ = ctx.seed;
+        step_ = ctx.step;
         y_.resize(x.dims());
-        mask_.resize(x.dims());
-        ops<B>::template dropout_forward<T>(x, y_.view(), mask_.view(), p_, ctx.seed, ctx.step, salt_);
+        ops<B>::template dropout_forward<T>(x, y_.view(), p_, seed_, step_, salt_);
         return y_.view();
     }
 
@@ -42,7 +44,7 @@ public:
         require_shape(dy.dims(), dims_, "nn::dropout backward dy");
         if (identity_) return dy;
         dx_.resize(dy.dims());
-        ops<B>::template dropout_backward<T>(dy, mask_.view(), dx_.view());
+        ops<B>::template dropout_backward<T>(dy, dx_.view(), p_, seed_, step_, salt_);
         return dx_.view();
     }
 
@@ -51,20 +53,26 @@ public:
     void release() noexcept {
         ran_ = false;
         y_.release();
-        mask_.release();
         dx_.release();
     }
 
     double p() const { return p_; }
-    // The mask of the last training forward (0 or 1/(1 − p) per element).
-    tensor_view<const T> mask() const { return mask_.view(); }
+    // The mask of the last training forward (0 or 1/(1 − p) per element), drawn again on request.
+    tensor<T, B> mask() const {
+        require(ran_ && !identity_, "nn::dropout mask: no training forward has run");
+        tensor<T, B> ones(dims_), mask(dims_);
+        ones.fill(T(1));
+        ops<B>::template dropout_forward<T>(ones.view(), mask.view(), p_, seed_, step_, salt_);
+        return mask;
+    }
 
 private:
     double p_;
     std::uint64_t salt_;
     bool ran_ = false, identity_ = true;
     shape dims_;
-    tensor<T, B> y_, mask_, dx_;
+    std::uint64_t seed_ = 0, step_ = 0;  // the key of the last training forward's mask
+    tensor<T, B> y_, dx_;
 };
 
 }  // namespace ouro::nn

@@ -88,6 +88,9 @@ public:
         y_.release();
         dx_.release();
     }
+    // Frees only the output, which backward does not read (it reads x and the statistics): for a
+    // layer whose consumer has copied what it needs. Backward still works.
+    void release_output() noexcept { y_.release(); }
 
     std::int64_t groups() const { return groups_; }
     std::int64_t channels() const { return channels_; }

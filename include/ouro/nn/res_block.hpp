@@ -86,8 +86,11 @@ public:
         } else {
             conv1_.release_output();  // read by the add alone; conv1's backward needs its input, not this
         }
-        const tensor_view<const T> a2 = dropout_.forward(norm2_.forward(h_.view(), ctx), ctx);
+        const tensor_view<const T> n2 = norm2_.forward(h_.view(), ctx);
+        const tensor_view<const T> a2 = dropout_.forward(n2, ctx);
         if (free_early) h_.release();
+        // In training with dropout, a2 is a new tensor: norm2's output is dead (its backward reads h).
+        if (!free_early && a2.data() != n2.data()) norm2_.release_output();
         const tensor_view<const T> h2 = conv2_.forward(a2, ctx);  // (B, Cout, H, W)
         if (free_early) {
             norm2_.release();

@@ -36,14 +36,63 @@ struct dropout_ops {
                                 std::uint64_t seed, std::uint64_t step, std::uint64_t salt) {
         require_shape(y.dims(), x.dims(), "dropout_forward y");
         require_shape(mask.dims(), x.dims(), "dropout_forward mask");
-        require(p >= 0 && p <= 1, "dropout_forward: expected a drop probability 0 <= p <= 1, found p = ", p);
-        require(salt <= dropout_max_salt, "dropout_forward: expected salt <= ", dropout_max_salt,
-                ", found salt = ", salt);
-        require(step <= dropout_max_step, "dropout_forward: expected step <= ", dropout_max_step,
-                ", found step = ", step);
-        const std::int64_t n = x.numel();
-        require(n <= dropout_max_elements, "dropout_forward: expected at most ", dropout_max_elements,
-                " elements, found x of shape ", x.dims());
+        check_("dropout_forward", x.dims(), p, step, salt);
+        apply_mask_(x.data(), y.data(), mask.data(), x.numel(), p, seed, step, salt);
+    }
+
+    // The same without writing the mask: the backward can draw it again (dropout_backward below
+    // with the same p, seed, step and salt), so training keeps no mask tensor.
+    template <real_scalar T>
+    static void dropout_forward(tensor_view<const T> x, tensor_view<T> y, double p, std::uint64_t seed,
+                                std::uint64_t step, std::uint64_t salt) {
+        require_shape(y.dims(), x.dims(), "dropout_forward y");
+        check_("dropout_forward", x.dims(), p, step, salt);
+        apply_mask_(x.data(), y.data(), static_cast<T*>(nullptr), x.numel(), p, seed, step, salt);
+    }
+
+    // dx = dy·mask with the mask of dropout_forward(p, seed, step, salt) drawn again: the same bits
+    // as the stored mask gives. Requires dx of dy's shape and the forward's limits; overwrites dx.
+    template <real_scalar T>
+    static void dropout_backward(tensor_view<const T> dy, tensor_view<T> dx, double p, std::uint64_t seed,
+                                 std::uint64_t step, std::uint64_t salt) {
+        require_shape(dx.dims(), dy.dims(), "dropout_backward dx");
+        check_("dropout_backward", dy.dims(), p, step, salt);
+        apply_mask_(dy.data(), dx.data(), static_cast<T*>(nullptr), dy.numel(), p, seed, step, salt);
+    }
+
+    // dx = dy·mask, with the mask of the forward (which already holds the 1/(1 − p) scale).
+    // Requires dy, mask and dx of one shape; overwrites dx.
+    template <real_scalar T>
+    static void dropout_backward(tensor_view<const T> dy, tensor_view<const T> mask, tensor_view<T> dx) {
+        require_shape(mask.dims(), dy.dims(), "dropout_backward mask");
+        require_shape(dx.dims(), dy.dims(), "dropout_backward dx");
+        const std::int64_t n = dy.numel();
+        const T* d = dy.data();
+        const T* m = mask.data();
+        T* out = dx.data();
+        // Each element on its own: any split gives the same bits.
+        parallel_for((n + 4095) / 4096,
+                     [&](std::int64_t c) {
+                         const std::int64_t end = std::min(n, (c + 1) * 4096);
+                         for (std::int64_t i = c * 4096; i < end; ++i) out[i] = d[i] * m[i];
+                     },
+                     4096);
+    }
+
+private:
+    static void check_(const char* what, const shape& dims, double p, std::uint64_t step, std::uint64_t salt) {
+        require(p >= 0 && p <= 1, what, ": expected a drop probability 0 <= p <= 1, found p = ", p);
+        require(salt <= dropout_max_salt, what, ": expected salt <= ", dropout_max_salt, ", found salt = ", salt);
+        require(step <= dropout_max_step, what, ": expected step <= ", dropout_max_step, ", found step = ", step);
+        require(dims.numel() <= dropout_max_elements, what, ": expected at most ", dropout_max_elements,
+                " elements, found x of shape ", dims);
+    }
+
+    // out = in·mask over n elements, the mask of (p, seed, step, salt) (see dropout_forward), also
+    // written to `mask` when not null.
+    template <class T>
+    static void apply_mask_(const T* in, T* out, T* mask, std::int64_t n, double p, std::uint64_t seed,
+                            std::uint64_t step, std::uint64_t salt) {
         const T keep_scale = p < 1 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
         const std::int64_t chunk = std::int64_t{1} << dropout_chunk_bits;
         const std::uint64_t base = (step << 32) | (salt << dropout_chunk_index_bits);
@@ -71,36 +120,21 @@ struct dropout_ops {
                                                 key);
                                  for (int j = 0; j < 4; ++j) bits[4 * k + j] = r[j];
                              }
-                             for (std::int64_t k = 0; k < count; ++k) {
-                                 const T m = (bits[k] >> 8) >= threshold ? keep_scale : T(0);
-                                 mask[b0 + k] = m;
-                                 y[b0 + k] = x[b0 + k] * m;
+                             if (mask) {
+                                 for (std::int64_t k = 0; k < count; ++k) {
+                                     const T m = (bits[k] >> 8) >= threshold ? keep_scale : T(0);
+                                     mask[b0 + k] = m;
+                                     out[b0 + k] = in[b0 + k] * m;
+                                 }
+                             } else {
+                                 for (std::int64_t k = 0; k < count; ++k)
+                                     out[b0 + k] = in[b0 + k] * ((bits[k] >> 8) >= threshold ? keep_scale : T(0));
                              }
                          }
                      },
                      chunk * 8);
     }
 
-    // dx = dy·mask, with the mask of the forward (which already holds the 1/(1 − p) scale).
-    // Requires dy, mask and dx of one shape; overwrites dx.
-    template <real_scalar T>
-    static void dropout_backward(tensor_view<const T> dy, tensor_view<const T> mask, tensor_view<T> dx) {
-        require_shape(mask.dims(), dy.dims(), "dropout_backward mask");
-        require_shape(dx.dims(), dy.dims(), "dropout_backward dx");
-        const std::int64_t n = dy.numel();
-        const T* d = dy.data();
-        const T* m = mask.data();
-        T* out = dx.data();
-        // Each element on its own: any split gives the same bits.
-        parallel_for((n + 4095) / 4096,
-                     [&](std::int64_t c) {
-                         const std::int64_t end = std::min(n, (c + 1) * 4096);
-                         for (std::int64_t i = c * 4096; i < end; ++i) out[i] = d[i] * m[i];
-                     },
-                     4096);
-    }
-
-private:
     // philox_stream::uniform() maps the top 24 bits k of a draw to u(k) = (k + 0.5)·2^-24 in float
     // arithmetic, a non-decreasing function of k; so u(k) >= p exactly when k >= the least such k,
     // found here by bisection with the same float expression. The mask loop then compares integers.
