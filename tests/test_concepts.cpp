@@ -28,6 +28,8 @@
 #include "ouro/metrics/classifier_training.hpp"
 #include "ouro/metrics/feature_extractor.hpp"
 #include "ouro/optim/lr_schedule.hpp"
+#include "ouro/probe/centroid_probe.hpp"
+#include "ouro/probe/probe.hpp"
 
 using namespace ouro;
 namespace fs = std::filesystem;
@@ -373,6 +375,39 @@ static_assert(loop::loop_mode<real_only>);
 static_assert(!loop::loop_mode<first_n>);  // a filter policy sees a pool_view; loop::filtered<first_n> is a mode
 static_assert(loop::loop_mode<loop::filtered<first_n>>);
 
+// Not a probe: no fit.
+struct not_a_probe {
+    tensor<double> confidence(tensor_view<const float>, const std::vector<std::int64_t>&) const { return {}; }
+};
+
+// ---- latent_probe (probe/probe.hpp) ----
+
+//! [latent_probe]
+// A probe that delegates to the library's centroid_probe and counts what the loop asks of it.
+struct counting_probe {
+    probe::centroid_probe inner;
+    static inline int fits = 0, confidences = 0;
+    static inline double reported_holdout = NAN;
+
+    probe::fit_report fit(tensor_view<const float> h, const std::vector<std::int64_t>& labels, std::int64_t classes,
+                          const probe::fit_options& options) {
+        ++fits;
+        probe::fit_report report = inner.fit(h, labels, classes, options);
+        reported_holdout = report.holdout_accuracy;
+        return report;
+    }
+    tensor<double> confidence(tensor_view<const float> h, const std::vector<std::int64_t>& labels) const {
+        ++confidences;
+        return inner.confidence(h, labels);
+    }
+    probe::prediction predict(tensor_view<const float> h) const { return inner.predict(h); }
+};
+static_assert(probe::latent_probe<counting_probe>);
+//! [latent_probe]
+
+static_assert(probe::latent_probe<probe::centroid_probe>);
+static_assert(!probe::latent_probe<not_a_probe>);
+
 // ---- feature_extractor (metrics/feature_extractor.hpp) ----
 
 //! [feature_extractor]
@@ -609,7 +644,7 @@ TEST_CASE("the self-consuming loop runs with a user's model, sampler, pooling, m
 
     //! [run_user_loop]
     using experiment = loop::self_consuming<scaled_loop_model, one_step_sampler, total,
-                                            loop::methods<real_only, loop::filtered<first_n>>>;
+                                            loop::methods<real_only, loop::filtered<first_n>>, counting_probe>;
     experiment ex(one_step_sampler{}, table, o);
     mean_pixel features;
     count_generations counter;
@@ -617,6 +652,11 @@ TEST_CASE("the self-consuming loop runs with a user's model, sampler, pooling, m
     //! [run_user_loop]
 
     CHECK(counter.seen == 1 + 2 * 2);  // G0, then 2 methods x 2 generations
+    // The loop fitted the user's probe once and ranked with it: G0's diagnostics, then every
+    // generation of both methods.
+    CHECK(counting_probe::fits == 1);
+    CHECK(counting_probe::confidences >= 1 + 2 * 2);
+    CHECK(summary.probe_holdout_accuracy == counting_probe::reported_holdout);
     REQUIRE(summary.diagnostics.size() == 2 * 3);
     for (const loop::diagnostic_row& d : summary.diagnostics) {
         if (d.generation == 0) continue;

@@ -16,6 +16,8 @@
 
 #include "support/files.hpp"
 #include "ouro/core/parallel.hpp"
+#include "ouro/probe/centroid_probe.hpp"
+#include "ouro/probe/probe.hpp"
 #include "ouro/probe/softmax_probe.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
@@ -526,4 +528,69 @@ TEST_CASE("probe rejects bad input with messages naming shapes and values", "[pr
                       Contains("expected shape (3), found (4)"));
     CHECK_THROWS_WITH(probe::softmax_probe(tensor<double>(shape{1, 4}), tensor<double>(shape{1})),
                       Contains("K >= 2") && Contains("(1, 4)"));
+}
+
+TEST_CASE("centroid_probe is the Gaussian classifier of its centroids and one shared variance", "[probe][centroid]") {
+    static_assert(probe::latent_probe<probe::centroid_probe>);
+    // Identity covariance, equal priors: the nearest centroid is the Bayes rule, so with enough
+    // rows the closed-form probe reaches the Bayes accuracy without an optimiser.
+    const gaussian_classes train = make_gaussian(4000, 8, 4, 0.8, 21, 22);
+    const gaussian_classes test = make_gaussian(20000, 8, 4, 0.8, 21, 23);
+    probe::centroid_probe p;
+    probe::fit_options o;
+    o.standardize = false;
+    o.holdout_fraction = 0.2;
+    o.split_seed = 3;
+    const probe::fit_report r = p.fit(train.x, train.y, 4, o);
+    CHECK(r.optimization.iterations == 0);
+    CHECK(r.holdout_count == 800);
+    const double bayes = bayes_accuracy(test);
+    const probe::prediction pred = p.predict(test.x);
+    std::int64_t hits = 0;
+    for (std::int64_t i = 0; i < 20000; ++i) hits += pred.label[i] == test.y[static_cast<std::size_t>(i)];
+    const double acc = static_cast<double>(hits) / 20000;
+    INFO("Bayes accuracy " << bayes << ", centroid probe " << acc << ", σ² " << p.variance());
+    CHECK(acc >= bayes - 0.01);
+    CHECK(std::abs(p.variance() - 1.0) < 0.05);  // the classes' own variance per feature
+    CHECK(std::abs(r.holdout_accuracy - bayes) < 0.05);
+
+    // Its probabilities are the posterior of its own centroids and variance, computed here directly.
+    const std::int64_t d = 8;
+    std::vector<double> mu(4 * d, 0.0);
+    std::vector<std::int64_t> count(4, 0);
+    probe::fit_report split;
+    const std::vector<std::int64_t> rows = probe::detail::split_rows(4000, o, split, "test");
+    for (std::int64_t r_ : rows) {
+        const std::int64_t c = train.y[static_cast<std::size_t>(r_)];
+        ++count[static_cast<std::size_t>(c)];
+        for (std::int64_t j = 0; j < d; ++j) mu[static_cast<std::size_t>(c * d + j)] += train.x[r_ * d + j];
+    }
+    for (std::int64_t c = 0; c < 4; ++c)
+        for (std::int64_t j = 0; j < d; ++j) mu[static_cast<std::size_t>(c * d + j)] /= static_cast<double>(count[static_cast<std::size_t>(c)]);
+    const tensor<double> probs = p.probabilities(test.x);
+    double worst = 0;
+    for (std::int64_t i = 0; i < 50; ++i) {
+        double e[4], total = 0;
+        for (std::int64_t c = 0; c < 4; ++c) {
+            double dist = 0;
+            for (std::int64_t j = 0; j < d; ++j) dist += std::pow(test.x[i * d + j] - mu[static_cast<std::size_t>(c * d + j)], 2);
+            e[c] = std::exp(-dist / (2 * p.variance()));
+            total += e[c];
+        }
+        for (std::int64_t c = 0; c < 4; ++c) worst = std::max(worst, std::abs(probs[i * 4 + c] - e[c] / total));
+    }
+    CHECK(worst < 1e-9);
+    // The same held-out rows as the softmax probe's for the same options.
+    probe::softmax_probe s;
+    CHECK(s.fit(train.x, train.y, 4, o).holdout_rows == r.holdout_rows);
+}
+
+TEST_CASE("centroid_probe refuses a class without training rows and bad input, naming them", "[probe][centroid][errors]") {
+    tensor<double> x = testing::random_tensor<double>(shape{6, 2}, 5);
+    probe::centroid_probe p;
+    CHECK_THROWS_WITH(p.fit(x, std::vector<std::int64_t>{0, 1, 0, 1, 0, 1}, 3), Catch::Contains("class 2 has no training row"));
+    CHECK_THROWS_WITH(p.fit(x, std::vector<std::int64_t>{0, 1, 0}, 2), Catch::Contains("centroid_probe::fit"));
+    x[3] = NAN;
+    CHECK_THROWS_WITH(p.fit(x, std::vector<std::int64_t>{0, 1, 0, 1, 0, 1}, 2), Catch::Contains("finite"));
+    CHECK_FALSE(p.fitted());
 }

@@ -5,13 +5,14 @@
 //   using experiment = loop::self_consuming<nn::unet<cpu, presets::mnist_unet>,   // the model
 //                                           diffusion::ddim<50>,                   // how G_k samples
 //                                           latent::spatial_mean,                  // latent pooling
-//                                           loop::paper_methods>;                  // SYN … ACU-LSF
+//                                           loop::paper_methods,                   // SYN … ACU-LSF
+//                                           probe::softmax_probe>;                 // the probe (optional)
 //   experiment run(sampler, table, options);
 //   run.run(real_train, real_reference, lenet_features);
 //
 // Generation 0 is shared by every method: one G0 trained on the real set D_r, its frozen encoder,
-// and one softmax probe fitted on the real latents (on SSC-OMP cluster labels when the model is
-// unconditional). Then, per generation k = 1 … K and per method, independently of the others:
+// and one probe fitted on the real latents (on SSC-OMP cluster labels when the model is
+// unconditional): the paper's softmax probe by default, any probe::latent_probe in its place. Then, per generation k = 1 … K and per method, independently of the others:
 //
 //   S_k   = samples of G_{k-1}^method (labels balanced when class-conditional)
 //   pool  = pool ∪ S_k                       (items remember their source generation)
@@ -73,6 +74,7 @@
 #include "ouro/metrics/kid.hpp"
 #include "ouro/metrics/precision_recall.hpp"
 #include "ouro/ole/ole.hpp"
+#include "ouro/probe/probe.hpp"
 #include "ouro/probe/softmax_probe.hpp"
 
 namespace ouro::loop {
@@ -429,14 +431,19 @@ inline double seconds_since(std::chrono::steady_clock::time_point t) {
 
 // ---- The experiment ---------------------------------------------------------------------------
 
-template <class Model, class Sampler, class Pooling = latent::spatial_mean, class Methods = paper_methods>
+// Probe: the classifier of G0's latents whose confidence ranks the pool (probe::latent_probe).
+template <class Model, class Sampler, class Pooling = latent::spatial_mean, class Methods = paper_methods,
+          class Probe = probe::softmax_probe>
 class self_consuming;
 
-template <class Model, class Sampler, class Pooling, loop_mode... Modes>
-class self_consuming<Model, Sampler, Pooling, methods<Modes...>> {
+template <class Model, class Sampler, class Pooling, loop_mode... Modes, class Probe>
+class self_consuming<Model, Sampler, Pooling, methods<Modes...>, Probe> {
     static_assert(check_loop_model<Model>());
     static_assert(check_loop_sampler<Sampler>());
     static_assert(latent::check_pooling<Pooling>());
+    static_assert(probe::latent_probe<Probe>,
+                  "a loop probe needs fit(h, labels, classes, probe::fit_options) -> probe::fit_report, "
+                  "confidence(h, labels) -> tensor<double> and predict(h) -> probe::prediction (see probe/probe.hpp)");
     static_assert(sizeof...(Modes) >= 1, "an experiment compares at least one method");
 
 public:
@@ -528,8 +535,9 @@ public:
         }
         const auto report = probe_.fit(real_latents.view(), probe_labels, real.num_classes, options_.probe);
         state_.probe_holdout_accuracy = report.holdout_accuracy;
-        log_() << "probe: " << report.optimization.iterations << " L-BFGS iterations, train accuracy "
-               << report.train_accuracy << ", held-out accuracy " << report.holdout_accuracy << "\n";
+        log_() << "probe: ";
+        if (report.optimization.iterations > 0) log_() << report.optimization.iterations << " L-BFGS iterations, ";
+        log_() << "train accuracy " << report.train_accuracy << ", held-out accuracy " << report.holdout_accuracy << "\n";
 
         if (!state_.g0_evaluated) {
             const auto t0 = std::chrono::steady_clock::now();
@@ -1237,7 +1245,7 @@ private:
     diffusion::schedule_table table_;
     loop_options options_;
     std::tuple<Modes...> modes_;
-    probe::softmax_probe probe_;
+    Probe probe_;
     tensor<float> reference_features_;
     metrics::gaussian_stats reference_stats_;
     run_state state_;

@@ -287,6 +287,58 @@ struct prediction {
     tensor<std::int64_t> label;    // (N)
 };
 
+namespace detail {
+
+// The split of fit_options: the held-out rows are the first floor(holdout_fraction·n) of a
+// Fisher-Yates (Durstenfeld 1964) permutation drawn from (split_seed, holdout_split_purpose).
+// Fills report's holdout_rows, train_count and holdout_count; returns the training rows, ascending.
+inline std::vector<std::int64_t> split_rows(std::int64_t n, const fit_options& o, fit_report& report, const char* what) {
+    require(o.holdout_fraction >= 0 && o.holdout_fraction < 1, what, ": expected a holdout_fraction in [0, 1), found ",
+            o.holdout_fraction);
+    const auto n_hold = static_cast<std::int64_t>(std::floor(o.holdout_fraction * static_cast<double>(n)));
+    require(n - n_hold >= 1, what, ": holdout_fraction ", o.holdout_fraction, " leaves no training rows of ", n);
+    std::vector<std::int64_t> perm(static_cast<std::size_t>(n));
+    std::iota(perm.begin(), perm.end(), std::int64_t{0});
+    if (n_hold > 0) {
+        require(n < (std::int64_t{1} << 32), what, ": expected fewer than 2^32 rows for the split, found ", n);
+        philox_stream rng(o.split_seed, holdout_split_purpose, 0);
+        for (std::int64_t i = n - 1; i > 0; --i)
+            std::swap(perm[static_cast<std::size_t>(i)], perm[rng.below(static_cast<std::uint32_t>(i + 1))]);
+    }
+    report.holdout_rows.assign(perm.begin(), perm.begin() + n_hold);
+    std::vector<std::int64_t> train(perm.begin() + n_hold, perm.end());
+    std::sort(report.holdout_rows.begin(), report.holdout_rows.end());
+    std::sort(train.begin(), train.end());
+    report.train_count = static_cast<std::int64_t>(train.size());
+    report.holdout_count = n_hold;
+    return train;
+}
+
+// Per-feature mean and population standard deviation of the rows `rows` of x (N, D), two passes in
+// row order; a constant feature gets scale 1 (centred, not scaled, as sklearn's StandardScaler).
+template <real_scalar T>
+standardization standardization_of(tensor_view<const T> x, std::span<const std::int64_t> rows) {
+    const std::int64_t d = x.dim(1);
+    standardization stdz;
+    stdz.mean.assign(static_cast<std::size_t>(d), 0.0);
+    stdz.scale.assign(static_cast<std::size_t>(d), 0.0);
+    for (std::int64_t r : rows)
+        for (std::int64_t j = 0; j < d; ++j) stdz.mean[static_cast<std::size_t>(j)] += static_cast<double>(x[r * d + j]);
+    for (double& m : stdz.mean) m /= static_cast<double>(rows.size());
+    for (std::int64_t r : rows)
+        for (std::int64_t j = 0; j < d; ++j) {
+            const double c = static_cast<double>(x[r * d + j]) - stdz.mean[static_cast<std::size_t>(j)];
+            stdz.scale[static_cast<std::size_t>(j)] += c * c;
+        }
+    for (double& sc : stdz.scale) {
+        sc = std::sqrt(sc / static_cast<double>(rows.size()));
+        if (!(sc > 0)) sc = 1.0;
+    }
+    return stdz;
+}
+
+}  // namespace detail
+
 // A callback that shows a fit on an ouro::progress: one step per L-BFGS iteration, with the loss
 // and the gradient norm.
 class fit_progress {
@@ -517,54 +569,18 @@ private:
         const char* what = "softmax_probe::fit";
         require(k >= 2, what, ": expected at least 2 classes, found num_classes = ", k);
         require(std::isfinite(o.l2) && o.l2 >= 0, what, ": expected a finite l2 >= 0, found ", o.l2);
-        require(o.holdout_fraction >= 0 && o.holdout_fraction < 1, what,
-                ": expected a holdout_fraction in [0, 1), found ", o.holdout_fraction);
         detail::check_lbfgs_options(o.lbfgs);
         detail::check_features(x, 0, what);
         const std::int64_t n = x.dim(0), d = x.dim(1);
         detail::check_labels(labels, n, k, x.dims(), what);
 
-        // Held-out rows: the first floor(fraction N) of a Fisher-Yates (Durstenfeld 1964) permutation.
         fit_report report;
-        const auto n_hold = static_cast<std::int64_t>(std::floor(o.holdout_fraction * static_cast<double>(n)));
-        require(n - n_hold >= 1, what, ": holdout_fraction ", o.holdout_fraction, " leaves no training rows of ", n);
-        std::vector<std::int64_t> perm(static_cast<std::size_t>(n));
-        std::iota(perm.begin(), perm.end(), std::int64_t{0});
-        if (n_hold > 0) {
-            require(n < (std::int64_t{1} << 32), what, ": expected fewer than 2^32 rows for the split, found ", n);
-            philox_stream rng(o.split_seed, holdout_split_purpose, 0);
-            for (std::int64_t i = n - 1; i > 0; --i)
-                std::swap(perm[static_cast<std::size_t>(i)], perm[rng.below(static_cast<std::uint32_t>(i + 1))]);
-        }
-        report.holdout_rows.assign(perm.begin(), perm.begin() + n_hold);
-        std::vector<std::int64_t> train(perm.begin() + n_hold, perm.end());
-        std::sort(report.holdout_rows.begin(), report.holdout_rows.end());
-        std::sort(train.begin(), train.end());
-        report.train_count = static_cast<std::int64_t>(train.size());
-        report.holdout_count = n_hold;
-
-        // Standardisation statistics of the training rows, two passes in row order.
-        standardization stdz;
-        if (o.standardize) {
-            stdz.mean.assign(static_cast<std::size_t>(d), 0.0);
-            stdz.scale.assign(static_cast<std::size_t>(d), 0.0);
-            for (std::int64_t r : train)
-                for (std::int64_t j = 0; j < d; ++j) stdz.mean[static_cast<std::size_t>(j)] += static_cast<double>(x[r * d + j]);
-            for (double& m : stdz.mean) m /= static_cast<double>(train.size());
-            for (std::int64_t r : train)
-                for (std::int64_t j = 0; j < d; ++j) {
-                    const double c = static_cast<double>(x[r * d + j]) - stdz.mean[static_cast<std::size_t>(j)];
-                    stdz.scale[static_cast<std::size_t>(j)] += c * c;
-                }
-            for (double& s : stdz.scale) {
-                s = std::sqrt(s / static_cast<double>(train.size()));
-                if (!(s > 0)) s = 1.0;  // a constant feature: centred, not scaled (as sklearn's StandardScaler)
-            }
-        }
+        std::vector<std::int64_t> train = detail::split_rows(n, o, report, what);
+        standardization stdz = o.standardize ? detail::standardization_of(x, train) : standardization{};
 
         // The objective over all rows when nothing is held out, so row order and blocks match a plain fit.
         const softmax_objective<T> objective(x, labels, k, o.l2, stdz,
-                                             n_hold > 0 ? train : std::vector<std::int64_t>{});
+                                             report.holdout_count > 0 ? train : std::vector<std::int64_t>{});
         std::vector<double> params(static_cast<std::size_t>(k * (d + 1)), 0.0);
         report.optimization = lbfgs_minimize(objective, std::span<double>(params), o.lbfgs, callbacks...);
 
@@ -574,7 +590,7 @@ private:
         *this = softmax_probe(std::move(w), std::move(b), std::move(stdz));
 
         report.train_accuracy = accuracy_of(x, labels, train);
-        if (n_hold > 0) report.holdout_accuracy = accuracy_of(x, labels, report.holdout_rows);
+        if (report.holdout_count > 0) report.holdout_accuracy = accuracy_of(x, labels, report.holdout_rows);
         return report;
     }
 
