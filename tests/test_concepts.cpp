@@ -406,6 +406,23 @@ static_assert(probe::latent_probe<counting_probe>);
 //! [latent_probe]
 
 static_assert(probe::latent_probe<probe::centroid_probe>);
+
+//! [pool_score]
+// Ranks the pool by the probe's confidence squared, and counts the loop's calls.
+struct squared_confidence {
+    static inline int fits = 0, scores = 0;
+    void fit(tensor_view<const float>, const std::vector<std::int64_t>&, std::int64_t) { ++fits; }
+    template <class Probe>
+    tensor<double> score(const Probe& p, tensor_view<const float> h, const std::vector<std::int64_t>& labels) const {
+        ++scores;
+        tensor<double> xi = p.confidence(h, labels);
+        for (double& v : xi) v *= v;
+        return xi;
+    }
+};
+static_assert(loop::pool_score<squared_confidence, counting_probe>);
+//! [pool_score]
+static_assert(loop::pool_score<loop::class_subspace_fit, probe::softmax_probe>);
 static_assert(!probe::latent_probe<not_a_probe>);
 
 // ---- feature_extractor (metrics/feature_extractor.hpp) ----
@@ -644,7 +661,8 @@ TEST_CASE("the self-consuming loop runs with a user's model, sampler, pooling, m
 
     //! [run_user_loop]
     using experiment = loop::self_consuming<scaled_loop_model, one_step_sampler, total,
-                                            loop::methods<real_only, loop::filtered<first_n>>, counting_probe>;
+                                            loop::methods<real_only, loop::filtered<first_n>>, counting_probe,
+                                            squared_confidence>;
     experiment ex(one_step_sampler{}, table, o);
     mean_pixel features;
     count_generations counter;
@@ -655,7 +673,9 @@ TEST_CASE("the self-consuming loop runs with a user's model, sampler, pooling, m
     // The loop fitted the user's probe once and ranked with it: G0's diagnostics, then every
     // generation of both methods.
     CHECK(counting_probe::fits == 1);
-    CHECK(counting_probe::confidences >= 1 + 2 * 2);
+    CHECK(squared_confidence::fits == 1);
+    CHECK(squared_confidence::scores >= 1 + 2 * 2);
+    CHECK(counting_probe::confidences == squared_confidence::scores);  // every score asked the probe
     CHECK(summary.probe_holdout_accuracy == counting_probe::reported_holdout);
     REQUIRE(summary.diagnostics.size() == 2 * 3);
     for (const loop::diagnostic_row& d : summary.diagnostics) {

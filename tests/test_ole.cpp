@@ -9,6 +9,7 @@
 #include <Eigen/Dense>
 
 #include "ouro/core/parallel.hpp"
+#include "ouro/loop/scores.hpp"
 #include "ouro/ole/ole.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
@@ -190,4 +191,28 @@ TEST_CASE("ole refuses empty classes, label mismatches, NaN and bad shapes", "[o
     CHECK_THROWS_WITH(ole::loss(x.view(), y, grad.view()), Contains("expected shape (6, 3), found (6, 4)"));
     tensor<double> grad_ok(x.dims());
     CHECK_THROWS_WITH(ole::loss(x.view(), y, grad_ok.view(), {.margin = -1.0}), Contains("margin >= 0"));
+}
+
+TEST_CASE("class_subspace_fit scores the share of a unit latent inside its class's real subspace", "[ole][loop]") {
+    // Class 0 spans (e0, e1), class 1 spans e2, in R^4.
+    tensor<float> real(shape{6, 4});
+    const float rows[6][4] = {{1, 0, 0, 0}, {0, 2, 0, 0}, {1, 1, 0, 0}, {0, 0, 3, 0}, {0, 0, -1, 0}, {0, 0, 2, 0}};
+    for (int i = 0; i < 6; ++i)
+        for (int j = 0; j < 4; ++j) real[i * 4 + j] = rows[i][j];
+    const std::vector<std::int64_t> labels{0, 0, 0, 1, 1, 1};
+    loop::class_subspace_fit s;
+    s.rank = 2;
+    CHECK_THROWS_WITH(s.score(0, real.view(), labels), Catch::Contains("score before fit"));
+    s.fit(real.view(), labels, 2);
+
+    tensor<float> pool(shape{4, 4});
+    const float items[4][4] = {{3, -4, 0, 0}, {0, 0, 5, 0}, {1, 0, 1, 0}, {0, 0, 0, 7}};
+    for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) pool[i * 4 + j] = items[i][j];
+    const tensor<double> score = s.score(0, pool.view(), {0, 0, 0, 1});
+    CHECK(score[0] == Approx(1.0));  // inside class 0's plane, whatever its length
+    CHECK(score[1] == Approx(0.0).margin(1e-12));  // class 1's direction, labelled 0
+    CHECK(score[2] == Approx(0.5));  // half its energy in class 0's plane
+    CHECK(score[3] == Approx(0.0).margin(1e-12));  // orthogonal to class 1's line
+    CHECK_THROWS_WITH(s.fit(real.view(), labels, 3), Catch::Contains("class 2 of 3 has no real latents"));
 }

@@ -6,7 +6,8 @@
 //                                           diffusion::ddim<50>,                   // how G_k samples
 //                                           latent::spatial_mean,                  // latent pooling
 //                                           loop::paper_methods,                   // SYN … ACU-LSF
-//                                           probe::softmax_probe>;                 // the probe (optional)
+//                                           probe::softmax_probe,                  // the probe (optional)
+//                                           loop::probe_confidence>;               // ξ (optional)
 //   experiment run(sampler, table, options);
 //   run.run(real_train, real_reference, lenet_features);
 //
@@ -69,6 +70,7 @@
 #include "ouro/loop/modes.hpp"
 #include "ouro/loop/pool.hpp"
 #include "ouro/loop/report.hpp"
+#include "ouro/loop/scores.hpp"
 #include "ouro/metrics/feature_extractor.hpp"
 #include "ouro/metrics/fid.hpp"
 #include "ouro/metrics/kid.hpp"
@@ -431,19 +433,23 @@ inline double seconds_since(std::chrono::steady_clock::time_point t) {
 
 // ---- The experiment ---------------------------------------------------------------------------
 
-// Probe: the classifier of G0's latents whose confidence ranks the pool (probe::latent_probe).
+// Probe: the classifier of G0's latents (probe::latent_probe); Score: what ranks the pool, the
+// probe's confidence by default (loop::pool_score, loop/scores.hpp).
 template <class Model, class Sampler, class Pooling = latent::spatial_mean, class Methods = paper_methods,
-          class Probe = probe::softmax_probe>
+          class Probe = probe::softmax_probe, class Score = probe_confidence>
 class self_consuming;
 
-template <class Model, class Sampler, class Pooling, loop_mode... Modes, class Probe>
-class self_consuming<Model, Sampler, Pooling, methods<Modes...>, Probe> {
+template <class Model, class Sampler, class Pooling, loop_mode... Modes, class Probe, class Score>
+class self_consuming<Model, Sampler, Pooling, methods<Modes...>, Probe, Score> {
     static_assert(check_loop_model<Model>());
     static_assert(check_loop_sampler<Sampler>());
     static_assert(latent::check_pooling<Pooling>());
     static_assert(probe::latent_probe<Probe>,
                   "a loop probe needs fit(h, labels, classes, probe::fit_options) -> probe::fit_report, "
                   "confidence(h, labels) -> tensor<double> and predict(h) -> probe::prediction (see probe/probe.hpp)");
+    static_assert(pool_score<Score, Probe>,
+                  "a loop score needs fit(h, labels, classes) and score(probe, h, labels) -> tensor<double> "
+                  "(see loop/scores.hpp)");
     static_assert(sizeof...(Modes) >= 1, "an experiment compares at least one method");
 
 public:
@@ -535,6 +541,7 @@ public:
         }
         const auto report = probe_.fit(real_latents.view(), probe_labels, real.num_classes, options_.probe);
         state_.probe_holdout_accuracy = report.holdout_accuracy;
+        score_.fit(real_latents.view(), probe_labels, real.num_classes);
         log_() << "probe: ";
         if (report.optimization.iterations > 0) log_() << report.optimization.iterations << " L-BFGS iterations, ";
         log_() << "train accuracy " << report.train_accuracy << ", held-out accuracy " << report.holdout_accuracy << "\n";
@@ -883,10 +890,11 @@ private:
         } else return extractor.extract(images, tensor_view<const std::int64_t>(labels.data(), shape{0}), ids);
     }
 
-    // ξ of every row: its probability in its own label (the paper's ξ(x, y)); for an unconditional
-    // model the labels are the probe's own predictions, so this is the maximum probability.
+    // The Score policy's score of every row; by default ξ, its probability in its own label (the
+    // paper's ξ(x, y)); for an unconditional model the labels are the probe's own predictions, so
+    // this is the maximum probability.
     tensor<double> confidence_(tensor_view<const float> latents, const std::vector<std::int64_t>& labels) const {
-        return probe_.confidence(latents, labels);
+        return score_.score(probe_, latents, labels);
     }
 
     // OLE of the G0 latents of the first sample_ole_count evaluation samples, with their conditioning
@@ -1246,6 +1254,7 @@ private:
     loop_options options_;
     std::tuple<Modes...> modes_;
     Probe probe_;
+    Score score_;
     tensor<float> reference_features_;
     metrics::gaussian_stats reference_stats_;
     run_state state_;
