@@ -16,6 +16,8 @@
 
 #include "support/files.hpp"
 #include "ouro/core/parallel.hpp"
+#include "ouro/io/safetensors.hpp"
+#include "ouro/latent/pca.hpp"
 #include "ouro/probe/centroid_probe.hpp"
 #include "ouro/probe/probe.hpp"
 #include "ouro/probe/softmax_probe.hpp"
@@ -434,16 +436,21 @@ TEST_CASE("probe fits are bitwise identical at 1 and 2 threads and for float or 
     CHECK(bitwise_equal(p1, p3));
 }
 
-TEST_CASE("probe save and load round-trip W, b and the standardisation", "[probe][io]") {
+TEST_CASE("probe save and load round-trip W, b and the standardisation as safetensors", "[probe][io]") {
     const gaussian_classes g = make_gaussian(120, 4, 3, 1.0, 71, 72);
     probe::softmax_probe p;
     p.fit(g.x, g.y, 3);
     const auto dir = std::filesystem::temp_directory_path() / "ouro_test_probe";
     std::filesystem::remove_all(dir);
-    const auto file = dir / "probe.bin";
+    const auto file = dir / "probe.safetensors";
     p.save(file);
     CHECK(testing::count_temporaries(dir) == 0);
-    CHECK(std::filesystem::file_size(file) == 8 + 24 + 8 * (12 + 3 + 8));
+    {
+        io::safetensors_reader reader(file);
+        CHECK(reader.metadata().at("format") == "ouro.softmax_probe");
+        CHECK(reader.read<double>("weight").dims() == shape{3, 4});
+        CHECK(reader.read<double>("standardization.scale").dims() == shape{4});
+    }
     const probe::softmax_probe q = probe::softmax_probe::load(file);
     CHECK(bitwise_equal(p.weight(), q.weight()));
     CHECK(bitwise_equal(p.bias(), q.bias()));
@@ -451,15 +458,15 @@ TEST_CASE("probe save and load round-trip W, b and the standardisation", "[probe
     CHECK(p.standardization_stats().scale == q.standardization_stats().scale);
     CHECK(bitwise_equal(p.probabilities(g.x), q.probabilities(g.x)));
 
-    // Without standardisation the file is shorter and loads as unstandardised.
+    // Without standardisation the statistics are absent and the probe loads as unstandardised.
     probe::fit_options plain;
     plain.standardize = false;
     p.fit(g.x, g.y, 3, plain);
     p.save(file);
-    CHECK(std::filesystem::file_size(file) == 8 + 24 + 8 * (12 + 3));
+    CHECK_FALSE(io::safetensors_reader(file).contains("standardization.mean"));
     CHECK_FALSE(probe::softmax_probe::load(file).standardization_stats().enabled());
 
-    // Damaged files are refused with the reason.
+    // Damaged or foreign files are refused with the reason and the file's name.
     std::string bytes;
     {
         std::ifstream in(file, std::ios::binary);
@@ -470,12 +477,22 @@ TEST_CASE("probe save and load round-trip W, b and the standardisation", "[probe
         out << b;
     };
     write(bytes.substr(0, bytes.size() - 8));
-    CHECK_THROWS_WITH(probe::softmax_probe::load(file), Contains("expected 152 bytes") && Contains("found 144"));
-    write("OUROPRB2" + bytes.substr(8));
-    CHECK_THROWS_WITH(probe::softmax_probe::load(file), Contains("not a softmax_probe file"));
-    write(bytes.substr(0, 20));
-    CHECK_THROWS_WITH(probe::softmax_probe::load(file), Contains("truncated"));
-    CHECK_THROWS_WITH(probe::softmax_probe::load(dir / "missing.bin"), Contains("cannot open"));
+    CHECK_THROWS_WITH(probe::softmax_probe::load(file), Contains(file.string()));
+    std::string flipped = bytes;
+    flipped[flipped.size() - 3] ^= 0x10;  // a bit of the bias
+    write(flipped);
+    CHECK_THROWS_WITH(probe::softmax_probe::load(file), Contains("CRC"));
+    latent::pca::fit(tensor_view<const double>(g.x), 2).save(file);  // another ouro file
+    CHECK_THROWS_WITH(probe::softmax_probe::load(file), Contains("ouro.softmax_probe"));
+    io::safetensors_writer bad;  // a bias of the wrong size
+    const tensor<double> w0(shape{3, 4}, 0.0), b0(shape{2}, 0.0);
+    bad.add("weight", w0);
+    bad.add("bias", b0);
+    bad.set_metadata({{"format", "ouro.softmax_probe"}, {"version", "1"}, {"standardized", "0"}});
+    bad.set_data_checksum();
+    bad.write(file);
+    CHECK_THROWS_WITH(probe::softmax_probe::load(file), Contains(file.string()) && Contains("bias"));
+    CHECK_THROWS_WITH(probe::softmax_probe::load(dir / "missing.safetensors"), Contains("missing.safetensors"));
     CHECK_THROWS_WITH(probe::softmax_probe().save(file), Contains("unfitted"));
     std::filesystem::remove_all(dir);
 }

@@ -11,7 +11,6 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <limits>
 #include <numeric>
@@ -29,7 +28,7 @@
 #include "ouro/core/progress.hpp"
 #include "ouro/core/shape.hpp"
 #include "ouro/core/tensor.hpp"
-#include "ouro/io/atomic_file.hpp"
+#include "ouro/io/safetensors.hpp"
 #include "ouro/probe/lbfgs.hpp"
 
 namespace ouro::probe {
@@ -449,71 +448,54 @@ public:
         return static_cast<double>(hits) / static_cast<double>(pred.label.numel());
     }
 
-    // Writes W, b and the standardisation statistics to one small binary file, atomically:
-    // "OUROPRB1", u32 version 1, u32 flags (bit 0: standardised), i64 K, i64 D, then float64
-    // little-endian W (K·D, row-major), b (K), and mean (D), scale (D) when standardised.
+    // Writes W, b and the standardisation statistics as safetensors (float64, with the file's CRC-32
+    // in its metadata, as every ouro file), atomically.
     void save(const std::filesystem::path& file) const {
         require(fitted_, file.string(), ": cannot save an unfitted softmax_probe");
-        std::string bytes(magic_, 8);
-        auto put = [&](const auto& v) { bytes.append(reinterpret_cast<const char*>(&v), sizeof v); };
-        put(std::uint32_t{1});
-        put(std::uint32_t{stdz_.enabled() ? 1u : 0u});
-        put(num_classes());
-        put(dim());
-        for (double v : weight_) put(v);
-        for (double v : bias_) put(v);
-        for (double v : stdz_.mean) put(v);
-        for (double v : stdz_.scale) put(v);
-        io::write_file_atomically(file, bytes);
+        io::safetensors_writer writer;
+        writer.add("weight", weight_);  // (K, D)
+        writer.add("bias", bias_);      // (K)
+        tensor<double> mean, scale;
+        if (stdz_.enabled()) {
+            mean = tensor<double>(shape{dim()});
+            scale = tensor<double>(shape{dim()});
+            std::copy(stdz_.mean.begin(), stdz_.mean.end(), mean.begin());
+            std::copy(stdz_.scale.begin(), stdz_.scale.end(), scale.begin());
+            writer.add("standardization.mean", mean);    // (D)
+            writer.add("standardization.scale", scale);  // (D)
+        }
+        writer.set_metadata({{"format", format_name}, {"version", "1"}, {"standardized", stdz_.enabled() ? "1" : "0"}});
+        writer.set_data_checksum();  // load() verifies it: a flipped bit is refused, not used
+        writer.write(file);
+    }
+    // Reads a probe that save() wrote (safetensors: tensors "weight" (K, D), "bias" (K) and, when
+    // standardised, "standardization.mean" and "standardization.scale" (D); metadata format
+    // "ouro.softmax_probe", version 1, the data's CRC-32), refusing any other file with the reason.
+    static softmax_probe load(const std::filesystem::path& file) {
+        io::safetensors_reader reader(file);
+        io::require_metadata(reader.metadata(), {{"format", format_name}, {"version", "1"}}, file.string());
+        reader.require_data_checksum();
+        const auto flag = reader.metadata().find("standardized");
+        if (flag == reader.metadata().end() || (flag->second != "0" && flag->second != "1"))
+            fail(file.string(), ": softmax_probe metadata 'standardized' must be 0 or 1");
+        tensor<double> w = reader.read<double>("weight"), b = reader.read<double>("bias");
+        standardization stdz;
+        if (flag->second == "1") {
+            const tensor<double> mean = reader.read<double>("standardization.mean");
+            const tensor<double> scale = reader.read<double>("standardization.scale");
+            stdz.mean.assign(mean.begin(), mean.end());
+            stdz.scale.assign(scale.begin(), scale.end());
+        }
+        try {
+            return softmax_probe(std::move(w), std::move(b), std::move(stdz));
+        } catch (const error& e) {
+            fail(file.string(), ": ", e.what());
+        }
     }
 
-    // Reads a file written by save(); refuses other files, other versions and wrong sizes.
-    static softmax_probe load(const std::filesystem::path& file) {
-        const std::string path = file.string();
-        std::ifstream in(file, std::ios::binary);
-        if (!in) fail(path, ": cannot open softmax_probe file");
-        const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        std::size_t pos = 0;
-        auto get = [&]<class V>(V& v) {
-            if (bytes.size() - pos < sizeof v)
-                fail(path, ": truncated softmax_probe file (", bytes.size(), " bytes)");
-            std::memcpy(&v, bytes.data() + pos, sizeof v);
-            pos += sizeof v;
-        };
-        if (bytes.size() < 8 || bytes.compare(0, 8, magic_, 8) != 0)
-            fail(path, ": not a softmax_probe file (expected the magic OUROPRB1)");
-        pos = 8;
-        std::uint32_t version = 0, flags = 0;
-        std::int64_t k = 0, d = 0;
-        get(version);
-        get(flags);
-        get(k);
-        get(d);
-        if (version != 1) fail(path, ": unsupported softmax_probe file version ", version, " (expected 1)");
-        if (k < 2 || d < 1 || k > (1 << 24) || d > (std::int64_t{1} << 32))
-            fail(path, ": implausible softmax_probe sizes K = ", k, ", D = ", d);
-        const bool standardized = (flags & 1u) != 0;
-        const auto expected = 8 + 24 + 8 * static_cast<std::size_t>(k * d + k + (standardized ? 2 * d : 0));
-        if (bytes.size() != expected)
-            fail(path, ": expected ", expected, " bytes for K = ", k, ", D = ", d, standardized ? " (standardised)" : "",
-                 ", found ", bytes.size());
-        tensor<double> w(shape{k, d}), b(shape{k});
-        for (double& v : w) get(v);
-        for (double& v : b) get(v);
-        standardization stdz;
-        if (standardized) {
-            stdz.mean.resize(static_cast<std::size_t>(d));
-            stdz.scale.resize(static_cast<std::size_t>(d));
-            for (double& v : stdz.mean) get(v);
-            for (double& v : stdz.scale) get(v);
-        }
-        return softmax_probe(std::move(w), std::move(b), std::move(stdz));
-    }
+    static constexpr const char* format_name = "ouro.softmax_probe";
 
 private:
-    static_assert(std::endian::native == std::endian::little, "softmax_probe files are little-endian");
-    static constexpr const char* magic_ = "OUROPRB1";
-
     template <feature_input X>
     static shape features_dims(const X& x) {
         if constexpr (std::convertible_to<const X&, tensor_view<const double>>) return tensor_view<const double>(x).dims();
