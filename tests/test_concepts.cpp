@@ -423,6 +423,25 @@ struct squared_confidence {
 static_assert(loop::pool_score<squared_confidence, counting_probe>);
 //! [pool_score]
 static_assert(loop::pool_score<loop::class_subspace_fit, probe::softmax_probe>);
+
+// ---- metric_set (loop/metric_sets.hpp) ----
+
+//! [metric_set]
+// FID alone (the library's fid_only), counting the loop's calls.
+struct counting_fid {
+    loop::fid_only inner;
+    static inline int references = 0, evaluations = 0;
+    void fit_reference(tensor_view<const float> reference) {
+        ++references;
+        inner.fit_reference(reference);
+    }
+    loop::metric_row evaluate(tensor_view<const float> features, const loop::metric_settings& settings) const {
+        ++evaluations;
+        return inner.evaluate(features, settings);
+    }
+};
+static_assert(loop::metric_set<counting_fid>);
+//! [metric_set]
 static_assert(!probe::latent_probe<not_a_probe>);
 
 // ---- feature_extractor (metrics/feature_extractor.hpp) ----
@@ -662,7 +681,7 @@ TEST_CASE("the self-consuming loop runs with a user's model, sampler, pooling, m
     //! [run_user_loop]
     using experiment = loop::self_consuming<scaled_loop_model, one_step_sampler, total,
                                             loop::methods<real_only, loop::filtered<first_n>>, counting_probe,
-                                            squared_confidence>;
+                                            squared_confidence, counting_fid>;
     experiment ex(one_step_sampler{}, table, o);
     mean_pixel features;
     count_generations counter;
@@ -684,6 +703,13 @@ TEST_CASE("the self-consuming loop runs with a user's model, sampler, pooling, m
         CHECK(d.train_size == (d.method == "REAL" ? 96 : 50));
         CHECK(d.real_share == 1.0);  // the first 50 items of the pool are real
     }
-    for (const loop::metric_row& m : summary.metrics) CHECK(std::isfinite(m.fid));
+    // The user's metric set: FID only, so the other columns are not measured.
+    CHECK(counting_fid::references == 1);
+    CHECK(counting_fid::evaluations == 1 + 2 * 2);
+    for (const loop::metric_row& m : summary.metrics) {
+        CHECK(std::isfinite(m.fid));
+        CHECK(std::isnan(m.precision));
+        CHECK(std::isnan(m.kid));
+    }
     fs::remove_all(o.out);
 }

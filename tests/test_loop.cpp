@@ -235,6 +235,23 @@ TEST_CASE("filtered<Policy> runs a user filter policy on the whole pool", "[loop
     CHECK(loop::filtered<even_ids>{}.select(p, {}, 3, 0) == std::vector<std::int64_t>{0, 2, 4});
 }
 
+namespace {
+// A faulty user policy: its indices run backwards.
+struct backwards {
+    static constexpr const char* name = "backwards";
+    std::vector<std::int64_t> select(const filter::pool_view&, std::int64_t, std::uint64_t) const { return {2, 1}; }
+};
+}  // namespace
+
+TEST_CASE("filtered<Policy> checks its policy's output and the budget as apply_filter does", "[loop][modes][errors]") {
+    pool p = hand_made_pool();
+    CHECK_THROWS_WITH(loop::filtered<backwards>{}.select(p, {}, 2, 0),
+                      Catch::Contains("backwards") && Catch::Contains("strictly ascending"));
+    CHECK_THROWS_WITH(loop::filtered<even_ids>{}.select(p, {}, -1, 0), Catch::Contains("even_ids"));
+    const std::vector<double> too_few{0.5};  // one score for a pool of more items
+    CHECK_THROWS_AS(loop::acu_lsf{}.select(p, too_few, 2, 0), ouro::error);
+}
+
 TEST_CASE("toy mixture samples balanced labels near their mode centres, reproducibly", "[loop][toy]") {
     loop::toy::mixture m;  // 8 modes, radius 2, sigma 0.1
     std::vector<float> pts, pts2;

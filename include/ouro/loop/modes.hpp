@@ -103,7 +103,9 @@ struct filtered {
     Policy policy{};
     std::vector<std::int64_t> select(const pool& p, std::span<const double> scores, std::int64_t budget,
                                      std::uint64_t seed) const {
-        return policy.select(p.view(scores), budget, seed);
+        // Through apply_filter, so a faulty policy (indices out of range or out of order, a pool
+        // whose fields disagree, a negative budget) is refused here as everywhere else.
+        return filter::apply_filter(policy, p.view(scores), budget, seed);
     }
 };
 

@@ -7,7 +7,8 @@
 //                                           latent::spatial_mean,                  // latent pooling
 //                                           loop::paper_methods,                   // SYN … ACU-LSF
 //                                           probe::softmax_probe,                  // the probe (optional)
-//                                           loop::probe_confidence>;               // ξ (optional)
+//                                           loop::probe_confidence,                // ξ (optional)
+//                                           loop::paper_metrics>;                  // metrics (optional)
 //   experiment run(sampler, table, options);
 //   run.run(real_train, real_reference, lenet_features);
 //
@@ -69,6 +70,7 @@
 #include "ouro/latent/latents.hpp"
 #include "ouro/loop/modes.hpp"
 #include "ouro/loop/pool.hpp"
+#include "ouro/loop/metric_sets.hpp"
 #include "ouro/loop/report.hpp"
 #include "ouro/loop/scores.hpp"
 #include "ouro/metrics/feature_extractor.hpp"
@@ -434,13 +436,14 @@ inline double seconds_since(std::chrono::steady_clock::time_point t) {
 // ---- The experiment ---------------------------------------------------------------------------
 
 // Probe: the classifier of G0's latents (probe::latent_probe); Score: what ranks the pool, the
-// probe's confidence by default (loop::pool_score, loop/scores.hpp).
+// probe's confidence by default (loop::pool_score, loop/scores.hpp); Metrics: what is measured on
+// each generation's samples (loop::metric_set, loop/metric_sets.hpp).
 template <class Model, class Sampler, class Pooling = latent::spatial_mean, class Methods = paper_methods,
-          class Probe = probe::softmax_probe, class Score = probe_confidence>
+          class Probe = probe::softmax_probe, class Score = probe_confidence, class Metrics = paper_metrics>
 class self_consuming;
 
-template <class Model, class Sampler, class Pooling, loop_mode... Modes, class Probe, class Score>
-class self_consuming<Model, Sampler, Pooling, methods<Modes...>, Probe, Score> {
+template <class Model, class Sampler, class Pooling, loop_mode... Modes, class Probe, class Score, class Metrics>
+class self_consuming<Model, Sampler, Pooling, methods<Modes...>, Probe, Score, Metrics> {
     static_assert(check_loop_model<Model>());
     static_assert(check_loop_sampler<Sampler>());
     static_assert(latent::check_pooling<Pooling>());
@@ -450,6 +453,9 @@ class self_consuming<Model, Sampler, Pooling, methods<Modes...>, Probe, Score> {
     static_assert(pool_score<Score, Probe>,
                   "a loop score needs fit(h, labels, classes) and score(probe, h, labels) -> tensor<double> "
                   "(see loop/scores.hpp)");
+    static_assert(metric_set<Metrics>,
+                  "a loop metric set needs fit_reference(features) and evaluate(features, loop::metric_settings) -> "
+                  "loop::metric_row (see loop/metric_sets.hpp)");
     static_assert(sizeof...(Modes) >= 1, "an experiment compares at least one method");
 
 public:
@@ -511,8 +517,7 @@ public:
         // Reference features and their Gaussian, once.
         {
             const detail::phase_timer timer(phases_.metrics);
-            reference_features_ = features.features(reference.images.view());  // (M, D)
-            reference_stats_ = metrics::fit_gaussian(reference_features_.view());
+            metrics_.fit_reference(features.features(reference.images.view()).view());  // (M, D)
         }
 
         // ---- Generation 0: G0, its encoder, the probe.
@@ -970,29 +975,12 @@ private:
     metric_row evaluate_(Features& features, tensor_view<const float> samples, std::uint64_t bootstrap_seed) {
         const detail::phase_timer timer(phases_.metrics);
         const tensor<float> f = features.features(samples);  // (n, D)
-        metric_row m;
-        m.fid = metrics::fid(reference_stats_, f.view());
-        if (options_.fid_bootstrap_replicates > 0) {
-            const auto ci = metrics::fid_bootstrap_interval(reference_stats_, f.view(), options_.fid_bootstrap_replicates,
-                                                            bootstrap_seed);
-            m.fid_ci_low = ci.low;
-            m.fid_ci_high = ci.high;
-        }
-        const auto pr = metrics::prdc(reference_features_.view(), f.view(), options_.prdc);
-        m.precision = pr.precision;
-        m.recall = pr.recall;
-        m.density = pr.density;
-        m.coverage = pr.coverage;
-        metrics::prdc_options k5 = options_.prdc;
-        k5.k = 5;  // Kynkäänniemi et al. (2019) report k = 3 and k = 5
-        const auto pr5 = metrics::prdc(reference_features_.view(), f.view(), k5);
-        m.precision_k5 = pr5.precision;
-        m.recall_k5 = pr5.recall;
-        const std::int64_t subset = std::min({options_.kid_subset_size, f.dim(0), reference_features_.dim(0)});
-        const auto kd = metrics::kid(reference_features_.view(), f.view(),
-                                     {.subsets = options_.kid_subsets, .subset_size = subset, .seed = options_.seed});
-        m.kid = kd.mean;
-        return m;
+        return metrics_.evaluate(f.view(), {.prdc = options_.prdc,
+                                            .kid_subsets = options_.kid_subsets,
+                                            .kid_subset_size = options_.kid_subset_size,
+                                            .fid_bootstrap_replicates = options_.fid_bootstrap_replicates,
+                                            .kid_seed = options_.seed,
+                                            .bootstrap_seed = bootstrap_seed});
     }
 
     void write_grid_(const std::filesystem::path& file, tensor_view<const float> samples) const {
@@ -1255,8 +1243,7 @@ private:
     std::tuple<Modes...> modes_;
     Probe probe_;
     Score score_;
-    tensor<float> reference_features_;
-    metrics::gaussian_stats reference_stats_;
+    Metrics metrics_;  // fitted on the reference features
     run_state state_;
     std::int64_t num_classes_ = 0;
     phase_seconds phases_;  // of the current run() call
