@@ -90,7 +90,6 @@ static_assert(!filter_policy<returns_int_indices>);
 static_assert(!filter_policy<takes_no_seed>);
 static_assert(!filter_policy<no_select>);
 static_assert(!filter_policy<int>);
-static_assert(std::same_as<acu_lsf, top_confidence> && std::same_as<acur, random_n> && std::same_as<acu, keep_all>);
 
 TEST_CASE("keep_all keeps the whole pool whatever the budget", "[filter]") {
     const toy_pool p;

@@ -154,20 +154,38 @@ TEST_CASE("unet output of an item does not depend on the batch it is in", "[unet
     }
 }
 
+namespace {
+// Inputs of a 1-channel 16x16 U-Net: x (B, 1, 16, 16), timesteps t_i = step·i + 3, labels i mod 4.
+struct inputs_16 {
+    tensor<float> x;
+    tensor<std::int64_t> t, y;
+};
+
+// Initialises `net` (seed 4) and moves every weight off its init (so zero-initialised output
+// convs and biases matter too), then draws the inputs.
+template <class Net>
+inputs_16 perturb_and_draw_inputs(Net& net, std::int64_t batch, std::int64_t step) {
+    net.reset_parameters(4);
+    philox_stream rng(6, rng_purpose::user);
+    for (std::int64_t i = 0; i < net.store().size(); ++i) net.store().values()[i] += 0.05f * rng.normal();
+    inputs_16 in{testing::random_tensor<float>(shape{batch, 1, 16, 16}, 7), tensor<std::int64_t>(shape{batch}),
+                 tensor<std::int64_t>(shape{batch})};
+    for (std::int64_t i = 0; i < batch; ++i) {
+        in.t[i] = step * i + 3;
+        in.y[i] = i % 4;
+    }
+    return in;
+}
+}  // namespace
+
 TEST_CASE("unet inference forward frees its intermediates and gives the same output bit for bit", "[unet][inference]") {
     constexpr nn::unet_spec spec{.in_channels = 1, .image_size = 16, .base = 16, .mult = {1, 2, 2}, .res_blocks = 2,
                                  .attention = {false, true, true}, .heads = 2, .groups = 4, .classes = 3};
     constexpr std::int64_t batch = 32;  // (32, 16, 16, 16) floats = 512 KiB: blocks the cache counts
     nn::unet<cpu, spec, float> net;
-    net.reset_parameters(4);
-    philox_stream rng(6, rng_purpose::user);
-    for (std::int64_t i = 0; i < net.store().size(); ++i) net.store().values()[i] += 0.05f * rng.normal();
-    const tensor<float> x = testing::random_tensor<float>(shape{batch, 1, 16, 16}, 7);
-    tensor<std::int64_t> t(shape{batch}), y(shape{batch});
-    for (std::int64_t i = 0; i < batch; ++i) {
-        t[i] = 30 * i + 3;
-        y[i] = i % 4;
-    }
+    const inputs_16 in = perturb_and_draw_inputs(net, batch, 30);
+    const tensor<float>& x = in.x;
+    const tensor<std::int64_t>&t = in.t, &y = in.y;
     auto& cache = buffer_cache::instance();
     cache.clear();
     const std::size_t live_before = cache.live_bytes();
@@ -201,17 +219,10 @@ TEST_CASE("unet inference forward frees its intermediates and gives the same out
 TEST_CASE("unet predict with bf16 products stays near the fp32 prediction, deterministically", "[unet][bf16]") {
     constexpr nn::unet_spec spec{.in_channels = 1, .image_size = 16, .base = 16, .mult = {1, 2, 2}, .res_blocks = 1,
                                  .attention = {false, true, true}, .heads = 2, .groups = 4, .classes = 3};
-    constexpr std::int64_t batch = 6;
     nn::unet<cpu, spec, float> net;
-    net.reset_parameters(4);
-    philox_stream rng(6, rng_purpose::user);
-    for (std::int64_t i = 0; i < net.store().size(); ++i) net.store().values()[i] += 0.05f * rng.normal();
-    const tensor<float> x = testing::random_tensor<float>(shape{batch, 1, 16, 16}, 7);
-    tensor<std::int64_t> t(shape{batch}), y(shape{batch});
-    for (std::int64_t i = 0; i < batch; ++i) {
-        t[i] = 150 * i + 3;
-        y[i] = i % 4;
-    }
+    const inputs_16 in = perturb_and_draw_inputs(net, 6, 150);
+    const tensor<float>& x = in.x;
+    const tensor<std::int64_t>&t = in.t, &y = in.y;
     CHECK(net.predict_precision() == matmul_precision::fp32);
     const tensor<float> fp32 = to_tensor(net.predict(x, t, y));
     net.set_predict_precision(matmul_precision::bf16);

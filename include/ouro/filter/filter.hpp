@@ -401,11 +401,9 @@ std::vector<std::int64_t> then<Ps...>::checked_select(const P& policy, const poo
     return apply_filter(policy, pool, budget, seed);
 }
 
-// The paper's baselines by their names in Cai et al.: ACU keeps the pool, ACUR
-// draws N of it at random, ACU-LSF keeps the N items the probe is most confident in.
-using acu = keep_all;
-using acur = random_n;
-using acu_lsf = top_confidence;
+// The paper's names (ACU, ACUR, ACU-LSF) belong to the loop's methods, one type each:
+// loop::acu = loop::filtered<keep_all>, loop::acur = filtered<random_n>, loop::acu_lsf =
+// filtered<top_confidence> (loop/modes.hpp). The filter layer names policies by what they do.
 
 static_assert(check_filter_policy<keep_all>());
 static_assert(check_filter_policy<random_n>());
