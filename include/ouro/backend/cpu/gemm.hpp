@@ -126,25 +126,21 @@ inline void outer_tile(std::int64_t depth, const T* __restrict a, std::int64_t l
         for (int v = 0; v < vectors; ++v) acc[i][v].store_unaligned(c + i * ldc + v * lanes);
 }
 
-// C (m × n, row stride ldc) = init + A·B with A (m × depth) packed by pack_rows or in rows at row
-// stride lda (Layout), and B (depth × n) read at b[k·ldb + j]. Columns are taken nr at a time; a
-// partial last panel of columns, or of rows, goes through a small buffer, so B must be readable for
-// columns up to n rounded up to nr, and A in rows for rows up to m rounded up to mr (the caller pads
-// its buffers; the padding's products are computed and dropped). Accumulate adds to C instead.
-template <class Tile, bool Accumulate, a_layout Layout = a_layout::packed, class T>
-void outer_product(std::int64_t m, std::int64_t n, std::int64_t depth, const T* a, std::int64_t lda, const T* b,
-                   std::int64_t ldb, T* c, std::int64_t ldc, const T* init) {
-    constexpr int mr = Tile::mr, nr = Tile::nr;
+// Runs `tile(i0, j0, c_tile, ldc_tile, tile_init)` over the mr × nr tiles of C (m × n, row stride
+// ldc), the tile writing all mr × nr entries of c_tile. A partial last panel of columns, or of rows,
+// goes through a small buffer (C's entries copied in first when Accumulate, the init padded with
+// zeros), so the tile never writes past C. The driver of outer_product and of its bf16 variant.
+template <int mr, int nr, bool Accumulate, class T, class Tile>
+void for_each_tile(std::int64_t m, std::int64_t n, T* c, std::int64_t ldc, const T* init, Tile&& tile) {
     alignas(64) T edge[mr * nr];
     T padded_init[mr];
     for (std::int64_t j0 = 0; j0 < n; j0 += nr) {
         const std::int64_t cols = std::min<std::int64_t>(nr, n - j0);
         for (std::int64_t i0 = 0; i0 < m; i0 += mr) {
             const std::int64_t rows = std::min<std::int64_t>(mr, m - i0);
-            const T* panel = Layout == a_layout::packed ? a + i0 * depth : a + i0 * lda;
             T* c_tile = c + i0 * ldc + j0;
             if (rows == mr && cols == nr) {
-                outer_tile<Tile, Accumulate, Layout>(depth, panel, lda, b + j0, ldb, c_tile, ldc, init ? init + i0 : nullptr);
+                tile(i0, j0, c_tile, ldc, init ? init + i0 : nullptr);
                 continue;
             }
             if constexpr (Accumulate) {
@@ -157,10 +153,25 @@ void outer_product(std::int64_t m, std::int64_t n, std::int64_t depth, const T* 
                 std::copy(init + i0, init + i0 + rows, padded_init);
                 tile_init = padded_init;
             }
-            outer_tile<Tile, Accumulate, Layout>(depth, panel, lda, b + j0, ldb, edge, nr, tile_init);
+            tile(i0, j0, static_cast<T*>(edge), std::int64_t{nr}, tile_init);
             for (std::int64_t i = 0; i < rows; ++i) std::copy(edge + i * nr, edge + i * nr + cols, c_tile + i * ldc);
         }
     }
+}
+
+// C (m × n, row stride ldc) = init + A·B with A (m × depth) packed by pack_rows or in rows at row
+// stride lda (Layout), and B (depth × n) read at b[k·ldb + j]. Columns are taken nr at a time (see
+// for_each_tile for partial tiles), so B must be readable for columns up to n rounded up to nr, and
+// A in rows for rows up to m rounded up to mr (the caller pads its buffers; the padding's products
+// are computed and dropped). Accumulate adds to C instead.
+template <class Tile, bool Accumulate, a_layout Layout = a_layout::packed, class T>
+void outer_product(std::int64_t m, std::int64_t n, std::int64_t depth, const T* a, std::int64_t lda, const T* b,
+                   std::int64_t ldb, T* c, std::int64_t ldc, const T* init) {
+    for_each_tile<Tile::mr, Tile::nr, Accumulate>(
+        m, n, c, ldc, init, [&](std::int64_t i0, std::int64_t j0, T* c_tile, std::int64_t ldt, const T* tile_init) {
+            const T* panel = Layout == a_layout::packed ? a + i0 * depth : a + i0 * lda;
+            outer_tile<Tile, Accumulate, Layout>(depth, panel, lda, b + j0, ldb, c_tile, ldt, tile_init);
+        });
 }
 
 }  // namespace ouro::cpu_kernels::gemm

@@ -104,29 +104,10 @@ inline void outer_tile_bf16(std::int64_t pairs, const std::uint32_t* __restrict 
 template <class Tile>
 void outer_product_bf16(std::int64_t m, std::int64_t n, std::int64_t pairs, const std::uint32_t* a,
                         const std::uint32_t* b, std::int64_t ldb, float* c, std::int64_t ldc, const float* init) {
-    constexpr int mr = Tile::mr, nr = Tile::nr;
-    alignas(64) float edge[mr * nr];
-    float padded_init[mr];
-    for (std::int64_t j0 = 0; j0 < n; j0 += nr) {
-        const std::int64_t cols = std::min<std::int64_t>(nr, n - j0);
-        for (std::int64_t i0 = 0; i0 < m; i0 += mr) {
-            const std::int64_t rows = std::min<std::int64_t>(mr, m - i0);
-            const std::uint32_t* panel = a + i0 * pairs;
-            if (rows == mr && cols == nr) {
-                outer_tile_bf16<Tile>(pairs, panel, b + j0, ldb, c + i0 * ldc + j0, ldc, init ? init + i0 : nullptr);
-                continue;
-            }
-            const float* tile_init = nullptr;
-            if (init) {
-                std::fill(padded_init, padded_init + mr, 0.0f);
-                std::copy(init + i0, init + i0 + rows, padded_init);
-                tile_init = padded_init;
-            }
-            outer_tile_bf16<Tile>(pairs, panel, b + j0, ldb, edge, nr, tile_init);
-            for (std::int64_t i = 0; i < rows; ++i)
-                std::copy(edge + i * nr, edge + i * nr + cols, c + (i0 + i) * ldc + j0);
-        }
-    }
+    for_each_tile<Tile::mr, Tile::nr, false>(
+        m, n, c, ldc, init, [&](std::int64_t i0, std::int64_t j0, float* c_tile, std::int64_t ldt, const float* tile_init) {
+            outer_tile_bf16<Tile>(pairs, a + i0 * pairs, b + j0, ldb, c_tile, ldt, tile_init);
+        });
 }
 #endif
 
