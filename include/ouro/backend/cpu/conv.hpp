@@ -20,7 +20,6 @@
 #include "ouro/backend/cpu/gemm.hpp"
 #include "ouro/backend/cpu/gemm_bf16.hpp"
 #include "ouro/core/backend.hpp"
-#include "ouro/core/buffer_cache.hpp"
 
 namespace ouro {
 
@@ -311,15 +310,11 @@ private:
         geometry_ gp = g;  // the conv over channel pairs
         gp.cin = (g.cin + 1) / 2;
         gp.ckk = gp.cin * g.kk;
-        // (B, Cin/2, H, W), from the buffer cache for this call only: a thread's grow-only scratch
-        // would hold the largest layer's input for the life of the process.
-        const std::size_t xp_bytes = sizeof(std::uint32_t) * static_cast<std::size_t>(g.batch * gp.cin * g.hw);
-        std::uint32_t* xp = static_cast<std::uint32_t*>(buffer_cache::instance().acquire(xp_bytes));
-        struct give_back {
-            void* p;
-            std::size_t bytes;
-            ~give_back() { buffer_cache::instance().release(p, bytes); }
-        } const xp_owner{xp, xp_bytes};
+        // (B, Cin/2, H, W), a tensor for this call only (its block goes back to the buffer cache):
+        // a thread's grow-only scratch would hold the largest layer's input for the process's life.
+        tensor<std::uint32_t> pairs;
+        pairs.resize(shape{g.batch, gp.cin, g.h, g.w});
+        std::uint32_t* xp = pairs.data();
         parallel_for(
             g.batch * gp.cin,
             [&](std::int64_t item) {
