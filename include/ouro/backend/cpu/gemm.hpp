@@ -3,10 +3,10 @@
 //
 // One kernel, the outer-product tile of Goto & van de Geijn ("Anatomy of high-performance matrix
 // multiplication", ACM TOMS 2008): C (mr × nr) = init + Σ_k a_k ⊗ b_k, with a packed in panels of
-// mr rows (a[k·mr + i]) and b read in place, nr contiguous values per k at any row stride. The
-// convolutions give it B as it lies (the im2col buffer, dy, a transposed block of dy), so only the
-// small operand is packed — the weights once per call, where Eigen's GEMM packed both operands of
-// every per-block product anew. There is no cache blocking of the depth: the depths here (Cin·k·k,
+// mr rows (a[k·mr + i]) and b read in place, nr contiguous values per k at any row stride or offset.
+// The convolutions give it B as it lies (the im2col buffer, a padded input through a table of row
+// offsets, dy, a transposed block of dy), so only the small operand is packed — the weights once per
+// call, where Eigen's GEMM packed both operands of every per-block product anew. There is no cache blocking of the depth: the depths here (Cin·k·k,
 // Cout, a block of pixels) keep both panels in L2.
 //
 // Determinism: every entry of C is one sum over k in increasing order, whatever the tile it falls
@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 namespace ouro::cpu_kernels::gemm {
 
@@ -91,12 +92,28 @@ constexpr std::int64_t packed_rows_size(std::int64_t m, std::int64_t depth) {
 // broadcast from memory; rows in place cost one address per row instead of one per panel.
 enum class a_layout { packed, rows };
 
-// One mr × nr tile: c[i·ldc + j] = (Accumulate ? c[i·ldc + j] : init_i) + Σ_{k < depth} A(i, k)·b[k·ldb + j],
+// Where the kernel finds B's row k: `ldb` (an integer) places it at k·ldb, a matrix at row
+// stride ldb; indexed_rows at offsets[k], rows anywhere — the direct convolution's taps, each
+// a fixed shift of one zero-padded image (conv.hpp). Either way row k is read nr values at a time.
+struct indexed_rows {
+    const std::int64_t* offsets;
+};
+
+template <class Rows>
+inline std::int64_t row_offset(Rows rows, std::int64_t k) {
+    if constexpr (std::is_same_v<Rows, indexed_rows>)
+        return rows.offsets[k];
+    else
+        return k * rows;
+}
+
+// One mr × nr tile: c[i·ldc + j] = (Accumulate ? c[i·ldc + j] : init_i) + Σ_{k < depth} A(i, k)·B(k, j),
 // the sum in increasing k, init_i = init[i] or 0 when init is null, A as Layout says (lda unused
-// when packed). Reads nr values of every b row and writes all mr × nr entries of c.
-template <class Tile, bool Accumulate, a_layout Layout = a_layout::packed, class T>
+// when packed), B(k, j) = b[row_offset(rows, k) + j]. Reads nr values of every b row and writes all
+// mr × nr entries of c.
+template <class Tile, bool Accumulate, a_layout Layout = a_layout::packed, class T, class Rows>
 inline void outer_tile(std::int64_t depth, const T* __restrict a, std::int64_t lda, const T* __restrict b,
-                       std::int64_t ldb, T* __restrict c, std::int64_t ldc, const T* init) {
+                       Rows rows, T* __restrict c, std::int64_t ldc, const T* init) {
     using batch = typename Tile::batch;
     constexpr int mr = Tile::mr, vectors = Tile::vectors, lanes = Tile::lanes;
     batch acc[mr][vectors];
@@ -112,7 +129,7 @@ inline void outer_tile(std::int64_t depth, const T* __restrict a, std::int64_t l
     for (std::int64_t k = 0; k < depth; ++k) {
         batch bv[vectors];
 #pragma GCC unroll 4
-        for (int v = 0; v < vectors; ++v) bv[v] = batch::load_unaligned(b + k * ldb + v * lanes);
+        for (int v = 0; v < vectors; ++v) bv[v] = batch::load_unaligned(b + row_offset(rows, k) + v * lanes);
 #pragma GCC unroll 24
         for (int i = 0; i < mr; ++i) {
             const batch ai(Layout == a_layout::packed ? a[k * mr + i] : a[i * lda + k]);
@@ -160,17 +177,18 @@ void for_each_tile(std::int64_t m, std::int64_t n, T* c, std::int64_t ldc, const
 }
 
 // C (m × n, row stride ldc) = init + A·B with A (m × depth) packed by pack_rows or in rows at row
-// stride lda (Layout), and B (depth × n) read at b[k·ldb + j]. Columns are taken nr at a time (see
-// for_each_tile for partial tiles), so B must be readable for columns up to n rounded up to nr, and
-// A in rows for rows up to m rounded up to mr (the caller pads its buffers; the padding's products
-// are computed and dropped). Accumulate adds to C instead.
-template <class Tile, bool Accumulate, a_layout Layout = a_layout::packed, class T>
+// stride lda (Layout), and B (depth × n) read at b[row_offset(rows, k) + j] (rows: a row stride ldb,
+// or indexed_rows). Columns are taken nr at a time (see for_each_tile for partial tiles), so B must
+// be readable for columns up to n rounded up to nr, and A in rows for rows up to m rounded up to mr
+// (the caller pads its buffers; the padding's products are computed and dropped). Accumulate adds
+// to C instead.
+template <class Tile, bool Accumulate, a_layout Layout = a_layout::packed, class T, class Rows>
 void outer_product(std::int64_t m, std::int64_t n, std::int64_t depth, const T* a, std::int64_t lda, const T* b,
-                   std::int64_t ldb, T* c, std::int64_t ldc, const T* init) {
+                   Rows rows, T* c, std::int64_t ldc, const T* init) {
     for_each_tile<Tile::mr, Tile::nr, Accumulate>(
         m, n, c, ldc, init, [&](std::int64_t i0, std::int64_t j0, T* c_tile, std::int64_t ldt, const T* tile_init) {
             const T* panel = Layout == a_layout::packed ? a + i0 * depth : a + i0 * lda;
-            outer_tile<Tile, Accumulate, Layout>(depth, panel, lda, b + j0, ldb, c_tile, ldt, tile_init);
+            outer_tile<Tile, Accumulate, Layout>(depth, panel, lda, b + j0, rows, c_tile, ldt, tile_init);
         });
 }
 

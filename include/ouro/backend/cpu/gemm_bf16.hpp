@@ -72,9 +72,10 @@ inline void pair_bf16(const float* even, const float* odd, std::int64_t n, std::
 #if OURO_HAS_AVX512_BF16
 // The tile of gemm.hpp's outer_tile on pairs (fp32 accumulators, Tile's shape for float):
 // c[i·ldc + j] = init_i + Σ_q (a_q,i · b_q,j summed over the pair's two halves), q in increasing order.
-template <class Tile>
+// B's row q at b + row_offset(rows, q), as in outer_tile.
+template <class Tile, class Rows>
 inline void outer_tile_bf16(std::int64_t pairs, const std::uint32_t* __restrict a, const std::uint32_t* __restrict b,
-                            std::int64_t ldb, float* __restrict c, std::int64_t ldc, const float* init) {
+                            Rows rows, float* __restrict c, std::int64_t ldc, const float* init) {
     static_assert(Tile::lanes == 16, "the bf16 tile is written for 512-bit vectors");
     constexpr int mr = Tile::mr, vectors = Tile::vectors, lanes = Tile::lanes;
     __m512 acc[mr][vectors];
@@ -85,7 +86,7 @@ inline void outer_tile_bf16(std::int64_t pairs, const std::uint32_t* __restrict 
     for (std::int64_t q = 0; q < pairs; ++q) {
         __m512bh bv[vectors];
 #pragma GCC unroll 4
-        for (int v = 0; v < vectors; ++v) bv[v] = std::bit_cast<__m512bh>(_mm512_loadu_si512(b + q * ldb + v * lanes));
+        for (int v = 0; v < vectors; ++v) bv[v] = std::bit_cast<__m512bh>(_mm512_loadu_si512(b + row_offset(rows, q) + v * lanes));
 #pragma GCC unroll 24
         for (int i = 0; i < mr; ++i) {
             const __m512bh ai = std::bit_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(a[q * mr + i])));
@@ -99,14 +100,15 @@ inline void outer_tile_bf16(std::int64_t pairs, const std::uint32_t* __restrict 
         for (int v = 0; v < vectors; ++v) _mm512_storeu_ps(c + i * ldc + v * lanes, acc[i][v]);
 }
 
-// C (m × n, row stride ldc) = init + A·B on pairs: A packed by pack_rows, B rows of pairs at
-// stride ldb, readable up to n rounded up to Tile::nr columns (as gemm::outer_product asks).
-template <class Tile>
+// C (m × n, row stride ldc) = init + A·B on pairs: A packed by pack_rows, B rows of pairs where
+// `rows` says (a row stride, or indexed_rows), readable up to n rounded up to Tile::nr columns (as
+// gemm::outer_product asks).
+template <class Tile, class Rows>
 void outer_product_bf16(std::int64_t m, std::int64_t n, std::int64_t pairs, const std::uint32_t* a,
-                        const std::uint32_t* b, std::int64_t ldb, float* c, std::int64_t ldc, const float* init) {
+                        const std::uint32_t* b, Rows rows, float* c, std::int64_t ldc, const float* init) {
     for_each_tile<Tile::mr, Tile::nr, false>(
         m, n, c, ldc, init, [&](std::int64_t i0, std::int64_t j0, float* c_tile, std::int64_t ldt, const float* tile_init) {
-            outer_tile_bf16<Tile>(pairs, a + i0 * pairs, b + j0, ldb, c_tile, ldt, tile_init);
+            outer_tile_bf16<Tile>(pairs, a + i0 * pairs, b + j0, rows, c_tile, ldt, tile_init);
         });
 }
 #endif
