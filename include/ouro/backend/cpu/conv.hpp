@@ -80,7 +80,7 @@ struct conv_ops {
     //
     // As one product Y (Cout, B·Ho·Wo) = W (Cout, Cin·k·k) · im2col(x): the weights are packed once,
     // then each work item, a block of column_block columns that may span images, writes its im2col
-    // block and multiplies. y[n, o, i, j] is b[o] plus the sum over (c, u, v) in increasing order,
+    // block and multiplies (same-size convs: forward_direct_, per chunk of images, without im2col). y[n, o, i, j] is b[o] plus the sum over (c, u, v) in increasing order,
     // whichever block or thread computes it.
     template <real_scalar T>
     static void conv2d_forward(tensor_view<const T> x,  // (B, Cin, H, W)
@@ -126,8 +126,8 @@ struct conv_ops {
         if (g.same_size()) {
             // Stride 1, output as large as the input: dx[n, c, p] = Σ_{o, t} w[o, c, t]·dy[n, o, p − shift(t)]
             // is the forward conv of dy with the kernel transposed (Cin, Cout, k, k) and flipped in
-            // both spatial axes, at the same padding (k − 1 − p = p). It runs as a forward product,
-            // im2col copies instead of col2im scatters, blocks spanning images.
+            // both spatial axes, at the same padding (k − 1 − p = p). It runs as a forward product
+            // (forward_direct_: padded copies of dy instead of col2im scatters).
             T* flipped = scratch_<T, slot_::flipped>(g.cin * g.cout * g.kk);
             for (std::int64_t o = 0; o < g.cout; ++o)
                 for (std::int64_t c = 0; c < g.cin; ++c)
