@@ -22,8 +22,11 @@
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/philox.hpp"
 #include "support/golden.hpp"
+#include "support/common.hpp"
 
 using namespace ouro;
+using ouro::testing::to_float;
+using ouro::testing::thread_guard;
 using namespace ouro::cluster;
 using Catch::Matchers::Contains;
 
@@ -73,12 +76,6 @@ labelled_points blobs(std::int64_t count, std::int64_t per, std::int64_t dim, do
     return out;
 }
 
-tensor<float> to_float(const tensor<double>& x) {
-    tensor<float> out(x.dims());
-    for (std::int64_t i = 0; i < x.numel(); ++i) out[i] = static_cast<float>(x[i]);
-    return out;
-}
-
 Eigen::MatrixXd load_matrix(const std::string& name) {
     const tensor<double> t = testing::load_golden(name);
     if (t.rank() == 1) return Eigen::Map<const Eigen::VectorXd>(t.data(), t.dim(0));
@@ -114,11 +111,6 @@ bool same_sparse(const Eigen::SparseMatrix<double>& a, const Eigen::SparseMatrix
     }
     return true;
 }
-
-struct thread_guard {
-    int saved = max_threads();
-    ~thread_guard() { set_threads(saved); }
-};
 
 }  // namespace
 

@@ -4,12 +4,14 @@
 // concept, a type missing a member is refused, and each one is run through the library.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <span>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ouro/core/backend.hpp"
@@ -27,11 +29,15 @@
 #include "ouro/loop/toy.hpp"
 #include "ouro/metrics/classifier_training.hpp"
 #include "ouro/metrics/feature_extractor.hpp"
+#include "ouro/io/atomic_file.hpp"
 #include "ouro/optim/lr_schedule.hpp"
+#include "ouro/optim/optimizer.hpp"
 #include "ouro/probe/centroid_probe.hpp"
 #include "ouro/probe/probe.hpp"
+#include "support/files.hpp"
 
 using namespace ouro;
+using ouro::testing::fresh_dir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -347,11 +353,11 @@ struct first_n {
 static_assert(filter::check_filter_policy<first_n>());
 //! [filter_policy]
 
-struct select_not_const {
+struct select_not_const_policy {
     static constexpr const char* name = "select_not_const";
     std::vector<std::int64_t> select(const filter::pool_view&, std::int64_t, std::uint64_t) { return {}; }
 };
-static_assert(!filter::filter_policy<select_not_const>);
+static_assert(!filter::filter_policy<select_not_const_policy>);
 
 // ---- loop_mode (loop/modes.hpp) ----
 
@@ -442,6 +448,37 @@ struct counting_fid {
 };
 static_assert(loop::metric_set<counting_fid>);
 //! [metric_set]
+
+// ---- optimizer (optim/optimizer.hpp) ----
+
+//! [optimizer]
+// Gradient descent without state (p -= lr g), counting its steps: no buffers to checkpoint.
+struct plain_descent {
+    static constexpr std::string_view name = "plain_descent";
+    static constexpr std::array<std::string_view, 0> state_names{};
+    static inline std::int64_t steps_taken = 0;
+    std::int64_t size_ = 0, steps_ = 0;
+    double lr_ = 0;
+
+    static plain_descent from_settings(const parameter_store<float>& store, const optim::optimizer_settings& s) {
+        return {store.size(), 0, s.lr};
+    }
+    void step(parameter_store<float>& store) {
+        for (std::int64_t i = 0; i < store.size(); ++i) store.values()[i] -= static_cast<float>(lr_) * store.grads()[i];
+        ++steps_;
+        ++steps_taken;
+    }
+    void set_lr(double lr) { lr_ = lr; }
+    std::int64_t step_count() const { return steps_; }
+    void set_step_count(std::int64_t n) { steps_ = n; }
+    std::int64_t size() const { return size_; }
+    float* state(std::size_t) { return nullptr; }
+    const float* state(std::size_t) const { return nullptr; }
+    std::string trajectory() const { return "none"; }
+};
+static_assert(optim::optimizer<plain_descent>);
+//! [optimizer]
+static_assert(!optim::optimizer<counting_fid>);
 static_assert(!probe::latent_probe<not_a_probe>);
 
 // ---- feature_extractor (metrics/feature_extractor.hpp) ----
@@ -510,12 +547,6 @@ data::image_dataset zero_points(std::int64_t n, std::int64_t label) {
     d.labels = tensor<std::int64_t>(shape{n}, label);
     d.num_classes = 4;
     return d;
-}
-
-fs::path fresh_dir(const std::string& name) {
-    const fs::path dir = fs::temp_directory_path() / ("ouro_test_concepts_" + name);
-    fs::remove_all(dir);
-    return dir;
 }
 
 }  // namespace
@@ -671,7 +702,7 @@ TEST_CASE("the self-consuming loop runs with a user's model, sampler, pooling, m
     o.finetune = {.batch_size = 32, .lr = 1e-2};
     o.kid_subsets = 4;
     o.kid_subset_size = 16;
-    o.out = fresh_dir("loop");
+    o.out = fresh_dir("concepts_loop");
     o.write_grids = false;
     o.samples_as_images = false;
     o.show_progress = false;
@@ -681,7 +712,7 @@ TEST_CASE("the self-consuming loop runs with a user's model, sampler, pooling, m
     //! [run_user_loop]
     using experiment = loop::self_consuming<scaled_loop_model, one_step_sampler, total,
                                             loop::methods<real_only, loop::filtered<first_n>>, counting_probe,
-                                            squared_confidence, counting_fid>;
+                                            squared_confidence, counting_fid, plain_descent>;
     experiment ex(one_step_sampler{}, table, o);
     mean_pixel features;
     count_generations counter;
@@ -711,5 +742,9 @@ TEST_CASE("the self-consuming loop runs with a user's model, sampler, pooling, m
         CHECK(std::isnan(m.precision));
         CHECK(std::isnan(m.kid));
     }
+    // The user's optimiser trained G0 (20 steps) and every fine-tuning: REAL on 96 items (3 batches
+    // of 32) and the filtered mode on its budget of 50 (2 batches), for 2 generations each.
+    CHECK(plain_descent::steps_taken == 20 + 2 * (3 + 2));
+    CHECK(io::read_text_file(o.out / "config.json").find("\"optimizer\": \"plain_descent\"") != std::string::npos);
     fs::remove_all(o.out);
 }

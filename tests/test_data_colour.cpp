@@ -29,39 +29,22 @@
 #include "ouro/core/parallel.hpp"
 #include "ouro/data/cifar10.hpp"
 #include "ouro/data/image_folder.hpp"
+#include "support/files.hpp"
+#include "support/gradcheck.hpp"
 
 using namespace ouro;
+using ouro::testing::scratch_dir;
+using ouro::testing::bitwise_equal;
+using ouro::testing::write_text;
 using namespace ouro::data;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A scratch directory removed when the test case ends.
-struct scratch_dir {
-    fs::path path;
-    explicit scratch_dir(const std::string& tag) {
-        path = fs::temp_directory_path() / ("ouro_test_data_colour_" + std::to_string(::getpid()) + "_" + tag);
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~scratch_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    fs::path operator/(const std::string& name) const { return path / name; }
-};
-
 void write_bytes(const fs::path& file, const std::vector<std::uint8_t>& bytes) {
     fs::create_directories(file.parent_path());
     std::ofstream out(file, std::ios::binary);
     out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    REQUIRE(out.good());
-}
-
-void write_text(const fs::path& file, const std::string& text) {
-    fs::create_directories(file.parent_path());
-    std::ofstream out(file, std::ios::binary);
-    out << text;
     REQUIRE(out.good());
 }
 
@@ -156,11 +139,6 @@ tensor<float> golden_pattern(std::int64_t h, std::int64_t w) {
     return t;
 }
 
-bool same_bits(const tensor<float>& a, const tensor<float>& b) {
-    return a.dims() == b.dims() &&
-           std::memcmp(a.data(), b.data(), sizeof(float) * static_cast<std::size_t>(a.numel())) == 0;
-}
-
 image_folder_options quiet(image_folder_options o = {}) {
     o.log = nullptr;
     return o;
@@ -222,7 +200,7 @@ TEST_CASE("load_cifar10 also accepts the folder the archive was extracted in", "
     write_tiny_cifar(root / "cifar-10-batches-bin");
     const image_dataset a = load_cifar10(root.path, split::train);
     const image_dataset b = load_cifar10(root / "cifar-10-batches-bin", split::train);
-    CHECK(same_bits(a.images, b.images));
+    CHECK(bitwise_equal(a.images, b.images));
     CHECK(std::equal(a.labels.begin(), a.labels.end(), b.labels.begin(), b.labels.end()));
 }
 
@@ -309,7 +287,7 @@ TEST_CASE("load_cifar10 gives the same floats at 1 and 2 threads", "[data][cifar
     const image_dataset two = load_cifar10(root / "c", split::test);
     set_threads(saved);
     REQUIRE(one.images.dims() == shape{24, 3, 32, 32});
-    CHECK(same_bits(one.images, two.images));
+    CHECK(bitwise_equal(one.images, two.images));
     CHECK(one.images[5 * 3072 + 100] == scaled(cifar_pixel(105, 0, 3, 4), pixel_scale::minus_one_to_one));
 }
 
@@ -442,8 +420,8 @@ TEST_CASE("area resizing averages exact footprints: 2x2 blocks, fractional 3 -> 
     const tensor<float> d1 = resize_image(d.view(), 1, 1, resize_filter::area);
     CHECK(d1[0] == 2.5f);
     CHECK(d1[1] == 250.0f);
-    CHECK(same_bits(resize_image(d.view(), 2, 2, resize_filter::area), d));
-    CHECK(same_bits(resize_image(d.view(), 2, 2, resize_filter::bilinear), d));
+    CHECK(bitwise_equal(resize_image(d.view(), 2, 2, resize_filter::area), d));
+    CHECK(bitwise_equal(resize_image(d.view(), 2, 2, resize_filter::bilinear), d));
 }
 
 TEST_CASE("bilinear resizing matches PIL's Image.resize(BILINEAR) when shrinking, enlarging and both",
@@ -882,8 +860,8 @@ TEST_CASE("load_image_folder gives the same floats at 1 and 2 threads", "[data][
         const image_folder_dataset omp = load_image_folder(dir, 8, o);
         set_threads(saved);
         REQUIRE(one.images.dims() == shape{24, 3, 8, 8});
-        CHECK(same_bits(one.images, two.images));
-        CHECK(same_bits(one.images, omp.images));
+        CHECK(bitwise_equal(one.images, two.images));
+        CHECK(bitwise_equal(one.images, omp.images));
         CHECK(one.files == two.files);
         CHECK(std::equal(one.labels.begin(), one.labels.end(), two.labels.begin(), two.labels.end()));
     }

@@ -21,27 +21,14 @@
 #include "ouro/data/idx.hpp"
 #include "ouro/data/mnist.hpp"
 #include "ouro/data/xtensor_adapt.hpp"
+#include "support/files.hpp"
 
 using namespace ouro;
+using ouro::testing::scratch_dir;
 using namespace ouro::data;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A scratch directory removed when the test case ends.
-struct scratch_dir {
-    fs::path path;
-    explicit scratch_dir(const std::string& tag) {
-        path = fs::temp_directory_path() / ("ouro_test_data_idx_" + std::to_string(::getpid()) + "_" + tag);
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~scratch_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    fs::path operator/(const std::string& name) const { return path / name; }
-};
 
 void write_bytes(const fs::path& file, const std::vector<std::uint8_t>& bytes, bool gzip) {
     if (gzip) {

@@ -20,16 +20,13 @@ using ouro::testing::cast;
 using ouro::testing::check_gradient;
 using ouro::testing::dot;
 using ouro::testing::load_golden;
+using ouro::testing::pointwise_golden;
 using ouro::testing::random_tensor;
 using ouro::testing::require_close;
 
 namespace {
 
 using cpu_ops = ops<cpu>;
-
-std::string golden_file(const std::string& c, const std::string& name) {
-    return "pointwise/" + c + "/" + name + ".npy";
-}
 
 // The mask dropout_forward draws for n elements.
 tensor<float> dropout_mask(std::int64_t n, double p, std::uint64_t seed, std::uint64_t step, std::uint64_t salt) {
@@ -195,17 +192,17 @@ TEST_CASE("dropout refuses bad probabilities, salts and shapes", "[dropout][erro
 // Mean squared error
 
 TEST_CASE("mse_loss matches torch mse_loss in float64 and in float", "[loss][golden]") {
-    const auto pred = load_golden(golden_file("mse", "pred")), target = load_golden(golden_file("mse", "target"));
-    const double expected = load_golden(golden_file("mse", "loss"))[0];
+    const auto pred = load_golden(pointwise_golden("mse", "pred")), target = load_golden(pointwise_golden("mse", "target"));
+    const double expected = load_golden(pointwise_golden("mse", "loss"))[0];
     tensor<double> dpred(pred.dims());
     CHECK(cpu_ops::mse_loss<double>(pred, target, dpred) == Approx(expected).epsilon(1e-13));
-    require_close("dpred", dpred, load_golden(golden_file("mse", "dpred")), 1e-13, 1e-300);
+    require_close("dpred", dpred, load_golden(pointwise_golden("mse", "dpred")), 1e-13, 1e-300);
     CHECK(cpu_ops::mse_loss<double>(pred, target, tensor_view<double>{}) == Approx(expected).epsilon(1e-13));
 
     const auto pf = cast<float>(pred), tf = cast<float>(target);
     tensor<float> df(pred.dims());
     CHECK(cpu_ops::mse_loss<float>(pf, tf, df) == Approx(expected).epsilon(1e-6));
-    require_close("dpred (float)", df, load_golden(golden_file("mse", "dpred")), 1e-5, 1e-7);
+    require_close("dpred (float)", df, load_golden(pointwise_golden("mse", "dpred")), 1e-5, 1e-7);
 }
 
 TEST_CASE("mse_loss gradient agrees with central differences", "[loss][gradcheck]") {
@@ -258,20 +255,20 @@ TEST_CASE("mse_loss refuses mismatched shapes and empty input", "[loss][errors]"
 // Softmax cross-entropy
 
 TEST_CASE("softmax_cross_entropy matches torch cross_entropy, even with logits in the thousands", "[loss][golden]") {
-    const auto logits = load_golden(golden_file("cross_entropy", "logits"));
-    const auto labels = load_golden<std::int64_t>(golden_file("cross_entropy", "labels"));
-    const double expected = load_golden(golden_file("cross_entropy", "loss"))[0];
+    const auto logits = load_golden(pointwise_golden("cross_entropy", "logits"));
+    const auto labels = load_golden<std::int64_t>(pointwise_golden("cross_entropy", "labels"));
+    const double expected = load_golden(pointwise_golden("cross_entropy", "loss"))[0];
     double biggest = 0;
     for (double z : logits) biggest = std::max(biggest, std::abs(z));
     REQUIRE(biggest > 1000);  // exp would overflow without the shift
     tensor<double> dlogits(logits.dims());
     CHECK(cpu_ops::softmax_cross_entropy<double>(logits, labels, dlogits) == Approx(expected).epsilon(1e-13));
-    require_close("dlogits", dlogits, load_golden(golden_file("cross_entropy", "dlogits")), 1e-12, 1e-15);
+    require_close("dlogits", dlogits, load_golden(pointwise_golden("cross_entropy", "dlogits")), 1e-12, 1e-15);
 
     const auto lf = cast<float>(logits);
     tensor<float> df(logits.dims());
     CHECK(cpu_ops::softmax_cross_entropy<float>(lf, labels, df) == Approx(expected).epsilon(1e-5));
-    require_close("dlogits (float)", df, load_golden(golden_file("cross_entropy", "dlogits")), 1e-5, 1e-6);
+    require_close("dlogits (float)", df, load_golden(pointwise_golden("cross_entropy", "dlogits")), 1e-5, 1e-6);
 }
 
 TEST_CASE("softmax_cross_entropy gradient agrees with central differences", "[loss][gradcheck]") {

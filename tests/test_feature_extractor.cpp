@@ -14,8 +14,10 @@
 #include "ouro/core/philox.hpp"
 #include "ouro/metrics/classifier_training.hpp"
 #include "ouro/metrics/feature_extractor.hpp"
+#include "support/common.hpp"
 
 using namespace ouro;
+using ouro::testing::thread_guard;
 using Catch::Contains;
 
 namespace {
@@ -62,11 +64,6 @@ data::image_dataset colours(std::int64_t n, std::uint64_t seed, std::string name
     }
     return set;
 }
-
-struct thread_guard {
-    int saved = max_threads();
-    ~thread_guard() { set_threads(saved); }
-};
 
 struct temp_dir {
     std::filesystem::path path = std::filesystem::temp_directory_path() / "ouro_test_feature_extractor";

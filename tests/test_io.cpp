@@ -42,25 +42,12 @@
 #endif
 
 using namespace ouro;
+using ouro::testing::scratch_dir;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory per test case, removed at the end.
-struct scratch_dir {
-    fs::path path;
-    explicit scratch_dir(const std::string& name) : path(fs::temp_directory_path() / ("ouro_test_io_" + name)) {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~scratch_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    fs::path operator/(const std::string& f) const { return path / f; }
-};
-
-std::string read_all(const fs::path& p) {
+std::string file_text(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     std::ostringstream os;
     os << in.rdbuf();
@@ -167,7 +154,7 @@ TEST_CASE("a safetensors file written in Python reads back exactly, every dtype"
 }
 
 TEST_CASE("ouro writes byte for byte the file Python's serializer wrote for the same tensors", "[io][safetensors]") {
-    const std::string golden = read_all(testing::golden_path("io/python_written.safetensors"));
+    const std::string golden = file_text(testing::golden_path("io/python_written.safetensors"));
     io::safetensors_reader r(testing::golden_path("io/python_written.safetensors"));
     const tensor<float> w = r.read<float>("conv.weight"), b = r.read<float>("conv.bias");
     const tensor<double> decay = r.read<double>("ema.decay");
@@ -189,7 +176,7 @@ TEST_CASE("ouro writes byte for byte the file Python's serializer wrote for the 
 
     scratch_dir dir("same_bytes");
     out.write(dir / "ouro.safetensors");
-    CHECK(read_all(dir / "ouro.safetensors") == golden);
+    CHECK(file_text(dir / "ouro.safetensors") == golden);
     CHECK(testing::count_temporaries(dir.path) == 0);
 }
 
@@ -330,7 +317,7 @@ TEST_CASE("missing, truncated and foreign files are refused with the reason", "[
                       Catch::Contains("absent.safetensors: cannot open safetensors file: no such file"));
 
     io::save_parameters(dir / "good.safetensors", model);
-    const std::string good = read_all(dir / "good.safetensors");
+    const std::string good = file_text(dir / "good.safetensors");
 
     // Cut inside the data: the last tensor's offsets reach past the end.
     write_all(dir / "cut_data.safetensors", good.substr(0, good.size() - 10));
@@ -539,7 +526,7 @@ TEST_CASE("write_png_grid writes a PNG whose pixels decode to the grid", "[io][p
     for (std::int64_t i = 0; i < images.numel(); ++i) images[i] = std::sin(0.37f * static_cast<float>(i));
     io::write_png_grid(dir / "grids" / "gen_1.png", images, {.cols = 4});
     CHECK(testing::count_temporaries(dir.path) == 0);
-    const std::string png = read_all(dir / "grids" / "gen_1.png");
+    const std::string png = file_text(dir / "grids" / "gen_1.png");
     for (const png_chunk& ch : png_chunks(png)) CHECK(ch.crc_ok);
     int w = 0, h = 0, c = 0;
     const std::vector<std::uint8_t> back = decode_png(png, w, h, c);
@@ -553,7 +540,7 @@ TEST_CASE("write_png_grid writes a PNG whose pixels decode to the grid", "[io][p
     tensor<float> one(shape{1, 3, 2}, -1.0f);  // (C, H, W)
     one[5] = 1.0f;
     io::write_png(dir / "one.png", one);
-    const std::vector<std::uint8_t> pixels = decode_png(read_all(dir / "one.png"), w, h, c);
+    const std::vector<std::uint8_t> pixels = decode_png(file_text(dir / "one.png"), w, h, c);
     CHECK(w == 2);
     CHECK(h == 3);
     CHECK(c == 1);
@@ -750,7 +737,7 @@ TEST_CASE("a data checksum in the metadata is verified on every open; a changed 
         CHECK(std::equal(back.begin(), back.end(), w.begin(), w.end()));
     }
     // Scale one weight, as a careless edit would, leaving the header alone.
-    std::string bytes = read_all(dir / "w.safetensors");
+    std::string bytes = file_text(dir / "w.safetensors");
     float x = 0;
     std::memcpy(&x, bytes.data() + bytes.size() - 8, 4);
     x *= 40.0f;
@@ -788,7 +775,7 @@ TEST_CASE("atomic writes leave the old file intact and no temporary when the dis
     setrlimit(RLIMIT_FSIZE, &saved);
     std::signal(SIGXFSZ, old_handler);
     CHECK_THAT(message, Catch::Contains("state.json") && Catch::Contains("disk full?"));
-    CHECK(read_all(file) == "old contents\n");
+    CHECK(file_text(file) == "old contents\n");
     CHECK(testing::count_temporaries(dir.path) == 0);
     // Lifted, the same write succeeds.
     io::write_file_atomically(file, std::string(100'000, 'x'));

@@ -14,8 +14,11 @@
 #include "ouro/latent/latents.hpp"
 #include "ouro/nn/unet.hpp"
 #include "support/gradcheck.hpp"
+#include "support/common.hpp"
 
 using namespace ouro;
+using ouro::testing::thread_guard;
+using ouro::testing::bitwise_equal;
 using Catch::Contains;
 
 namespace {
@@ -37,12 +40,6 @@ void randomize(Net& net, std::uint64_t seed) {
 }
 
 diffusion::schedule_table table_1000() { return diffusion::schedule_table(diffusion::linear_ho2020{}, 1000); }
-
-// Restores the thread count when a test ends, also when it fails.
-struct thread_guard {
-    int saved = max_threads();
-    ~thread_guard() { set_threads(saved); }
-};
 
 // Returns its input as the bottleneck: the latent is then the noisy image itself, which the test
 // can compute from the documented noise. Counts the images of every call.
@@ -101,10 +98,6 @@ tensor<float> row_as_batch(const tensor<float>& m, std::int64_t i) {
     return r;
 }
 
-bool same_bits(const tensor<float>& a, const tensor<float>& b) {
-    return a.dims() == b.dims() && std::equal(a.begin(), a.end(), b.begin());
-}
-
 }  // namespace
 
 TEST_CASE("an item's latent is the same alone, in any batch and at 1 or 2 threads", "[latent][threads]") {
@@ -133,9 +126,9 @@ TEST_CASE("an item's latent is the same alone, in any batch and at 1 or 2 thread
     };
     const tensor<float> all = extract_all(2, 3, true);
     CHECK(all.dims() == shape{n, 16 * 4 * 4});
-    CHECK(same_bits(all, extract_all(1, 256, true)));
-    CHECK(same_bits(all, extract_all(2, 1, false)));
-    CHECK(same_bits(all, extract_all(1, 2, false)));
+    CHECK(bitwise_equal(all, extract_all(1, 256, true)));
+    CHECK(bitwise_equal(all, extract_all(2, 1, false)));
+    CHECK(bitwise_equal(all, extract_all(1, 2, false)));
 
     set_threads(1);
     latent::latent_extractor alone(net, table_1000(), {.timestep = 120, .seed = 5});
@@ -143,7 +136,7 @@ TEST_CASE("an item's latent is the same alone, in any batch and at 1 or 2 thread
         const tensor_view<const float> x(images.data() + i * 64, shape{1, 1, 8, 8});
         const tensor_view<const std::int64_t> y(labels.data() + i, shape{1}), id(ids.data() + i, shape{1});
         INFO("item " << i);
-        CHECK(same_bits(alone.extract(x, y, id), row_as_batch(all, i)));
+        CHECK(bitwise_equal(alone.extract(x, y, id), row_as_batch(all, i)));
     }
 
     // The noise is keyed by id and seed: another id or seed gives another latent of the same image.
@@ -153,9 +146,9 @@ TEST_CASE("an item's latent is the same alone, in any batch and at 1 or 2 thread
     const tensor<float> b = alone.extract(x0, y0, latent::sequential_ids(1, 11));
     latent::latent_extractor reseeded(net, table_1000(), {.timestep = 120, .seed = 6});
     const tensor<float> c = reseeded.extract(x0, y0, latent::sequential_ids(1, 10));
-    CHECK(same_bits(a, row_as_batch(all, 0)));  // ids[0] is 10
-    CHECK_FALSE(same_bits(a, b));
-    CHECK_FALSE(same_bits(a, c));
+    CHECK(bitwise_equal(a, row_as_batch(all, 0)));  // ids[0] is 10
+    CHECK_FALSE(bitwise_equal(a, b));
+    CHECK_FALSE(bitwise_equal(a, c));
 }
 
 TEST_CASE("latents are the pooled noisy images of the documented Philox noise", "[latent]") {
@@ -183,7 +176,7 @@ TEST_CASE("latents are the pooled noisy images of the documented Philox noise", 
     latent::latent_extractor flat(model, table, {.timestep = t, .seed = seed, .batch_size = 2});
     const tensor<float> h = flat.extract(images, no_labels, ids);
     REQUIRE(h.dims() == shape{3, 24});
-    for (std::int64_t i = 0; i < 3; ++i) CHECK(same_bits(row_of(h, i), noisy(i, 0)));
+    for (std::int64_t i = 0; i < 3; ++i) CHECK(bitwise_equal(row_of(h, i), noisy(i, 0)));
     // One image per encode call (plus the first item once more, to learn the bottleneck's shape).
     CHECK(model.batch_sizes == std::vector<std::int64_t>(4, 1));
 
@@ -223,14 +216,14 @@ TEST_CASE("the mean of R draws equals the mean of the R single-draw latents", "[
                                      latent::spatial_mean{});
         singles.push_back(one.extract(images, labels, ids));
     }
-    CHECK_FALSE(same_bits(singles[0], singles[1]));  // the draws differ
+    CHECK_FALSE(bitwise_equal(singles[0], singles[1]));  // the draws differ
     tensor<float> expected(mean.dims());
     for (std::int64_t i = 0; i < expected.numel(); ++i) {
         double s = 0;
         for (const auto& single : singles) s += static_cast<double>(single[i]);
         expected[i] = static_cast<float>(s / static_cast<double>(r_count));
     }
-    CHECK(same_bits(mean, expected));
+    CHECK(bitwise_equal(mean, expected));
 }
 
 TEST_CASE("pooling policies: shapes and values on a hand-made bottleneck", "[latent][pooling]") {
@@ -443,11 +436,11 @@ TEST_CASE("extracting a data set uses positions as ids and labels only for a con
     tiny_unet net;
     randomize(net, 3);
     latent::latent_extractor ex(net, table_1000(), {.timestep = 10}, latent::spatial_mean{});
-    CHECK(same_bits(ex.extract(set), ex.extract(set.images, set.labels, latent::sequential_ids(3))));
+    CHECK(bitwise_equal(ex.extract(set), ex.extract(set.images, set.labels, latent::sequential_ids(3))));
 
     nn::unet<cpu, tiny_unconditional> uncond;
     randomize(uncond, 3);
     latent::latent_extractor ux(uncond, table_1000(), {.timestep = 10}, latent::spatial_mean{});
     const tensor<std::int64_t> none(shape{0});
-    CHECK(same_bits(ux.extract(set), ux.extract(set.images, none, latent::sequential_ids(3))));
+    CHECK(bitwise_equal(ux.extract(set), ux.extract(set.images, none, latent::sequential_ids(3))));
 }

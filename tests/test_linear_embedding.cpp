@@ -22,16 +22,13 @@ using ouro::testing::cast;
 using ouro::testing::check_gradient;
 using ouro::testing::dot;
 using ouro::testing::load_golden;
+using ouro::testing::pointwise_golden;
 using ouro::testing::random_tensor;
 using ouro::testing::require_close;
 
 namespace {
 
 using cpu_ops = ops<cpu>;
-
-std::string golden_file(const std::string& c, const std::string& name) {
-    return "pointwise/" + c + "/" + name + ".npy";
-}
 
 template <class T>
 void copy_into(tensor_view<T> dst, const tensor<T>& src) {
@@ -48,32 +45,32 @@ TEST_CASE("linear kernels match torch linear in float64, with and without bias",
     for (const std::string c : {"linear", "linear_no_bias"}) {
         INFO(c);
         const bool bias = c == "linear";
-        const auto x = load_golden(golden_file(c, "x")), w = load_golden(golden_file(c, "weight")),
-                   dy = load_golden(golden_file(c, "dy"));
-        const tensor<double> b = bias ? load_golden(golden_file(c, "bias")) : tensor<double>();
+        const auto x = load_golden(pointwise_golden(c, "x")), w = load_golden(pointwise_golden(c, "weight")),
+                   dy = load_golden(pointwise_golden(c, "dy"));
+        const tensor<double> b = bias ? load_golden(pointwise_golden(c, "bias")) : tensor<double>();
         tensor<double> y(shape{x.dim(0), w.dim(0)}), dx(x.dims()), dw(w.dims()), db(shape{w.dim(0)});
         cpu_ops::linear_forward<double>(x, w, bias ? b.view() : tensor_view<const double>{}, y);
         cpu_ops::linear_backward<double>(x, dy, w, dx, dw, bias ? db.view() : tensor_view<double>{});
-        require_close("y", y, load_golden(golden_file(c, "y")), 1e-12, 1e-12);
-        require_close("dx", dx, load_golden(golden_file(c, "dx")), 1e-12, 1e-12);
-        require_close("dw", dw, load_golden(golden_file(c, "grad_weight")), 1e-12, 1e-12);
-        if (bias) require_close("db", db, load_golden(golden_file(c, "grad_bias")), 1e-12, 1e-12);
+        require_close("y", y, load_golden(pointwise_golden(c, "y")), 1e-12, 1e-12);
+        require_close("dx", dx, load_golden(pointwise_golden(c, "dx")), 1e-12, 1e-12);
+        require_close("dw", dw, load_golden(pointwise_golden(c, "grad_weight")), 1e-12, 1e-12);
+        if (bias) require_close("db", db, load_golden(pointwise_golden(c, "grad_bias")), 1e-12, 1e-12);
     }
 }
 
 TEST_CASE("linear kernels in float stay within float tolerance of the goldens", "[linear][golden]") {
     const std::string c = "linear";
-    const auto x = cast<float>(load_golden(golden_file(c, "x"))),
-               w = cast<float>(load_golden(golden_file(c, "weight"))),
-               b = cast<float>(load_golden(golden_file(c, "bias"))),
-               dy = cast<float>(load_golden(golden_file(c, "dy")));
+    const auto x = cast<float>(load_golden(pointwise_golden(c, "x"))),
+               w = cast<float>(load_golden(pointwise_golden(c, "weight"))),
+               b = cast<float>(load_golden(pointwise_golden(c, "bias"))),
+               dy = cast<float>(load_golden(pointwise_golden(c, "dy")));
     tensor<float> y(shape{5, 3}), dx(x.dims()), dw(w.dims()), db(shape{3});
     cpu_ops::linear_forward<float>(x, w, b, y);
     cpu_ops::linear_backward<float>(x, dy, w, dx, dw, db);
-    require_close("y", y, load_golden(golden_file(c, "y")), 1e-5, 1e-5);
-    require_close("dx", dx, load_golden(golden_file(c, "dx")), 1e-5, 1e-5);
-    require_close("dw", dw, load_golden(golden_file(c, "grad_weight")), 1e-5, 1e-5);
-    require_close("db", db, load_golden(golden_file(c, "grad_bias")), 1e-5, 1e-5);
+    require_close("y", y, load_golden(pointwise_golden(c, "y")), 1e-5, 1e-5);
+    require_close("dx", dx, load_golden(pointwise_golden(c, "dx")), 1e-5, 1e-5);
+    require_close("dw", dw, load_golden(pointwise_golden(c, "grad_weight")), 1e-5, 1e-5);
+    require_close("db", db, load_golden(pointwise_golden(c, "grad_bias")), 1e-5, 1e-5);
 }
 
 TEST_CASE("linear backward agrees with central differences and accumulates dw and db", "[linear][gradcheck]") {
@@ -162,22 +159,22 @@ TEST_CASE("nn::linear matches torch.nn.Linear and registers state-dict names", "
     REQUIRE(b.valid());
     CHECK(store.at(w).dims == shape{3, 7});
     CHECK(store.at(b).dims == shape{3});
-    copy_into(store.value(w), load_golden(golden_file(c, "weight")));
-    copy_into(store.value(b), load_golden(golden_file(c, "bias")));
+    copy_into(store.value(w), load_golden(pointwise_golden(c, "weight")));
+    copy_into(store.value(b), load_golden(pointwise_golden(c, "bias")));
 
-    const auto x = load_golden(golden_file(c, "x")), dy = load_golden(golden_file(c, "dy"));
-    require_close("y", to_tensor(fc.forward(x)), load_golden(golden_file(c, "y")), 1e-12, 1e-12);
-    require_close("dx", to_tensor(fc.backward(dy)), load_golden(golden_file(c, "dx")), 1e-12, 1e-12);
-    require_close("dw", to_tensor(store.grad(w)), load_golden(golden_file(c, "grad_weight")), 1e-12, 1e-12);
-    require_close("db", to_tensor(store.grad(b)), load_golden(golden_file(c, "grad_bias")), 1e-12, 1e-12);
+    const auto x = load_golden(pointwise_golden(c, "x")), dy = load_golden(pointwise_golden(c, "dy"));
+    require_close("y", to_tensor(fc.forward(x)), load_golden(pointwise_golden(c, "y")), 1e-12, 1e-12);
+    require_close("dx", to_tensor(fc.backward(dy)), load_golden(pointwise_golden(c, "dx")), 1e-12, 1e-12);
+    require_close("dw", to_tensor(store.grad(w)), load_golden(pointwise_golden(c, "grad_weight")), 1e-12, 1e-12);
+    require_close("db", to_tensor(store.grad(b)), load_golden(pointwise_golden(c, "grad_bias")), 1e-12, 1e-12);
 
     parameter_store<double> store2;
     nn::linear<cpu, double> no_bias(store2, "proj", 4, 6, false);
     CHECK_FALSE(no_bias.has_bias());
     CHECK_FALSE(store2.find("proj.bias").valid());
-    copy_into(store2.value(store2.find("proj.weight")), load_golden(golden_file("linear_no_bias", "weight")));
-    require_close("y (no bias)", to_tensor(no_bias.forward(load_golden(golden_file("linear_no_bias", "x")))),
-                  load_golden(golden_file("linear_no_bias", "y")), 1e-12, 1e-12);
+    copy_into(store2.value(store2.find("proj.weight")), load_golden(pointwise_golden("linear_no_bias", "weight")));
+    require_close("y (no bias)", to_tensor(no_bias.forward(load_golden(pointwise_golden("linear_no_bias", "x")))),
+                  load_golden(pointwise_golden("linear_no_bias", "y")), 1e-12, 1e-12);
 }
 
 TEST_CASE("nn::linear reset_parameters draws PyTorch's uniform init, reproducibly", "[linear][module]") {
@@ -211,14 +208,14 @@ TEST_CASE("nn::linear reset_parameters draws PyTorch's uniform init, reproducibl
 TEST_CASE("sinusoidal_timestep_embedding matches guided-diffusion's timestep_embedding", "[embedding][golden]") {
     for (const std::string c : {"timestep_embedding_even", "timestep_embedding_odd"}) {
         INFO(c);
-        const auto t = load_golden(golden_file(c, "t")), dy = load_golden(golden_file(c, "dy"));
-        const auto expected = load_golden(golden_file(c, "y"));
-        const double max_period = load_golden(golden_file(c, "max_period"))[0];
+        const auto t = load_golden(pointwise_golden(c, "t")), dy = load_golden(pointwise_golden(c, "dy"));
+        const auto expected = load_golden(pointwise_golden(c, "y"));
+        const double max_period = load_golden(pointwise_golden(c, "max_period"))[0];
         tensor<double> y(expected.dims()), dt(t.dims());
         cpu_ops::sinusoidal_timestep_embedding<double>(t, y, max_period);
         cpu_ops::sinusoidal_timestep_embedding_backward<double>(t, dy, dt, max_period);
         require_close("y", y, expected, 1e-12, 1e-12);
-        require_close("dt", dt, load_golden(golden_file(c, "dt")), 1e-10, 1e-12);
+        require_close("dt", dt, load_golden(pointwise_golden(c, "dt")), 1e-10, 1e-12);
 
         // In float: computed in double and rounded once, so within half an ulp of the float64 values.
         const auto tf = cast<float>(t);
@@ -227,7 +224,7 @@ TEST_CASE("sinusoidal_timestep_embedding matches guided-diffusion's timestep_emb
         require_close("y (float)", yf, expected, 1e-7, 1e-7);
     }
     // The layout itself: t = 0 gives cos = 1 in the first half and sin = 0 in the second.
-    const auto y0 = load_golden(golden_file("timestep_embedding_even", "y"));
+    const auto y0 = load_golden(pointwise_golden("timestep_embedding_even", "y"));
     CHECK(y0[0] == 1.0);
     CHECK(y0[7] == 1.0);
     CHECK(y0[8] == 0.0);
@@ -292,23 +289,23 @@ TEST_CASE("nn::timestep_embedding runs the kernels and gives the same bits at 1 
 
 TEST_CASE("label embedding matches torch embedding, repeated labels summing their gradients", "[embedding][golden]") {
     const std::string c = "label_embedding";
-    const auto table = load_golden(golden_file(c, "weight")), dy = load_golden(golden_file(c, "dy"));
-    const auto labels = load_golden<std::int64_t>(golden_file(c, "labels"));
+    const auto table = load_golden(pointwise_golden(c, "weight")), dy = load_golden(pointwise_golden(c, "dy"));
+    const auto labels = load_golden<std::int64_t>(pointwise_golden(c, "labels"));
     REQUIRE(labels[0] == 3);
     tensor<double> y(shape{labels.dim(0), table.dim(1)}), dtable(table.dims());
     cpu_ops::label_embedding_forward<double>(labels, table, y);
     cpu_ops::label_embedding_backward<double>(labels, dy, dtable);
-    require_close("y", y, load_golden(golden_file(c, "y")), 0, 0);
-    require_close("dtable", dtable, load_golden(golden_file(c, "grad_weight")), 1e-15, 1e-15);
+    require_close("y", y, load_golden(pointwise_golden(c, "y")), 0, 0);
+    require_close("dtable", dtable, load_golden(pointwise_golden(c, "grad_weight")), 1e-15, 1e-15);
 
     parameter_store<double> store;
     nn::label_embedding<cpu, double> emb(store, "label_emb", 5, 4);
     const parameter w = store.find("label_emb.weight");
     REQUIRE(w.valid());
     copy_into(store.value(w), table);
-    require_close("module y", to_tensor(emb.forward(labels)), load_golden(golden_file(c, "y")), 0, 0);
+    require_close("module y", to_tensor(emb.forward(labels)), load_golden(pointwise_golden(c, "y")), 0, 0);
     emb.backward(dy);
-    require_close("module dtable", to_tensor(store.grad(w)), load_golden(golden_file(c, "grad_weight")), 1e-15, 1e-15);
+    require_close("module dtable", to_tensor(store.grad(w)), load_golden(pointwise_golden(c, "grad_weight")), 1e-15, 1e-15);
 }
 
 TEST_CASE("label embedding backward agrees with central differences", "[embedding][gradcheck]") {

@@ -18,8 +18,10 @@
 #include "ouro/metrics/precision_recall.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
+#include "support/common.hpp"
 
 using namespace ouro;
+using ouro::testing::to_float;
 using namespace ouro::metrics;
 using Catch::Matchers::Contains;
 
@@ -29,12 +31,6 @@ tensor<double> column(const std::vector<double>& v) {
     tensor<double> t(shape{static_cast<std::int64_t>(v.size()), 1});
     for (std::size_t i = 0; i < v.size(); ++i) t[static_cast<std::int64_t>(i)] = v[i];
     return t;
-}
-
-tensor<float> to_float(const tensor<double>& x) {
-    tensor<float> out(x.dims());
-    for (std::int64_t i = 0; i < x.numel(); ++i) out[i] = static_cast<float>(x[i]);
-    return out;
 }
 
 tensor<double> to_double(const tensor<float>& x) {

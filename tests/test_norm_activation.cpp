@@ -21,6 +21,7 @@ using ouro::testing::cast;
 using ouro::testing::check_gradient;
 using ouro::testing::dot;
 using ouro::testing::load_golden;
+using ouro::testing::pointwise_golden;
 using ouro::testing::random_tensor;
 using ouro::testing::require_close;
 
@@ -61,47 +62,43 @@ const group_norm_case golden_group_norm_cases[] = {
     {"group_norm_bcl", 2, 1e-6},    // (3, 4, 9), (B, C, L)
 };
 
-std::string golden_file(const char* c, const char* tensor_name) {
-    return std::string("pointwise/") + c + "/" + tensor_name + ".npy";
-}
-
 }  // namespace
 
 TEST_CASE("group_norm kernels match torch group_norm in float64", "[norm][golden]") {
     for (const auto& gc : golden_group_norm_cases) {
         INFO(gc.name);
-        const auto x = load_golden(golden_file(gc.name, "x")), gamma = load_golden(golden_file(gc.name, "weight")),
-                   beta = load_golden(golden_file(gc.name, "bias")), dy = load_golden(golden_file(gc.name, "dy"));
+        const auto x = load_golden(pointwise_golden(gc.name, "x")), gamma = load_golden(pointwise_golden(gc.name, "weight")),
+                   beta = load_golden(pointwise_golden(gc.name, "bias")), dy = load_golden(pointwise_golden(gc.name, "dy"));
         const auto r = run_group_norm(x, gamma, beta, dy, gc.groups, gc.eps);
-        require_close("y", r.y, load_golden(golden_file(gc.name, "y")), 1e-10, 1e-12);
-        require_close("mean", r.mean, load_golden(golden_file(gc.name, "mean")), 1e-10, 1e-12);
-        require_close("rstd", r.rstd, load_golden(golden_file(gc.name, "rstd")), 1e-10, 1e-12);
-        require_close("dx", r.dx, load_golden(golden_file(gc.name, "dx")), 1e-10, 1e-12);
-        require_close("dgamma", r.dgamma, load_golden(golden_file(gc.name, "grad_weight")), 1e-10, 1e-12);
-        require_close("dbeta", r.dbeta, load_golden(golden_file(gc.name, "grad_bias")), 1e-10, 1e-12);
+        require_close("y", r.y, load_golden(pointwise_golden(gc.name, "y")), 1e-10, 1e-12);
+        require_close("mean", r.mean, load_golden(pointwise_golden(gc.name, "mean")), 1e-10, 1e-12);
+        require_close("rstd", r.rstd, load_golden(pointwise_golden(gc.name, "rstd")), 1e-10, 1e-12);
+        require_close("dx", r.dx, load_golden(pointwise_golden(gc.name, "dx")), 1e-10, 1e-12);
+        require_close("dgamma", r.dgamma, load_golden(pointwise_golden(gc.name, "grad_weight")), 1e-10, 1e-12);
+        require_close("dbeta", r.dbeta, load_golden(pointwise_golden(gc.name, "grad_bias")), 1e-10, 1e-12);
     }
 }
 
 TEST_CASE("group_norm kernels in float stay within float tolerance of the float64 goldens", "[norm][golden]") {
     for (const auto& gc : golden_group_norm_cases) {
         INFO(gc.name);
-        const auto x = cast<float>(load_golden(golden_file(gc.name, "x")));
-        const auto gamma = cast<float>(load_golden(golden_file(gc.name, "weight")));
-        const auto beta = cast<float>(load_golden(golden_file(gc.name, "bias")));
-        const auto dy = cast<float>(load_golden(golden_file(gc.name, "dy")));
+        const auto x = cast<float>(load_golden(pointwise_golden(gc.name, "x")));
+        const auto gamma = cast<float>(load_golden(pointwise_golden(gc.name, "weight")));
+        const auto beta = cast<float>(load_golden(pointwise_golden(gc.name, "bias")));
+        const auto dy = cast<float>(load_golden(pointwise_golden(gc.name, "dy")));
         const auto r = run_group_norm(x, gamma, beta, dy, gc.groups, gc.eps);
-        require_close("y", r.y, load_golden(golden_file(gc.name, "y")), 1e-5, 1e-5);
-        require_close("rstd", r.rstd, load_golden(golden_file(gc.name, "rstd")), 1e-5, 1e-5);
-        require_close("dx", r.dx, load_golden(golden_file(gc.name, "dx")), 1e-5, 1e-5);
-        require_close("dgamma", r.dgamma, load_golden(golden_file(gc.name, "grad_weight")), 1e-5, 1e-5);
-        require_close("dbeta", r.dbeta, load_golden(golden_file(gc.name, "grad_bias")), 1e-5, 1e-5);
+        require_close("y", r.y, load_golden(pointwise_golden(gc.name, "y")), 1e-5, 1e-5);
+        require_close("rstd", r.rstd, load_golden(pointwise_golden(gc.name, "rstd")), 1e-5, 1e-5);
+        require_close("dx", r.dx, load_golden(pointwise_golden(gc.name, "dx")), 1e-5, 1e-5);
+        require_close("dgamma", r.dgamma, load_golden(pointwise_golden(gc.name, "grad_weight")), 1e-5, 1e-5);
+        require_close("dbeta", r.dbeta, load_golden(pointwise_golden(gc.name, "grad_bias")), 1e-5, 1e-5);
     }
 }
 
 TEST_CASE("nn::group_norm matches torch.nn.GroupNorm and accumulates parameter gradients", "[norm][golden][module]") {
     static_assert(nn::unary_module<nn::group_norm<cpu, double>, double>);
     const char* c = "group_norm_c6_g3";
-    const auto x = load_golden(golden_file(c, "x")), dy = load_golden(golden_file(c, "dy"));
+    const auto x = load_golden(pointwise_golden(c, "x")), dy = load_golden(pointwise_golden(c, "dy"));
     parameter_store<double> store;
     nn::group_norm<cpu, double> gn(store, "block.norm", 3, 6);
     CHECK(store.find("block.norm.weight").valid());
@@ -111,18 +108,18 @@ TEST_CASE("nn::group_norm matches torch.nn.GroupNorm and accumulates parameter g
     for (double v : store.value(store.find("block.norm.weight"))) REQUIRE(v == 1.0);
     for (double v : store.value(store.find("block.norm.bias"))) REQUIRE(v == 0.0);
 
-    const auto gamma = load_golden(golden_file(c, "weight")), beta = load_golden(golden_file(c, "bias"));
+    const auto gamma = load_golden(pointwise_golden(c, "weight")), beta = load_golden(pointwise_golden(c, "bias"));
     std::copy(gamma.begin(), gamma.end(), store.value(store.find("block.norm.weight")).begin());
     std::copy(beta.begin(), beta.end(), store.value(store.find("block.norm.bias")).begin());
 
     const auto y = to_tensor(gn.forward(x));
-    require_close("y", y, load_golden(golden_file(c, "y")), 1e-10, 1e-12);
+    require_close("y", y, load_golden(pointwise_golden(c, "y")), 1e-10, 1e-12);
     const auto dx = to_tensor(gn.backward(dy));
-    require_close("dx", dx, load_golden(golden_file(c, "dx")), 1e-10, 1e-12);
+    require_close("dx", dx, load_golden(pointwise_golden(c, "dx")), 1e-10, 1e-12);
     const auto dgamma = to_tensor(store.grad(store.find("block.norm.weight")));
-    require_close("dgamma", dgamma, load_golden(golden_file(c, "grad_weight")), 1e-10, 1e-12);
+    require_close("dgamma", dgamma, load_golden(pointwise_golden(c, "grad_weight")), 1e-10, 1e-12);
     require_close("dbeta", to_tensor(store.grad(store.find("block.norm.bias"))),
-                  load_golden(golden_file(c, "grad_bias")), 1e-10, 1e-12);
+                  load_golden(pointwise_golden(c, "grad_bias")), 1e-10, 1e-12);
 
     // A second backward adds the same gradients again.
     gn.backward(dy);
@@ -337,7 +334,7 @@ TEST_CASE("group_norm refuses bad shapes and group counts, naming what it expect
 TEST_CASE("silu and relu kernels match torch in float64, including extremes and zeros", "[activation][golden]") {
     for (const char* c : {"silu", "relu"}) {
         INFO(c);
-        const auto x = load_golden(golden_file(c, "x")), dy = load_golden(golden_file(c, "dy"));
+        const auto x = load_golden(pointwise_golden(c, "x")), dy = load_golden(pointwise_golden(c, "dy"));
         tensor<double> y(x.dims()), dx(x.dims());
         if (std::string(c) == "silu") {
             cpu_ops::silu_forward<double>(x, y);
@@ -346,16 +343,16 @@ TEST_CASE("silu and relu kernels match torch in float64, including extremes and 
             cpu_ops::relu_forward<double>(x, y);
             cpu_ops::relu_backward<double>(y, dy, dx);
         }
-        require_close("y", y, load_golden(golden_file(c, "y")), 1e-13, 1e-300);
-        require_close("dx", dx, load_golden(golden_file(c, "dx")), 1e-13, 1e-300);
+        require_close("y", y, load_golden(pointwise_golden(c, "y")), 1e-13, 1e-300);
+        require_close("dx", dx, load_golden(pointwise_golden(c, "dx")), 1e-13, 1e-300);
     }
 }
 
 TEST_CASE("silu and relu kernels in float stay within float tolerance of the goldens", "[activation][golden]") {
     for (const char* c : {"silu", "relu"}) {
         INFO(c);
-        const auto x = cast<float>(load_golden(golden_file(c, "x"))),
-                   dy = cast<float>(load_golden(golden_file(c, "dy")));
+        const auto x = cast<float>(load_golden(pointwise_golden(c, "x"))),
+                   dy = cast<float>(load_golden(pointwise_golden(c, "dy")));
         tensor<float> y(x.dims()), dx(x.dims());
         if (std::string(c) == "silu") {
             cpu_ops::silu_forward<float>(x, y);
@@ -365,8 +362,8 @@ TEST_CASE("silu and relu kernels in float stay within float tolerance of the gol
             cpu_ops::relu_backward<float>(y, dy, dx);
         }
         // Inputs were rounded to float, so compare against float64 outputs with float tolerance.
-        require_close("y", y, load_golden(golden_file(c, "y")), 1e-6, 1e-6);
-        require_close("dx", dx, load_golden(golden_file(c, "dx")), 1e-6, 1e-6);
+        require_close("y", y, load_golden(pointwise_golden(c, "y")), 1e-6, 1e-6);
+        require_close("dx", dx, load_golden(pointwise_golden(c, "dx")), 1e-6, 1e-6);
     }
 }
 
@@ -444,15 +441,15 @@ TEST_CASE("silu and relu give the same bits at 1 and 2 threads", "[activation][t
 TEST_CASE("nn::silu and nn::relu run the kernels and refuse a mismatched gradient", "[activation][module]") {
     static_assert(nn::unary_module<nn::silu<cpu, double>, double>);
     static_assert(nn::unary_module<nn::relu<cpu, double>, double>);
-    const auto x = load_golden(golden_file("silu", "x")), dy = load_golden(golden_file("silu", "dy"));
+    const auto x = load_golden(pointwise_golden("silu", "x")), dy = load_golden(pointwise_golden("silu", "dy"));
     nn::silu<cpu, double> silu;
-    require_close("silu y", to_tensor(silu.forward(x)), load_golden(golden_file("silu", "y")), 1e-13, 1e-300);
-    require_close("silu dx", to_tensor(silu.backward(dy)), load_golden(golden_file("silu", "dx")), 1e-13, 1e-300);
+    require_close("silu y", to_tensor(silu.forward(x)), load_golden(pointwise_golden("silu", "y")), 1e-13, 1e-300);
+    require_close("silu dx", to_tensor(silu.backward(dy)), load_golden(pointwise_golden("silu", "dx")), 1e-13, 1e-300);
 
-    const auto xr = load_golden(golden_file("relu", "x")), dyr = load_golden(golden_file("relu", "dy"));
+    const auto xr = load_golden(pointwise_golden("relu", "x")), dyr = load_golden(pointwise_golden("relu", "dy"));
     nn::relu<cpu, double> relu;
-    require_close("relu y", to_tensor(relu.forward(xr)), load_golden(golden_file("relu", "y")), 0, 0);
-    require_close("relu dx", to_tensor(relu.backward(dyr)), load_golden(golden_file("relu", "dx")), 0, 0);
+    require_close("relu y", to_tensor(relu.forward(xr)), load_golden(pointwise_golden("relu", "y")), 0, 0);
+    require_close("relu dx", to_tensor(relu.backward(dyr)), load_golden(pointwise_golden("relu", "dx")), 0, 0);
 
     using Catch::Contains;
     const tensor<double> wrong(shape{3, 36});

@@ -13,13 +13,13 @@
 #include "ouro/ole/ole.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
+#include "support/common.hpp"
 
 using namespace ouro;
+using ouro::testing::labels_of;
 using Catch::Matchers::Contains;
 
 namespace {
-
-std::vector<std::int64_t> labels_of(const tensor<std::int64_t>& t) { return {t.begin(), t.end()}; }
 
 tensor<double> from_rows(const std::vector<std::vector<double>>& rows) {
     tensor<double> t(shape{static_cast<std::int64_t>(rows.size()), static_cast<std::int64_t>(rows[0].size())});

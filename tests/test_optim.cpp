@@ -16,6 +16,8 @@
 #include "ouro/optim/clip.hpp"
 #include "ouro/optim/ema.hpp"
 #include "ouro/optim/lr_schedule.hpp"
+#include "ouro/optim/optimizer.hpp"
+#include "ouro/optim/sgd.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
 
@@ -276,6 +278,77 @@ TEST_CASE("adamw rejects a store of another size and invalid hyper-parameters", 
 }
 
 // ------------------------------------------------------------------------------------- clipping
+
+static_assert(optim::optimizer<optim::adamw<float>>);
+static_assert(optim::optimizer<optim::adamw<double>, double>);
+static_assert(optim::optimizer<optim::sgd<float>>);
+
+TEST_CASE("sgd follows torch.optim.SGD: g + wd p into the momentum buffer, p -= lr b, the lr set per step",
+          "[optim][sgd]") {
+    parameter_store<double> store;
+    const parameter a = store.add("a", shape{5});
+    const parameter b = store.add("b", shape{2, 3});
+    const tensor<double> init = random_tensor<double>(shape{11}, 3);
+    for (std::int64_t i = 0; i < 11; ++i) store.values()[i] = init[i];
+    (void)a;
+    (void)b;
+    const double mu = 0.8, wd = 0.1;
+    optim::sgd<double> opt(store, {.lr = 0.1, .momentum = mu, .weight_decay = wd});
+    std::vector<double> p(init.begin(), init.end()), buf(11, 0.0);
+    for (int step = 0; step < 3; ++step) {
+        const double lr = 0.1 / (step + 1);
+        const tensor<double> g = random_tensor<double>(shape{11}, 10 + static_cast<std::uint64_t>(step));
+        for (std::int64_t i = 0; i < 11; ++i) store.grads()[i] = g[i];
+        opt.set_lr(lr);
+        opt.step(store);
+        for (std::size_t i = 0; i < 11; ++i) {
+            const double d = g[static_cast<std::int64_t>(i)] + wd * p[i];
+            buf[i] = step == 0 ? d : mu * buf[i] + d;  // torch: the first buffer is a clone of d
+            p[i] -= lr * buf[i];
+        }
+    }
+    CHECK(opt.step_count() == 3);
+    for (std::size_t i = 0; i < 11; ++i) {
+        CHECK(store.values()[i] == Approx(p[i]).epsilon(1e-14));
+        CHECK(opt.state(0)[i] == Approx(buf[i]).epsilon(1e-14));
+    }
+}
+
+TEST_CASE("optimisers are built from the trainer's settings; sgd refuses bad settings and NaN gradients",
+          "[optim][sgd][errors]") {
+    parameter_store<float> store;
+    store.add("w", shape{4});
+    const optim::optimizer_settings s{.lr = 0.2, .beta1 = 0.5, .beta2 = 0.9, .eps = 1e-6, .weight_decay = 0.03};
+    const auto adam = optim::adamw<float>::from_settings(store, s);
+    CHECK(adam.options().lr == 0.2);
+    CHECK(adam.options().beta1 == 0.5);
+    CHECK(adam.options().beta2 == 0.9);
+    CHECK(adam.options().eps == 1e-6);
+    CHECK(adam.options().weight_decay == 0.03);
+    const auto sgd = optim::sgd<float>::from_settings(store, s);
+    CHECK(sgd.options().lr == 0.2);
+    CHECK(sgd.options().momentum == 0.5);
+    CHECK(sgd.options().weight_decay == 0.03);
+    // The trajectory text changes with each setting that changes the trajectory, and only then.
+    CHECK(optim::sgd<float>::from_settings(store, s).trajectory() == sgd.trajectory());
+    optim::optimizer_settings other = s;
+    other.beta1 = 0.6;
+    CHECK(optim::sgd<float>::from_settings(store, other).trajectory() != sgd.trajectory());
+    CHECK(optim::adamw<float>::from_settings(store, other).trajectory() != adam.trajectory());
+
+    CHECK_THROWS_WITH(optim::sgd<float>(store, {.momentum = 1.0}), Catch::Contains("momentum must be in [0, 1), found 1"));
+    CHECK_THROWS_WITH(optim::sgd<float>(store, {.lr = -1.0}), Catch::Contains("lr must be >= 0, found -1"));
+    CHECK_THROWS_WITH(optim::sgd<float>(store, {.weight_decay = -0.5}), Catch::Contains("weight_decay must be >= 0"));
+    optim::sgd<float> opt(store, {.lr = 0.1});
+    store.grads()[2] = std::numeric_limits<float>::quiet_NaN();
+    const float before = store.values()[0];
+    CHECK_THROWS_WITH(opt.step(store), Catch::Contains("not finite at element 2; no step taken"));
+    CHECK(store.values()[0] == before);
+    CHECK(opt.step_count() == 0);
+    parameter_store<float> bigger;
+    bigger.add("w", shape{5});
+    CHECK_THROWS_WITH(opt.step(bigger), Catch::Contains("the store has 5 elements, expected 4"));
+}
 
 TEST_CASE("clip_grad_norm matches torch.nn.utils.clip_grad_norm_", "[optim][clip]") {
     for (const std::string c : {"clip_scaled", "clip_unchanged"}) {

@@ -23,8 +23,10 @@
 #include "ouro/probe/softmax_probe.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
+#include "support/common.hpp"
 
 using namespace ouro;
+using ouro::testing::labels_of;
 using Catch::Matchers::Contains;
 
 namespace {
@@ -68,8 +70,6 @@ template <class A, class B>
 bool bitwise_equal(const A& a, const B& b) {
     return a.dims() == b.dims() && std::equal(a.begin(), a.end(), b.begin());
 }
-
-std::vector<std::int64_t> labels_of(const tensor<std::int64_t>& t) { return {t.begin(), t.end()}; }
 
 // Records every iteration it sees; asks to stop after `stop_after` iterations when that is >= 0.
 struct recorder {

@@ -17,28 +17,12 @@
 #include "ouro/loop/seeds.hpp"
 
 using namespace ouro;
+using ouro::testing::scratch_dir;
+using ouro::testing::write_text;
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 
 namespace {
-
-// A fresh directory per test case, removed at the end.
-struct scratch_dir {
-    fs::path path;
-    explicit scratch_dir(const std::string& name) : path(fs::temp_directory_path() / ("ouro_test_seeds_" + name)) {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~scratch_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
-
-void write_text(const fs::path& file, const std::string& text) {
-    fs::create_directories(file.parent_path());
-    std::ofstream(file, std::ios::binary) << text;
-}
 
 std::string message_of(const std::function<void()>& f) {
     try {

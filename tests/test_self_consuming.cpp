@@ -26,6 +26,7 @@
 #include "support/files.hpp"
 
 using namespace ouro;
+using ouro::testing::fresh_dir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -70,12 +71,6 @@ struct fixture {
     }
 };
 
-fs::path fresh_dir(const std::string& name) {
-    const fs::path dir = fs::temp_directory_path() / ("ouro_test_loop_" + name);
-    fs::remove_all(dir);
-    return dir;
-}
-
 // metrics.csv without its last column (seconds: wall time, which no two runs share).
 // Every row without its last `columns` columns: metrics.csv's wall time, diagnostics.csv's two
 // memory columns (rss_mib, peak_rss_mib), which describe the process, not the result.
@@ -104,7 +99,7 @@ struct interrupter {
 
 TEST_CASE("self_consuming writes the complete run directory", "[loop]") {
     fixture f;
-    const fs::path dir = fresh_dir("complete");
+    const fs::path dir = fresh_dir("loop_complete");
     const auto summary = f.run(dir);
 
     for (const char* file : {"config.json", "state.json", "metrics.csv", "diagnostics.csv", "report.md", "plots/fid.svg",
@@ -141,7 +136,7 @@ TEST_CASE("self_consuming writes the complete run directory", "[loop]") {
 
 TEST_CASE("self_consuming: each method builds the training set it is defined by", "[loop]") {
     fixture f;
-    const auto summary = f.run(fresh_dir("makeup"));
+    const auto summary = f.run(fresh_dir("loop_makeup"));
     auto diag = [&](const std::string& m, std::int64_t g) {
         for (const auto& d : summary.diagnostics)
             if (d.method == m && d.generation == g) return d;
@@ -174,7 +169,7 @@ TEST_CASE("self_consuming: each method builds the training set it is defined by"
 
 TEST_CASE("self_consuming: SIMS keeps its auxiliary model with the chain; SC's pool holds corrected samples", "[loop]") {
     fixture f;
-    const fs::path dir = fresh_dir("sims_sc");
+    const fs::path dir = fresh_dir("loop_sims_sc");
     auto o = small_options(dir);
     o.generations = 1;
     o.only_methods = {"ACUR", "ACUR-SIMS", "ACUR-SC"};
@@ -209,7 +204,7 @@ TEST_CASE("self_consuming: SIMS keeps its auxiliary model with the chain; SC's p
 TEST_CASE("self_consuming: the REAL control arm never samples and trains on D_r alone", "[loop]") {
     fixture f;
     using controls = loop::self_consuming<model, diffusion::ddim<10>, latent::spatial_mean, loop::methods<loop::real_only>>;
-    auto o = small_options(fresh_dir("real_only"));
+    auto o = small_options(fresh_dir("loop_real_only"));
     o.generations = 2;
     controls ex(diffusion::ddim<10>(f.table, 0.0, {.guidance_scale = 1.0}), f.table, o);
     const auto s = ex.run(f.real, f.reference, f.features);
@@ -223,7 +218,7 @@ TEST_CASE("self_consuming: the REAL control arm never samples and trains on D_r 
 
 TEST_CASE("self_consuming resumes after an interruption with the same metrics", "[loop]") {
     fixture f;
-    const fs::path whole = fresh_dir("whole"), cut = fresh_dir("cut");
+    const fs::path whole = fresh_dir("loop_whole"), cut = fresh_dir("loop_cut");
     f.run(whole);
     const std::string expected = without_seconds(io::read_text_file(whole / "metrics.csv"));
     const std::string expected_diag = without_memory(io::read_text_file(whole / "diagnostics.csv"));
@@ -250,7 +245,7 @@ TEST_CASE("self_consuming resumes after an interruption with the same metrics", 
 
 TEST_CASE("self_consuming refuses a run directory of another experiment", "[loop]") {
     fixture f;
-    const fs::path dir = fresh_dir("other");
+    const fs::path dir = fresh_dir("loop_other");
     {
         auto o = small_options(dir);
         o.generations = 1;
@@ -270,7 +265,7 @@ TEST_CASE("self_consuming refuses a run directory of another experiment", "[loop
 
 TEST_CASE("self_consuming refuses bad latent and probe settings before writing anything", "[loop]") {
     fixture f;
-    const fs::path dir = fresh_dir("late");
+    const fs::path dir = fresh_dir("loop_late");
     for (auto change : {+[](loop::loop_options& o) { o.latents.timestep = 5000; },
                         +[](loop::loop_options& o) { o.latents.timestep = -5; },
                         +[](loop::loop_options& o) { o.latents.draws = 0; },
@@ -287,7 +282,7 @@ TEST_CASE("self_consuming refuses bad latent and probe settings before writing a
 
 TEST_CASE("self_consuming refuses a changed G0, pool or state file instead of mixing results", "[loop]") {
     fixture f;
-    const fs::path dir = fresh_dir("tamper");
+    const fs::path dir = fresh_dir("loop_tamper");
     auto one_generation = [&] {
         auto o = small_options(dir);
         o.generations = 1;
@@ -331,7 +326,7 @@ TEST_CASE("self_consuming refuses a changed G0, pool or state file instead of mi
 
 TEST_CASE("self_consuming holds a lock on its run directory", "[loop]") {
     fixture f;
-    const fs::path dir = fresh_dir("locked");
+    const fs::path dir = fresh_dir("loop_locked");
     const io::run_directory_lock other_run(dir);  // as if another process were running there
     CHECK_THROWS_WITH(f.run(dir), Catch::Contains("another run is using this run directory"));
     CHECK_FALSE(fs::exists(dir / "config.json"));
@@ -340,14 +335,14 @@ TEST_CASE("self_consuming holds a lock on its run directory", "[loop]") {
 TEST_CASE("self_consuming checks its options and data", "[loop]") {
     fixture f;
     diffusion::schedule_table table{diffusion::linear_ho2020{}, 100};
-    auto o = small_options(fresh_dir("bad"));
+    auto o = small_options(fresh_dir("loop_bad"));
     o.budget = 0;
     CHECK_THROWS_AS(experiment(diffusion::ddim<10>(table), table, o), ouro::error);
-    o = small_options(fresh_dir("bad"));
+    o = small_options(fresh_dir("loop_bad"));
     o.out.clear();
     CHECK_THROWS_WITH(experiment(diffusion::ddim<10>(table), table, o), Catch::Contains("run directory"));
 
-    experiment ex(diffusion::ddim<10>(table), table, small_options(fresh_dir("bad")));
+    experiment ex(diffusion::ddim<10>(table), table, small_options(fresh_dir("loop_bad")));
     auto nan_set = f.real;
     nan_set.images[3] = NAN;
     CHECK_THROWS_WITH(ex.run(nan_set, f.reference, f.features), Catch::Contains("non-finite"));
@@ -364,8 +359,8 @@ TEST_CASE("self_consuming checks its options and data", "[loop]") {
 
 TEST_CASE("self_consuming runs a selection of methods with the same rows they have in the full run", "[loop]") {
     fixture f;
-    const auto full = f.run(fresh_dir("all_methods"));
-    auto o = small_options(fresh_dir("only_lsf"));
+    const auto full = f.run(fresh_dir("loop_all_methods"));
+    auto o = small_options(fresh_dir("loop_only_lsf"));
     o.only_methods = {"ACU-LSF"};
     experiment ex(diffusion::ddim<10>(f.table, 0.0, {.guidance_scale = 1.0}), f.table, o);
     const auto alone = ex.run(f.real, f.reference, f.features);
@@ -385,21 +380,21 @@ TEST_CASE("self_consuming runs a selection of methods with the same rows they ha
     CHECK(nlohmann::json::parse(io::read_text_file(o.out / "config.json")).at("methods") ==
           nlohmann::json::array({"ACU-LSF"}));
 
-    auto bad = small_options(fresh_dir("only_unknown"));
+    auto bad = small_options(fresh_dir("loop_only_unknown"));
     bad.only_methods = {"ACU-LSF", "LSF"};
     CHECK_THROWS_WITH(experiment(diffusion::ddim<10>(f.table), f.table, bad), Catch::Contains("'LSF'"));
 }
 
 TEST_CASE("self_consuming reads a conditional G0's latents with the null class unless told otherwise", "[loop]") {
     fixture f;
-    auto o = small_options(fresh_dir("null_label"));
+    auto o = small_options(fresh_dir("loop_null_label"));
     o.generations = 1;
     experiment null_run(diffusion::ddim<10>(f.table), f.table, o);
     null_run.run(f.real, f.reference, f.features);
     CHECK(nlohmann::json::parse(io::read_text_file(o.out / "config.json")).at("latents").at("label") == "null");
 
     // The null class is only trained by label dropout: without it the option is refused.
-    auto no_drop = small_options(fresh_dir("null_label_no_drop"));
+    auto no_drop = small_options(fresh_dir("loop_null_label_no_drop"));
     no_drop.g0.label_drop = 0;
     CHECK_THROWS_WITH(experiment(diffusion::ddim<10>(f.table), f.table, no_drop), Catch::Contains("label_drop"));
     no_drop.latent_label = loop::latent_conditioning::own_label;
@@ -460,7 +455,7 @@ struct file_snapshots {
 TEST_CASE("every file of a run directory, truncated or bit-flipped, is refused by name or safely rewritten",
           "[loop][corrupt]") {
     fixture f;
-    const fs::path whole = fresh_dir("damage_whole"), cut = fresh_dir("damage_cut"), work = fresh_dir("damage_work");
+    const fs::path whole = fresh_dir("loop_damage_whole"), cut = fresh_dir("loop_damage_cut"), work = fresh_dir("loop_damage_work");
     f.run(whole);
     const std::string expected = without_seconds(io::read_text_file(whole / "metrics.csv"));
     const std::string expected_diag = without_memory(io::read_text_file(whole / "diagnostics.csv"));
@@ -536,7 +531,7 @@ TEST_CASE("every file of a run directory, truncated or bit-flipped, is refused b
 TEST_CASE("a run that hits a full disk (RLIMIT_FSIZE) stops naming the file, keeps it, and resumes once space is back",
           "[loop][full_disk]") {
     fixture f;
-    const fs::path whole = fresh_dir("full_whole"), cut = fresh_dir("full_cut"), work = fresh_dir("full_work");
+    const fs::path whole = fresh_dir("loop_full_whole"), cut = fresh_dir("loop_full_cut"), work = fresh_dir("loop_full_work");
     f.run(whole);
     const std::string expected = without_seconds(io::read_text_file(whole / "metrics.csv"));
     const std::string expected_diag = without_memory(io::read_text_file(whole / "diagnostics.csv"));
@@ -626,7 +621,7 @@ TEST_CASE("a run that hits a full disk (RLIMIT_FSIZE) stops naming the file, kee
 }
 
 TEST_CASE("a pool file holding a non-finite value is refused on load, naming the file and the item", "[loop][corrupt]") {
-    const fs::path dir = fresh_dir("nan_pool");
+    const fs::path dir = fresh_dir("loop_nan_pool");
     fs::create_directories(dir);
     loop::pool p(2);
     const std::vector<float> items{0.5f, 1.0f, NAN, 2.0f};  // item 1's first coordinate

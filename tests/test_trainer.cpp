@@ -31,8 +31,12 @@
 #include "ouro/diffusion/trainer.hpp"
 #include "ouro/io/safetensors.hpp"
 #include "ouro/nn/unet.hpp"
+#include "ouro/optim/sgd.hpp"
+#include "support/files.hpp"
 
 using namespace ouro;
+using ouro::testing::scratch_dir;
+using ouro::testing::write_text;
 namespace fs = std::filesystem;
 
 namespace {
@@ -119,28 +123,9 @@ state_snapshot snapshot(Trainer& t) {
     return s;
 }
 
-// A directory of its own under the system's temporary directory, removed at the end of the test.
-struct scratch_dir {
-    fs::path path;
-    explicit scratch_dir(const std::string& name)
-        : path(fs::temp_directory_path() / ("ouro_test_trainer_" + std::to_string(::getpid()) + "_" + name)) {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~scratch_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
-
 std::string read_text(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_text(const fs::path& p, const std::string& text) {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out << text;
 }
 
 constexpr std::int64_t resume_steps = 6;  // N: N steps, save, N more, against 2N uninterrupted
@@ -191,6 +176,57 @@ TEST_CASE("a resumed run continues bitwise like an uninterrupted one: weights, m
     CHECK(after.exp_avg == expected.exp_avg);
     CHECK(after.exp_avg_sq == expected.exp_avg_sq);
     CHECK(after.ema == expected.ema);
+}
+
+TEST_CASE("the optimiser is a policy: an SGD trainer trains, resumes bitwise, and refuses an AdamW checkpoint",
+          "[trainer][resume][optim]") {
+    using sgd_trainer = diffusion::trainer<tiny_unet, diffusion::epsilon_prediction,
+                                           optim::linear_warmup<optim::constant_lr>, optim::sgd<float>>;
+    static_assert(std::same_as<sgd_trainer::optimizer_type, optim::sgd<float>>);
+    const data::image_dataset data = tiny_data();
+    const std::int64_t n = resume_steps;
+    diffusion::trainer_options o = tiny_options(2 * n);
+    o.lr = 0.05;
+    o.beta1 = 0.9;  // SGD's momentum
+    scratch_dir dir("optimizer_policy");
+
+    auto model_c = fresh_model(1);
+    sgd_trainer uninterrupted(*model_c, data, tiny_table(), o);
+    const std::vector<float> initial(model_c->store().values(), model_c->store().values() + model_c->store().size());
+    uninterrupted.train();
+    CHECK(uninterrupted.optimizer().step_count() == 2 * n);
+    CHECK(uninterrupted.optimizer().options().momentum == 0.9);
+    const auto& trained = model_c->store();
+    const std::vector<float> expected(trained.values(), trained.values() + trained.size());
+    CHECK(expected != initial);
+    const std::vector<float> expected_buffer(uninterrupted.optimizer().state(0),
+                                             uninterrupted.optimizer().state(0) + trained.size());
+
+    auto model_a = fresh_model(1);
+    sgd_trainer first(*model_a, data, tiny_table(), o);
+    for (std::int64_t i = 0; i < n; ++i) first.step();
+    first.save_checkpoint(dir.path);
+    auto model_b = fresh_model(99);
+    sgd_trainer resumed(*model_b, data, tiny_table(), o);
+    resumed.load_checkpoint(dir.path);
+    CHECK(resumed.optimizer().step_count() == n);
+    for (std::int64_t i = 0; i < n; ++i) resumed.step();
+    const auto& store = model_b->store();
+    CHECK(std::vector<float>(store.values(), store.values() + store.size()) == expected);
+    CHECK(std::vector<float>(resumed.optimizer().state(0), resumed.optimizer().state(0) + store.size()) == expected_buffer);
+
+    // The trainer file names its optimiser and holds its buffer under the optimiser's name.
+    const diffusion::checkpoint_contents c = diffusion::inspect_checkpoint(dir.path, diffusion::identity_of<tiny_unet>());
+    CHECK(c.trainer_metadata.at("optimizer") == "sgd");
+    CHECK(c.trainer_metadata.at("sgd_step") == std::to_string(n));
+    CHECK(io::safetensors_reader(c.trainer_path).contains("sgd.momentum_buffer." + store.entries().front().name));
+
+    // An AdamW trainer (the default) refuses the SGD checkpoint, naming both, and keeps its state.
+    auto model_d = fresh_model(3);
+    tiny_trainer adam(*model_d, data, tiny_table(), tiny_options(2 * n));
+    CHECK_THROWS_WITH(adam.load_checkpoint(dir.path),
+                      Catch::Contains("saved by the optimizer 'sgd', this trainer uses 'adamw'"));
+    CHECK(adam.step_count() == 0);
 }
 
 TEST_CASE("a run resumed in a fresh process continues bitwise like an uninterrupted one", "[trainer][resume]") {

@@ -81,6 +81,8 @@
 #include "ouro/optim/clip.hpp"
 #include "ouro/optim/ema.hpp"
 #include "ouro/optim/lr_schedule.hpp"
+#include "ouro/optim/optimizer.hpp"
+#include "ouro/optim/sgd.hpp"
 #include "ouro/presets/experiments.hpp"
 #include "ouro/presets/unet.hpp"
 #include "ouro/probe/softmax_probe.hpp"

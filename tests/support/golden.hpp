@@ -17,6 +17,11 @@ inline std::filesystem::path golden_path(const std::string& relative) {
     return std::filesystem::path(OURO_GOLDEN_DIR) / relative;
 }
 
+// The golden file of tensor `name` in case `c` of tests/golden/pointwise.py.
+inline std::string pointwise_golden(const std::string& c, const std::string& name) {
+    return "pointwise/" + c + "/" + name + ".npy";
+}
+
 template <class T = double>
 tensor<T> load_golden(const std::string& relative) {
     return io::read_npy<T>(golden_path(relative));

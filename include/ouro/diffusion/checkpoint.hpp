@@ -1,7 +1,8 @@
 // Checkpoints of a diffusion model and its trainer: the weights as a safetensors file anyone can
 // read (tensor names = parameter names; metadata: the model's spec string and hash, the library
-// version, the step), and beside it the trainer's state (AdamW step count and both moments, the EMA
-// weights and update count, the step, the trainer's own metadata) as a second safetensors file.
+// version, the step), and beside it the trainer's state (its optimiser's step count and state
+// buffers, e.g. AdamW's two moments; the EMA weights and update count, the step, the trainer's own
+// metadata) as a second safetensors file.
 //
 // Why a manifest: the two files are written one after the other, and a crash between them must
 // never leave a new state beside old weights (or the reverse) that a resumed run would take for a
@@ -44,6 +45,7 @@
 #include "ouro/io/safetensors.hpp"
 #include "ouro/optim/adamw.hpp"
 #include "ouro/optim/ema.hpp"
+#include "ouro/optim/optimizer.hpp"
 #include "ouro/core/version.hpp"
 
 namespace ouro::diffusion {
@@ -422,33 +424,44 @@ inline checkpoint_contents inspect_checkpoint(const std::filesystem::path& dir, 
     return c;
 }
 
-// What a trainer saves beside the weights. `ema` may be null (no average kept).
-template <real_scalar T>
+// What a trainer saves beside the weights: its optimiser's state (any optim::optimizer: its
+// buffers as "<name>.<buffer>.<parameter>" tensors and "<name>_step"; AdamW's are torch's names)
+// and the EMA, which may be null (no average kept).
+template <real_scalar T, optim::optimizer<T> Opt>
 struct trainer_state_ref {
     std::int64_t step = 0;
-    const optim::adamw<T>* adamw = nullptr;
+    const Opt* optimizer = nullptr;
     const optim::ema<T>* ema = nullptr;
     io::safetensors_metadata metadata;  // the trainer's own: seed, options, data fingerprint, ...
 };
+
+namespace checkpoint_detail {
+// "adamw.exp_avg.": the prefix of state buffer i's tensors in a trainer file.
+template <class Opt>
+std::string state_prefix(std::size_t i) {
+    return std::string(Opt::name) + "." + std::string(Opt::state_names[i]) + ".";
+}
+}  // namespace checkpoint_detail
 
 // Writes a checkpoint of `store` and `state` into `dir` and makes it the current one (see the top
 // of this file), then removes files the manifest no longer lists, keeping the `keep` newest
 // checkpoints. Requires finite weights, moments and EMA: a poisoned state is refused, and the last
 // good checkpoint stays current. Returns the new manifest entry.
-template <real_scalar T>
+template <real_scalar T, optim::optimizer<T> Opt>
 checkpoint_entry write_checkpoint(const std::filesystem::path& dir, const parameter_store<T>& store,
-                                  const model_identity& id, const trainer_state_ref<T>& state, int keep = 2) {
+                                  const model_identity& id, const trainer_state_ref<T, Opt>& state, int keep = 2) {
     namespace fs = std::filesystem;
     using checkpoint_detail::hex;
     require(keep >= 1, "write_checkpoint: expected keep >= 1, found ", keep);
-    require(state.adamw != nullptr, "write_checkpoint: the trainer state has no optimizer");
-    require(state.adamw->size() == store.size(), "write_checkpoint: the optimizer has ", state.adamw->size(),
+    require(state.optimizer != nullptr, "write_checkpoint: the trainer state has no optimizer");
+    require(state.optimizer->size() == store.size(), "write_checkpoint: the optimizer has ", state.optimizer->size(),
             " elements, the store ", store.size());
     require(!state.ema || state.ema->size() == store.size(), "write_checkpoint: the EMA has ", state.ema ? state.ema->size() : 0,
             " elements, the store ", store.size());
     checkpoint_detail::require_finite_buffer(store, store.values(), "weights");
-    checkpoint_detail::require_finite_buffer(store, state.adamw->exp_avg(), "AdamW first moment");
-    checkpoint_detail::require_finite_buffer(store, state.adamw->exp_avg_sq(), "AdamW second moment");
+    for (std::size_t i = 0; i < Opt::state_names.size(); ++i)
+        checkpoint_detail::require_finite_buffer(store, state.optimizer->state(i),
+                                                 (std::string(Opt::name) + " " + std::string(Opt::state_names[i])).c_str());
     if (state.ema) checkpoint_detail::require_finite_buffer(store, state.ema->values(), "EMA weights");
 
     // The model file.
@@ -461,8 +474,8 @@ checkpoint_entry write_checkpoint(const std::filesystem::path& dir, const parame
 
     // The trainer file, bound to the model file by its CRC.
     io::safetensors_writer writer;
-    io::add_parameter_buffer(writer, store, state.adamw->exp_avg(), "adamw.exp_avg.");
-    io::add_parameter_buffer(writer, store, state.adamw->exp_avg_sq(), "adamw.exp_avg_sq.");
+    for (std::size_t i = 0; i < Opt::state_names.size(); ++i)
+        io::add_parameter_buffer(writer, store, state.optimizer->state(i), checkpoint_detail::state_prefix<Opt>(i));
     if (state.ema) io::add_parameter_buffer(writer, store, state.ema->values(), "ema.");
     writer.set_metadata(state.metadata);
     writer.set_metadata("format", trainer_file_format);
@@ -470,7 +483,8 @@ checkpoint_entry write_checkpoint(const std::filesystem::path& dir, const parame
     writer.set_metadata("spec_hash", hex(id.hash, 16));
     writer.set_metadata("ouro_version", library_version);
     writer.set_metadata("step", std::to_string(state.step));
-    writer.set_metadata("adamw_step", std::to_string(state.adamw->step_count()));
+    writer.set_metadata("optimizer", std::string(Opt::name));
+    writer.set_metadata(std::string(Opt::name) + "_step", std::to_string(state.optimizer->step_count()));
     writer.set_metadata("ema", state.ema ? "on" : "off");
     writer.set_metadata("ema_updates", std::to_string(state.ema ? state.ema->update_count() : 0));
     writer.set_metadata("model_file", e.model_file);
@@ -521,30 +535,45 @@ checkpoint_entry write_checkpoint(const std::filesystem::path& dir, const parame
 }
 
 // Where restore_checkpoint puts the trainer state; `ema` null when the trainer keeps none.
-template <real_scalar T>
+template <real_scalar T, optim::optimizer<T> Opt>
 struct trainer_state_target {
-    optim::adamw<T>* adamw = nullptr;
+    Opt* optimizer = nullptr;
     optim::ema<T>* ema = nullptr;
 };
+
+// Refuses a checkpoint whose trainer file was saved by another optimiser than Opt, naming both.
+template <class Opt>
+void require_optimizer(const checkpoint_contents& c) {
+    // Files written before the optimiser was a policy name none: AdamW was the only one then.
+    const auto saved_by = c.trainer_metadata.find("optimizer");
+    const std::string file_optimizer = saved_by == c.trainer_metadata.end() ? "adamw" : saved_by->second;
+    if (file_optimizer != Opt::name)
+        fail(c.trainer_path.string(), ": the checkpoint was saved by the optimizer '", file_optimizer,
+             "', this trainer uses '", Opt::name, "'");
+}
 
 // Loads the weights of a verified checkpoint into `store` and its trainer state into `target`.
 // Everything is read into scratch buffers and checked first; the store, optimizer and EMA change
 // only when all of it fits. Returns the checkpoint's step.
-template <real_scalar T>
+template <real_scalar T, optim::optimizer<T> Opt>
 std::int64_t restore_checkpoint(const checkpoint_contents& c, parameter_store<T>& store, const model_identity& id,
-                                const trainer_state_target<T>& target) {
-    require(target.adamw != nullptr, "restore_checkpoint: no optimizer to restore into");
+                                const trainer_state_target<T, Opt>& target) {
+    require(target.optimizer != nullptr, "restore_checkpoint: no optimizer to restore into");
+    require_optimizer<Opt>(c);
     const std::string tp = c.trainer_path.string();
     const bool file_has_ema = checkpoint_detail::get(c.trainer_metadata, "ema", tp) == "on";
     if (file_has_ema != (target.ema != nullptr))
         fail(tp, ": the checkpoint was saved ", file_has_ema ? "with" : "without", " an EMA of the weights, this trainer keeps ",
              target.ema ? "one" : "none");
-    const std::int64_t adam_steps = checkpoint_detail::parse_int(c.trainer_metadata, "adamw_step", tp);
+    const std::int64_t optimizer_steps =
+        checkpoint_detail::parse_int(c.trainer_metadata, std::string(Opt::name) + "_step", tp);
     const std::int64_t ema_updates = checkpoint_detail::parse_int(c.trainer_metadata, "ema_updates", tp);
-    require(adam_steps >= 0 && ema_updates >= 0, tp, ": negative step counts in the metadata");
+    require(optimizer_steps >= 0 && ema_updates >= 0, tp, ": negative step counts in the metadata");
 
     const auto n = static_cast<std::size_t>(store.size());
-    aligned_vector<T> weights(n, T{}), m(n, T{}), v(n, T{}), e(file_has_ema ? n : 0, T{});
+    aligned_vector<T> weights(n, T{}), e(file_has_ema ? n : 0, T{});
+    std::array<aligned_vector<T>, Opt::state_names.size()> states;
+    for (auto& b : states) b.assign(n, T{});
     {
         io::safetensors_reader reader(c.model_path);
         checkpoint_detail::require_identity(reader.metadata(), id, c.model_path.string());
@@ -552,27 +581,28 @@ std::int64_t restore_checkpoint(const checkpoint_contents& c, parameter_store<T>
     }
     {
         io::safetensors_reader reader(c.trainer_path);
-        io::read_parameter_buffer(reader, store, m.data(), "adamw.exp_avg.");
-        io::read_parameter_buffer(reader, store, v.data(), "adamw.exp_avg_sq.");
+        for (std::size_t i = 0; i < states.size(); ++i)
+            io::read_parameter_buffer(reader, store, states[i].data(), checkpoint_detail::state_prefix<Opt>(i));
         if (file_has_ema) io::read_parameter_buffer(reader, store, e.data(), "ema.");
         for (const auto& entry : reader.entries()) {
             const std::string_view name = entry.name;
-            if (!name.starts_with("adamw.exp_avg.") && !name.starts_with("adamw.exp_avg_sq.") && !name.starts_with("ema."))
-                fail(tp, ": unexpected tensor '", entry.name, "' in a trainer state file");
+            bool known = name.starts_with("ema.");
+            for (std::size_t i = 0; i < states.size(); ++i) known = known || name.starts_with(checkpoint_detail::state_prefix<Opt>(i));
+            if (!known) fail(tp, ": unexpected tensor '", entry.name, "' in a trainer state file");
         }
     }
     // Sizes and CRCs were verified, but a pair written by other code (or damaged and re-checksummed)
     // may hold NaN or Inf; a resume from it would fail at its first step, far from the file's name.
     checkpoint_detail::require_finite_loaded(store, weights.data(), c.model_path.string(), "weights");
-    checkpoint_detail::require_finite_loaded(store, m.data(), tp, "AdamW first moment");
-    checkpoint_detail::require_finite_loaded(store, v.data(), tp, "AdamW second moment");
+    for (std::size_t i = 0; i < states.size(); ++i)
+        checkpoint_detail::require_finite_loaded(store, states[i].data(), tp,
+                                                 (std::string(Opt::name) + " " + std::string(Opt::state_names[i])).c_str());
     if (file_has_ema) checkpoint_detail::require_finite_loaded(store, e.data(), tp, "EMA weights");
-    require(target.adamw->size() == store.size(), "restore_checkpoint: the optimizer has ", target.adamw->size(),
+    require(target.optimizer->size() == store.size(), "restore_checkpoint: the optimizer has ", target.optimizer->size(),
             " elements, the store ", store.size());
     std::copy(weights.begin(), weights.end(), store.values());
-    std::copy(m.begin(), m.end(), target.adamw->exp_avg());
-    std::copy(v.begin(), v.end(), target.adamw->exp_avg_sq());
-    target.adamw->set_step_count(adam_steps);
+    for (std::size_t i = 0; i < states.size(); ++i) std::copy(states[i].begin(), states[i].end(), target.optimizer->state(i));
+    target.optimizer->set_step_count(optimizer_steps);
     if (target.ema) {
         std::copy(e.begin(), e.end(), target.ema->values());
         target.ema->set_update_count(ema_updates);

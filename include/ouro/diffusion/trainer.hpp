@@ -50,6 +50,7 @@
 #include "ouro/optim/clip.hpp"
 #include "ouro/optim/ema.hpp"
 #include "ouro/optim/lr_schedule.hpp"
+#include "ouro/optim/optimizer.hpp"
 
 namespace ouro::diffusion {
 
@@ -276,7 +277,7 @@ struct batch_plan {
 // ---- The trainer ------------------------------------------------------------------------------
 
 template <class Model, parameterization P = epsilon_prediction,
-          optim::lr_schedule LR = optim::linear_warmup<optim::constant_lr>>
+          optim::lr_schedule LR = optim::linear_warmup<optim::constant_lr>, optim::optimizer Opt = optim::adamw<float>>
 class trainer {
     static_assert(check_trainable_model<Model>());
     static_assert(check_parameterization<P>());
@@ -285,6 +286,7 @@ public:
     using model_type = Model;
     using parameterization_type = P;
     using lr_schedule_type = LR;
+    using optimizer_type = Opt;
 
     static constexpr std::int64_t in_channels = Model::spec.in_channels;
     static constexpr std::int64_t image_size = Model::spec.image_size;
@@ -306,7 +308,7 @@ public:
           table_(std::move(table)),
           options_(std::move(options)),
           schedule_(std::move(schedule)),
-          adamw_(model.store(), adamw_options_of(options_)) {
+          optimizer_(Opt::from_settings(std::as_const(model.store()), optimizer_settings_of(options_))) {
         validate(options_);
         check_data(data_);
         total_steps_ = total_steps_of(options_, data_.size());
@@ -403,8 +405,8 @@ public:
         const double norm = options_.grad_clip > 0 ? optim::clip_grad_norm(store, options_.grad_clip) : optim::grad_norm(store);
         if (!std::isfinite(norm)) fail_not_finite("gradient norm", norm, s);
         const double lr = schedule_(s);
-        adamw_.set_lr(lr);
-        adamw_.step(store);
+        optimizer_.set_lr(lr);
+        optimizer_.step(store);
         // Finite gradients can still give non-finite weights: a learning rate so large that
         // lr / (1 - beta1^t) overflows float makes the update ±Inf. Caught here, naming the step,
         // before the EMA, a checkpoint or the next step take them in (else the next loss is NaN and
@@ -517,8 +519,8 @@ public:
     checkpoint_entry save_checkpoint() { return save_checkpoint(options_.checkpoint_dir); }
     checkpoint_entry save_checkpoint(const std::filesystem::path& dir) {
         require(!dir.empty(), "trainer: no checkpoint directory (options.checkpoint_dir is empty)");
-        trainer_state_ref<float> state{.step = step_, .adamw = &adamw_, .ema = ema_ ? &*ema_ : nullptr,
-                                       .metadata = state_metadata()};
+        trainer_state_ref<float, Opt> state{.step = step_, .optimizer = &optimizer_, .ema = ema_ ? &*ema_ : nullptr,
+                                            .metadata = state_metadata()};
         const checkpoint_entry e =
             write_checkpoint(dir, model_.store(), identity_of<Model>(), state, options_.keep_checkpoints);
         last_checkpoint_ = {dir, e.step};
@@ -533,8 +535,9 @@ public:
     checkpoint_entry load_checkpoint(const std::filesystem::path& dir, std::int64_t step = -1) {
         const model_identity id = identity_of<Model>();
         const checkpoint_contents c = inspect_checkpoint(dir, id, step);
+        require_optimizer<Opt>(c);  // before the settings: another optimiser's differ anyway
         if (options_.strict_resume) require_same_trajectory(c);
-        restore_checkpoint(c, model_.store(), id, trainer_state_target<float>{&adamw_, ema_ ? &*ema_ : nullptr});
+        restore_checkpoint(c, model_.store(), id, trainer_state_target<float, Opt>{&optimizer_, ema_ ? &*ema_ : nullptr});
         step_ = c.entry.step;
         last_checkpoint_ = {dir, c.entry.step};
         return c.entry;
@@ -589,16 +592,16 @@ public:
     const schedule_table& table() const { return table_; }
     const trainer_options& options() const { return options_; }
     const LR& lr_schedule() const { return schedule_; }
-    optim::adamw<float>& optimizer() { return adamw_; }
-    const optim::adamw<float>& optimizer() const { return adamw_; }
+    Opt& optimizer() { return optimizer_; }
+    const Opt& optimizer() const { return optimizer_; }
     // The EMA of the weights; nullptr when options().use_ema is false.
     optim::ema<float>* ema() { return ema_ ? &*ema_ : nullptr; }
     const optim::ema<float>* ema() const { return ema_ ? &*ema_ : nullptr; }
 
 private:
-    static optim::adamw_options adamw_options_of(const trainer_options& o) {
+    static optim::optimizer_settings optimizer_settings_of(const trainer_options& o) {
         // The gradient norm is checked before every step (a finite norm means every gradient is
-        // finite), so AdamW's own scan of the gradients would be a second read of the same buffer.
+        // finite), so the optimiser's own scan of the gradients would be a second read of the same buffer.
         return {.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.adam_eps, .weight_decay = o.weight_decay,
                 .check_finite = false};
     }
@@ -718,8 +721,7 @@ private:
                 {"batch_size", o.batch_size},
                 {"label_drop", hexfloat(o.label_drop)},
                 {"grad_clip", hexfloat(o.grad_clip)},
-                {"adamw", hexfloat(o.beta1) + " " + hexfloat(o.beta2) + " " + hexfloat(o.adam_eps) + " " +
-                              hexfloat(o.weight_decay)},
+                {std::string(Opt::name), optimizer_.trajectory()},
                 {"ema", o.use_ema ? hexfloat(o.ema.max_decay) + " " + hexfloat(o.ema.min_decay) + " " +
                                         std::to_string(o.ema.update_after_step) + (o.ema.warmup ? " warmup" : " no-warmup")
                                   : std::string("off")},
@@ -793,7 +795,7 @@ private:
     schedule_table table_;
     trainer_options options_;
     LR schedule_;
-    optim::adamw<float> adamw_;
+    Opt optimizer_;
     std::optional<optim::ema<float>> ema_;
     std::int64_t total_steps_ = 0;
     std::int64_t step_ = 0;

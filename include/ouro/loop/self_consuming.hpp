@@ -8,7 +8,8 @@
 //                                           loop::paper_methods,                   // SYN … ACU-LSF
 //                                           probe::softmax_probe,                  // the probe (optional)
 //                                           loop::probe_confidence,                // ξ (optional)
-//                                           loop::paper_metrics>;                  // metrics (optional)
+//                                           loop::paper_metrics,                   // metrics (optional)
+//                                           optim::adamw<float>>;                  // optimiser (optional)
 //   experiment run(sampler, table, options);
 //   run.run(real_train, real_reference, lenet_features);
 //
@@ -78,6 +79,8 @@
 #include "ouro/metrics/kid.hpp"
 #include "ouro/metrics/precision_recall.hpp"
 #include "ouro/ole/ole.hpp"
+#include "ouro/optim/adamw.hpp"
+#include "ouro/optim/optimizer.hpp"
 #include "ouro/probe/probe.hpp"
 #include "ouro/probe/softmax_probe.hpp"
 
@@ -437,13 +440,16 @@ inline double seconds_since(std::chrono::steady_clock::time_point t) {
 
 // Probe: the classifier of G0's latents (probe::latent_probe); Score: what ranks the pool, the
 // probe's confidence by default (loop::pool_score, loop/scores.hpp); Metrics: what is measured on
-// each generation's samples (loop::metric_set, loop/metric_sets.hpp).
+// each generation's samples (loop::metric_set, loop/metric_sets.hpp); Optimizer: what trains G0
+// and every fine-tuning (optim::optimizer, optim/optimizer.hpp; AdamW as the paper's DDPM).
 template <class Model, class Sampler, class Pooling = latent::spatial_mean, class Methods = paper_methods,
-          class Probe = probe::softmax_probe, class Score = probe_confidence, class Metrics = paper_metrics>
+          class Probe = probe::softmax_probe, class Score = probe_confidence, class Metrics = paper_metrics,
+          class Optimizer = optim::adamw<float>>
 class self_consuming;
 
-template <class Model, class Sampler, class Pooling, loop_mode... Modes, class Probe, class Score, class Metrics>
-class self_consuming<Model, Sampler, Pooling, methods<Modes...>, Probe, Score, Metrics> {
+template <class Model, class Sampler, class Pooling, loop_mode... Modes, class Probe, class Score, class Metrics,
+          class Optimizer>
+class self_consuming<Model, Sampler, Pooling, methods<Modes...>, Probe, Score, Metrics, Optimizer> {
     static_assert(check_loop_model<Model>());
     static_assert(check_loop_sampler<Sampler>());
     static_assert(latent::check_pooling<Pooling>());
@@ -456,7 +462,15 @@ class self_consuming<Model, Sampler, Pooling, methods<Modes...>, Probe, Score, M
     static_assert(metric_set<Metrics>,
                   "a loop metric set needs fit_reference(features) and evaluate(features, loop::metric_settings) -> "
                   "loop::metric_row (see loop/metric_sets.hpp)");
+    static_assert(optim::optimizer<Optimizer>,
+                  "a loop optimizer needs from_settings(store, optim::optimizer_settings), step(store), set_lr, "
+                  "step_count / set_step_count, size, its name and state buffers and trajectory() (see optim/optimizer.hpp)");
     static_assert(sizeof...(Modes) >= 1, "an experiment compares at least one method");
+
+    // How G0 and every G_k are trained: the sampler's parameterisation, warm-up into a constant lr,
+    // the Optimizer policy.
+    using trainer_type = diffusion::trainer<Model, typename Sampler::parameterization_type,
+                                            optim::linear_warmup<optim::constant_lr>, Optimizer>;
 
 public:
     static constexpr bool conditional = Model::spec.classes > 0;
@@ -688,6 +702,8 @@ private:
         c["sampler"] = {{"name", Sampler::name}, {"steps", sampler_.timesteps().size()}};
         c["schedule"] = {{"timesteps", table_.timesteps()}};
         c["pooling"] = Pooling::name;
+        // AdamW, the default, adds no key: run directories from before the optimiser was a policy resume.
+        if constexpr (Optimizer::name != optim::adamw<float>::name) c["optimizer"] = std::string(Optimizer::name);
         std::vector<std::string> run_methods;  // the selection is part of the experiment: a resume must not change it
         for (std::size_t i = 0; i < method_count; ++i)
             if (selected_(i)) run_methods.push_back(method_names[i]);
@@ -822,7 +838,7 @@ private:
         o.show_progress = options_.show_progress;
         o.label = "G0";
         if (!conditional) o.label_drop = 0.0;
-        diffusion::trainer<Model, typename Sampler::parameterization_type> trainer(g0, real, table_, o);
+        trainer_type trainer(g0, real, table_, o);
         if (trainer.resume()) log_() << "G0: resumed training at step " << trainer.step_count() << "\n";
         const auto t0 = std::chrono::steady_clock::now();
         const auto r = [&] {
@@ -1026,7 +1042,7 @@ private:
         o.show_progress = options_.show_progress;
         o.label = std::move(label);
         if (!conditional) o.label_drop = 0.0;
-        diffusion::trainer<Model, typename Sampler::parameterization_type> trainer(model, set, table_, o);
+        trainer_type trainer(model, set, table_, o);
         const detail::phase_timer timer(phases_.finetuning);
         const auto r = trainer.train();
         if (trainer.ema()) trainer.ema()->copy_to(model.store());
@@ -1186,7 +1202,7 @@ private:
             o.show_progress = options_.show_progress;
             o.label = name + " G_" + std::to_string(k);
             if (!conditional) o.label_drop = 0.0;
-            diffusion::trainer<Model, typename Sampler::parameterization_type> trainer(ch.model, train_set, table_, o);
+            trainer_type trainer(ch.model, train_set, table_, o);
             const detail::phase_timer timer(phases_.finetuning);
             const auto r = trainer.train();
             if (trainer.ema()) trainer.ema()->copy_to(ch.model.store());

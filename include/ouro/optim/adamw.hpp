@@ -7,8 +7,11 @@
 #include <xsimd/xsimd.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -16,20 +19,13 @@
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/tensor.hpp"
+#include "ouro/optim/optimizer.hpp"
 
 namespace ouro::optim {
 
-// Hyper-parameters of AdamW; the defaults are torch.optim.AdamW's.
-struct adamw_options {
-    double lr = 1e-3;
-    double beta1 = 0.9;
-    double beta2 = 0.999;
-    double eps = 1e-8;
-    double weight_decay = 1e-2;
-    // Check that every gradient is finite before a step (one more read of the gradient buffer):
-    // a single NaN or Inf gradient would otherwise poison the parameter and both moments for good.
-    bool check_finite = true;
-};
+// Hyper-parameters of AdamW: the trainer's optimizer_settings (optim/optimizer.hpp), all five of
+// them; the defaults are torch.optim.AdamW's.
+using adamw_options = optimizer_settings;
 
 // Throws ouro::error unless lr >= 0, 0 <= beta1, beta2 < 1, eps >= 0 and weight_decay >= 0
 // (the checks of torch.optim.AdamW's constructor).
@@ -76,6 +72,10 @@ std::int64_t first_non_finite(const T* x, std::int64_t n) {
 template <real_scalar T = float>
 class adamw {
 public:
+    // Its name and state buffers in checkpoints ("adamw.exp_avg.<parameter>", "adamw_step"), as torch.
+    static constexpr std::string_view name = "adamw";
+    static constexpr std::array<std::string_view, 2> state_names{"exp_avg", "exp_avg_sq"};
+
     // Elements per parallel work item: a multiple of every SIMD width, so only the last item has a tail.
     static constexpr std::int64_t chunk_elements = 4096;
 
@@ -87,6 +87,9 @@ public:
           exp_avg_sq_(static_cast<std::size_t>(store.size()), T{}) {
         validate(options_);
     }
+
+    // The trainer's way in (the optim::optimizer concept).
+    static adamw from_settings(const parameter_store<T>& store, const optimizer_settings& s) { return adamw(store, s); }
 
     // One AdamW step on every parameter of `store` from its gradients, as torch's _single_tensor_adamw:
     //   t += 1;  p *= 1 - lr·wd                                   (decoupled weight decay)
@@ -172,6 +175,16 @@ public:
     const T* exp_avg() const { return exp_avg_.data(); }
     T* exp_avg_sq() { return exp_avg_sq_.data(); }
     const T* exp_avg_sq() const { return exp_avg_sq_.data(); }
+
+    // State buffer i of state_names (0: exp_avg, 1: exp_avg_sq).
+    T* state(std::size_t i) { return i == 0 ? exp_avg() : exp_avg_sq(); }
+    const T* state(std::size_t i) const { return i == 0 ? exp_avg() : exp_avg_sq(); }
+
+    // What changes its trajectory besides the lr (which the trainer's schedule sets): β1 β2 eps wd.
+    std::string trajectory() const {
+        return hexfloat(options_.beta1) + " " + hexfloat(options_.beta2) + " " + hexfloat(options_.eps) + " " +
+               hexfloat(options_.weight_decay);
+    }
 
     // Forgets all state: moments zero, step count 0.
     void reset() {
