@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 
 #include "ouro/core/error.hpp"
 #include "ouro/core/parallel.hpp"
@@ -93,6 +94,9 @@ private:
     template <class T>
     static void apply_mask_(const T* in, T* out, T* mask, std::int64_t n, double p, std::uint64_t seed,
                             std::uint64_t step, std::uint64_t salt) {
+        const std::less<const T*> before;
+        require(!before(in, out + n) || !before(out, in + n), "dropout: the output must not overlap the input");
+        require(!mask || !before(mask, out + n) || !before(out, mask + n), "dropout: the mask must not overlap the output");
         const T keep_scale = p < 1 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
         const std::int64_t chunk = std::int64_t{1} << dropout_chunk_bits;
         const std::uint64_t base = (step << 32) | (salt << dropout_chunk_index_bits);
@@ -120,15 +124,22 @@ private:
                                                 key);
                                  for (int j = 0; j < 4; ++j) bits[4 * k + j] = r[j];
                              }
+                             // Restrict-qualified pointers and local copies of the captured scalars:
+                             // otherwise g++ must assume a store may change them, reloads them per
+                             // element and keeps this loop scalar (it was most of dropout's time).
+                             const T* __restrict src = in + b0;
+                             T* __restrict dst = out + b0;
+                             const std::uint32_t keep_from = threshold;
+                             const T scale = keep_scale;
                              if (mask) {
+                                 T* __restrict m = mask + b0;
                                  for (std::int64_t k = 0; k < count; ++k) {
-                                     const T m = (bits[k] >> 8) >= threshold ? keep_scale : T(0);
-                                     mask[b0 + k] = m;
-                                     out[b0 + k] = in[b0 + k] * m;
+                                     m[k] = (bits[k] >> 8) >= keep_from ? scale : T(0);
+                                     dst[k] = src[k] * m[k];
                                  }
                              } else {
                                  for (std::int64_t k = 0; k < count; ++k)
-                                     out[b0 + k] = in[b0 + k] * ((bits[k] >> 8) >= threshold ? keep_scale : T(0));
+                                     dst[k] = src[k] * ((bits[k] >> 8) >= keep_from ? scale : T(0));
                              }
                          }
                      },
