@@ -165,8 +165,12 @@ TEST_CASE("shapes whose element count overflows int64 are an error, not a wrappe
     CHECK_THROWS_WITH((shape{std::int64_t{1} << 40, 8}.bytes(1 << 21)), Catch::Contains("overflows"));
     CHECK_THROWS_AS(tensor<float>(huge), error);
     // More memory than any machine has: an ouro::error naming the shape, not std::bad_alloc.
+    // AddressSanitizer aborts on a throwing operator new that fails, whatever allocator_may_return_null
+    // says (its ReportOutOfMemory), so under it this one check cannot run.
+#if !defined(__SANITIZE_ADDRESS__)
     CHECK_THROWS_WITH(tensor<float>(shape{std::int64_t{1} << 50, 8}), Catch::Contains("cannot allocate") &&
                                                                           Catch::Contains("(1125899906842624, 8)"));
+#endif
 }
 
 TEST_CASE(".npy headers that promise more (or less) data than the file holds are refused before allocating",

@@ -27,6 +27,10 @@
 // Every random choice is a pure function of (seed, what, method, generation), and each finished
 // step is committed to the run directory (weights and pool of the chain, then the rows), so a run
 // killed at any moment resumes at the last finished step and writes the same metrics.
+//
+// This file holds the orchestration; beside it: loop_model.hpp (what the model and the sampler
+// must provide), methods.hpp (method lists), options.hpp (loop_options), events.hpp (the
+// on_generation event, run_summary) and run_files.hpp (pools, config.json / state.json, models).
 #pragma once
 
 #include <algorithm>
@@ -69,7 +73,12 @@
 #include "ouro/io/png.hpp"
 #include "ouro/io/safetensors.hpp"
 #include "ouro/latent/latents.hpp"
+#include "ouro/loop/events.hpp"
+#include "ouro/loop/loop_model.hpp"
+#include "ouro/loop/methods.hpp"
 #include "ouro/loop/modes.hpp"
+#include "ouro/loop/options.hpp"
+#include "ouro/loop/run_files.hpp"
 #include "ouro/loop/pool.hpp"
 #include "ouro/loop/metric_sets.hpp"
 #include "ouro/loop/report.hpp"
@@ -85,197 +94,6 @@
 #include "ouro/probe/softmax_probe.hpp"
 
 namespace ouro::loop {
-
-// ---- Concepts ---------------------------------------------------------------------------------
-
-// A model the loop can run: the trainer fits it (trainable_model: forward, backward, store, a static
-// spec with in_channels, image_size, classes, str and hash), the sampler draws from it (denoiser:
-// predict) and its encoder gives the latents (encode), it is default-constructible, so the loop
-// can hold one per method, reset_parameters(seed) initialises G0 and a const store() gives its
-// weights to copy. nn::unet and
-// loop::toy::mlp_denoiser are two. check_loop_model says in words which part a type lacks.
-template <class M>
-concept loop_model = diffusion::trainable_model<M> && diffusion::denoiser<M> && latent::encoder<M> &&
-                     std::default_initializable<M> && requires(M& m, const M& cm, std::uint64_t seed) {
-                         m.reset_parameters(seed);
-                         { cm.store() } -> std::convertible_to<const parameter_store<float>&>;
-                     };
-
-// A sampler the loop can run: a diffusion::sampler that also names the parameterisation its model
-// predicts (parameterization_type), which the loop's trainers then fit.
-template <class S>
-concept loop_sampler = diffusion::sampler<S> && requires { typename S::parameterization_type; };
-
-template <class S>
-constexpr bool check_loop_sampler() {
-    static_assert(diffusion::check_sampler<S>());
-    static_assert(requires { typename S::parameterization_type; },
-                  "a loop sampler needs `using parameterization_type = ...;` (e.g. diffusion::epsilon_prediction), "
-                  "what its model predicts: the loop trains every model with it");
-    return loop_sampler<S>;
-}
-
-template <class M>
-constexpr bool check_loop_model() {
-    static_assert(diffusion::check_trainable_model<M>());
-    static_assert(diffusion::check_denoiser<M>());
-    static_assert(latent::check_encoder<M>());
-    static_assert(std::default_initializable<M>,
-                  "a loop model must be default-constructible: the loop holds one model per method");
-    static_assert(requires(M& m, std::uint64_t seed) { m.reset_parameters(seed); },
-                  "a loop model needs `void reset_parameters(std::uint64_t seed)` to initialise G0");
-    static_assert(requires(const M& m) { { m.store() } -> std::convertible_to<const parameter_store<float>&>; },
-                  "a loop model needs `const parameter_store<float>& store() const`: the loop copies G0's weights "
-                  "from a const model");
-    return loop_model<M>;
-}
-
-// The methods an experiment compares, in report order.
-template <loop_mode... Modes>
-struct methods {
-    static constexpr std::size_t count = sizeof...(Modes);
-    using tuple = std::tuple<Modes...>;
-};
-
-// The paper's comparison (Cai et al., §5): SYN, SYN-ADD, ACU, ACUR, ACUR-SIMS, ACUR-SC and ACU-LSF.
-using paper_methods = methods<syn, syn_add, acu, acur, acur_sims, acur_sc, acu_lsf>;
-// ... and the control arms: REAL (fine-tuning on D_r alone) tells the fine-tuning recipe's effect
-// on a model apart from self-consumption's; REAL-EMA and ACU-EMA do the same under the EMA-and-
-// warm-up recipe.
-using paper_methods_and_controls =
-    methods<syn, syn_add, acu, acur, acur_sims, acur_sc, acu_lsf, real_only, real_ema, acu_ema>;
-
-// The names of a method list, in order: method_names_of(paper_methods{}).
-template <loop_mode... Modes>
-constexpr std::array<const char*, sizeof...(Modes)> method_names_of(methods<Modes...>) {
-    return {Modes::name...};
-}
-
-// ---- Options ----------------------------------------------------------------------------------
-
-enum class latent_conditioning { null_class, own_label };
-
-inline const char* to_string(latent_conditioning c) { return c == latent_conditioning::null_class ? "null" : "own"; }
-
-// Runtime settings. Defaults are the paper's where it states them (Cai et al., §5: K = 5
-// generations, N = 1,000 training items per generation, 3 fine-tuning epochs, 10,000 evaluation
-// samples); the rest are ours.
-struct loop_options {
-    std::int64_t generations = 5;               // K
-    std::int64_t budget = 1000;                 // N, the training-set size of the budgeted methods
-    std::int64_t samples_per_generation = 1000; // |S_k|, added to the pool each generation
-    std::int64_t finetune_epochs = 3;           // E
-    bool retrain_from_scratch = false;          // G_k from fresh weights instead of G_{k-1}
-    std::int64_t eval_samples = 10000;          // samples of G_k the metrics are computed on
-    std::int64_t sample_chunk = 250;            // samples per sampler call (memory; not the results)
-    // Run only these methods (names as in metrics.csv, e.g. {"ACU-LSF"}); empty: all of them.
-    // Seeds do not depend on the selection, so a method's rows are the same whether it runs alone
-    // or with the others: ablations of one method need not pay for the rest.
-    std::vector<std::string> only_methods;
-
-    // G0's training (steps or epochs, batch, lr, EMA; checkpoint_dir is set by the loop) and the
-    // fine-tuning recipe (batch, lr, warmup_steps; its length is finetune_epochs; no checkpoints).
-    diffusion::trainer_options g0{};
-    diffusion::trainer_options finetune{};
-    // Fine-tuning keeps an EMA of the weights (finetune.ema) and G_k is its average, as G0 is G0's
-    // average. Off by default (each G_k is the last iterate of a fresh AdamW): the paper does not
-    // say, and the REAL control arm measures what the choice does.
-    bool finetune_ema = false;
-    // The warm-up of the EMA recipe (finetune_ema, and the ema_recipe_arm control arms): with ~94
-    // steps per fine-tuning (N = 1,000, batch 32, 3 epochs) 20 steps, and the EMA's own warm-up
-    // (decay (1 + n) / (10 + n), capped at ema.max_decay) averages roughly the last ten steps.
-    std::int64_t ema_recipe_warmup_steps = 20;
-
-    latent::latent_options latents{};           // extraction timestep t, noise draws R
-    // The label a class-conditional G0 is given when its latents are read. ξ(x, y) = p(y | h_t(x))
-    // is to judge the image (Cai et al. §4): given the item's own label, the encoder writes that
-    // label into h and the probe reads it back (held-out accuracy 1.0 on MNIST and Fashion-MNIST in
-    // our quick runs), so ξ says little about the image. null_class reads the unconditional path
-    // that classifier-free guidance trains (needs g0.label_drop > 0); own_label is kept to compare.
-    latent_conditioning latent_label = latent_conditioning::null_class;
-    probe::fit_options probe{.holdout_fraction = 0.1};
-    cluster::ssc_omp_clustering_options clustering{};  // unconditional models: the probe's labels
-    metrics::prdc_options prdc{};
-    std::int64_t fid_bootstrap_replicates = 200; // FID's percentile interval over the evaluation samples; 0: none
-    std::int64_t sample_ole_count = 1000;        // evaluation samples whose G0 latents give the sample OLE; 0: none
-    std::int64_t kid_subsets = 100, kid_subset_size = 1000;  // subset size capped by both sets' sizes
-
-    std::uint64_t seed = 1;
-    std::filesystem::path out;                  // the run directory
-    bool write_grids = true;                    // PNG grids of samples (images only)
-    // Samples become 8-bit images before anything uses them (clamped to [-1, 1] and rounded to
-    // the 256 levels of a PNG), as they are when a pipeline saves its samples and retrains on the
-    // files. false for data that are not images (the toy world's points).
-    bool samples_as_images = true;
-    std::ostream* log = nullptr;                // progress lines; nullptr: std::cerr
-    bool show_progress = true;                  // the trainers' progress bars / log lines
-    nlohmann::json extra_config = nlohmann::json::object();  // what the caller adds to config.json
-};
-
-inline void validate(const loop_options& o) {
-    require(o.generations >= 1, "self_consuming: generations must be >= 1, found ", o.generations);
-    require(o.budget >= 1, "self_consuming: budget N must be >= 1, found ", o.budget);
-    require(o.samples_per_generation >= 1, "self_consuming: samples_per_generation must be >= 1, found ",
-            o.samples_per_generation);
-    require(o.finetune_epochs >= 1, "self_consuming: finetune_epochs must be >= 1, found ", o.finetune_epochs);
-    require(o.eval_samples >= 8, "self_consuming: eval_samples must be >= 8 (precision/recall need neighbours), found ",
-            o.eval_samples);
-    require(o.sample_chunk >= 1, "self_consuming: sample_chunk must be >= 1, found ", o.sample_chunk);
-    require(!o.out.empty(), "self_consuming: set options.out, the run directory");
-    require(o.sample_ole_count == 0 || o.sample_ole_count >= 2, "self_consuming: sample_ole_count must be 0 (none) or >= 2, found ",
-            o.sample_ole_count);
-    require(o.ema_recipe_warmup_steps >= 0, "self_consuming: ema_recipe_warmup_steps must be >= 0, found ",
-            o.ema_recipe_warmup_steps);
-    require(o.fid_bootstrap_replicates == 0 || o.fid_bootstrap_replicates >= 10,
-            "self_consuming: fid_bootstrap_replicates must be 0 (none) or >= 10, found ", o.fid_bootstrap_replicates);
-    require(o.kid_subsets >= 0 && o.kid_subset_size >= 2, "self_consuming: expected kid_subsets >= 0 and kid_subset_size >= 2, found ",
-            o.kid_subsets, " and ", o.kid_subset_size);
-}
-
-// ---- Events -----------------------------------------------------------------------------------
-
-// What on_generation(const generation_event&) sees after each finished (method, generation),
-// generation 0 (G0, method "G0") included: the evaluation samples and their labels.
-struct generation_event {
-    std::string method;
-    std::int64_t generation = 0;
-    tensor_view<const float> samples;          // (eval_samples, C, H, W)
-    tensor_view<const std::int64_t> labels;    // (eval_samples), (0) for an unconditional model
-    const metric_row* metrics = nullptr;
-    const diagnostic_row* diagnostics = nullptr;
-    const std::filesystem::path* run_dir = nullptr;
-};
-
-struct on_generation_hook {
-    static constexpr std::string_view name = "on_generation";
-    template <class C, class... A>
-    static constexpr bool present = requires(C& c, A&&... a) { c.on_generation(std::forward<A>(a)...); };
-    template <class C, class... A>
-    static decltype(auto) call(C& c, A&&... a) { return c.on_generation(std::forward<A>(a)...); }
-};
-inline constexpr on_generation_hook on_generation{};
-
-// Wall time of one call of run(), by phase (what this call ran; a resumed run counts only its own
-// part). "other" is the rest: loading data and models, the probe, clustering, OLE, writing files.
-struct phase_seconds {
-    double g0_training = 0;  // G0's trainer
-    double finetuning = 0;   // every G_k's trainer
-    double sampling = 0;     // pools and evaluation sets, every method and generation
-    double latents = 0;      // G0's encoder on D_r and on every pool
-    double metrics = 0;      // features, FID, precision / recall / density / coverage, KID
-    double other = 0;
-};
-
-// What a run leaves for its caller (the rows are also in the run directory).
-struct run_summary {
-    std::vector<metric_row> metrics;
-    std::vector<diagnostic_row> diagnostics;
-    double clustering_accuracy = NAN;   // unconditional models: SSC-OMP labels of D_r against the truth
-    double probe_holdout_accuracy = NAN;
-    std::int64_t steps_run = 0;         // steps finished by this call (0: everything was already done)
-    double seconds = 0;
-    phase_seconds phases;               // where those seconds went
-};
 
 namespace detail {
 
@@ -323,98 +141,6 @@ inline quartiles quartiles_of(std::vector<double> v) {
     q.q50 = at(0.5);
     q.q75 = at(0.75);
     return q;
-}
-
-inline void save_pool(const std::filesystem::path& file, const pool& p) {
-    io::safetensors_writer w;
-    tensor<float> data(shape{p.size(), p.item_size()});
-    tensor<std::int64_t> labels(shape{p.size()}), generations(shape{p.size()}), ids(shape{p.size()});
-    for (std::int64_t i = 0; i < p.size(); ++i) {
-        const auto x = p.item(i);
-        std::copy(x.begin(), x.end(), data.data() + i * p.item_size());
-        labels[i] = p.label(i);
-        generations[i] = p.generation(i);
-        ids[i] = p.id(i);
-    }
-    w.add("data", data);
-    w.add("labels", labels);
-    w.add("generations", generations);
-    w.add("ids", ids);
-    w.set_metadata("format", "ouro.loop.pool");
-    w.set_data_checksum();
-    w.write(file);
-}
-
-// Reads a pool saved by save_pool; ids are re-assigned in order and must come out as saved.
-inline pool load_pool(const std::filesystem::path& file, std::int64_t item_size) {
-    io::safetensors_reader r(file);  // verifies the data's CRC-32
-    r.require_data_checksum();
-    const tensor<float> data = r.read<float>("data");
-    const tensor<std::int64_t> labels = r.read<std::int64_t>("labels"), generations = r.read<std::int64_t>("generations"),
-                               ids = r.read<std::int64_t>("ids");
-    const std::int64_t n = labels.numel();
-    require(data.rank() == 2 && data.dim(0) == n && data.dim(1) == item_size && generations.numel() == n && ids.numel() == n,
-            file.string(), ": expected a pool of ", n, " items of ", item_size, " floats, found data ", data.dims(),
-            ", generations ", generations.dims(), ", ids ", ids.dims());
-    // The loop never saves a non-finite item (the trainer refuses such data before training), so
-    // one here means the file was written by someone else; refused here, where the file has a name.
-    if (const std::int64_t bad = optim::first_non_finite(data.data(), data.numel()); bad >= 0)
-        fail(file.string(), ": pool item ", bad / item_size, " holds a non-finite value (", data[bad], " at element ",
-             bad % item_size, ")");
-    pool p(item_size);
-    std::int64_t begin = 0;
-    while (begin < n) {
-        std::int64_t end = begin;
-        while (end < n && generations[end] == generations[begin]) ++end;
-        p.add(std::span<const float>(data.data() + begin * item_size, static_cast<std::size_t>((end - begin) * item_size)),
-              std::span<const std::int64_t>(labels.data() + begin, static_cast<std::size_t>(end - begin)), generations[begin]);
-        begin = end;
-    }
-    for (std::int64_t i = 0; i < n; ++i)
-        require(p.id(i) == ids[i], file.string(), ": item ", i, " has id ", ids[i], ", expected ", p.id(i),
-                " (the pool file was not written by this loop)");
-    return p;
-}
-
-// The settings in which two config.json objects differ, one "\n  key: A in the file, B now" line each
-// (nested keys as JSON pointers, e.g. /latents/timestep).
-inline std::string config_differences(const nlohmann::json& file, const nlohmann::json& now) {
-    const nlohmann::json a = file.flatten(), b = now.flatten();
-    std::string out;
-    for (auto it = a.begin(); it != a.end(); ++it) {
-        const auto other = b.find(it.key());
-        if (other == b.end()) out += "\n  " + it.key() + ": " + it.value().dump() + " in the file, not set now";
-        else if (*other != it.value())
-            out += "\n  " + it.key() + ": " + it.value().dump() + " in the file, " + other->dump() + " now";
-    }
-    for (auto it = b.begin(); it != b.end(); ++it)
-        if (!a.contains(it.key())) out += "\n  " + it.key() + ": not in the file, " + it.value().dump() + " now";
-    return out;
-}
-
-// The text of the run's JSON file `file` (config.json, state.json). Refused when it nests deeper
-// than io::json_max_depth: the run's files nest 3 levels, and copying, comparing, flattening and
-// dumping a parsed value recurse, so 10^5 nested brackets would overflow the stack.
-inline std::string read_run_json(const std::filesystem::path& file) {
-    std::string text = io::read_text_file(file);
-    if (const std::size_t depth = io::detail::json_nesting_depth(text); depth > io::json_max_depth)
-        fail(file.string(), ": not a file of this loop: it nests arrays and objects ", depth,
-             " levels deep, more than ", io::json_max_depth);
-    return text;
-}
-
-// CRC-32 of a text, as 8 hex digits (state.json's own checksum).
-inline std::string text_crc32(const std::string& text) {
-    return io::detail::crc_hex(static_cast<std::uint32_t>(
-        crc32_z(0, reinterpret_cast<const Bytef*>(text.data()), static_cast<z_size_t>(text.size()))));
-}
-
-// Loads a model file of the run directory: it must carry the CRC-32 of its weights, which the load
-// verifies, so a corrupted or replaced G0 or G_k stops the run instead of changing later rows.
-template <class Model>
-void load_run_model(const std::filesystem::path& file, Model& model) {
-    io::safetensors_reader(file, io::verify_checksum::no).require_data_checksum();
-    diffusion::load_model(file, model);
 }
 
 // Adds the seconds of its own lifetime to a phase's counter.

@@ -1,0 +1,121 @@
+// The self-consuming loop's files in its run directory, read and written: pools (safetensors with a
+// data checksum), the run's JSON files (config.json, state.json) and their comparison, and the run's
+// model files, which must carry the checksum of their weights.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <zlib.h>
+
+#include "ouro/core/error.hpp"
+#include "ouro/core/tensor.hpp"
+#include "ouro/diffusion/checkpoint.hpp"
+#include "ouro/io/atomic_file.hpp"
+#include "ouro/io/safetensors.hpp"
+#include "ouro/loop/pool.hpp"
+#include "ouro/optim/adamw.hpp"
+
+namespace ouro::loop {
+
+namespace detail {
+
+inline void save_pool(const std::filesystem::path& file, const pool& p) {
+    io::safetensors_writer w;
+    tensor<float> data(shape{p.size(), p.item_size()});
+    tensor<std::int64_t> labels(shape{p.size()}), generations(shape{p.size()}), ids(shape{p.size()});
+    for (std::int64_t i = 0; i < p.size(); ++i) {
+        const auto x = p.item(i);
+        std::copy(x.begin(), x.end(), data.data() + i * p.item_size());
+        labels[i] = p.label(i);
+        generations[i] = p.generation(i);
+        ids[i] = p.id(i);
+    }
+    w.add("data", data);
+    w.add("labels", labels);
+    w.add("generations", generations);
+    w.add("ids", ids);
+    w.set_metadata("format", "ouro.loop.pool");
+    w.set_data_checksum();
+    w.write(file);
+}
+
+// Reads a pool saved by save_pool; ids are re-assigned in order and must come out as saved.
+inline pool load_pool(const std::filesystem::path& file, std::int64_t item_size) {
+    io::safetensors_reader r(file);  // verifies the data's CRC-32
+    r.require_data_checksum();
+    const tensor<float> data = r.read<float>("data");
+    const tensor<std::int64_t> labels = r.read<std::int64_t>("labels"), generations = r.read<std::int64_t>("generations"),
+                               ids = r.read<std::int64_t>("ids");
+    const std::int64_t n = labels.numel();
+    require(data.rank() == 2 && data.dim(0) == n && data.dim(1) == item_size && generations.numel() == n && ids.numel() == n,
+            file.string(), ": expected a pool of ", n, " items of ", item_size, " floats, found data ", data.dims(),
+            ", generations ", generations.dims(), ", ids ", ids.dims());
+    // The loop never saves a non-finite item (the trainer refuses such data before training), so
+    // one here means the file was written by someone else; refused here, where the file has a name.
+    if (const std::int64_t bad = optim::first_non_finite(data.data(), data.numel()); bad >= 0)
+        fail(file.string(), ": pool item ", bad / item_size, " holds a non-finite value (", data[bad], " at element ",
+             bad % item_size, ")");
+    pool p(item_size);
+    std::int64_t begin = 0;
+    while (begin < n) {
+        std::int64_t end = begin;
+        while (end < n && generations[end] == generations[begin]) ++end;
+        p.add(std::span<const float>(data.data() + begin * item_size, static_cast<std::size_t>((end - begin) * item_size)),
+              std::span<const std::int64_t>(labels.data() + begin, static_cast<std::size_t>(end - begin)), generations[begin]);
+        begin = end;
+    }
+    for (std::int64_t i = 0; i < n; ++i)
+        require(p.id(i) == ids[i], file.string(), ": item ", i, " has id ", ids[i], ", expected ", p.id(i),
+                " (the pool file was not written by this loop)");
+    return p;
+}
+
+// The settings in which two config.json objects differ, one "\n  key: A in the file, B now" line each
+// (nested keys as JSON pointers, e.g. /latents/timestep).
+inline std::string config_differences(const nlohmann::json& file, const nlohmann::json& now) {
+    const nlohmann::json a = file.flatten(), b = now.flatten();
+    std::string out;
+    for (auto it = a.begin(); it != a.end(); ++it) {
+        const auto other = b.find(it.key());
+        if (other == b.end()) out += "\n  " + it.key() + ": " + it.value().dump() + " in the file, not set now";
+        else if (*other != it.value())
+            out += "\n  " + it.key() + ": " + it.value().dump() + " in the file, " + other->dump() + " now";
+    }
+    for (auto it = b.begin(); it != b.end(); ++it)
+        if (!a.contains(it.key())) out += "\n  " + it.key() + ": not in the file, " + it.value().dump() + " now";
+    return out;
+}
+
+// The text of the run's JSON file `file` (config.json, state.json). Refused when it nests deeper
+// than io::json_max_depth: the run's files nest 3 levels, and copying, comparing, flattening and
+// dumping a parsed value recurse, so 10^5 nested brackets would overflow the stack.
+inline std::string read_run_json(const std::filesystem::path& file) {
+    std::string text = io::read_text_file(file);
+    if (const std::size_t depth = io::detail::json_nesting_depth(text); depth > io::json_max_depth)
+        fail(file.string(), ": not a file of this loop: it nests arrays and objects ", depth,
+             " levels deep, more than ", io::json_max_depth);
+    return text;
+}
+
+// CRC-32 of a text, as 8 hex digits (state.json's own checksum).
+inline std::string text_crc32(const std::string& text) {
+    return io::detail::crc_hex(static_cast<std::uint32_t>(
+        crc32_z(0, reinterpret_cast<const Bytef*>(text.data()), static_cast<z_size_t>(text.size()))));
+}
+
+// Loads a model file of the run directory: it must carry the CRC-32 of its weights, which the load
+// verifies, so a corrupted or replaced G0 or G_k stops the run instead of changing later rows.
+template <class Model>
+void load_run_model(const std::filesystem::path& file, Model& model) {
+    io::safetensors_reader(file, io::verify_checksum::no).require_data_checksum();
+    diffusion::load_model(file, model);
+}
+
+}  // namespace detail
+
+}  // namespace ouro::loop
