@@ -17,9 +17,29 @@ if(MODE STREQUAL "installed")
   run(${CMAKE_COMMAND} --build ${WORK_DIR}/installed)
   run(${WORK_DIR}/installed/consumer)
 elseif(MODE STREQUAL "subdirectory")
-  run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/subdir -DOURO_SOURCE=${SOURCE_DIR} -DCMAKE_BUILD_TYPE=Release)
+  # Unoptimised, so that the program keeps every function its compiler instantiated: a program that
+  # uses none of ouro's matrix decompositions or metrics must compile none of them. A non-template
+  # inline function that calls one makes every file including its header pay for it (BDCSVD ~15 s,
+  # SelfAdjointEigenSolver ~4 s; benchmarks/header-compile-times), and shows up here by name.
+  run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/subdir -DOURO_SOURCE=${SOURCE_DIR} -DCMAKE_BUILD_TYPE=Debug)
   run(${CMAKE_COMMAND} --build ${WORK_DIR}/subdir)
   run(${WORK_DIR}/subdir/consumer)
+  find_program(nm_tool NAMES nm)
+  if(nm_tool)
+    execute_process(COMMAND ${nm_tool} -C ${WORK_DIR}/subdir/consumer OUTPUT_VARIABLE symbols RESULT_VARIABLE rc)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "nm failed on ${WORK_DIR}/subdir/consumer")
+    endif()
+    string(REGEX MATCHALL "[^\n]*(BDCSVD|SelfAdjointEigenSolver|tridiagonal|bidiagonal|general_matrix_matrix_product)[^\n]*"
+           compiled "${symbols}")
+    list(LENGTH compiled n)
+    if(n GREATER 0)
+      list(GET compiled 0 first)
+      message(FATAL_ERROR "the consumer, which uses no decomposition, compiled ${n} Eigen decomposition or product "
+                          "functions (a non-template inline function instantiates them in every file); the first: ${first}")
+    endif()
+    message(STATUS "no Eigen decomposition or product compiled into a program that uses none")
+  endif()
 else()
   message(FATAL_ERROR "check.cmake: MODE must be installed or subdirectory, found '${MODE}'")
 endif()

@@ -54,6 +54,7 @@ inline void check_knn_options(const knn_graph_options& o, std::int64_t n, const 
             " points, found ", o.neighbours);
 }
 
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline Eigen::SparseMatrix<double> knn_affinity(const row_matrix& x, const knn_graph_options& o) {
     const std::int64_t n = x.rows(), d = x.cols(), k = o.neighbours;
     check_knn_options(o, n, "knn_affinity");
@@ -116,6 +117,7 @@ inline Eigen::SparseMatrix<double> knn_affinity(const row_matrix& x, const knn_g
 // equal distances) or i among j's (either), or both (mutual); the weight is 1 or the local scaling.
 // Symmetric, zero diagonal, at most 2kN non-zeros. Cost: N² D flops (all pairs), O(N k) memory.
 // Requires N >= 2, D >= 1, finite x and 1 <= k <= N − 1. The same graph at any thread count.
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline Eigen::SparseMatrix<double> knn_affinity(tensor_view<const float> x, const knn_graph_options& options = {}) {
     require(x.rank() == 2 && x.dim(0) >= 2 && x.dim(1) >= 1, "knn_affinity: expected points (N, D) with N >= 2 and D >= 1, found shape ",
             x.dims());
@@ -123,6 +125,7 @@ inline Eigen::SparseMatrix<double> knn_affinity(tensor_view<const float> x, cons
     detail::check_points(xs.data(), xs.rows(), xs.cols(), 1, "knn_affinity");
     return detail::knn_affinity(xs, options);
 }
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline Eigen::SparseMatrix<double> knn_affinity(tensor_view<const double> x, const knn_graph_options& options = {}) {
     require(x.rank() == 2 && x.dim(0) >= 2 && x.dim(1) >= 1, "knn_affinity: expected points (N, D) with N >= 2 and D >= 1, found shape ",
             x.dims());
@@ -140,6 +143,7 @@ struct graph_components {
     std::int64_t isolated = 0;            // points without any edge (each its own component)
 };
 
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline graph_components connected_components(const Eigen::SparseMatrix<double>& w) {
     if (w.rows() != w.cols() || w.rows() < 1)
         fail("connected_components: expected a non-empty square affinity (N, N), found shape ", shape{w.rows(), w.cols()});

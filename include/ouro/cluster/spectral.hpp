@@ -88,6 +88,7 @@ struct tridiagonal_lu {
 };
 
 // Residual check of a computed eigenbasis: max_i ||A v_i - λ_i v_i|| <= tol.
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline bool eigenpairs_accurate(const Eigen::Ref<const Eigen::MatrixXd>& a, const eigenpairs& p, double tol) {
     const Eigen::MatrixXd r = a.selfadjointView<Eigen::Lower>() * p.vectors - p.vectors * p.values.asDiagonal();
     for (Eigen::Index i = 0; i < r.cols(); ++i)

@@ -62,6 +62,7 @@ Eigen::MatrixXd unit_columns(tensor_view<const T> x, const ssc_omp_options& opti
 }
 
 // G = Xᵀ X (N, N): lower-triangle blocks by GEMM in parallel, then mirrored, so G is exactly symmetric.
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline Eigen::MatrixXd gram(const Eigen::MatrixXd& x) {
     const std::int64_t n = x.cols(), blocks = (n + gram_block - 1) / gram_block;
     std::vector<std::pair<std::int64_t, std::int64_t>> tasks;
@@ -96,6 +97,7 @@ struct omp_point_result {
     double residual = 0;
 };
 
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline omp_point_result omp_point(const Eigen::MatrixXd& g, std::int64_t j, std::int64_t k_max, double epsilon) {
     const std::int64_t n = g.rows(), k_cap = std::min(k_max, n - 1);
     omp_point_result out;
@@ -160,6 +162,7 @@ inline omp_point_result omp_point(const Eigen::MatrixXd& g, std::int64_t j, std:
     return out;
 }
 
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline ssc_omp_result ssc_omp(const Eigen::MatrixXd& x, const ssc_omp_options& options) {
     const std::int64_t n = x.cols();
     const Eigen::MatrixXd g = gram(x);  // (N, N)
@@ -192,9 +195,11 @@ inline ssc_omp_result ssc_omp(const Eigen::MatrixXd& x, const ssc_omp_options& o
 // Cost: one Gram matrix (N² D flops, N² doubles of memory), then O(N k_max²) per point; points run
 // in parallel, each independent of the others, so the result is the same at any thread count.
 // Requires N >= 1, D >= 1, finite entries, k_max >= 1 and a finite epsilon >= 0.
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline ssc_omp_result ssc_omp(tensor_view<const float> x, const ssc_omp_options& options = {}) {
     return detail::ssc_omp(detail::unit_columns(x, options), options);
 }
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline ssc_omp_result ssc_omp(tensor_view<const double> x, const ssc_omp_options& options = {}) {
     return detail::ssc_omp(detail::unit_columns(x, options), options);
 }
@@ -202,6 +207,7 @@ inline ssc_omp_result ssc_omp(tensor_view<const double> x, const ssc_omp_options
 // The SSC affinity W = |C| + |C|ᵀ (N, N) of coefficients C (You et al. 2016, sec. 2). With
 // normalize_columns, each column c_j is first scaled to unit ℓ2 norm, as the authors' Python code
 // does, so that every point weighs the same; the result is then halved, as there.
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline Eigen::SparseMatrix<double> ssc_affinity(const Eigen::SparseMatrix<double>& c, bool normalize_columns = false) {
     if (c.rows() != c.cols())
         fail("ssc_affinity: expected square coefficients (N, N), found shape ", shape{c.rows(), c.cols()});

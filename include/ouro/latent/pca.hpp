@@ -144,7 +144,9 @@ public:
 
     // x (N, D) -> z = (x − μ) Vᵀ (N, d), each column divided by √variance when whitened, in double,
     // rounded once to the input's type. Requires D = input_dim() and finite x.
+    template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
     tensor<float> apply(tensor_view<const float> x) const { return apply_(x); }
+    template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
     tensor<double> apply(tensor_view<const double> x) const { return apply_(x); }
 
     // Writes the reduction to a safetensors file, atomically: F64 tensors "mean" (D), "components"
@@ -270,7 +272,9 @@ public:
     const tensor<double>& mean() const { return mean_; }
 
     // x (N, D) -> u (N, D), in double, rounded once. Requires D = dim() and finite x.
+    template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
     tensor<float> apply(tensor_view<const float> x) const { return apply_(x); }
+    template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
     tensor<double> apply(tensor_view<const double> x) const { return apply_(x); }
 
 private:

@@ -40,8 +40,10 @@ concept metric_set = std::default_initializable<M> &&
 
 // FID (Heusel et al. 2017) and its percentile bootstrap interval over the evaluation samples.
 struct fid_only {
+    template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
     void fit_reference(tensor_view<const float> reference) { stats_ = metrics::fit_gaussian(reference); }
 
+    template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
     metric_row evaluate(tensor_view<const float> f, const metric_settings& s) const {
         metric_row m;
         m.fid = metrics::fid(stats_, f);
@@ -60,11 +62,13 @@ private:
 // fid_only's columns, precision and recall (Kynkäänniemi et al. 2019) at prdc.k and at k = 5,
 // density and coverage (Naeem et al. 2020) and KID (Bińkowski et al. 2018).
 struct paper_metrics {
+    template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
     void fit_reference(tensor_view<const float> reference) {
         fid_.fit_reference(reference);
         reference_ = to_tensor(reference);
     }
 
+    template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
     metric_row evaluate(tensor_view<const float> f, const metric_settings& s) const {
         metric_row m = fid_.evaluate(f, s);
         const auto pr = metrics::prdc(reference_.view(), f, s.prdc);

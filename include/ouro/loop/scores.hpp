@@ -47,6 +47,7 @@ struct probe_confidence {
 struct class_subspace_fit {
     std::int64_t rank = 8;
 
+    template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
     void fit(tensor_view<const float> h, const std::vector<std::int64_t>& labels, std::int64_t classes) {
         require(h.rank() == 2 && h.dim(0) == static_cast<std::int64_t>(labels.size()),
                 "class_subspace_fit: expected latents (N, D) with one label per row, found shape ", h.dims(), " and ",

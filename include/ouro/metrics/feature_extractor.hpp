@@ -235,6 +235,7 @@ public:
 
     // Features (N, 84) of images (N, C, S, S), N >= 1, of the trained geometry: the penultimate
     // activations, evaluation mode.
+    template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
     tensor<float> features(tensor_view<const float> images) {
         require_images_(images, "lenet_feature_extractor::features: images");
         tensor<float> out(shape{images.dim(0), dim});  // (N, 84)

@@ -132,6 +132,7 @@ inline constexpr double distance_refine_ratio = 1e-6;
 // ||a_i||^2 + ||b_j||^2 - 2 a_i·b_j, except for near pairs (distance_refine_ratio), which are
 // summed from the differences: identical rows are exactly 0 apart, and every result is >= 0.
 // Each entry depends only on its two rows. out: (end - begin, b.rows()).
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline void squared_distances(const feature_matrix& a, const aligned_vector<double>& a_norms, std::int64_t begin,
                               std::int64_t end, const feature_matrix& b, const aligned_vector<double>& b_norms,
                               row_matrix& out) {

@@ -42,6 +42,7 @@ inline void check_stats(const gaussian_stats& s, const char* what) {
     for (double v : s.covariance) require(std::isfinite(v), what, ": expected a finite covariance, found ", v);
 }
 
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline gaussian_stats fit_gaussian(const feature_matrix& x) {
     const std::int64_t n = x.rows(), d = x.cols();
     gaussian_stats s{tensor<double>(shape{d}), tensor<double>(shape{d, d})};

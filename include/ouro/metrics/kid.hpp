@@ -36,6 +36,7 @@ namespace detail {
 // Σ_ij k(a_i, b_j), or Σ_{i≠j} k(a_i, a_j) when same_set (a and b the same rows): the strict lower
 // triangle is computed and doubled, since the kernel is symmetric. Row blocks in parallel; block
 // sums added in block order.
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline double polynomial_kernel_sum(const const_row_map& a, const const_row_map& b, bool same_set,
                                     std::int64_t block_rows) {
     const std::int64_t n = a.rows(), m = b.rows();
@@ -62,6 +63,7 @@ inline double polynomial_kernel_sum(const const_row_map& a, const const_row_map&
 
 // Unbiased MMD² (Gretton et al. 2012, eq. (3); Bińkowski et al. 2018, eq. (5)) with sets of
 // sizes n and m:  Σ_{i≠j} k(x_i,x_j) / n(n-1) + Σ_{i≠j} k(y_i,y_j) / m(m-1) - 2 Σ_ij k(x_i,y_j) / nm.
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline double mmd2_unbiased(const const_row_map& x, const const_row_map& y, std::int64_t block_rows) {
     const double n = static_cast<double>(x.rows()), m = static_cast<double>(y.rows());
     const double kxx = polynomial_kernel_sum(x, x, true, block_rows);
@@ -91,6 +93,7 @@ inline row_matrix gather_rows(const feature_matrix& x, const std::vector<std::in
     return out;
 }
 
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline kid_result kid(const feature_matrix& real, const feature_matrix& fake, const kid_options& opt) {
     require_same_dim(real, fake, "kid");
     require(opt.subsets >= 0, "kid: expected subsets >= 0, found ", opt.subsets);

@@ -42,6 +42,7 @@ inline void require_neighbours(const feature_matrix& x, int k, const char* what)
 // Squared distance from each row of x to its k-th nearest neighbour in x, the point itself excluded
 // (by index, so duplicates of a point still count as neighbours), for each k in ks.
 // out[q][i] = radius² of row i for ks[q].
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline std::vector<aligned_vector<double>> knn_squared_radii(const feature_matrix& x, const aligned_vector<double>& norms,
                                                              const std::vector<int>& ks, std::int64_t block_rows) {
     const int k_max = *std::max_element(ks.begin(), ks.end());
@@ -71,6 +72,7 @@ inline std::vector<aligned_vector<double>> knn_squared_radii(const feature_matri
     return out;
 }
 
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline prdc_result prdc(const feature_matrix& real, const feature_matrix& fake, const prdc_options& opt) {
     require_same_dim(real, fake, "prdc");
     require_neighbours(real, opt.k, "prdc (precision/recall)");

@@ -90,6 +90,7 @@ const double* load_rows(const T* x, std::int64_t d, std::span<const std::int64_t
 }
 
 // Logits Z = X Wᵀ + b of one block: X (r, D), W (K, D), b (K) -> Z (r, K).
+template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline void block_logits(const double* x, std::int64_t r, std::int64_t d, const double* w, const double* b,
                          std::int64_t k, row_matrix& z) {
     using const_map = Eigen::Map<const row_matrix>;
