@@ -29,6 +29,7 @@
 #include "ouro/diffusion/checkpoint.hpp"
 #include "ouro/diffusion/schedule.hpp"
 #include "ouro/diffusion/trainer.hpp"
+#include "ouro/diffusion/training_progress.hpp"
 #include "ouro/io/npy.hpp"
 #include "ouro/presets/experiments.hpp"
 
@@ -84,7 +85,6 @@ int run(const options& o) {
     diffusion::trainer_options t = presets::loop_options_for(profile).g0;
     if (o.steps > 0) t.steps = o.steps;
     t.seed = loop::detail::derive_seed(o.seed, loop::detail::g0_init, -1, 1);
-    t.label = "G0";
     const diffusion::schedule_table table(diffusion::linear_ho2020{}, 1000);
     diffusion::trainer<model_type> trainer(g0, real, table, t);
     std::printf("G0 of profile %s, seed %llu: %s, D_r %lld images, %lld steps of batch %lld, lr %g (warm-up %lld), "
@@ -130,7 +130,8 @@ int run(const options& o) {
     if (!snapshot_at.empty()) fs::create_directories(snap.dir);
 
     const auto start = std::chrono::steady_clock::now();
-    const diffusion::train_result r = trainer.train(snap);
+    const diffusion::train_result r =
+        trainer.train(diffusion::training_progress({.label = "G0", .log_every = t.log_every, .unit = "img"}), snap);
     std::printf("trained %lld steps in %.1f s, last loss %.4f, mean loss %.4f\n", static_cast<long long>(r.steps_run),
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), r.last_loss, r.mean_loss);
     diffusion::save_model(o.out / "raw.safetensors", g0, trainer.step_count());

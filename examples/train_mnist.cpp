@@ -21,6 +21,7 @@
 #include "ouro/diffusion/sampler.hpp"
 #include "ouro/diffusion/schedule.hpp"
 #include "ouro/diffusion/trainer.hpp"
+#include "ouro/diffusion/training_progress.hpp"
 #include "ouro/io/npy.hpp"
 #include "ouro/io/png.hpp"
 #include "ouro/metrics/feature_extractor.hpp"
@@ -92,12 +93,11 @@ int run(const options& o) {
     topt.log_every = 50;
     topt.checkpoint_dir = o.out / "checkpoints";
     topt.checkpoint_every = 250;
-    topt.label = "train_mnist";
     diffusion::trainer trainer(model, train_set, table, topt);
 
     const auto start = std::chrono::steady_clock::now();
     if (trainer.resume()) std::printf("resumed at step %lld\n", static_cast<long long>(trainer.step_count()));
-    const auto result = trainer.train();
+    const auto result = trainer.train(diffusion::training_progress({.label = "train_mnist", .log_every = topt.log_every, .unit = "img"}));
     if (result.steps_run > 0) trainer.save_checkpoint();
     const double train_seconds = seconds_since(start);
     std::printf("training: %lld steps this run, last loss %.4f, %.1f s\n", static_cast<long long>(result.steps_run),

@@ -36,7 +36,6 @@ void train_a_few_steps(const data::image_dataset& set) {
     o.batch_size = 2;
     o.steps = 3;
     o.lr = 1e-3;
-    o.show_progress = false;
     diffusion::trainer trainer(model, set, diffusion::schedule_table(diffusion::linear_ho2020{}, 100), o);
     const auto result = trainer.train();
     CHECK(result.steps_run == 3);
@@ -82,7 +81,6 @@ TEST_CASE("images of the wrong size for the spec are refused before training", "
     diffusion::trainer_options o;
     o.batch_size = 2;
     o.steps = 1;
-    o.show_progress = false;
     CHECK_THROWS_WITH((diffusion::trainer(model, set, diffusion::schedule_table(diffusion::linear_ho2020{}, 100), o)),
                       Catch::Contains("32") && Catch::Contains("64"));
     fs::remove_all(root);

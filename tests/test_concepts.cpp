@@ -586,7 +586,7 @@ TEST_CASE("the trainer fits a user's model with the user's schedule, parameteriz
     scaled_input model;
     diffusion::trainer<scaled_input, clean_image, step_decay> run(
         model, zeros, diffusion::schedule_table(constant_beta{}, 10),
-        {.batch_size = 4, .steps = 300, .use_ema = false, .show_progress = false}, step_decay{.lr = 0.05, .every = 100});
+        {.batch_size = 4, .steps = 300, .use_ema = false}, step_decay{.lr = 0.05, .every = 100});
 
     stop_after first_five{5};
     const auto stopped = run.train(first_five);

@@ -325,7 +325,7 @@ TEST_CASE("mlp_denoiser trained on the toy mixture samples points on its modes",
     model.reset_parameters(7);
     diffusion::trainer<decltype(model)> run(model, real, table,
                                             {.batch_size = 128, .steps = 600, .lr = 3e-3, .warmup_steps = 20,
-                                             .use_ema = false, .seed = 3, .show_progress = false});
+                                             .use_ema = false, .seed = 3});
     const diffusion::train_result r = run.train();
     CHECK(r.steps_run == 600);
     INFO("last loss " << r.last_loss << ", mean loss " << r.mean_loss);
@@ -359,7 +359,7 @@ tensor<float> train_unconditional_and_sample(const toy::mixture& world, std::int
     model.reset_parameters(5);
     diffusion::trainer<decltype(model)> run(model, real, table,
                                             {.batch_size = 128, .steps = steps, .lr = lr, .warmup_steps = 20,
-                                             .use_ema = false, .seed = 4, .show_progress = false});
+                                             .use_ema = false, .seed = 4});
     const diffusion::train_result r = run.train();
     INFO("last loss " << r.last_loss);
     CHECK(r.last_loss < 0.45);

@@ -29,6 +29,7 @@
 #include "ouro/core/philox.hpp"
 #include "ouro/diffusion/checkpoint.hpp"
 #include "ouro/diffusion/trainer.hpp"
+#include "ouro/diffusion/training_progress.hpp"
 #include "ouro/io/safetensors.hpp"
 #include "ouro/nn/unet.hpp"
 #include "ouro/optim/sgd.hpp"
@@ -89,8 +90,7 @@ diffusion::trainer_options tiny_options(std::int64_t steps) {
             .use_ema = true,
             .ema = {.max_decay = 0.99},
             .label_drop = 0.2,
-            .seed = 7,
-            .show_progress = false};
+            .seed = 7};
 }
 
 std::unique_ptr<tiny_unet> fresh_model(std::uint64_t init_seed) {
@@ -906,9 +906,6 @@ TEST_CASE("train reports progress and calls every hook; epochs set the length; a
     std::ostringstream out;
     diffusion::trainer_options o = tiny_options(0);
     o.epochs = 2;  // 2 * 12 / 4 = 6 steps
-    o.show_progress = true;
-    o.progress = progress_style::log;
-    o.progress_out = &out;
     o.log_every = 2;
     o.checkpoint_dir = dir.path / "ckpt";
     o.checkpoint_every = 3;
@@ -935,7 +932,9 @@ TEST_CASE("train reports progress and calls every hook; epochs set the length; a
             CHECK(fs::exists(e.file));
         }
     } c;
-    const diffusion::train_result r = t.train(c);
+    const diffusion::train_result r =
+        t.train(c, diffusion::training_progress({.label = "train", .log_every = 2, .unit = "img",
+                                                 .style = progress_style::log, .out = &out}));
     CHECK(r.step == 6);
     CHECK_FALSE(r.stopped_early);
     CHECK(c.steps == std::vector<std::int64_t>{1, 2, 3, 4, 5, 6});
@@ -968,7 +967,18 @@ TEST_CASE("train reports progress and calls every hook; epochs set the length; a
     struct stop_at_3 {
         bool on_step(const diffusion::step_event& e) { return e.step == 3; }
     };
-    const diffusion::train_result s = stopping.train(stop_at_3{});
+    std::ostringstream stopped_log, quiet_log;
+    const diffusion::train_result s = stopping.train(
+        stop_at_3{}, diffusion::training_progress({.label = "stopped", .log_every = 100, .style = progress_style::log,
+                                                   .out = &stopped_log}));
     CHECK(s.stopped_early);
     CHECK(stopping.step_count() == 3);
+    // The progress callback prints its last state when it goes, also for a run stopped early.
+    INFO(stopped_log.str());
+    CHECK(stopped_log.str().find("stopped 3/10") != std::string::npos);
+    // progress_style::none: nothing at all, the run unchanged.
+    stopping.train(stop_at_3{}, diffusion::training_progress({.label = "quiet", .log_every = 1,
+                                                              .style = progress_style::none, .out = &quiet_log}));
+    CHECK(stopping.step_count() == 10);
+    CHECK(quiet_log.str().empty());
 }

@@ -86,6 +86,7 @@ enum class progress_style {
     automatic,  // bar when writing to std::cerr and stderr is a terminal, log lines otherwise
     bar,        // one line redrawn in place ('\r')
     log,        // a plain line every `log_every` steps and at the last one
+    none,       // nothing (a quiet run keeps its callbacks unchanged)
 };
 
 struct progress_options {
@@ -132,6 +133,7 @@ public:
     }
 
     void update(std::int64_t step, std::span<const progress_value> values) {
+        if (opt_.style == progress_style::none) return;
         const double now = opt_.clock();
         last_step_ = step;
         last_values_.clear();
@@ -147,6 +149,7 @@ public:
 
     // Shows the last update's state if it was not shown yet, and ends the bar's line.
     void finish() {
+        if (opt_.style == progress_style::none) return;
         const double now = opt_.clock();
         std::vector<progress_value> values;
         for (const auto& [name, v] : last_values_) values.push_back({name, v});

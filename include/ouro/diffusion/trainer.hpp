@@ -8,7 +8,9 @@
 //                                             {.batch_size = 128, .steps = 50'000, .lr = 2e-4,
 //                                              .checkpoint_dir = "runs/g0/checkpoints"});
 //   run.resume();                        // continues from the checkpoint if there is one
-//   run.train(my_callback);              // progress bar / log lines, checkpoints, sample grids
+//   run.train(diffusion::training_progress({.label = "G0"}));  // a progress bar; checkpoints, sample grids
+//
+// Its options are in trainer_options.hpp, the events its callbacks receive in training_events.hpp.
 #pragma once
 
 #include <algorithm>
@@ -34,7 +36,6 @@
 #include "ouro/core/error.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/philox.hpp"
-#include "ouro/core/progress.hpp"
 #include "ouro/core/tensor.hpp"
 #include "ouro/data/batches.hpp"
 #include "ouro/data/mnist.hpp"
@@ -43,6 +44,8 @@
 #include "ouro/diffusion/parameterization.hpp"
 #include "ouro/diffusion/sampler.hpp"
 #include "ouro/diffusion/schedule.hpp"
+#include "ouro/diffusion/trainer_options.hpp"
+#include "ouro/diffusion/training_events.hpp"
 #include "ouro/io/png.hpp"
 #include "ouro/io/safetensors.hpp"
 #include "ouro/nn/module.hpp"
@@ -102,169 +105,6 @@ constexpr bool check_trainable_model() {
                   "which name it in checkpoints");
     return trainable_model<M>;
 }
-
-// ---- Options ----------------------------------------------------------------------------------
-
-// Runtime settings of a training run. Defaults follow DDPM's CIFAR-10 setting where it has one
-// (Ho et al. 2020, Appendix B and their code: lr 2e-4, grad clip 1, EMA 0.9999, no weight decay).
-struct trainer_options {
-    // Length: `steps` optimizer steps, or (steps = 0) `epochs` passes over the data, rounded up to
-    // whole steps. The last batch of an epoch continues into the next epoch's order.
-    std::int64_t batch_size = 128;
-    std::int64_t steps = 0;
-    std::int64_t epochs = 0;
-
-    // AdamW (torch.optim.AdamW's defaults except the weight decay). The learning rate is the
-    // schedule's: by default a linear warm-up over warmup_steps into a constant lr.
-    double lr = 2e-4;
-    std::int64_t warmup_steps = 0;
-    double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8, weight_decay = 0.0;
-    double grad_clip = 1.0;  // max global L2 norm of the gradients; 0: no clipping
-
-    bool use_ema = true;
-    optim::ema_options ema{.max_decay = 0.9999, .warmup = true};
-
-    // Classifier-free guidance training (Ho & Salimans 2022, Algorithm 1): each label is replaced
-    // by the null class (= spec.classes) with this probability. Class-conditional models only.
-    double label_drop = 0.1;
-
-    std::uint64_t seed = 0;
-
-    // Reporting: a progress bar on a terminal, log lines every log_every steps otherwise.
-    bool show_progress = true;
-    std::int64_t log_every = 100;
-    progress_style progress = progress_style::automatic;
-    std::ostream* progress_out = nullptr;  // nullptr: std::cerr
-    std::string label = "train";
-
-    // Checkpoints (none when checkpoint_dir is empty): every checkpoint_every steps (0: only at the
-    // end of train()), keeping the keep_checkpoints newest. strict_resume refuses a checkpoint whose
-    // seed, batch size, data or other trajectory settings differ from this trainer's.
-    std::filesystem::path checkpoint_dir{};
-    std::int64_t checkpoint_every = 0;
-    int keep_checkpoints = 2;
-    bool strict_resume = true;
-
-    // Sample grids every sample_every steps (0: none) into sample_dir (empty: checkpoint_dir /
-    // "samples"): sample_count images by DDPM ancestral sampling over sample_steps strided steps,
-    // with the EMA weights when kept, from fixed noise (sample_seed), labels 0, 1, ... cycling.
-    std::int64_t sample_every = 0;
-    std::int64_t sample_count = 16;
-    std::int64_t sample_steps = 50;
-    std::uint64_t sample_seed = 0;
-    double guidance_scale = 1.0;
-    std::filesystem::path sample_dir{};
-};
-
-// Throws ouro::error naming the first setting out of range.
-inline void validate(const trainer_options& o) {
-    require(o.batch_size >= 1, "trainer: batch_size must be >= 1, found ", o.batch_size);
-    require(o.steps >= 0 && o.epochs >= 0, "trainer: steps and epochs must be >= 0, found steps ", o.steps, ", epochs ",
-            o.epochs);
-    require(o.steps > 0 || o.epochs > 0, "trainer: set steps or epochs (both are 0)");
-    // An infinite lr passes `lr >= 0` but turns the first update into ±Inf or NaN weights.
-    require(o.lr >= 0 && std::isfinite(o.lr), "trainer: lr must be finite and >= 0, found ", o.lr);
-    require(o.warmup_steps >= 0, "trainer: warmup_steps must be >= 0, found ", o.warmup_steps);
-    require(o.grad_clip >= 0, "trainer: grad_clip must be >= 0 (0: no clipping), found ", o.grad_clip);
-    require(o.label_drop >= 0 && o.label_drop <= 1, "trainer: label_drop must be in [0, 1], found ", o.label_drop);
-    require(o.log_every >= 1, "trainer: log_every must be >= 1, found ", o.log_every);
-    require(o.checkpoint_every >= 0, "trainer: checkpoint_every must be >= 0, found ", o.checkpoint_every);
-    require(o.keep_checkpoints >= 1, "trainer: keep_checkpoints must be >= 1, found ", o.keep_checkpoints);
-    require(o.sample_every >= 0, "trainer: sample_every must be >= 0, found ", o.sample_every);
-    require(o.sample_count >= 1, "trainer: sample_count must be >= 1, found ", o.sample_count);
-    require(o.sample_steps >= 1, "trainer: sample_steps must be >= 1, found ", o.sample_steps);
-    optim::validate(optim::adamw_options{.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.adam_eps,
-                                         .weight_decay = o.weight_decay});
-    if (o.use_ema) optim::validate(o.ema);
-}
-
-// ---- Events and callbacks ---------------------------------------------------------------------
-
-// Steps are counted as progress counts them: `step` is the number of steps completed (1 after the
-// first). A hook returns void, or bool where true asks the trainer to stop after this step.
-
-struct step_event {        // on_step(const step_event&), or the short form on_step(std::int64_t step, double loss)
-    std::int64_t step, total_steps, epoch;  // epoch: 0-based, of the step's first item
-    double loss, grad_norm, lr;             // grad_norm before clipping
-};
-struct log_event {         // on_log(const log_event&), every log_every steps and at the last
-    std::int64_t step, total_steps;
-    double loss;           // mean over the steps since the last log event
-    double lr, images_per_second, elapsed_seconds, eta_seconds;
-};
-struct epoch_event {       // on_epoch_end(const epoch_event&), when a step completes an epoch
-    std::int64_t epoch;    // 0-based index of the epoch completed
-    std::int64_t step;
-    double loss;           // mean over the steps of this train() call that ended in the epoch
-};
-struct checkpoint_event {  // on_checkpoint(const checkpoint_event&)
-    std::int64_t step;
-    std::filesystem::path dir;
-    checkpoint_entry entry;
-};
-struct sample_event {      // on_sample(const sample_event&)
-    std::int64_t step;
-    std::filesystem::path file;
-    tensor_view<const float> images;  // (count, C, H, W), valid during the call
-};
-
-// The trainer's own hooks, beside core/progress.hpp's on_step and on_epoch_end.
-struct on_log_hook {
-    static constexpr std::string_view name = "on_log";
-    template <class C, class... A>
-    static constexpr bool present = requires(C& c, A&&... a) { c.on_log(std::forward<A>(a)...); };
-    template <class C, class... A>
-    static decltype(auto) call(C& c, A&&... a) { return c.on_log(std::forward<A>(a)...); }
-};
-struct on_checkpoint_hook {
-    static constexpr std::string_view name = "on_checkpoint";
-    template <class C, class... A>
-    static constexpr bool present = requires(C& c, A&&... a) { c.on_checkpoint(std::forward<A>(a)...); };
-    template <class C, class... A>
-    static decltype(auto) call(C& c, A&&... a) { return c.on_checkpoint(std::forward<A>(a)...); }
-};
-struct on_sample_hook {
-    static constexpr std::string_view name = "on_sample";
-    template <class C, class... A>
-    static constexpr bool present = requires(C& c, A&&... a) { c.on_sample(std::forward<A>(a)...); };
-    template <class C, class... A>
-    static decltype(auto) call(C& c, A&&... a) { return c.on_sample(std::forward<A>(a)...); }
-};
-inline constexpr on_log_hook on_log{};
-inline constexpr on_checkpoint_hook on_checkpoint{};
-inline constexpr on_sample_hook on_sample{};
-
-// A callback of the trainer: an object with at least one of the hooks above.
-template <class C>
-concept trainer_callback =
-    has_hook<C, on_step_hook, const step_event&> || has_hook<C, on_step_hook, const std::int64_t&, const double&> ||
-    has_hook<C, on_log_hook, const log_event&> || has_hook<C, on_epoch_end_hook, const epoch_event&> ||
-    has_hook<C, on_checkpoint_hook, const checkpoint_event&> || has_hook<C, on_sample_hook, const sample_event&>;
-
-namespace trainer_detail {
-// on_step with the event, or with (step, loss).
-template <class C>
-bool call_on_step(C& c, const step_event& e) {
-    if constexpr (has_hook<C, on_step_hook, const step_event&>) return invoke_if_present(on_step, c, e);
-    else return invoke_if_present(on_step, c, e.step, e.loss);
-}
-}  // namespace trainer_detail
-
-// ---- Results ----------------------------------------------------------------------------------
-
-struct step_result {
-    std::int64_t step;  // steps completed, this one included
-    double loss, grad_norm, lr;
-};
-
-struct train_result {
-    std::int64_t step = 0;        // steps completed in all
-    std::int64_t steps_run = 0;   // by this call
-    double last_loss = NAN;       // of the last step
-    double mean_loss = NAN;       // over the steps of this call
-    bool stopped_early = false;   // a callback asked to stop
-    double seconds = 0;
-};
 
 // Which items, labels and timesteps step `step` (0-based) trains on.
 struct batch_plan {
@@ -436,15 +276,6 @@ public:
             return std::chrono::duration<double>(clock::now() - t0).count();
         };
         const std::int64_t first = step_, batch = options_.batch_size, n = data_.size();
-        std::optional<progress> bar;
-        if (options_.show_progress && step_ < total_steps_)
-            bar.emplace(total_steps_, progress_options{.label = options_.label,
-                                                       .log_every = options_.log_every,
-                                                       .items_per_step = batch,
-                                                       .unit = "img",
-                                                       .initial_step = first,
-                                                       .style = options_.progress,
-                                                       .out = options_.progress_out});
         train_result result;
         double window_sum = 0, epoch_sum = 0, total_sum = 0;
         std::int64_t window_steps = 0, epoch_steps = 0;
@@ -459,10 +290,9 @@ public:
             total_sum += r.loss;
             result.last_loss = r.loss;
             const std::int64_t epoch = static_cast<std::int64_t>(first_position(s - 1) / static_cast<std::uint64_t>(n));
-            const step_event se{s, total_steps_, epoch, r.loss, r.grad_norm, r.lr};
+            const step_event se{s, total_steps_, epoch, r.loss, r.grad_norm, r.lr, batch};
             std::apply([&](auto&... cb) { ((stop = trainer_detail::call_on_step(cb, se) || stop), ...); },
                        std::forward_as_tuple(callbacks...));
-            if (bar) bar->update(s, {{"loss", window_sum / static_cast<double>(window_steps)}, {"lr", r.lr}});
 
             if (s % options_.log_every == 0 || s == total_steps_ || stop) {
                 const double elapsed = seconds_since(start);
@@ -504,7 +334,6 @@ public:
             }
             ++result.steps_run;
         }
-        if (bar) bar->finish();
         result.step = step_;
         result.stopped_early = stop && step_ < total_steps_;
         result.mean_loss = result.steps_run > 0 ? total_sum / static_cast<double>(result.steps_run) : NAN;

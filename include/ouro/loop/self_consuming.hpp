@@ -69,6 +69,7 @@
 #include "ouro/diffusion/sampler.hpp"
 #include "ouro/diffusion/schedule.hpp"
 #include "ouro/diffusion/trainer.hpp"
+#include "ouro/diffusion/training_progress.hpp"
 #include "ouro/io/atomic_file.hpp"
 #include "ouro/io/png.hpp"
 #include "ouro/io/safetensors.hpp"
@@ -387,6 +388,13 @@ private:
 
     std::ostream& log_() const { return options_.log ? *options_.log : std::cerr; }
 
+    // A trainer's progress bar (or log lines), or silence when the loop's show_progress is off.
+    diffusion::training_progress training_progress_(std::string label, const diffusion::trainer_options& o) const {
+        return diffusion::training_progress(
+            {.label = std::move(label), .log_every = o.log_every, .unit = "img",
+             .style = options_.show_progress ? progress_style::automatic : progress_style::none});
+    }
+
     static void check_data_(const data::image_dataset& set, const char* what) {
         require(set.size() >= 1, "self_consuming: ", what, " '", set.name, "' holds no images");
         const std::string images_what = std::string("self_consuming: ") + what + " images (N, C, H, W) for the model spec " +
@@ -561,15 +569,13 @@ private:
         o.seed = detail::derive_seed(options_.seed, detail::g0_init, -1, 1);
         o.checkpoint_dir = options_.out / "g0" / "checkpoints";
         if (o.checkpoint_every == 0) o.checkpoint_every = 200;
-        o.show_progress = options_.show_progress;
-        o.label = "G0";
         if (!conditional) o.label_drop = 0.0;
         trainer_type trainer(g0, real, table_, o);
         if (trainer.resume()) log_() << "G0: resumed training at step " << trainer.step_count() << "\n";
         const auto t0 = std::chrono::steady_clock::now();
         const auto r = [&] {
             const detail::phase_timer timer(phases_.g0_training);
-            return trainer.train();
+            return trainer.train(training_progress_("G0", o));
         }();
         if (trainer.ema()) trainer.ema()->copy_to(g0.store());
         log_() << "G0: trained " << r.steps_run << " steps in " << detail::seconds_since(t0) << " s, last loss "
@@ -765,12 +771,10 @@ private:
         o.checkpoint_dir.clear();
         o.sample_every = 0;
         o.seed = seed;
-        o.show_progress = options_.show_progress;
-        o.label = std::move(label);
         if (!conditional) o.label_drop = 0.0;
         trainer_type trainer(model, set, table_, o);
         const detail::phase_timer timer(phases_.finetuning);
-        const auto r = trainer.train();
+        const auto r = trainer.train(training_progress_(std::move(label), o));
         if (trainer.ema()) trainer.ema()->copy_to(model.store());
         return r;
     }
@@ -925,12 +929,10 @@ private:
             o.checkpoint_dir.clear();
             o.sample_every = 0;
             o.seed = detail::derive_seed(options_.seed, detail::finetuning, mi, k);
-            o.show_progress = options_.show_progress;
-            o.label = name + " G_" + std::to_string(k);
             if (!conditional) o.label_drop = 0.0;
             trainer_type trainer(ch.model, train_set, table_, o);
             const detail::phase_timer timer(phases_.finetuning);
-            const auto r = trainer.train();
+            const auto r = trainer.train(training_progress_(name + " G_" + std::to_string(k), o));
             if (trainer.ema()) trainer.ema()->copy_to(ch.model.store());
             log_() << "  retrained " << r.steps_run << " steps on " << diag.train_size << " items (real "
                    << 100.0 * diag.real_share << "%), last loss " << r.last_loss << "\n";
