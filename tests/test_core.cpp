@@ -1,8 +1,11 @@
 // Core types: shape, tensor, errors, Philox known answers, the parameter store, .npy round trips.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <filesystem>
+#include <vector>
 
+#include "ouro/core/column_moments.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/fnv1a.hpp"
 #include "ouro/core/parameter_store.hpp"
@@ -10,6 +13,7 @@
 #include "ouro/core/shape.hpp"
 #include "ouro/core/tensor.hpp"
 #include "ouro/io/npy.hpp"
+#include "support/common.hpp"
 
 using namespace ouro;
 
@@ -210,4 +214,31 @@ TEST_CASE("fnv1a gives the published FNV-1a 64-bit values, byte-wise and word-wi
     // A word is mixed in one step: the byte-wise hash of "a" is the word-wise hash of 0x61.
     CHECK(fnv1a{}.add_word(0x61).value() == fnv1a_of("a"));
     CHECK(fnv1a{}.add_word(0x6162).value() != fnv1a_of("ab"));
+}
+
+TEST_CASE("column_moments: mean and population std of chosen rows, the same bits at any thread count", "[core]") {
+    // x (600, 40): column j of row r is r + j / 8; 40 columns span three groups of 16, enough work
+    // for parallel_for to use two threads.
+    tensor<float> x(shape{600, 40});
+    for (std::int64_t r = 0; r < 600; ++r)
+        for (std::int64_t j = 0; j < 40; ++j) x[r * 40 + j] = static_cast<float>(r) + static_cast<float>(j) / 8.0f;
+    const tensor_view<const float> xv = x.view();
+    const column_moments all = column_moments_of(xv);
+    REQUIRE(all.mean.size() == 40);
+    for (std::size_t j = 0; j < 40; ++j) {
+        CHECK(all.mean[j] == Approx(299.5 + static_cast<double>(j) / 8.0).epsilon(1e-12));
+        CHECK(all.stddev[j] == Approx(std::sqrt((600.0 * 600.0 - 1.0) / 12.0)).epsilon(1e-12));  // of 0..599
+    }
+    const std::vector<std::int64_t> rows{4, 0};  // a subset, in the given order
+    const column_moments some = column_moments_of(xv, rows);
+    CHECK(some.mean[3] == Approx(2.0 + 3.0 / 8.0).epsilon(1e-12));
+    CHECK(some.stddev[3] == Approx(2.0).epsilon(1e-12));
+    ouro::testing::thread_guard guard;
+    set_threads(1);
+    const column_moments one = column_moments_of(xv);
+    set_threads(2);
+    const column_moments two = column_moments_of(xv);
+    CHECK(one.mean == two.mean);
+    CHECK(one.stddev == two.stddev);
+    CHECK(one.mean == all.mean);
 }

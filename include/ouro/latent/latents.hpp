@@ -1,8 +1,8 @@
 // Latent Space Filtering's latents (Cai, Wang, Liu & Zhang, "Stabilizing Self-Consuming Diffusion
 // Models with Latent Space Filtering", AAAI-26, §3): h_t(x) = pool(enc(√ᾱ_t·x + √(1−ᾱ_t)·ε, t, y))
-// read from a frozen model's encoder, optionally averaged over R noise draws; the pooling policies
-// that turn a bottleneck into a feature vector; and the per-dimension standardisation fitted on the
-// real set and applied to every other set.
+// read from a frozen model's encoder, optionally averaged over R noise draws. The pooling policies
+// that turn a bottleneck into a feature vector are in pooling.hpp, the per-dimension standardisation
+// fitted on the real set and applied to every other set in standardizer.hpp (both included here).
 //
 //   latent::latent_extractor ex(g0, diffusion::schedule_table(diffusion::linear_ho2020{}, 1000),
 //                               {.timestep = 50, .draws = 4, .seed = 7}, latent::spatial_mean{});
@@ -38,6 +38,8 @@
 #endif
 
 #include "ouro/core/error.hpp"
+#include "ouro/latent/pooling.hpp"
+#include "ouro/latent/standardizer.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/philox.hpp"
@@ -102,85 +104,6 @@ concept specified_encoder = encoder<M> && requires {
     { M::spec.image_size } -> std::convertible_to<std::int64_t>;
     { M::spec.classes } -> std::convertible_to<std::int64_t>;
 };
-
-// ---- Pooling ------------------------------------------------------------------------------------
-
-// A pooling policy maps one item's bottleneck (e.g. (C, h, w)) to D features: dim(item_shape) says D
-// (and refuses shapes it cannot pool, with an ouro::error), pool(h, out) writes them to out (D).
-template <class P>
-concept pooling = requires(const P& p, const shape& item, tensor_view<const float> h, tensor_view<float> out) {
-    { P::name } -> std::convertible_to<const char*>;
-    { p.dim(item) } -> std::convertible_to<std::int64_t>;
-    p.pool(h, out);
-};
-
-// static_assert(check_pooling<P>()) explains in words what P lacks.
-template <class P>
-constexpr bool check_pooling() {
-    static_assert(requires { { P::name } -> std::convertible_to<const char*>; },
-                  "a pooling policy needs a name: `static constexpr const char* name = \"...\";`");
-    static_assert(requires(const P& p, const shape& item) { { p.dim(item) } -> std::convertible_to<std::int64_t>; },
-                  "a pooling policy needs `std::int64_t dim(const shape& item) const`: the number of features of an "
-                  "item's bottleneck of shape `item`, e.g. (C, h, w)");
-    static_assert(requires(const P& p, tensor_view<const float> h, tensor_view<float> out) { p.pool(h, out); },
-                  "a pooling policy needs `void pool(tensor_view<const float> h /*one item, e.g. (C, h, w)*/, "
-                  "tensor_view<float> out /*(D)*/) const`");
-    return pooling<P>;
-}
-
-namespace detail {
-// (C, ...) with C >= 1 and at least one position: what the spatial poolings need.
-inline void require_channels_first(const shape& item, const char* who) {
-    require(item.rank() >= 2 && item[0] >= 1 && item.numel() >= 1, who,
-            ": expected an item bottleneck (C, h, w) with C >= 1 and h·w >= 1, found shape ", item);
-}
-}  // namespace detail
-
-// Every element, in the bottleneck's row-major order: D = C·h·w.
-struct flatten {
-    static constexpr const char* name = "flatten";
-    std::int64_t dim(const shape& item) const {
-        require(item.rank() >= 1 && item.numel() >= 1, "flatten: expected a non-empty item bottleneck, found shape ", item);
-        return item.numel();
-    }
-    void pool(tensor_view<const float> h, tensor_view<float> out) const {
-        std::copy(h.begin(), h.end(), out.begin());
-    }
-};
-
-// The mean of each channel over its h·w positions, summed in order in double and rounded once: D = C.
-struct spatial_mean {
-    static constexpr const char* name = "spatial_mean";
-    std::int64_t dim(const shape& item) const {
-        detail::require_channels_first(item, name);
-        return item[0];
-    }
-    void pool(tensor_view<const float> h, tensor_view<float> out) const {
-        const std::int64_t c = h.dim(0), hw = h.numel() / c;
-        for (std::int64_t k = 0; k < c; ++k) {
-            double s = 0;
-            for (std::int64_t i = k * hw; i < (k + 1) * hw; ++i) s += static_cast<double>(h[i]);
-            out[k] = static_cast<float>(s / static_cast<double>(hw));
-        }
-    }
-};
-
-// The largest value of each channel over its h·w positions: D = C.
-struct spatial_max {
-    static constexpr const char* name = "spatial_max";
-    std::int64_t dim(const shape& item) const {
-        detail::require_channels_first(item, name);
-        return item[0];
-    }
-    void pool(tensor_view<const float> h, tensor_view<float> out) const {
-        const std::int64_t c = h.dim(0), hw = h.numel() / c;
-        for (std::int64_t k = 0; k < c; ++k) out[k] = *std::max_element(h.data() + k * hw, h.data() + (k + 1) * hw);
-    }
-};
-
-static_assert(check_pooling<flatten>());
-static_assert(check_pooling<spatial_mean>());
-static_assert(check_pooling<spatial_max>());
 
 // ---- Extraction ---------------------------------------------------------------------------------
 
@@ -476,156 +399,6 @@ private:
     latent_options options_;
     Pool pool_;
     std::vector<std::unique_ptr<Model>> replicas_;
-};
-
-// ---- Standardisation ----------------------------------------------------------------------------
-
-// Per-dimension standardisation x' = (x − mean) / max(std, min_std), with the mean and population
-// standard deviation of a reference (real) set, applied to any other set: the probe then sees real
-// and synthetic latents on the real set's scale. min_std keeps a (nearly) constant dimension from
-// dividing by zero.
-class standardizer {
-public:
-    static constexpr double default_min_std = 1e-6;
-
-    standardizer() = default;
-
-    // Requires mean and std of shape (D), D >= 1, finite, std > 0 (the floored values).
-    standardizer(tensor<double> mean, tensor<double> stddev, double min_std = default_min_std,
-                 std::int64_t reference_rows = 0)
-        : mean_(std::move(mean)), std_(std::move(stddev)), min_std_(min_std), reference_rows_(reference_rows) {
-        require(min_std_ > 0 && std::isfinite(min_std_), "standardizer: expected a finite min_std > 0, found ", min_std_);
-        require(mean_.rank() == 1 && mean_.numel() >= 1, "standardizer: expected a mean of shape (D) with D >= 1, found ",
-                mean_.dims());
-        require_shape(std_.dims(), mean_.dims(), "standardizer: std (D) beside the mean");
-        for (std::int64_t j = 0; j < dim(); ++j) {
-            require(std::isfinite(mean_[j]), "standardizer: expected a finite mean, found ", mean_[j], " at dimension ", j);
-            require(std::isfinite(std_[j]) && std_[j] > 0, "standardizer: expected a finite std > 0, found ", std_[j],
-                    " at dimension ", j);
-        }
-    }
-
-    // The statistics of `reference` (N, D), N >= 1, finite: mean and population std (ddof = 0, as
-    // numpy.std), each dimension summed over the rows in order in double; std floored at min_std.
-    static standardizer fit(tensor_view<const float> reference, double min_std = default_min_std) {
-        return fit_(reference, min_std);
-    }
-    static standardizer fit(tensor_view<const double> reference, double min_std = default_min_std) {
-        return fit_(reference, min_std);
-    }
-
-    // D, or 0 before fitting (a default-constructed tensor has rank 0 and one element).
-    std::int64_t dim() const { return mean_.rank() == 1 ? mean_.numel() : 0; }
-    bool fitted() const { return dim() > 0; }
-    const tensor<double>& mean() const { return mean_; }
-    const tensor<double>& stddev() const { return std_; }  // floored at min_std
-    double min_std() const { return min_std_; }
-    std::int64_t reference_rows() const { return reference_rows_; }
-
-    // x (N, D) standardised: float((x − mean) / std), computed in double. Requires D = dim().
-    tensor<float> apply(tensor_view<const float> x) const {
-        tensor<float> out(x.dims());
-        apply_(x, out.view());
-        return out;
-    }
-    tensor<double> apply(tensor_view<const double> x) const {
-        tensor<double> out(x.dims());
-        apply_(x, out.view());
-        return out;
-    }
-    void apply_in_place(tensor_view<float> x) const { apply_(tensor_view<const float>(x), x); }
-    void apply_in_place(tensor_view<double> x) const { apply_(tensor_view<const double>(x), x); }
-
-    // Writes the statistics to a safetensors file, atomically: F64 tensors "mean" and "std" (D), and
-    // metadata {"format": "ouro.standardizer", "version": "1", "min_std", "reference_rows"}.
-    void save(const std::filesystem::path& file) const {
-        require(fitted(), "standardizer: nothing to save, the standardizer was never fitted");
-        io::safetensors_writer writer;
-        writer.add("mean", mean_);
-        writer.add("std", std_);
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%.17g", min_std_);
-        writer.set_metadata({{"format", format_name}, {"version", "1"}, {"min_std", buf},
-                             {"reference_rows", std::to_string(reference_rows_)}});
-        writer.write(file);
-    }
-
-    // Reads what save() wrote; refuses a file of another kind or with statistics that do not fit.
-    static standardizer load(const std::filesystem::path& file) {
-        io::safetensors_reader reader(file);
-        io::require_metadata(reader.metadata(), {{"format", format_name}, {"version", "1"}}, file.string());
-        tensor<double> mean = reader.read<double>("mean"), stddev = reader.read<double>("std");
-        double min_std = default_min_std;
-        std::int64_t rows = 0;
-        try {
-            min_std = std::stod(reader.metadata().at("min_std"));
-            rows = std::stoll(reader.metadata().at("reference_rows"));
-        } catch (const std::exception&) {
-            fail(file.string(), ": standardizer metadata 'min_std' or 'reference_rows' is missing or not a number");
-        }
-        try {
-            return standardizer(std::move(mean), std::move(stddev), min_std, rows);
-        } catch (const error& e) {
-            fail(file.string(), ": ", e.what());
-        }
-    }
-
-    static constexpr const char* format_name = "ouro.standardizer";
-
-private:
-    // Dimensions per parallel work item; each one sums its rows in order, so the statistics do not
-    // depend on the thread count.
-    static constexpr std::int64_t dims_per_item = 16;
-
-    template <real_scalar T>
-    static standardizer fit_(tensor_view<const T> x, double min_std) {
-        require(x.rank() == 2 && x.dim(0) >= 1 && x.dim(1) >= 1,
-                "standardizer::fit: expected reference features (N, D) with N, D >= 1, found shape ", x.dims());
-        require(min_std > 0 && std::isfinite(min_std), "standardizer::fit: expected a finite min_std > 0, found ", min_std);
-        const std::int64_t n = x.dim(0), d = x.dim(1);
-        for (std::int64_t i = 0; i < x.numel(); ++i)
-            if (!std::isfinite(x[i]))
-                fail("standardizer::fit: expected finite reference features, found ", x[i], " at (", i / d, ", ", i % d, ")");
-        tensor<double> mean(shape{d}), stddev(shape{d});
-        const std::int64_t items = (d + dims_per_item - 1) / dims_per_item;
-        parallel_for(
-            items,
-            [&](std::int64_t item) {
-                const std::int64_t j0 = item * dims_per_item, j1 = std::min(d, j0 + dims_per_item);
-                for (std::int64_t j = j0; j < j1; ++j) mean[j] = 0;
-                for (std::int64_t r = 0; r < n; ++r)
-                    for (std::int64_t j = j0; j < j1; ++j) mean[j] += static_cast<double>(x[r * d + j]);
-                for (std::int64_t j = j0; j < j1; ++j) mean[j] /= static_cast<double>(n), stddev[j] = 0;
-                for (std::int64_t r = 0; r < n; ++r)
-                    for (std::int64_t j = j0; j < j1; ++j) {
-                        const double c = static_cast<double>(x[r * d + j]) - mean[j];
-                        stddev[j] += c * c;
-                    }
-                for (std::int64_t j = j0; j < j1; ++j)
-                    stddev[j] = std::max(std::sqrt(stddev[j] / static_cast<double>(n)), min_std);
-            },
-            2 * n * dims_per_item);
-        return standardizer(std::move(mean), std::move(stddev), min_std, n);
-    }
-
-    template <real_scalar T>
-    void apply_(tensor_view<const T> x, tensor_view<T> out) const {
-        require(fitted(), "standardizer: not fitted (use standardizer::fit or standardizer::load)");
-        require(x.rank() == 2, "standardizer: expected features (N, D) with D = ", dim(), ", found shape ", x.dims());
-        require_shape(x.dims(), shape{x.dim(0), dim()}, "standardizer: features (N, D)");
-        const std::int64_t n = x.dim(0), d = dim();
-        parallel_for(
-            n,
-            [&](std::int64_t r) {
-                for (std::int64_t j = 0; j < d; ++j)
-                    out[r * d + j] = static_cast<T>((static_cast<double>(x[r * d + j]) - mean_[j]) / std_[j]);
-            },
-            2 * d);
-    }
-
-    tensor<double> mean_, std_;
-    double min_std_ = default_min_std;
-    std::int64_t reference_rows_ = 0;
 };
 
 }  // namespace ouro::latent

@@ -23,6 +23,7 @@
 
 #include <Eigen/Dense>
 
+#include "ouro/core/column_moments.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/philox.hpp"
 #include "ouro/core/progress.hpp"
@@ -318,23 +319,11 @@ inline std::vector<std::int64_t> split_rows(std::int64_t n, const fit_options& o
 // row order; a constant feature gets scale 1 (centred, not scaled, as sklearn's StandardScaler).
 template <real_scalar T>
 standardization standardization_of(tensor_view<const T> x, std::span<const std::int64_t> rows) {
-    const std::int64_t d = x.dim(1);
-    standardization stdz;
-    stdz.mean.assign(static_cast<std::size_t>(d), 0.0);
-    stdz.scale.assign(static_cast<std::size_t>(d), 0.0);
-    for (std::int64_t r : rows)
-        for (std::int64_t j = 0; j < d; ++j) stdz.mean[static_cast<std::size_t>(j)] += static_cast<double>(x[r * d + j]);
-    for (double& m : stdz.mean) m /= static_cast<double>(rows.size());
-    for (std::int64_t r : rows)
-        for (std::int64_t j = 0; j < d; ++j) {
-            const double c = static_cast<double>(x[r * d + j]) - stdz.mean[static_cast<std::size_t>(j)];
-            stdz.scale[static_cast<std::size_t>(j)] += c * c;
-        }
-    for (double& sc : stdz.scale) {
-        sc = std::sqrt(sc / static_cast<double>(rows.size()));
+    require(!rows.empty(), "softmax_probe: no training rows to standardise with");  // (empty would mean all rows below)
+    column_moments m = column_moments_of(x, rows);
+    for (double& sc : m.stddev)
         if (!(sc > 0)) sc = 1.0;
-    }
-    return stdz;
+    return {std::move(m.mean), std::move(m.stddev)};
 }
 
 }  // namespace detail
