@@ -39,10 +39,12 @@ constexpr bool check_pooling() {
 }
 
 namespace detail {
-// (C, ...) with C >= 1 and at least one position: what the spatial poolings need.
-inline void require_channels_first(const shape& item, const char* who) {
+// C of an item bottleneck (C, ...) with C >= 1 and at least one position: the D of the per-channel
+// poolings, which refuse any other shape.
+inline std::int64_t channel_count(const shape& item, const char* who) {
     require(item.rank() >= 2 && item[0] >= 1 && item.numel() >= 1, who,
             ": expected an item bottleneck (C, h, w) with C >= 1 and h·w >= 1, found shape ", item);
+    return item[0];
 }
 }  // namespace detail
 
@@ -61,10 +63,7 @@ struct flatten {
 // The mean of each channel over its h·w positions, summed in order in double and rounded once: D = C.
 struct spatial_mean {
     static constexpr const char* name = "spatial_mean";
-    std::int64_t dim(const shape& item) const {
-        detail::require_channels_first(item, name);
-        return item[0];
-    }
+    std::int64_t dim(const shape& item) const { return detail::channel_count(item, name); }
     void pool(tensor_view<const float> h, tensor_view<float> out) const {
         const std::int64_t c = h.dim(0), hw = h.numel() / c;
         for (std::int64_t k = 0; k < c; ++k) {
@@ -78,10 +77,7 @@ struct spatial_mean {
 // The largest value of each channel over its h·w positions: D = C.
 struct spatial_max {
     static constexpr const char* name = "spatial_max";
-    std::int64_t dim(const shape& item) const {
-        detail::require_channels_first(item, name);
-        return item[0];
-    }
+    std::int64_t dim(const shape& item) const { return detail::channel_count(item, name); }
     void pool(tensor_view<const float> h, tensor_view<float> out) const {
         const std::int64_t c = h.dim(0), hw = h.numel() / c;
         for (std::int64_t k = 0; k < c; ++k) out[k] = *std::max_element(h.data() + k * hw, h.data() + (k + 1) * hw);
