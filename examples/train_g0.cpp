@@ -131,7 +131,7 @@ int run(const options& o) {
 
     const auto start = std::chrono::steady_clock::now();
     const diffusion::train_result r =
-        trainer.train(diffusion::training_progress({.label = "G0", .log_every = t.log_every, .unit = "img"}), snap);
+        trainer.train(diffusion::training_progress({.label = "G0", .log_every = t.log_every}), snap);
     std::printf("trained %lld steps in %.1f s, last loss %.4f, mean loss %.4f\n", static_cast<long long>(r.steps_run),
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), r.last_loss, r.mean_loss);
     diffusion::save_model(o.out / "raw.safetensors", g0, trainer.step_count());

@@ -97,7 +97,7 @@ int run(const options& o) {
 
     const auto start = std::chrono::steady_clock::now();
     if (trainer.resume()) std::printf("resumed at step %lld\n", static_cast<long long>(trainer.step_count()));
-    const auto result = trainer.train(diffusion::training_progress({.label = "train_mnist", .log_every = topt.log_every, .unit = "img"}));
+    const auto result = trainer.train(diffusion::training_progress({.label = "train_mnist", .log_every = topt.log_every}));
     if (result.steps_run > 0) trainer.save_checkpoint();
     const double train_seconds = seconds_since(start);
     std::printf("training: %lld steps this run, last loss %.4f, %.1f s\n", static_cast<long long>(result.steps_run),

@@ -933,7 +933,7 @@ TEST_CASE("train reports progress and calls every hook; epochs set the length; a
         }
     } c;
     const diffusion::train_result r =
-        t.train(c, diffusion::training_progress({.label = "train", .log_every = 2, .unit = "img",
+        t.train(c, diffusion::training_progress({.label = "train", .log_every = 2,
                                                  .style = progress_style::log, .out = &out}));
     CHECK(r.step == 6);
     CHECK_FALSE(r.stopped_early);

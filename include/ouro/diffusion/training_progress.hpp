@@ -21,10 +21,9 @@ namespace ouro::diffusion {
 
 class training_progress {
 public:
-    // options.items_per_step and options.initial_step are taken from the trainer's first event;
-    // the unit defaults to images.
-    explicit training_progress(progress_options options = {.label = "train", .unit = "img"})
-        : options_(std::move(options)) {}
+    // options.items_per_step and options.initial_step are taken from the trainer's first event,
+    // and the rate is in images (a trainer's items are images), whatever options.unit says.
+    explicit training_progress(progress_options options = {.label = "train"}) : options_(std::move(options)) {}
 
     training_progress(const training_progress&) = delete;
     training_progress& operator=(const training_progress&) = delete;
@@ -37,6 +36,7 @@ public:
             progress_options o = options_;
             o.items_per_step = std::max<std::int64_t>(e.batch_size, 1);
             o.initial_step = e.step - 1;
+            o.unit = "img";
             bar_.emplace(e.total_steps, std::move(o));
         }
         window_loss_ += e.loss;

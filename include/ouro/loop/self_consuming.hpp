@@ -391,7 +391,7 @@ private:
     // A trainer's progress bar (or log lines), or silence when the loop's show_progress is off.
     diffusion::training_progress training_progress_(std::string label, const diffusion::trainer_options& o) const {
         return diffusion::training_progress(
-            {.label = std::move(label), .log_every = o.log_every, .unit = "img",
+            {.label = std::move(label), .log_every = o.log_every,
              .style = options_.show_progress ? progress_style::automatic : progress_style::none});
     }
 
