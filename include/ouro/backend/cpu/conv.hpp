@@ -193,7 +193,8 @@ struct conv_ops {
     // Per work item, a block of input channels, the transposed gradient dwᵀ (taps, Cout) of its
     // taps is summed over images and pixel blocks in order, as outer products of an im2col block
     // (read in place) and the transposed dy block, then added into those columns of dw, which no
-    // other item writes.
+    // other item writes. Same-size 3×3 and 1×1 convs read their taps in place from forward_direct_'s
+    // zero-padded layout instead of an im2col block (backward_weight_direct_).
     template <real_scalar T>
     static void conv2d_backward_weight(tensor_view<const T> x,   // (B, Cin, H, W)
                                        tensor_view<const T> dy,  // (B, Cout, Ho, Wo)
@@ -204,8 +205,10 @@ struct conv_ops {
         require_shape(dy.dims(), shape{g.batch, g.cout, g.ho, g.wo}, "conv2d_backward_weight dy (B, Cout, Ho, Wo)");
         const bool has_bias = db.data() != nullptr;
         if (has_bias) require_shape(db.dims(), shape{g.cout}, "conv2d_backward_weight bias gradient db (Cout)");
-        // The tile follows Cout (a property of the layer, so results do not depend on anything else).
-        if (g.cout <= gemm::narrow_channel_tile<T>::nr)
+        // The path and tile follow the layer's geometry only, so results depend on nothing else.
+        if (g.same_size() && (g.k == 1 || g.k == 3))
+            backward_weight_direct_(x.data(), dy.data(), dw.data(), g);
+        else if (g.cout <= gemm::narrow_channel_tile<T>::nr)
             backward_weight_<gemm::narrow_channel_tile<T>>(x.data(), dy.data(), dw.data(), g);
         else
             backward_weight_<gemm::channel_tile<T>>(x.data(), dy.data(), dw.data(), g);
@@ -363,6 +366,165 @@ private:
         return l;
     }
 
+    // dw += Σ_n dy_n im2col(x_n)ᵀ for a same_size() conv with k = 1 or 3, without im2col: the taps of
+    // a block of input channels are read in place from forward_direct_'s zero-padded layout, one
+    // chunk of images at a time, against dyᵀ laid out in the same columns (zero rows where a column
+    // is padding, so those columns add exactly nothing). An im2col block copies every input value
+    // k·k times; this copies it once (im2col was 12% of a small U-Net's training step).
+    //
+    // Per work item, a block of input channels: dwᵀ (taps, Cout) summed over chunks in order, each
+    // chunk's columns in blocks of column_block, each block's columns in order (tap_tile), then added
+    // into the block's columns of dw. The blocking depends on the layer's geometry only.
+    template <class T>
+    static void backward_weight_direct_(const T* x, const T* dy, T* dw, const geometry_& g) {
+        using batch = xsimd::batch<T>;
+        constexpr std::int64_t lanes = static_cast<std::int64_t>(batch::size);
+        // Tiles of two vectors of output channels where Cout fills whole pairs, else of one.
+        const bool wide = (g.cout + lanes - 1) / lanes % 2 == 0;
+        const std::int64_t cout_padded = (g.cout + lanes - 1) / lanes * lanes;
+        const padded_layout_ l = padded_layout_of_(g, 1);
+
+        // dyᵀ in the padded columns: row n·plane + i·(W + p) + j is pixel (i, j) of image n (Cout
+        // values, then zeros to cout_padded), zero for j >= W or i >= H.
+        T* dyt = scratch_<T, slot_::transposed>(g.batch * l.plane * cout_padded);
+        const std::int64_t image_rows = g.h + g.pad;
+        parallel_for(
+            g.batch * image_rows,
+            [&](std::int64_t item) {
+                const std::int64_t n = item / image_rows, i = item % image_rows;
+                T* dst = dyt + (n * l.plane + i * l.row) * cout_padded;
+                if (i >= g.h) {
+                    std::fill(dst, dst + l.row * cout_padded, T(0));
+                    return;
+                }
+                for (std::int64_t j0 = 0; j0 < g.w; j0 += 16)
+                    transpose_run_(dy + n * g.cout * g.hw + i * g.w + j0, g.hw, g.cout, std::min<std::int64_t>(16, g.w - j0),
+                                   dst + j0 * cout_padded, cout_padded);
+                std::fill(dst + g.w * cout_padded, dst + l.row * cout_padded, T(0));
+            },
+            g.cout * g.w);
+
+        const std::int64_t blocks = (g.cin + channel_block - 1) / channel_block;
+        const std::int64_t chunks = (g.batch + l.images - 1) / l.images;
+        parallel_for(
+            blocks,
+            [&](std::int64_t item) {
+                const std::int64_t c0 = item * channel_block, nc = std::min(channel_block, g.cin - c0);
+                const std::int64_t rows = nc * g.kk;
+                T* sum = scratch_<T, slot_::products>(rows * cout_padded);  // dwᵀ of this block: (rows, cout_padded)
+                std::fill(sum, sum + rows * cout_padded, T(0));
+                T* padded = scratch_<T, slot_::columns>(nc * l.channel_stride);
+                for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+                    const std::int64_t n0 = chunk * l.images, images = std::min(l.images, g.batch - n0);
+                    pad_chunk_(l, g, nc, n0, images, padded, [&](std::int64_t c, std::int64_t n, std::int64_t i, T* row) {
+                        copy_row_(x + (n * g.cin + c0 + c) * g.hw + i * g.w, g.w, row);
+                    });
+                    const std::int64_t columns = images * l.plane;
+                    for (std::int64_t d0 = 0; d0 < columns; d0 += column_block) {
+                        const std::int64_t depth = std::min(column_block, columns - d0);
+                        const T* a = padded + l.origin + d0;
+                        const T* b = dyt + (n0 * l.plane + d0) * cout_padded;
+                        // 18 accumulators for 3×3 taps (16 for 1×1) with 32 vector registers, 9 (4) with 16.
+                        constexpr bool many = gemm::has_many_registers<T>;
+                        if (g.k == 3) {
+                            if (wide && many)
+                                tap_tiles_<3, 1, 2>(nc, cout_padded, depth, a, l, b, sum);
+                            else
+                                tap_tiles_<3, many ? 2 : 1, 1>(nc, cout_padded, depth, a, l, b, sum);
+                        } else {
+                            if (wide)
+                                tap_tiles_<1, many ? 8 : 2, 2>(nc, cout_padded, depth, a, l, b, sum);
+                            else
+                                tap_tiles_<1, many ? 8 : 4, 1>(nc, cout_padded, depth, a, l, b, sum);
+                        }
+                    }
+                }
+                for (std::int64_t o = 0; o < g.cout; ++o) {
+                    T* dw_row = dw + o * g.ckk + c0 * g.kk;
+                    for (std::int64_t r = 0; r < rows; ++r) dw_row[r] += sum[r * cout_padded + o];
+                }
+            },
+            2 * g.batch * g.cout * channel_block * g.kk * l.plane);
+    }
+
+    // sum (nc·K·K rows (c, u, v), cout_padded columns) += the taps of channels [0, nc) of a chunk's
+    // padded layout (a: column 0 of channel 0, after the origin) times `depth` rows of b (row
+    // stride cout_padded), in tiles of C channels × V vectors; a last group of fewer than C
+    // channels goes one channel at a time.
+    template <int K, int C, int V, class T>
+    static void tap_tiles_(std::int64_t nc, std::int64_t cout_padded, std::int64_t depth, const T* a,
+                           const padded_layout_& l, const T* b, T* sum) {
+        constexpr std::int64_t nr = V * static_cast<std::int64_t>(xsimd::batch<T>::size);
+        std::int64_t c = 0;
+        for (; c + C <= nc; c += C)
+            for (std::int64_t o0 = 0; o0 + nr <= cout_padded; o0 += nr)
+                tap_tile_<K, C, V>(depth, a + c * l.channel_stride, l, b + o0, cout_padded, sum + c * K * K * cout_padded + o0);
+        for (; c < nc; ++c)
+            for (std::int64_t o0 = 0; o0 < cout_padded; o0 += nr / V)
+                tap_tile_<K, 1, 1>(depth, a + c * l.channel_stride, l, b + o0, cout_padded, sum + c * K * K * cout_padded + o0);
+    }
+
+    // One tile of the direct weight gradient: for C channels (a + c·channel_stride) and their K × K
+    // taps (u, v), at offset (u − K/2)·(W + p) + (v − K/2) from each column, and V vectors of output
+    // channels: s[((c·K + u)·K + v)·ld + j] += Σ_{q < depth} a_c[q + offset(u, v)] · b[q·ld + j], the
+    // sum in increasing q. One pointer per (c, u) and v as a constant displacement keep the 3·C
+    // row pointers in registers (an offset table per row would not fit).
+    template <int K, int C, int V, class T>
+    static void tap_tile_(std::int64_t depth, const T* a, const padded_layout_& l, const T* __restrict b, std::int64_t ld,
+                          T* __restrict s) {
+        using batch = xsimd::batch<T>;
+        constexpr int lanes = static_cast<int>(batch::size), half = K / 2;
+        const T* row[C * K];
+#pragma GCC unroll 24
+        for (int c = 0; c < C; ++c)
+#pragma GCC unroll 3
+            for (int u = 0; u < K; ++u) row[c * K + u] = a + c * l.channel_stride + (u - half) * l.row - half;
+        batch acc[C * K * K][V];
+#pragma GCC unroll 24
+        for (int r = 0; r < C * K * K; ++r)
+#pragma GCC unroll 2
+            for (int v = 0; v < V; ++v) acc[r][v] = batch::load_unaligned(s + r * ld + v * lanes);
+        for (std::int64_t q = 0; q < depth; ++q) {
+            batch bv[V];
+#pragma GCC unroll 2
+            for (int v = 0; v < V; ++v) bv[v] = batch::load_unaligned(b + q * ld + v * lanes);
+#pragma GCC unroll 24
+            for (int cu = 0; cu < C * K; ++cu)
+#pragma GCC unroll 3
+                for (int t = 0; t < K; ++t) {
+                    const batch ai(row[cu][q + t]);
+#pragma GCC unroll 2
+                    for (int v = 0; v < V; ++v) acc[cu * K + t][v] = xsimd::fma(ai, bv[v], acc[cu * K + t][v]);
+                }
+        }
+#pragma GCC unroll 24
+        for (int r = 0; r < C * K * K; ++r)
+#pragma GCC unroll 2
+            for (int v = 0; v < V; ++v) acc[r][v].store_unaligned(s + r * ld + v * lanes);
+    }
+
+    // Writes channels [0, channels) of images [n0, n0 + images) into the padded layout l at
+    // `padded` (see forward_direct_): write_row(c, n, i, dst) writes the W values of row i of image
+    // n in channel c at dst; everything else (origin, row ends, bottom rows, tail) is zero.
+    template <class X, class WriteRow>
+    static void pad_chunk_(const padded_layout_& l, const geometry_& g, std::int64_t channels, std::int64_t n0,
+                           std::int64_t images, X* padded, WriteRow&& write_row) {
+        const std::int64_t columns = images * l.plane;
+        for (std::int64_t c = 0; c < channels; ++c) {
+            X* channel = padded + c * l.channel_stride;
+            std::fill(channel, channel + l.origin, X(0));
+            for (std::int64_t n = 0; n < images; ++n) {
+                X* image = channel + l.origin + n * l.plane;
+                for (std::int64_t i = 0; i < g.h; ++i) {
+                    write_row(c, n0 + n, i, image + i * l.row);
+                    std::fill(image + i * l.row + g.w, image + (i + 1) * l.row, X(0));
+                }
+                std::fill(image + g.h * l.row, image + l.plane, X(0));
+            }
+            std::fill(channel + l.origin + columns, channel + l.channel_stride, X(0));
+        }
+    }
+
     // y = the same_size() product over `channels` input planes (channels · k·k rows of B), chunk by
     // chunk: write_row(c, n, i, dst) writes the W values of row i of image n in input channel c at dst
     // (the fp32 input, or its bf16 pairs); product(b, taps, cols, out, ldo) writes a block's (g.cout,
@@ -383,19 +545,7 @@ private:
                 const std::int64_t n0 = item * l.images, images = std::min(l.images, g.batch - n0);
                 const std::int64_t columns = images * l.plane;
                 X* padded = scratch_<X, slot_::columns>(channels * l.channel_stride);
-                for (std::int64_t c = 0; c < channels; ++c) {
-                    X* channel = padded + c * l.channel_stride;
-                    std::fill(channel, channel + l.origin, X(0));
-                    for (std::int64_t n = 0; n < images; ++n) {
-                        X* image = channel + l.origin + n * l.plane;
-                        for (std::int64_t i = 0; i < g.h; ++i) {
-                            write_row(c, n0 + n, i, image + i * l.row);
-                            std::fill(image + i * l.row + g.w, image + (i + 1) * l.row, X(0));
-                        }
-                        std::fill(image + g.h * l.row, image + l.plane, X(0));
-                    }
-                    std::fill(channel + l.origin + columns, channel + l.channel_stride, X(0));
-                }
+                pad_chunk_(l, g, channels, n0, images, padded, write_row);
                 T* out = scratch_<T, slot_::products>(g.cout * column_block);
                 for (std::int64_t j0 = 0; j0 < columns; j0 += column_block) {
                     const std::int64_t cols = std::min(column_block, columns - j0);
