@@ -122,7 +122,7 @@ TEST_CASE("bytes after a gzip'd IDX file's stream are refused, as they are after
     two_members.insert(two_members.end(), empty_member.begin(), empty_member.end());
     write_bytes(dir / "two.gz", two_members, false);
     CHECK(read_idx_labels(dir / "two.gz")[2] == 4);
-    for (const std::vector<std::uint8_t> tail : {std::vector<std::uint8_t>{'x'}, std::vector<std::uint8_t>{'j', 'u', 'n', 'k', '!'}}) {
+    for (const std::vector<std::uint8_t>& tail : {std::vector<std::uint8_t>{'x'}, std::vector<std::uint8_t>{'j', 'u', 'n', 'k', '!'}}) {
         auto bad = raw;
         bad.insert(bad.end(), tail.begin(), tail.end());
         write_bytes(dir / "trailing.gz", bad, false);
