@@ -243,25 +243,24 @@ private:
 // on_epoch_end(event); the trainer defines the event types. A hook returns void, or bool where
 // true asks the trainer to stop early (ensmallen's convention for its callbacks).
 
-// One hook: how to detect it on a type and how to call it. Trainers use the constants below.
-struct on_step_hook {
-    static constexpr std::string_view name = "on_step";
-    template <class C, class... A>
-    static constexpr bool present = requires(C& c, A&&... a) { c.on_step(std::forward<A>(a)...); };
-    template <class C, class... A>
-    static decltype(auto) call(C& c, A&&... a) { return c.on_step(std::forward<A>(a)...); }
-};
+// One hook: how to detect it on a type and how to call it. OURO_CALLBACK_HOOK(on_x) defines the
+// type on_x_hook (its name, `present<C, Args...>` and `call`) and the constant on_x that trainers
+// pass to invoke_if_present. A macro because a member's name cannot be a template argument; the
+// trainer's own hooks (diffusion/training_events.hpp) and the loop's (loop/events.hpp) use it too.
+#define OURO_CALLBACK_HOOK(hook_name)                                                                       \
+    struct hook_name##_hook {                                                                              \
+        static constexpr std::string_view name = #hook_name;                                               \
+        template <class C, class... A>                                                                     \
+        static constexpr bool present = requires(C& c, A&&... a) { c.hook_name(std::forward<A>(a)...); }; \
+        template <class C, class... A>                                                                     \
+        static decltype(auto) call(C& c, A&&... a) {                                                       \
+            return c.hook_name(std::forward<A>(a)...);                                                     \
+        }                                                                                                  \
+    };                                                                                                     \
+    inline constexpr hook_name##_hook hook_name {}
 
-struct on_epoch_end_hook {
-    static constexpr std::string_view name = "on_epoch_end";
-    template <class C, class... A>
-    static constexpr bool present = requires(C& c, A&&... a) { c.on_epoch_end(std::forward<A>(a)...); };
-    template <class C, class... A>
-    static decltype(auto) call(C& c, A&&... a) { return c.on_epoch_end(std::forward<A>(a)...); }
-};
-
-inline constexpr on_step_hook on_step{};
-inline constexpr on_epoch_end_hook on_epoch_end{};
+OURO_CALLBACK_HOOK(on_step);
+OURO_CALLBACK_HOOK(on_epoch_end);
 
 // C has `Hook` callable with Args.
 template <class C, class Hook, class... Args>

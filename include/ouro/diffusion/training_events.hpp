@@ -47,30 +47,9 @@ struct sample_event {      // on_sample(const sample_event&)
 };
 
 // The trainer's own hooks, beside core/progress.hpp's on_step and on_epoch_end.
-struct on_log_hook {
-    static constexpr std::string_view name = "on_log";
-    template <class C, class... A>
-    static constexpr bool present = requires(C& c, A&&... a) { c.on_log(std::forward<A>(a)...); };
-    template <class C, class... A>
-    static decltype(auto) call(C& c, A&&... a) { return c.on_log(std::forward<A>(a)...); }
-};
-struct on_checkpoint_hook {
-    static constexpr std::string_view name = "on_checkpoint";
-    template <class C, class... A>
-    static constexpr bool present = requires(C& c, A&&... a) { c.on_checkpoint(std::forward<A>(a)...); };
-    template <class C, class... A>
-    static decltype(auto) call(C& c, A&&... a) { return c.on_checkpoint(std::forward<A>(a)...); }
-};
-struct on_sample_hook {
-    static constexpr std::string_view name = "on_sample";
-    template <class C, class... A>
-    static constexpr bool present = requires(C& c, A&&... a) { c.on_sample(std::forward<A>(a)...); };
-    template <class C, class... A>
-    static decltype(auto) call(C& c, A&&... a) { return c.on_sample(std::forward<A>(a)...); }
-};
-inline constexpr on_log_hook on_log{};
-inline constexpr on_checkpoint_hook on_checkpoint{};
-inline constexpr on_sample_hook on_sample{};
+OURO_CALLBACK_HOOK(on_log);
+OURO_CALLBACK_HOOK(on_checkpoint);
+OURO_CALLBACK_HOOK(on_sample);
 
 // A callback of the trainer: an object with at least one of the hooks above.
 template <class C>

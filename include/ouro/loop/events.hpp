@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "ouro/core/progress.hpp"
 #include "ouro/core/tensor.hpp"
 #include "ouro/loop/report.hpp"
 
@@ -27,14 +28,7 @@ struct generation_event {
     const std::filesystem::path* run_dir = nullptr;
 };
 
-struct on_generation_hook {
-    static constexpr std::string_view name = "on_generation";
-    template <class C, class... A>
-    static constexpr bool present = requires(C& c, A&&... a) { c.on_generation(std::forward<A>(a)...); };
-    template <class C, class... A>
-    static decltype(auto) call(C& c, A&&... a) { return c.on_generation(std::forward<A>(a)...); }
-};
-inline constexpr on_generation_hook on_generation{};
+OURO_CALLBACK_HOOK(on_generation);
 
 // Wall time of one call of run(), by phase (what this call ran; a resumed run counts only its own
 // part). "other" is the rest: loading data and models, the probe, clustering, OLE, writing files.
