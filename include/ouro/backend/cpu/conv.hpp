@@ -1,8 +1,9 @@
 // CPU kernels: 2-D convolution (the cross-correlation of torch.nn.functional.conv2d) with square
 // kernels, the same stride and zero padding on both axes; forward, input gradient and parameter
 // gradients, by im2col + GEMM (Chellapilla, Puri & Simard 2006) on the register-tiled kernel of gemm.hpp,
-// and for the same-size convolutions (stride 1, k = 2p + 1: the U-Net's 3×3 and 1×1 convs, forward and
-// input gradient) by a direct product over a zero-padded copy of the input, without im2col.
+// and for the same-size convolutions (stride 1, k = 2p + 1: the U-Net's 3×3 and 1×1 convs, forward,
+// input gradient and, for k = 1 or 3, weight gradient) by a direct product over a zero-padded copy
+// of the input, without im2col.
 //
 // Work is cut into pieces of a fixed size, never by thread count: forward runs per block of
 // conv_ops::column_block output pixels of the batch (same-size convs: per chunk of images),
