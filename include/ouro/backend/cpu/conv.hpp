@@ -370,7 +370,8 @@ private:
     // dw += Σ_n dy_n im2col(x_n)ᵀ for a same_size() conv with k = 1 or 3, without im2col: the taps of
     // a block of input channels are read in place from forward_direct_'s zero-padded layout, one
     // chunk of images at a time, against dyᵀ laid out in the same columns (zero rows where a column
-    // is padding, so those columns add exactly nothing). An im2col block copies every input value
+    // is padding, so with finite inputs those columns add exactly nothing; a non-finite input gives
+    // a non-finite gradient either way). An im2col block copies every input value
     // k·k times; this copies it once (im2col was 12% of a small U-Net's training step).
     //
     // Per work item, a block of input channels: dwᵀ (taps, Cout) summed over chunks in order, each
