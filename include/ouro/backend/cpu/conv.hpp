@@ -297,10 +297,7 @@ private:
                             sum, g.cout, static_cast<const T*>(nullptr));
                     }
                 }
-                for (std::int64_t o = 0; o < g.cout; ++o) {
-                    T* dw_row = dw + o * g.ckk + c0 * g.kk;
-                    for (std::int64_t r = 0; r < rows; ++r) dw_row[r] += sum[r * g.cout + o];
-                }
+                add_block_gradient_(sum, g.cout, rows, c0, dw, g);
             },
             2 * g.batch * g.cout * channel_block * g.kk * g.hwo);
     }
@@ -441,12 +438,20 @@ private:
                         }
                     }
                 }
-                for (std::int64_t o = 0; o < g.cout; ++o) {
-                    T* dw_row = dw + o * g.ckk + c0 * g.kk;
-                    for (std::int64_t r = 0; r < rows; ++r) dw_row[r] += sum[r * cout_padded + o];
-                }
+                add_block_gradient_(sum, cout_padded, rows, c0, dw, g);
             },
             2 * g.batch * g.cout * channel_block * g.kk * l.plane);
+    }
+
+    // dw[o, c0·k·k + r] += sum[r·ld + o] for the `rows` taps of a block of input channels starting
+    // at c0: a work item's transposed gradient dwᵀ added into its own columns of dw.
+    template <class T>
+    static void add_block_gradient_(const T* sum, std::int64_t ld, std::int64_t rows, std::int64_t c0, T* dw,
+                                    const geometry_& g) {
+        for (std::int64_t o = 0; o < g.cout; ++o) {
+            T* dw_row = dw + o * g.ckk + c0 * g.kk;
+            for (std::int64_t r = 0; r < rows; ++r) dw_row[r] += sum[r * ld + o];
+        }
     }
 
     // sum (nc·K·K rows (c, u, v), cout_padded columns) += the taps of channels [0, nc) of a chunk's
