@@ -5,14 +5,16 @@
 // of report.md.
 //
 //   lsf_experiment [--dataset mnist|fashion-mnist|cifar10|image-folder] [--data-dir DIR]
-//                  [--profile smoke|quick|paper] [--out DIR] [--seed S | --seeds 1-5] [--unlabelled]
+//                  [--profile smoke|quick|paper] [--out DIR] [--seed S | --seeds 1-5 [--summarise-only]]
+//                  [--unlabelled]
 //                  [--t T] [--draws R] [--probe-l2 L] [--generations K] [--methods M1,M2,...]
-//                  [--latent-label null|own] [--finetune-recipe plain|ema-warmup]
+//                  [--latent-label null|own] [--finetune-recipe plain|ema-warmup] [--pooling mean|flatten]
 //
 // --seeds: one run per seed in <out>/seed_<s>/ (each resumable on its own), then <out>/summary.csv
 // (mean, std, 95% interval over the seeds per method, generation and metric), paired_differences.csv
 // (every pair of methods, seed by seed: they share G0, S_1 and the evaluation noise), band plots
-// and summary.md.
+// and summary.md. --seeds 1-5 --summarise-only: no runs, only that summary, from the
+// seed_<s>/metrics.csv files already in --out (docs/results/ keeps the finished seeds that way).
 //
 // --data-dir: MNIST-style IDX files (default data/mnist, data/fashion-mnist), CIFAR-10's binary
 // batches (cifar10), or a folder with one subfolder of images per class (image-folder; a train/ and
@@ -21,7 +23,8 @@
 // --t, --draws, --probe-l2: the latent extraction timestep, its noise draws and the probe's L2
 // weight (ablations of what the paper leaves open). --latent-label own: read a class-conditional
 // G0's latents with each item's own label instead of the null class. --methods ACU-LSF: run only
-// the named methods.
+// the named methods. --pooling flatten: the probe reads the whole bottleneck, not its spatial mean
+// (a run directory records its pooling; resuming with the other is refused).
 // Interrupt it at any time: the same command resumes after the last finished step.
 #include <chrono>
 #include <cstdio>
@@ -55,12 +58,14 @@ struct options {
     fs::path data_dir, out;
     std::uint64_t seed = 1;
     std::string seeds;  // "1-5" or "1,3,7": one run per seed, then the summary over them
+    bool summarise_only = false;  // with --seeds: only the summary, from the seeds' metrics.csv
     bool unlabelled = false;
     std::int64_t t = -1, draws = -1, generations = -1;
     double probe_l2 = -1;
     std::vector<std::string> methods;  // empty: all
     std::string latent_label = "null";
     std::string finetune_recipe = "plain";
+    std::string pooling = "mean";
 };
 
 // The command line, every value checked before any work starts (and so before the run directory
@@ -93,6 +98,10 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
                 return {};
             },
             "LIST"));
+    app.add_flag("--summarise-only", o.summarise_only,
+                 "With --seeds: run nothing, only write the summary from <out>/seed_<s>/metrics.csv (seeds run on "
+                 "other machines or kept without their models, e.g. docs/results/)")
+        ->needs(app.get_option("--seeds"));
     app.add_flag("--unlabelled", o.unlabelled, "Unconditional DDPM; the probe learns SSC-OMP cluster labels");
     app.add_option("--t", o.t, "Latent extraction timestep, of T = 1000 (default: the profile's)")
         ->check(examples::whole_in(0, 999))
@@ -120,6 +129,10 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
                    "(20 warm-up steps, G_k the EMA of the weights), for every method (the REAL-EMA and ACU-EMA "
                    "control arms use ema-warmup always)")
         ->check(CLI::IsMember({"plain", "ema-warmup"}));
+    app.add_option("--pooling", o.pooling,
+                   "How a bottleneck becomes the probe's latent: mean (one value per channel, 32-d for the small "
+                   "U-Nets) or flatten (every element, C·h·w: 1,568-d for the small MNIST U-Net)")
+        ->check(CLI::IsMember({"mean", "flatten"}));
     if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     if (o.data_dir.empty()) {
         if (o.dataset == "mnist") o.data_dir = "data/mnist";
@@ -232,19 +245,41 @@ int run_experiment(const options& o, const presets::lsf_profile& profile, const 
     return 0;
 }
 
-template <bool Colour>
+template <bool Colour, class Pooling>
 int dispatch(const options& o, const datasets& d) {
     const presets::lsf_profile profile = presets::lsf_profile_named(o.profile);
     const bool paper = o.profile == "paper";
     if (o.unlabelled) {
-        if (paper) return run_experiment<presets::lsf_experiment<Colour, false, true>>(o, profile, d);
-        return run_experiment<presets::lsf_experiment<Colour, false, false>>(o, profile, d);
+        if (paper) return run_experiment<presets::lsf_experiment<Colour, false, true, Pooling>>(o, profile, d);
+        return run_experiment<presets::lsf_experiment<Colour, false, false, Pooling>>(o, profile, d);
     }
-    if (paper) return run_experiment<presets::lsf_experiment<Colour, true, true>>(o, profile, d);
-    return run_experiment<presets::lsf_experiment<Colour, true, false>>(o, profile, d);
+    if (paper) return run_experiment<presets::lsf_experiment<Colour, true, true, Pooling>>(o, profile, d);
+    return run_experiment<presets::lsf_experiment<Colour, true, false, Pooling>>(o, profile, d);
+}
+
+template <bool Colour>
+int dispatch(const options& o, const datasets& d) {
+    if (o.pooling == "flatten") return dispatch<Colour, latent::flatten>(o, d);
+    return dispatch<Colour, latent::spatial_mean>(o, d);
+}
+
+// The summary over seeds whose runs are already in <out>: no data, no models, only each seed's
+// metrics.csv. A seed's run directory holds hundreds of MB of models and pools; its metrics.csv is
+// what a summary needs, so seeds can be kept (docs/results/) or run apart and summarised together.
+int summarise_only(const options& o) {
+    const std::vector<std::uint64_t> seeds = loop::parse_seed_list(o.seeds);
+    constexpr auto paper = loop::method_names_of(loop::paper_methods{});
+    const std::vector<std::string> names = o.methods.empty() ? std::vector<std::string>(paper.begin(), paper.end()) : o.methods;
+    const auto summary = loop::write_seed_summary(o.out, seeds, names);
+    const std::int64_t generation = o.generations >= 1 ? o.generations : summary.last_generation();
+    std::printf("%zu seeds from %s (mean ± 95%% interval half-width), generation %lld:\n%s", seeds.size(),
+                o.out.string().c_str(), static_cast<long long>(generation), loop::summary_table(summary, generation).c_str());
+    std::printf("summary: %s\n", (o.out / "summary.md").string().c_str());
+    return 0;
 }
 
 int run(const options& o) {
+    if (o.summarise_only) return summarise_only(o);
     const datasets d = load(o);
     if (d.train.channels() == 1) {
         require(d.train.height() == 28 && d.train.width() == 28, "lsf_experiment: grey images must be 28×28, found ",

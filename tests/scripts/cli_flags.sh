@@ -22,12 +22,33 @@ expect_refusal() {
 }
 
 for args in "--t -5" "--t 5000" "--draws 0" "--generations 0" "--probe-l2 nan" "--seed -1" "--seed 18446744073709551616" \
-            "--profile huge" "--methods ACU,NOPE" "--bogus 3" "--t 12abc"; do
+            "--profile huge" "--methods ACU,NOPE" "--bogus 3" "--t 12abc" "--pooling max"; do
   flag=${args%% *}
   [[ $flag == --bogus ]] && flag=bogus
   expect_refusal lsf_experiment "$flag" --out "$work/run" $args
 done
 [[ -e "$work/run" ]] && { echo "FAIL: a refused command created its run directory"; failures=$((failures + 1)); }
+
+# --summarise-only: needs --seeds; names a seed whose metrics.csv is missing; summarises those present.
+expect_refusal lsf_experiment "--seeds" --summarise-only --out "$work/summary"
+mkdir -p "$work/summary/seed_1" "$work/summary/seed_2"
+printf 'method,generation,fid,seconds\nACU,0,10,1\nACU,1,12,1\n' >"$work/summary/seed_1/metrics.csv"
+status=0
+"$bin/lsf_experiment" --seeds 1-2 --summarise-only --methods ACU --out "$work/summary" >out.txt 2>err.txt || status=$?
+if [[ $status -eq 0 ]] || ! grep -q "seed_2/metrics.csv: expected the metrics of seed 2" err.txt; then
+  echo "FAIL lsf_experiment --summarise-only with seed 2 missing: exit $status"; sed 's/^/    /' err.txt
+  failures=$((failures + 1))
+fi
+printf 'method,generation,fid,seconds\nACU,0,14,1\nACU,1,18,1\n' >"$work/summary/seed_2/metrics.csv"
+status=0
+"$bin/lsf_experiment" --seeds 1-2 --summarise-only --methods ACU --out "$work/summary" >out.txt 2>err.txt || status=$?
+# Means over the two seeds: (10 + 14) / 2 = 12 at G0, (12 + 18) / 2 = 15 at G1.
+if [[ $status -ne 0 ]] || ! grep -q '^ACU,0,fid,12,' "$work/summary/summary.csv" || ! grep -q '^ACU,1,fid,15,' "$work/summary/summary.csv"; then
+  echo "FAIL lsf_experiment --summarise-only: exit $status"; sed 's/^/    /' err.txt; cat "$work/summary/summary.csv" 2>/dev/null
+  failures=$((failures + 1))
+else
+  echo "ok   lsf_experiment --summarise-only: $(grep -c . "$work/summary/summary.csv") lines of summary.csv"
+fi
 
 printf '\x93NUMPY' >real.npy
 for args in "--k 4294967297" "--k 0" "--kid-subsets 99999999999999" "--seed -1" "--density-k x"; do

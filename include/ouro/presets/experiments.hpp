@@ -100,16 +100,18 @@ constexpr nn::unet_spec lsf_unet_spec() {
     else return small_unet(Colour ? 3 : 1, Colour ? 32 : 28, classes);
 }
 
-// One experiment type: lsf_experiment<colour?, class-conditional?, paper-sized?>. DDIM (η = 1) with
-// 20 steps for the small models, 50 (as examples/train_mnist) for the preset ones.
-template <bool Colour, bool Conditional, bool Paper>
+// One experiment type: lsf_experiment<colour?, class-conditional?, paper-sized?, pooling>. DDIM (η = 1)
+// with 20 steps for the small models, 50 (as examples/train_mnist) for the preset ones. Pooling:
+// the spatial mean by default (D = C, a 32-d latent for the small U-Nets); latent::flatten keeps
+// the whole bottleneck (D = C·h·w, 1,568 for the small MNIST U-Net), closer to the paper's ~65 K
+// parameter probe (docs/LATENTS.md measures both on held-out digits).
+template <bool Colour, bool Conditional, bool Paper, class Pooling = latent::spatial_mean>
 struct lsf_experiment
     : loop::self_consuming<nn::unet<cpu, lsf_unet_spec<Colour, Conditional, Paper>()>, diffusion::ddim<Paper ? 50 : 20>,
-                           latent::spatial_mean, loop::paper_methods_and_controls> {
+                           Pooling, loop::paper_methods_and_controls> {
     using sampler_type = diffusion::ddim<Paper ? 50 : 20>;
-    using loop::self_consuming<nn::unet<cpu, lsf_unet_spec<Colour, Conditional, Paper>()>, sampler_type,
-                               latent::spatial_mean, loop::paper_methods_and_controls>::self_consuming;
-
+    using loop::self_consuming<nn::unet<cpu, lsf_unet_spec<Colour, Conditional, Paper>()>, sampler_type, Pooling,
+                               loop::paper_methods_and_controls>::self_consuming;
     static constexpr nn::unet_spec model_spec() { return lsf_unet_spec<Colour, Conditional, Paper>(); }
 
     static sampler_type make_sampler(const diffusion::schedule_table& table, const lsf_profile& p) {
