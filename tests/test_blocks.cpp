@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "ouro/backend/cpu/ops.hpp"
 #include "ouro/nn/attention.hpp"
 #include "ouro/nn/res_block.hpp"
 #include "support/golden.hpp"

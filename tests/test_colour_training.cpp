@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "ouro/backend/cpu/ops.hpp"
 #include "ouro/core/philox.hpp"
 #include "ouro/data/image_folder.hpp"
 #include "ouro/diffusion/trainer.hpp"

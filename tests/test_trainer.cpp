@@ -25,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ouro/backend/cpu/ops.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/philox.hpp"
 #include "ouro/diffusion/checkpoint.hpp"

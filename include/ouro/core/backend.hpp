@@ -24,6 +24,21 @@ concept backend = requires {
     { B::host_memory } -> std::convertible_to<bool>;
 };
 
+// The backend a model, layer or network runs on: the `backend_type` it declares (nn::unet, nn::lenet
+// and the toy MLP do), cpu for a type that declares none (a user's own model written before backends
+// were a choice).
+template <class M>
+struct backend_of {
+    using type = cpu;
+};
+template <class M>
+    requires requires { typename M::backend_type; }
+struct backend_of<M> {
+    using type = typename M::backend_type;
+};
+template <class M>
+using backend_of_t = typename backend_of<M>::type;
+
 // Scalars the CPU kernels are written for: float for training, double for gradient checks.
 template <class T>
 concept real_scalar = std::same_as<T, float> || std::same_as<T, double>;

@@ -32,7 +32,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ouro/backend/cpu/ops.hpp"
+#include "ouro/backend/ops.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/philox.hpp"
@@ -238,7 +238,7 @@ public:
         const nn::forward_context ctx{.training = true, .seed = options_.seed, .step = static_cast<std::uint64_t>(s)};
         const tensor_view<const float> pred = model_.forward(x_t_.view(), plan_.timesteps.view(), plan_.labels.view(), ctx);
         dpred_.resize(pred.dims());
-        const double loss = ops<cpu>::mse_loss<float>(pred, target, dpred_.view());
+        const double loss = ops<backend_of_t<Model>>::template mse_loss<float>(pred, target, dpred_.view());
         if (!std::isfinite(loss)) fail_not_finite("loss", loss, s);
         model_.backward(dpred_.view());
 

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "ouro/backend/cpu/ops.hpp"
+#include "ouro/backend/ops.hpp"
 #include "ouro/core/backend.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/fnv1a.hpp"
@@ -70,6 +70,7 @@ inline void validate(const mlp_spec& s) {
 template <backend B, mlp_spec Spec, real_scalar T = float>
 class mlp_denoiser {
 public:
+    using backend_type = B;
     using value_type = T;
     static constexpr mlp_spec spec = Spec;
 

@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "ouro/backend/cpu/ops.hpp"
+#include "ouro/backend/ops.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/progress.hpp"
@@ -170,7 +170,7 @@ classifier_training_report train_classifier(Net& net, const data::image_dataset&
             const nn::forward_context ctx{.training = true, .seed = options.seed, .step = static_cast<std::uint64_t>(step)};
             const tensor_view<const float> logits = net.forward(images, ctx);  // (batch, K)
             dlogits.resize(logits.dims());
-            const double loss = ops<cpu>::softmax_cross_entropy<float>(logits, labels, dlogits.view());
+            const double loss = ops<backend_of_t<Net>>::template softmax_cross_entropy<float>(logits, labels, dlogits.view());
             loss_sum += loss;
             net.store().zero_grad();
             net.backward(dlogits);

@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-#include "ouro/backend/cpu/ops.hpp"
+#include "ouro/backend/ops.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/tensor.hpp"
 #include "ouro/nn/module.hpp"

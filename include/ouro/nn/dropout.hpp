@@ -4,7 +4,8 @@
 
 #include <cstdint>
 
-#include "ouro/backend/cpu/ops.hpp"
+#include "ouro/backend/op_params.hpp"
+#include "ouro/backend/ops.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/tensor.hpp"
 #include "ouro/nn/module.hpp"
@@ -18,7 +19,7 @@ public:
     // those of the model's other dropout layers (give each its own, e.g. its index), < 2^14.
     explicit dropout(double p, std::uint64_t salt = 0) : p_(p), salt_(salt) {
         require(p >= 0 && p <= 1, "nn::dropout: expected a drop probability 0 <= p <= 1, found p = ", p);
-        require(salt <= ops<B>::dropout_max_salt, "nn::dropout: expected salt <= ", ops<B>::dropout_max_salt,
+        require(salt <= dropout_streams::max_salt, "nn::dropout: expected salt <= ", dropout_streams::max_salt,
                 ", found salt = ", salt);
     }
 

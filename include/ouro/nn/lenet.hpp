@@ -20,6 +20,7 @@ namespace ouro::nn {
 template <backend B, real_scalar T = float>
 class lenet {
 public:
+    using backend_type = B;
     static constexpr std::int64_t feature_dim = 84;
 
     // Throws ouro::error unless in_channels >= 1 and image_size is a multiple of 4 and >= 12: the

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <utility>
 
-#include "ouro/backend/cpu/ops.hpp"
+#include "ouro/backend/ops.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/tensor.hpp"

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "ouro/backend/cpu/ops.hpp"
+#include "ouro/backend/op_params.hpp"
 #include "ouro/backend/ops.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/tensor.hpp"

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "ouro/backend/cpu/ops.hpp"
+#include "ouro/backend/op_params.hpp"
 #include "ouro/backend/ops.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/parameter_store.hpp"

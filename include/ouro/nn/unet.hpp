@@ -18,7 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "ouro/backend/cpu/ops.hpp"
+#include "ouro/backend/op_params.hpp"
+#include "ouro/backend/ops.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/fnv1a.hpp"
 #include "ouro/core/parameter_store.hpp"
@@ -104,6 +105,7 @@ class unet {
     static_assert(levels_ >= 1, "unet_spec: mult must start with a positive multiplier");
 
 public:
+    using backend_type = B;
     using value_type = T;
     static constexpr unet_spec spec = Spec;
 

@@ -20,6 +20,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "ouro/backend/op_params.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/shape.hpp"
@@ -31,38 +32,6 @@
 #include "ouro/backend/cpu/gemm.hpp"
 #include "ouro/backend/cpu/gemm_bf16.hpp"
 #include "ouro/core/backend.hpp"
-
-namespace ouro {
-
-// Stride and zero padding of a 2-D convolution, the same along both spatial axes.
-struct conv2d_params {
-    std::int64_t stride = 1;
-    std::int64_t padding = 0;
-};
-
-// The output shape (B, Cout, Ho, Wo) of convolving x (B, Cin, H, W) with w (Cout, Cin, k, k), where
-// Ho = floor((H + 2p - k) / s) + 1 and likewise Wo (torch.nn.Conv2d docs, "Shape").
-// Requires rank-4 x and w, a square kernel, B, Cin, Cout, H, W >= 1, matching Cin, stride >= 1,
-// padding >= 0 and k <= H + 2p, W + 2p; otherwise raises ouro::error naming both shapes. `what` opens
-// the message (the op or module name).
-inline shape conv2d_output_shape(const shape& x, const shape& w, conv2d_params p, const char* what = "conv2d") {
-    require_rank(x, 4, what, "input (B, Cin, H, W)");
-    require_rank(w, 4, what, "weight (Cout, Cin, k, k)");
-    require(p.stride >= 1 && p.padding >= 0, what, ": expected stride >= 1 and padding >= 0, found stride ", p.stride,
-            " and padding ", p.padding);
-    require(w[0] >= 1 && w[1] >= 1 && w[2] >= 1 && w[2] == w[3], what,
-            ": expected a weight (Cout, Cin, k, k) with a square kernel and no empty axis, found shape ", w);
-    require(x[1] == w[1], what, ": input ", x, " has ", x[1], " channels but weight ", w, " expects ", w[1]);
-    require(x[0] >= 1 && x[2] >= 1 && x[3] >= 1, what, ": expected a non-empty input (B, Cin, H, W), found shape ", x,
-            " (weight ", w, ")");
-    const std::int64_t k = w[2];
-    require(k <= x[2] + 2 * p.padding && k <= x[3] + 2 * p.padding, what, ": kernel ", k, "x", k,
-            " is larger than the padded input ", x[2] + 2 * p.padding, "x", x[3] + 2 * p.padding, " (input ", x,
-            ", weight ", w, ", padding ", p.padding, ")");
-    return shape{x[0], w[0], (x[2] + 2 * p.padding - k) / p.stride + 1, (x[3] + 2 * p.padding - k) / p.stride + 1};
-}
-
-}  // namespace ouro
 
 namespace ouro::cpu_kernels {
 

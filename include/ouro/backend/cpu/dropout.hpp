@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 
+#include "ouro/backend/op_params.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/philox.hpp"
@@ -16,20 +17,11 @@
 namespace ouro::cpu_kernels {
 
 struct dropout_ops {
-    // Limits of the stream layout below.
-    static constexpr std::int64_t dropout_chunk_bits = 14;  // elements per Philox stream: 2^14
-    static constexpr std::int64_t dropout_chunk_index_bits = 18;
-    static constexpr std::int64_t dropout_salt_bits = 14;
-    static constexpr std::int64_t dropout_max_elements = std::int64_t{1}
-                                                         << (dropout_chunk_bits + dropout_chunk_index_bits);
-    static constexpr std::uint64_t dropout_max_salt = (std::uint64_t{1} << dropout_salt_bits) - 1;
-    static constexpr std::uint64_t dropout_max_step = (std::uint64_t{1} << 32) - 1;
-
     // Element i is kept with probability 1 − p: mask[i] = 1/(1 − p) if u_i >= p, else 0, and
     // y = x·mask. u_i is the (i mod 2^14)-th uniform() of
     //   philox_stream(seed, rng_purpose::dropout, index = step·2^32 + salt·2^18 + i / 2^14),
-    // one stream per chunk of 2^14 elements, so chunks run in parallel and every element's draw is
-    // fixed. `salt` tells dropout layers of one model apart, `step` the training steps. With p = 1
+    // one stream per chunk of 2^14 elements (backend/op_params.hpp, dropout_streams: every backend's
+    // layout). `salt` tells dropout layers of one model apart, `step` the training steps. With p = 1
     // every mask entry is 0 (as torch). Requires 0 <= p <= 1, y and mask of x's shape,
     // numel <= 2^32, step < 2^32, salt < 2^14. Overwrites y and mask (the backward reads the mask).
     template <real_scalar T>
@@ -83,9 +75,10 @@ struct dropout_ops {
 private:
     static void check_(const char* what, const shape& dims, double p, std::uint64_t step, std::uint64_t salt) {
         require(p >= 0 && p <= 1, what, ": expected a drop probability 0 <= p <= 1, found p = ", p);
-        require(salt <= dropout_max_salt, what, ": expected salt <= ", dropout_max_salt, ", found salt = ", salt);
-        require(step <= dropout_max_step, what, ": expected step <= ", dropout_max_step, ", found step = ", step);
-        require(dims.numel() <= dropout_max_elements, what, ": expected at most ", dropout_max_elements,
+        using streams = dropout_streams;
+        require(salt <= streams::max_salt, what, ": expected salt <= ", streams::max_salt, ", found salt = ", salt);
+        require(step <= streams::max_step, what, ": expected step <= ", streams::max_step, ", found step = ", step);
+        require(dims.numel() <= streams::max_elements, what, ": expected at most ", streams::max_elements,
                 " elements, found x of shape ", dims);
     }
 
@@ -98,8 +91,7 @@ private:
         require(!before(in, out + n) || !before(out, in + n), "dropout: the output must not overlap the input");
         require(!mask || !before(mask, out + n) || !before(out, mask + n), "dropout: the mask must not overlap the output");
         const T keep_scale = p < 1 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
-        const std::int64_t chunk = std::int64_t{1} << dropout_chunk_bits;
-        const std::uint64_t base = (step << 32) | (salt << dropout_chunk_index_bits);
+        const std::int64_t chunk = std::int64_t{1} << dropout_streams::chunk_bits;
         const std::uint32_t threshold = keep_threshold_(p);
         const philox_key key{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)};
         parallel_for((n + chunk - 1) / chunk,
@@ -108,7 +100,7 @@ private:
                          // stream's j-th number is word j % 4 of philox4x32((j / 4, purpose, index), seed).
                          // Stateless blocks vectorise; the stream's one-at-a-time next_u32 does not (4x slower).
                          // tests/test_dropout_loss.cpp checks that the two agree.
-                         const std::uint64_t index = base | static_cast<std::uint64_t>(c);
+                         const std::uint64_t index = dropout_streams::stream_index(step, salt, static_cast<std::uint64_t>(c));
                          const std::int64_t begin = c * chunk, end = std::min(n, begin + chunk);
                          constexpr std::int64_t batch_elements = 1024;
                          alignas(64) std::uint32_t bits[batch_elements];

@@ -7,27 +7,11 @@
 #include <cstdint>
 #include <limits>
 
+#include "ouro/backend/op_params.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/shape.hpp"
 #include "ouro/core/tensor.hpp"
-
-namespace ouro {
-
-// The output shape (B, C, Ho, Wo) of pooling x (B, C, H, W) with a kernel×kernel window moved by
-// `stride`: Ho = floor((H − kernel) / stride) + 1 and likewise Wo (torch.nn.MaxPool2d docs).
-// Requires a non-empty rank-4 x, kernel >= 1, stride >= 1 and kernel <= H, W; otherwise raises
-// ouro::error naming the shape and the window.
-inline shape pool2d_output_shape(const shape& x, std::int64_t kernel, std::int64_t stride, const char* what = "pool2d") {
-    require_rank(x, 4, what, "input (B, C, H, W)");
-    require(x.numel() > 0, what, ": expected a non-empty input (B, C, H, W), found shape ", x);
-    require(kernel >= 1 && stride >= 1, what, ": expected kernel >= 1 and stride >= 1, found kernel ", kernel,
-            " and stride ", stride);
-    require(kernel <= x[2] && kernel <= x[3], what, ": window ", kernel, "x", kernel, " is larger than the input ", x);
-    return shape{x[0], x[1], (x[2] - kernel) / stride + 1, (x[3] - kernel) / stride + 1};
-}
-
-}  // namespace ouro
 
 namespace ouro::cpu_kernels {
 

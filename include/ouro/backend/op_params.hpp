@@ -1,0 +1,80 @@
+// What every backend's ops agree on, and no kernel: the parameters and output shapes of the ops
+// (so a layer sizes its outputs before calling ops<B>), and the layout of dropout's Philox streams
+// (so a seed drops the same elements on every backend). nn modules include this and the facade
+// (backend/ops.hpp), never a backend's kernels; a program includes the backends it instantiates.
+#pragma once
+
+#include <cstdint>
+
+#include "ouro/core/error.hpp"
+#include "ouro/core/shape.hpp"
+
+namespace ouro {
+
+// ---- convolution ----------------------------------------------------------------------------------
+
+// Stride and zero padding of a 2-D convolution, the same along both spatial axes.
+struct conv2d_params {
+    std::int64_t stride = 1;
+    std::int64_t padding = 0;
+};
+
+// The output shape (B, Cout, Ho, Wo) of convolving x (B, Cin, H, W) with w (Cout, Cin, k, k), where
+// Ho = floor((H + 2p - k) / s) + 1 and likewise Wo (torch.nn.Conv2d docs, "Shape").
+// Requires rank-4 x and w, a square kernel, B, Cin, Cout, H, W >= 1, matching Cin, stride >= 1,
+// padding >= 0 and k <= H + 2p, W + 2p; otherwise raises ouro::error naming both shapes. `what` opens
+// the message (the op or module name).
+inline shape conv2d_output_shape(const shape& x, const shape& w, conv2d_params p, const char* what = "conv2d") {
+    require_rank(x, 4, what, "input (B, Cin, H, W)");
+    require_rank(w, 4, what, "weight (Cout, Cin, k, k)");
+    require(p.stride >= 1 && p.padding >= 0, what, ": expected stride >= 1 and padding >= 0, found stride ", p.stride,
+            " and padding ", p.padding);
+    require(w[0] >= 1 && w[1] >= 1 && w[2] >= 1 && w[2] == w[3], what,
+            ": expected a weight (Cout, Cin, k, k) with a square kernel and no empty axis, found shape ", w);
+    require(x[1] == w[1], what, ": input ", x, " has ", x[1], " channels but weight ", w, " expects ", w[1]);
+    require(x[0] >= 1 && x[2] >= 1 && x[3] >= 1, what, ": expected a non-empty input (B, Cin, H, W), found shape ", x,
+            " (weight ", w, ")");
+    const std::int64_t k = w[2];
+    require(k <= x[2] + 2 * p.padding && k <= x[3] + 2 * p.padding, what, ": kernel ", k, "x", k,
+            " is larger than the padded input ", x[2] + 2 * p.padding, "x", x[3] + 2 * p.padding, " (input ", x,
+            ", weight ", w, ", padding ", p.padding, ")");
+    return shape{x[0], w[0], (x[2] + 2 * p.padding - k) / p.stride + 1, (x[3] + 2 * p.padding - k) / p.stride + 1};
+}
+
+// ---- pooling --------------------------------------------------------------------------------------
+
+// The output shape (B, C, Ho, Wo) of pooling x (B, C, H, W) with a kernel×kernel window moved by
+// `stride`: Ho = floor((H − kernel) / stride) + 1 and likewise Wo (torch.nn.MaxPool2d docs).
+// Requires a non-empty rank-4 x, kernel >= 1, stride >= 1 and kernel <= H, W; otherwise raises
+// ouro::error naming the shape and the window.
+inline shape pool2d_output_shape(const shape& x, std::int64_t kernel, std::int64_t stride, const char* what = "pool2d") {
+    require_rank(x, 4, what, "input (B, C, H, W)");
+    require(x.numel() > 0, what, ": expected a non-empty input (B, C, H, W), found shape ", x);
+    require(kernel >= 1 && stride >= 1, what, ": expected kernel >= 1 and stride >= 1, found kernel ", kernel,
+            " and stride ", stride);
+    require(kernel <= x[2] && kernel <= x[3], what, ": window ", kernel, "x", kernel, " is larger than the input ", x);
+    return shape{x[0], x[1], (x[2] - kernel) / stride + 1, (x[3] - kernel) / stride + 1};
+}
+
+// ---- dropout's random streams -----------------------------------------------------------------
+
+// Element i of a dropout layer's input at training step `step` draws the (i mod 2^14)-th uniform of
+//   philox_stream(seed, rng_purpose::dropout, index = step·2^32 + salt·2^18 + i / 2^14):
+// one stream per chunk of 2^14 elements, so chunks run in parallel on any backend and every
+// element's draw is fixed. `salt` tells the dropout layers of one model apart.
+struct dropout_streams {
+    static constexpr std::int64_t chunk_bits = 14;  // elements per Philox stream: 2^14
+    static constexpr std::int64_t chunk_index_bits = 18;
+    static constexpr std::int64_t salt_bits = 14;
+    static constexpr std::int64_t max_elements = std::int64_t{1} << (chunk_bits + chunk_index_bits);
+    static constexpr std::uint64_t max_salt = (std::uint64_t{1} << salt_bits) - 1;
+    static constexpr std::uint64_t max_step = (std::uint64_t{1} << 32) - 1;
+
+    // The stream index of chunk `chunk` (elements chunk·2^14 …) at (step, salt); requires
+    // step <= max_step, salt <= max_salt and chunk < 2^chunk_index_bits.
+    static constexpr std::uint64_t stream_index(std::uint64_t step, std::uint64_t salt, std::uint64_t chunk) {
+        return (step << 32) | (salt << chunk_index_bits) | chunk;
+    }
+};
+
+}  // namespace ouro
