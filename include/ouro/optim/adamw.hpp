@@ -19,6 +19,7 @@
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/tensor.hpp"
+#include "ouro/optim/adamw_update.hpp"
 #include "ouro/optim/optimizer.hpp"
 
 namespace ouro::optim {
@@ -103,26 +104,11 @@ public:
         if (options_.check_finite) require_finite_gradients(store);
 
         const std::int64_t t = step_ + 1;
-        const double bias_correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(t));
-        const double bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(t));
-        // Scalars rounded to T once, as torch passes Python floats to its T kernels.
-        const T decay = static_cast<T>(1.0 - options_.lr * options_.weight_decay);
-        const T beta1 = static_cast<T>(options_.beta1), one_minus_beta1 = static_cast<T>(1.0 - options_.beta1);
-        const T beta2 = static_cast<T>(options_.beta2), one_minus_beta2 = static_cast<T>(1.0 - options_.beta2);
-        const T sqrt_bias_correction2 = static_cast<T>(std::sqrt(bias_correction2));
-        const T eps = static_cast<T>(options_.eps);
-        const T neg_step_size = static_cast<T>(-(options_.lr / bias_correction1));
-
-        // The same operations, in torch's order, on a batch or on one scalar of the tail.
-        auto update = [&](auto& p, auto& m, auto& v, const auto& g) {
-            using V = std::remove_cvref_t<decltype(g)>;
-            p = p * V(decay);
-            m = m * V(beta1) + g * V(one_minus_beta1);
-            v = v * V(beta2) + V(one_minus_beta2) * g * g;
-            const V denom = xsimd::sqrt(v) / V(sqrt_bias_correction2) + V(eps);
-            p = p + V(neg_step_size) * m / denom;
-        };
-
+        const adamw_step_scalars<T> scalars = adamw_scalars_for<T>(options_.lr, options_.beta1, options_.beta2,
+                                                                   options_.eps, options_.weight_decay, t);
+        // The formula every backend runs (adamw_update.hpp), on a batch or on one scalar of the tail.
+        const auto sqrt = [](const auto& x) { return xsimd::sqrt(x); };
+        auto update = [&](auto& p, auto& m, auto& v, const auto& g) { adamw_update(p, m, v, g, scalars, sqrt); };
         using batch = xsimd::batch<T>;
         constexpr std::int64_t w = static_cast<std::int64_t>(batch::size);
         static_assert(chunk_elements % w == 0, "adamw: chunk size must be a multiple of the SIMD width");

@@ -1,0 +1,90 @@
+// CUDA kernel bodies of the pointwise family: SiLU and its gradient, the AdamW update and the EMA
+// update. Each is a functor over a 1-D launch (launch_shape.hpp) that loops grid-stride over its
+// n elements; the same body runs in a real launch (launch.cuh) and, in the tests, in an emulated
+// one (emulation.hpp). Each thread touches only its own elements, so any grid gives the same bits.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "ouro/backend/cuda/launch_shape.hpp"
+#include "ouro/core/host_device.hpp"
+#include "ouro/optim/adamw_update.hpp"
+
+namespace ouro::cuda_kernels {
+
+// exp and sqrt of float or double, from CUDA's math library on the device and <cmath> on the host.
+template <class T>
+OURO_HOST_DEVICE T exp_of(T v) {
+#if defined(__CUDA_ARCH__)
+    if constexpr (sizeof(T) == 4) return ::expf(v);
+    else return ::exp(v);
+#else
+    return std::exp(v);
+#endif
+}
+struct sqrt_of {
+    template <class T>
+    OURO_HOST_DEVICE T operator()(T v) const {
+#if defined(__CUDA_ARCH__)
+        if constexpr (sizeof(T) == 4) return ::sqrtf(v);
+        else return ::sqrt(v);
+#else
+        return std::sqrt(v);
+#endif
+    }
+};
+
+// y = x·σ(x) = x / (1 + exp(−x)), as the CPU's silu_lanes.
+template <class T>
+struct silu_forward_body {
+    const T* x;  // (n)
+    T* y;        // (n)
+    std::int64_t n;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        for (std::int64_t i = at.first(); i < n; i += at.stride()) y[i] = x[i] / (T(1) + exp_of(-x[i]));
+    }
+};
+
+// dx = dy·σ(x)·(1 + x·(1 − σ(x))), as the CPU's silu_grad_lanes.
+template <class T>
+struct silu_backward_body {
+    const T* x;   // (n) the forward's input
+    const T* dy;  // (n)
+    T* dx;        // (n)
+    std::int64_t n;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        for (std::int64_t i = at.first(); i < n; i += at.stride()) {
+            const T s = T(1) / (T(1) + exp_of(-x[i]));
+            dx[i] = dy[i] * s * (x[i] * (T(1) - s) + T(1));
+        }
+    }
+};
+
+// One AdamW step over a flat parameter buffer and its moments (optim/adamw_update.hpp, the CPU's formula).
+template <class T>
+struct adamw_body {
+    T* p;        // (n) parameters
+    T* m;        // (n) first moments
+    T* v;        // (n) second moments
+    const T* g;  // (n) gradients
+    std::int64_t n;
+    optim::adamw_step_scalars<T> s;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        for (std::int64_t i = at.first(); i < n; i += at.stride()) optim::adamw_update(p[i], m[i], v[i], g[i], s, sqrt_of{});
+    }
+};
+
+// The EMA's update e −= (1 − decay)·(e − p) (optim::ema, diffusers' EMAModel.step form).
+template <class T>
+struct ema_body {
+    T* e;        // (n) the average
+    const T* p;  // (n) the current weights
+    std::int64_t n;
+    T one_minus_decay;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        for (std::int64_t i = at.first(); i < n; i += at.stride()) e[i] -= one_minus_decay * (e[i] - p[i]);
+    }
+};
+
+}  // namespace ouro::cuda_kernels
