@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -73,6 +74,27 @@ TEST_CASE("the CUDA SiLU bodies agree with ops<cpu> within 1e-6 relative") {
         CHECK(worst_relative_gap(y.data(), y_cpu.data(), n) < 1e-6);
         CHECK(worst_relative_gap(dx.data(), dx_cpu.data(), n) < 1e-6);
     }
+}
+
+TEST_CASE("the CUDA dropout body keeps the CPU's elements, bit for bit") {
+    for (const std::int64_t n : odd_sizes)
+        for (const double p : {0.0, 0.1, 0.5, 1.0}) {
+            const tensor<float> x = testing::random_tensor<float>(shape{n}, 31);
+            tensor<float> y_cpu(shape{n}), mask_cpu(shape{n}), y(shape{n}), mask(shape{n});
+            const std::uint64_t seed = 0x1234'5678'9abcULL, step = 7, salt = 3;
+            ops<cpu>::dropout_forward<float>(x.view(), y_cpu.view(), mask_cpu.view(), p, seed, step, salt);
+            const float scale = p < 1 ? static_cast<float>(1.0 / (1.0 - p)) : 0.f;
+            emulate_launch(launch_shape_for((n + 3) / 4, 64, 5),
+                           cuda_kernels::dropout_body<float>{x.data(), y.data(), mask.data(), n, seed, step, salt,
+                                                             dropout_streams::keep_threshold(p), scale});
+            INFO("n = " << n << ", p = " << p);
+            CHECK(std::equal(mask.begin(), mask.end(), mask_cpu.begin()));
+            CHECK(std::equal(y.begin(), y.end(), y_cpu.begin()));
+            if (p == 0.5 && n >= 4099) {  // the masks compared are not trivial: about half are kept
+                const auto kept = std::count_if(mask.begin(), mask.end(), [](float m) { return m != 0; });
+                CHECK(std::abs(static_cast<double>(kept) / static_cast<double>(n) - 0.5) < 0.05);
+            }
+        }
 }
 
 TEST_CASE("the CUDA AdamW and EMA bodies follow optim::adamw and optim::ema step by step") {

@@ -88,6 +88,19 @@ int main() {
         compare("silu_forward", n, dy_out.to_host(), y, 1e-6);
         compare("silu_backward", n, ddx.to_host(), dx, 1e-6);
 
+        // Dropout: the device keeps exactly the host's elements (the tolerance is 0).
+        std::vector<float> y_drop(size), mask(size);
+        const std::uint32_t keep_from = ouro::dropout_streams::keep_threshold(0.3);
+        const float scale = static_cast<float>(1.0 / 0.7);
+        const launch_shape blocks = launch_shape_for((n + 3) / 4);
+        emulate_launch(blocks, dropout_body<float>{x.data(), y_drop.data(), mask.data(), n, 42, 7, 3, keep_from, scale});
+        device_buffer dy_drop(y_drop), dmask(mask);
+        check_cuda(launch(blocks, dropout_body<float>{dx_dev.data, dy_drop.data, dmask.data, n, 42, 7, 3, keep_from, scale}),
+                   "dropout");
+        check_cuda(cudaDeviceSynchronize(), "synchronize");
+        compare("dropout mask", n, dmask.to_host(), mask, 0);
+        compare("dropout output", n, dy_drop.to_host(), y_drop, 0);
+
         std::vector<float> p = x, m(size, 0.f), v(size, 0.f), e = x;
         device_buffer dp(p), dm(m), dv(v), de(e), dg(dy);
         for (std::int64_t t = 1; t <= 3; ++t) {

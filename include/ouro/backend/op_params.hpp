@@ -7,6 +7,8 @@
 #include <cstdint>
 
 #include "ouro/core/error.hpp"
+#include "ouro/core/host_device.hpp"
+#include "ouro/core/philox.hpp"
 #include "ouro/core/shape.hpp"
 
 namespace ouro {
@@ -61,7 +63,8 @@ inline shape pool2d_output_shape(const shape& x, std::int64_t kernel, std::int64
 // Element i of a dropout layer's input at training step `step` draws the (i mod 2^14)-th uniform of
 //   philox_stream(seed, rng_purpose::dropout, index = step·2^32 + salt·2^18 + i / 2^14):
 // one stream per chunk of 2^14 elements, so chunks run in parallel on any backend and every
-// element's draw is fixed. `salt` tells the dropout layers of one model apart.
+// element's draw is fixed. `salt` tells the dropout layers of one model apart. An element is kept
+// when the top 24 bits of its draw reach keep_threshold(p): every backend keeps the same elements.
 struct dropout_streams {
     static constexpr std::int64_t chunk_bits = 14;  // elements per Philox stream: 2^14
     static constexpr std::int64_t chunk_index_bits = 18;
@@ -72,8 +75,37 @@ struct dropout_streams {
 
     // The stream index of chunk `chunk` (elements chunk·2^14 …) at (step, salt); requires
     // step <= max_step, salt <= max_salt and chunk < 2^chunk_index_bits.
-    static constexpr std::uint64_t stream_index(std::uint64_t step, std::uint64_t salt, std::uint64_t chunk) {
+    OURO_HOST_DEVICE static constexpr std::uint64_t stream_index(std::uint64_t step, std::uint64_t salt,
+                                                                 std::uint64_t chunk) {
         return (step << 32) | (salt << chunk_index_bits) | chunk;
+    }
+
+    // The draws of elements 4q … 4q + 3 (one Philox block; a chunk holds 2^12 whole blocks): word
+    // j of philox4x32((q mod 2^12, purpose, index), seed), the stream's (4q + j mod 2^14)-th number.
+    OURO_HOST_DEVICE static constexpr philox_counter block(std::uint64_t seed, std::uint64_t step, std::uint64_t salt,
+                                                           std::int64_t q) {
+        constexpr std::int64_t blocks_per_chunk = (std::int64_t{1} << chunk_bits) / 4;
+        const std::uint64_t index = stream_index(step, salt, static_cast<std::uint64_t>(q / blocks_per_chunk));
+        return philox4x32(philox_counter{static_cast<std::uint32_t>(q % blocks_per_chunk),
+                                         static_cast<std::uint32_t>(rng_purpose::dropout),
+                                         static_cast<std::uint32_t>(index), static_cast<std::uint32_t>(index >> 32)},
+                          philox_key{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)});
+    }
+
+    // The least k of 24 bits with philox_stream::uniform_from_bits(k) >= p (2^24: none), found by
+    // bisection with uniform()'s own float expression, a non-decreasing function of k: keeping the
+    // elements whose draw has top bits >= it is keeping those with uniform() >= p, in integers.
+    static std::uint32_t keep_threshold(double p) {
+        auto u = [](std::uint32_t k) { return static_cast<double>(philox_stream::uniform_from_bits(k)); };
+        std::uint32_t lo = 0, hi = std::uint32_t{1} << 24;
+        while (lo < hi) {
+            const std::uint32_t mid = lo + (hi - lo) / 2;
+            if (u(mid) >= p)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        return lo;
     }
 };
 

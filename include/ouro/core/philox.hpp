@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "ouro/core/host_device.hpp"
+
 namespace ouro {
 
 using philox_counter = std::array<std::uint32_t, 4>;
@@ -18,16 +20,18 @@ inline constexpr std::uint32_t philox_m1 = 0xCD9E8D57u;
 inline constexpr std::uint32_t philox_w0 = 0x9E3779B9u;  // key bumps: golden ratio, sqrt(3) - 1
 inline constexpr std::uint32_t philox_w1 = 0xBB67AE85u;
 
-constexpr void mulhilo(std::uint32_t a, std::uint32_t b, std::uint32_t& hi, std::uint32_t& lo) {
+OURO_HOST_DEVICE constexpr void mulhilo(std::uint32_t a, std::uint32_t b, std::uint32_t& hi, std::uint32_t& lo) {
     const std::uint64_t p = std::uint64_t{a} * std::uint64_t{b};
     hi = static_cast<std::uint32_t>(p >> 32);
     lo = static_cast<std::uint32_t>(p);
 }
 }  // namespace detail
 
-// One Philox4x32 block with `rounds` rounds (10 is the standard, crush-resistant choice).
+// One Philox4x32 block with `rounds` rounds (10 is the standard, crush-resistant choice). Also a
+// device function, so the CUDA backend draws the CPU's numbers (std::array's members are constexpr:
+// ouro::cuda compiles with --expt-relaxed-constexpr).
 template <int rounds = 10>
-constexpr philox_counter philox4x32(philox_counter ctr, philox_key key) {
+OURO_HOST_DEVICE constexpr philox_counter philox4x32(philox_counter ctr, philox_key key) {
     for (int r = 0; r < rounds; ++r) {
         if (r > 0) {
             key[0] += detail::philox_w0;

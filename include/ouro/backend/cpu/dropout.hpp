@@ -92,28 +92,21 @@ private:
         require(!mask || !before(mask, out + n) || !before(out, mask + n), "dropout: the mask must not overlap the output");
         const T keep_scale = p < 1 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
         const std::int64_t chunk = std::int64_t{1} << dropout_streams::chunk_bits;
-        const std::uint32_t threshold = keep_threshold_(p);
-        const philox_key key{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)};
+        const std::uint32_t threshold = dropout_streams::keep_threshold(p);
         parallel_for((n + chunk - 1) / chunk,
                      [&](std::int64_t c) {
-                         // The draws of philox_stream(seed, dropout, index), computed block by block: the
-                         // stream's j-th number is word j % 4 of philox4x32((j / 4, purpose, index), seed).
-                         // Stateless blocks vectorise; the stream's one-at-a-time next_u32 does not (4x slower).
-                         // tests/test_dropout_loss.cpp checks that the two agree.
-                         const std::uint64_t index = dropout_streams::stream_index(step, salt, static_cast<std::uint64_t>(c));
+                         // The draws of philox_stream(seed, dropout, index), computed block by block
+                         // (dropout_streams::block): stateless blocks vectorise; the stream's
+                         // one-at-a-time next_u32 does not (4x slower). tests/test_dropout_loss.cpp
+                         // checks that the two agree.
                          const std::int64_t begin = c * chunk, end = std::min(n, begin + chunk);
                          constexpr std::int64_t batch_elements = 1024;
                          alignas(64) std::uint32_t bits[batch_elements];
                          for (std::int64_t b0 = begin; b0 < end; b0 += batch_elements) {
                              const std::int64_t count = std::min(batch_elements, end - b0);
-                             const auto first_block = static_cast<std::uint32_t>((b0 - begin) / 4);
+                             const std::int64_t first_block = b0 / 4;  // chunks and batches start at multiples of 4
                              for (std::int64_t k = 0; k < (count + 3) / 4; ++k) {
-                                 const philox_counter r =
-                                     philox4x32(philox_counter{first_block + static_cast<std::uint32_t>(k),
-                                                               static_cast<std::uint32_t>(rng_purpose::dropout),
-                                                               static_cast<std::uint32_t>(index),
-                                                               static_cast<std::uint32_t>(index >> 32)},
-                                                key);
+                                 const philox_counter r = dropout_streams::block(seed, step, salt, first_block + k);
                                  for (int j = 0; j < 4; ++j) bits[4 * k + j] = r[j];
                              }
                              // Restrict-qualified pointers and local copies of the captured scalars:
@@ -136,22 +129,6 @@ private:
                          }
                      },
                      chunk * 8);
-    }
-
-    // philox_stream::uniform() maps the top 24 bits k of a draw to u(k) = (k + 0.5)·2^-24 in float
-    // arithmetic, a non-decreasing function of k; so u(k) >= p exactly when k >= the least such k,
-    // found here by bisection with the same float expression. The mask loop then compares integers.
-    static std::uint32_t keep_threshold_(double p) {
-        auto u = [](std::uint32_t k) { return static_cast<double>(philox_stream::uniform_from_bits(k)); };
-        std::uint32_t lo = 0, hi = std::uint32_t{1} << 24;  // u(hi − 1) >= p or hi = 2^24 (never kept)
-        while (lo < hi) {
-            const std::uint32_t mid = lo + (hi - lo) / 2;
-            if (u(mid) >= p)
-                hi = mid;
-            else
-                lo = mid + 1;
-        }
-        return lo;
     }
 };
 

@@ -1,5 +1,5 @@
-// CUDA kernel bodies of the pointwise family: SiLU and its gradient, the AdamW update and the EMA
-// update. Each is a functor over a 1-D launch (launch_shape.hpp) that loops grid-stride over its
+// CUDA kernel bodies of the pointwise family: SiLU and its gradient, dropout, the AdamW update and
+// the EMA update. Each is a functor over a 1-D launch (launch_shape.hpp) that loops grid-stride over its
 // n elements; the same body runs in a real launch (launch.cuh) and, in the tests, in an emulated
 // one (emulation.hpp). Each thread touches only its own elements, so any grid gives the same bits.
 #pragma once
@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "ouro/backend/cuda/launch_shape.hpp"
+#include "ouro/backend/op_params.hpp"
 #include "ouro/core/host_device.hpp"
 #include "ouro/optim/adamw_update.hpp"
 
@@ -57,6 +58,33 @@ struct silu_backward_body {
         for (std::int64_t i = at.first(); i < n; i += at.stride()) {
             const T s = T(1) / (T(1) + exp_of(-x[i]));
             dx[i] = dy[i] * s * (x[i] * (T(1) - s) + T(1));
+        }
+    }
+};
+
+// Inverted dropout with the CPU's mask, bit for bit: element i is kept when the top 24 bits of its
+// Philox draw (dropout_streams::block, the layout every backend shares) reach keep_from
+// (dropout_streams::keep_threshold(p), computed on the host), and then scaled by scale = 1/(1 − p).
+// One thread per block of 4 elements, as one Philox block gives 4 draws. mask may be null (the
+// backward draws it again with the same seed, step and salt).
+template <class T>
+struct dropout_body {
+    const T* x;  // (n)
+    T* y;        // (n)
+    T* mask;     // (n) or null
+    std::int64_t n;
+    std::uint64_t seed, step, salt;
+    std::uint32_t keep_from;
+    T scale;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        for (std::int64_t q = at.first(); 4 * q < n; q += at.stride()) {
+            const philox_counter r = dropout_streams::block(seed, step, salt, q);
+            for (int j = 0; j < 4 && 4 * q + j < n; ++j) {
+                const std::int64_t i = 4 * q + j;
+                const T m = (r[j] >> 8) >= keep_from ? scale : T(0);
+                if (mask) mask[i] = m;
+                y[i] = x[i] * m;
+            }
         }
     }
 };
