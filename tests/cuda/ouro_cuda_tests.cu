@@ -10,6 +10,7 @@
 
 #include "ouro/backend/cuda/emulation.hpp"
 #include "ouro/backend/cuda/kernels/pointwise.hpp"
+#include "ouro/backend/cuda/kernels/reductions.hpp"
 #include "ouro/backend/cuda/launch.cuh"
 
 using namespace ouro::cuda_kernels;
@@ -87,6 +88,38 @@ int main() {
         check_cuda(cudaDeviceSynchronize(), "synchronize");
         compare("silu_forward", n, dy_out.to_host(), y, 1e-6);
         compare("silu_backward", n, ddx.to_host(), dx, 1e-6);
+
+        // ReLU, add, and the mean squared error's two passes (its gradient exact, its value in double).
+        std::vector<float> relu(size), relu_grad(size), added(size), dmse(size);
+        emulate_launch(shape, relu_forward_body<float>{x.data(), relu.data(), n});
+        emulate_launch(shape, relu_backward_body<float>{relu.data(), dy.data(), relu_grad.data(), n});
+        emulate_launch(shape, add_body<float>{x.data(), dy.data(), added.data(), n});
+        const std::int64_t slices = shape.grid * shape.block;
+        std::vector<double> partial(static_cast<std::size_t>(slices));
+        double loss = 0;
+        const float scale2 = static_cast<float>(2.0 / static_cast<double>(n));
+        emulate_launch(shape, mse_partial_body<float>{x.data(), dy.data(), dmse.data(), partial.data(), n, slices, scale2});
+        emulate_launch(launch_shape_for(1, 32), mse_total_body{partial.data(), &loss, slices, n});
+        device_buffer drelu(relu), drelu_grad(relu_grad), dadded(added), ddmse(dmse);
+        double* dpartial = nullptr;
+        double* dloss = nullptr;
+        check_cuda(cudaMalloc(&dpartial, partial.size() * sizeof(double)), "cudaMalloc");
+        check_cuda(cudaMalloc(&dloss, sizeof(double)), "cudaMalloc");
+        check_cuda(launch(shape, relu_forward_body<float>{dx_dev.data, drelu.data, n}), "relu_forward");
+        check_cuda(launch(shape, relu_backward_body<float>{drelu.data, ddy.data, drelu_grad.data, n}), "relu_backward");
+        check_cuda(launch(shape, add_body<float>{dx_dev.data, ddy.data, dadded.data, n}), "add");
+        check_cuda(launch(shape, mse_partial_body<float>{dx_dev.data, ddy.data, ddmse.data, dpartial, n, slices, scale2}),
+                   "mse_partial");
+        check_cuda(launch(launch_shape_for(1, 32), mse_total_body{dpartial, dloss, slices, n}), "mse_total");
+        double device_loss = 0;
+        check_cuda(cudaMemcpy(&device_loss, dloss, sizeof(double), cudaMemcpyDeviceToHost), "cudaMemcpy to host");
+        cudaFree(dpartial);
+        cudaFree(dloss);
+        compare("relu_forward", n, drelu.to_host(), relu, 0);
+        compare("relu_backward", n, drelu_grad.to_host(), relu_grad, 0);
+        compare("add", n, dadded.to_host(), added, 0);
+        compare("mse gradient", n, ddmse.to_host(), dmse, 0);
+        compare("mse loss", n, {static_cast<float>(device_loss)}, {static_cast<float>(loss)}, 1e-6);
 
         // Dropout: the device keeps exactly the host's elements (the tolerance is 0).
         std::vector<float> y_drop(size), mask(size);

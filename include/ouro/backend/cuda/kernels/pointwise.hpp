@@ -1,5 +1,5 @@
-// CUDA kernel bodies of the pointwise family: SiLU and its gradient, dropout, the AdamW update and
-// the EMA update. Each is a functor over a 1-D launch (launch_shape.hpp) that loops grid-stride over its
+// CUDA kernel bodies of the pointwise family: SiLU and ReLU with their gradients, sums, the
+// per-channel shift, dropout, the AdamW update and the EMA update. Each is a functor over a 1-D launch (launch_shape.hpp) that loops grid-stride over its
 // n elements; the same body runs in a real launch (launch.cuh) and, in the tests, in an emulated
 // one (emulation.hpp). Each thread touches only its own elements, so any grid gives the same bits.
 #pragma once
@@ -59,6 +59,54 @@ struct silu_backward_body {
             const T s = T(1) / (T(1) + exp_of(-x[i]));
             dx[i] = dy[i] * s * (x[i] * (T(1) - s) + T(1));
         }
+    }
+};
+
+// y = max(x, 0), NaN kept (as torch.relu and the CPU's select).
+template <class T>
+struct relu_forward_body {
+    const T* x;  // (n)
+    T* y;        // (n)
+    std::int64_t n;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        for (std::int64_t i = at.first(); i < n; i += at.stride()) y[i] = x[i] < T(0) ? T(0) : x[i];
+    }
+};
+
+// dx = dy where y > 0, else 0 (y: the forward's output).
+template <class T>
+struct relu_backward_body {
+    const T* y;   // (n)
+    const T* dy;  // (n)
+    T* dx;        // (n)
+    std::int64_t n;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        for (std::int64_t i = at.first(); i < n; i += at.stride()) dx[i] = y[i] > T(0) ? dy[i] : T(0);
+    }
+};
+
+// y = a + b: elementwise_add, and accumulate (y += x) with a = y.
+template <class T>
+struct add_body {
+    const T* a;  // (n)
+    const T* b;  // (n)
+    T* y;        // (n), may be a
+    std::int64_t n;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        for (std::int64_t i = at.first(); i < n; i += at.stride()) y[i] = a[i] + b[i];
+    }
+};
+
+// y[p, i] = x[p, i] + v[p] over planes p = (b, c) of `plane` elements each (add_per_channel).
+template <class T>
+struct add_per_channel_body {
+    const T* x;  // (planes, plane)
+    const T* v;  // (planes)
+    T* y;        // (planes, plane)
+    std::int64_t planes, plane;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        const std::int64_t n = planes * plane;
+        for (std::int64_t i = at.first(); i < n; i += at.stride()) y[i] = x[i] + v[i / plane];
     }
 };
 
