@@ -12,9 +12,12 @@
 
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/backend/cuda/emulation.hpp"
+#include "ouro/backend/cuda/kernels/diffusion.hpp"
 #include "ouro/backend/cuda/kernels/pointwise.hpp"
 #include "ouro/backend/cuda/kernels/reductions.hpp"
 #include "ouro/core/parameter_store.hpp"
+#include "ouro/diffusion/forward_process.hpp"
+#include "ouro/diffusion/schedule.hpp"
 #include "ouro/optim/adamw.hpp"
 #include "ouro/optim/ema.hpp"
 #include "support/gradcheck.hpp"
@@ -129,6 +132,38 @@ TEST_CASE("the CUDA mean squared error: its gradient bit for bit, its value with
         // The CPU sums each chunk in float SIMD lanes (with FMAs), this body in double: seen 3e-8 apart.
         CHECK(loss == Approx(loss_cpu).epsilon(1e-6));
         if (n >= 256) CHECK(loss > 1.5);  // the mean of (a − b)² for independent unit normals: about 2
+    }
+}
+
+TEST_CASE("the CUDA noise body draws the CPU's Philox normals, and q_sample mixes them as the CPU does") {
+    const diffusion::schedule_table table(diffusion::linear_ho2020{}, 1000);
+    // Items of odd and even length (a dropped second of the last pair), one and several blocks.
+    for (const std::int64_t per_item : {std::int64_t{1}, std::int64_t{7}, std::int64_t{784}, std::int64_t{3 * 32 * 32}}) {
+        const std::int64_t items = 5;
+        const shape dims{items, per_item};
+        tensor<float> eps_cpu(dims), eps(dims);
+        const std::uint64_t seed = 0xfeed'beef'1234ULL, first_index = 77;
+        diffusion::draw_noise<float>(eps_cpu.view(), seed, first_index);
+        emulate_launch(launch_shape_for(items * ((per_item + 1) / 2), 64, 3),
+                       cuda_kernels::normal_noise_body<float>{eps.data(), items, per_item, seed, first_index});
+        INFO("per_item = " << per_item);
+        // The host compiler gives the body the CPU's own std::log, sin and cos: the same bits.
+        CHECK(std::equal(eps.begin(), eps.end(), eps_cpu.begin()));
+
+        const tensor<float> x0 = testing::random_tensor<float>(dims, 61);
+        tensor<std::int64_t> t(shape{items});
+        for (std::int64_t b = 0; b < items; ++b) t[b] = 1 + 211 * b;  // 1 … 845
+        tensor<float> x_t_cpu(dims), x_t(dims);
+        diffusion::q_sample<float>(table, x0.view(), t.view(), eps_cpu.view(), x_t_cpu.view());
+        std::vector<double> a, s;
+        for (std::int64_t b = 0; b < items; ++b) {
+            a.push_back(table.sqrt_alphas_cumprod()[static_cast<std::size_t>(t[b])]);
+            s.push_back(table.sqrt_one_minus_alphas_cumprod()[static_cast<std::size_t>(t[b])]);
+        }
+        emulate_launch(launch_shape_for(dims.numel()), cuda_kernels::q_sample_body<float>{x0.data(), eps.data(), a.data(), s.data(),
+                                                                                         x_t.data(), items, per_item});
+        // In double and rounded once on both sides; only a contracted multiply-add could differ (1 ulp).
+        CHECK(worst_relative_gap(x_t.data(), x_t_cpu.data(), dims.numel()) < 2e-7);
     }
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ouro/backend/cuda/emulation.hpp"
+#include "ouro/backend/cuda/kernels/diffusion.hpp"
 #include "ouro/backend/cuda/kernels/pointwise.hpp"
 #include "ouro/backend/cuda/kernels/reductions.hpp"
 #include "ouro/backend/cuda/launch.cuh"
@@ -120,6 +121,19 @@ int main() {
         compare("add", n, dadded.to_host(), added, 0);
         compare("mse gradient", n, ddmse.to_host(), dmse, 0);
         compare("mse loss", n, {static_cast<float>(device_loss)}, {static_cast<float>(loss)}, 1e-6);
+
+        // Philox normals: the device's logf, sinf and cosf against the host's (a few ulps).
+        {
+            const std::int64_t items = 3, per_item = (n + 2) / 3;
+            const auto total = static_cast<std::size_t>(items * per_item);
+            std::vector<float> noise(total);
+            const launch_shape pairs = launch_shape_for(items * ((per_item + 1) / 2));
+            emulate_launch(pairs, normal_noise_body<float>{noise.data(), items, per_item, 5, 11});
+            device_buffer dnoise(noise);
+            check_cuda(launch(pairs, normal_noise_body<float>{dnoise.data, items, per_item, 5, 11}), "normal_noise");
+            check_cuda(cudaDeviceSynchronize(), "synchronize");
+            compare("normal noise", items * per_item, dnoise.to_host(), noise, 1e-5);
+        }
 
         // Dropout: the device keeps exactly the host's elements (the tolerance is 0).
         std::vector<float> y_drop(size), mask(size);

@@ -45,6 +45,24 @@ OURO_HOST_DEVICE constexpr philox_counter philox4x32(philox_counter ctr, philox_
     return ctr;
 }
 
+// The standard normal pair of Box–Muller (Box & Muller 1958) from two uniforms on (0, 1):
+// first = r·cos θ, second = r·sin θ, r = sqrt(−2 ln u1), θ = 2π·u2, in float. philox_stream::normal
+// returns first, then second; the CUDA backend's noise kernels call it too (with the device's
+// logf, sqrtf, sinf and cosf there, which may differ from the host's in the last bits).
+OURO_HOST_DEVICE inline void box_muller(float u1, float u2, float& first, float& second) {
+#if defined(__CUDA_ARCH__)
+    const float r = ::sqrtf(-2.0f * ::logf(u1));
+    const float theta = 6.28318530717958647692f * u2;
+    second = r * ::sinf(theta);
+    first = r * ::cosf(theta);
+#else
+    const float r = std::sqrt(-2.0f * std::log(u1));
+    const float theta = 6.28318530717958647692f * u2;
+    second = r * std::sin(theta);
+    first = r * std::cos(theta);
+#endif
+}
+
 // Purposes keep streams that share a seed apart (noise for training, dropout, shuffling, ...).
 enum class rng_purpose : std::uint32_t {
     init = 1,
@@ -91,7 +109,7 @@ public:
     // Uniform on the open interval (0, 1), 24 random bits. (k + 0.5)·2^-24 rounds to 1.0f for the
     // top k, which is therefore mapped to the largest float below 1.
     constexpr float uniform() { return uniform_from_bits(next_u32() >> 8); }
-    static constexpr float uniform_from_bits(std::uint32_t k24) {
+    OURO_HOST_DEVICE static constexpr float uniform_from_bits(std::uint32_t k24) {
         const float u = (static_cast<float>(k24) + 0.5f) * 0x1p-24f;
         return u < 1.0f ? u : 0x1.fffffep-1f;
     }
@@ -109,11 +127,10 @@ public:
             return spare_;
         }
         const float u1 = uniform(), u2 = uniform();
-        const float r = std::sqrt(-2.0f * std::log(u1));
-        const float theta = 6.28318530717958647692f * u2;
-        spare_ = r * std::sin(theta);
+        float first = 0;
+        box_muller(u1, u2, first, spare_);
         has_spare_ = true;
-        return r * std::cos(theta);
+        return first;
     }
 
     // Uniform integer in [0, n) by Lemire's multiply-shift, with rejection for exactness.
