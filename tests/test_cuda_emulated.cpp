@@ -13,6 +13,7 @@
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/backend/cuda/emulation.hpp"
 #include "ouro/backend/cuda/kernels/diffusion.hpp"
+#include "ouro/backend/cuda/kernels/norm.hpp"
 #include "ouro/backend/cuda/kernels/pointwise.hpp"
 #include "ouro/backend/cuda/kernels/reductions.hpp"
 #include "ouro/core/parameter_store.hpp"
@@ -164,6 +165,39 @@ TEST_CASE("the CUDA noise body draws the CPU's Philox normals, and q_sample mixe
                                                                                          x_t.data(), items, per_item});
         // In double and rounded once on both sides; only a contracted multiply-add could differ (1 ulp).
         CHECK(worst_relative_gap(x_t.data(), x_t_cpu.data(), dims.numel()) < 2e-7);
+    }
+}
+
+TEST_CASE("the CUDA group norm bodies agree with ops<cpu>, plain and fused with SiLU") {
+    // (B, C, H, W, groups): groups of one channel, of several, a 1×1 map, an odd map.
+    const std::int64_t cases[][5] = {{2, 8, 7, 7, 8}, {3, 32, 14, 14, 8}, {1, 6, 1, 1, 3}, {2, 16, 5, 3, 4}};
+    for (const auto& c : cases) {
+        const std::int64_t b = c[0], ch = c[1], hw = c[2] * c[3], groups = c[4];
+        const shape dims{b, ch, c[2], c[3]};
+        tensor<float> x = testing::random_tensor<float>(dims, 71, 3.0);
+        for (auto& v : x) v += 1.5f;  // a mean away from 0
+        const tensor<float> gamma = testing::random_tensor<float>(shape{ch}, 72), beta = testing::random_tensor<float>(shape{ch}, 73);
+        tensor<float> y_cpu(dims), mean_cpu(shape{b, groups}), rstd_cpu(shape{b, groups}), ys_cpu(dims), coef_cpu(shape{b, ch, 2});
+        tensor<float> m2(shape{b, groups}), r2(shape{b, groups});
+        ops<cpu>::group_norm_forward<float>(x.view(), gamma.view(), beta.view(), y_cpu.view(), mean_cpu.view(), rstd_cpu.view(),
+                                            groups);
+        ops<cpu>::group_norm_silu_forward<float>(x.view(), gamma.view(), beta.view(), ys_cpu.view(), m2.view(), r2.view(),
+                                                 coef_cpu.view(), groups);
+        tensor<float> y(dims), ys(dims), mean(shape{b, groups}), rstd(shape{b, groups}), coef(shape{b, ch, 2});
+        emulate_launch(launch_shape_for(b * groups, 32, 1),
+                       cuda_kernels::group_norm_stats_body<float>{x.data(), gamma.data(), beta.data(), mean.data(), rstd.data(),
+                                                                  coef.data(), b, ch, groups, hw, 1e-5});
+        emulate_launch(launch_shape_for(dims.numel(), 64, 3),
+                       cuda_kernels::group_norm_apply_body<float, false>{x.data(), coef.data(), y.data(), b * ch, hw});
+        emulate_launch(launch_shape_for(dims.numel(), 64, 3),
+                       cuda_kernels::group_norm_apply_body<float, true>{x.data(), coef.data(), ys.data(), b * ch, hw});
+        INFO("x " << dims << ", groups " << groups);
+        // Statistics and coefficients: the CPU sums blocks in float lanes, this body in double.
+        CHECK(worst_relative_gap(mean.data(), mean_cpu.data(), b * groups) < 1e-6);
+        CHECK(worst_relative_gap(rstd.data(), rstd_cpu.data(), b * groups) < 1e-5);
+        CHECK(worst_relative_gap(coef.data(), coef_cpu.data(), 2 * b * ch) < 1e-5);
+        CHECK(worst_relative_gap(y.data(), y_cpu.data(), dims.numel()) < 1e-5);
+        CHECK(worst_relative_gap(ys.data(), ys_cpu.data(), dims.numel()) < 1e-5);
     }
 }
 
