@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "ouro/backend/cpu/ops.hpp"
@@ -15,6 +16,7 @@
 #include "ouro/backend/cuda/kernels/diffusion.hpp"
 #include "ouro/backend/cuda/kernels/norm.hpp"
 #include "ouro/backend/cuda/kernels/pointwise.hpp"
+#include "ouro/backend/cuda/kernels/resample.hpp"
 #include "ouro/backend/cuda/kernels/reductions.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/diffusion/forward_process.hpp"
@@ -198,6 +200,33 @@ TEST_CASE("the CUDA group norm bodies agree with ops<cpu>, plain and fused with 
         CHECK(worst_relative_gap(coef.data(), coef_cpu.data(), 2 * b * ch) < 1e-5);
         CHECK(worst_relative_gap(y.data(), y_cpu.data(), dims.numel()) < 1e-5);
         CHECK(worst_relative_gap(ys.data(), ys_cpu.data(), dims.numel()) < 1e-5);
+    }
+}
+
+TEST_CASE("the CUDA upsampling and concatenation bodies equal ops<cpu> bit for bit") {
+    for (const auto [h, w] : {std::pair<std::int64_t, std::int64_t>{1, 1}, {7, 7}, {3, 5}}) {
+        const std::int64_t b = 2, c = 3, planes = b * c;
+        const tensor<float> x = testing::random_tensor<float>(shape{b, c, h, w}, 81);
+        const tensor<float> dy = testing::random_tensor<float>(shape{b, c, 2 * h, 2 * w}, 82);
+        tensor<float> y_cpu(dy.dims()), y(dy.dims()), dx_cpu(x.dims()), dx(x.dims());
+        ops<cpu>::upsample_nearest2x_forward<float>(x.view(), y_cpu.view());
+        ops<cpu>::upsample_nearest2x_backward<float>(dy.view(), dx_cpu.view());
+        emulate_launch(launch_shape_for(y.numel(), 32, 2), cuda_kernels::upsample_nearest2x_forward_body<float>{x.data(), y.data(), planes, h, w});
+        emulate_launch(launch_shape_for(dx.numel(), 32, 2), cuda_kernels::upsample_nearest2x_backward_body<float>{dy.data(), dx.data(), planes, h, w});
+        INFO("h = " << h << ", w = " << w);
+        CHECK(std::equal(y.begin(), y.end(), y_cpu.begin()));
+        CHECK(std::equal(dx.begin(), dx.end(), dx_cpu.begin()));
+
+        const tensor<float> a = testing::random_tensor<float>(shape{b, 2, h, w}, 83), bb = testing::random_tensor<float>(shape{b, 5, h, w}, 84);
+        tensor<float> cat_cpu(shape{b, 7, h, w}), cat(shape{b, 7, h, w});
+        ops<cpu>::concat_channels_forward<float>(a.view(), bb.view(), cat_cpu.view());
+        const std::int64_t na = 2 * h * w, nb = 5 * h * w;
+        emulate_launch(launch_shape_for(cat.numel(), 32, 3), cuda_kernels::concat_channels_forward_body<float>{a.data(), bb.data(), cat.data(), b, na, nb});
+        CHECK(std::equal(cat.begin(), cat.end(), cat_cpu.begin()));
+        tensor<float> da(a.dims()), db(bb.dims());
+        emulate_launch(launch_shape_for(cat.numel(), 32, 3), cuda_kernels::concat_channels_backward_body<float>{cat.data(), da.data(), db.data(), b, na, nb});
+        CHECK(std::equal(da.begin(), da.end(), a.begin()));  // the split gives back what was joined
+        CHECK(std::equal(db.begin(), db.end(), bb.begin()));
     }
 }
 
