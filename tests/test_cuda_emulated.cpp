@@ -14,6 +14,7 @@
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/backend/cuda/emulation.hpp"
 #include "ouro/backend/cuda/kernels/diffusion.hpp"
+#include "ouro/backend/cuda/kernels/embedding.hpp"
 #include "ouro/backend/cuda/kernels/norm.hpp"
 #include "ouro/backend/cuda/kernels/pointwise.hpp"
 #include "ouro/backend/cuda/kernels/resample.hpp"
@@ -228,6 +229,41 @@ TEST_CASE("the CUDA upsampling and concatenation bodies equal ops<cpu> bit for b
         CHECK(std::equal(da.begin(), da.end(), a.begin()));  // the split gives back what was joined
         CHECK(std::equal(db.begin(), db.end(), bb.begin()));
     }
+}
+
+TEST_CASE("the CUDA embedding bodies equal ops<cpu> bit for bit") {
+    const std::int64_t batch = 6;
+    tensor<float> t(shape{batch});
+    for (std::int64_t b = 0; b < batch; ++b) t[b] = static_cast<float>(b * 173 + 1) + 0.25f;
+    for (const std::int64_t dim : {std::int64_t{1}, std::int64_t{7}, std::int64_t{64}}) {
+        tensor<float> y_cpu(shape{batch, dim}), y(shape{batch, dim});
+        ops<cpu>::sinusoidal_timestep_embedding<float>(t.view(), y_cpu.view());
+        emulate_launch(launch_shape_for(batch * dim, 32, 2),
+                       cuda_kernels::sinusoidal_embedding_body<float>{t.data(), y.data(), batch, dim, 10000.0});
+        const tensor<float> dy = testing::random_tensor<float>(shape{batch, dim}, 91);
+        tensor<float> dt_cpu(shape{batch}), dt(shape{batch});
+        ops<cpu>::sinusoidal_timestep_embedding_backward<float>(t.view(), dy.view(), dt_cpu.view());
+        emulate_launch(launch_shape_for(batch, 32, 1),
+                       cuda_kernels::sinusoidal_embedding_backward_body<float>{t.data(), dy.data(), dt.data(), batch, dim, 10000.0});
+        INFO("dim = " << dim);
+        CHECK(std::equal(y.begin(), y.end(), y_cpu.begin()));
+        CHECK(std::equal(dt.begin(), dt.end(), dt_cpu.begin()));
+    }
+    // Labels with repeats: 2 appears three times, so its gradient row sums three rows in order.
+    tensor<std::int64_t> labels(shape{batch});
+    const std::int64_t values[] = {2, 0, 2, 9, 2, 5};
+    std::copy(values, values + batch, labels.begin());
+    const std::int64_t classes = 10, dim = 5;
+    const tensor<float> table = testing::random_tensor<float>(shape{classes, dim}, 92), dy = testing::random_tensor<float>(shape{batch, dim}, 93);
+    tensor<float> y_cpu(shape{batch, dim}), y(shape{batch, dim});
+    tensor<float> g_cpu = testing::random_tensor<float>(shape{classes, dim}, 94), g = g_cpu;  // accumulated into
+    ops<cpu>::label_embedding_forward<float>(labels.view(), table.view(), y_cpu.view());
+    ops<cpu>::label_embedding_backward<float>(labels.view(), dy.view(), g_cpu.view());
+    emulate_launch(launch_shape_for(batch * dim, 32, 1), cuda_kernels::label_embedding_forward_body<float>{labels.data(), table.data(), y.data(), batch, dim});
+    emulate_launch(launch_shape_for(classes * dim, 32, 1),
+                   cuda_kernels::label_embedding_backward_body<float>{labels.data(), dy.data(), g.data(), batch, classes, dim});
+    CHECK(std::equal(y.begin(), y.end(), y_cpu.begin()));
+    CHECK(std::equal(g.begin(), g.end(), g_cpu.begin()));
 }
 
 TEST_CASE("the CUDA dropout body keeps the CPU's elements, bit for bit") {
