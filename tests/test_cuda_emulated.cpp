@@ -266,6 +266,49 @@ TEST_CASE("the CUDA embedding bodies equal ops<cpu> bit for bit") {
     CHECK(std::equal(g.begin(), g.end(), g_cpu.begin()));
 }
 
+TEST_CASE("the CUDA group norm backward bodies agree with ops<cpu>, plain and fused with SiLU") {
+    const std::int64_t cases[][5] = {{2, 8, 7, 7, 8}, {3, 32, 14, 14, 8}, {1, 6, 1, 1, 3}, {2, 16, 5, 3, 4}};
+    for (const auto& c : cases) {
+        const std::int64_t b = c[0], ch = c[1], hw = c[2] * c[3], groups = c[4];
+        const shape dims{b, ch, c[2], c[3]};
+        const tensor<float> x = testing::random_tensor<float>(dims, 101, 2.0), dy = testing::random_tensor<float>(dims, 102);
+        const tensor<float> gamma = testing::random_tensor<float>(shape{ch}, 103), beta = testing::random_tensor<float>(shape{ch}, 104);
+        tensor<float> y(dims), mean(shape{b, groups}), rstd(shape{b, groups}), coef(shape{b, ch, 2});
+        ops<cpu>::group_norm_silu_forward<float>(x.view(), gamma.view(), beta.view(), y.view(), mean.view(), rstd.view(),
+                                                 coef.view(), groups);
+        for (const bool silu : {false, true}) {
+            tensor<float> dx_cpu(dims), dg_cpu = testing::random_tensor<float>(shape{ch}, 105), db_cpu = testing::random_tensor<float>(shape{ch}, 106);
+            tensor<float> dx(dims), dg = dg_cpu, db = db_cpu;  // both accumulate into the same start
+            if (silu)
+                ops<cpu>::group_norm_silu_backward<float>(x.view(), dy.view(), gamma.view(), mean.view(), rstd.view(), coef.view(),
+                                                          dx_cpu.view(), dg_cpu.view(), db_cpu.view());
+            else
+                ops<cpu>::group_norm_backward<float>(x.view(), dy.view(), gamma.view(), mean.view(), rstd.view(), dx_cpu.view(),
+                                                     dg_cpu.view(), db_cpu.view());
+            std::vector<double> dev_sums(static_cast<std::size_t>(b * ch)), dy_sums(dev_sums), group_coef(static_cast<std::size_t>(2 * b * groups));
+            const auto sums_launch = launch_shape_for(b * groups, 32, 1);
+            if (silu)
+                emulate_launch(sums_launch, cuda_kernels::group_norm_backward_sums_body<float, true>{
+                                                x.data(), dy.data(), gamma.data(), mean.data(), rstd.data(), coef.data(), dx.data(),
+                                                dev_sums.data(), dy_sums.data(), group_coef.data(), b, ch, groups, hw});
+            else
+                emulate_launch(sums_launch, cuda_kernels::group_norm_backward_sums_body<float, false>{
+                                                x.data(), dy.data(), gamma.data(), mean.data(), rstd.data(), nullptr, nullptr,
+                                                dev_sums.data(), dy_sums.data(), group_coef.data(), b, ch, groups, hw});
+            emulate_launch(launch_shape_for(dims.numel(), 64, 3),
+                           cuda_kernels::group_norm_backward_combine_body<float>{silu ? dx.data() : dy.data(), x.data(), gamma.data(),
+                                                                                 rstd.data(), group_coef.data(), dx.data(), b, ch, groups, hw});
+            emulate_launch(launch_shape_for(ch, 32, 1), cuda_kernels::group_norm_backward_parameters_body<float>{
+                                                            rstd.data(), dev_sums.data(), dy_sums.data(), dg.data(), db.data(), b, ch, groups});
+            INFO("x " << dims << ", groups " << groups << (silu ? ", fused with SiLU" : ""));
+            // The CPU sums blocks in float lanes, these bodies in double.
+            CHECK(worst_relative_gap(dx.data(), dx_cpu.data(), dims.numel()) < 1e-5);
+            CHECK(worst_relative_gap(dg.data(), dg_cpu.data(), ch) < 1e-5);
+            CHECK(worst_relative_gap(db.data(), db_cpu.data(), ch) < 1e-5);
+        }
+    }
+}
+
 TEST_CASE("the CUDA dropout body keeps the CPU's elements, bit for bit") {
     for (const std::int64_t n : odd_sizes)
         for (const double p : {0.0, 0.1, 0.5, 1.0}) {

@@ -1,5 +1,6 @@
 // CUDA kernel bodies of group normalisation (Wu & He 2018, eqs. (1)-(2)), optionally fused with
-// SiLU, as ops<cpu>'s group_norm_forward and group_norm_silu_forward: a first launch computes each
+// SiLU, and of its gradient, as ops<cpu>'s group_norm_forward, group_norm_silu_forward and their
+// backwards (below). The forward: a first launch computes each
 // (sample, group)'s mean and 1/std in double (two passes, in index order: the same order whatever
 // the grid) and each (sample, channel)'s affine map y = a·x + shift; a second applies it per
 // element, with one fused multiply-add as the CPU does. One thread per (sample, group) in the first
@@ -81,6 +82,109 @@ struct group_norm_apply_body {
             const T v = fma_of(coefficients[2 * bc], x[i], coefficients[2 * bc + 1]);
             if constexpr (Silu) y[i] = v / (T(1) + exp_of(-v));
             else y[i] = v;
+        }
+    }
+};
+
+// The gradient, in three launches as the CPU's backward_ computes it in two loops:
+//  1. group_norm_backward_sums_body, one thread per (b, g): with Silu, the SiLU's gradient at the
+//     forward's a·x + shift into dx (which then serves as the normalisation's dy); per channel
+//     Σ dy·(x − mean) and Σ dy (into dev_sums, dy_sums (B, C), double), and the group's
+//     coefficients of dx = r·γ_c·dy + coef_x·x + coef_0 (into group_coefficients (B, G, 2), double);
+//  2. group_norm_backward_combine_body, per element: that dx, two fused multiply-adds as the CPU;
+//  3. group_norm_backward_parameters_body, one thread per channel: dγ_c += Σ_b rstd·dev_sum,
+//     dβ_c += Σ_b dy_sum, b in order.
+template <class T, bool Silu>
+struct group_norm_backward_sums_body {
+    const T* x;             // (B, C, hw)
+    const T* dy;            // (B, C, hw)
+    const T* gamma;         // (C)
+    const T* mean;          // (B, groups)
+    const T* rstd;          // (B, groups)
+    const T* coefficients;  // (B, C, 2) of the forward (Silu only)
+    T* dx;                  // (B, C, hw): the SiLU's gradient (Silu only)
+    double* dev_sums;       // (B, C)
+    double* dy_sums;        // (B, C)
+    double* group_coefficients;  // (B, groups, 2): coef_x, coef_0
+    std::int64_t batch, channels, groups, hw;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        const std::int64_t cg = channels / groups, n = cg * hw;
+        for (std::int64_t item = at.first(); item < batch * groups; item += at.stride()) {
+            const std::int64_t b = item / groups, g = item % groups, offset = item * n;
+            const double m = static_cast<double>(mean[item]), r = static_cast<double>(rstd[item]);
+            const T* g_dy = dy;
+            if constexpr (Silu) {
+                for (std::int64_t k = 0; k < cg; ++k) {
+                    const std::int64_t bc = b * channels + g * cg + k;
+                    const T a = coefficients[2 * bc], shift = coefficients[2 * bc + 1];
+                    for (std::int64_t i = offset + k * hw; i < offset + (k + 1) * hw; ++i) {
+                        const T v = fma_of(a, x[i], shift), sig = T(1) / (T(1) + exp_of(-v));
+                        dx[i] = dy[i] * sig * fma_of(v, T(1) - sig, T(1));
+                    }
+                }
+                g_dy = dx;
+            }
+            double sum_dxhat = 0, sum_dxhat_dev = 0;
+            for (std::int64_t k = 0; k < cg; ++k) {
+                const std::int64_t c = g * cg + k;
+                double dev = 0, sum = 0;
+                for (std::int64_t i = offset + k * hw; i < offset + (k + 1) * hw; ++i) {
+                    dev += static_cast<double>(g_dy[i]) * (static_cast<double>(x[i]) - m);
+                    sum += static_cast<double>(g_dy[i]);
+                }
+                dev_sums[b * channels + c] = dev;
+                dy_sums[b * channels + c] = sum;
+                const double gm = static_cast<double>(gamma[c]);
+                sum_dxhat += gm * sum;
+                sum_dxhat_dev += gm * dev;
+            }
+            const double m1 = sum_dxhat / static_cast<double>(n), m2 = sum_dxhat_dev / static_cast<double>(n);
+            group_coefficients[2 * item] = -r * r * r * m2;
+            group_coefficients[2 * item + 1] = r * r * r * m2 * m - r * m1;
+        }
+    }
+};
+
+// dx = a·dy + (coef_x·x + coef_0) with a = rstd·γ_c; dy is the SiLU's gradient already in dx when
+// the forward was fused (pass dx as dy then: each element reads only itself).
+template <class T>
+struct group_norm_backward_combine_body {
+    const T* dy;                       // (B, C, hw)
+    const T* x;                        // (B, C, hw)
+    const T* gamma;                    // (C)
+    const T* rstd;                     // (B, groups)
+    const double* group_coefficients;  // (B, groups, 2)
+    T* dx;                             // (B, C, hw)
+    std::int64_t batch, channels, groups, hw;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        const std::int64_t cg = channels / groups, n = batch * channels * hw;
+        for (std::int64_t i = at.first(); i < n; i += at.stride()) {
+            const std::int64_t bc = i / hw, c = bc % channels, item = bc / channels * groups + c / cg;
+            const T a = static_cast<T>(static_cast<double>(rstd[item]) * static_cast<double>(gamma[c]));
+            const T bx = static_cast<T>(group_coefficients[2 * item]), c0 = static_cast<T>(group_coefficients[2 * item + 1]);
+            dx[i] = fma_of(a, dy[i], fma_of(bx, x[i], c0));
+        }
+    }
+};
+
+template <class T>
+struct group_norm_backward_parameters_body {
+    const T* rstd;            // (B, groups)
+    const double* dev_sums;   // (B, C)
+    const double* dy_sums;    // (B, C)
+    T* dgamma;                // (C), accumulated into
+    T* dbeta;                 // (C), accumulated into
+    std::int64_t batch, channels, groups;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        const std::int64_t cg = channels / groups;
+        for (std::int64_t c = at.first(); c < channels; c += at.stride()) {
+            double dg = 0, db = 0;
+            for (std::int64_t b = 0; b < batch; ++b) {
+                dg += static_cast<double>(rstd[b * groups + c / cg]) * dev_sums[b * channels + c];
+                db += dy_sums[b * channels + c];
+            }
+            dgamma[c] += static_cast<T>(dg);
+            dbeta[c] += static_cast<T>(db);
         }
     }
 };
