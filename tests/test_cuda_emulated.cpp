@@ -17,6 +17,7 @@
 #include "ouro/backend/cuda/kernels/embedding.hpp"
 #include "ouro/backend/cuda/kernels/norm.hpp"
 #include "ouro/backend/cuda/kernels/pointwise.hpp"
+#include "ouro/backend/cuda/kernels/pool.hpp"
 #include "ouro/backend/cuda/kernels/resample.hpp"
 #include "ouro/backend/cuda/kernels/reductions.hpp"
 #include "ouro/core/parameter_store.hpp"
@@ -306,6 +307,39 @@ TEST_CASE("the CUDA group norm backward bodies agree with ops<cpu>, plain and fu
             CHECK(worst_relative_gap(dg.data(), dg_cpu.data(), ch) < 1e-5);
             CHECK(worst_relative_gap(db.data(), db_cpu.data(), ch) < 1e-5);
         }
+    }
+}
+
+TEST_CASE("the CUDA pooling bodies equal ops<cpu> bit for bit, overlapping windows and ties included") {
+    // (H, W, kernel, stride): disjoint, overlapping, and a right edge the floor mode drops.
+    const std::int64_t cases[][4] = {{8, 8, 2, 2}, {7, 9, 3, 1}, {9, 7, 3, 2}, {5, 5, 5, 1}};
+    for (const auto& c : cases) {
+        const std::int64_t b = 2, ch = 3, h = c[0], w = c[1], kernel = c[2], stride = c[3];
+        const shape in{b, ch, h, w}, out = pool2d_output_shape(in, kernel, stride);
+        tensor<float> x = testing::random_tensor<float>(in, 111);
+        for (std::int64_t i = 0; i < x.numel(); i += 5) x[i] = std::round(x[i]);  // ties within windows
+        x[7] = std::numeric_limits<float>::quiet_NaN();
+        const tensor<float> dy = testing::random_tensor<float>(out, 112);
+        const cuda_kernels::pool_geometry g{b * ch, h, w, out[2], out[3], kernel, stride};
+        tensor<float> avg_cpu(out), avg(out), davg_cpu(in), davg(in), max_cpu(out), max(out), dmax_cpu(in), dmax(in);
+        tensor<std::int64_t> idx_cpu(out), idx(out);
+        ops<cpu>::avg_pool2d_forward<float>(x.view(), avg_cpu.view(), kernel, stride);
+        ops<cpu>::avg_pool2d_backward<float>(dy.view(), davg_cpu.view(), kernel, stride);
+        ops<cpu>::max_pool2d_forward<float>(x.view(), max_cpu.view(), idx_cpu.view(), kernel, stride);
+        ops<cpu>::max_pool2d_backward<float>(dy.view(), idx_cpu.view(), dmax_cpu.view());
+        emulate_launch(launch_shape_for(out.numel(), 32, 2), cuda_kernels::avg_pool2d_forward_body<float>{x.data(), avg.data(), g});
+        emulate_launch(launch_shape_for(in.numel(), 32, 2), cuda_kernels::avg_pool2d_backward_body<float>{dy.data(), davg.data(), g});
+        emulate_launch(launch_shape_for(out.numel(), 32, 2), cuda_kernels::max_pool2d_forward_body<float>{x.data(), max.data(), idx.data(), g});
+        emulate_launch(launch_shape_for(in.numel(), 32, 2), cuda_kernels::max_pool2d_backward_body<float>{dy.data(), idx.data(), dmax.data(), g});
+        INFO("x " << in << ", kernel " << kernel << ", stride " << stride);
+        const auto same_bits = [](const tensor<float>& u, const tensor<float>& v) {
+            return std::memcmp(u.data(), v.data(), static_cast<std::size_t>(u.numel()) * sizeof(float)) == 0;
+        };
+        CHECK(same_bits(avg, avg_cpu));
+        CHECK(same_bits(davg, davg_cpu));
+        CHECK(same_bits(max, max_cpu));
+        CHECK(std::equal(idx.begin(), idx.end(), idx_cpu.begin()));
+        CHECK(same_bits(dmax, dmax_cpu));
     }
 }
 
