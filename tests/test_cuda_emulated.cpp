@@ -343,6 +343,26 @@ TEST_CASE("the CUDA pooling bodies equal ops<cpu> bit for bit, overlapping windo
     }
 }
 
+TEST_CASE("the CUDA softmax cross-entropy equals ops<cpu>'s bit for bit") {
+    for (const auto [n, k] : {std::pair<std::int64_t, std::int64_t>{1, 1}, {7, 10}, {300, 3}}) {
+        tensor<float> logits = testing::random_tensor<float>(shape{n, k}, 121, 8.0);
+        logits[0] = 80.f;  // large enough that an unshifted exp would overflow float
+        tensor<std::int64_t> labels(shape{n});
+        for (std::int64_t i = 0; i < n; ++i) labels[i] = (i * 7) % k;
+        tensor<float> g_cpu(shape{n, k}), g(shape{n, k});
+        const double loss_cpu = ops<cpu>::softmax_cross_entropy<float>(logits.view(), labels.view(), g_cpu.view());
+        std::vector<double> rows(static_cast<std::size_t>(n));
+        double loss = 0;
+        emulate_launch(launch_shape_for(n, 32, 2), cuda_kernels::softmax_cross_entropy_rows_body<float>{
+                                                       logits.data(), labels.data(), g.data(), rows.data(), n, k});
+        emulate_launch(launch_shape_for(1, 32), cuda_kernels::mean_of_rows_body{rows.data(), &loss, n, 1.0 / static_cast<double>(n)});
+        INFO("N = " << n << ", K = " << k);
+        CHECK(std::equal(g.begin(), g.end(), g_cpu.begin()));
+        CHECK(loss == loss_cpu);
+        if (k > 1) CHECK(loss > 0);
+    }
+}
+
 TEST_CASE("the CUDA dropout body keeps the CPU's elements, bit for bit") {
     for (const std::int64_t n : odd_sizes)
         for (const double p : {0.0, 0.1, 0.5, 1.0}) {

@@ -1,4 +1,5 @@
-// CUDA kernel bodies that reduce: per-channel sums and the mean squared error. Each sum is taken in
+// CUDA kernel bodies that reduce: per-channel sums, the mean squared error and the softmax
+// cross-entropy. Each sum is taken in
 // one fixed order whatever the grid, so a launch gives the same bits every time (the determinism
 // promise of the CUDA backend: fixed for a given launch shape, not across shapes). Written without
 // shared memory or atomics for now, so the emulated launch (emulation.hpp) runs them exactly: a
@@ -7,6 +8,7 @@
 // cooperative emulation.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "ouro/backend/cuda/launch_shape.hpp"
@@ -64,6 +66,66 @@ struct mse_total_body {
         double sum = 0;
         for (std::int64_t s = 0; s < slices; ++s) sum += partial[s];
         total[0] = sum / static_cast<double>(n);
+    }
+};
+
+// Softmax cross-entropy, first pass: one thread per row i of logits (N, K): row_loss[i] =
+// m + log Σ_j exp(z_j − m) − z_{y_i} with m the row's maximum, and dlogits[i, j] = (softmax_j −
+// [j = y_i]) / N when dlogits is not null, all in double as the CPU. The second pass is
+// mean_of_rows_body. Labels are checked on the host before the launch.
+template <class T>
+struct softmax_cross_entropy_rows_body {
+    const T* logits;              // (N, K)
+    const std::int64_t* labels;   // (N), each in [0, K)
+    T* dlogits;                   // (N, K) or null
+    double* row_loss;             // (N)
+    std::int64_t n, k;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        const double inv_n = 1.0 / static_cast<double>(n);
+        for (std::int64_t i = at.first(); i < n; i += at.stride()) {
+            const T* z = logits + i * k;
+            double m = static_cast<double>(z[0]);
+            for (std::int64_t j = 1; j < k; ++j) m = static_cast<double>(z[j]) > m ? static_cast<double>(z[j]) : m;
+            double sum = 0;
+            for (std::int64_t j = 0; j < k; ++j) sum += exp_double(static_cast<double>(z[j]) - m);
+            const double log_sum = log_double(sum);
+            const std::int64_t y = labels[i];
+            row_loss[i] = m + log_sum - static_cast<double>(z[y]);
+            if (dlogits)
+                for (std::int64_t j = 0; j < k; ++j) {
+                    const double p = exp_double(static_cast<double>(z[j]) - m - log_sum);
+                    dlogits[i * k + j] = static_cast<T>((j == y ? p - 1.0 : p) * inv_n);
+                }
+        }
+    }
+    OURO_HOST_DEVICE static double exp_double(double v) {
+#if defined(__CUDA_ARCH__)
+        return ::exp(v);
+#else
+        return std::exp(v);
+#endif
+    }
+    OURO_HOST_DEVICE static double log_double(double v) {
+#if defined(__CUDA_ARCH__)
+        return ::log(v);
+#else
+        return std::log(v);
+#endif
+    }
+};
+
+// total[0] = (Σ_i rows[i], in order) · scale, by one thread: the second pass of the cross-entropy
+// (scale = 1/N).
+struct mean_of_rows_body {
+    const double* rows;  // (n)
+    double* total;       // (1)
+    std::int64_t n;
+    double scale;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        if (at.first() != 0) return;
+        double sum = 0;
+        for (std::int64_t i = 0; i < n; ++i) sum += rows[i];
+        total[0] = sum * scale;
     }
 };
 
