@@ -22,6 +22,7 @@
 #include "ouro/backend/cuda/kernels/reductions.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/diffusion/forward_process.hpp"
+#include "ouro/diffusion/sampler.hpp"
 #include "ouro/diffusion/schedule.hpp"
 #include "ouro/optim/adamw.hpp"
 #include "ouro/optim/ema.hpp"
@@ -361,6 +362,39 @@ TEST_CASE("the CUDA softmax cross-entropy equals ops<cpu>'s bit for bit") {
         CHECK(loss == loss_cpu);
         if (k > 1) CHECK(loss > 0);
     }
+}
+
+TEST_CASE("the CUDA DDIM step body follows diffusion::ddim_step (ε and v prediction, clipped or not, η = 0 and 1)") {
+    const diffusion::schedule_table table(diffusion::linear_ho2020{}, 1000);
+    const shape dims{3, 1, 5, 7};
+    const tensor<float> x_t = testing::random_tensor<float>(dims, 131), out = testing::random_tensor<float>(dims, 132),
+                        noise = testing::random_tensor<float>(dims, 133);
+    for (const double eta : {0.0, 1.0})
+        for (const bool clip : {false, true})
+            for (const auto [t, t_prev] : {std::pair<std::int64_t, std::int64_t>{999, 949}, {50, -1}}) {
+                const diffusion::x0_options x0{.mode = clip ? diffusion::x0_mode::clip : diffusion::x0_mode::none};
+                // The step's scalars, as ddim_step computes them.
+                const double ab = table.alphas_cumprod()[static_cast<std::size_t>(t)], ab_prev = table.alpha_bar(t_prev);
+                const double sigma = eta * std::sqrt((1.0 - ab_prev) / (1.0 - ab)) * std::sqrt(1.0 - ab / ab_prev);
+                const double a = table.sqrt_alphas_cumprod()[static_cast<std::size_t>(t)];
+                const double s = table.sqrt_one_minus_alphas_cumprod()[static_cast<std::size_t>(t)];
+                const double direction = std::sqrt(std::max(0.0, 1.0 - ab_prev - sigma * sigma));
+                const float* z = sigma > 0 ? noise.data() : nullptr;
+                tensor<float> eps_cpu(dims), eps_gpu(dims), v_cpu(dims), v_gpu(dims);
+                diffusion::ddim_step<diffusion::epsilon_prediction, float>(table, eta, t, t_prev, x_t.view(), out.view(),
+                                                                            noise.view(), eps_cpu.view(), x0);
+                diffusion::ddim_step<diffusion::v_prediction, float>(table, eta, t, t_prev, x_t.view(), out.view(), noise.view(),
+                                                                      v_cpu.view(), x0);
+                const auto shape_ = launch_shape_for(dims.numel(), 32, 2);
+                emulate_launch(shape_, cuda_kernels::ddim_step_body<diffusion::epsilon_prediction, float>{
+                                           x_t.data(), out.data(), z, eps_gpu.data(), dims.numel(), a, s, std::sqrt(ab_prev), direction, sigma, clip});
+                emulate_launch(shape_, cuda_kernels::ddim_step_body<diffusion::v_prediction, float>{
+                                           x_t.data(), out.data(), z, v_gpu.data(), dims.numel(), a, s, std::sqrt(ab_prev), direction, sigma, clip});
+                INFO("eta " << eta << ", clip " << clip << ", t " << t << " -> " << t_prev);
+                // In double and rounded once on both sides: at most a contracted multiply-add apart.
+                CHECK(worst_relative_gap(eps_gpu.data(), eps_cpu.data(), dims.numel()) < 2e-7);
+                CHECK(worst_relative_gap(v_gpu.data(), v_cpu.data(), dims.numel()) < 2e-7);
+            }
 }
 
 TEST_CASE("the CUDA dropout body keeps the CPU's elements, bit for bit") {

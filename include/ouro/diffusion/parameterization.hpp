@@ -1,7 +1,6 @@
-// What a diffusion model predicts: the noise ε (Ho et al. 2020), the clean image x_0, or the
-// velocity v (Salimans & Ho, "Progressive Distillation for Fast Sampling of Diffusion Models",
-// ICLR 2022). Each parameterization gives the training target from (x_0, ε, t) and turns a model
-// output back into (x_0, ε) given x_t and t, with x_t = a x_0 + s ε, a = sqrt(ᾱ_t), s = sqrt(1 − ᾱ_t).
+// What a diffusion model predicts, batched: the training target of each item from (x_0, ε, t), and
+// a model output turned back into (x_0, ε) given x_t and t. The parameterization concept and the
+// three scalar maps (ε, x_0, v) are in prediction.hpp.
 #pragma once
 
 #include <concepts>
@@ -13,73 +12,10 @@
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/shape.hpp"
 #include "ouro/core/tensor.hpp"
+#include "ouro/diffusion/prediction.hpp"
 #include "ouro/diffusion/schedule.hpp"
 
 namespace ouro::diffusion {
-
-// ---- The concept ------------------------------------------------------------------------------
-
-// Scalar maps in double; a and s are sqrt(ᾱ_t) and sqrt(1 − ᾱ_t).
-template <class P>
-concept parameterization = requires(double out, double x0, double eps, double x_t, double a, double s) {
-    { P::name } -> std::convertible_to<const char*>;
-    { P::target(x0, eps, a, s) } -> std::same_as<double>;
-    { P::to_x0(out, x_t, a, s) } -> std::same_as<double>;
-    { P::to_eps(out, x_t, a, s) } -> std::same_as<double>;
-};
-
-// static_assert(check_parameterization<P>()) explains in words what P lacks.
-template <class P>
-constexpr bool check_parameterization() {
-    static_assert(requires { { P::name } -> std::convertible_to<const char*>; },
-                  "a parameterization needs a name: `static constexpr const char* name = \"...\";`");
-    static_assert(requires(double x0, double eps, double a, double s) {
-                      { P::target(x0, eps, a, s) } -> std::same_as<double>;
-                  },
-                  "a parameterization needs `static double target(double x0, double eps, double a, double s)`, "
-                  "the training target with a = sqrt(alpha_bar_t), s = sqrt(1 - alpha_bar_t)");
-    static_assert(requires(double out, double x_t, double a, double s) {
-                      { P::to_x0(out, x_t, a, s) } -> std::same_as<double>;
-                      { P::to_eps(out, x_t, a, s) } -> std::same_as<double>;
-                  },
-                  "a parameterization needs `static double to_x0(double out, double x_t, double a, double s)` and "
-                  "`static double to_eps(...)`, turning a model output into its x0 and eps");
-    return parameterization<P>;
-}
-
-// ---- The three parameterizations ---------------------------------------------------------------
-
-// ε-prediction (Ho et al. 2020, eq. (11)-(14)): x_0 = (x_t − s ε)/a (DDPM eq. (15)).
-struct epsilon_prediction {
-    static constexpr const char* name = "epsilon";
-    static double target(double /*x0*/, double eps, double /*a*/, double /*s*/) { return eps; }
-    static double to_x0(double out, double x_t, double a, double s) { return (x_t - s * out) / a; }
-    static double to_eps(double out, double /*x_t*/, double /*a*/, double /*s*/) { return out; }
-};
-
-// x_0-prediction (diffusers' "sample"): ε = (x_t − a x_0)/s.
-struct x0_prediction {
-    static constexpr const char* name = "x0";
-    static double target(double x0, double /*eps*/, double /*a*/, double /*s*/) { return x0; }
-    static double to_x0(double out, double /*x_t*/, double /*a*/, double /*s*/) { return out; }
-    static double to_eps(double out, double x_t, double a, double s) { return (x_t - a * out) / s; }
-};
-
-// v-prediction (Salimans & Ho 2022, §4 and appendix D): v = a ε − s x_0; since a² + s² = 1,
-// x_0 = a x_t − s v and ε = s x_t + a v.
-struct v_prediction {
-    static constexpr const char* name = "v";
-    static double target(double x0, double eps, double a, double s) { return a * eps - s * x0; }
-    static double to_x0(double out, double x_t, double a, double s) { return a * x_t - s * out; }
-    static double to_eps(double out, double x_t, double a, double s) { return s * x_t + a * out; }
-};
-
-static_assert(check_parameterization<epsilon_prediction>());
-static_assert(check_parameterization<x0_prediction>());
-static_assert(check_parameterization<v_prediction>());
-
-// ε from x_t and an x_0 estimate: (x_t − a x_0)/s (used after x_0 has been clipped or thresholded).
-inline double eps_from_x0(double x0, double x_t, double a, double s) { return (x_t - a * x0) / s; }
 
 // ---- Batched over (B, ...) with a timestep per item --------------------------------------------
 

@@ -1,5 +1,5 @@
-// CUDA kernel bodies of the forward process: Gaussian noise with the CPU's Philox streams, and
-// q_sample. The CPU draws an item's noise from one philox_stream(seed, diffusion_noise, first_index
+// CUDA kernel bodies of the forward process and the sampler: Gaussian noise with the CPU's Philox
+// streams, q_sample, and the DDIM step. The CPU draws an item's noise from one philox_stream(seed, diffusion_noise, first_index
 // + b), a pair of normals per two uniforms (diffusion::draw_noise); a stream's k-th number is word
 // k mod 4 of its block k / 4, so the pair j of item b is computed here on its own, statelessly, by
 // one thread: the same uniform bits as the CPU, through the same box_muller (core/philox.hpp).
@@ -10,6 +10,7 @@
 #include "ouro/backend/cuda/launch_shape.hpp"
 #include "ouro/core/host_device.hpp"
 #include "ouro/core/philox.hpp"
+#include "ouro/diffusion/prediction.hpp"
 
 namespace ouro::cuda_kernels {
 
@@ -59,6 +60,34 @@ struct q_sample_body {
         for (std::int64_t i = at.first(); i < n; i += at.stride()) {
             const std::int64_t b = i / per_item;
             x_t[i] = static_cast<T>(a[b] * static_cast<double>(x0[i]) + s[b] * static_cast<double>(eps[i]));
+        }
+    }
+};
+
+// One DDIM step (Song et al. 2021, eq. (12)) per element, as diffusion::ddim_step with x_0 left as
+// predicted or clipped to [−1, 1] (dynamic thresholding sorts each item, which this body does not
+// do: the host refuses it), in double and rounded once:
+//   x̂_0 = P::to_x0(out, x_t, a, s) (clipped when clip),  ε̂ = clip ? (x_t − a x̂_0)/s : P::to_eps(...)
+//   x_prev = a_prev x̂_0 + direction ε̂ + σ z   (σ z only when noise is not null)
+// with a, s, a_prev, direction and σ the step's scalars, computed on the host as ddim_step does.
+template <class P, class T>
+struct ddim_step_body {
+    const T* x_t;           // (n)
+    const T* model_output;  // (n)
+    const T* noise;         // (n) or null (σ = 0)
+    T* x_prev;              // (n), may be x_t
+    std::int64_t n;
+    double a, s, a_prev, direction, sigma;
+    bool clip;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        for (std::int64_t i = at.first(); i < n; i += at.stride()) {
+            const double xt = static_cast<double>(x_t[i]), out = static_cast<double>(model_output[i]);
+            double x0 = P::to_x0(out, xt, a, s);
+            if (clip) x0 = x0 < -1.0 ? -1.0 : (x0 > 1.0 ? 1.0 : x0);
+            const double eps = clip ? diffusion::eps_from_x0(x0, xt, a, s) : P::to_eps(out, xt, a, s);
+            double v = a_prev * x0 + direction * eps;
+            if (noise) v += sigma * static_cast<double>(noise[i]);
+            x_prev[i] = static_cast<T>(v);
         }
     }
 };
