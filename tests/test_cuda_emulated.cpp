@@ -207,7 +207,7 @@ TEST_CASE("the CUDA group norm bodies agree with ops<cpu>, plain and fused with 
 }
 
 TEST_CASE("the CUDA upsampling and concatenation bodies equal ops<cpu> bit for bit") {
-    for (const auto [h, w] : {std::pair<std::int64_t, std::int64_t>{1, 1}, {7, 7}, {3, 5}}) {
+    for (const auto& [h, w] : {std::pair<std::int64_t, std::int64_t>{1, 1}, {7, 7}, {3, 5}}) {
         const std::int64_t b = 2, c = 3, planes = b * c;
         const tensor<float> x = testing::random_tensor<float>(shape{b, c, h, w}, 81);
         const tensor<float> dy = testing::random_tensor<float>(shape{b, c, 2 * h, 2 * w}, 82);
@@ -345,7 +345,7 @@ TEST_CASE("the CUDA pooling bodies equal ops<cpu> bit for bit, overlapping windo
 }
 
 TEST_CASE("the CUDA softmax cross-entropy equals ops<cpu>'s bit for bit") {
-    for (const auto [n, k] : {std::pair<std::int64_t, std::int64_t>{1, 1}, {7, 10}, {300, 3}}) {
+    for (const auto& [n, k] : {std::pair<std::int64_t, std::int64_t>{1, 1}, {7, 10}, {300, 3}}) {
         tensor<float> logits = testing::random_tensor<float>(shape{n, k}, 121, 8.0);
         logits[0] = 80.f;  // large enough that an unshifted exp would overflow float
         tensor<std::int64_t> labels(shape{n});
@@ -371,7 +371,7 @@ TEST_CASE("the CUDA DDIM step body follows diffusion::ddim_step (ε and v predic
                         noise = testing::random_tensor<float>(dims, 133);
     for (const double eta : {0.0, 1.0})
         for (const bool clip : {false, true})
-            for (const auto [t, t_prev] : {std::pair<std::int64_t, std::int64_t>{999, 949}, {50, -1}}) {
+            for (const auto& [t, t_prev] : {std::pair<std::int64_t, std::int64_t>{999, 949}, {50, -1}}) {
                 const diffusion::x0_options x0{.mode = clip ? diffusion::x0_mode::clip : diffusion::x0_mode::none};
                 // The step's scalars, as ddim_step computes them.
                 const double ab = table.alphas_cumprod()[static_cast<std::size_t>(t)], ab_prev = table.alpha_bar(t_prev);

@@ -2,15 +2,20 @@
 // gradient in a second one of the same layout, so optimizers, EMA, clipping and checkpoints act on
 // whole buffers. Modules register named parameters ("down.0.conv.weight", as PyTorch state-dict
 // keys) while they are built and keep small handles; views are made on use, so growing the
-// buffers during construction never leaves a module with a dangling pointer.
+// buffers during construction never leaves a module with a dangling pointer. The buffers are in
+// B's memory (host memory for ouro::cpu): values()/grads() are B's pointers, and code that reads
+// them on the host (the CPU optimisers, checkpoints) requires B::host_memory or goes through to_host.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "ouro/core/error.hpp"
+#include "ouro/core/memory.hpp"
 #include "ouro/core/shape.hpp"
 #include "ouro/core/tensor.hpp"
 
@@ -22,9 +27,12 @@ struct parameter {
     bool valid() const { return index >= 0; }
 };
 
-template <real_scalar T = float>
+template <real_scalar T = float, backend B = cpu>
 class parameter_store {
 public:
+    using value_type = T;
+    using backend_type = B;
+
     struct entry {
         std::string name;
         shape dims;
@@ -39,8 +47,8 @@ public:
         if (find(name).valid()) fail("parameter_store: a parameter named '", name, "' is already registered");
         const std::int64_t offset = (size_ + alignment_elements - 1) / alignment_elements * alignment_elements;
         size_ = offset + dims.numel();
-        values_.resize(static_cast<std::size_t>(size_), T{});
-        grads_.resize(static_cast<std::size_t>(size_), T{});
+        values_.resize(static_cast<std::size_t>(size_));  // new elements are zero
+        grads_.resize(static_cast<std::size_t>(size_));
         entries_.push_back({std::move(name), dims, offset});
         return {static_cast<std::int32_t>(entries_.size() - 1)};
     }
@@ -52,10 +60,10 @@ public:
         return {};
     }
 
-    tensor_view<T> value(parameter p) { return view_into(values_.data(), p); }
-    tensor_view<const T> value(parameter p) const { return view_into(values_.data(), p); }
-    tensor_view<T> grad(parameter p) { return view_into(grads_.data(), p); }
-    tensor_view<const T> grad(parameter p) const { return view_into(grads_.data(), p); }
+    tensor_view<T, B> value(parameter p) { return view_into(values_.data(), p); }
+    tensor_view<const T, B> value(parameter p) const { return view_into(values_.data(), p); }
+    tensor_view<T, B> grad(parameter p) { return view_into(grads_.data(), p); }
+    tensor_view<const T, B> grad(parameter p) const { return view_into(grads_.data(), p); }
 
     // Whole buffers (padding between parameters included, always zero in values and grads).
     T* values() { return values_.data(); }
@@ -74,18 +82,25 @@ public:
     const std::vector<entry>& entries() const { return entries_; }
     const entry& at(parameter p) const { return entries_.at(static_cast<std::size_t>(p.index)); }
 
-    void zero_grad() { std::fill(grads_.begin(), grads_.end(), T{}); }
+    void zero_grad() {
+        if constexpr (B::host_memory)
+            std::fill(grads_.begin(), grads_.end(), T{});
+        else
+            grads_.zero();
+    }
 
 private:
     template <class U>
-    tensor_view<U> view_into(U* base, parameter p) const {
+    tensor_view<U, B> view_into(U* base, parameter p) const {
         const entry& e = at(p);
         return {base + e.offset, e.dims};
     }
 
     std::vector<entry> entries_;
-    aligned_vector<T> values_;
-    aligned_vector<T> grads_;
+    // A vector's resize(n) value-initialises (zeroes) what it adds, as device_buffer's does.
+    using storage = std::conditional_t<B::host_memory, aligned_vector<T>, device_buffer<T, B>>;
+    storage values_;
+    storage grads_;
     std::int64_t size_ = 0;
 };
 

@@ -1,5 +1,8 @@
 // Dense row-major tensors: tensor_view (non-owning pointer + shape) for kernels and modules,
-// tensor (owning, 64-byte aligned host storage) for everything that keeps data.
+// tensor (owning) for everything that keeps data. Both name the backend whose memory they hold
+// (ouro::cpu when left out): elements can be read and written from the host only where
+// B::host_memory, so host code that would touch a GPU's memory does not compile. Moving data
+// between the host and a backend is explicit: copy_from_host, to_host.
 #pragma once
 
 #include <algorithm>
@@ -16,6 +19,7 @@
 #include "ouro/core/backend.hpp"
 #include "ouro/core/buffer_cache.hpp"
 #include "ouro/core/error.hpp"
+#include "ouro/core/memory.hpp"
 #include "ouro/core/shape.hpp"
 
 namespace ouro {
@@ -77,18 +81,21 @@ private:
     }();
 };
 
-// A non-owning view of contiguous row-major data. Cheap to copy; never outlives its owner.
-template <class T>
+// A non-owning view of contiguous row-major data in B's memory. Cheap to copy; never outlives its
+// owner. data() is B's pointer (a device address for a GPU backend); element access from the host
+// exists only where B::host_memory.
+template <class T, backend B = cpu>
 class tensor_view {
 public:
     using value_type = std::remove_const_t<T>;
+    using backend_type = B;
 
     tensor_view() = default;
     tensor_view(T* data, const shape& s) : data_(data), shape_(s) {}
     // A mutable view converts to a read-only one.
     template <class U>
         requires(std::is_const_v<T> && std::is_same_v<std::remove_const_t<T>, U>)
-    tensor_view(const tensor_view<U>& other) : data_(other.data()), shape_(other.dims()) {}
+    tensor_view(const tensor_view<U, B>& other) : data_(other.data()), shape_(other.dims()) {}
 
     T* data() const { return data_; }
     const shape& dims() const { return shape_; }
@@ -96,9 +103,21 @@ public:
     int rank() const { return shape_.rank(); }
     std::int64_t numel() const { return shape_.numel(); }
     bool empty() const { return numel() == 0; }
-    T& operator[](std::int64_t i) const { return data_[i]; }
-    T* begin() const { return data_; }
-    T* end() const { return data_ + numel(); }
+    T& operator[](std::int64_t i) const
+        requires(B::host_memory)
+    {
+        return data_[i];
+    }
+    T* begin() const
+        requires(B::host_memory)
+    {
+        return data_;
+    }
+    T* end() const
+        requires(B::host_memory)
+    {
+        return data_ + numel();
+    }
 
     // The same data seen with another shape of equal element count.
     tensor_view reshaped(const shape& s) const {
@@ -111,15 +130,15 @@ private:
     shape shape_;
 };
 
-// An owning dense tensor on backend B (host memory for ouro::cpu).
+// An owning dense tensor in B's memory: 64-byte aligned blocks of the buffer cache for a host
+// backend (ouro::cpu), a device_buffer for the others.
 // resize() keeps capacity, so a module that reuses its buffers allocates only on the first step;
-// release() gives the storage back to the buffer cache, where the next resize finds it again.
+// release() gives the storage back (to the buffer cache on the host), where the next resize finds it again.
 template <class T, backend B = cpu>
 class tensor {
-    static_assert(B::host_memory, "ouro::tensor<T, B>: this backend keeps device memory; use its own buffer type");
-
 public:
     using value_type = T;
+    using backend_type = B;
 
     tensor() = default;
     explicit tensor(const shape& s, T fill = T{}) : data_(allocate(s, fill)), shape_(s) {}
@@ -140,8 +159,17 @@ public:
         storage().swap(data_);
         shape_ = shape{0};
     }
-    void fill(T value) { std::fill(data_.begin(), data_.end(), value); }
-    void zero() { fill(T{}); }
+    void fill(T value)
+        requires(B::host_memory)
+    {
+        std::fill(data_.begin(), data_.end(), value);
+    }
+    void zero() {
+        if constexpr (B::host_memory)
+            fill(T{});
+        else
+            data_.zero();
+    }
 
     T* data() { return data_.data(); }
     const T* data() const { return data_.data(); }
@@ -150,28 +178,62 @@ public:
     int rank() const { return shape_.rank(); }
     std::int64_t numel() const { return shape_.numel(); }
     bool empty() const { return numel() == 0; }
-    T& operator[](std::int64_t i) { return data_[static_cast<std::size_t>(i)]; }
-    const T& operator[](std::int64_t i) const { return data_[static_cast<std::size_t>(i)]; }
-    T* begin() { return data(); }
-    T* end() { return data() + numel(); }
-    const T* begin() const { return data(); }
-    const T* end() const { return data() + numel(); }
+    T& operator[](std::int64_t i)
+        requires(B::host_memory)
+    {
+        return data_[static_cast<std::size_t>(i)];
+    }
+    const T& operator[](std::int64_t i) const
+        requires(B::host_memory)
+    {
+        return data_[static_cast<std::size_t>(i)];
+    }
+    T* begin()
+        requires(B::host_memory)
+    {
+        return data();
+    }
+    T* end()
+        requires(B::host_memory)
+    {
+        return data() + numel();
+    }
+    const T* begin() const
+        requires(B::host_memory)
+    {
+        return data();
+    }
+    const T* end() const
+        requires(B::host_memory)
+    {
+        return data() + numel();
+    }
 
-    tensor_view<T> view() { return {data(), shape_}; }
-    tensor_view<const T> view() const { return {data(), shape_}; }
-    operator tensor_view<T>() { return view(); }
-    operator tensor_view<const T>() const { return view(); }
+    tensor_view<T, B> view() { return {data(), shape_}; }
+    tensor_view<const T, B> view() const { return {data(), shape_}; }
+    operator tensor_view<T, B>() { return view(); }
+    operator tensor_view<const T, B>() const { return view(); }
 
 private:
     // Running out of memory is an ouro::error that names the shape, not a bare std::bad_alloc.
     [[noreturn]] static void out_of_memory(const shape& s) {
         fail("cannot allocate a tensor of shape ", s, " (", s.bytes(sizeof(T)), " bytes): out of memory");
     }
-    using storage = std::vector<T, tensor_allocator<T>>;
+    using storage = std::conditional_t<B::host_memory, std::vector<T, tensor_allocator<T>>, device_buffer<T, B>>;
 
     static storage allocate(const shape& s, T fill) {
+        const auto n = static_cast<std::size_t>(s.bytes(sizeof(T)) / static_cast<std::int64_t>(sizeof(T)));
         try {
-            return storage(static_cast<std::size_t>(s.bytes(sizeof(T)) / static_cast<std::int64_t>(sizeof(T))), fill);
+            if constexpr (B::host_memory) {
+                return storage(n, fill);
+            } else {
+                storage d(n);  // zero-filled
+                if (fill != T{} && n != 0) {
+                    const std::vector<T> host(n, fill);
+                    backend_memory<B>::copy_from_host(d.data(), host.data(), n * sizeof(T));
+                }
+                return d;
+            }
         } catch (const std::bad_alloc&) {
             out_of_memory(s);
         } catch (const std::length_error&) {
@@ -183,12 +245,51 @@ private:
     shape shape_;
 };
 
-// Copies a view into a new owning tensor.
+// Copies a host view into a new owning host tensor.
 template <class T>
 tensor<std::remove_const_t<T>> to_tensor(tensor_view<T> v) {
     tensor<std::remove_const_t<T>> t(v.dims());
     std::copy(v.begin(), v.end(), t.begin());
     return t;
+}
+
+// src into dst, both in B's memory. Shapes must match.
+template <class T, backend B>
+void copy(tensor_view<const T, B> src, tensor_view<T, B> dst) {
+    if (!(dst.dims() == src.dims())) fail("copy: expected a destination of shape ", src.dims(), ", found ", dst.dims());
+    const auto bytes = static_cast<std::size_t>(src.numel()) * sizeof(T);
+    if (bytes == 0) return;
+    if constexpr (B::host_memory)
+        std::memcpy(dst.data(), src.data(), bytes);
+    else
+        backend_memory<B>::copy(dst.data(), src.data(), bytes);
+}
+
+// Host data into B's memory (a plain copy when B keeps host memory). Shapes must match.
+template <class T, backend B>
+void copy_from_host(tensor_view<const T> src, tensor_view<T, B> dst) {
+    if (!(dst.dims() == src.dims()))
+        fail("copy_from_host: expected a destination of shape ", src.dims(), ", found ", dst.dims());
+    const auto bytes = static_cast<std::size_t>(src.numel()) * sizeof(T);
+    if (bytes == 0) return;
+    if constexpr (B::host_memory)
+        std::memcpy(dst.data(), src.data(), bytes);
+    else
+        backend_memory<B>::copy_from_host(dst.data(), src.data(), bytes);
+}
+
+// B's data into a new host tensor: the explicit way out of a device (the probe, OLE, FID and the
+// files stay on the host).
+template <class T, backend B>
+tensor<std::remove_const_t<T>> to_host(tensor_view<T, B> src) {
+    tensor<std::remove_const_t<T>> out(src.dims());
+    const auto bytes = static_cast<std::size_t>(src.numel()) * sizeof(T);
+    if (bytes == 0) return out;
+    if constexpr (B::host_memory)
+        std::memcpy(out.data(), src.data(), bytes);
+    else
+        backend_memory<B>::copy_to_host(out.data(), src.data(), bytes);
+    return out;
 }
 
 }  // namespace ouro

@@ -16,15 +16,15 @@ class silu {
 public:
     void reset_parameters(std::uint64_t) {}
 
-    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& ctx = {}) {
-        x_ = ctx.inference ? tensor_view<const T>{} : x;
+    tensor_view<const T, B> forward(tensor_view<const T, B> x, const forward_context& ctx = {}) {
+        x_ = ctx.inference ? tensor_view<const T, B>{} : x;
         y_.resize(x.dims());
         ops<B>::template silu_forward<T>(x, y_.view());
         ran_ = !ctx.inference;
         return y_.view();
     }
 
-    tensor_view<const T> backward(tensor_view<const T> dy) {
+    tensor_view<const T, B> backward(tensor_view<const T, B> dy) {
         require(ran_, "nn::silu backward: forward has not run, or ran with forward_context::inference");
         require_shape(dy.dims(), x_.dims(), "nn::silu backward dy");
         dx_.resize(x_.dims());
@@ -42,7 +42,7 @@ public:
     }
 
 private:
-    tensor_view<const T> x_;
+    tensor_view<const T, B> x_;
     tensor<T, B> y_, dx_;
     bool ran_ = false;
 };
@@ -53,14 +53,14 @@ class relu {
 public:
     void reset_parameters(std::uint64_t) {}
 
-    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& = {}) {
+    tensor_view<const T, B> forward(tensor_view<const T, B> x, const forward_context& = {}) {
         y_.resize(x.dims());
         ops<B>::template relu_forward<T>(x, y_.view());
         ran_ = true;
         return y_.view();
     }
 
-    tensor_view<const T> backward(tensor_view<const T> dy) {
+    tensor_view<const T, B> backward(tensor_view<const T, B> dy) {
         require(ran_, "nn::relu backward: forward has not run");
         require_shape(dy.dims(), y_.dims(), "nn::relu backward dy");
         dx_.resize(y_.dims());

@@ -30,7 +30,7 @@ class attention_block {
 public:
     // Registers the parameters above under `name` in `store`, which must outlive the block.
     // Requires channels >= 1 divisible by options.heads and options.groups.
-    attention_block(parameter_store<T>& store, std::string_view name, std::int64_t channels,
+    attention_block(parameter_store<T, B>& store, std::string_view name, std::int64_t channels,
                     attention_block_options options = {})
         : name_(name),
           channels_(channels),
@@ -45,16 +45,16 @@ public:
     void reset_parameters(std::uint64_t seed) {
         norm_.reset_parameters(seed);
         qkv_.reset_parameters(seed);
-        for (T& v : store_->value(proj_.weight())) v = T(0);
-        for (T& v : store_->value(proj_.bias())) v = T(0);
+        fill_constant(store_->value(proj_.weight()), T(0));
+        fill_constant(store_->value(proj_.bias()), T(0));
     }
 
     // x (B, C, H, W) -> y (B, C, H, W). Keeps a view of x for backward: x must stay unchanged until then.
-    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& ctx = {}) {
+    tensor_view<const T, B> forward(tensor_view<const T, B> x, const forward_context& ctx = {}) {
         require(x.rank() == 4 && x.dim(1) == channels_ && x.dim(0) >= 1, "nn::attention_block '", name_,
                 "' forward: expected x of shape (B, ", channels_, ", H, W) with B >= 1, found shape ", x.dims());
         const std::int64_t b = x.dim(0), c = channels_, l = x.dim(2) * x.dim(3);
-        const tensor_view<const T> h = norm_.forward(x, ctx);  // (B, C, H, W)
+        const tensor_view<const T, B> h = norm_.forward(x, ctx);  // (B, C, H, W)
         qkv_out_ = qkv_.forward(h, ctx);                       // (B, 3C, H, W)
         if (ctx.inference) norm_.release();
         a_.resize(x.dims());                                   // (B, C, H, W)
@@ -65,7 +65,7 @@ public:
             qkv_.release();
             qkv_out_ = {};
         }
-        const tensor_view<const T> p = proj_.forward(a_.view(), ctx);  // (B, C, H, W)
+        const tensor_view<const T, B> p = proj_.forward(a_.view(), ctx);  // (B, C, H, W)
         if (ctx.inference) a_.release();
         y_.resize(x.dims());
         ops<B>::template elementwise_add<T>(x, p, y_.view());
@@ -75,22 +75,22 @@ public:
 
     // dy (B, C, H, W) -> dx; accumulates the gradients of norm, qkv and proj. Frees the forward's
     // activations: a second backward needs a new forward.
-    tensor_view<const T> backward(tensor_view<const T> dy) {
+    tensor_view<const T, B> backward(tensor_view<const T, B> dy) {
         require(qkv_out_.data() != nullptr, "nn::attention_block '", name_,
                 "' backward: forward has not run, or ran with forward_context::inference");
         require_shape(dy.dims(), y_.dims(), "nn::attention_block backward dy");
         const std::int64_t b = dy.dim(0), c = channels_, l = dy.dim(2) * dy.dim(3);
-        const tensor_view<const T> da = proj_.backward(dy);  // (B, C, H, W)
+        const tensor_view<const T, B> da = proj_.backward(dy);  // (B, C, H, W)
         a_.release();
         dqkv_.resize(qkv_out_.dims());                       // (B, 3C, H, W)
         ops<B>::template attention_backward<T>(qkv_out_.reshaped(shape{b, 3 * c, l}), probs_.view(),
                                                da.reshaped(shape{b, c, l}), dqkv_.view().reshaped(shape{b, 3 * c, l}));
         proj_.release();  // each buffer goes once read, as in res_block::backward
         probs_.release();
-        const tensor_view<const T> dh = qkv_.backward(dqkv_.view());  // (B, C, H, W)
+        const tensor_view<const T, B> dh = qkv_.backward(dqkv_.view());  // (B, C, H, W)
         dqkv_.release();
         qkv_out_ = {};
-        const tensor_view<const T> dx_norm = norm_.backward(dh);  // (B, C, H, W)
+        const tensor_view<const T, B> dx_norm = norm_.backward(dh);  // (B, C, H, W)
         qkv_.release();
         dx_.resize(dy.dims());
         ops<B>::template elementwise_add<T>(dx_norm, dy, dx_.view());  // the residual path adds dy
@@ -113,7 +113,7 @@ public:
     }
 
     // The attention probabilities of the last forward, (B, heads, H·W, H·W).
-    tensor_view<const T> probabilities() const { return probs_.view(); }
+    tensor_view<const T, B> probabilities() const { return probs_.view(); }
     std::int64_t channels() const { return channels_; }
     std::int64_t heads() const { return heads_; }
     const std::string& name() const { return name_; }
@@ -130,8 +130,8 @@ private:
     std::int64_t channels_, heads_;
     group_norm<B, T> norm_;
     conv2d<B, T> qkv_, proj_;
-    parameter_store<T>* store_;
-    tensor_view<const T> qkv_out_;  // (B, 3C, H, W), qkv_'s output of the last forward
+    parameter_store<T, B>* store_;
+    tensor_view<const T, B> qkv_out_;  // (B, 3C, H, W), qkv_'s output of the last forward
     tensor<T, B> a_;                // (B, C, H, W), attention output
     tensor<T, B> probs_;            // (B, heads, L, L)
     tensor<T, B> y_, dx_;           // (B, C, H, W)

@@ -21,7 +21,7 @@ class conv2d {
 public:
     // Registers "<name>.weight" and, when `bias`, "<name>.bias" in `store`, which must outlive the
     // module. Requires channel counts and kernel >= 1, stride >= 1, padding >= 0.
-    conv2d(parameter_store<T>& store, std::string_view name, std::int64_t in_channels, std::int64_t out_channels,
+    conv2d(parameter_store<T, B>& store, std::string_view name, std::int64_t in_channels, std::int64_t out_channels,
            std::int64_t kernel, conv2d_params params = {}, bool bias = true)
         : store_(&store), name_(name), in_(in_channels), out_(out_channels), kernel_(kernel), params_(params) {
         require(in_channels >= 1 && out_channels >= 1 && kernel >= 1, "conv2d '", name_,
@@ -43,24 +43,24 @@ public:
     }
 
     // y = conv2d(x) + bias. Keeps a view of x for backward: x must stay unchanged until then.
-    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& ctx = {}) {
-        const tensor_view<const T> w = store_->value(weight_);
+    tensor_view<const T, B> forward(tensor_view<const T, B> x, const forward_context& ctx = {}) {
+        const tensor_view<const T, B> w = store_->value(weight_);
         require(ctx.matmul == matmul_precision::fp32 || ctx.inference, "conv2d '", name_,
                 "': bf16 products are for inference (forward_context::inference), not for a forward that "
                 "backward will follow");
         y_.resize(conv2d_output_shape(x.dims(), w.dims(), params_, name_.c_str()));  // (B, Cout, Ho, Wo)
         ops<B>::template conv2d_forward<T>(x, w, bias_view_(), y_.view(), params_, ctx.matmul);
-        x_ = ctx.inference ? tensor_view<const T>{} : x;
+        x_ = ctx.inference ? tensor_view<const T, B>{} : x;
         return y_.view();
     }
 
     // Returns dx; adds dw and db into the store's gradients.
-    tensor_view<const T> backward(tensor_view<const T> dy) {
+    tensor_view<const T, B> backward(tensor_view<const T, B> dy) {
         require(x_.data() != nullptr, "conv2d '", name_,
                 "': backward: forward has not run, or ran with forward_context::inference");
         dx_.resize(x_.dims());  // (B, Cin, H, W)
         ops<B>::template conv2d_backward_input<T>(dy, store_->value(weight_), dx_.view(), params_);
-        tensor_view<T> db = bias_.valid() ? store_->grad(bias_) : tensor_view<T>{};
+        tensor_view<T, B> db = bias_.valid() ? store_->grad(bias_) : tensor_view<T, B>{};
         ops<B>::template conv2d_backward_weight<T>(x_, dy, store_->grad(weight_), db, params_);
         return dx_.view();
     }
@@ -85,16 +85,16 @@ public:
     const std::string& name() const { return name_; }
 
 private:
-    tensor_view<const T> bias_view_() const {
-        return bias_.valid() ? tensor_view<const T>(store_->value(bias_)) : tensor_view<const T>{};
+    tensor_view<const T, B> bias_view_() const {
+        return bias_.valid() ? tensor_view<const T, B>(store_->value(bias_)) : tensor_view<const T, B>{};
     }
 
-    parameter_store<T>* store_;
+    parameter_store<T, B>* store_;
     std::string name_;
     std::int64_t in_, out_, kernel_;
     conv2d_params params_;
     parameter weight_, bias_;
-    tensor_view<const T> x_;  // (B, Cin, H, W), the input of the last forward
+    tensor_view<const T, B> x_;  // (B, Cin, H, W), the input of the last forward
     tensor<T, B> y_;          // (B, Cout, Ho, Wo)
     tensor<T, B> dx_;         // (B, Cin, H, W)
 };

@@ -28,7 +28,7 @@ public:
     // In training (ctx.training with p > 0): y = x·mask, mask drawn from (ctx.seed, ctx.step, salt).
     // In evaluation: returns x itself (no copy), and backward returns dy. No mask is kept: the
     // backward draws it again from the same key (Philox is counter-based), the same bits.
-    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& ctx = {}) {
+    tensor_view<const T, B> forward(tensor_view<const T, B> x, const forward_context& ctx = {}) {
         ran_ = true;
         identity_ = !ctx.training || p_ == 0;
         dims_ = x.dims();
@@ -40,7 +40,7 @@ public:
         return y_.view();
     }
 
-    tensor_view<const T> backward(tensor_view<const T> dy) {
+    tensor_view<const T, B> backward(tensor_view<const T, B> dy) {
         require(ran_, "nn::dropout backward: forward has not run");
         require_shape(dy.dims(), dims_, "nn::dropout backward dy");
         if (identity_) return dy;
@@ -61,8 +61,7 @@ public:
     // The mask of the last training forward (0 or 1/(1 − p) per element), drawn again on request.
     tensor<T, B> mask() const {
         require(ran_ && !identity_, "nn::dropout mask: no training forward has run");
-        tensor<T, B> ones(dims_), mask(dims_);
-        ones.fill(T(1));
+        tensor<T, B> ones(dims_, T(1)), mask(dims_);
         ops<B>::template dropout_forward<T>(ones.view(), mask.view(), p_, seed_, step_, salt_);
         return mask;
     }

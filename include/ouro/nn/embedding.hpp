@@ -28,15 +28,15 @@ public:
     void reset_parameters(std::uint64_t) {}
 
     // Keeps a view of t for backward: t must stay unchanged until then.
-    tensor_view<const T> forward(tensor_view<const T> t, const forward_context& ctx = {}) {
+    tensor_view<const T, B> forward(tensor_view<const T, B> t, const forward_context& ctx = {}) {
         require_rank(t.dims(), 1, "nn::timestep_embedding forward", "t (B)");
-        t_ = ctx.inference ? tensor_view<const T>{} : t;
+        t_ = ctx.inference ? tensor_view<const T, B>{} : t;
         y_.resize(shape{t.dim(0), dim_});
         ops<B>::template sinusoidal_timestep_embedding<T>(t, y_.view(), max_period_);
         return y_.view();
     }
 
-    tensor_view<const T> backward(tensor_view<const T> dy) {
+    tensor_view<const T, B> backward(tensor_view<const T, B> dy) {
         require(t_.data() != nullptr,
                 "nn::timestep_embedding backward: forward has not run, or ran with forward_context::inference");
         require_shape(dy.dims(), shape{t_.dim(0), dim_}, "nn::timestep_embedding backward dy (B, dim)");
@@ -58,7 +58,7 @@ public:
 private:
     std::int64_t dim_;
     double max_period_;
-    tensor_view<const T> t_;
+    tensor_view<const T, B> t_;
     tensor<T, B> y_, dt_;
 };
 
@@ -67,7 +67,7 @@ private:
 template <backend B, real_scalar T = float>
 class label_embedding {
 public:
-    label_embedding(parameter_store<T>& store, std::string_view name, std::int64_t num_classes, std::int64_t dim)
+    label_embedding(parameter_store<T, B>& store, std::string_view name, std::int64_t num_classes, std::int64_t dim)
         : store_(&store), classes_(num_classes), dim_(dim) {
         require(num_classes > 0 && dim > 0, "nn::label_embedding '", name, "': expected num_classes, dim >= 1, found ",
                 num_classes, ", ", dim);
@@ -76,21 +76,20 @@ public:
 
     // torch.nn.Embedding's init: weight ~ N(0, 1), from Philox keyed by (seed, init, parameter index).
     void reset_parameters(std::uint64_t seed) {
-        philox_stream rng(seed, rng_purpose::init, static_cast<std::uint64_t>(weight_.index));
-        for (T& v : store_->value(weight_)) v = static_cast<T>(rng.normal());
+        fill_normal(store_->value(weight_), seed, static_cast<std::uint64_t>(weight_.index));
     }
 
     // Keeps a view of labels for backward: labels must stay unchanged until then.
-    tensor_view<const T> forward(tensor_view<const std::int64_t> labels, const forward_context& ctx = {}) {
+    tensor_view<const T, B> forward(tensor_view<const std::int64_t, B> labels, const forward_context& ctx = {}) {
         require_rank(labels.dims(), 1, "nn::label_embedding forward", "labels (B)");
-        labels_ = ctx.inference ? tensor_view<const std::int64_t>{} : labels;
+        labels_ = ctx.inference ? tensor_view<const std::int64_t, B>{} : labels;
         y_.resize(shape{labels.dim(0), dim_});
         ops<B>::template label_embedding_forward<T>(labels, std::as_const(*store_).value(weight_), y_.view());
         return y_.view();
     }
 
     // Accumulates dy (B, dim) into the rows of the weight gradient picked by the forward's labels.
-    void backward(tensor_view<const T> dy) {
+    void backward(tensor_view<const T, B> dy) {
         require(labels_.data() != nullptr,
                 "nn::label_embedding backward: forward has not run, or ran with forward_context::inference");
         ops<B>::template label_embedding_backward<T>(labels_, dy, store_->grad(weight_));
@@ -107,10 +106,10 @@ public:
     std::int64_t dim() const { return dim_; }
 
 private:
-    parameter_store<T>* store_;
+    parameter_store<T, B>* store_;
     std::int64_t classes_, dim_;
     parameter weight_;
-    tensor_view<const std::int64_t> labels_;
+    tensor_view<const std::int64_t, B> labels_;
     tensor<T, B> y_;
 };
 

@@ -21,7 +21,7 @@ class group_norm {
 public:
     // Registers "<name>.weight" and "<name>.bias" (channels), initialised to 1 and 0. Requires
     // groups >= 1 dividing channels; eps defaults to torch's 1e-5.
-    group_norm(parameter_store<T>& store, std::string_view name, std::int64_t groups, std::int64_t channels,
+    group_norm(parameter_store<T, B>& store, std::string_view name, std::int64_t groups, std::int64_t channels,
                double eps = 1e-5)
         : store_(&store), groups_(groups), channels_(channels), eps_(eps) {
         require(groups > 0 && channels > 0, "nn::group_norm '", name,
@@ -35,16 +35,16 @@ public:
 
     // torch.nn.GroupNorm's init: weight 1, bias 0 (no randomness; the seed is unused).
     void reset_parameters(std::uint64_t) {
-        for (T& v : store_->value(weight_)) v = T(1);
-        for (T& v : store_->value(bias_)) v = T(0);
+        fill_constant(store_->value(weight_), T(1));
+        fill_constant(store_->value(bias_), T(0));
     }
 
     // x (B, C), (B, C, L) or (B, C, H, W) -> y of the same shape (then silu(y) when ThenSilu).
     // Keeps a view of x for backward: x must stay unchanged until then.
-    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& ctx = {}) {
+    tensor_view<const T, B> forward(tensor_view<const T, B> x, const forward_context& ctx = {}) {
         require(x.rank() >= 2 && x.dim(1) == channels_, "nn::group_norm forward: expected x of shape (B, ", channels_,
                 ", ...), found shape ", x.dims());
-        x_ = ctx.inference ? tensor_view<const T>{} : x;
+        x_ = ctx.inference ? tensor_view<const T, B>{} : x;
         y_.resize(x.dims());
         if constexpr (ThenSilu) {
             if (ctx.inference) {  // nothing kept for a backward
@@ -66,7 +66,7 @@ public:
     }
 
     // dy of the forward's shape -> dx; accumulates into the weight and bias gradients.
-    tensor_view<const T> backward(tensor_view<const T> dy) {
+    tensor_view<const T, B> backward(tensor_view<const T, B> dy) {
         require(x_.data() != nullptr,
                 "nn::group_norm backward: forward has not run, or ran with forward_context::inference");
         require_shape(dy.dims(), x_.dims(), "nn::group_norm backward dy");
@@ -97,13 +97,13 @@ public:
     double eps() const { return eps_; }
 
 private:
-    tensor_view<const T> value_(parameter p) const { return std::as_const(*store_).value(p); }
+    tensor_view<const T, B> value_(parameter p) const { return std::as_const(*store_).value(p); }
 
-    parameter_store<T>* store_;
+    parameter_store<T, B>* store_;
     std::int64_t groups_, channels_;
     double eps_;
     parameter weight_, bias_;
-    tensor_view<const T> x_;
+    tensor_view<const T, B> x_;
     tensor<T, B> y_, dx_, mean_, rstd_;
     tensor<T, B> coefficients_;  // (B, C, 2), ThenSilu only: the forward's (scale, shift) per channel
 };

@@ -63,7 +63,7 @@ public:
     }
 
     // x (B, C, S, S) -> 84-d features (B, 84), the input of the classifier layer.
-    tensor_view<const T> features(tensor_view<const T> x, const forward_context& ctx = {}) {
+    tensor_view<const T, B> features(tensor_view<const T, B> x, const forward_context& ctx = {}) {
         const std::int64_t b = x.rank() == 4 ? x.dim(0) : 0;
         const shape expected{b, in_channels_, image_size_, image_size_};
         if (!(x.dims() == expected)) fail("lenet input (B, C, S, S): expected shape ", expected, ", found ", x.dims());
@@ -78,12 +78,12 @@ public:
     }
 
     // x (B, C, S, S) -> logits (B, classes).
-    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& ctx = {}) {
+    tensor_view<const T, B> forward(tensor_view<const T, B> x, const forward_context& ctx = {}) {
         return fc3_.forward(features(x, ctx), ctx);
     }
 
     // dlogits (B, classes) -> dx (B, C, S, S); parameter gradients accumulate in store().
-    tensor_view<const T> backward(tensor_view<const T> dlogits) {
+    tensor_view<const T, B> backward(tensor_view<const T, B> dlogits) {
         auto g = fc3_.backward(dlogits);
         g = fc2_.backward(relu4_.backward(g));
         g = fc1_.backward(relu3_.backward(g));
@@ -92,13 +92,13 @@ public:
         return conv1_.backward(relu1_.backward(pool1_.backward(g)));
     }
 
-    parameter_store<T>& store() { return store_; }
-    const parameter_store<T>& store() const { return store_; }
+    parameter_store<T, B>& store() { return store_; }
+    const parameter_store<T, B>& store() const { return store_; }
 
 private:
     std::int64_t in_channels_, image_size_;
     std::int64_t pooled_;       // side of the last pooled map, S/4 - 2
-    parameter_store<T> store_;  // declared before the modules: they register into it
+    parameter_store<T, B> store_;  // declared before the modules: they register into it
     conv2d<B, T> conv1_, conv2_;
     linear<B, T> fc1_, fc2_, fc3_;
     max_pool2d<B, T> pool1_, pool2_;

@@ -50,13 +50,39 @@ concept unary_module = requires(M m, tensor_view<const T> x, const forward_conte
     m.reset_parameters(seed);
 };
 
+// Initial values are drawn on the host, in element order, whatever the backend: a seed gives
+// the same parameters on every backend. For a backend without host memory the values are made in
+// a host tensor and copied over (once per parameter, at initialisation only).
+template <class T, backend B, class Draw>
+void fill_on_host(tensor_view<T, B> v, Draw&& draw) {
+    if constexpr (B::host_memory) {
+        for (auto& x : v) x = draw();
+    } else {
+        tensor<T> host(v.dims());
+        for (auto& x : host) x = draw();
+        copy_from_host(tensor_view<const T>(host.view()), v);
+    }
+}
+
+template <class T, backend B>
+void fill_constant(tensor_view<T, B> v, T value) {
+    fill_on_host(v, [value] { return value; });
+}
+
 // PyTorch's default initialisation of Linear and Conv2d (kaiming_uniform with a = sqrt(5)):
 // weights and biases uniform on [-1/sqrt(fan_in), 1/sqrt(fan_in)], drawn from Philox keyed by
 // (seed, init, salt) so every parameter has its own stream.
-template <class T>
-void fill_uniform(tensor_view<T> v, T bound, std::uint64_t seed, std::uint64_t salt) {
+template <class T, backend B>
+void fill_uniform(tensor_view<T, B> v, T bound, std::uint64_t seed, std::uint64_t salt) {
     philox_stream rng(seed, rng_purpose::init, salt);
-    for (auto& x : v) x = static_cast<T>((2.0 * rng.uniform_double() - 1.0) * bound);
+    fill_on_host(v, [&] { return static_cast<T>((2.0 * rng.uniform_double() - 1.0) * bound); });
+}
+
+// N(0, 1) values from Philox keyed by (seed, init, salt): torch.nn.Embedding's initialisation.
+template <class T, backend B>
+void fill_normal(tensor_view<T, B> v, std::uint64_t seed, std::uint64_t salt) {
+    philox_stream rng(seed, rng_purpose::init, salt);
+    fill_on_host(v, [&] { return static_cast<T>(rng.normal()); });
 }
 
 }  // namespace ouro::nn

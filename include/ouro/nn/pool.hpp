@@ -23,7 +23,7 @@ public:
 
     void reset_parameters(std::uint64_t) {}
 
-    tensor_view<const T> forward(tensor_view<const T> x, [[maybe_unused]] const forward_context& ctx = {}) {
+    tensor_view<const T, B> forward(tensor_view<const T, B> x, [[maybe_unused]] const forward_context& ctx = {}) {
         const shape out = pool2d_output_shape(x.dims(), kernel_, stride_, "max_pool2d");  // (B, C, Ho, Wo)
         y_.resize(out);
         indices_.resize(out);
@@ -32,7 +32,7 @@ public:
         return y_.view();
     }
 
-    tensor_view<const T> backward(tensor_view<const T> dy) {
+    tensor_view<const T, B> backward(tensor_view<const T, B> dy) {
         require(x_dims_.rank() == 4, "max_pool2d: backward called before forward");
         dx_.resize(x_dims_);
         ops<B>::template max_pool2d_backward<T>(dy, indices_.view(), dx_.view());
@@ -40,7 +40,7 @@ public:
     }
 
     // Flat positions within each (H, W) plane of the maxima of the last forward.
-    tensor_view<const std::int64_t> indices() const { return indices_.view(); }
+    tensor_view<const std::int64_t, B> indices() const { return indices_.view(); }
 
 private:
     std::int64_t kernel_, stride_;
@@ -60,14 +60,14 @@ public:
 
     void reset_parameters(std::uint64_t) {}
 
-    tensor_view<const T> forward(tensor_view<const T> x, [[maybe_unused]] const forward_context& ctx = {}) {
+    tensor_view<const T, B> forward(tensor_view<const T, B> x, [[maybe_unused]] const forward_context& ctx = {}) {
         y_.resize(pool2d_output_shape(x.dims(), kernel_, stride_, "avg_pool2d"));  // (B, C, Ho, Wo)
         ops<B>::template avg_pool2d_forward<T>(x, y_.view(), kernel_, stride_);
         x_dims_ = x.dims();
         return y_.view();
     }
 
-    tensor_view<const T> backward(tensor_view<const T> dy) {
+    tensor_view<const T, B> backward(tensor_view<const T, B> dy) {
         require(x_dims_.rank() == 4, "avg_pool2d: backward called before forward");
         dx_.resize(x_dims_);
         ops<B>::template avg_pool2d_backward<T>(dy, dx_.view(), kernel_, stride_);

@@ -38,7 +38,7 @@ class res_block {
 public:
     // Registers the parameters above under `name` in `store`, which must outlive the block.
     // Requires channel counts and emb_dim >= 1, options.groups dividing both channel counts.
-    res_block(parameter_store<T>& store, std::string_view name, std::int64_t in_channels, std::int64_t out_channels,
+    res_block(parameter_store<T, B>& store, std::string_view name, std::int64_t in_channels, std::int64_t out_channels,
               std::int64_t emb_dim, res_block_options options = {})
         : name_(name),
           in_(in_channels),
@@ -61,23 +61,23 @@ public:
         conv1_.reset_parameters(seed);
         emb_proj_.reset_parameters(seed);
         norm2_.reset_parameters(seed);
-        for (T& v : store_->value(conv2_.weight())) v = T(0);
-        for (T& v : store_->value(conv2_.bias())) v = T(0);
+        fill_constant(store_->value(conv2_.weight()), T(0));
+        fill_constant(store_->value(conv2_.bias()), T(0));
         if (skip_) skip_->reset_parameters(seed);
     }
 
     // x (B, Cin, H, W), emb (B, emb_dim) -> y (B, Cout, H, W). Dropout is active when ctx.training.
     // Keeps views of x and emb for backward: both must stay unchanged until then. With
     // ctx.inference, each layer's output is freed once the next layer has read it.
-    tensor_view<const T> forward(tensor_view<const T> x, tensor_view<const T> emb, const forward_context& ctx = {}) {
+    tensor_view<const T, B> forward(tensor_view<const T, B> x, tensor_view<const T, B> emb, const forward_context& ctx = {}) {
         require(x.rank() == 4 && x.dim(1) == in_ && x.dim(0) >= 1, "nn::res_block '", name_,
                 "' forward: expected x of shape (B, ", in_, ", H, W) with B >= 1, found shape ", x.dims());
         require_shape(emb.dims(), shape{x.dim(0), emb_dim_}, "nn::res_block forward emb (B, emb_dim)");
         const bool free_early = ctx.inference;
-        const tensor_view<const T> a1 = norm1_.forward(x, ctx);   // silu(norm1(x)), one layer
-        const tensor_view<const T> h1 = conv1_.forward(a1, ctx);  // (B, Cout, H, W)
+        const tensor_view<const T, B> a1 = norm1_.forward(x, ctx);   // silu(norm1(x)), one layer
+        const tensor_view<const T, B> h1 = conv1_.forward(a1, ctx);  // (B, Cout, H, W)
         if (free_early) norm1_.release();
-        const tensor_view<const T> e = emb_proj_.forward(emb_act_.forward(emb, ctx), ctx);  // (B, Cout)
+        const tensor_view<const T, B> e = emb_proj_.forward(emb_act_.forward(emb, ctx), ctx);  // (B, Cout)
         h_.resize(h1.dims());
         ops<B>::template add_per_channel<T>(h1, e, h_.view());
         if (free_early) {
@@ -87,17 +87,17 @@ public:
         } else {
             conv1_.release_output();  // read by the add alone; conv1's backward needs its input, not this
         }
-        const tensor_view<const T> n2 = norm2_.forward(h_.view(), ctx);
-        const tensor_view<const T> a2 = dropout_.forward(n2, ctx);
+        const tensor_view<const T, B> n2 = norm2_.forward(h_.view(), ctx);
+        const tensor_view<const T, B> a2 = dropout_.forward(n2, ctx);
         if (free_early) h_.release();
         // In training with dropout, a2 is a new tensor: norm2's output is dead (its backward reads h).
         if (!free_early && a2.data() != n2.data()) norm2_.release_output();
-        const tensor_view<const T> h2 = conv2_.forward(a2, ctx);  // (B, Cout, H, W)
+        const tensor_view<const T, B> h2 = conv2_.forward(a2, ctx);  // (B, Cout, H, W)
         if (free_early) {
             norm2_.release();
             dropout_.release();
         }
-        const tensor_view<const T> s = skip_ ? skip_->forward(x, ctx) : x;  // (B, Cout, H, W)
+        const tensor_view<const T, B> s = skip_ ? skip_->forward(x, ctx) : x;  // (B, Cout, H, W)
         y_.resize(h2.dims());
         ops<B>::template elementwise_add<T>(h2, s, y_.view());
         if (free_early) {
@@ -114,13 +114,13 @@ public:
     // dy (B, Cout, H, W) -> dx (B, Cin, H, W); stores d emb (emb_grad()) and accumulates the
     // gradients of every parameter. Frees the forward's activations: a second backward needs a
     // new forward.
-    tensor_view<const T> backward(tensor_view<const T> dy) {
+    tensor_view<const T, B> backward(tensor_view<const T, B> dy) {
         require(ran_, "nn::res_block '", name_,
                 "' backward: forward has not run, or ran with forward_context::inference");
         require_shape(dy.dims(), y_.dims(), "nn::res_block backward dy");
         // Each layer is freed once its input gradient has been read (its activations were read by
         // the layer after it, whose backward ran first), as PyTorch frees a graph it differentiates.
-        const tensor_view<const T> dh = norm2_.backward(dropout_.backward(conv2_.backward(dy)));  // (B, Cout, H, W)
+        const tensor_view<const T, B> dh = norm2_.backward(dropout_.backward(conv2_.backward(dy)));  // (B, Cout, H, W)
         conv2_.release();
         dropout_.release();
         de_.resize(shape{dy.dim(0), out_});
@@ -128,11 +128,11 @@ public:
         // A view of emb_act_'s own gradient buffer, valid until the next backward.
         demb_ = emb_act_.backward(emb_proj_.backward(de_.view()));  // (B, emb_dim)
         emb_proj_.release();
-        const tensor_view<const T> dx_main = norm1_.backward(conv1_.backward(dh));  // (B, Cin, H, W)
+        const tensor_view<const T, B> dx_main = norm1_.backward(conv1_.backward(dh));  // (B, Cin, H, W)
         norm2_.release();
         h_.release();
         conv1_.release();
-        const tensor_view<const T> dx_skip = skip_ ? skip_->backward(dy) : dy;  // (B, Cin, H, W)
+        const tensor_view<const T, B> dx_skip = skip_ ? skip_->backward(dy) : dy;  // (B, Cin, H, W)
         dx_.resize(dx_main.dims());
         ops<B>::template elementwise_add<T>(dx_main, dx_skip, dx_.view());
         norm1_.release();
@@ -161,7 +161,7 @@ public:
     }
 
     // d loss / d emb of the last backward, (B, emb_dim); valid until the next backward.
-    tensor_view<const T> emb_grad() const { return demb_; }
+    tensor_view<const T, B> emb_grad() const { return demb_; }
 
     std::int64_t in_channels() const { return in_; }
     std::int64_t out_channels() const { return out_; }
@@ -193,11 +193,11 @@ private:
     dropout<B, T> dropout_;
     conv2d<B, T> conv2_;
     std::optional<conv2d<B, T>> skip_;
-    parameter_store<T>* store_;
+    parameter_store<T, B>* store_;
     tensor<T, B> h_;                 // (B, Cout, H, W), conv1 output plus the embedding
     tensor<T, B> y_, dx_;            // (B, Cout, H, W), (B, Cin, H, W)
     tensor<T, B> de_;                // (B, Cout), gradient of emb_proj's output
-    tensor_view<const T> demb_;      // (B, emb_dim), emb_act_'s input gradient
+    tensor_view<const T, B> demb_;      // (B, emb_dim), emb_act_'s input gradient
     bool ran_ = false;
 };
 

@@ -25,15 +25,15 @@ template <backend B, real_scalar T = float>
 class downsample {
 public:
     // out_channels = 0 keeps `channels`.
-    downsample(parameter_store<T>& store, std::string_view name, std::int64_t channels, std::int64_t out_channels = 0)
+    downsample(parameter_store<T, B>& store, std::string_view name, std::int64_t channels, std::int64_t out_channels = 0)
         : conv_(store, join_name(name, "conv"), channels, out_channels ? out_channels : channels, 3,
                 conv2d_params{.stride = 2, .padding = 1}) {}
 
     void reset_parameters(std::uint64_t seed) { conv_.reset_parameters(seed); }
-    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& ctx = {}) {
+    tensor_view<const T, B> forward(tensor_view<const T, B> x, const forward_context& ctx = {}) {
         return conv_.forward(x, ctx);  // (B, C, H, W) -> (B, Cout, ceil(H/2), ceil(W/2))
     }
-    tensor_view<const T> backward(tensor_view<const T> dy) { return conv_.backward(dy); }
+    tensor_view<const T, B> backward(tensor_view<const T, B> dy) { return conv_.backward(dy); }
     // Frees the buffers of the last forward and backward (to the buffer cache); a backward before
     // the next forward is an error.
     void release() noexcept { conv_.release(); }
@@ -48,18 +48,18 @@ template <backend B, real_scalar T = float>
 class upsample {
 public:
     // out_channels = 0 keeps `channels`.
-    upsample(parameter_store<T>& store, std::string_view name, std::int64_t channels, std::int64_t out_channels = 0)
+    upsample(parameter_store<T, B>& store, std::string_view name, std::int64_t channels, std::int64_t out_channels = 0)
         : name_(name),
           conv_(store, join_name(name, "conv"), channels, out_channels ? out_channels : channels, 3,
                 conv2d_params{.stride = 1, .padding = 1}) {}
 
     void reset_parameters(std::uint64_t seed) { conv_.reset_parameters(seed); }
 
-    tensor_view<const T> forward(tensor_view<const T> x, const forward_context& ctx = {}) {
+    tensor_view<const T, B> forward(tensor_view<const T, B> x, const forward_context& ctx = {}) {
         require_rank(x.dims(), 4, name_.c_str(), "input (B, C, H, W)");
         up_.resize(shape{x.dim(0), x.dim(1), 2 * x.dim(2), 2 * x.dim(3)});  // (B, C, 2H, 2W)
         ops<B>::template upsample_nearest2x_forward<T>(x, up_.view());
-        const tensor_view<const T> y = conv_.forward(up_.view(), ctx);  // (B, Cout, 2H, 2W)
+        const tensor_view<const T, B> y = conv_.forward(up_.view(), ctx);  // (B, Cout, 2H, 2W)
         if (ctx.inference) {
             up_.release();
             x_dims_ = shape{};
@@ -69,10 +69,10 @@ public:
         return y;
     }
 
-    tensor_view<const T> backward(tensor_view<const T> dy) {
+    tensor_view<const T, B> backward(tensor_view<const T, B> dy) {
         require(x_dims_.rank() == 4, "upsample '", name_,
                 "': backward: forward has not run, or ran with forward_context::inference");
-        const tensor_view<const T> dup = conv_.backward(dy);  // (B, C, 2H, 2W)
+        const tensor_view<const T, B> dup = conv_.backward(dy);  // (B, C, 2H, 2W)
         dx_.resize(x_dims_);
         ops<B>::template upsample_nearest2x_backward<T>(dup, dx_.view());
         return dx_.view();
@@ -102,11 +102,11 @@ template <backend B, real_scalar T = float>
 class concat_channels {
 public:
     struct gradients {
-        tensor_view<const T> da;  // (B, Ca, H, W)
-        tensor_view<const T> db;  // (B, Cb, H, W)
+        tensor_view<const T, B> da;  // (B, Ca, H, W)
+        tensor_view<const T, B> db;  // (B, Cb, H, W)
     };
 
-    tensor_view<const T> forward(tensor_view<const T> a, tensor_view<const T> b,
+    tensor_view<const T, B> forward(tensor_view<const T, B> a, tensor_view<const T, B> b,
                                  [[maybe_unused]] const forward_context& ctx = {}) {
         require_rank(a.dims(), 4, "concat_channels", "first part (B, Ca, H, W)");
         require_rank(b.dims(), 4, "concat_channels", "second part (B, Cb, H, W)");
@@ -117,7 +117,7 @@ public:
         return y_.view();
     }
 
-    gradients backward(tensor_view<const T> dy) {
+    gradients backward(tensor_view<const T, B> dy) {
         require(a_dims_.rank() == 4, "concat_channels: backward called before forward");
         da_.resize(a_dims_);
         db_.resize(b_dims_);

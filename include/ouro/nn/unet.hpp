@@ -185,29 +185,41 @@ public:
         for (auto& s : up_) s->reset_parameters(seed);
         out_norm_->reset_parameters(seed);
         out_conv_->reset_parameters(seed);
-        for (T& v : store_.value(out_conv_->weight())) v = T(0);
-        for (T& v : store_.value(out_conv_->bias())) v = T(0);
+        fill_constant(store_.value(out_conv_->weight()), T(0));
+        fill_constant(store_.value(out_conv_->bias()), T(0));
     }
 
     // The encoder: x_t (B, C, S, S), t (B), y (B) or empty -> bottleneck (B, C_mid, s, s).
     // Labels are required when Spec.classes > 0; the null class Spec.classes means "no label".
-    tensor_view<const T> encode(tensor_view<const T> x, tensor_view<const std::int64_t> t,
+    tensor_view<const T, B> encode(tensor_view<const T, B> x, tensor_view<const std::int64_t> t,
                                 tensor_view<const std::int64_t> y, const forward_context& ctx = {}) {
         check_inputs_(x, t, y);
         const std::int64_t batch = x.dim(0);
+        // t and y come from the host (the samplers and the trainer draw them there); B's copies feed
+        // the embeddings.
+        t_host_.resize(shape{batch});
+        for (std::int64_t i = 0; i < batch; ++i) t_host_[i] = static_cast<T>(t[i]);
         t_float_.resize(shape{batch});
-        for (std::int64_t i = 0; i < batch; ++i) t_float_[i] = static_cast<T>(t[i]);
+        copy_from_host(tensor_view<const T>(t_host_.view()), t_float_.view());
+        tensor_view<const std::int64_t, B> labels;
+        if constexpr (B::host_memory) {
+            labels = y;
+        } else {
+            y_device_.resize(y.dims());
+            copy_from_host(y, y_device_.view());
+            labels = y_device_.view();
+        }
 
         // Time (and label) embedding, (B, 4·base).
         auto e = time_fc2_->forward(time_act_.forward(time_fc1_->forward(time_sin_.forward(t_float_.view()), ctx)), ctx);
         emb_.resize(e.dims());
         if (label_emb_)
-            ops<B>::template elementwise_add<T>(e, label_emb_->forward(y, ctx), emb_.view());
+            ops<B>::template elementwise_add<T>(e, label_emb_->forward(labels, ctx), emb_.view());
         else
-            std::copy(e.begin(), e.end(), emb_.begin());
+            copy(e, emb_.view());
 
         skips_.clear();
-        tensor_view<const T> h = conv_in_->forward(x, ctx);  // (B, base, S, S)
+        tensor_view<const T, B> h = conv_in_->forward(x, ctx);  // (B, base, S, S)
         skips_.push_back(h);
         for (auto& s : down_) {
             h = s->forward(h, emb_.view(), ctx);
@@ -222,9 +234,9 @@ public:
     }
 
     // The full network: x_t (B, C, S, S), t (B), y (B) or empty -> prediction (B, C, S, S).
-    tensor_view<const T> forward(tensor_view<const T> x, tensor_view<const std::int64_t> t,
+    tensor_view<const T, B> forward(tensor_view<const T, B> x, tensor_view<const std::int64_t> t,
                                  tensor_view<const std::int64_t> y, const forward_context& ctx = {}) {
-        tensor_view<const T> h = encode(x, t, y, ctx);
+        tensor_view<const T, B> h = encode(x, t, y, ctx);
         // With ctx.inference, the module holding h is freed once h has been read, and each skip's
         // producer once its concat has run: the pass then holds the skips and a few live tensors.
         const bool free_early = ctx.inference;
@@ -245,14 +257,14 @@ public:
         }
         h = out_norm_->forward(h, ctx);  // silu(out_norm(h)), one layer
         if (free_early) free_h();
-        const tensor_view<const T> out = out_conv_->forward(h, ctx);  // (B, C, S, S)
+        const tensor_view<const T, B> out = out_conv_->forward(h, ctx);  // (B, C, S, S)
         if (free_early) out_norm_->release();
         return out;
     }
 
     // The denoiser interface of the samplers: evaluation mode, no backward (forward_context::inference),
     // the convolutions' products at predict_precision().
-    tensor_view<const T> predict(tensor_view<const T> x, tensor_view<const std::int64_t> t,
+    tensor_view<const T, B> predict(tensor_view<const T, B> x, tensor_view<const std::int64_t> t,
                                  tensor_view<const std::int64_t> y) {
         return forward(x, t, y, forward_context{.inference = true, .matmul = predict_precision_});
     }
@@ -279,7 +291,9 @@ public:
         for (auto& s : up_) s->release();
         out_norm_->release();
         out_conv_->release();
+        t_host_.release();
         t_float_.release();
+        y_device_.release();
         emb_.release();
         demb_.release();
         skips_.clear();
@@ -290,7 +304,7 @@ public:
     // Each block is freed once the gradient it produced has been read, so the backward holds the
     // activations still to be differentiated and a few gradients; a second backward needs a new
     // forward.
-    tensor_view<const T> backward(tensor_view<const T> dout) {
+    tensor_view<const T, B> backward(tensor_view<const T, B> dout) {
         require(!skips_.empty(), "unet backward: forward has not run, or ran with forward_context::inference");
         demb_.resize(emb_.dims());
         demb_.zero();
@@ -346,8 +360,8 @@ public:
         return dx;
     }
 
-    parameter_store<T>& store() { return store_; }
-    const parameter_store<T>& store() const { return store_; }
+    parameter_store<T, B>& store() { return store_; }
+    const parameter_store<T, B>& store() const { return store_; }
 
 private:
     // One step of the down or up path: a res block with optional attention, or a resampler.
@@ -364,7 +378,7 @@ private:
             if (down) down->reset_parameters(seed);
             if (up) up->reset_parameters(seed);
         }
-        tensor_view<const T> forward(tensor_view<const T> h, tensor_view<const T> emb, const forward_context& ctx) {
+        tensor_view<const T, B> forward(tensor_view<const T, B> h, tensor_view<const T, B> emb, const forward_context& ctx) {
             if (down) return down->forward(h, ctx);
             if (up) return up->forward(h, ctx);
             h = res->forward(h, emb, ctx);
@@ -383,7 +397,7 @@ private:
             if (down) down->release();
             if (up) up->release();
         }
-        tensor_view<const T> backward(tensor_view<const T> g, tensor<T, B>& demb) {
+        tensor_view<const T, B> backward(tensor_view<const T, B> g, tensor<T, B>& demb) {
             if (down) return down->backward(g);
             if (up) return up->backward(g);
             if (attn) g = attn->backward(g);
@@ -402,27 +416,27 @@ private:
             down_[skip - 1]->release();
     }
 
-    static void accumulate_(tensor<T, B>& into, tensor_view<const T> g) {
+    static void accumulate_(tensor<T, B>& into, tensor_view<const T, B> g) {
         ops<B>::template accumulate<T>(g, into.view());
     }
 
     // The gradient of skip `index` is kept until the down path reaches its producer. (The up path
     // consumes skips from the back, so its backward, run in reverse, meets them from index 0 on.)
-    void store_skip_grad_(std::size_t index, tensor_view<const T> g) {
+    void store_skip_grad_(std::size_t index, tensor_view<const T, B> g) {
         tensor<T, B>& d = dskips_[index];
         d.resize(g.dims());
-        std::copy(g.begin(), g.end(), d.begin());
+        copy(g, d.view());
     }
 
     // g + the gradient that skip `index` received on the up path, in a buffer of its own.
-    tensor_view<const T> with_skip_grad_(tensor_view<const T> g, std::size_t index) {
+    tensor_view<const T, B> with_skip_grad_(tensor_view<const T, B> g, std::size_t index) {
         tensor<T, B>& d = dskips_[index];
         if (d.rank() == 0) return g;
         ops<B>::template accumulate<T>(g, d.view());
         return d.view();
     }
 
-    void check_inputs_(tensor_view<const T> x, tensor_view<const std::int64_t> t, tensor_view<const std::int64_t> y) const {
+    void check_inputs_(tensor_view<const T, B> x, tensor_view<const std::int64_t> t, tensor_view<const std::int64_t> y) const {
         const std::int64_t batch = x.rank() == 4 ? x.dim(0) : 0;
         require(x.rank() == 4 && batch >= 1, "unet: expected x of shape (B, ", Spec.in_channels, ", ", Spec.image_size,
                 ", ", Spec.image_size, ") with B >= 1, found ", x.dims());
@@ -438,7 +452,7 @@ private:
         }
     }
 
-    parameter_store<T> store_;
+    parameter_store<T, B> store_;
     matmul_precision predict_precision_ = matmul_precision::fp32;
     timestep_embedding<B, T> time_sin_{Spec.base};
     std::optional<linear<B, T>> time_fc1_, time_fc2_;
@@ -451,8 +465,10 @@ private:
     std::optional<group_norm_silu<B, T>> out_norm_;  // GroupNorm then SiLU, one layer
     std::optional<conv2d<B, T>> out_conv_;
 
-    tensor<T, B> t_float_, emb_, demb_;
-    std::vector<tensor_view<const T>> skips_;  // outputs of conv_in and of every down stage
+    tensor<T> t_host_;                   // (B), t as T on the host
+    tensor<T, B> t_float_, emb_, demb_;  // (B), (B, 4·base), (B, 4·base)
+    tensor<std::int64_t, B> y_device_;   // (B), the labels in B's memory (backends without host memory)
+    std::vector<tensor_view<const T, B>> skips_;  // outputs of conv_in and of every down stage
     std::vector<tensor<T, B>> dskips_;
 };
 
