@@ -5,7 +5,9 @@
 // bit for bit (same kernels, same order). A GPU backend joins the same harness with a tolerance.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -16,6 +18,10 @@
 #include "ouro/core/tensor.hpp"
 #include "ouro/nn/lenet.hpp"
 #include "ouro/nn/unet.hpp"
+#include "ouro/optim/adamw.hpp"
+#include "ouro/optim/clip.hpp"
+#include "ouro/optim/ema.hpp"
+#include "ouro/optim/sgd.hpp"
 #include "support/cpu_strict.hpp"
 
 using namespace ouro;
@@ -89,6 +95,37 @@ pass_result lenet_pass() {
     return store_result<B>(net.store(), std::move(out), dx);
 }
 
+// Three training steps of LeNet: clipping, an optimiser step, an EMA update; then the EMA swapped
+// in and out. Returns the weights (as params, and again as dx), the last gradients (clipped), and
+// in `out` the average followed by the sum of the three norms.
+template <backend B, template <class, class> class Optimizer>
+pass_result optimiser_steps() {
+    nn::lenet<B> net(10, 1, 28);
+    net.reset_parameters(5);
+    auto& store = net.store();
+    auto opt = Optimizer<float, B>::from_settings(store, optim::optimizer_settings{.lr = 1e-2, .weight_decay = 0.1});
+    optim::ema<float, B> average(store, {.max_decay = 0.9});
+    double norms = 0;
+    for (std::uint64_t step = 0; step < 3; ++step) {
+        store.zero_grad();
+        const tensor<float, B> x = on_backend<B>(host_normal(shape{2, 1, 28, 28}, 20 + step));
+        const auto out = net.forward(x.view());
+        const tensor<float, B> dout = on_backend<B>(host_normal(out.dims(), 30 + step));
+        net.backward(dout.view());
+        norms += optim::clip_grad_norm(store, 0.5);
+        opt.step(store);
+        average.update(store);
+    }
+    average.swap(store);
+    const shape flat{store.size()};
+    tensor<float> averaged = to_host(tensor_view<const float, B>(store.values(), flat));
+    average.swap(store);
+    pass_result r = store_result<B>(store, std::move(averaged), tensor_view<const float, B>(store.values(), flat));
+    r.out.resize(shape{store.size() + 1});  // the averaged weights, then the sum of the norms
+    r.out[store.size()] = static_cast<float>(norms);
+    return r;
+}
+
 bool bitwise_equal(const tensor<float>& a, const tensor<float>& b) {
     return a.dims() == b.dims() && std::memcmp(a.data(), b.data(), sizeof(float) * a.numel()) == 0;
 }
@@ -140,4 +177,20 @@ TEMPLATE_TEST_CASE("the U-Net trains the same on any backend", "[seam]", cpu, cp
 
 TEMPLATE_TEST_CASE("LeNet runs the same on any backend", "[seam]", cpu, cpu_strict) {
     require_same(lenet_pass<TestType>(), lenet_pass<cpu>());
+}
+
+TEMPLATE_TEST_CASE("AdamW, SGD, EMA and clipping update the same on any backend", "[seam]", cpu, cpu_strict) {
+    require_same(optimiser_steps<TestType, optim::adamw>(), optimiser_steps<cpu, optim::adamw>());
+    require_same(optimiser_steps<TestType, optim::sgd>(), optimiser_steps<cpu, optim::sgd>());
+}
+
+TEST_CASE("a non-finite gradient is refused on a non-host backend, naming the parameter") {
+    parameter_store<float, cpu_strict> store;
+    store.add("w", shape{3});
+    const parameter b = store.add("b", shape{2});
+    const std::vector<float> bad{1.0f, std::numeric_limits<float>::quiet_NaN()};
+    copy_from_host(tensor_view<const float>(bad.data(), shape{2}), store.grad(b));
+    optim::adamw<float, cpu_strict> opt(store);
+    CHECK_THROWS_WITH(opt.step(store), Catch::Contains("'b'") && Catch::Contains("not finite") && Catch::Contains("element 1"));
+    CHECK(std::isnan(optim::grad_norm(store)));
 }

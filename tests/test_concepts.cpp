@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ouro/backend/cpu/ops.hpp"
 #include "ouro/core/backend.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/tensor.hpp"

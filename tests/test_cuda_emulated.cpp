@@ -442,7 +442,7 @@ TEST_CASE("the CUDA AdamW and EMA bodies follow optim::adamw and optim::ema step
         emulate_launch(launch_shape_for(n), cuda_kernels::ema_body<float>{e.data(), p.data(), n,
                                                                           static_cast<float>(1.0 - decay)});
         INFO("step " << t);
-        // One formula (optim/adamw_update.hpp) on both sides; only the compiler's contraction of
+        // One formula (backend/adamw_update.hpp) on both sides; only the compiler's contraction of
         // multiply-adds into FMAs may differ between the SIMD and the scalar code.
         CHECK(worst_relative_gap(p.data(), store.values(), n) < 1e-6);
         CHECK(worst_relative_gap(m.data(), cpu_opt.exp_avg(), n) < 1e-6);

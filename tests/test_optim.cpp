@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ouro/backend/cpu/ops.hpp"  // the optimisers run ops<cpu>
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/optim/adamw.hpp"

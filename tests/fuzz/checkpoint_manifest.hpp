@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "fuzz/common.hpp"
+#include "ouro/backend/cpu/ops.hpp"
 #include "ouro/diffusion/checkpoint.hpp"
 
 namespace ouro::fuzzing {

@@ -76,6 +76,7 @@ inline constexpr bool backend_header_included<cpu_strict> = true;
 template <>
 struct ops<cpu_strict> {
     OURO_STRICT_FORWARD(accumulate)
+    OURO_STRICT_FORWARD(adamw_step)
     OURO_STRICT_FORWARD(add_per_channel)
     OURO_STRICT_FORWARD(attention_backward)
     OURO_STRICT_FORWARD(attention_forward)
@@ -89,6 +90,8 @@ struct ops<cpu_strict> {
     OURO_STRICT_FORWARD(dropout_backward)
     OURO_STRICT_FORWARD(dropout_forward)
     OURO_STRICT_FORWARD(elementwise_add)
+    OURO_STRICT_FORWARD(ema_blend)
+    OURO_STRICT_FORWARD(first_non_finite)
     OURO_STRICT_FORWARD(group_norm_backward)
     OURO_STRICT_FORWARD(group_norm_forward)
     OURO_STRICT_FORWARD(group_norm_silu_backward)
@@ -102,12 +105,16 @@ struct ops<cpu_strict> {
     OURO_STRICT_FORWARD(mse_loss)
     OURO_STRICT_FORWARD(relu_backward)
     OURO_STRICT_FORWARD(relu_forward)
+    OURO_STRICT_FORWARD(scale)
+    OURO_STRICT_FORWARD(sgd_step)
     OURO_STRICT_FORWARD(silu_backward)
     OURO_STRICT_FORWARD(silu_forward)
     OURO_STRICT_FORWARD(sinusoidal_timestep_embedding)
     OURO_STRICT_FORWARD(sinusoidal_timestep_embedding_backward)
     OURO_STRICT_FORWARD(softmax_cross_entropy)
+    OURO_STRICT_FORWARD(sum_of_squares)
     OURO_STRICT_FORWARD(sum_per_channel)
+    OURO_STRICT_FORWARD(swap_contents)
     OURO_STRICT_FORWARD(upsample_nearest2x_backward)
     OURO_STRICT_FORWARD(upsample_nearest2x_forward)
 };

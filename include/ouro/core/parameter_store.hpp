@@ -83,10 +83,7 @@ public:
     const entry& at(parameter p) const { return entries_.at(static_cast<std::size_t>(p.index)); }
 
     void zero_grad() {
-        if constexpr (B::host_memory)
-            std::fill(grads_.begin(), grads_.end(), T{});
-        else
-            grads_.zero();
+        zero_fill(grads_);
     }
 
 private:
@@ -97,10 +94,8 @@ private:
     }
 
     std::vector<entry> entries_;
-    // A vector's resize(n) value-initialises (zeroes) what it adds, as device_buffer's does.
-    using storage = std::conditional_t<B::host_memory, aligned_vector<T>, device_buffer<T, B>>;
-    storage values_;
-    storage grads_;
+    flat_buffer<T, B> values_;
+    flat_buffer<T, B> grads_;
     std::int64_t size_ = 0;
 };
 

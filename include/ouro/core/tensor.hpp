@@ -44,6 +44,20 @@ struct aligned_allocator {
 template <class T>
 using aligned_vector = std::vector<T, aligned_allocator<T>>;
 
+// A flat buffer in B's memory (the parameter store's, an optimiser's state): an aligned vector on
+// a host backend, a device_buffer elsewhere. resize(n) zeroes what it adds in both.
+template <class T, backend B>
+using flat_buffer = std::conditional_t<B::host_memory, aligned_vector<T>, device_buffer<T, B>>;
+
+template <class T>
+void zero_fill(aligned_vector<T>& v) {
+    std::fill(v.begin(), v.end(), T{});
+}
+template <class T, class B>
+void zero_fill(device_buffer<T, B>& d) {
+    d.zero();
+}
+
 // The storage of ouro::tensor: 64-byte aligned blocks from the buffer cache, and elements left
 // uninitialised when a tensor grows (every module writes its outputs in full, and zero-filling an
 // activation the next kernel overwrites costs as much as a small layer). With the environment

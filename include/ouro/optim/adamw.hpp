@@ -1,10 +1,10 @@
 // AdamW (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization", Algorithm 2) over a
-// whole parameter_store: one vectorised pass over the flat value, gradient and moment buffers per
-// step, after a read of the gradients that refuses NaN/Inf; matches torch.optim.AdamW
-// (amsgrad=False, maximize=False) operation for operation.
+// whole parameter_store: one pass of ops<B>::adamw_step over the flat value, gradient and moment
+// buffers per step, after a read of the gradients that refuses NaN/Inf; matches torch.optim.AdamW
+// (amsgrad=False, maximize=False) operation for operation. The moments live in B's memory.
+// Like the nn modules, it names no backend: a program includes the one it runs
+// (ouro/backend/cpu/ops.hpp for ouro::cpu, or ouro/ouro.hpp).
 #pragma once
-
-#include <xsimd/xsimd.hpp>
 
 #include <algorithm>
 #include <array>
@@ -15,11 +15,12 @@
 #include <type_traits>
 #include <vector>
 
+#include "ouro/backend/ops.hpp"
 #include "ouro/core/error.hpp"
-#include "ouro/core/parallel.hpp"
+#include "ouro/core/finite.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/tensor.hpp"
-#include "ouro/optim/adamw_update.hpp"
+#include "ouro/backend/adamw_update.hpp"
 #include "ouro/optim/optimizer.hpp"
 
 namespace ouro::optim {
@@ -38,59 +39,30 @@ inline void validate(const adamw_options& o) {
     require(o.weight_decay >= 0, "adamw: weight_decay must be >= 0, found ", o.weight_decay);
 }
 
-// Index of the first element of x[0, n) that is NaN or ±Inf, or -1. Chunks are scanned in
-// parallel and their answers taken in order, so the answer does not depend on the thread count.
-template <real_scalar T>
-std::int64_t first_non_finite(const T* x, std::int64_t n) {
-    constexpr std::int64_t chunk = 4096;
-    const std::int64_t chunks = (n + chunk - 1) / chunk;
-    std::vector<std::int64_t> first(static_cast<std::size_t>(chunks), -1);
-    parallel_for(
-        chunks,
-        [&](std::int64_t c) {
-            const std::int64_t begin = c * chunk, end = std::min(n, begin + chunk);
-            // x - x is 0 for finite x and NaN for NaN or ±Inf; this form vectorises, isfinite does not.
-            bool finite = true;
-            for (std::int64_t i = begin; i < end; ++i) finite &= (x[i] - x[i] == T(0));
-            if (finite) return;
-            for (std::int64_t i = begin; i < end; ++i)
-                if (!std::isfinite(x[i])) {
-                    first[static_cast<std::size_t>(c)] = i;
-                    return;
-                }
-        },
-        chunk);
-    for (std::int64_t f : first)
-        if (f >= 0) return f;
-    return -1;
-}
+// The host scan (core/finite.hpp), under the name the optimisers' callers have used.
+using ouro::first_non_finite;
 
 // AdamW with its state: the step count and the first and second moments, two flat buffers of the
 // store's layout (element i of exp_avg() belongs to element i of store.values()).
 //
 //   optim::adamw<float> opt(store, {.lr = 2e-4, .weight_decay = 0.0});
 //   for (step ...) { store.zero_grad(); /* forward, backward */ opt.set_lr(schedule(step)); opt.step(store); }
-template <real_scalar T = float>
+template <real_scalar T = float, backend B = cpu>
 class adamw {
 public:
     // Its name and state buffers in checkpoints ("adamw.exp_avg.<parameter>", "adamw_step"), as torch.
     static constexpr std::string_view name = "adamw";
     static constexpr std::array<std::string_view, 2> state_names{"exp_avg", "exp_avg_sq"};
 
-    // Elements per parallel work item: a multiple of every SIMD width, so only the last item has a tail.
-    static constexpr std::int64_t chunk_elements = 4096;
-
     // Moments zero and step count 0, sized for `store`, which must be complete: a store that gains
     // parameters afterwards no longer fits and step() refuses it.
-    explicit adamw(const parameter_store<T>& store, const adamw_options& options = {})
-        : options_(options),
-          exp_avg_(static_cast<std::size_t>(store.size()), T{}),
-          exp_avg_sq_(static_cast<std::size_t>(store.size()), T{}) {
+    explicit adamw(const parameter_store<T, B>& store, const adamw_options& options = {})
+        : options_(options), exp_avg_(static_cast<std::size_t>(store.size())), exp_avg_sq_(static_cast<std::size_t>(store.size())) {
         validate(options_);
     }
 
     // The trainer's way in (the optim::optimizer concept).
-    static adamw from_settings(const parameter_store<T>& store, const optimizer_settings& s) { return adamw(store, s); }
+    static adamw from_settings(const parameter_store<T, B>& store, const optimizer_settings& s) { return adamw(store, s); }
 
     // One AdamW step on every parameter of `store` from its gradients, as torch's _single_tensor_adamw:
     //   t += 1;  p *= 1 - lr·wd                                   (decoupled weight decay)
@@ -98,7 +70,7 @@ public:
     //   p -= lr / (1 − β1^t) · m / (sqrt(v) / sqrt(1 − β2^t) + eps)
     // Requires store.size() == size(). With check_finite (the default), a NaN or Inf gradient
     // throws ouro::error naming the parameter, and nothing (parameters, moments, t) changes.
-    void step(parameter_store<T>& store) {
+    void step(parameter_store<T, B>& store) {
         require(store.size() == size(), "adamw: the store has ", store.size(), " elements, expected ", size(),
                 " (the size of the store this optimizer was built for)");
         if (options_.check_finite) require_finite_gradients(store);
@@ -106,35 +78,10 @@ public:
         const std::int64_t t = step_ + 1;
         const adamw_step_scalars<T> scalars = adamw_scalars_for<T>(options_.lr, options_.beta1, options_.beta2,
                                                                    options_.eps, options_.weight_decay, t);
-        // The formula every backend runs (adamw_update.hpp), on a batch or on one scalar of the tail.
-        const auto sqrt = [](const auto& x) { return xsimd::sqrt(x); };
-        auto update = [&](auto& p, auto& m, auto& v, const auto& g) { adamw_update(p, m, v, g, scalars, sqrt); };
-        using batch = xsimd::batch<T>;
-        constexpr std::int64_t w = static_cast<std::int64_t>(batch::size);
-        static_assert(chunk_elements % w == 0, "adamw: chunk size must be a multiple of the SIMD width");
-        T* values = store.values();
-        const T* grads = store.grads();
-        T* m = exp_avg_.data();
-        T* v = exp_avg_sq_.data();
-        const std::int64_t n = size();
-        const std::int64_t chunks = (n + chunk_elements - 1) / chunk_elements;
-        parallel_for(
-            chunks,
-            [&](std::int64_t c) {
-                const std::int64_t begin = c * chunk_elements, end = std::min(n, begin + chunk_elements);
-                std::int64_t i = begin;
-                for (; i + w <= end; i += w) {
-                    batch pb = xsimd::load_unaligned(values + i), mb = xsimd::load_unaligned(m + i);
-                    batch vb = xsimd::load_unaligned(v + i);
-                    const batch gb = xsimd::load_unaligned(grads + i);
-                    update(pb, mb, vb, gb);
-                    pb.store_unaligned(values + i);
-                    mb.store_unaligned(m + i);
-                    vb.store_unaligned(v + i);
-                }
-                for (; i < end; ++i) update(values[i], m[i], v[i], grads[i]);
-            },
-            chunk_elements * 12);
+        const shape flat{size()};
+        ops<B>::template adamw_step<T>(tensor_view<T, B>(store.values(), flat), tensor_view<T, B>(exp_avg_.data(), flat),
+                                       tensor_view<T, B>(exp_avg_sq_.data(), flat),
+                                       tensor_view<const T, B>(store.grads(), flat), scalars);
         step_ = t;
     }
 
@@ -174,16 +121,17 @@ public:
 
     // Forgets all state: moments zero, step count 0.
     void reset() {
-        std::fill(exp_avg_.begin(), exp_avg_.end(), T{});
-        std::fill(exp_avg_sq_.begin(), exp_avg_sq_.end(), T{});
+        zero_fill(exp_avg_);
+        zero_fill(exp_avg_sq_);
         step_ = 0;
     }
 
 private:
-    static void require_finite_gradients(const parameter_store<T>& store) {
-        const std::int64_t bad = first_non_finite(store.grads(), store.size());
+    static void require_finite_gradients(const parameter_store<T, B>& store) {
+        const tensor_view<const T, B> grads(store.grads(), shape{store.size()});
+        const std::int64_t bad = ops<B>::template first_non_finite<T>(grads);
         if (bad < 0) return;
-        const T value = store.grads()[bad];
+        const T value = to_host(grads)[bad];  // the error path only
         for (const auto& e : store.entries())
             if (bad >= e.offset && bad < e.offset + e.dims.numel())
                 fail("adamw: the gradient of '", e.name, "' ", e.dims, " is not finite (", value, " at element ",
@@ -194,8 +142,8 @@ private:
 
     adamw_options options_;
     std::int64_t step_ = 0;
-    aligned_vector<T> exp_avg_;
-    aligned_vector<T> exp_avg_sq_;
+    flat_buffer<T, B> exp_avg_;
+    flat_buffer<T, B> exp_avg_sq_;
 };
 
 }  // namespace ouro::optim

@@ -1,16 +1,15 @@
 // Exponential moving average of a model's weights in one flat buffer of its parameter store's
 // layout, with the warm-up of the decay used by diffusers' EMAModel; the average is what a
-// diffusion model samples with (copy_to / swap put it into the store for evaluation).
+// diffusion model samples with (copy_to / swap put it into the store for evaluation). The average
+// lives in B's memory and is updated by ops<B>::ema_blend.
 #pragma once
-
-#include <xsimd/xsimd.hpp>
 
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
+#include "ouro/backend/ops.hpp"
 #include "ouro/core/error.hpp"
-#include "ouro/core/parallel.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/tensor.hpp"
 
@@ -42,16 +41,13 @@ inline void validate(const ema_options& o) {
 //   optim::ema<float> avg(store);           // starts as a copy of the weights
 //   ... opt.step(store); avg.update(store);  // after every optimizer step
 //   avg.swap(store); /* sample */ avg.swap(store);
-template <real_scalar T = float>
+template <real_scalar T = float, backend B = cpu>
 class ema {
 public:
-    // Elements per parallel work item: a multiple of every SIMD width, so only the last item has a tail.
-    static constexpr std::int64_t chunk_elements = 4096;
-
     // The average starts as a copy of store.values() (as EMAModel's shadow_params), with 0 updates.
-    explicit ema(const parameter_store<T>& store, const ema_options& options = {})
-        : options_(options), values_(store.values(), store.values() + store.size()) {
+    explicit ema(const parameter_store<T, B>& store, const ema_options& options = {}) : options_(options) {
         validate(options_);
+        reset(store);
     }
 
     // The decay of the `update`-th update (1 for the first), diffusers' EMAModel.get_decay:
@@ -69,52 +65,31 @@ public:
 
     // One update from the store's current weights: e −= (1 − decay) · (e − p), EMAModel.step's form.
     // Requires store.size() == size(). Returns the decay used.
-    double update(const parameter_store<T>& store) {
+    double update(const parameter_store<T, B>& store) {
         require_fits(store, "update");
         const double d = decay(updates_ + 1);
-        const T one_minus_decay = static_cast<T>(1.0 - d);
-        auto blend = [&](auto& e, const auto& p) {
-            using V = std::remove_cvref_t<decltype(p)>;
-            e = e - V(one_minus_decay) * (e - p);
-        };
-        using batch = xsimd::batch<T>;
-        constexpr std::int64_t w = static_cast<std::int64_t>(batch::size);
-        static_assert(chunk_elements % w == 0, "ema: chunk size must be a multiple of the SIMD width");
-        T* e = values_.data();
-        const T* p = store.values();
-        for_each_chunk([&](std::int64_t begin, std::int64_t end) {
-            std::int64_t i = begin;
-            for (; i + w <= end; i += w) {
-                batch eb = xsimd::load_unaligned(e + i);
-                blend(eb, xsimd::load_unaligned(p + i));
-                eb.store_unaligned(e + i);
-            }
-            for (; i < end; ++i) blend(e[i], p[i]);
-        });
+        ops<B>::template ema_blend<T>(average_(), weights_(store), static_cast<T>(1.0 - d));
         ++updates_;
         return d;
     }
 
     // Writes the averaged weights into store.values(). Requires store.size() == size().
-    void copy_to(parameter_store<T>& store) const {
+    void copy_to(parameter_store<T, B>& store) const {
         require_fits(store, "copy_to");
-        T* p = store.values();
-        const T* e = values_.data();
-        for_each_chunk([&](std::int64_t begin, std::int64_t end) { std::copy(e + begin, e + end, p + begin); });
+        copy(average_(), tensor_view<T, B>(store.values(), shape{size()}));
     }
 
     // Exchanges the averaged and the store's weights: once to evaluate with the average, once more
     // to resume training. Requires store.size() == size().
-    void swap(parameter_store<T>& store) {
+    void swap(parameter_store<T, B>& store) {
         require_fits(store, "swap");
-        T* p = store.values();
-        T* e = values_.data();
-        for_each_chunk([&](std::int64_t begin, std::int64_t end) { std::swap_ranges(e + begin, e + end, p + begin); });
+        ops<B>::template swap_contents<T>(average_(), tensor_view<T, B>(store.values(), shape{size()}));
     }
 
     // Starts over from the store's current weights, with 0 updates.
-    void reset(const parameter_store<T>& store) {
-        values_.assign(store.values(), store.values() + store.size());
+    void reset(const parameter_store<T, B>& store) {
+        values_.resize(static_cast<std::size_t>(store.size()));
+        copy(weights_(store), average_());
         updates_ = 0;
     }
 
@@ -132,23 +107,17 @@ public:
     const ema_options& options() const { return options_; }
 
 private:
-    void require_fits(const parameter_store<T>& store, const char* what) const {
+    tensor_view<T, B> average_() { return {values_.data(), shape{size()}}; }
+    tensor_view<const T, B> average_() const { return {values_.data(), shape{size()}}; }
+    static tensor_view<const T, B> weights_(const parameter_store<T, B>& store) { return {store.values(), shape{store.size()}}; }
+
+    void require_fits(const parameter_store<T, B>& store, const char* what) const {
         require(store.size() == size(), "ema ", what, ": the store has ", store.size(), " elements, expected ", size(),
                 " (the size of the store this average was built from)");
     }
 
-    // body(begin, end) over fixed chunks of [0, size()), in parallel.
-    template <class Body>
-    void for_each_chunk(Body&& body) const {
-        const std::int64_t n = size();
-        const std::int64_t chunks = (n + chunk_elements - 1) / chunk_elements;
-        parallel_for(
-            chunks, [&](std::int64_t c) { body(c * chunk_elements, std::min(n, (c + 1) * chunk_elements)); },
-            chunk_elements * 3);
-    }
-
     ema_options options_;
-    aligned_vector<T> values_;
+    flat_buffer<T, B> values_;
     std::int64_t updates_ = 0;
 };
 

@@ -47,7 +47,7 @@ inline std::string hexfloat(double v) {
     return buf;
 }
 
-// An optimiser over a parameter_store<T>:
+// An optimiser over a parameter_store<T, B>:
 //   O::from_settings(store, s)     one sized for the (complete) store; settings checked (ouro::error)
 //   O::name                        a short name: prefixes its tensors and step count in checkpoints
 //   O::state_names                 a std::array of its per-element state buffers' names (may be
@@ -57,8 +57,8 @@ inline std::string hexfloat(double v) {
 //   trajectory()                   the settings that change its trajectory, as text that is equal
 //                                  exactly when they are bitwise equal: a resume under other ones is
 //                                  refused, naming them
-template <class O, class T = float>
-concept optimizer = requires(O& o, const O& co, parameter_store<T>& store, const optimizer_settings& settings,
+template <class O, class T = float, class B = cpu>
+concept optimizer = requires(O& o, const O& co, parameter_store<T, B>& store, const optimizer_settings& settings,
                              double lr, std::int64_t n, std::size_t i) {
                         { O::from_settings(std::as_const(store), settings) } -> std::same_as<O>;
                         { O::name } -> std::convertible_to<std::string_view>;

@@ -10,8 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "ouro/backend/ops.hpp"
 #include "ouro/core/error.hpp"
-#include "ouro/core/parallel.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/tensor.hpp"
 #include "ouro/optim/adamw.hpp"
@@ -34,45 +34,34 @@ inline void validate(const sgd_options& o) {
 
 // Per element, in torch's order:  g += λ·p;  b = μ·b + g;  p -= lr·b   (b starts at 0, so the first
 // step's b is g, as torch's clone of the first gradient).
-template <real_scalar T = float>
+template <real_scalar T = float, backend B = cpu>
 class sgd {
 public:
     static constexpr std::string_view name = "sgd";
     static constexpr std::array<std::string_view, 1> state_names{"momentum_buffer"};
 
-    explicit sgd(const parameter_store<T>& store, const sgd_options& options = {})
-        : options_(options), buffer_(static_cast<std::size_t>(store.size()), T{}) {
+    explicit sgd(const parameter_store<T, B>& store, const sgd_options& options = {})
+        : options_(options), buffer_(static_cast<std::size_t>(store.size())) {
         validate(options_);
     }
 
     // The trainer's way in: lr, beta1 as the momentum, weight_decay.
-    static sgd from_settings(const parameter_store<T>& store, const optimizer_settings& s) {
+    static sgd from_settings(const parameter_store<T, B>& store, const optimizer_settings& s) {
         return sgd(store, {.lr = s.lr, .momentum = s.beta1, .weight_decay = s.weight_decay, .check_finite = s.check_finite});
     }
 
-    void step(parameter_store<T>& store) {
+    void step(parameter_store<T, B>& store) {
         require(store.size() == size(), "sgd: the store has ", store.size(), " elements, expected ", size(),
                 " (the size of the store this optimizer was built for)");
+        const shape flat{size()};
+        const tensor_view<const T, B> grads(store.grads(), flat);
         if (options_.check_finite) {
-            const std::int64_t bad = first_non_finite(store.grads(), store.size());
+            const std::int64_t bad = ops<B>::template first_non_finite<T>(grads);
             require(bad < 0, "sgd: the gradient buffer is not finite at element ", bad, "; no step taken");
         }
-        const T lr = static_cast<T>(options_.lr), mu = static_cast<T>(options_.momentum);
-        const T wd = static_cast<T>(options_.weight_decay);
-        T* p = store.values();
-        const T* g = store.grads();
-        T* b = buffer_.data();
-        const std::int64_t n = size(), chunk = 4096;
-        parallel_for(
-            (n + chunk - 1) / chunk,
-            [&](std::int64_t c) {
-                for (std::int64_t i = c * chunk, end = std::min(n, i + chunk); i < end; ++i) {
-                    const T d = g[i] + wd * p[i];
-                    b[i] = mu * b[i] + d;
-                    p[i] -= lr * b[i];
-                }
-            },
-            chunk * 4);
+        ops<B>::template sgd_step<T>(tensor_view<T, B>(store.values(), flat), tensor_view<T, B>(buffer_.data(), flat), grads,
+                                     static_cast<T>(options_.lr), static_cast<T>(options_.momentum),
+                                     static_cast<T>(options_.weight_decay));
         ++steps_;
     }
 
@@ -98,7 +87,7 @@ public:
 private:
     sgd_options options_;
     std::int64_t steps_ = 0;
-    aligned_vector<T> buffer_;
+    flat_buffer<T, B> buffer_;
 };
 
 }  // namespace ouro::optim

@@ -14,6 +14,7 @@
 #include "ouro/backend/cpu/norm.hpp"
 #include "ouro/backend/cpu/pool.hpp"
 #include "ouro/backend/cpu/resample.hpp"
+#include "ouro/backend/cpu/update.hpp"
 
 namespace ouro {
 
@@ -28,6 +29,7 @@ struct ops<cpu> : cpu_kernels::activation_ops,
                   cpu_kernels::loss_ops,
                   cpu_kernels::norm_ops,
                   cpu_kernels::pool_ops,
-                  cpu_kernels::resample_ops {};
+                  cpu_kernels::resample_ops,
+                  cpu_kernels::update_ops {};
 
 }  // namespace ouro

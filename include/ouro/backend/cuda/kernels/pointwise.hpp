@@ -10,7 +10,7 @@
 #include "ouro/backend/cuda/launch_shape.hpp"
 #include "ouro/backend/op_params.hpp"
 #include "ouro/core/host_device.hpp"
-#include "ouro/optim/adamw_update.hpp"
+#include "ouro/backend/adamw_update.hpp"
 
 namespace ouro::cuda_kernels {
 
@@ -137,7 +137,7 @@ struct dropout_body {
     }
 };
 
-// One AdamW step over a flat parameter buffer and its moments (optim/adamw_update.hpp, the CPU's formula).
+// One AdamW step over a flat parameter buffer and its moments (backend/adamw_update.hpp, the CPU's formula).
 template <class T>
 struct adamw_body {
     T* p;        // (n) parameters

@@ -1,7 +1,9 @@
 // The AdamW update of one element, or of one SIMD batch of elements: the formula every backend
-// runs (optim::adamw on the CPU with xsimd batches, the CUDA kernel body per element), in torch's
-// order of operations (_single_tensor_adamw), from scalars computed once per step on the host.
-// Nothing here depends on a backend: the caller passes the square root its lanes need.
+// runs (the CPU's kernel with xsimd batches, the CUDA kernel body per element), in torch's order of
+// operations (_single_tensor_adamw), from scalars computed once per step on the host. It sits in
+// backend/, beside op_params.hpp, because every backend's kernels include it; optim::adamw
+// computes the scalars. Nothing here depends on a backend: the caller passes the square root its
+// lanes need.
 #pragma once
 
 #include <cmath>
