@@ -16,6 +16,8 @@
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/philox.hpp"
 #include "ouro/core/tensor.hpp"
+#include "ouro/diffusion/sampler.hpp"
+#include "ouro/diffusion/trainer.hpp"
 #include "ouro/nn/lenet.hpp"
 #include "ouro/nn/unet.hpp"
 #include "ouro/optim/adamw.hpp"
@@ -126,6 +128,66 @@ pass_result optimiser_steps() {
     return r;
 }
 
+// Three-class 8x8 stripes and checkerboards: enough for a trainer to take steps on.
+data::image_dataset stripes(std::int64_t n) {
+    data::image_dataset d;
+    d.name = "stripes";
+    d.num_classes = 3;
+    d.images = host_normal(shape{n, 1, 8, 8}, 40);
+    d.labels = tensor<std::int64_t>(shape{n});
+    for (std::int64_t i = 0; i < n; ++i) {
+        d.labels[i] = i % 3;
+        for (std::int64_t k = 0; k < 64; ++k) {
+            const std::int64_t y = k / 8, x = k % 8, c = i % 3;
+            const bool on = c == 0 ? y % 2 == 0 : c == 1 ? x % 2 == 0 : (x + y) % 2 == 0;
+            d.images[i * 64 + k] = (on ? 0.8f : -0.8f) + 0.05f * d.images[i * 64 + k];
+        }
+    }
+    return d;
+}
+
+// Four steps of diffusion::trainer (AdamW, clipping, EMA, label dropping, v-prediction's targets):
+// the weights, the EMA's weights, and the losses and gradient norms in `out`.
+template <backend B>
+pass_result trainer_steps() {
+    nn::unet<B, seam_unet> net;
+    net.reset_parameters(21);
+    const data::image_dataset data = stripes(12);
+    diffusion::trainer<nn::unet<B, seam_unet>, diffusion::v_prediction> t(
+        net, data, diffusion::schedule_table{diffusion::linear_ho2020{}, 100},
+        {.batch_size = 4, .steps = 4, .lr = 1e-3, .warmup_steps = 2, .grad_clip = 0.5, .ema = {.max_decay = 0.9}, .seed = 3});
+    tensor<float> history(shape{8});
+    for (std::int64_t i = 0; i < 4; ++i) {
+        const auto r = t.step();
+        history[2 * i] = static_cast<float>(r.loss);
+        history[2 * i + 1] = static_cast<float>(r.grad_norm);
+    }
+    const shape flat{net.store().size()};
+    return {std::move(history), to_host(tensor_view<const float, B>(t.ema()->values(), flat)),
+            to_host(tensor_view<const float, B>(net.store().values(), flat)),
+            to_host(tensor_view<const float, B>(net.store().grads(), flat))};
+}
+
+// Samples of the seam U-Net with DDIM (η = 1, guided) and DPM-Solver++(2M): the sampler's
+// state on the host, the model on B.
+template <backend B>
+pass_result sampler_run() {
+    nn::unet<B, seam_unet> net;
+    // Random weights everywhere (a fresh U-Net's output conv is zero, and its samples would not
+    // depend on the rest of the network).
+    const shape flat{net.store().size()};
+    tensor<float> weights = host_normal(flat, 50);
+    for (float& w : weights) w *= 0.05f;
+    copy_from_host(weights.view(), tensor_view<float, B>(net.store().values(), flat));
+    const diffusion::schedule_table table{diffusion::linear_ho2020{}, 100};
+    const std::vector<std::int64_t> labels{0, 1, 2, 3};
+    const tensor_view<const std::int64_t> y(labels.data(), shape{4});
+    const diffusion::ddim<5> ddim(table, 1.0, {.guidance_scale = 2.0, .null_class = 3});
+    const diffusion::dpm_solver_pp_2m<4> dpm(table);
+    return {ddim.sample(net, shape{1, 8, 8}, y, 8), dpm.sample(net, shape{1, 8, 8}, y, 9), tensor<float>(shape{1}),
+            tensor<float>(shape{1})};
+}
+
 bool bitwise_equal(const tensor<float>& a, const tensor<float>& b) {
     return a.dims() == b.dims() && std::memcmp(a.data(), b.data(), sizeof(float) * a.numel()) == 0;
 }
@@ -193,4 +255,17 @@ TEST_CASE("a non-finite gradient is refused on a non-host backend, naming the pa
     optim::adamw<float, cpu_strict> opt(store);
     CHECK_THROWS_WITH(opt.step(store), Catch::Contains("'b'") && Catch::Contains("not finite") && Catch::Contains("element 1"));
     CHECK(std::isnan(optim::grad_norm(store)));
+}
+
+TEMPLATE_TEST_CASE("the diffusion trainer takes the same steps on any backend", "[seam]", cpu, cpu_strict) {
+    static_assert(diffusion::trainable_model<nn::unet<TestType, seam_unet>>);
+    const pass_result want = trainer_steps<cpu>();
+    REQUIRE(want.out[0] > 0.0f);            // a loss
+    REQUIRE(std::isfinite(want.out[7]));    // the last gradient norm
+    require_same(trainer_steps<TestType>(), want);
+}
+
+TEMPLATE_TEST_CASE("the samplers draw the same images from a model on any backend", "[seam]", cpu, cpu_strict) {
+    static_assert(diffusion::denoiser<nn::unet<TestType, seam_unet>>);
+    require_same(sampler_run<TestType>(), sampler_run<cpu>());
 }

@@ -267,9 +267,10 @@ tensor<std::remove_const_t<T>> to_tensor(tensor_view<T> v) {
     return t;
 }
 
-// src into dst, both in B's memory. Shapes must match.
+// src into dst, both in B's memory. Shapes must match. (T is taken from dst, so a mutable src
+// converts.)
 template <class T, backend B>
-void copy(tensor_view<const T, B> src, tensor_view<T, B> dst) {
+void copy(tensor_view<const std::type_identity_t<T>, B> src, tensor_view<T, B> dst) {
     if (!(dst.dims() == src.dims())) fail("copy: expected a destination of shape ", src.dims(), ", found ", dst.dims());
     const auto bytes = static_cast<std::size_t>(src.numel()) * sizeof(T);
     if (bytes == 0) return;
@@ -281,7 +282,7 @@ void copy(tensor_view<const T, B> src, tensor_view<T, B> dst) {
 
 // Host data into B's memory (a plain copy when B keeps host memory). Shapes must match.
 template <class T, backend B>
-void copy_from_host(tensor_view<const T> src, tensor_view<T, B> dst) {
+void copy_from_host(tensor_view<const std::type_identity_t<T>> src, tensor_view<T, B> dst) {
     if (!(dst.dims() == src.dims()))
         fail("copy_from_host: expected a destination of shape ", src.dims(), ", found ", dst.dims());
     const auto bytes = static_cast<std::size_t>(src.numel()) * sizeof(T);

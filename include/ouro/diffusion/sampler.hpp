@@ -32,11 +32,12 @@ namespace ouro::diffusion {
 // A denoiser maps noisy images x_t (B, C, H, W), timesteps t (B) and class labels y (B) (or an
 // empty view, shape (0), for an unconditional model) to its output of x_t's shape: ε, x_0 or v
 // as its parameterization says. The returned view may point into the model's own buffers; the
-// sampler reads it before the next call.
+// sampler reads it before the next call. x_t and the output are in the memory of the model's
+// backend (backend_of_t<M>), t and y on the host.
 template <class M>
-concept denoiser = requires(M& m, tensor_view<const float> x_t, tensor_view<const std::int64_t> t,
+concept denoiser = requires(M& m, tensor_view<const float, backend_of_t<M>> x_t, tensor_view<const std::int64_t> t,
                             tensor_view<const std::int64_t> y) {
-    { m.predict(x_t, t, y) } -> std::convertible_to<tensor_view<const float>>;
+    { m.predict(x_t, t, y) } -> std::convertible_to<tensor_view<const float, backend_of_t<M>>>;
 };
 
 // static_assert(check_denoiser<M>()) explains in words what M lacks.
@@ -405,10 +406,30 @@ inline shape batch_shape(std::int64_t n, const shape& item) {
     }
 }
 
+// model.predict(in, t, y) as a host view: the model's own output on ouro::cpu, else `in` copied
+// to the model's backend through `device_in` and the output copied back into `host_out`.
+template <class M>
+tensor_view<const float> predict_on_host(M& model, tensor_view<const float> in, tensor_view<const std::int64_t> t,
+                                         tensor_view<const std::int64_t> y, tensor<float, backend_of_t<M>>& device_in,
+                                         tensor<float>& host_out) {
+    using B = backend_of_t<M>;
+    if constexpr (std::same_as<B, cpu>) {
+        return model.predict(in, t, y);
+    } else {
+        device_in.resize(in.dims());
+        copy_from_host(in, device_in.view());
+        host_out = to_host(tensor_view<const float, B>(model.predict(device_in.view(), t, y)));
+        return host_out.view();
+    }
+}
+
 // The loop every sampler shares: x_T from the step-0 noise, then for each timestep one model call
 // (two batches in one when guided) and one step. `step_fn(t, t_prev, x, out, draw)` advances x in
 // place from the (guided) model output `out`, calling draw() for this step's noise only when the
-// step needs some.
+// step needs some. The sampler's state and updates stay on the host (in double, as on the CPU), so
+// a seed gives the same samples on every backend; a model on a backend without host memory gets
+// x_t copied over and its output copied back, once per step (a few hundred KB for a batch of
+// MNIST-sized images, small beside the U-Net's work).
 template <class M, class StepFn>
 tensor<float> run_sampler(M& model, const std::vector<std::int64_t>& timesteps, const sampler_options& options,
                           const shape& item_shape, std::int64_t count, tensor_view<const std::int64_t> labels,
@@ -454,6 +475,8 @@ tensor<float> run_sampler(M& model, const std::vector<std::int64_t>& timesteps, 
     }
     tensor<float> out(dims);                  // (B, C, H, W) guided output
     tensor<float> noise(dims);
+    tensor<float, backend_of_t<M>> model_in;  // the model's input and output in its memory, when
+    tensor<float> model_out;                  // that is not the host's
 
     for (std::size_t i = 0; i < timesteps.size(); ++i) {
         const std::int64_t t = timesteps[i];
@@ -466,7 +489,8 @@ tensor<float> run_sampler(M& model, const std::vector<std::int64_t>& timesteps, 
             in = model_x.view();
         }
         tensor_view<const float> pred;
-        if constexpr (denoiser<M>) pred = model.predict(in, model_t.view(), model_y.view());  // else: the static_assert above
+        if constexpr (denoiser<M>) pred = predict_on_host(model, in, model_t.view(), model_y.view(), model_in, model_out);
+        // (else: the static_assert above)
         require_shape(pred.dims(), in.dims(), "denoiser output");
         if (guided) {
             const double w = options.guidance_scale;

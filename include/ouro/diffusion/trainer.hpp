@@ -62,15 +62,17 @@ namespace ouro::diffusion {
 // A model the trainer can fit: forward in training mode and backward (accumulating parameter
 // gradients in its float parameter store), and a static spec that gives the images it takes
 // (in_channels, image_size), its classes (0: unconditional) and its name for checkpoints
-// (str(), hash()). nn::unet is one.
+// (str(), hash()). nn::unet is one. Images, outputs and the store are in the memory of the model's
+// backend B (backend_of_t<M>: ouro::cpu unless it declares another); timesteps and labels come
+// from the host, where the trainer draws them.
 template <class M>
 concept trainable_model =
     specified_model<M> &&
-    requires(M& m, tensor_view<const float> x, tensor_view<const std::int64_t> t, tensor_view<const std::int64_t> y,
-             const nn::forward_context& ctx) {
-        { m.forward(x, t, y, ctx) } -> std::convertible_to<tensor_view<const float>>;
-        { m.backward(x) } -> std::convertible_to<tensor_view<const float>>;
-        { m.store() } -> std::same_as<parameter_store<float>&>;
+    requires(M& m, tensor_view<const float, backend_of_t<M>> x, tensor_view<const std::int64_t> t,
+             tensor_view<const std::int64_t> y, const nn::forward_context& ctx) {
+        { m.forward(x, t, y, ctx) } -> std::convertible_to<tensor_view<const float, backend_of_t<M>>>;
+        { m.backward(x) } -> std::convertible_to<tensor_view<const float, backend_of_t<M>>>;
+        { m.store() } -> std::same_as<parameter_store<float, backend_of_t<M>>&>;
         { M::spec.in_channels } -> std::convertible_to<std::int64_t>;
         { M::spec.image_size } -> std::convertible_to<std::int64_t>;
         { M::spec.classes } -> std::convertible_to<std::int64_t>;
@@ -79,20 +81,22 @@ concept trainable_model =
 // static_assert(check_trainable_model<M>()) explains in words what M lacks.
 template <class M>
 constexpr bool check_trainable_model() {
-    static_assert(requires(M& m, tensor_view<const float> x, tensor_view<const std::int64_t> t,
+    using B = backend_of_t<M>;
+    static_assert(requires(M& m, tensor_view<const float, B> x, tensor_view<const std::int64_t> t,
                            tensor_view<const std::int64_t> y, const nn::forward_context& ctx) {
-                      { m.forward(x, t, y, ctx) } -> std::convertible_to<tensor_view<const float>>;
+                      { m.forward(x, t, y, ctx) } -> std::convertible_to<tensor_view<const float, B>>;
                   },
                   "a trainable model needs `tensor_view<const float> forward(tensor_view<const float> x_t /*(B, C, H, W)*/, "
                   "tensor_view<const std::int64_t> t /*(B)*/, tensor_view<const std::int64_t> y /*(B) or (0)*/, "
                   "const nn::forward_context& ctx)` returning an output of x_t's shape");
-    static_assert(requires(M& m, tensor_view<const float> dout) {
-                      { m.backward(dout) } -> std::convertible_to<tensor_view<const float>>;
+    static_assert(requires(M& m, tensor_view<const float, B> dout) {
+                      { m.backward(dout) } -> std::convertible_to<tensor_view<const float, B>>;
                   },
                   "a trainable model needs `tensor_view<const float> backward(tensor_view<const float> dout)` that "
                   "accumulates the parameter gradients of its store");
-    static_assert(requires(M& m) { { m.store() } -> std::same_as<parameter_store<float>&>; },
-                  "a trainable model needs `parameter_store<float>& store()`, the flat buffer of its weights");
+    static_assert(requires(M& m) { { m.store() } -> std::same_as<parameter_store<float, B>&>; },
+                  "a trainable model needs `parameter_store<float, B>& store()`, the flat buffer of its weights "
+                  "(B: its backend_type, ouro::cpu when it declares none)");
     static_assert(requires {
                       { M::spec.in_channels } -> std::convertible_to<std::int64_t>;
                       { M::spec.image_size } -> std::convertible_to<std::int64_t>;
@@ -117,13 +121,17 @@ struct batch_plan {
 // ---- The trainer ------------------------------------------------------------------------------
 
 template <class Model, parameterization P = epsilon_prediction,
-          optim::lr_schedule LR = optim::linear_warmup<optim::constant_lr>, optim::optimizer Opt = optim::adamw<float>>
+          optim::lr_schedule LR = optim::linear_warmup<optim::constant_lr>,
+          class Opt = optim::adamw<float, backend_of_t<Model>>>
 class trainer {
     static_assert(check_trainable_model<Model>());
     static_assert(check_parameterization<P>());
+    static_assert(optim::optimizer<Opt, float, backend_of_t<Model>>,
+                  "trainer: Opt must be an optim::optimizer over the model's parameter_store<float, B>");
 
 public:
     using model_type = Model;
+    using backend_type = backend_of_t<Model>;
     using parameterization_type = P;
     using lr_schedule_type = LR;
     using optimizer_type = Opt;
@@ -227,18 +235,22 @@ public:
         data::gather(data_.images.view(), plan_.items.data(), options_.batch_size, x0_);
         q_sample<float>(table_, x0_.view(), plan_.timesteps.view(), options_.seed, first_position(s), eps_.view(),
                         x_t_.view());
-        tensor_view<const float> target = eps_.view();
+        const tensor<float>* target = &eps_;
         if constexpr (!std::same_as<P, epsilon_prediction>) {
             training_target<P, float>(table_, x0_.view(), eps_.view(), plan_.timesteps.view(), target_.view());
-            target = target_.view();
+            target = &target_;
         }
+        // The batch is prepared on the host (gather, Philox noise and timesteps, q_sample in double),
+        // so a seed gives the same batch on every backend; a backend without host memory gets a copy.
+        const tensor_view<const float, backend_type> x_t = on_backend_(x_t_, x_t_b_);
+        const tensor_view<const float, backend_type> target_b = on_backend_(*target, target_b_);
 
         auto& store = model_.store();
         store.zero_grad();
         const nn::forward_context ctx{.training = true, .seed = options_.seed, .step = static_cast<std::uint64_t>(s)};
-        const tensor_view<const float> pred = model_.forward(x_t_.view(), plan_.timesteps.view(), plan_.labels.view(), ctx);
+        const tensor_view<const float, backend_type> pred = model_.forward(x_t, plan_.timesteps.view(), plan_.labels.view(), ctx);
         dpred_.resize(pred.dims());
-        const double loss = ops<backend_of_t<Model>>::template mse_loss<float>(pred, target, dpred_.view());
+        const double loss = ops<backend_type>::template mse_loss<float>(pred, target_b, dpred_.view());
         if (!std::isfinite(loss)) fail_not_finite("loss", loss, s);
         model_.backward(dpred_.view());
 
@@ -252,7 +264,7 @@ public:
         // before the EMA, a checkpoint or the next step take them in (else the next loss is NaN and
         // its message would call these weights good). One pass over the weights: small beside
         // forward and backward.
-        if (const std::int64_t bad = optim::first_non_finite(store.values(), store.size()); bad >= 0)
+        if (const std::int64_t bad = ops<backend_type>::template first_non_finite<float>(weights_()); bad >= 0)
             fail_weights_not_finite(bad, lr, s);
         if (ema_) ema_->update(store);
         step_ = s + 1;
@@ -424,8 +436,8 @@ public:
     Opt& optimizer() { return optimizer_; }
     const Opt& optimizer() const { return optimizer_; }
     // The EMA of the weights; nullptr when options().use_ema is false.
-    optim::ema<float>* ema() { return ema_ ? &*ema_ : nullptr; }
-    const optim::ema<float>* ema() const { return ema_ ? &*ema_ : nullptr; }
+    optim::ema<float, backend_type>* ema() { return ema_ ? &*ema_ : nullptr; }
+    const optim::ema<float, backend_type>* ema() const { return ema_ ? &*ema_ : nullptr; }
 
 private:
     static optim::optimizer_settings optimizer_settings_of(const trainer_options& o) {
@@ -507,6 +519,23 @@ private:
              ". Check the data and the learning rate (", schedule_(s), ")");
     }
 
+    // All weights, flat, in the model's memory.
+    tensor_view<const float, backend_type> weights_() const {
+        const auto& store = model_.store();
+        return {store.values(), shape{store.size()}};
+    }
+
+    // `host` as the model's backend sees it: the same memory on ouro::cpu, else a copy in `copy_to`.
+    static tensor_view<const float, backend_type> on_backend_(const tensor<float>& host, tensor<float, backend_type>& copy_to) {
+        if constexpr (std::same_as<backend_type, cpu>) {
+            return host.view();
+        } else {
+            copy_to.resize(host.dims());
+            copy_from_host(host.view(), copy_to.view());
+            return copy_to.view();
+        }
+    }
+
     [[noreturn]] void fail_weights_not_finite(std::int64_t bad, double lr, std::int64_t s) const {
         const auto& store = model_.store();
         std::string where = ouro::detail::concat("element ", bad);
@@ -518,7 +547,7 @@ private:
             kept = ouro::detail::concat("the last good checkpoint (step ", last_checkpoint_->second, " in ",
                                         last_checkpoint_->first.string(), ") is kept; resume from it");
         fail("trainer: the update of step ", s + 1, " of ", total_steps_, " at lr ", lr,
-             " made the weights non-finite (", store.values()[bad], " in ", where,
+             " made the weights non-finite (", to_host(weights_())[bad], " in ", where,
              "), so this trainer's weights are lost; ", kept, ". Lower the learning rate");
     }
 
@@ -625,13 +654,15 @@ private:
     trainer_options options_;
     LR schedule_;
     Opt optimizer_;
-    std::optional<optim::ema<float>> ema_;
+    std::optional<optim::ema<float, backend_type>> ema_;
     std::int64_t total_steps_ = 0;
     std::int64_t step_ = 0;
     std::optional<std::pair<std::filesystem::path, std::int64_t>> last_checkpoint_;
 
     batch_plan plan_;
-    tensor<float> x0_, eps_, x_t_, target_, dpred_;  // (B, C, S, S)
+    tensor<float> x0_, eps_, x_t_, target_;                 // (B, C, S, S), on the host
+    tensor<float, backend_type> x_t_b_, target_b_, dpred_;  // (B, C, S, S), in the model's memory (x_t_b_ and
+                                                            // target_b_ only for a backend other than cpu)
     mutable std::array<std::pair<std::int64_t, std::vector<std::int64_t>>, 2> orders_{{{-1, {}}, {-1, {}}}};
     mutable int next_order_slot_ = 0;
     mutable std::optional<std::uint32_t> data_crc_;
