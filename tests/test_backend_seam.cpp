@@ -25,6 +25,7 @@
 #include "ouro/optim/ema.hpp"
 #include "ouro/optim/sgd.hpp"
 #include "support/cpu_strict.hpp"
+#include "support/files.hpp"
 
 using namespace ouro;
 
@@ -146,6 +147,13 @@ data::image_dataset stripes(std::int64_t n) {
     return d;
 }
 
+template <backend B>
+using seam_trainer = diffusion::trainer<nn::unet<B, seam_unet>, diffusion::v_prediction>;
+
+diffusion::trainer_options seam_trainer_options(std::int64_t steps) {
+    return {.batch_size = 4, .steps = steps, .lr = 1e-3, .warmup_steps = 2, .grad_clip = 0.5, .ema = {.max_decay = 0.9}, .seed = 3};
+}
+
 // Four steps of diffusion::trainer (AdamW, clipping, EMA, label dropping, v-prediction's targets):
 // the weights, the EMA's weights, and the losses and gradient norms in `out`.
 template <backend B>
@@ -153,9 +161,7 @@ pass_result trainer_steps() {
     nn::unet<B, seam_unet> net;
     net.reset_parameters(21);
     const data::image_dataset data = stripes(12);
-    diffusion::trainer<nn::unet<B, seam_unet>, diffusion::v_prediction> t(
-        net, data, diffusion::schedule_table{diffusion::linear_ho2020{}, 100},
-        {.batch_size = 4, .steps = 4, .lr = 1e-3, .warmup_steps = 2, .grad_clip = 0.5, .ema = {.max_decay = 0.9}, .seed = 3});
+    seam_trainer<B> t(net, data, diffusion::schedule_table{diffusion::linear_ho2020{}, 100}, seam_trainer_options(4));
     tensor<float> history(shape{8});
     for (std::int64_t i = 0; i < 4; ++i) {
         const auto r = t.step();
@@ -268,4 +274,46 @@ TEMPLATE_TEST_CASE("the diffusion trainer takes the same steps on any backend", 
 TEMPLATE_TEST_CASE("the samplers draw the same images from a model on any backend", "[seam]", cpu, cpu_strict) {
     static_assert(diffusion::denoiser<nn::unet<TestType, seam_unet>>);
     require_same(sampler_run<TestType>(), sampler_run<cpu>());
+}
+
+TEST_CASE("checkpoints written from one backend resume bitwise on another") {
+    const ouro::testing::scratch_dir dir("backend_seam_checkpoint");
+    const data::image_dataset data = stripes(12);
+    const diffusion::schedule_table table{diffusion::linear_ho2020{}, 100};
+
+    // Two steps on cpu_strict, a checkpoint (weights, AdamW moments, EMA), then two more steps.
+    nn::unet<cpu_strict, seam_unet> strict_net;
+    strict_net.reset_parameters(21);
+    seam_trainer<cpu_strict> strict(strict_net, data, table, seam_trainer_options(4));
+    strict.step();
+    strict.step();
+    strict.save_checkpoint(dir.path / "run");
+    diffusion::save_model(dir.path / "model.safetensors", strict_net, 2);
+    strict.step();
+    strict.step();
+
+    // The same two later steps on cpu, from that checkpoint.
+    nn::unet<cpu, seam_unet> net;
+    net.reset_parameters(99);  // other weights: the checkpoint must replace them
+    seam_trainer<cpu> resumed(net, data, table, seam_trainer_options(4));
+    resumed.load_checkpoint(dir.path / "run");
+    REQUIRE(resumed.step_count() == 2);
+    resumed.step();
+    resumed.step();
+
+    const shape flat{net.store().size()};
+    CHECK(bitwise_equal(to_host(tensor_view<const float, cpu_strict>(strict_net.store().values(), flat)),
+                        to_tensor(tensor_view<const float>(net.store().values(), flat))));
+    CHECK(bitwise_equal(to_host(tensor_view<const float, cpu_strict>(strict.ema()->values(), flat)),
+                        to_tensor(tensor_view<const float>(resumed.ema()->values(), flat))));
+
+    // A model file from cpu_strict loads into a cpu model and back into a cpu_strict one.
+    nn::unet<cpu, seam_unet> loaded;
+    diffusion::load_model(dir.path / "model.safetensors", loaded);
+    nn::unet<cpu_strict, seam_unet> loaded_strict;
+    diffusion::load_model(dir.path / "model.safetensors", loaded_strict);
+    CHECK(bitwise_equal(to_host(tensor_view<const float, cpu_strict>(loaded_strict.store().values(), flat)),
+                        to_tensor(tensor_view<const float>(loaded.store().values(), flat))));
+    CHECK_FALSE(bitwise_equal(to_tensor(tensor_view<const float>(loaded.store().values(), flat)),
+                              to_tensor(tensor_view<const float>(net.store().values(), flat))));
 }

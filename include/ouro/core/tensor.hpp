@@ -307,4 +307,24 @@ tensor<std::remove_const_t<T>> to_host(tensor_view<T, B> src) {
     return out;
 }
 
+// n elements of B's memory at `data`, readable on the host: the memory itself on a host backend,
+// else a copy (for writers such as checkpoints, which serialise a store's buffers).
+template <class T, backend B>
+class host_readable {
+public:
+    host_readable(const T* data, std::int64_t n) {
+        if constexpr (B::host_memory) {
+            data_ = data;
+        } else {
+            copy_ = to_host(tensor_view<const T, B>(data, shape{n}));
+            data_ = copy_.data();
+        }
+    }
+    const T* data() const { return data_; }
+
+private:
+    const T* data_ = nullptr;
+    tensor<T> copy_;
+};
+
 }  // namespace ouro

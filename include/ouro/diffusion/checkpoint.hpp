@@ -141,10 +141,10 @@ inline std::string pair_file_name(const char* kind, std::int64_t step, std::uint
     return buf;
 }
 
-// Requires every element of the buffer finite; `what` names it. A checkpoint is never written
+// Requires every element of the buffer (host memory, laid out like store.values()) finite; `what` names it. A checkpoint is never written
 // from a poisoned state: it would replace the last good one.
-template <real_scalar T>
-void require_finite_buffer(const parameter_store<T>& store, const T* buffer, const char* what) {
+template <real_scalar T, backend B>
+void require_finite_buffer(const parameter_store<T, B>& store, const T* buffer, const char* what) {
     const std::int64_t bad = optim::first_non_finite(buffer, store.size());
     if (bad < 0) return;
     for (const auto& e : store.entries())
@@ -159,8 +159,8 @@ void require_finite_buffer(const parameter_store<T>& store, const T* buffer, con
 // `file`; `what` names the buffer. ouro never writes NaN or Inf weights (above), so a file that
 // holds them was damaged with a valid checksum or written by someone else; loading it would only
 // move the failure to the first training step or sample, far from the file's name.
-template <real_scalar T>
-void require_finite_loaded(const parameter_store<T>& store, const T* buffer, const std::string& file, const char* what) {
+template <real_scalar T, backend B>
+void require_finite_loaded(const parameter_store<T, B>& store, const T* buffer, const std::string& file, const char* what) {
     const std::int64_t bad = optim::first_non_finite(buffer, store.size());
     if (bad < 0) return;
     for (const auto& e : store.entries())
@@ -168,6 +168,13 @@ void require_finite_loaded(const parameter_store<T>& store, const T* buffer, con
             fail(file, ": refusing to load non-finite ", what, ": '", e.name, "' holds ", buffer[bad], " at element ",
                  bad - e.offset, "; nothing was changed");
     fail(file, ": refusing to load non-finite ", what, " (", buffer[bad], " at element ", bad, "); nothing was changed");
+}
+
+// A host buffer into B's memory at `dst` (the same number of elements): a copy on any backend.
+template <class B, class T>
+void put(const aligned_vector<T>& host, T* dst) {
+    const shape flat{static_cast<std::int64_t>(host.size())};
+    copy_from_host(tensor_view<const T>(host.data(), flat), tensor_view<T, B>(dst, flat));
 }
 
 // "'spec' (hash h)", for messages.
@@ -191,11 +198,11 @@ inline void require_identity(const io::safetensors_metadata& m, const model_iden
 
 // ---- The model file -----------------------------------------------------------------------------
 
-// The bytes of a model file: one tensor per parameter of `store` (from `buffer`, laid out like
-// store.values(), so the EMA weights can be written the same way), metadata format, spec,
+// The bytes of a model file: one tensor per parameter of `store` (from `buffer`, in host memory,
+// laid out like store.values(), so the EMA weights can be written the same way), metadata format, spec,
 // spec_hash, ouro_version, step, and `extra`.
-template <real_scalar T>
-std::string serialize_model_file(const parameter_store<T>& store, const T* buffer, const model_identity& id,
+template <real_scalar T, backend B>
+std::string serialize_model_file(const parameter_store<T, B>& store, const T* buffer, const model_identity& id,
                                  std::int64_t step, const io::safetensors_metadata& extra = {}) {
     io::safetensors_writer writer;
     io::add_parameter_buffer(writer, store, buffer);
@@ -215,15 +222,16 @@ template <class Model>
 void save_model(const std::filesystem::path& file, const Model& model, std::int64_t step = 0,
                 const io::safetensors_metadata& extra = {}) {
     const auto& store = model.store();
-    checkpoint_detail::require_finite_buffer(store, store.values(), "weights");
-    io::write_file_atomically(file, serialize_model_file(store, store.values(), identity_of<Model>(), step, extra));
+    const host_readable<float, backend_of_t<Model>> weights(store.values(), store.size());
+    checkpoint_detail::require_finite_buffer(store, weights.data(), "weights");
+    io::write_file_atomically(file, serialize_model_file(store, weights.data(), identity_of<Model>(), step, extra));
 }
 
 // Loads a model file into `store` after checking that it was saved from the model `id` names (the
 // message shows both spec strings), holds exactly the store's parameters, and that every weight is
 // finite; nothing changes unless everything fits. Returns the file's metadata.
-template <real_scalar T>
-io::safetensors_metadata load_model_file(const std::filesystem::path& file, parameter_store<T>& store,
+template <real_scalar T, backend B>
+io::safetensors_metadata load_model_file(const std::filesystem::path& file, parameter_store<T, B>& store,
                                          const model_identity& id) {
     io::safetensors_reader reader(file);
     checkpoint_detail::require_identity(reader.metadata(), id, file.string());
@@ -232,7 +240,7 @@ io::safetensors_metadata load_model_file(const std::filesystem::path& file, para
     aligned_vector<T> weights(static_cast<std::size_t>(store.size()), T{});
     io::read_parameter_buffer(reader, store, weights.data());
     checkpoint_detail::require_finite_loaded(store, weights.data(), file.string(), "weights");
-    std::copy(weights.begin(), weights.end(), store.values());
+    checkpoint_detail::put<B>(weights, store.values());
     return reader.metadata();
 }
 
@@ -427,11 +435,12 @@ inline checkpoint_contents inspect_checkpoint(const std::filesystem::path& dir, 
 // What a trainer saves beside the weights: its optimiser's state (any optim::optimizer: its
 // buffers as "<name>.<buffer>.<parameter>" tensors and "<name>_step"; AdamW's are torch's names)
 // and the EMA, which may be null (no average kept).
-template <real_scalar T, optim::optimizer<T> Opt>
+template <real_scalar T, class Opt, backend B = cpu>
+    requires optim::optimizer<Opt, T, B>
 struct trainer_state_ref {
     std::int64_t step = 0;
     const Opt* optimizer = nullptr;
-    const optim::ema<T>* ema = nullptr;
+    const optim::ema<T, B>* ema = nullptr;
     io::safetensors_metadata metadata;  // the trainer's own: seed, options, data fingerprint, ...
 };
 
@@ -447,9 +456,9 @@ std::string state_prefix(std::size_t i) {
 // of this file), then removes files the manifest no longer lists, keeping the `keep` newest
 // checkpoints. Requires finite weights, moments and EMA: a poisoned state is refused, and the last
 // good checkpoint stays current. Returns the new manifest entry.
-template <real_scalar T, optim::optimizer<T> Opt>
-checkpoint_entry write_checkpoint(const std::filesystem::path& dir, const parameter_store<T>& store,
-                                  const model_identity& id, const trainer_state_ref<T, Opt>& state, int keep = 2) {
+template <real_scalar T, class Opt, backend B>
+checkpoint_entry write_checkpoint(const std::filesystem::path& dir, const parameter_store<T, B>& store,
+                                  const model_identity& id, const trainer_state_ref<T, Opt, B>& state, int keep = 2) {
     namespace fs = std::filesystem;
     using checkpoint_detail::hex;
     require(keep >= 1, "write_checkpoint: expected keep >= 1, found ", keep);
@@ -458,14 +467,20 @@ checkpoint_entry write_checkpoint(const std::filesystem::path& dir, const parame
             " elements, the store ", store.size());
     require(!state.ema || state.ema->size() == store.size(), "write_checkpoint: the EMA has ", state.ema ? state.ema->size() : 0,
             " elements, the store ", store.size());
-    checkpoint_detail::require_finite_buffer(store, store.values(), "weights");
+    // Every buffer as the host sees it (copies when B's memory is not the host's).
+    const host_readable<T, B> weights(store.values(), store.size());
+    std::vector<host_readable<T, B>> states;
+    for (std::size_t i = 0; i < Opt::state_names.size(); ++i) states.emplace_back(state.optimizer->state(i), store.size());
+    const std::optional<host_readable<T, B>> ema =
+        state.ema ? std::optional<host_readable<T, B>>(std::in_place, state.ema->values(), store.size()) : std::nullopt;
+    checkpoint_detail::require_finite_buffer(store, weights.data(), "weights");
     for (std::size_t i = 0; i < Opt::state_names.size(); ++i)
-        checkpoint_detail::require_finite_buffer(store, state.optimizer->state(i),
+        checkpoint_detail::require_finite_buffer(store, states[i].data(),
                                                  (std::string(Opt::name) + " " + std::string(Opt::state_names[i])).c_str());
-    if (state.ema) checkpoint_detail::require_finite_buffer(store, state.ema->values(), "EMA weights");
+    if (ema) checkpoint_detail::require_finite_buffer(store, ema->data(), "EMA weights");
 
     // The model file.
-    const std::string model_bytes = serialize_model_file(store, store.values(), id, state.step);
+    const std::string model_bytes = serialize_model_file(store, weights.data(), id, state.step);
     checkpoint_entry e;
     e.step = state.step;
     e.model_size = model_bytes.size();
@@ -475,8 +490,8 @@ checkpoint_entry write_checkpoint(const std::filesystem::path& dir, const parame
     // The trainer file, bound to the model file by its CRC.
     io::safetensors_writer writer;
     for (std::size_t i = 0; i < Opt::state_names.size(); ++i)
-        io::add_parameter_buffer(writer, store, state.optimizer->state(i), checkpoint_detail::state_prefix<Opt>(i));
-    if (state.ema) io::add_parameter_buffer(writer, store, state.ema->values(), "ema.");
+        io::add_parameter_buffer(writer, store, states[i].data(), checkpoint_detail::state_prefix<Opt>(i));
+    if (ema) io::add_parameter_buffer(writer, store, ema->data(), "ema.");
     writer.set_metadata(state.metadata);
     writer.set_metadata("format", trainer_file_format);
     writer.set_metadata("spec", id.spec);
@@ -535,10 +550,11 @@ checkpoint_entry write_checkpoint(const std::filesystem::path& dir, const parame
 }
 
 // Where restore_checkpoint puts the trainer state; `ema` null when the trainer keeps none.
-template <real_scalar T, optim::optimizer<T> Opt>
+template <real_scalar T, class Opt, backend B = cpu>
+    requires optim::optimizer<Opt, T, B>
 struct trainer_state_target {
     Opt* optimizer = nullptr;
-    optim::ema<T>* ema = nullptr;
+    optim::ema<T, B>* ema = nullptr;
 };
 
 // Refuses a checkpoint whose trainer file was saved by another optimiser than Opt, naming both.
@@ -555,9 +571,9 @@ void require_optimizer(const checkpoint_contents& c) {
 // Loads the weights of a verified checkpoint into `store` and its trainer state into `target`.
 // Everything is read into scratch buffers and checked first; the store, optimizer and EMA change
 // only when all of it fits. Returns the checkpoint's step.
-template <real_scalar T, optim::optimizer<T> Opt>
-std::int64_t restore_checkpoint(const checkpoint_contents& c, parameter_store<T>& store, const model_identity& id,
-                                const trainer_state_target<T, Opt>& target) {
+template <real_scalar T, class Opt, backend B>
+std::int64_t restore_checkpoint(const checkpoint_contents& c, parameter_store<T, B>& store, const model_identity& id,
+                                const trainer_state_target<T, Opt, B>& target) {
     require(target.optimizer != nullptr, "restore_checkpoint: no optimizer to restore into");
     require_optimizer<Opt>(c);
     const std::string tp = c.trainer_path.string();
@@ -600,11 +616,11 @@ std::int64_t restore_checkpoint(const checkpoint_contents& c, parameter_store<T>
     if (file_has_ema) checkpoint_detail::require_finite_loaded(store, e.data(), tp, "EMA weights");
     require(target.optimizer->size() == store.size(), "restore_checkpoint: the optimizer has ", target.optimizer->size(),
             " elements, the store ", store.size());
-    std::copy(weights.begin(), weights.end(), store.values());
-    for (std::size_t i = 0; i < states.size(); ++i) std::copy(states[i].begin(), states[i].end(), target.optimizer->state(i));
+    checkpoint_detail::put<B>(weights, store.values());
+    for (std::size_t i = 0; i < states.size(); ++i) checkpoint_detail::put<B>(states[i], target.optimizer->state(i));
     target.optimizer->set_step_count(optimizer_steps);
     if (target.ema) {
-        std::copy(e.begin(), e.end(), target.ema->values());
+        checkpoint_detail::put<B>(e, target.ema->values());
         target.ema->set_update_count(ema_updates);
     }
     return c.entry.step;
@@ -634,7 +650,7 @@ std::int64_t load_checkpoint_weights(const std::filesystem::path& dir, Model& mo
         aligned_vector<std::remove_pointer_t<decltype(store.values())>> weights(static_cast<std::size_t>(store.size()));
         io::read_parameter_buffer(reader, store, weights.data(), "ema.");
         checkpoint_detail::require_finite_loaded(store, weights.data(), tp, "EMA weights");
-        std::copy(weights.begin(), weights.end(), store.values());
+        checkpoint_detail::put<backend_of_t<Model>>(weights, store.values());
     }
     return c.entry.step;
 }

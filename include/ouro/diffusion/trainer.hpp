@@ -360,7 +360,7 @@ public:
     checkpoint_entry save_checkpoint() { return save_checkpoint(options_.checkpoint_dir); }
     checkpoint_entry save_checkpoint(const std::filesystem::path& dir) {
         require(!dir.empty(), "trainer: no checkpoint directory (options.checkpoint_dir is empty)");
-        trainer_state_ref<float, Opt> state{.step = step_, .optimizer = &optimizer_, .ema = ema_ ? &*ema_ : nullptr,
+        trainer_state_ref<float, Opt, backend_type> state{.step = step_, .optimizer = &optimizer_, .ema = ema_ ? &*ema_ : nullptr,
                                             .metadata = state_metadata()};
         const checkpoint_entry e =
             write_checkpoint(dir, model_.store(), identity_of<Model>(), state, options_.keep_checkpoints);
@@ -378,7 +378,7 @@ public:
         const checkpoint_contents c = inspect_checkpoint(dir, id, step);
         require_optimizer<Opt>(c);  // before the settings: another optimiser's differ anyway
         if (options_.strict_resume) require_same_trajectory(c);
-        restore_checkpoint(c, model_.store(), id, trainer_state_target<float, Opt>{&optimizer_, ema_ ? &*ema_ : nullptr});
+        restore_checkpoint(c, model_.store(), id, trainer_state_target<float, Opt, backend_type>{&optimizer_, ema_ ? &*ema_ : nullptr});
         step_ = c.entry.step;
         last_checkpoint_ = {dir, c.entry.step};
         return c.entry;

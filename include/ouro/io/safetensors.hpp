@@ -574,21 +574,22 @@ inline void require_metadata(const safetensors_metadata& found, const safetensor
 
 // Adds one tensor per parameter of `store`, named prefix + parameter name, viewing `buffer`:
 // store.size() elements laid out like store.values() (the values themselves, the gradients, an
-// optimizer's moments, EMA weights). `buffer` must outlive the writer's write().
-template <real_scalar T>
-void add_parameter_buffer(safetensors_writer& writer, const parameter_store<T>& store, const T* buffer,
+// optimizer's moments, EMA weights), in host memory. `buffer` must outlive the writer's write().
+template <real_scalar T, backend B>
+void add_parameter_buffer(safetensors_writer& writer, const parameter_store<T, B>& store, const T* buffer,
                           std::string_view prefix = "") {
     for (const auto& e : store.entries())
         writer.add(std::string(prefix) + e.name, tensor_view<const T>(buffer + e.offset, e.dims));
 }
 
-// Reads the tensors named prefix + parameter name into `buffer` (laid out like store.values()).
+// Reads the tensors named prefix + parameter name into `buffer` (host memory, laid out like
+// store.values()).
 // Every tensor whose name starts with `prefix` must be a parameter of `store`, each parameter must
 // be there with T's dtype and its shape; all of that is checked, and every mismatch named in one
 // error, before any element of `buffer` is written. With an empty prefix every tensor of the file
 // counts; give each buffer its own prefix ("model.", "adam.m.") when one file holds several.
-template <real_scalar T>
-void read_parameter_buffer(safetensors_reader& reader, const parameter_store<T>& store, T* buffer,
+template <real_scalar T, backend B>
+void read_parameter_buffer(safetensors_reader& reader, const parameter_store<T, B>& store, T* buffer,
                            std::string_view prefix = "") {
     constexpr safetensors_dtype want = safetensors_dtype_of<T>;
     detail::mismatch_list problems;
@@ -622,11 +623,12 @@ void read_parameter_buffer(safetensors_reader& reader, const parameter_store<T>&
 
 // Writes the values of `store` (dtype F32 for float, F64 for double; names = parameter names)
 // and `metadata` to `file`, atomically.
-template <real_scalar T>
-void save_parameters(const std::filesystem::path& file, const parameter_store<T>& store,
+template <real_scalar T, backend B>
+void save_parameters(const std::filesystem::path& file, const parameter_store<T, B>& store,
                      const safetensors_metadata& metadata = {}) {
+    const host_readable<T, B> values(store.values(), store.size());
     safetensors_writer writer;
-    add_parameter_buffer(writer, store, store.values());
+    add_parameter_buffer(writer, store, values.data());
     writer.set_metadata(metadata);
     writer.write(file);
 }
@@ -635,12 +637,18 @@ void save_parameters(const std::filesystem::path& file, const parameter_store<T>
 // hold exactly the store's parameters with their shapes and T's dtype, and its metadata to agree
 // with every key of `expected_metadata`; all is checked before any value changes, so a file that
 // does not fit leaves the store untouched.
-template <real_scalar T>
-safetensors_metadata load_parameters(const std::filesystem::path& file, parameter_store<T>& store,
+template <real_scalar T, backend B>
+safetensors_metadata load_parameters(const std::filesystem::path& file, parameter_store<T, B>& store,
                                      const safetensors_metadata& expected_metadata = {}) {
     safetensors_reader reader(file);
     require_metadata(reader.metadata(), expected_metadata, file.string());
-    read_parameter_buffer(reader, store, store.values());
+    if constexpr (B::host_memory) {
+        read_parameter_buffer(reader, store, store.values());
+    } else {
+        tensor<T> values(shape{store.size()});
+        read_parameter_buffer(reader, store, values.data());
+        copy_from_host(values.view(), tensor_view<T, B>(store.values(), shape{store.size()}));
+    }
     return reader.metadata();
 }
 
