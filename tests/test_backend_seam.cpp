@@ -18,6 +18,7 @@
 #include "ouro/core/tensor.hpp"
 #include "ouro/diffusion/sampler.hpp"
 #include "ouro/diffusion/trainer.hpp"
+#include "ouro/latent/latents.hpp"
 #include "ouro/nn/lenet.hpp"
 #include "ouro/nn/unet.hpp"
 #include "ouro/optim/adamw.hpp"
@@ -194,6 +195,22 @@ pass_result sampler_run() {
             tensor<float>(shape{1})};
 }
 
+// Latents of six images (two draws each, on two threads when there are two: replicas of the model
+// on B), flattened and spatially averaged.
+template <backend B>
+pass_result latent_run() {
+    nn::unet<B, seam_unet> net;
+    net.reset_parameters(41);
+    const data::image_dataset data = stripes(6);
+    const diffusion::schedule_table table{diffusion::linear_ho2020{}, 100};
+    latent::latent_extractor flat(net, table, {.timestep = 30, .draws = 2, .seed = 4, .batch_size = 3});
+    latent::latent_extractor mean(net, table, {.timestep = 30, .seed = 4}, latent::spatial_mean{});
+    const std::vector<std::int64_t> ids{0, 1, 2, 3, 4, 5};
+    const tensor_view<const std::int64_t> idv(ids.data(), shape{6});
+    return {flat.extract(data.images.view(), data.labels.view(), idv),
+            mean.extract(data.images.view(), data.labels.view(), idv), tensor<float>(shape{1}), tensor<float>(shape{1})};
+}
+
 bool bitwise_equal(const tensor<float>& a, const tensor<float>& b) {
     return a.dims() == b.dims() && std::memcmp(a.data(), b.data(), sizeof(float) * a.numel()) == 0;
 }
@@ -274,6 +291,11 @@ TEMPLATE_TEST_CASE("the diffusion trainer takes the same steps on any backend", 
 TEMPLATE_TEST_CASE("the samplers draw the same images from a model on any backend", "[seam]", cpu, cpu_strict) {
     static_assert(diffusion::denoiser<nn::unet<TestType, seam_unet>>);
     require_same(sampler_run<TestType>(), sampler_run<cpu>());
+}
+
+TEMPLATE_TEST_CASE("latents are read the same from a model on any backend", "[seam]", cpu, cpu_strict) {
+    static_assert(latent::replicable_encoder<nn::unet<TestType, seam_unet>>);
+    require_same(latent_run<TestType>(), latent_run<cpu>());
 }
 
 TEST_CASE("checkpoints written from one backend resume bitwise on another") {

@@ -23,6 +23,7 @@
 #include "ouro/loop/self_consuming.hpp"
 #include "ouro/loop/toy.hpp"
 #include "ouro/loop/toy_model.hpp"
+#include "support/cpu_strict.hpp"
 #include "support/files.hpp"
 
 using namespace ouro;
@@ -65,8 +66,10 @@ struct fixture {
     diffusion::schedule_table table{diffusion::linear_ho2020{}, 100};
     loop::toy::point_features features;
 
+    // The experiment with its model on backend B (ouro::cpu unless a test asks for another).
+    template <class Experiment = experiment>
     loop::run_summary run(const fs::path& out) {
-        experiment ex(diffusion::ddim<10>(table, 0.0, {.guidance_scale = 1.0}), table, small_options(out));
+        Experiment ex(diffusion::ddim<10>(table, 0.0, {.guidance_scale = 1.0}), table, small_options(out));
         return ex.run(real, reference, features);
     }
 };
@@ -132,6 +135,23 @@ TEST_CASE("self_consuming writes the complete run directory", "[loop]") {
     const std::string report = io::read_text_file(dir / "report.md");
     CHECK(report.find("plots/fid.svg") != std::string::npos);
     CHECK(report.find("| ACU-LSF |") != std::string::npos);
+}
+
+TEST_CASE("self_consuming runs the same on a backend whose memory the host may not read", "[loop][seam]") {
+    // The backend seam (issue #14) end to end: G0, seven methods' fine-tunings, sampling, latents,
+    // checkpoints and model files with the model on cpu_strict (tests/support/cpu_strict.hpp). Its
+    // compiling proves the loop reads no model memory on the host; its rows must be the CPU's.
+    using strict_experiment = loop::self_consuming<loop::toy::mlp_denoiser<cpu_strict, spec>, diffusion::ddim<10>,
+                                                   latent::spatial_mean>;
+    fixture f;
+    const fs::path on_cpu = fresh_dir("loop_seam_cpu"), on_strict = fresh_dir("loop_seam_strict");
+    f.run(on_cpu);
+    const auto summary = f.run<strict_experiment>(on_strict);
+    REQUIRE(summary.metrics.size() == 21);
+    CHECK(without_seconds(io::read_text_file(on_strict / "metrics.csv")) ==
+          without_seconds(io::read_text_file(on_cpu / "metrics.csv")));
+    CHECK(without_memory(io::read_text_file(on_strict / "diagnostics.csv")) ==
+          without_memory(io::read_text_file(on_cpu / "diagnostics.csv")));
 }
 
 TEST_CASE("self_consuming: each method builds the training set it is defined by", "[loop]") {

@@ -91,6 +91,7 @@ struct ops<cpu_strict> {
     OURO_STRICT_FORWARD(dropout_forward)
     OURO_STRICT_FORWARD(elementwise_add)
     OURO_STRICT_FORWARD(ema_blend)
+    OURO_STRICT_FORWARD(extrapolate_away)
     OURO_STRICT_FORWARD(first_non_finite)
     OURO_STRICT_FORWARD(group_norm_backward)
     OURO_STRICT_FORWARD(group_norm_forward)

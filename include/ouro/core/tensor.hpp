@@ -307,6 +307,21 @@ tensor<std::remove_const_t<T>> to_host(tensor_view<T, B> src) {
     return out;
 }
 
+// f(x) for a host input x and a function of B's memory (a model's predict or encode), with the
+// result as a host view: f(x) itself when B is ouro::cpu; else x copied to B through `device_in`
+// and the result copied back into `host_out` (both reused from call to call).
+template <backend B, class T, class F>
+tensor_view<const T> call_through(F&& f, tensor_view<const T> x, tensor<T, B>& device_in, tensor<T>& host_out) {
+    if constexpr (std::is_same_v<B, cpu>) {
+        return f(x);
+    } else {
+        device_in.resize(x.dims());
+        copy_from_host(x, device_in.view());
+        host_out = to_host(tensor_view<const T, B>(f(tensor_view<const T, B>(device_in.view()))));
+        return host_out.view();
+    }
+}
+
 // n elements of B's memory at `data`, readable on the host: the memory itself on a host backend,
 // else a copy (for writers such as checkpoints, which serialise a store's buffers).
 template <class T, backend B>

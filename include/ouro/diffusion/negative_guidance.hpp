@@ -9,9 +9,10 @@
 // so it is the same for ε, x₀ or v. negative_guidance is itself a denoiser: any sampler runs it.
 #pragma once
 
-#include <algorithm>
 #include <cmath>
+#include <concepts>
 
+#include "ouro/backend/ops.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/tensor.hpp"
 #include "ouro/diffusion/sampler.hpp"
@@ -19,8 +20,11 @@
 namespace ouro::diffusion {
 
 template <denoiser Base, denoiser Aux = Base>
+    requires std::same_as<backend_of_t<Base>, backend_of_t<Aux>>
 class negative_guidance {
 public:
+    using backend_type = backend_of_t<Base>;  // both models' (the combination runs there)
+
     // ω >= 0; 0 is the base model alone. The models are borrowed: they must outlive this object.
     negative_guidance(Base& base, Aux& aux, double omega) : base_(base), aux_(aux), omega_(omega) {
         require(std::isfinite(omega) && omega >= 0, "negative_guidance: expected a finite weight omega >= 0, found ", omega);
@@ -29,18 +33,15 @@ public:
     double omega() const { return omega_; }
 
     // x_t (B, C, H, W), t (B), y (B) or (0) -> (B, C, H, W), valid until the next call.
-    tensor_view<const float> predict(tensor_view<const float> x_t, tensor_view<const std::int64_t> t,
-                                     tensor_view<const std::int64_t> y) {
-        const tensor_view<const float> b = base_.predict(x_t, t, y);
+    tensor_view<const float, backend_type> predict(tensor_view<const float, backend_type> x_t,
+                                                   tensor_view<const std::int64_t> t, tensor_view<const std::int64_t> y) {
+        const tensor_view<const float, backend_type> b = base_.predict(x_t, t, y);
         require_shape(b.dims(), x_t.dims(), "negative_guidance: base model output");
         out_.resize(b.dims());
-        std::copy(b.begin(), b.end(), out_.begin());  // the aux model may reuse the base's buffers
-        const tensor_view<const float> a = aux_.predict(x_t, t, y);
+        copy(b, out_.view());  // the aux model may reuse the base's buffers
+        const tensor_view<const float, backend_type> a = aux_.predict(x_t, t, y);
         require_shape(a.dims(), x_t.dims(), "negative_guidance: auxiliary model output");
-        const auto w = static_cast<float>(omega_);
-        float* o = out_.data();
-        const float* ap = a.data();
-        for (std::int64_t i = 0, n = out_.numel(); i < n; ++i) o[i] = (1.0f + w) * o[i] - w * ap[i];
+        ops<backend_type>::template extrapolate_away<float>(a, out_.view(), static_cast<float>(omega_));
         return out_.view();
     }
 
@@ -48,7 +49,7 @@ private:
     Base& base_;
     Aux& aux_;
     double omega_;
-    tensor<float> out_;
+    tensor<float, backend_type> out_;
 };
 
 }  // namespace ouro::diffusion

@@ -406,23 +406,6 @@ inline shape batch_shape(std::int64_t n, const shape& item) {
     }
 }
 
-// model.predict(in, t, y) as a host view: the model's own output on ouro::cpu, else `in` copied
-// to the model's backend through `device_in` and the output copied back into `host_out`.
-template <class M>
-tensor_view<const float> predict_on_host(M& model, tensor_view<const float> in, tensor_view<const std::int64_t> t,
-                                         tensor_view<const std::int64_t> y, tensor<float, backend_of_t<M>>& device_in,
-                                         tensor<float>& host_out) {
-    using B = backend_of_t<M>;
-    if constexpr (std::same_as<B, cpu>) {
-        return model.predict(in, t, y);
-    } else {
-        device_in.resize(in.dims());
-        copy_from_host(in, device_in.view());
-        host_out = to_host(tensor_view<const float, B>(model.predict(device_in.view(), t, y)));
-        return host_out.view();
-    }
-}
-
 // The loop every sampler shares: x_T from the step-0 noise, then for each timestep one model call
 // (two batches in one when guided) and one step. `step_fn(t, t_prev, x, out, draw)` advances x in
 // place from the (guided) model output `out`, calling draw() for this step's noise only when the
@@ -489,7 +472,9 @@ tensor<float> run_sampler(M& model, const std::vector<std::int64_t>& timesteps, 
             in = model_x.view();
         }
         tensor_view<const float> pred;
-        if constexpr (denoiser<M>) pred = predict_on_host(model, in, model_t.view(), model_y.view(), model_in, model_out);
+        if constexpr (denoiser<M>)
+            pred = call_through<backend_of_t<M>>([&](auto x) { return model.predict(x, model_t.view(), model_y.view()); },
+                                                 in, model_in, model_out);
         // (else: the static_assert above)
         require_shape(pred.dims(), in.dims(), "denoiser output");
         if (guided) {

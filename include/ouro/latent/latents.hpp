@@ -71,10 +71,12 @@ constexpr std::uint64_t latent_noise_index(std::int64_t id, std::int64_t draw) {
 // A model with an encoder of nn::unet's signature: noisy images x_t (B, C, H, W), timesteps t (B)
 // and labels y (B) (or an empty view, shape (0), when unconditional) -> a bottleneck (B, ...) whose
 // rows do not depend on each other. The returned view may point into the model's own buffers.
+// x_t and the bottleneck are in the memory of the model's backend (backend_of_t<M>), t and y on
+// the host; the extractor noises and pools on the host and copies across when they differ.
 template <class M>
-concept encoder = requires(M& m, tensor_view<const float> x_t, tensor_view<const std::int64_t> t,
+concept encoder = requires(M& m, tensor_view<const float, backend_of_t<M>> x_t, tensor_view<const std::int64_t> t,
                            tensor_view<const std::int64_t> y) {
-    { m.encode(x_t, t, y) } -> std::convertible_to<tensor_view<const float>>;
+    { m.encode(x_t, t, y) } -> std::convertible_to<tensor_view<const float, backend_of_t<M>>>;
 };
 
 // static_assert(check_encoder<M>()) explains in words what M lacks.
@@ -93,7 +95,7 @@ constexpr bool check_encoder() {
 // inside. Both give the same bits.
 template <class M>
 concept replicable_encoder = encoder<M> && std::default_initializable<M> && requires(M& m) {
-    { m.store() } -> std::same_as<parameter_store<float>&>;
+    { m.store() } -> std::same_as<parameter_store<float, backend_of_t<M>>&>;
 };
 
 // An encoder that states the images it takes and its classes (nn::unet's static unet_spec). The
@@ -214,7 +216,7 @@ public:
                 philox_stream rng(options_.seed, latent_noise_purpose, latent_noise_index(ids[i], r));
                 for (float& e : wk.eps) e = rng.normal();
                 diffusion::q_sample<float>(table_, x0, wk.t.view(), wk.eps.view(), wk.x_t.view());
-                const tensor_view<const float> h = wk.model->encode(wk.x_t.view(), wk.t.view(), y);  // (1, ...)
+                const tensor_view<const float> h = encode_(*wk.model, wk.x_t.view(), wk.t.view(), y, wk.device_in, wk.host_out);  // (1, ...)
                 require(h.rank() >= 2 && h.dim(0) == 1, "latent_extractor: the encoder returned shape ", h.dims(),
                         " for one image, expected (1, ...)");
                 require_shape(drop_batch_(h.dims()), item_shape, "latent_extractor: the encoder's bottleneck item");
@@ -257,6 +259,8 @@ private:
         Model* model = nullptr;
         tensor<float> eps, x_t, pooled;
         tensor<std::int64_t> t, y;
+        tensor<float, backend_of_t<Model>> device_in;  // x_t in the model's memory, when not the host's
+        tensor<float> host_out;                         // the bottleneck brought back, then
         std::vector<double> sum;
         std::exception_ptr error;
         std::int64_t error_item = -1;
@@ -320,6 +324,13 @@ private:
         }
     }
 
+    // model.encode on a host x_t, the bottleneck as a host view (copies when the model's memory is not the host's).
+    static tensor_view<const float> encode_(Model& model, tensor_view<const float> x_t, tensor_view<const std::int64_t> t,
+                                            tensor_view<const std::int64_t> y, tensor<float, backend_of_t<Model>>& device_in,
+                                            tensor<float>& host_out) {
+        return call_through<backend_of_t<Model>>([&](auto x) { return model.encode(x, t, y); }, x_t, device_in, host_out);
+    }
+
     // Runs item 0's first draw through the model alone and returns its bottleneck item shape.
     shape probe_bottleneck_(tensor_view<const float> x0, std::int64_t label, std::int64_t id) {
         tensor<float> eps(x0.dims()), x_t(x0.dims());
@@ -328,7 +339,9 @@ private:
         const tensor<std::int64_t> t(shape{1}, options_.timestep);
         const tensor<std::int64_t> y(label >= 0 ? shape{1} : shape{0}, label);
         diffusion::q_sample<float>(table_, x0, t.view(), eps.view(), x_t.view());
-        const tensor_view<const float> h = model_->encode(x_t.view(), t.view(), y.view());
+        tensor<float, backend_of_t<Model>> device_in;
+        tensor<float> host_out;
+        const tensor_view<const float> h = encode_(*model_, x_t.view(), t.view(), y.view(), device_in, host_out);
         require(h.rank() >= 2 && h.dim(0) == 1, "latent_extractor: the encoder returned shape ", h.dims(),
                 " for one image, expected (1, ...)");
         return drop_batch_(h.dims());
@@ -349,13 +362,15 @@ private:
     void prepare_replicas_(int threads) {
         if constexpr (replicable_encoder<Model>) {
             while (static_cast<int>(replicas_.size()) < threads - 1) replicas_.push_back(std::make_unique<Model>());
-            const parameter_store<float>& source = model_->store();
+            using B = backend_of_t<Model>;
+            const parameter_store<float, B>& source = model_->store();
             for (int r = 0; r < threads - 1; ++r) {
-                parameter_store<float>& dest = replicas_[static_cast<std::size_t>(r)]->store();
+                parameter_store<float, B>& dest = replicas_[static_cast<std::size_t>(r)]->store();
                 require(dest.size() == source.size(), "latent_extractor: a replica of the model has ", dest.size(),
                         " parameter elements, the model ", source.size(), " (a replicable encoder must be fully "
                         "described by its type)");
-                std::copy(source.values(), source.values() + source.size(), dest.values());
+                copy(tensor_view<const float, B>(source.values(), shape{source.size()}),
+                     tensor_view<float, B>(dest.values(), shape{dest.size()}));
             }
         } else {
             (void)threads;

@@ -18,12 +18,18 @@ namespace ouro::loop {
 // can hold one per method, reset_parameters(seed) initialises G0 and a const store() gives its
 // weights to copy. nn::unet and
 // loop::toy::mlp_denoiser are two. check_loop_model says in words which part a type lacks.
+// The two parts of a loop model that no other concept names, each once: check_loop_model asserts
+// these same concepts, so the concept and its explanation cannot drift apart.
+template <class M>
+concept initialisable_model = requires(M& m, std::uint64_t seed) { m.reset_parameters(seed); };
+template <class M>
+concept model_with_const_store = requires(const M& cm) {
+    { cm.store() } -> std::convertible_to<const parameter_store<float, backend_of_t<M>>&>;
+};
+
 template <class M>
 concept loop_model = diffusion::trainable_model<M> && diffusion::denoiser<M> && latent::encoder<M> &&
-                     std::default_initializable<M> && requires(M& m, const M& cm, std::uint64_t seed) {
-                         m.reset_parameters(seed);
-                         { cm.store() } -> std::convertible_to<const parameter_store<float>&>;
-                     };
+                     std::default_initializable<M> && initialisable_model<M> && model_with_const_store<M>;
 
 // A sampler the loop can run: a diffusion::sampler that also names the parameterisation its model
 // predicts (parameterization_type), which the loop's trainers then fit.
@@ -46,11 +52,10 @@ constexpr bool check_loop_model() {
     static_assert(latent::check_encoder<M>());
     static_assert(std::default_initializable<M>,
                   "a loop model must be default-constructible: the loop holds one model per method");
-    static_assert(requires(M& m, std::uint64_t seed) { m.reset_parameters(seed); },
-                  "a loop model needs `void reset_parameters(std::uint64_t seed)` to initialise G0");
-    static_assert(requires(const M& m) { { m.store() } -> std::convertible_to<const parameter_store<float>&>; },
-                  "a loop model needs `const parameter_store<float>& store() const`: the loop copies G0's weights "
-                  "from a const model");
+    static_assert(initialisable_model<M>, "a loop model needs `void reset_parameters(std::uint64_t seed)` to initialise G0");
+    static_assert(model_with_const_store<M>,
+                  "a loop model needs `const parameter_store<float, B>& store() const` (B: its backend): the loop "
+                  "copies G0's weights from a const model");
     return loop_model<M>;
 }
 

@@ -171,7 +171,7 @@ inline double seconds_since(std::chrono::steady_clock::time_point t) {
 // and every fine-tuning (optim::optimizer, optim/optimizer.hpp; AdamW as the paper's DDPM).
 template <class Model, class Sampler, class Pooling = latent::spatial_mean, class Methods = paper_methods,
           class Probe = probe::softmax_probe, class Score = probe_confidence, class Metrics = paper_metrics,
-          class Optimizer = optim::adamw<float>>
+          class Optimizer = optim::adamw<float, backend_of_t<Model>>>
 class self_consuming;
 
 template <class Model, class Sampler, class Pooling, loop_mode... Modes, class Probe, class Score, class Metrics,
@@ -189,8 +189,9 @@ class self_consuming<Model, Sampler, Pooling, methods<Modes...>, Probe, Score, M
     static_assert(metric_set<Metrics>,
                   "a loop metric set needs fit_reference(features) and evaluate(features, loop::metric_settings) -> "
                   "loop::metric_row (see loop/metric_sets.hpp)");
-    static_assert(optim::optimizer<Optimizer>,
-                  "a loop optimizer needs from_settings(store, optim::optimizer_settings), step(store), set_lr, "
+    static_assert(optim::optimizer<Optimizer, float, backend_of_t<Model>>,
+                  "a loop optimizer (over the model's parameter_store<float, B>) needs from_settings(store, "
+                  "optim::optimizer_settings), step(store), set_lr, "
                   "step_count / set_step_count, size, its name and state buffers and trajectory() (see optim/optimizer.hpp)");
     static_assert(sizeof...(Modes) >= 1, "an experiment compares at least one method");
 
@@ -599,7 +600,7 @@ private:
         auto ch = std::make_unique<chain>(item_size_);
         ch->generation = generation;
         if (generation == 0) {
-            std::copy(g0.store().values(), g0.store().values() + g0.store().size(), ch->model.store().values());
+            copy_weights_(g0, ch->model);
             ch->items.add(std::span<const float>(real.images.data(), static_cast<std::size_t>(real.images.numel())),
                           probe_labels, 0);
         } else {
@@ -742,7 +743,9 @@ private:
 
     // G_k's weights := G's (same type, same spec).
     static void copy_weights_(const Model& from, Model& to) {
-        std::copy(from.store().values(), from.store().values() + from.store().size(), to.store().values());
+        using B = backend_of_t<Model>;
+        copy(tensor_view<const float, B>(from.store().values(), shape{from.store().size()}),
+             tensor_view<float, B>(to.store().values(), shape{to.store().size()}));
     }
 
     // A training set of images (n, C, H, W) and their labels (n; unconditional models: zeros).

@@ -26,6 +26,7 @@
 #include "ouro/core/tensor.hpp"
 #include "ouro/nn/activation.hpp"
 #include "ouro/nn/embedding.hpp"
+#include "ouro/nn/host_inputs.hpp"
 #include "ouro/nn/linear.hpp"
 #include "ouro/nn/module.hpp"
 
@@ -100,36 +101,34 @@ public:
         time_fc2_->reset_parameters(seed);
         if (label_emb_) label_emb_->reset_parameters(seed);
         for (block& b : blocks_) b.fc.reset_parameters(seed);
-        for (T& v : store_.value(store_.find("output.weight"))) v = T(0);
-        for (T& v : store_.value(store_.find("output.bias"))) v = T(0);
+        nn::fill_constant(store_.value(store_.find("output.weight")), T(0));
+        nn::fill_constant(store_.value(store_.find("output.bias")), T(0));
     }
 
     // The encoder: x_t (B, C, 1, 1), t (B), y (B) or empty -> h0 (B, hidden, 1, 1).
     // Labels are required when Spec.classes > 0 (the null class Spec.classes means "no label") and
     // refused otherwise. Rows do not depend on each other, bitwise: every op works row by row.
-    tensor_view<const T> encode(tensor_view<const T> x, tensor_view<const std::int64_t> t,
+    tensor_view<const T, B> encode(tensor_view<const T, B> x, tensor_view<const std::int64_t> t,
                                 tensor_view<const std::int64_t> y, const nn::forward_context& ctx = {}) {
         check_inputs_(x, t, y);
         forward_ran_ = false;
         batch_ = x.dim(0);
-        t_float_.resize(shape{batch_});
-        for (std::int64_t i = 0; i < batch_; ++i) t_float_[i] = static_cast<T>(t[i]);
-
-        auto emb = time_fc2_->forward(time_act_.forward(time_fc1_->forward(time_sin_.forward(t_float_.view()), ctx)),
+        // t and y come from the host; inputs_ gives them in B's memory.
+        auto emb = time_fc2_->forward(time_act_.forward(time_fc1_->forward(time_sin_.forward(inputs_.timesteps(t)), ctx)),
                                       ctx);                                          // (B, hidden)
         pre_.resize(shape{batch_, Spec.hidden});
         ops<B>::template elementwise_add<T>(input_->forward(x.reshaped(shape{batch_, Spec.in_channels}), ctx), emb,
                                             pre_.view());
-        if (label_emb_) ops<B>::template accumulate<T>(label_emb_->forward(y, ctx), pre_.view());
+        if (label_emb_) ops<B>::template accumulate<T>(label_emb_->forward(inputs_.labels(y), ctx), pre_.view());
         h0_ = act0_.forward(pre_.view());                                            // (B, hidden)
         return h0_.reshaped(shape{batch_, Spec.hidden, 1, 1});
     }
 
     // The full network: x_t (B, C, 1, 1), t (B), y (B) or empty -> prediction (B, C, 1, 1).
-    tensor_view<const T> forward(tensor_view<const T> x, tensor_view<const std::int64_t> t,
+    tensor_view<const T, B> forward(tensor_view<const T, B> x, tensor_view<const std::int64_t> t,
                                  tensor_view<const std::int64_t> y, const nn::forward_context& ctx = {}) {
         encode(x, t, y, ctx);
-        tensor_view<const T> h = h0_;
+        tensor_view<const T, B> h = h0_;
         for (block& b : blocks_) h = b.act.forward(b.fc.forward(h, ctx), ctx);     // (B, hidden)
         const auto out = output_->forward(h, ctx);                                   // (B, C)
         forward_ran_ = true;
@@ -137,14 +136,14 @@ public:
     }
 
     // The denoiser interface of the samplers: evaluation mode.
-    tensor_view<const T> predict(tensor_view<const T> x, tensor_view<const std::int64_t> t,
+    tensor_view<const T, B> predict(tensor_view<const T, B> x, tensor_view<const std::int64_t> t,
                                  tensor_view<const std::int64_t> y) {
         return forward(x, t, y, nn::forward_context{});
     }
 
     // dprediction (B, C, 1, 1) of the last forward -> dx (B, C, 1, 1); parameter gradients
     // accumulate in store(). Requires forward (not only encode) to have run.
-    tensor_view<const T> backward(tensor_view<const T> dout) {
+    tensor_view<const T, B> backward(tensor_view<const T, B> dout) {
         require(forward_ran_, "toy::mlp_denoiser backward: forward has not run (encode alone keeps no backward state)");
         require_shape(dout.dims(), shape{batch_, Spec.in_channels, 1, 1}, "toy::mlp_denoiser backward dout");
         auto g = output_->backward(dout.reshaped(shape{batch_, Spec.in_channels}));  // (B, hidden)
@@ -155,17 +154,17 @@ public:
         return input_->backward(g).reshaped(shape{batch_, Spec.in_channels, 1, 1});
     }
 
-    parameter_store<T>& store() { return store_; }
-    const parameter_store<T>& store() const { return store_; }
+    parameter_store<T, B>& store() { return store_; }
+    const parameter_store<T, B>& store() const { return store_; }
 
 private:
     struct block {
-        block(parameter_store<T>& store, const std::string& name, std::int64_t width) : fc(store, name, width, width) {}
+        block(parameter_store<T, B>& store, const std::string& name, std::int64_t width) : fc(store, name, width, width) {}
         nn::linear<B, T> fc;
         nn::silu<B, T> act;
     };
 
-    void check_inputs_(tensor_view<const T> x, tensor_view<const std::int64_t> t, tensor_view<const std::int64_t> y) const {
+    void check_inputs_(tensor_view<const T, B> x, tensor_view<const std::int64_t> t, tensor_view<const std::int64_t> y) const {
         const std::int64_t batch = x.rank() == 4 ? x.dim(0) : 0;
         require(x.rank() == 4 && batch >= 1, "toy::mlp_denoiser: expected x of shape (B, ", Spec.in_channels,
                 ", 1, 1) with B >= 1, found ", x.dims());
@@ -182,15 +181,16 @@ private:
         }
     }
 
-    parameter_store<T> store_;
+    parameter_store<T, B> store_;
     std::optional<nn::linear<B, T>> input_, time_fc1_, time_fc2_, output_;
     nn::timestep_embedding<B, T> time_sin_{Spec.time_dim};
     nn::silu<B, T> time_act_, act0_;
     std::optional<nn::label_embedding<B, T>> label_emb_;
     std::vector<block> blocks_;
 
-    tensor<T, B> t_float_, pre_;
-    tensor_view<const T> h0_;  // (B, hidden), act0_'s output
+    nn::host_inputs<B, T> inputs_;  // t and y in B's memory
+    tensor<T, B> pre_;
+    tensor_view<const T, B> h0_;  // (B, hidden), act0_'s output
     std::int64_t batch_ = 0;
     bool forward_ran_ = false;
 };

@@ -29,6 +29,7 @@
 #include "ouro/nn/conv2d.hpp"
 #include "ouro/nn/embedding.hpp"
 #include "ouro/nn/group_norm.hpp"
+#include "ouro/nn/host_inputs.hpp"
 #include "ouro/nn/linear.hpp"
 #include "ouro/nn/module.hpp"
 #include "ouro/nn/res_block.hpp"
@@ -195,23 +196,12 @@ public:
                                 tensor_view<const std::int64_t> y, const forward_context& ctx = {}) {
         check_inputs_(x, t, y);
         const std::int64_t batch = x.dim(0);
-        // t and y come from the host (the samplers and the trainer draw them there); B's copies feed
-        // the embeddings.
-        t_host_.resize(shape{batch});
-        for (std::int64_t i = 0; i < batch; ++i) t_host_[i] = static_cast<T>(t[i]);
-        t_float_.resize(shape{batch});
-        copy_from_host(tensor_view<const T>(t_host_.view()), t_float_.view());
-        tensor_view<const std::int64_t, B> labels;
-        if constexpr (B::host_memory) {
-            labels = y;
-        } else {
-            y_device_.resize(y.dims());
-            copy_from_host(y, y_device_.view());
-            labels = y_device_.view();
-        }
+        // t and y come from the host (the samplers and the trainer draw them there).
+        const tensor_view<const T, B> t_float = inputs_.timesteps(t);  // (B)
+        const tensor_view<const std::int64_t, B> labels = inputs_.labels(y);
 
         // Time (and label) embedding, (B, 4·base).
-        auto e = time_fc2_->forward(time_act_.forward(time_fc1_->forward(time_sin_.forward(t_float_.view()), ctx)), ctx);
+        auto e = time_fc2_->forward(time_act_.forward(time_fc1_->forward(time_sin_.forward(t_float), ctx)), ctx);
         emb_.resize(e.dims());
         if (label_emb_)
             ops<B>::template elementwise_add<T>(e, label_emb_->forward(labels, ctx), emb_.view());
@@ -291,9 +281,7 @@ public:
         for (auto& s : up_) s->release();
         out_norm_->release();
         out_conv_->release();
-        t_host_.release();
-        t_float_.release();
-        y_device_.release();
+        inputs_.release();
         emb_.release();
         demb_.release();
         skips_.clear();
@@ -465,9 +453,8 @@ private:
     std::optional<group_norm_silu<B, T>> out_norm_;  // GroupNorm then SiLU, one layer
     std::optional<conv2d<B, T>> out_conv_;
 
-    tensor<T> t_host_;                   // (B), t as T on the host
-    tensor<T, B> t_float_, emb_, demb_;  // (B), (B, 4·base), (B, 4·base)
-    tensor<std::int64_t, B> y_device_;   // (B), the labels in B's memory (backends without host memory)
+    host_inputs<B, T> inputs_;      // t and y in B's memory
+    tensor<T, B> emb_, demb_;       // (B, 4·base)
     std::vector<tensor_view<const T, B>> skips_;  // outputs of conv_in and of every down stage
     std::vector<tensor<T, B>> dskips_;
 };

@@ -118,6 +118,16 @@ struct elementwise_ops {
         require_shape(x.dims(), y.dims(), "accumulate x");
         pointwise_detail::map<T>(y.data(), y.numel(), 1, [](auto u, auto v) { return u + v; }, y.data(), x.data());
     }
+
+    // y = (1 + w)·y − w·x: extrapolation from x through y (SIMS's negative guidance, y the base
+    // model's output, x the auxiliary's). One serial pass, as that combination has always run.
+    template <real_scalar T>
+    static void extrapolate_away(tensor_view<const T> x, tensor_view<T> y, T w) {
+        require_shape(x.dims(), y.dims(), "extrapolate_away x");
+        T* o = y.data();
+        const T* a = x.data();
+        for (std::int64_t i = 0, n = y.numel(); i < n; ++i) o[i] = (T(1) + w) * o[i] - w * a[i];
+    }
 };
 
 }  // namespace ouro::cpu_kernels
