@@ -452,3 +452,42 @@ TEST_CASE("the CUDA AdamW and EMA bodies follow optim::adamw and optim::ema step
     // And the step moved the weights (a comparison of two unchanged buffers would pass too).
     CHECK(worst_relative_gap(p.data(), init.data(), n) > 1e-3);
 }
+
+TEST_CASE("the CUDA SGD, scale, swap and extrapolation bodies equal the CPU's update ops") {
+    const std::int64_t n = 5003;  // not a multiple of any SIMD width
+    const auto size = static_cast<std::size_t>(n);
+    std::vector<float> p(size), g(size), x(size);
+    philox_stream rng(17, rng_purpose::user, 0);
+    for (std::size_t i = 0; i < size; ++i) {
+        p[i] = static_cast<float>(rng.normal());
+        g[i] = static_cast<float>(rng.normal());
+        x[i] = static_cast<float>(rng.normal());
+    }
+    const shape s{n};
+    const auto view = [&](std::vector<float>& v) { return tensor_view<float>(v.data(), s); };
+    const auto cview = [&](const std::vector<float>& v) { return tensor_view<const float>(v.data(), s); };
+
+    std::vector<float> p_cpu = p, b_cpu(size, 0.f), p_gpu = p, b_gpu(size, 0.f);
+    for (int step = 0; step < 3; ++step) {
+        ops<cpu>::sgd_step<float>(view(p_cpu), view(b_cpu), cview(g), 0.1f, 0.9f, 0.01f);
+        emulate_launch(launch_shape_for(n, 64, 2), cuda_kernels::sgd_body<float>{p_gpu.data(), b_gpu.data(), g.data(), n,
+                                                                                 0.1f, 0.9f, 0.01f});
+    }
+    CHECK(worst_relative_gap(p_gpu.data(), p_cpu.data(), n) < 1e-6);
+    CHECK(worst_relative_gap(b_gpu.data(), b_cpu.data(), n) < 1e-6);
+    CHECK(worst_relative_gap(p_cpu.data(), p.data(), n) > 1e-3);  // the steps moved the weights
+
+    ops<cpu>::scale<float>(view(p_cpu), 0.25f);
+    emulate_launch(launch_shape_for(n), cuda_kernels::scale_body<float>{p_gpu.data(), n, 0.25f});
+    CHECK(worst_relative_gap(p_gpu.data(), p_cpu.data(), n) < 1e-6);
+
+    std::vector<float> a_cpu = x, a_gpu = x;
+    ops<cpu>::swap_contents<float>(view(a_cpu), view(p_cpu));
+    emulate_launch(launch_shape_for(n), cuda_kernels::swap_body<float>{a_gpu.data(), p_gpu.data(), n});
+    CHECK(a_gpu == a_cpu);
+    CHECK(worst_relative_gap(p_gpu.data(), x.data(), n) == 0);
+
+    ops<cpu>::extrapolate_away<float>(cview(g), view(a_cpu), 0.5f);
+    emulate_launch(launch_shape_for(n), cuda_kernels::extrapolate_body<float>{g.data(), a_gpu.data(), n, 0.5f});
+    CHECK(worst_relative_gap(a_gpu.data(), a_cpu.data(), n) < 1e-6);
+}

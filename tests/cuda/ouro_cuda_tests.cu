@@ -13,6 +13,10 @@
 #include "ouro/backend/cuda/kernels/pointwise.hpp"
 #include "ouro/backend/cuda/kernels/reductions.hpp"
 #include "ouro/backend/cuda/launch.cuh"
+#include "ouro/backend/cuda/ops.cuh"
+#include "ouro/core/parameter_store.hpp"
+#include "ouro/core/tensor.hpp"
+#include "ouro/nn/activation.hpp"
 
 using namespace ouro::cuda_kernels;
 
@@ -163,6 +167,58 @@ int main() {
         compare("adamw second moments", n, dv.to_host(), v, 1e-6);
         compare("ema", n, de.to_host(), e, 1e-6);
     }
+
+    // The seam on the device: tensor<float, cuda>, parameter_store<float, cuda> and ops<cuda>,
+    // against the same bodies emulated on the host.
+    {
+        using ouro::cuda;
+        const std::int64_t n = 70001;
+        const auto size = static_cast<std::size_t>(n);
+        const std::vector<float> x = pseudo_random(size, 3, 4.0f), g = pseudo_random(size, 4, 1.0f);
+        const ouro::tensor_view<const float> xv(x.data(), ouro::shape{n}), gv(g.data(), ouro::shape{n});
+
+        ouro::tensor<float, cuda> xd(ouro::shape{n});
+        ouro::copy_from_host(xv, xd.view());
+        compare("tensor<float, cuda> round trip", n, std::vector<float>(ouro::to_host(xd.view()).begin(),
+                                                                       ouro::to_host(xd.view()).end()), x, 0);
+
+        // A module on the device: SiLU through ops<cuda>.
+        ouro::nn::silu<cuda, float> act;
+        const auto y = ouro::to_host(act.forward(xd.view()));
+        std::vector<float> y_host(size);
+        emulate_launch(launch_shape_for(n), silu_forward_body<float>{x.data(), y_host.data(), n});
+        compare("nn::silu<cuda>", n, std::vector<float>(y.begin(), y.end()), y_host, 1e-6);
+
+        // A store that grows keeps its values; AdamW, SGD, EMA, swap and scale through ops<cuda>.
+        ouro::parameter_store<float, cuda> store;
+        const ouro::parameter w = store.add("w", ouro::shape{n});
+        ouro::copy_from_host(xv, store.value(w));
+        store.add("b", ouro::shape{5});
+        ouro::copy_from_host(gv, store.grad(w));
+        compare("parameter_store<float, cuda> growth", n,
+                std::vector<float>(ouro::to_host(store.value(w)).begin(), ouro::to_host(store.value(w)).end()), x, 0);
+
+        std::vector<float> p = x, m(size, 0.f), v(size, 0.f), b(size, 0.f);
+        ouro::tensor<float, cuda> md(ouro::shape{n}), vd(ouro::shape{n}), bd(ouro::shape{n}), pd2(ouro::shape{n});
+        ouro::copy_from_host(xv, pd2.view());
+        std::vector<float> p2 = x;
+        for (std::int64_t t = 1; t <= 3; ++t) {
+            const auto s = ouro::optim::adamw_scalars_for<float>(1e-2, 0.9, 0.999, 1e-8, 0.05, t);
+            emulate_launch(launch_shape_for(n), adamw_body<float>{p.data(), m.data(), v.data(), g.data(), n, s});
+            ouro::ops<cuda>::adamw_step<float>(store.value(w), md.view(), vd.view(), store.grad(w), s);
+            emulate_launch(launch_shape_for(n), sgd_body<float>{p2.data(), b.data(), g.data(), n, 0.1f, 0.9f, 0.01f});
+            ouro::ops<cuda>::sgd_step<float>(pd2.view(), bd.view(), store.grad(w), 0.1f, 0.9f, 0.01f);
+        }
+        const auto pw = ouro::to_host(store.value(w));
+        compare("ops<cuda>::adamw_step", n, std::vector<float>(pw.begin(), pw.end()), p, 1e-6);
+        const auto ps = ouro::to_host(pd2.view());
+        compare("ops<cuda>::sgd_step", n, std::vector<float>(ps.begin(), ps.end()), p2, 1e-6);
+        ouro::ops<cuda>::scale<float>(pd2.view(), 0.5f);
+        for (float& e : p2) e *= 0.5f;
+        const auto scaled = ouro::to_host(pd2.view());
+        compare("ops<cuda>::scale", n, std::vector<float>(scaled.begin(), scaled.end()), p2, 0);
+    }
+
     if (failures) {
         std::printf("%d comparison(s) failed\n", failures);
         return 1;

@@ -6,6 +6,10 @@
 // Blocks of at least `buffer_cache::min_bytes` are rounded up to a size class (eight classes per
 // power of two, so at most 12.5% is wasted) and cached by size; smaller blocks go straight to
 // operator new. Cached bytes above `limit()` are handed back to the system at once.
+//
+// The caching itself is block_cache<Blocks>, over any source of raw blocks: host memory here, a
+// GPU's memory in backend/cuda/memory.cuh (where every size is cached: cudaMalloc is slow at any
+// size).
 #pragma once
 
 #include <bit>
@@ -19,22 +23,27 @@
 
 namespace ouro {
 
-class buffer_cache {
-public:
-    static constexpr std::size_t min_bytes = std::size_t{256} << 10;  // below this, malloc's own bins serve well
+// Host memory for the cache: 64-byte aligned operator new; blocks below 256 KiB are not cached
+// (malloc's own bins serve them well).
+struct host_blocks {
+    static constexpr std::size_t min_cached_bytes = std::size_t{256} << 10;
     static constexpr std::size_t alignment = 64;
+    static void* allocate(std::size_t bytes) { return ::operator new(bytes, std::align_val_t{alignment}); }  // std::bad_alloc
+    static void deallocate(void* p) noexcept { ::operator delete(p, std::align_val_t{alignment}); }
+};
 
-    // The one cache of this process. Never destroyed: thread_local buffers may return blocks to it
-    // after static destructors have run.
-    static buffer_cache& instance() {
-        static buffer_cache* cache = new buffer_cache();
-        return *cache;
-    }
+// Blocks: allocate(bytes) (throws std::bad_alloc), deallocate(p), min_cached_bytes, alignment.
+template <class Blocks>
+class block_cache {
+public:
+    static constexpr std::size_t min_bytes = Blocks::min_cached_bytes;
+    static constexpr std::size_t alignment = Blocks::alignment;
 
     // The size class a request of `bytes` is served from: `bytes` rounded up to a multiple of an
-    // eighth of its power of two.
+    // eighth of its power of two (at least 256 bytes, for a cache that keeps small blocks too).
     static constexpr std::size_t size_class(std::size_t bytes) {
-        if (bytes < min_bytes) return bytes;
+        if (uncached_(bytes)) return bytes;
+        if (bytes <= 256) return 256;
         const int width = std::bit_width(bytes - 1);                  // 2^(width-1) < bytes <= 2^width
         const std::size_t step = std::size_t{1} << (width - 4);        // an eighth of 2^(width-1)
         return (bytes + step - 1) / step * step;
@@ -47,7 +56,7 @@ public:
     // and tries once more before it lets std::bad_alloc out.
     void* acquire(std::size_t bytes) {
         const std::size_t size = size_class(bytes);
-        if (size < min_bytes) return ::operator new(size, std::align_val_t{alignment});
+        if (uncached_(size)) return Blocks::allocate(size);
         std::lock_guard lock(mutex_);
         void* p = nullptr;
         std::size_t block = size;
@@ -60,17 +69,17 @@ public:
             cached_bytes_ -= block;
         } else {
             try {
-                p = ::operator new(size, std::align_val_t{alignment});
+                p = Blocks::allocate(size);
             } catch (const std::bad_alloc&) {  // the cache's idle blocks may be what the system lacks
                 if (free_.empty()) throw;
                 free_cached_locked();
-                p = ::operator new(size, std::align_val_t{alignment});
+                p = Blocks::allocate(size);
             }
         }
         try {
             live_.emplace(p, block);
         } catch (...) {
-            ::operator delete(p, std::align_val_t{alignment});
+            Blocks::deallocate(p);
             throw;
         }
         live_bytes_ += block;
@@ -80,8 +89,8 @@ public:
 
     // Gives back a block from acquire(bytes) with the same `bytes`.
     void release(void* p, std::size_t bytes) noexcept {
-        if (size_class(bytes) < min_bytes) {
-            ::operator delete(p, std::align_val_t{alignment});
+        if (uncached_(size_class(bytes))) {
+            Blocks::deallocate(p);
             return;
         }
         std::lock_guard lock(mutex_);
@@ -97,7 +106,7 @@ public:
             } catch (...) {  // no room for the bookkeeping: free the block instead
             }
         }
-        ::operator delete(p, std::align_val_t{alignment});
+        Blocks::deallocate(p);
     }
 
     // Frees every cached block (live tensors are untouched).
@@ -139,12 +148,22 @@ public:
         peak_live_bytes_ = live_bytes_;
     }
 
-private:
-    buffer_cache() = default;
+protected:
+    block_cache() = default;
 
+private:
+    // Blocks below min_bytes bypass the cache (none when min_bytes is 0).
+    static constexpr bool uncached_(std::size_t bytes) {
+        if constexpr (min_bytes == 0)
+            return false;
+        else
+            return bytes < min_bytes;
+    }
+
+private:
     void free_cached_locked() noexcept {
         for (auto& [size, blocks] : free_)
-            for (void* p : blocks) ::operator delete(p, std::align_val_t{alignment});
+            for (void* p : blocks) Blocks::deallocate(p);
         free_.clear();
         cached_bytes_ = 0;
     }
@@ -154,6 +173,20 @@ private:
     std::unordered_map<void*, std::size_t> live_;      // block -> its size, for blocks in use
     std::size_t cached_bytes_ = 0, live_bytes_ = 0, peak_live_bytes_ = 0;
     std::size_t limit_ = std::size_t{8} << 30;
+};
+
+// The process's cache of host tensor buffers.
+class buffer_cache : public block_cache<host_blocks> {
+public:
+    // The one cache of this process. Never destroyed: thread_local buffers may return blocks to it
+    // after static destructors have run.
+    static buffer_cache& instance() {
+        static buffer_cache* cache = new buffer_cache();
+        return *cache;
+    }
+
+private:
+    buffer_cache() = default;
 };
 
 }  // namespace ouro

@@ -1,5 +1,6 @@
 // CUDA kernel bodies of the pointwise family: SiLU and ReLU with their gradients, sums, the
-// per-channel shift, dropout, the AdamW update and the EMA update. Each is a functor over a 1-D launch (launch_shape.hpp) that loops grid-stride over its
+// per-channel shift, dropout, and the optimisers' passes (AdamW, SGD, the EMA's update and swap,
+// clipping's scale, SIMS's extrapolation). Each is a functor over a 1-D launch (launch_shape.hpp) that loops grid-stride over its
 // n elements; the same body runs in a real launch (launch.cuh) and, in the tests, in an emulated
 // one (emulation.hpp). Each thread touches only its own elements, so any grid gives the same bits.
 #pragma once
@@ -160,6 +161,61 @@ struct ema_body {
     T one_minus_decay;
     OURO_HOST_DEVICE void operator()(launch_index at) const {
         for (std::int64_t i = at.first(); i < n; i += at.stride()) e[i] -= one_minus_decay * (e[i] - p[i]);
+    }
+};
+
+// SGD with momentum and L2 weight decay (the CPU's sgd_step): d = g + wd·p; b = μ·b + d; p −= lr·b.
+template <class T>
+struct sgd_body {
+    T* p;        // (n) parameters
+    T* b;        // (n) momentum buffer
+    const T* g;  // (n) gradients
+    std::int64_t n;
+    T lr, mu, wd;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        for (std::int64_t i = at.first(); i < n; i += at.stride()) {
+            const T d = g[i] + wd * p[i];
+            b[i] = mu * b[i] + d;
+            p[i] -= lr * b[i];
+        }
+    }
+};
+
+// x *= s (gradient clipping's scaling).
+template <class T>
+struct scale_body {
+    T* x;  // (n)
+    std::int64_t n;
+    T s;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        for (std::int64_t i = at.first(); i < n; i += at.stride()) x[i] *= s;
+    }
+};
+
+// Exchanges a and b element by element (the EMA's swap with the model's weights).
+template <class T>
+struct swap_body {
+    T* a;  // (n)
+    T* b;  // (n)
+    std::int64_t n;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        for (std::int64_t i = at.first(); i < n; i += at.stride()) {
+            const T t = a[i];
+            a[i] = b[i];
+            b[i] = t;
+        }
+    }
+};
+
+// y = (1 + w)·y − w·x (SIMS's negative guidance, the CPU's extrapolate_away).
+template <class T>
+struct extrapolate_body {
+    const T* x;  // (n)
+    T* y;        // (n)
+    std::int64_t n;
+    T w;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        for (std::int64_t i = at.first(); i < n; i += at.stride()) y[i] = (T(1) + w) * y[i] - w * x[i];
     }
 };
 

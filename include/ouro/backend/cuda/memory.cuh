@@ -1,0 +1,100 @@
+// The CUDA backend's memory (issue #14): backend_memory<cuda> for tensor<T, cuda>,
+// parameter_store<T, cuda> and every device_buffer, on one stream per host thread.
+//
+// Blocks come from a caching allocator (core/buffer_cache.hpp's block_cache over cudaMalloc, every
+// size cached: cudaMalloc and cudaFree synchronise the device and cost far more than a kernel).
+// A freed block is reused by later work on the same stream, which runs after the work that last
+// used it, so no event is needed (the argument of PyTorch's caching allocator). No managed memory:
+// every host access is an explicit copy (copy_from_host, to_host), which waits for the stream.
+#pragma once
+
+#if !defined(__CUDACC__)
+#error "ouro/backend/cuda/memory.cuh is for translation units compiled by nvcc (link ouro::cuda)"
+#endif
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <new>
+
+#include "ouro/core/backend.hpp"
+#include "ouro/core/buffer_cache.hpp"
+#include "ouro/core/error.hpp"
+#include "ouro/core/memory.hpp"
+
+namespace ouro {
+
+namespace cuda_kernels {
+
+// Throws ouro::error naming `what` and CUDA's message unless e is cudaSuccess.
+inline void check(cudaError_t e, const char* what) {
+    if (e != cudaSuccess) fail("cuda: ", what, " failed: ", cudaGetErrorString(e));
+}
+
+// The stream every op and copy of this host thread runs on (CUDA's per-thread default stream).
+inline cudaStream_t stream() { return cudaStreamPerThread; }
+
+// Device memory for the cache: cudaMalloc's blocks are 256-byte aligned.
+struct device_blocks {
+    static constexpr std::size_t min_cached_bytes = 0;
+    static constexpr std::size_t alignment = 256;
+    static void* allocate(std::size_t bytes) {
+        void* p = nullptr;
+        if (cudaMalloc(&p, bytes) != cudaSuccess) {
+            (void)cudaGetLastError();  // clear the sticky-free error state of a failed allocation
+            throw std::bad_alloc();
+        }
+        return p;
+    }
+    static void deallocate(void* p) noexcept { (void)cudaFree(p); }
+};
+
+// The process's cache of device blocks (one device: the current one when first used).
+class device_cache : public block_cache<device_blocks> {
+public:
+    static device_cache& instance() {
+        static device_cache* cache = new device_cache();  // never destroyed, as buffer_cache
+        return *cache;
+    }
+
+private:
+    device_cache() = default;
+};
+
+}  // namespace cuda_kernels
+
+template <>
+struct backend_memory<cuda> {
+    static void* allocate(std::size_t bytes) {
+        try {
+            return cuda_kernels::device_cache::instance().acquire(bytes == 0 ? 1 : bytes);
+        } catch (const std::bad_alloc&) {
+            fail("cuda: cannot allocate ", bytes, " bytes of device memory (out of memory; cached blocks were freed first)");
+        }
+    }
+    static void deallocate(void* p, std::size_t bytes) noexcept {
+        cuda_kernels::device_cache::instance().release(p, bytes == 0 ? 1 : bytes);
+    }
+    static void zero(void* p, std::size_t bytes) {
+        cuda_kernels::check(cudaMemsetAsync(p, 0, bytes, cuda_kernels::stream()), "cudaMemsetAsync");
+    }
+    static void copy(void* dst, const void* src, std::size_t bytes) {
+        cuda_kernels::check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_kernels::stream()),
+                            "cudaMemcpyAsync (device to device)");
+    }
+    // Host to device: returns once the host buffer may be reused.
+    static void copy_from_host(void* dst, const void* src, std::size_t bytes) {
+        cuda_kernels::check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_kernels::stream()),
+                            "cudaMemcpyAsync (host to device)");
+        cuda_kernels::check(cudaStreamSynchronize(cuda_kernels::stream()), "cudaStreamSynchronize");
+    }
+    // Device to host, after every op queued before it.
+    static void copy_to_host(void* dst, const void* src, std::size_t bytes) {
+        cuda_kernels::check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_kernels::stream()),
+                            "cudaMemcpyAsync (device to host)");
+        cuda_kernels::check(cudaStreamSynchronize(cuda_kernels::stream()), "cudaStreamSynchronize");
+    }
+};
+static_assert(device_backend<cuda>);
+
+}  // namespace ouro
