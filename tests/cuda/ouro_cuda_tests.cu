@@ -12,6 +12,7 @@
 #include "ouro/backend/cuda/kernels/diffusion.hpp"
 #include "ouro/backend/cuda/kernels/pointwise.hpp"
 #include "ouro/backend/cuda/kernels/reductions.hpp"
+#include "ouro/backend/cuda/kernels/resample.hpp"
 #include "ouro/backend/cuda/launch.cuh"
 #include "ouro/backend/cuda/ops.cuh"
 #include "ouro/core/parameter_store.hpp"
@@ -68,6 +69,42 @@ void compare(const char* what, std::int64_t n, const std::vector<float>& device,
     std::printf("%s %s n=%lld: worst relative gap %.3g (tolerance %.3g)\n", ok ? "ok  " : "FAIL", what,
                 static_cast<long long>(n), worst, tolerance);
     if (!ok) ++failures;
+}
+
+// Every op of ops<cuda>, instantiated for float (never called: it makes nvcc compile each wrapper
+// whatever the checks below happen to call).
+[[maybe_unused]] void instantiate_every_op(ouro::tensor_view<const float, ouro::cuda> c, ouro::tensor_view<float, ouro::cuda> v,
+                                           ouro::tensor_view<const std::int64_t, ouro::cuda> ci,
+                                           ouro::tensor_view<std::int64_t, ouro::cuda> vi) {
+    using O = ouro::ops<ouro::cuda>;
+    O::silu_forward<float>(c, v);
+    O::silu_backward<float>(c, c, v);
+    O::relu_forward<float>(c, v);
+    O::relu_backward<float>(c, c, v);
+    O::elementwise_add<float>(c, c, v);
+    O::accumulate<float>(c, v);
+    O::add_per_channel<float>(c, c, v);
+    O::sum_per_channel<float>(c, v);
+    O::upsample_nearest2x_forward<float>(c, v);
+    O::upsample_nearest2x_backward<float>(c, v);
+    O::concat_channels_forward<float>(c, c, v);
+    O::concat_channels_backward<float>(c, v, v);
+    O::avg_pool2d_forward<float>(c, v, 2, 2);
+    O::avg_pool2d_backward<float>(c, v, 2, 2);
+    O::max_pool2d_forward<float>(c, v, vi, 2, 2);
+    O::dropout_forward<float>(c, v, v, 0.1, 1, 2, 3);
+    O::dropout_forward<float>(c, v, 0.1, 1, 2, 3);
+    O::dropout_backward<float>(c, v, 0.1, 1, 2, 3);
+    O::sinusoidal_timestep_embedding<float>(c, v);
+    O::sinusoidal_timestep_embedding_backward<float>(c, c, v);
+    O::label_embedding_forward<float>(ci, c, v);
+    O::label_embedding_backward<float>(ci, c, v);
+    O::adamw_step<float>(v, v, v, c, ouro::optim::adamw_scalars_for<float>(1e-3, 0.9, 0.999, 1e-8, 0.0, 1));
+    O::sgd_step<float>(v, v, c, 0.1f, 0.9f, 0.0f);
+    O::ema_blend<float>(v, c, 0.1f);
+    O::swap_contents<float>(v, v);
+    O::scale<float>(v, 0.5f);
+    O::extrapolate_away<float>(c, v, 0.5f);
 }
 
 }  // namespace
@@ -213,6 +250,17 @@ int main() {
         compare("ops<cuda>::adamw_step", n, std::vector<float>(pw.begin(), pw.end()), p, 1e-6);
         const auto ps = ouro::to_host(pd2.view());
         compare("ops<cuda>::sgd_step", n, std::vector<float>(ps.begin(), ps.end()), p2, 1e-6);
+        // Upsampling through ops<cuda> against its emulated body (2 planes of 3x5).
+        {
+            const std::vector<float> small = pseudo_random(30, 9, 1.0f);
+            ouro::tensor<float, cuda> sd(ouro::shape{1, 2, 3, 5}), bd(ouro::shape{1, 2, 6, 10});
+            ouro::copy_from_host(ouro::tensor_view<const float>(small.data(), sd.dims()), sd.view());
+            ouro::ops<cuda>::upsample_nearest2x_forward<float>(sd.view(), bd.view());
+            std::vector<float> big(120);
+            emulate_launch(launch_shape_for(120), upsample_nearest2x_forward_body<float>{small.data(), big.data(), 2, 3, 5});
+            const auto got = ouro::to_host(bd.view());
+            compare("ops<cuda>::upsample_nearest2x_forward", 120, std::vector<float>(got.begin(), got.end()), big, 0);
+        }
         ouro::ops<cuda>::scale<float>(pd2.view(), 0.5f);
         for (float& e : p2) e *= 0.5f;
         const auto scaled = ouro::to_host(pd2.view());

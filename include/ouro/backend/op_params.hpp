@@ -58,6 +58,31 @@ inline shape pool2d_output_shape(const shape& x, std::int64_t kernel, std::int64
     return shape{x[0], x[1], (x[2] - kernel) / stride + 1, (x[3] - kernel) / stride + 1};
 }
 
+// ---- resampling and concatenation ---------------------------------------------------------------
+
+// Requires `small` (B, C, H, W) non-empty and `big` (B, C, 2H, 2W): the two sides of nearest 2x
+// upsampling; raises ouro::error naming both shapes. `what` opens the message.
+inline void check_upsample_nearest2x(const char* what, const shape& small, const char* small_name, const shape& big,
+                                     const char* big_name) {
+    require_rank(small, 4, what, "(B, C, H, W)");
+    require(small.numel() > 0, what, ": expected a non-empty ", small_name, " (B, C, H, W), found shape ", small);
+    require_rank(big, 4, what, "(B, C, 2H, 2W)");
+    if (!(big == shape{small[0], small[1], 2 * small[2], 2 * small[3]}))
+        fail(what, ": expected ", big_name, " of shape ", shape{small[0], small[1], 2 * small[2], 2 * small[3]},
+             " (twice the extent of ", small_name, " ", small, "), found ", big);
+}
+
+// The shape (B, Ca + Cb, H, W) of concatenating non-empty a (B, Ca, H, W) and b (B, Cb, H, W) along
+// the channels; raises ouro::error naming both shapes.
+inline shape concat_channels_output_shape(const char* what, const shape& a, const shape& b) {
+    require_rank(a, 4, what, "first part (B, Ca, H, W)");
+    require_rank(b, 4, what, "second part (B, Cb, H, W)");
+    require(a.numel() > 0 && b.numel() > 0, what, ": expected non-empty parts, found shapes ", a, " and ", b);
+    require(a[0] == b[0] && a[2] == b[2] && a[3] == b[3], what,
+            ": expected parts with equal batch and spatial extents, found shapes ", a, " and ", b);
+    return shape{a[0], a[1] + b[1], a[2], a[3]};
+}
+
 // ---- dropout's random streams -----------------------------------------------------------------
 
 // Element i of a dropout layer's input at training step `step` draws the (i mod 2^14)-th uniform of
@@ -72,6 +97,16 @@ struct dropout_streams {
     static constexpr std::int64_t max_elements = std::int64_t{1} << (chunk_bits + chunk_index_bits);
     static constexpr std::uint64_t max_salt = (std::uint64_t{1} << salt_bits) - 1;
     static constexpr std::uint64_t max_step = (std::uint64_t{1} << 32) - 1;
+
+    // Requires 0 <= p <= 1, salt <= max_salt, step <= max_step and at most max_elements elements;
+    // raises ouro::error naming `what` and the value.
+    static void check(const char* what, const shape& dims, double p, std::uint64_t step, std::uint64_t salt) {
+        require(p >= 0 && p <= 1, what, ": expected a drop probability 0 <= p <= 1, found p = ", p);
+        require(salt <= max_salt, what, ": expected salt <= ", max_salt, ", found salt = ", salt);
+        require(step <= max_step, what, ": expected step <= ", max_step, ", found step = ", step);
+        require(dims.numel() <= max_elements, what, ": expected at most ", max_elements, " elements, found x of shape ",
+                dims);
+    }
 
     // The stream index of chunk `chunk` (elements chunk·2^14 …) at (step, salt); requires
     // step <= max_step, salt <= max_salt and chunk < 2^chunk_index_bits.

@@ -29,7 +29,7 @@ struct dropout_ops {
                                 std::uint64_t seed, std::uint64_t step, std::uint64_t salt) {
         require_shape(y.dims(), x.dims(), "dropout_forward y");
         require_shape(mask.dims(), x.dims(), "dropout_forward mask");
-        check_("dropout_forward", x.dims(), p, step, salt);
+        dropout_streams::check("dropout_forward", x.dims(), p, step, salt);
         apply_mask_(x.data(), y.data(), mask.data(), x.numel(), p, seed, step, salt);
     }
 
@@ -39,7 +39,7 @@ struct dropout_ops {
     static void dropout_forward(tensor_view<const T> x, tensor_view<T> y, double p, std::uint64_t seed,
                                 std::uint64_t step, std::uint64_t salt) {
         require_shape(y.dims(), x.dims(), "dropout_forward y");
-        check_("dropout_forward", x.dims(), p, step, salt);
+        dropout_streams::check("dropout_forward", x.dims(), p, step, salt);
         apply_mask_(x.data(), y.data(), static_cast<T*>(nullptr), x.numel(), p, seed, step, salt);
     }
 
@@ -49,7 +49,7 @@ struct dropout_ops {
     static void dropout_backward(tensor_view<const T> dy, tensor_view<T> dx, double p, std::uint64_t seed,
                                  std::uint64_t step, std::uint64_t salt) {
         require_shape(dx.dims(), dy.dims(), "dropout_backward dx");
-        check_("dropout_backward", dy.dims(), p, step, salt);
+        dropout_streams::check("dropout_backward", dy.dims(), p, step, salt);
         apply_mask_(dy.data(), dx.data(), static_cast<T*>(nullptr), dy.numel(), p, seed, step, salt);
     }
 
@@ -73,15 +73,6 @@ struct dropout_ops {
     }
 
 private:
-    static void check_(const char* what, const shape& dims, double p, std::uint64_t step, std::uint64_t salt) {
-        require(p >= 0 && p <= 1, what, ": expected a drop probability 0 <= p <= 1, found p = ", p);
-        using streams = dropout_streams;
-        require(salt <= streams::max_salt, what, ": expected salt <= ", streams::max_salt, ", found salt = ", salt);
-        require(step <= streams::max_step, what, ": expected step <= ", streams::max_step, ", found step = ", step);
-        require(dims.numel() <= streams::max_elements, what, ": expected at most ", streams::max_elements,
-                " elements, found x of shape ", dims);
-    }
-
     // out = in·mask over n elements, the mask of (p, seed, step, salt) (see dropout_forward), also
     // written to `mask` when not null.
     template <class T>

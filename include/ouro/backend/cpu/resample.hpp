@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "ouro/backend/op_params.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/shape.hpp"
@@ -19,7 +20,7 @@ struct resample_ops {
     template <real_scalar T>
     static void upsample_nearest2x_forward(tensor_view<const T> x,  // (B, C, H, W)
                                            tensor_view<T> y) {      // (B, C, 2H, 2W)
-        check_upsample_("upsample_nearest2x_forward", x.dims(), "input x", y.dims(), "output y");
+        check_upsample_nearest2x("upsample_nearest2x_forward", x.dims(), "input x", y.dims(), "output y");
         const std::int64_t h = x.dim(2), w = x.dim(3);
         parallel_for(
             x.dim(0) * x.dim(1),
@@ -41,7 +42,7 @@ struct resample_ops {
     template <real_scalar T>
     static void upsample_nearest2x_backward(tensor_view<const T> dy,  // (B, C, 2H, 2W)
                                             tensor_view<T> dx) {      // (B, C, H, W)
-        check_upsample_("upsample_nearest2x_backward", dx.dims(), "input gradient dx", dy.dims(), "dy");
+        check_upsample_nearest2x("upsample_nearest2x_backward", dx.dims(), "input gradient dx", dy.dims(), "dy");
         const std::int64_t h = dx.dim(2), w = dx.dim(3);
         parallel_for(
             dx.dim(0) * dx.dim(1),
@@ -64,7 +65,7 @@ struct resample_ops {
     static void concat_channels_forward(tensor_view<const T> a,  // (B, Ca, H, W)
                                         tensor_view<const T> b,  // (B, Cb, H, W)
                                         tensor_view<T> y) {      // (B, Ca + Cb, H, W)
-        const shape ys = concat_shape_("concat_channels_forward", a.dims(), b.dims());
+        const shape ys = concat_channels_output_shape("concat_channels_forward", a.dims(), b.dims());
         require_shape(y.dims(), ys, "concat_channels_forward output y (B, Ca + Cb, H, W)");
         const std::int64_t na = a.numel() / a.dim(0), nb = b.numel() / b.dim(0);
         parallel_for(
@@ -83,7 +84,7 @@ struct resample_ops {
     static void concat_channels_backward(tensor_view<const T> dy,  // (B, Ca + Cb, H, W)
                                          tensor_view<T> da,        // (B, Ca, H, W)
                                          tensor_view<T> db) {      // (B, Cb, H, W)
-        const shape ys = concat_shape_("concat_channels_backward", da.dims(), db.dims());
+        const shape ys = concat_channels_output_shape("concat_channels_backward", da.dims(), db.dims());
         require_shape(dy.dims(), ys, "concat_channels_backward dy (B, Ca + Cb, H, W)");
         const std::int64_t na = da.numel() / da.dim(0), nb = db.numel() / db.dim(0);
         parallel_for(
@@ -94,26 +95,6 @@ struct resample_ops {
                 std::copy(in + na, in + na + nb, db.data() + n * nb);
             },
             na + nb);
-    }
-
-private:
-    static void check_upsample_(const char* what, const shape& small, const char* small_name, const shape& big,
-                                const char* big_name) {
-        require_rank(small, 4, what, "(B, C, H, W)");
-        require(small.numel() > 0, what, ": expected a non-empty ", small_name, " (B, C, H, W), found shape ", small);
-        require_rank(big, 4, what, "(B, C, 2H, 2W)");
-        if (!(big == shape{small[0], small[1], 2 * small[2], 2 * small[3]}))
-            fail(what, ": expected ", big_name, " of shape ", shape{small[0], small[1], 2 * small[2], 2 * small[3]},
-                 " (twice the extent of ", small_name, " ", small, "), found ", big);
-    }
-
-    static shape concat_shape_(const char* what, const shape& a, const shape& b) {
-        require_rank(a, 4, what, "first part (B, Ca, H, W)");
-        require_rank(b, 4, what, "second part (B, Cb, H, W)");
-        require(a.numel() > 0 && b.numel() > 0, what, ": expected non-empty parts, found shapes ", a, " and ", b);
-        require(a[0] == b[0] && a[2] == b[2] && a[3] == b[3], what,
-                ": expected parts with equal batch and spatial extents, found shapes ", a, " and ", b);
-        return shape{a[0], a[1] + b[1], a[2], a[3]};
     }
 };
 

@@ -1,9 +1,15 @@
-// ops<cuda>, first slice (issue #14): the ops whose kernel bodies exist (backend/cuda/kernels/,
-// each checked against ops<cpu> by emulation in tests/test_cuda_emulated.cpp), launched on the
-// thread's stream (memory.cuh): the pointwise activations and sums and every optimiser pass. What a
-// layer calls that is not here yet (convolutions, linear and attention through cuBLAS, the norms,
-// resampling, pooling, embeddings, dropout, the losses and the reductions of the finite check and
-// clipping) stops at compile time with "is not a member of ouro::ops<ouro::cuda>".
+// ops<cuda>, first slice (issue #14): the single-pass ops whose kernel bodies exist
+// (backend/cuda/kernels/, each checked against ops<cpu> by emulation in
+// tests/test_cuda_emulated.cpp), launched on the thread's stream (memory.cuh): the pointwise
+// activations and sums, resampling and concatenation, pooling, dropout, the embeddings and every
+// optimiser pass. What a layer calls that is not here yet (convolutions, linear and attention
+// through cuBLAS, the norms, the losses, max pooling's gradient, and the reductions of the finite
+// check and clipping)
+// stops at compile time with "is not a member of ouro::ops<ouro::cuda>".
+//
+// Checks that would read device memory on the host are not made here: labels and pooling indices
+// are checked where they are made (the U-Net checks labels on the host before copying them over;
+// max pooling's indices come from max_pool2d_forward).
 //
 // Shapes are checked on the host with the CPU's messages. Determinism: every op here is one
 // thread per element, so its bits do not depend on the launch; the device's exp and the compiler's
@@ -18,7 +24,12 @@
 #include <cstdint>
 
 #include "ouro/backend/adamw_update.hpp"
+#include "ouro/backend/cuda/kernels/embedding.hpp"
 #include "ouro/backend/cuda/kernels/pointwise.hpp"
+#include "ouro/backend/cuda/kernels/pool.hpp"
+#include "ouro/backend/cuda/kernels/reductions.hpp"
+#include "ouro/backend/cuda/kernels/resample.hpp"
+#include "ouro/backend/op_params.hpp"
 #include "ouro/backend/cuda/launch.cuh"
 #include "ouro/backend/cuda/memory.cuh"
 #include "ouro/backend/ops.hpp"
@@ -80,6 +91,122 @@ struct ops<cuda> {
         run_(x.numel(), cuda_kernels::add_per_channel_body<T>{x.data(), v.data(), y.data(), planes, plane}, "add_per_channel");
     }
 
+    template <real_scalar T>
+    static void sum_per_channel(view<const T> x, view<T> y) {
+        require(x.rank() >= 2, "sum_per_channel: expected x of shape (B, C, ...), found shape ", x.dims());
+        require_shape(y.dims(), shape{x.dim(0), x.dim(1)}, "sum_per_channel y (B, C)");
+        const std::int64_t planes = x.dim(0) * x.dim(1), plane = planes == 0 ? 0 : x.numel() / planes;
+        run_(planes, cuda_kernels::sum_per_channel_body<T>{x.data(), y.data(), planes, plane}, "sum_per_channel");
+    }
+
+    // ---- Resampling and concatenation ----
+
+    template <real_scalar T>
+    static void upsample_nearest2x_forward(view<const T> x, view<T> y) {
+        check_upsample_nearest2x("upsample_nearest2x_forward", x.dims(), "input x", y.dims(), "output y");
+        run_(y.numel(), cuda_kernels::upsample_nearest2x_forward_body<T>{x.data(), y.data(), x.dim(0) * x.dim(1), x.dim(2), x.dim(3)},
+             "upsample_nearest2x_forward");
+    }
+    template <real_scalar T>
+    static void upsample_nearest2x_backward(view<const T> dy, view<T> dx) {
+        check_upsample_nearest2x("upsample_nearest2x_backward", dx.dims(), "input gradient dx", dy.dims(), "dy");
+        run_(dx.numel(),
+             cuda_kernels::upsample_nearest2x_backward_body<T>{dy.data(), dx.data(), dx.dim(0) * dx.dim(1), dx.dim(2), dx.dim(3)},
+             "upsample_nearest2x_backward");
+    }
+    template <real_scalar T>
+    static void concat_channels_forward(view<const T> a, view<const T> b, view<T> y) {
+        const shape ys = concat_channels_output_shape("concat_channels_forward", a.dims(), b.dims());
+        require_shape(y.dims(), ys, "concat_channels_forward y");
+        const std::int64_t batch = a.dim(0);
+        run_(y.numel(), cuda_kernels::concat_channels_forward_body<T>{a.data(), b.data(), y.data(), batch, a.numel() / batch, b.numel() / batch},
+             "concat_channels_forward");
+    }
+    template <real_scalar T>
+    static void concat_channels_backward(view<const T> dy, view<T> da, view<T> db) {
+        const shape ys = concat_channels_output_shape("concat_channels_backward", da.dims(), db.dims());
+        require_shape(dy.dims(), ys, "concat_channels_backward dy");
+        const std::int64_t batch = da.dim(0);
+        run_(dy.numel(), cuda_kernels::concat_channels_backward_body<T>{dy.data(), da.data(), db.data(), batch, da.numel() / batch, db.numel() / batch},
+             "concat_channels_backward");
+    }
+
+    // ---- Pooling ----
+
+    template <real_scalar T>
+    static void avg_pool2d_forward(view<const T> x, view<T> y, std::int64_t kernel, std::int64_t stride) {
+        const cuda_kernels::pool_geometry g = geometry_("avg_pool2d_forward", x.dims(), y.dims(), kernel, stride);
+        run_(y.numel(), cuda_kernels::avg_pool2d_forward_body<T>{x.data(), y.data(), g}, "avg_pool2d_forward");
+    }
+    template <real_scalar T>
+    static void avg_pool2d_backward(view<const T> dy, view<T> dx, std::int64_t kernel, std::int64_t stride) {
+        const cuda_kernels::pool_geometry g = geometry_("avg_pool2d_backward", dx.dims(), dy.dims(), kernel, stride);
+        run_(dx.numel(), cuda_kernels::avg_pool2d_backward_body<T>{dy.data(), dx.data(), g}, "avg_pool2d_backward");
+    }
+    template <real_scalar T>
+    static void max_pool2d_forward(view<const T> x, view<T> y, view<std::int64_t> indices, std::int64_t kernel,
+                                   std::int64_t stride) {
+        const cuda_kernels::pool_geometry g = geometry_("max_pool2d_forward", x.dims(), y.dims(), kernel, stride);
+        require_shape(indices.dims(), y.dims(), "max_pool2d_forward indices (B, C, Ho, Wo)");
+        run_(y.numel(), cuda_kernels::max_pool2d_forward_body<T>{x.data(), y.data(), indices.data(), g}, "max_pool2d_forward");
+    }
+    // max_pool2d_backward is not here: the device body gathers over the windows that hold each
+    // input, so it needs the kernel and stride, which the op's signature (a scatter by indices on
+    // the CPU) does not carry yet.
+
+    // ---- Dropout (the CPU's mask, bit for bit: backend/op_params.hpp's dropout_streams) ----
+
+    template <real_scalar T>
+    static void dropout_forward(view<const T> x, view<T> y, view<T> mask, double p, std::uint64_t seed,
+                                std::uint64_t step, std::uint64_t salt) {
+        require_shape(mask.dims(), x.dims(), "dropout_forward mask");
+        dropout_(x, y, mask.data(), p, seed, step, salt, "dropout_forward");
+    }
+    template <real_scalar T>
+    static void dropout_forward(view<const T> x, view<T> y, double p, std::uint64_t seed, std::uint64_t step,
+                                std::uint64_t salt) {
+        dropout_(x, y, static_cast<T*>(nullptr), p, seed, step, salt, "dropout_forward");
+    }
+    template <real_scalar T>
+    static void dropout_backward(view<const T> dy, view<T> dx, double p, std::uint64_t seed, std::uint64_t step,
+                                 std::uint64_t salt) {
+        dropout_(dy, dx, static_cast<T*>(nullptr), p, seed, step, salt, "dropout_backward");
+    }
+
+    // ---- Embeddings ----
+
+    template <real_scalar T>
+    static void sinusoidal_timestep_embedding(view<const T> t, view<T> y, double max_period = 10000.0) {
+        const std::int64_t batch = timesteps_("sinusoidal_timestep_embedding", t.dims(), y.dims(), max_period);
+        const std::int64_t dim = y.dim(1), half = dim / 2;
+        run_(batch * (half > 0 ? half : 1), cuda_kernels::sinusoidal_embedding_body<T>{t.data(), y.data(), batch, dim, max_period},
+             "sinusoidal_timestep_embedding");
+    }
+    template <real_scalar T>
+    static void sinusoidal_timestep_embedding_backward(view<const T> t, view<const T> dy, view<T> dt,
+                                                       double max_period = 10000.0) {
+        const std::int64_t batch = timesteps_("sinusoidal_timestep_embedding_backward", t.dims(), dy.dims(), max_period);
+        require_shape(dt.dims(), t.dims(), "sinusoidal_timestep_embedding_backward dt");
+        run_(batch, cuda_kernels::sinusoidal_embedding_backward_body<T>{t.data(), dy.data(), dt.data(), batch, dy.dim(1), max_period},
+             "sinusoidal_timestep_embedding_backward");
+    }
+    template <real_scalar T>
+    static void label_embedding_forward(view<const std::int64_t> labels, view<const T> table, view<T> y) {
+        labels_("label_embedding_forward", labels.dims(), table.dims());
+        const std::int64_t batch = labels.dim(0), dim = table.dim(1);
+        require_shape(y.dims(), shape{batch, dim}, "label_embedding_forward y (B, dim)");
+        run_(batch * dim, cuda_kernels::label_embedding_forward_body<T>{labels.data(), table.data(), y.data(), batch, dim},
+             "label_embedding_forward");
+    }
+    template <real_scalar T>
+    static void label_embedding_backward(view<const std::int64_t> labels, view<const T> dy, view<T> dtable) {
+        labels_("label_embedding_backward", labels.dims(), dtable.dims());
+        const std::int64_t batch = labels.dim(0), classes = dtable.dim(0), dim = dtable.dim(1);
+        require_shape(dy.dims(), shape{batch, dim}, "label_embedding_backward dy (B, dim)");
+        run_(classes * dim, cuda_kernels::label_embedding_backward_body<T>{labels.data(), dy.data(), dtable.data(), batch, classes, dim},
+             "label_embedding_backward");
+    }
+
     // ---- The optimisers' passes (backend/cpu/update.hpp on the CPU) ----
 
     template <real_scalar T>
@@ -113,6 +240,40 @@ struct ops<cuda> {
     }
 
 private:
+    static cuda_kernels::pool_geometry geometry_(const char* what, const shape& in, const shape& out, std::int64_t kernel,
+                                                 std::int64_t stride) {
+        const shape expected = pool2d_output_shape(in, kernel, stride, what);
+        require_shape(out, expected, what);
+        return {in[0] * in[1], in[2], in[3], expected[2], expected[3], kernel, stride};
+    }
+
+    template <class T>
+    static void dropout_(view<const T> x, view<T> y, T* mask, double p, std::uint64_t seed, std::uint64_t step,
+                         std::uint64_t salt, const char* what) {
+        require_shape(y.dims(), x.dims(), what);
+        dropout_streams::check(what, x.dims(), p, step, salt);
+        const std::int64_t n = x.numel();
+        const T scale = p < 1 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
+        run_((n + 3) / 4, cuda_kernels::dropout_body<T>{x.data(), y.data(), mask, n, seed, step, salt,
+                                                        dropout_streams::keep_threshold(p), scale}, what);
+    }
+
+    static std::int64_t timesteps_(const char* what, const shape& t, const shape& y, double max_period) {
+        require_rank(t, 1, what, "t (B)");
+        require_rank(y, 2, what, "(B, dim)");
+        require(t[0] > 0, what, ": expected a non-empty batch, found t of shape ", t);
+        require(y[0] == t[0] && y[1] > 0, what, ": expected an embedding of shape (", t[0], ", dim) with dim >= 1 for t of shape ",
+                t, ", found shape ", y);
+        require(max_period > 0, what, ": expected max_period > 0, found ", max_period);
+        return t[0];
+    }
+
+    static void labels_(const char* what, const shape& labels, const shape& table) {
+        require_rank(labels, 1, what, "labels (B)");
+        if (table.rank() != 2) fail(what, ": expected a table of shape (num_classes, dim), found shape ", table);
+        require(labels[0] > 0, what, ": expected a non-empty batch, found labels of shape ", labels);
+    }
+
     // Queues `body` over n elements on the thread's stream; a launch error is an ouro::error naming the op.
     template <class Body>
     static void run_(std::int64_t n, const Body& body, const char* op) {
