@@ -92,6 +92,7 @@ void compare(const char* what, std::int64_t n, const std::vector<float>& device,
     O::avg_pool2d_forward<float>(c, v, 2, 2);
     O::avg_pool2d_backward<float>(c, v, 2, 2);
     O::max_pool2d_forward<float>(c, v, vi, 2, 2);
+    O::max_pool2d_backward<float>(c, ci, v, 2, 2);
     O::dropout_forward<float>(c, v, v, 0.1, 1, 2, 3);
     O::dropout_forward<float>(c, v, 0.1, 1, 2, 3);
     O::dropout_backward<float>(c, v, 0.1, 1, 2, 3);

@@ -35,7 +35,7 @@ public:
     tensor_view<const T, B> backward(tensor_view<const T, B> dy) {
         require(x_dims_.rank() == 4, "max_pool2d: backward called before forward");
         dx_.resize(x_dims_);
-        ops<B>::template max_pool2d_backward<T>(dy, indices_.view(), dx_.view());
+        ops<B>::template max_pool2d_backward<T>(dy, indices_.view(), dx_.view(), kernel_, stride_);
         return dx_.view();
     }
 

@@ -106,6 +106,16 @@ struct pool_ops {
             g.ho * g.wo * kernel * kernel);
     }
 
+    // As below, with the window the forward used, which is checked against the shapes: the form
+    // layers call, so that a backend whose kernel gathers over windows (CUDA) gets what it needs.
+    template <real_scalar T>
+    static void max_pool2d_backward(tensor_view<const T> dy, tensor_view<const std::int64_t> indices, tensor_view<T> dx,
+                                    std::int64_t kernel, std::int64_t stride) {
+        require_shape(dy.dims(), pool2d_output_shape(dx.dims(), kernel, stride, "max_pool2d_backward"),
+                      "max_pool2d_backward dy (B, C, Ho, Wo)");
+        max_pool2d_backward<T>(dy, indices, dx);
+    }
+
     // dx[n, c, indices[n, c, i, j]] += dy[n, c, i, j], starting from zero, in output order.
     // Requires dy and indices of equal shape (B, C, Ho, Wo), dx (B, C, H, W) with B, C matching
     // and every index in [0, H·W). Overwrites dx.

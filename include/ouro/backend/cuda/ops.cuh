@@ -3,8 +3,7 @@
 // tests/test_cuda_emulated.cpp), launched on the thread's stream (memory.cuh): the pointwise
 // activations and sums, resampling and concatenation, pooling, dropout, the embeddings and every
 // optimiser pass. What a layer calls that is not here yet (convolutions, linear and attention
-// through cuBLAS, the norms, the losses, max pooling's gradient, and the reductions of the finite
-// check and clipping)
+// through cuBLAS, the norms, the losses, and the reductions of the finite check and clipping)
 // stops at compile time with "is not a member of ouro::ops<ouro::cuda>".
 //
 // Checks that would read device memory on the host are not made here: labels and pooling indices
@@ -150,9 +149,16 @@ struct ops<cuda> {
         require_shape(indices.dims(), y.dims(), "max_pool2d_forward indices (B, C, Ho, Wo)");
         run_(y.numel(), cuda_kernels::max_pool2d_forward_body<T>{x.data(), y.data(), indices.data(), g}, "max_pool2d_forward");
     }
-    // max_pool2d_backward is not here: the device body gathers over the windows that hold each
-    // input, so it needs the kernel and stride, which the op's signature (a scatter by indices on
-    // the CPU) does not carry yet.
+    // Each input gathers the outputs whose windows hold it and whose index points at it (the
+    // CPU scatters by index; the sums are the same). Indices come from max_pool2d_forward and are
+    // not checked again here (that would read device memory on the host).
+    template <real_scalar T>
+    static void max_pool2d_backward(view<const T> dy, view<const std::int64_t> indices, view<T> dx, std::int64_t kernel,
+                                    std::int64_t stride) {
+        const cuda_kernels::pool_geometry g = geometry_("max_pool2d_backward", dx.dims(), dy.dims(), kernel, stride);
+        require_shape(indices.dims(), dy.dims(), "max_pool2d_backward indices (B, C, Ho, Wo)");
+        run_(dx.numel(), cuda_kernels::max_pool2d_backward_body<T>{dy.data(), indices.data(), dx.data(), g}, "max_pool2d_backward");
+    }
 
     // ---- Dropout (the CPU's mask, bit for bit: backend/op_params.hpp's dropout_streams) ----
 
