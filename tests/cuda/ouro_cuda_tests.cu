@@ -78,6 +78,13 @@ void compare(const char* what, std::int64_t n, const std::vector<float>& device,
                                            ouro::tensor_view<std::int64_t, ouro::cuda> vi) {
     using O = ouro::ops<ouro::cuda>;
     O::silu_forward<float>(c, v);
+    O::group_norm_forward<float>(c, c, c, v, v, v, 4);
+    O::group_norm_silu_forward<float>(c, c, c, v, 4);
+    O::group_norm_silu_forward<float>(c, c, c, v, v, v, v, 4);
+    O::group_norm_backward<float>(c, c, c, c, c, v, v, v);
+    O::group_norm_silu_backward<float>(c, c, c, c, c, c, v, v, v);
+    (void)O::mse_loss<float>(c, c, v);
+    (void)O::softmax_cross_entropy<float>(c, ci, v);
     O::silu_backward<float>(c, c, v);
     O::relu_forward<float>(c, v);
     O::relu_backward<float>(c, c, v);

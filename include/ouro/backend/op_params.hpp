@@ -58,6 +58,28 @@ inline shape pool2d_output_shape(const shape& x, std::int64_t kernel, std::int64
     return shape{x[0], x[1], (x[2] - kernel) / stride + 1, (x[3] - kernel) / stride + 1};
 }
 
+// ---- group normalisation --------------------------------------------------------------------------
+
+// x (B, C, ...) seen as B samples of C channels of hw elements each.
+struct group_norm_layout {
+    std::int64_t b, c, hw;
+};
+
+// Requires x of shape (B, C), (B, C, L) or (B, C, H, W), non-empty, and C divisible by `groups`
+// >= 1; raises ouro::error naming `what` and the shape.
+inline group_norm_layout check_group_norm(const char* what, const shape& x, std::int64_t groups) {
+    if (x.rank() < 2 || x.rank() > 4)
+        fail(what, ": expected x of shape (B, C), (B, C, L) or (B, C, H, W), found shape ", x);
+    const std::int64_t b = x[0], c = x[1];
+    require(b > 0, what, ": expected a non-empty batch, found x of shape ", x);
+    require(c > 0, what, ": expected at least one channel, found x of shape ", x);
+    require(x.numel() > 0, what, ": expected a non-empty spatial extent, found x of shape ", x);
+    require(groups > 0, what, ": expected groups >= 1, found groups = ", groups);
+    require(c % groups == 0, what, ": the channel count C = ", c, " is not divisible by groups = ", groups, " (x of shape ",
+            x, ")");
+    return {b, c, x.numel() / (b * c)};
+}
+
 // ---- resampling and concatenation ---------------------------------------------------------------
 
 // Requires `small` (B, C, H, W) non-empty and `big` (B, C, 2H, 2W): the two sides of nearest 2x

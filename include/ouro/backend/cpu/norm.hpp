@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "ouro/backend/op_params.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/shape.hpp"
@@ -42,7 +43,7 @@ struct norm_ops {
                                    tensor_view<T> mean,         // (B, G)
                                    tensor_view<T> rstd,         // (B, G)
                                    std::int64_t groups, double eps = 1e-5) {
-        const layout_ lay = check_("group_norm_forward", x, groups);
+        const layout_ lay = check_group_norm("group_norm_forward", x.dims(), groups);
         require_shape(gamma.dims(), shape{lay.c}, "group_norm_forward gamma (C)");
         require_shape(beta.dims(), shape{lay.c}, "group_norm_forward beta (C)");
         require_shape(y.dims(), x.dims(), "group_norm_forward y");
@@ -61,7 +62,7 @@ struct norm_ops {
                                         tensor_view<const T> beta,   // (C)
                                         tensor_view<T> y,            // (B, C, ...)
                                         std::int64_t groups, double eps = 1e-5) {
-        const layout_ lay = check_("group_norm_silu_forward", x, groups);
+        const layout_ lay = check_group_norm("group_norm_silu_forward", x.dims(), groups);
         require_shape(gamma.dims(), shape{lay.c}, "group_norm_silu_forward gamma (C)");
         require_shape(beta.dims(), shape{lay.c}, "group_norm_silu_forward beta (C)");
         require_shape(y.dims(), x.dims(), "group_norm_silu_forward y");
@@ -83,7 +84,7 @@ struct norm_ops {
                                         tensor_view<T> rstd,         // (B, G)
                                         tensor_view<T> coefficients, // (B, C, 2)
                                         std::int64_t groups, double eps = 1e-5) {
-        const layout_ lay = check_("group_norm_silu_forward", x, groups);
+        const layout_ lay = check_group_norm("group_norm_silu_forward", x.dims(), groups);
         require_shape(gamma.dims(), shape{lay.c}, "group_norm_silu_forward gamma (C)");
         require_shape(beta.dims(), shape{lay.c}, "group_norm_silu_forward beta (C)");
         require_shape(y.dims(), x.dims(), "group_norm_silu_forward y");
@@ -133,9 +134,7 @@ struct norm_ops {
     }
 
 private:
-    struct layout_ {
-        std::int64_t b, c, hw;
-    };
+    using layout_ = group_norm_layout;
 
     // group_norm_backward, and with Silu group_norm_silu_backward (coefficients not null).
     template <bool Silu, class T>
@@ -145,7 +144,7 @@ private:
 #define OURO_NORM_NAME_(suffix) (Silu ? "group_norm_silu_backward " suffix : "group_norm_backward " suffix)
         require_rank(mean.dims(), 2, OURO_NORM_NAME_("mean"), "(B, G)");
         const std::int64_t groups = mean.dim(1);
-        const layout_ lay = check_(Silu ? "group_norm_silu_backward" : "group_norm_backward", x, groups);
+        const layout_ lay = check_group_norm(Silu ? "group_norm_silu_backward" : "group_norm_backward", x.dims(), groups);
         require_shape(mean.dims(), shape{lay.b, groups}, OURO_NORM_NAME_("mean (B, G)"));
         require_shape(rstd.dims(), shape{lay.b, groups}, OURO_NORM_NAME_("rstd (B, G)"));
         require_shape(dy.dims(), x.dims(), OURO_NORM_NAME_("dy"));
@@ -251,20 +250,6 @@ private:
                 }
             },
             (Silu ? 32 : 8) * n);
-    }
-
-    template <class T>
-    static layout_ check_(const char* what, tensor_view<const T> x, std::int64_t groups) {
-        if (x.rank() < 2 || x.rank() > 4)
-            fail(what, ": expected x of shape (B, C), (B, C, L) or (B, C, H, W), found shape ", x.dims());
-        const std::int64_t b = x.dim(0), c = x.dim(1);
-        require(b > 0, what, ": expected a non-empty batch, found x of shape ", x.dims());
-        require(c > 0, what, ": expected at least one channel, found x of shape ", x.dims());
-        require(x.numel() > 0, what, ": expected a non-empty spatial extent, found x of shape ", x.dims());
-        require(groups > 0, what, ": expected groups >= 1, found groups = ", groups);
-        require(c % groups == 0, what, ": the channel count C = ", c, " is not divisible by groups = ", groups,
-                " (x of shape ", x.dims(), ")");
-        return {b, c, x.numel() / (b * c)};
     }
 
     // Sums over n elements in blocks of `block_` elements: SIMD lanes in T within a block (few terms

@@ -1,10 +1,13 @@
-// ops<cuda>, first slice (issue #14): the single-pass ops whose kernel bodies exist
-// (backend/cuda/kernels/, each checked against ops<cpu> by emulation in
-// tests/test_cuda_emulated.cpp), launched on the thread's stream (memory.cuh): the pointwise
-// activations and sums, resampling and concatenation, pooling, dropout, the embeddings and every
-// optimiser pass. What a layer calls that is not here yet (convolutions, linear and attention
-// through cuBLAS, the norms, the losses, and the reductions of the finite check and clipping)
-// stops at compile time with "is not a member of ouro::ops<ouro::cuda>".
+// ops<cuda>, first slice (issue #14): the ops whose kernel bodies exist (backend/cuda/kernels/,
+// each checked against ops<cpu> by emulation in tests/test_cuda_emulated.cpp), launched on the
+// thread's stream (memory.cuh): the pointwise activations and sums, group norm (plain and fused
+// with SiLU) with its gradients, resampling and concatenation, pooling, dropout, the embeddings,
+// the two losses and every optimiser pass. What is not here yet (convolutions, linear layers and
+// attention through cuBLAS, and the reductions of the finite check and clipping) stops at
+// compile time with "is not a member of ouro::ops<ouro::cuda>".
+//
+// Scratch (group norm's coefficients and sums, the losses' partial sums) comes from the caching
+// allocator, so a step allocates from the device only the first time.
 //
 // Checks that would read device memory on the host are not made here: labels and pooling indices
 // are checked where they are made (the U-Net checks labels on the host before copying them over;
@@ -24,6 +27,7 @@
 
 #include "ouro/backend/adamw_update.hpp"
 #include "ouro/backend/cuda/kernels/embedding.hpp"
+#include "ouro/backend/cuda/kernels/norm.hpp"
 #include "ouro/backend/cuda/kernels/pointwise.hpp"
 #include "ouro/backend/cuda/kernels/pool.hpp"
 #include "ouro/backend/cuda/kernels/reductions.hpp"
@@ -96,6 +100,89 @@ struct ops<cuda> {
         require_shape(y.dims(), shape{x.dim(0), x.dim(1)}, "sum_per_channel y (B, C)");
         const std::int64_t planes = x.dim(0) * x.dim(1), plane = planes == 0 ? 0 : x.numel() / planes;
         run_(planes, cuda_kernels::sum_per_channel_body<T>{x.data(), y.data(), planes, plane}, "sum_per_channel");
+    }
+
+    // ---- Group normalisation (Wu & He 2018), plain and fused with SiLU ----
+
+    template <real_scalar T>
+    static void group_norm_forward(view<const T> x, view<const T> gamma, view<const T> beta, view<T> y, view<T> mean,
+                                   view<T> rstd, std::int64_t groups, double eps = 1e-5) {
+        const group_norm_layout lay = norm_forward_checks_("group_norm_forward", x, gamma, beta, y, groups);
+        require_shape(mean.dims(), shape{lay.b, groups}, "group_norm_forward mean (B, G)");
+        require_shape(rstd.dims(), shape{lay.b, groups}, "group_norm_forward rstd (B, G)");
+        device_buffer<T, cuda> coefficients(static_cast<std::size_t>(2 * lay.b * lay.c));
+        norm_apply_<false>(x, y, mean.data(), rstd.data(), coefficients.data(), gamma, beta, lay, groups, eps);
+    }
+    template <real_scalar T>
+    static void group_norm_silu_forward(view<const T> x, view<const T> gamma, view<const T> beta, view<T> y,
+                                        std::int64_t groups, double eps = 1e-5) {
+        const group_norm_layout lay = norm_forward_checks_("group_norm_silu_forward", x, gamma, beta, y, groups);
+        device_buffer<T, cuda> coefficients(static_cast<std::size_t>(2 * lay.b * lay.c));
+        norm_apply_<true>(x, y, static_cast<T*>(nullptr), static_cast<T*>(nullptr), coefficients.data(), gamma, beta, lay,
+                          groups, eps);
+    }
+    template <real_scalar T>
+    static void group_norm_silu_forward(view<const T> x, view<const T> gamma, view<const T> beta, view<T> y, view<T> mean,
+                                        view<T> rstd, view<T> coefficients, std::int64_t groups, double eps = 1e-5) {
+        const group_norm_layout lay = norm_forward_checks_("group_norm_silu_forward", x, gamma, beta, y, groups);
+        require_shape(mean.dims(), shape{lay.b, groups}, "group_norm_silu_forward mean (B, G)");
+        require_shape(rstd.dims(), shape{lay.b, groups}, "group_norm_silu_forward rstd (B, G)");
+        require_shape(coefficients.dims(), shape{lay.b, lay.c, 2}, "group_norm_silu_forward coefficients (B, C, 2)");
+        norm_apply_<true>(x, y, mean.data(), rstd.data(), coefficients.data(), gamma, beta, lay, groups, eps);
+    }
+    template <real_scalar T>
+    static void group_norm_backward(view<const T> x, view<const T> dy, view<const T> gamma, view<const T> mean,
+                                    view<const T> rstd, view<T> dx, view<T> dgamma, view<T> dbeta) {
+        norm_backward_<false>("group_norm_backward", x, dy, gamma, mean, rstd, static_cast<const T*>(nullptr), dx, dgamma, dbeta);
+    }
+    template <real_scalar T>
+    static void group_norm_silu_backward(view<const T> x, view<const T> dy, view<const T> gamma, view<const T> mean,
+                                         view<const T> rstd, view<const T> coefficients, view<T> dx, view<T> dgamma,
+                                         view<T> dbeta) {
+        require_shape(coefficients.dims(), shape{x.rank() >= 2 ? x.dim(0) : 0, x.rank() >= 2 ? x.dim(1) : 0, 2},
+                      "group_norm_silu_backward coefficients (B, C, 2)");
+        norm_backward_<true>("group_norm_silu_backward", x, dy, gamma, mean, rstd, coefficients.data(), dx, dgamma, dbeta);
+    }
+
+    // ---- Losses: the value in double in a fixed order, the gradient as the CPU's ----
+
+    // mean((pred − target)²); dpred = 2·(pred − target)/n unless dpred is an empty view.
+    template <real_scalar T>
+    static double mse_loss(view<const T> pred, view<const T> target, view<T> dpred) {
+        require_shape(target.dims(), pred.dims(), "mse_loss target");
+        const bool with_grad = !(dpred.rank() == 0 && dpred.data() == nullptr);
+        if (with_grad) require_shape(dpred.dims(), pred.dims(), "mse_loss dpred");
+        const std::int64_t n = pred.numel();
+        require(n > 0, "mse_loss: expected a non-empty prediction, found shape ", pred.dims());
+        const cuda_kernels::launch_shape shape_n = cuda_kernels::launch_shape_for(n);
+        const std::int64_t slices = shape_n.grid * shape_n.block;
+        device_buffer<double, cuda> partial(static_cast<std::size_t>(slices)), total(1);
+        const T scale = static_cast<T>(2.0 / static_cast<double>(n));
+        launch_(shape_n, cuda_kernels::mse_partial_body<T>{pred.data(), target.data(), with_grad ? dpred.data() : nullptr,
+                                                           partial.data(), n, slices, scale}, "mse_loss");
+        launch_(cuda_kernels::launch_shape_for(1, 32), cuda_kernels::mse_total_body{partial.data(), total.data(), slices, n},
+                "mse_loss");
+        return scalar_to_host_(total.data());
+    }
+
+    // Mean over rows of −log softmax(logits)[label]; dlogits = (softmax − onehot)/N unless empty.
+    // Labels are in device memory and not range-checked here (the CPU checks them on the host).
+    template <real_scalar T>
+    static double softmax_cross_entropy(view<const T> logits, view<const std::int64_t> labels, view<T> dlogits) {
+        require_rank(logits.dims(), 2, "softmax_cross_entropy", "logits (N, K)");
+        const std::int64_t n = logits.dim(0), k = logits.dim(1);
+        require(n > 0 && k > 0, "softmax_cross_entropy: expected non-empty logits (N, K), found shape ", logits.dims());
+        require_shape(labels.dims(), shape{n}, "softmax_cross_entropy labels (N)");
+        const bool with_grad = !(dlogits.rank() == 0 && dlogits.data() == nullptr);
+        if (with_grad) require_shape(dlogits.dims(), logits.dims(), "softmax_cross_entropy dlogits (N, K)");
+        device_buffer<double, cuda> rows(static_cast<std::size_t>(n)), total(1);
+        launch_(cuda_kernels::launch_shape_for(n),
+                cuda_kernels::softmax_cross_entropy_rows_body<T>{logits.data(), labels.data(), with_grad ? dlogits.data() : nullptr,
+                                                                 rows.data(), n, k},
+                "softmax_cross_entropy");
+        launch_(cuda_kernels::launch_shape_for(1, 32),
+                cuda_kernels::mean_of_rows_body{rows.data(), total.data(), n, 1.0 / static_cast<double>(n)}, "softmax_cross_entropy");
+        return scalar_to_host_(total.data());
     }
 
     // ---- Resampling and concatenation ----
@@ -246,6 +333,73 @@ struct ops<cuda> {
     }
 
 private:
+    template <class T>
+    static group_norm_layout norm_forward_checks_(const char* what, view<const T> x, view<const T> gamma, view<const T> beta,
+                                                  view<T> y, std::int64_t groups) {
+        const group_norm_layout lay = check_group_norm(what, x.dims(), groups);
+        require_shape(gamma.dims(), shape{lay.c}, what);
+        require_shape(beta.dims(), shape{lay.c}, what);
+        require_shape(y.dims(), x.dims(), what);
+        return lay;
+    }
+
+    // Statistics and each (sample, channel)'s affine map, then y = a·x + shift (and SiLU).
+    template <bool Silu, class T>
+    static void norm_apply_(view<const T> x, view<T> y, T* mean, T* rstd, T* coefficients, view<const T> gamma,
+                            view<const T> beta, const group_norm_layout& lay, std::int64_t groups, double eps) {
+        launch_(cuda_kernels::launch_shape_for(lay.b * groups),
+                cuda_kernels::group_norm_stats_body<T>{x.data(), gamma.data(), beta.data(), mean, rstd, coefficients, lay.b, lay.c,
+                                                       groups, lay.hw, eps},
+                "group_norm statistics");
+        launch_(cuda_kernels::launch_shape_for(x.numel()),
+                cuda_kernels::group_norm_apply_body<T, Silu>{x.data(), coefficients, y.data(), lay.b * lay.c, lay.hw},
+                "group_norm apply");
+    }
+
+    // The gradient in three launches: per (sample, group) sums (and SiLU's gradient into dx),
+    // then dx per element, then dγ and dβ per channel (accumulated).
+    template <bool Silu, class T>
+    static void norm_backward_(const char* what, view<const T> x, view<const T> dy, view<const T> gamma, view<const T> mean,
+                               view<const T> rstd, const T* coefficients, view<T> dx, view<T> dgamma, view<T> dbeta) {
+        require_rank(mean.dims(), 2, what, "mean (B, G)");
+        const std::int64_t groups = mean.dim(1);
+        const group_norm_layout lay = check_group_norm(what, x.dims(), groups);
+        require_shape(mean.dims(), shape{lay.b, groups}, what);
+        require_shape(rstd.dims(), shape{lay.b, groups}, what);
+        require_shape(dy.dims(), x.dims(), what);
+        require_shape(dx.dims(), x.dims(), what);
+        require_shape(gamma.dims(), shape{lay.c}, what);
+        require_shape(dgamma.dims(), shape{lay.c}, what);
+        require_shape(dbeta.dims(), shape{lay.c}, what);
+        const auto bc = static_cast<std::size_t>(lay.b * lay.c);
+        device_buffer<double, cuda> dev_sums(bc), dy_sums(bc), group_coefficients(static_cast<std::size_t>(2 * lay.b * groups));
+        launch_(cuda_kernels::launch_shape_for(lay.b * groups),
+                cuda_kernels::group_norm_backward_sums_body<T, Silu>{x.data(), dy.data(), gamma.data(), mean.data(), rstd.data(),
+                                                                     coefficients, Silu ? dx.data() : nullptr, dev_sums.data(),
+                                                                     dy_sums.data(), group_coefficients.data(), lay.b, lay.c,
+                                                                     groups, lay.hw},
+                what);
+        launch_(cuda_kernels::launch_shape_for(x.numel()),
+                cuda_kernels::group_norm_backward_combine_body<T>{Silu ? dx.data() : dy.data(), x.data(), gamma.data(), rstd.data(),
+                                                                  group_coefficients.data(), dx.data(), lay.b, lay.c, groups, lay.hw},
+                what);
+        launch_(cuda_kernels::launch_shape_for(lay.c),
+                cuda_kernels::group_norm_backward_parameters_body<T>{rstd.data(), dev_sums.data(), dy_sums.data(), dgamma.data(),
+                                                                     dbeta.data(), lay.b, lay.c, groups},
+                what);
+    }
+
+    static double scalar_to_host_(const double* device_value) {
+        double v = 0;
+        backend_memory<cuda>::copy_to_host(&v, device_value, sizeof v);
+        return v;
+    }
+
+    template <class Body>
+    static void launch_(cuda_kernels::launch_shape shape, const Body& body, const char* op) {
+        cuda_kernels::check(cuda_kernels::launch(shape, body, cuda_kernels::stream()), op);
+    }
+
     static cuda_kernels::pool_geometry geometry_(const char* what, const shape& in, const shape& out, std::int64_t kernel,
                                                  std::int64_t stride) {
         const shape expected = pool2d_output_shape(in, kernel, stride, what);
