@@ -491,3 +491,33 @@ TEST_CASE("the CUDA SGD, scale, swap and extrapolation bodies equal the CPU's up
     emulate_launch(launch_shape_for(n), cuda_kernels::extrapolate_body<float>{g.data(), a_gpu.data(), n, 0.5f});
     CHECK(worst_relative_gap(a_gpu.data(), a_cpu.data(), n) < 1e-6);
 }
+
+TEST_CASE("the CUDA sum of squares and finite check equal the CPU's update ops") {
+    for (const std::int64_t n : {1, 7, 4096, 4097, 20000}) {
+        std::vector<float> x(static_cast<std::size_t>(n));
+        philox_stream rng(23, rng_purpose::user, static_cast<std::uint64_t>(n));
+        for (float& v : x) v = static_cast<float>(3.0 * rng.normal());
+        const tensor_view<const float> xv(x.data(), shape{n});
+        const std::int64_t chunk = 4096, chunks = (n + chunk - 1) / chunk;
+        std::vector<double> partial(static_cast<std::size_t>(chunks));
+        double total = 0;
+        emulate_launch(launch_shape_for(chunks, 32, 1), cuda_kernels::sum_of_squares_chunks_body<float>{x.data(), partial.data(), n, chunk});
+        emulate_launch(launch_shape_for(1, 32), cuda_kernels::sum_in_order_body{partial.data(), &total, chunks});
+        INFO("n = " << n);
+        CHECK(total == ops<cpu>::sum_of_squares<float>(xv));  // the same order, bit for bit
+
+        std::vector<std::int64_t> first(static_cast<std::size_t>(chunks));
+        std::int64_t found = 0;
+        const auto device_answer = [&] {
+            emulate_launch(launch_shape_for(chunks, 32, 1), cuda_kernels::first_non_finite_chunks_body<float>{x.data(), first.data(), n, chunk});
+            emulate_launch(launch_shape_for(1, 32), cuda_kernels::first_of_chunks_body{first.data(), &found, chunks});
+            return found;
+        };
+        CHECK(device_answer() == -1);
+        CHECK(ops<cpu>::first_non_finite<float>(xv) == -1);
+        x[static_cast<std::size_t>(n - 1)] = std::numeric_limits<float>::infinity();
+        if (n > 2) x[static_cast<std::size_t>(n / 2)] = std::numeric_limits<float>::quiet_NaN();
+        CHECK(device_answer() == ops<cpu>::first_non_finite<float>(xv));
+        CHECK(device_answer() == (n > 2 ? n / 2 : n - 1));
+    }
+}

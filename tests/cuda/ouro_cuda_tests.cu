@@ -113,6 +113,8 @@ void compare(const char* what, std::int64_t n, const std::vector<float>& device,
     O::swap_contents<float>(v, v);
     O::scale<float>(v, 0.5f);
     O::extrapolate_away<float>(c, v, 0.5f);
+    (void)O::sum_of_squares<float>(c);
+    (void)O::first_non_finite<float>(c);
 }
 
 }  // namespace

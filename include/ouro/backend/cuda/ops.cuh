@@ -2,9 +2,9 @@
 // each checked against ops<cpu> by emulation in tests/test_cuda_emulated.cpp), launched on the
 // thread's stream (memory.cuh): the pointwise activations and sums, group norm (plain and fused
 // with SiLU) with its gradients, resampling and concatenation, pooling, dropout, the embeddings,
-// the two losses and every optimiser pass. What is not here yet (convolutions, linear layers and
-// attention through cuBLAS, and the reductions of the finite check and clipping) stops at
-// compile time with "is not a member of ouro::ops<ouro::cuda>".
+// the two losses, every optimiser pass and the finite check. What is not here yet
+// (convolutions, linear layers and attention through cuBLAS) stops at compile time with "is not a
+// member of ouro::ops<ouro::cuda>".
 //
 // Scratch (group norm's coefficients and sums, the losses' partial sums) comes from the caching
 // allocator, so a step allocates from the device only the first time.
@@ -326,6 +326,34 @@ struct ops<cuda> {
     static void scale(view<T> x, T s) {
         run_(x.numel(), cuda_kernels::scale_body<T>{x.data(), x.numel(), s}, "scale");
     }
+    // Σ x² in double, in the CPU's order (chunks of 4096, 8 lanes each, then chunk by chunk).
+    template <real_scalar T>
+    static double sum_of_squares(view<const T> x) {
+        const std::int64_t n = x.numel(), chunk = 4096, chunks = (n + chunk - 1) / chunk;
+        if (n == 0) return 0.0;
+        device_buffer<double, cuda> partial(static_cast<std::size_t>(chunks)), total(1);
+        launch_(cuda_kernels::launch_shape_for(chunks, 64),
+                cuda_kernels::sum_of_squares_chunks_body<T>{x.data(), partial.data(), n, chunk}, "sum_of_squares");
+        launch_(cuda_kernels::launch_shape_for(1, 32), cuda_kernels::sum_in_order_body{partial.data(), total.data(), chunks},
+                "sum_of_squares");
+        return scalar_to_host_(total.data());
+    }
+
+    // The index of the first NaN or ±Inf of x, or −1.
+    template <real_scalar T>
+    static std::int64_t first_non_finite(view<const T> x) {
+        const std::int64_t n = x.numel(), chunk = 4096, chunks = (n + chunk - 1) / chunk;
+        if (n == 0) return -1;
+        device_buffer<std::int64_t, cuda> first(static_cast<std::size_t>(chunks)), result(1);
+        launch_(cuda_kernels::launch_shape_for(chunks, 64),
+                cuda_kernels::first_non_finite_chunks_body<T>{x.data(), first.data(), n, chunk}, "first_non_finite");
+        launch_(cuda_kernels::launch_shape_for(1, 32), cuda_kernels::first_of_chunks_body{first.data(), result.data(), chunks},
+                "first_non_finite");
+        std::int64_t r = -1;
+        backend_memory<cuda>::copy_to_host(&r, result.data(), sizeof r);
+        return r;
+    }
+
     template <real_scalar T>
     static void extrapolate_away(view<const T> x, view<T> y, T w) {
         require_shape(x.dims(), y.dims(), "extrapolate_away x");

@@ -1,5 +1,5 @@
-// CUDA kernel bodies that reduce: per-channel sums, the mean squared error and the softmax
-// cross-entropy. Each sum is taken in
+// CUDA kernel bodies that reduce: per-channel sums, the mean squared error, the softmax
+// cross-entropy, clipping's sum of squares and the finite check. Each sum is taken in
 // one fixed order whatever the grid, so a launch gives the same bits every time (the determinism
 // promise of the CUDA backend: fixed for a given launch shape, not across shapes). Written without
 // shared memory or atomics for now, so the emulated launch (emulation.hpp) runs them exactly: a
@@ -126,6 +126,80 @@ struct mean_of_rows_body {
         double sum = 0;
         for (std::int64_t i = 0; i < n; ++i) sum += rows[i];
         total[0] = sum * scale;
+    }
+};
+
+// Σ x² in the CPU's order (backend/cpu/update.hpp, sum_of_squares): one thread per chunk of
+// `chunk` elements, 8 partial sums in double within it (element i into lane (i − begin) mod 8,
+// the tail into lane 0), then the lanes in order; partial[c] is chunk c's sum.
+template <class T>
+struct sum_of_squares_chunks_body {
+    const T* x;        // (n)
+    double* partial;   // (chunks)
+    std::int64_t n, chunk;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        const std::int64_t chunks = (n + chunk - 1) / chunk;
+        for (std::int64_t c = at.first(); c < chunks; c += at.stride()) {
+            const std::int64_t begin = c * chunk, end = begin + chunk < n ? begin + chunk : n;
+            double acc[8] = {};
+            std::int64_t i = begin;
+            for (; i + 8 <= end; i += 8)
+                for (int k = 0; k < 8; ++k) {
+                    const double v = static_cast<double>(x[i + k]);
+                    acc[k] += v * v;
+                }
+            for (; i < end; ++i) {
+                const double v = static_cast<double>(x[i]);
+                acc[0] += v * v;
+            }
+            double sum = 0;
+            for (int k = 0; k < 8; ++k) sum += acc[k];
+            partial[c] = sum;
+        }
+    }
+};
+
+// total[0] = Σ_c partial[c] in chunk order, by one thread.
+struct sum_in_order_body {
+    const double* partial;  // (count)
+    double* total;          // (1)
+    std::int64_t count;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        if (at.first() != 0) return;
+        double sum = 0;
+        for (std::int64_t c = 0; c < count; ++c) sum += partial[c];
+        total[0] = sum;
+    }
+};
+
+// The first NaN or ±Inf: first[c] = the index of chunk c's first non-finite element, or −1 (one
+// thread per chunk, x − x ≠ 0 exactly for NaN and ±Inf); then the first chunk's answer that is not −1.
+template <class T>
+struct first_non_finite_chunks_body {
+    const T* x;           // (n)
+    std::int64_t* first;  // (chunks)
+    std::int64_t n, chunk;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        const std::int64_t chunks = (n + chunk - 1) / chunk;
+        for (std::int64_t c = at.first(); c < chunks; c += at.stride()) {
+            const std::int64_t begin = c * chunk, end = begin + chunk < n ? begin + chunk : n;
+            std::int64_t found = -1;
+            for (std::int64_t i = begin; i < end && found < 0; ++i)
+                if (!(x[i] - x[i] == T(0))) found = i;
+            first[c] = found;
+        }
+    }
+};
+
+struct first_of_chunks_body {
+    const std::int64_t* first;  // (count)
+    std::int64_t* result;       // (1)
+    std::int64_t count;
+    OURO_HOST_DEVICE void operator()(launch_index at) const {
+        if (at.first() != 0) return;
+        std::int64_t r = -1;
+        for (std::int64_t c = 0; c < count && r < 0; ++c) r = first[c];
+        result[0] = r;
     }
 };
 
