@@ -190,12 +190,11 @@ public:
         fill_constant(store_.value(out_conv_->bias()), T(0));
     }
 
-    // The encoder: x_t (B, C, S, S), t (B), y (B) or empty -> bottleneck (B, C_mid, s, s).
+    // The encoder: x_t (B, C, S, S) in B's memory, t (B) and y (B) or empty on the host -> bottleneck (B, C_mid, s, s).
     // Labels are required when Spec.classes > 0; the null class Spec.classes means "no label".
     tensor_view<const T, B> encode(tensor_view<const T, B> x, tensor_view<const std::int64_t> t,
                                 tensor_view<const std::int64_t> y, const forward_context& ctx = {}) {
         check_inputs_(x, t, y);
-        const std::int64_t batch = x.dim(0);
         // t and y come from the host (the samplers and the trainer draw them there).
         const tensor_view<const T, B> t_float = inputs_.timesteps(t);  // (B)
         const tensor_view<const std::int64_t, B> labels = inputs_.labels(y);
