@@ -3,6 +3,7 @@
 // GPU. tests/cuda/ouro_cuda_tests.cu runs the same bodies in real launches where a GPU is present.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cmath>
 #include <algorithm>
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include "ouro/backend/cuda/emulation.hpp"
 #include "ouro/backend/cuda/kernels/diffusion.hpp"
 #include "ouro/backend/cuda/kernels/embedding.hpp"
+#include "ouro/backend/cuda/kernels/linear.hpp"
 #include "ouro/backend/cuda/kernels/norm.hpp"
 #include "ouro/backend/cuda/kernels/pointwise.hpp"
 #include "ouro/backend/cuda/kernels/pool.hpp"
@@ -519,5 +521,30 @@ TEST_CASE("the CUDA sum of squares and finite check equal the CPU's update ops")
         if (n > 2) x[static_cast<std::size_t>(n / 2)] = std::numeric_limits<float>::quiet_NaN();
         CHECK(device_answer() == ops<cpu>::first_non_finite<float>(xv));
         CHECK(device_answer() == (n > 2 ? n / 2 : n - 1));
+    }
+}
+
+TEST_CASE("the CUDA linear layer's GEMM plans and bias bodies reproduce ops<cpu>'s linear layer") {
+    for (const auto& [rows, in, out] : {std::array<std::int64_t, 3>{1, 1, 1}, {5, 7, 3}, {32, 128, 10}, {3, 2, 9}}) {
+        const tensor<float> x = testing::random_tensor<float>(shape{rows, in}, 201), w = testing::random_tensor<float>(shape{out, in}, 202);
+        const tensor<float> b = testing::random_tensor<float>(shape{out}, 203), dy = testing::random_tensor<float>(shape{rows, out}, 204);
+        tensor<float> y_cpu(shape{rows, out}), dx_cpu(shape{rows, in});
+        tensor<float> dw_cpu = testing::random_tensor<float>(shape{out, in}, 205), db_cpu = testing::random_tensor<float>(shape{out}, 206);
+        tensor<float> y(shape{rows, out}), dx(shape{rows, in}), dw = dw_cpu, db = db_cpu;  // the gradients accumulate from one start
+        ops<cpu>::linear_forward<float>(x.view(), w.view(), b.view(), y_cpu.view());
+        ops<cpu>::linear_backward<float>(x.view(), dy.view(), w.view(), dx_cpu.view(), dw_cpu.view(), db_cpu.view());
+
+        cuda_kernels::reference_gemm(cuda_kernels::linear_forward_gemm(rows, in, out), w.data(), x.data(), y.data());
+        emulate_launch(launch_shape_for(rows * out, 32, 2), cuda_kernels::add_row_vector_body<float>{y.data(), b.data(), rows, out});
+        cuda_kernels::reference_gemm(cuda_kernels::linear_input_gradient_gemm(rows, in, out), w.data(), dy.data(), dx.data());
+        cuda_kernels::reference_gemm(cuda_kernels::linear_weight_gradient_gemm(rows, in, out), x.data(), dy.data(), dw.data());
+        emulate_launch(launch_shape_for(out, 32, 1), cuda_kernels::add_column_sums_body<float>{dy.data(), db.data(), rows, out});
+
+        INFO("rows " << rows << ", in " << in << ", out " << out);
+        // The GEMMs sum in another order than Eigen (cuBLAS will too): within float rounding.
+        CHECK(worst_relative_gap(y.data(), y_cpu.data(), y.numel()) < 1e-5);
+        CHECK(worst_relative_gap(dx.data(), dx_cpu.data(), dx.numel()) < 1e-5);
+        CHECK(worst_relative_gap(dw.data(), dw_cpu.data(), dw.numel()) < 1e-5);
+        CHECK(std::equal(db.begin(), db.end(), db_cpu.begin()));  // the same order in double
     }
 }

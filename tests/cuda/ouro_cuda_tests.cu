@@ -18,6 +18,7 @@
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/tensor.hpp"
 #include "ouro/nn/activation.hpp"
+#include "ouro/nn/linear.hpp"
 
 using namespace ouro::cuda_kernels;
 
@@ -78,6 +79,10 @@ void compare(const char* what, std::int64_t n, const std::vector<float>& device,
                                            ouro::tensor_view<std::int64_t, ouro::cuda> vi) {
     using O = ouro::ops<ouro::cuda>;
     O::silu_forward<float>(c, v);
+    O::linear_forward<float>(c, c, c, v);
+    O::linear_backward<float>(c, c, c, v, v, v);
+    O::linear_forward<double>(ouro::tensor_view<const double, ouro::cuda>{}, ouro::tensor_view<const double, ouro::cuda>{},
+                              ouro::tensor_view<const double, ouro::cuda>{}, ouro::tensor_view<double, ouro::cuda>{});
     O::group_norm_forward<float>(c, c, c, v, v, v, 4);
     O::group_norm_silu_forward<float>(c, c, c, v, 4);
     O::group_norm_silu_forward<float>(c, c, c, v, v, v, v, 4);
@@ -270,6 +275,26 @@ int main() {
             emulate_launch(launch_shape_for(120), upsample_nearest2x_forward_body<float>{small.data(), big.data(), 2, 3, 5});
             const auto got = ouro::to_host(bd.view());
             compare("ops<cuda>::upsample_nearest2x_forward", 120, std::vector<float>(got.begin(), got.end()), big, 0);
+        }
+        // nn::linear on the device (cuBLAS) against y = x·Wᵀ + b on the host, from the same weights.
+        {
+            ouro::parameter_store<float, cuda> fc_store;
+            ouro::nn::linear<cuda, float> fc(fc_store, "fc", 7, 3);
+            fc.reset_parameters(5);
+            const std::vector<float> xs = pseudo_random(35, 11, 1.0f);
+            ouro::tensor<float, cuda> x_dev(ouro::shape{5, 7});
+            ouro::copy_from_host(ouro::tensor_view<const float>(xs.data(), x_dev.dims()), x_dev.view());
+            const auto got = ouro::to_host(fc.forward(x_dev.view()));
+            const auto wh = ouro::to_host(fc_store.value(fc_store.find("fc.weight")));
+            const auto bh = ouro::to_host(fc_store.value(fc_store.find("fc.bias")));
+            std::vector<float> want(15);
+            for (int r = 0; r < 5; ++r)
+                for (int o = 0; o < 3; ++o) {
+                    double sum = bh[o];
+                    for (int i = 0; i < 7; ++i) sum += double(xs[static_cast<std::size_t>(r * 7 + i)]) * double(wh[o * 7 + i]);
+                    want[static_cast<std::size_t>(r * 3 + o)] = static_cast<float>(sum);
+                }
+            compare("nn::linear<cuda> (cuBLAS)", 15, std::vector<float>(got.begin(), got.end()), want, 1e-5);
         }
         ouro::ops<cuda>::scale<float>(pd2.view(), 0.5f);
         for (float& e : p2) e *= 0.5f;

@@ -12,6 +12,7 @@
 #error "ouro/backend/cuda/memory.cuh is for translation units compiled by nvcc (link ouro::cuda)"
 #endif
 
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <cstddef>
@@ -33,6 +34,24 @@ inline void check(cudaError_t e, const char* what) {
 
 // The stream every op and copy of this host thread runs on (CUDA's per-thread default stream).
 inline cudaStream_t stream() { return cudaStreamPerThread; }
+
+// This host thread's cuBLAS handle, on stream(): made on first use, kept for the thread's life.
+inline cublasHandle_t blas() {
+    struct owner {
+        cublasHandle_t handle = nullptr;
+        owner() {
+            if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) fail("cuda: cublasCreate failed (no device, or out of memory)");
+            if (cublasSetStream(handle, stream()) != CUBLAS_STATUS_SUCCESS) fail("cuda: cublasSetStream failed");
+        }
+        ~owner() { cublasDestroy(handle); }
+    };
+    thread_local owner o;
+    return o.handle;
+}
+
+inline void check_blas(cublasStatus_t s, const char* what) {
+    if (s != CUBLAS_STATUS_SUCCESS) fail("cuda: ", what, " failed: cuBLAS status ", static_cast<int>(s));
+}
 
 // Device memory for the cache: cudaMalloc's blocks are 256-byte aligned.
 struct device_blocks {

@@ -2,9 +2,11 @@
 // each checked against ops<cpu> by emulation in tests/test_cuda_emulated.cpp), launched on the
 // thread's stream (memory.cuh): the pointwise activations and sums, group norm (plain and fused
 // with SiLU) with its gradients, resampling and concatenation, pooling, dropout, the embeddings,
-// the two losses, every optimiser pass and the finite check. What is not here yet
-// (convolutions, linear layers and attention through cuBLAS) stops at compile time with "is not a
-// member of ouro::ops<ouro::cuda>".
+// the two losses, every optimiser pass and the finite check, and the linear layer on cuBLAS (its
+// calls planned in kernels/linear.hpp, where the CPU tests check the transposes). What is not
+// here yet (convolutions and attention) stops at compile time with "is not a member of
+// ouro::ops<ouro::cuda>". Unlike the CPU's, the linear layer is not batch-invariant: cuBLAS
+// chooses its blocking by the shape.
 //
 // Scratch (group norm's coefficients and sums, the losses' partial sums) comes from the caching
 // allocator, so a step allocates from the device only the first time.
@@ -27,6 +29,7 @@
 
 #include "ouro/backend/adamw_update.hpp"
 #include "ouro/backend/cuda/kernels/embedding.hpp"
+#include "ouro/backend/cuda/kernels/linear.hpp"
 #include "ouro/backend/cuda/kernels/norm.hpp"
 #include "ouro/backend/cuda/kernels/pointwise.hpp"
 #include "ouro/backend/cuda/kernels/pool.hpp"
@@ -100,6 +103,34 @@ struct ops<cuda> {
         require_shape(y.dims(), shape{x.dim(0), x.dim(1)}, "sum_per_channel y (B, C)");
         const std::int64_t planes = x.dim(0) * x.dim(1), plane = planes == 0 ? 0 : x.numel() / planes;
         run_(planes, cuda_kernels::sum_per_channel_body<T>{x.data(), y.data(), planes, plane}, "sum_per_channel");
+    }
+
+    // ---- The linear layer, y = x·Wᵀ + b, on cuBLAS (float; double through cublasDgemm) ----
+
+    template <real_scalar T>
+    static void linear_forward(view<const T> x, view<const T> w, view<const T> b, view<T> y) {
+        const linear_sizes_ s = linear_check_("linear_forward", x, w);
+        require_shape(y.dims(), shape{s.n, s.out}, "linear_forward y (N, out)");
+        const bool bias = !(b.rank() == 0 && b.data() == nullptr);
+        if (bias) require_shape(b.dims(), shape{s.out}, "linear_forward b (out)");
+        gemm_(cuda_kernels::linear_forward_gemm(s.n, s.in, s.out), w.data(), x.data(), y.data(), "linear_forward");
+        if (bias)
+            run_(s.n * s.out, cuda_kernels::add_row_vector_body<T>{y.data(), b.data(), s.n, s.out}, "linear_forward bias");
+    }
+    template <real_scalar T>
+    static void linear_backward(view<const T> x, view<const T> dy, view<const T> w, view<T> dx, view<T> dw, view<T> db) {
+        const linear_sizes_ s = linear_check_("linear_backward", x, w);
+        require_shape(dy.dims(), shape{s.n, s.out}, "linear_backward dy (N, out)");
+        require_shape(dw.dims(), shape{s.out, s.in}, "linear_backward dw (out, in)");
+        if (!(dx.rank() == 0 && dx.data() == nullptr)) {
+            require_shape(dx.dims(), shape{s.n, s.in}, "linear_backward dx (N, in)");
+            gemm_(cuda_kernels::linear_input_gradient_gemm(s.n, s.in, s.out), w.data(), dy.data(), dx.data(), "linear_backward dx");
+        }
+        gemm_(cuda_kernels::linear_weight_gradient_gemm(s.n, s.in, s.out), x.data(), dy.data(), dw.data(), "linear_backward dw");
+        if (!(db.rank() == 0 && db.data() == nullptr)) {
+            require_shape(db.dims(), shape{s.out}, "linear_backward db (out)");
+            run_(s.out, cuda_kernels::add_column_sums_body<T>{dy.data(), db.data(), s.n, s.out}, "linear_backward db");
+        }
     }
 
     // ---- Group normalisation (Wu & He 2018), plain and fused with SiLU ----
@@ -361,6 +392,34 @@ struct ops<cuda> {
     }
 
 private:
+    struct linear_sizes_ {
+        std::int64_t n, in, out;
+    };
+    template <class T>
+    static linear_sizes_ linear_check_(const char* what, view<const T> x, view<const T> w) {
+        require_rank(x.dims(), 2, what, "x (N, in)");
+        require_rank(w.dims(), 2, what, "w (out, in)");
+        require(x.dim(0) >= 1 && x.dim(1) == w.dim(1), what, ": expected x (N, in) with N >= 1 for w ", w.dims(), ", found ",
+                x.dims());
+        return {x.dim(0), x.dim(1), w.dim(0)};
+    }
+
+    // One planned GEMM (kernels/linear.hpp) on this thread's cuBLAS handle; alpha = 1.
+    template <class T>
+    static void gemm_(const cuda_kernels::gemm_call& c, const T* a, const T* b, T* out, const char* what) {
+        const T alpha = T(1), beta = static_cast<T>(c.beta);
+        const auto op = [](bool t) { return t ? CUBLAS_OP_T : CUBLAS_OP_N; };
+        const auto i = [](std::int64_t v) { return static_cast<int>(v); };
+        if constexpr (sizeof(T) == 4)
+            cuda_kernels::check_blas(cublasSgemm(cuda_kernels::blas(), op(c.transpose_a), op(c.transpose_b), i(c.m), i(c.n), i(c.k),
+                                                 &alpha, a, i(c.lda), b, i(c.ldb), &beta, out, i(c.ldc)),
+                                     what);
+        else
+            cuda_kernels::check_blas(cublasDgemm(cuda_kernels::blas(), op(c.transpose_a), op(c.transpose_b), i(c.m), i(c.n), i(c.k),
+                                                 &alpha, a, i(c.lda), b, i(c.ldb), &beta, out, i(c.ldc)),
+                                     what);
+    }
+
     template <class T>
     static group_norm_layout norm_forward_checks_(const char* what, view<const T> x, view<const T> gamma, view<const T> beta,
                                                   view<T> y, std::int64_t groups) {
