@@ -16,6 +16,7 @@
 #include "ouro/backend/cuda/emulation.hpp"
 #include "ouro/backend/cuda/kernels/diffusion.hpp"
 #include "ouro/backend/cuda/kernels/embedding.hpp"
+#include "ouro/backend/cuda/kernels/conv.hpp"
 #include "ouro/backend/cuda/kernels/linear.hpp"
 #include "ouro/backend/cuda/kernels/norm.hpp"
 #include "ouro/backend/cuda/kernels/pointwise.hpp"
@@ -546,5 +547,44 @@ TEST_CASE("the CUDA linear layer's GEMM plans and bias bodies reproduce ops<cpu>
         CHECK(worst_relative_gap(dx.data(), dx_cpu.data(), dx.numel()) < 1e-5);
         CHECK(worst_relative_gap(dw.data(), dw_cpu.data(), dw.numel()) < 1e-5);
         CHECK(std::equal(db.begin(), db.end(), db_cpu.begin()));  // the same order in double
+    }
+}
+
+TEST_CASE("the CUDA convolution's im2col, GEMM plans and col2im reproduce ops<cpu>'s convolution") {
+    struct conv_case {
+        std::int64_t batch, cin, h, w, cout, k, stride, padding;
+    };
+    for (const conv_case c : {conv_case{2, 3, 7, 7, 4, 3, 1, 1}, conv_case{1, 2, 8, 6, 5, 3, 2, 1}, conv_case{3, 4, 5, 5, 2, 1, 1, 0},
+                              conv_case{2, 2, 9, 9, 3, 3, 2, 0}}) {
+        const conv2d_params params{.stride = c.stride, .padding = c.padding};
+        const shape xs{c.batch, c.cin, c.h, c.w}, ws{c.cout, c.cin, c.k, c.k};
+        const shape ys = conv2d_output_shape(xs, ws, params);
+        const tensor<float> x = testing::random_tensor<float>(xs, 301), w = testing::random_tensor<float>(ws, 302);
+        const tensor<float> b = testing::random_tensor<float>(shape{c.cout}, 303), dy = testing::random_tensor<float>(ys, 304);
+        tensor<float> y_cpu(ys), dx_cpu(xs), dw_cpu = testing::random_tensor<float>(ws, 305), db_cpu = testing::random_tensor<float>(shape{c.cout}, 306);
+        tensor<float> y(ys), dx(xs), dw = dw_cpu, db = db_cpu;
+        ops<cpu>::conv2d_forward<float>(x.view(), w.view(), b.view(), y_cpu.view(), params);
+        ops<cpu>::conv2d_backward_input<float>(dy.view(), w.view(), dx_cpu.view(), params);
+        ops<cpu>::conv2d_backward_weight<float>(x.view(), dy.view(), dw_cpu.view(), db_cpu.view(), params);
+
+        const cuda_kernels::conv_geometry g{c.cin, c.h, c.w, c.cout, c.k, c.stride, c.padding, ys[2], ys[3]};
+        std::vector<float> cols(static_cast<std::size_t>(g.taps() * g.pixels())), dcols(cols.size());
+        const std::int64_t in_image = c.cin * c.h * c.w, out_image = c.cout * g.pixels();
+        for (std::int64_t i = 0; i < c.batch; ++i) {
+            emulate_launch(launch_shape_for(static_cast<std::int64_t>(cols.size()), 32, 3),
+                           cuda_kernels::im2col_body<float>{x.data() + i * in_image, cols.data(), g});
+            cuda_kernels::reference_gemm(cuda_kernels::conv_forward_gemm(g), cols.data(), w.data(), y.data() + i * out_image);
+            cuda_kernels::reference_gemm(cuda_kernels::conv_weight_gradient_gemm(g), cols.data(), dy.data() + i * out_image, dw.data());
+            cuda_kernels::reference_gemm(cuda_kernels::conv_input_gradient_gemm(g), dy.data() + i * out_image, w.data(), dcols.data());
+            emulate_launch(launch_shape_for(in_image, 32, 2), cuda_kernels::col2im_body<float>{dcols.data(), dx.data() + i * in_image, g});
+        }
+        emulate_launch(launch_shape_for(y.numel(), 64, 2), cuda_kernels::add_channel_bias_body<float>{y.data(), b.data(), c.batch, c.cout, g.pixels()});
+        emulate_launch(launch_shape_for(c.cout, 32, 1), cuda_kernels::add_channel_sums_body<float>{dy.data(), db.data(), c.batch, c.cout, g.pixels()});
+
+        INFO("x " << xs << ", w " << ws << ", stride " << c.stride << ", padding " << c.padding);
+        CHECK(worst_relative_gap(y.data(), y_cpu.data(), y.numel()) < 1e-5);
+        CHECK(worst_relative_gap(dx.data(), dx_cpu.data(), dx.numel()) < 1e-5);
+        CHECK(worst_relative_gap(dw.data(), dw_cpu.data(), dw.numel()) < 1e-5);
+        CHECK(worst_relative_gap(db.data(), db_cpu.data(), db.numel()) < 1e-5);
     }
 }

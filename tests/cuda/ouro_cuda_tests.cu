@@ -80,6 +80,9 @@ void compare(const char* what, std::int64_t n, const std::vector<float>& device,
     using O = ouro::ops<ouro::cuda>;
     O::silu_forward<float>(c, v);
     O::linear_forward<float>(c, c, c, v);
+    O::conv2d_forward<float>(c, c, c, v, ouro::conv2d_params{});
+    O::conv2d_backward_input<float>(c, c, v, ouro::conv2d_params{});
+    O::conv2d_backward_weight<float>(c, c, v, v, ouro::conv2d_params{});
     O::linear_backward<float>(c, c, c, v, v, v);
     O::linear_forward<double>(ouro::tensor_view<const double, ouro::cuda>{}, ouro::tensor_view<const double, ouro::cuda>{},
                               ouro::tensor_view<const double, ouro::cuda>{}, ouro::tensor_view<double, ouro::cuda>{});

@@ -2,11 +2,11 @@
 // each checked against ops<cpu> by emulation in tests/test_cuda_emulated.cpp), launched on the
 // thread's stream (memory.cuh): the pointwise activations and sums, group norm (plain and fused
 // with SiLU) with its gradients, resampling and concatenation, pooling, dropout, the embeddings,
-// the two losses, every optimiser pass and the finite check, and the linear layer on cuBLAS (its
-// calls planned in kernels/linear.hpp, where the CPU tests check the transposes). What is not
-// here yet (convolutions and attention) stops at compile time with "is not a member of
-// ouro::ops<ouro::cuda>". Unlike the CPU's, the linear layer is not batch-invariant: cuBLAS
-// chooses its blocking by the shape.
+// the two losses, every optimiser pass and the finite check, and the linear layer and the
+// convolution on cuBLAS (their calls planned in kernels/linear.hpp and conv.hpp, where the CPU
+// tests check the transposes). What is not here yet (attention) stops at compile time with "is
+// not a member of ouro::ops<ouro::cuda>". Unlike the CPU's, these GEMMs are not batch-invariant:
+// cuBLAS chooses its blocking by the shape.
 //
 // Scratch (group norm's coefficients and sums, the losses' partial sums) comes from the caching
 // allocator, so a step allocates from the device only the first time.
@@ -28,6 +28,7 @@
 #include <cstdint>
 
 #include "ouro/backend/adamw_update.hpp"
+#include "ouro/backend/cuda/kernels/conv.hpp"
 #include "ouro/backend/cuda/kernels/embedding.hpp"
 #include "ouro/backend/cuda/kernels/linear.hpp"
 #include "ouro/backend/cuda/kernels/norm.hpp"
@@ -130,6 +131,52 @@ struct ops<cuda> {
         if (!(db.rank() == 0 && db.data() == nullptr)) {
             require_shape(db.dims(), shape{s.out}, "linear_backward db (out)");
             run_(s.out, cuda_kernels::add_column_sums_body<T>{dy.data(), db.data(), s.n, s.out}, "linear_backward db");
+        }
+    }
+
+    // ---- 2-D convolution: im2col + one GEMM per image (kernels/conv.hpp) ----
+
+    template <real_scalar T>
+    static void conv2d_forward(view<const T> x, view<const T> w, view<const T> b, view<T> y, conv2d_params params,
+                               matmul_precision precision = matmul_precision::fp32) {
+        require(precision == matmul_precision::fp32,
+                "conv2d_forward: bf16 products are a CPU option (AVX512-BF16); ouro::cuda computes in fp32");
+        const cuda_kernels::conv_geometry g = conv_geometry_("conv2d_forward", x.dims(), w.dims(), y.dims(), params);
+        const std::int64_t batch = x.dim(0), in_image = g.cin * g.h * g.w, out_image = g.cout * g.pixels();
+        device_buffer<T, cuda> cols(static_cast<std::size_t>(g.taps() * g.pixels()));
+        for (std::int64_t i = 0; i < batch; ++i) {
+            run_(g.taps() * g.pixels(), cuda_kernels::im2col_body<T>{x.data() + i * in_image, cols.data(), g}, "conv2d_forward im2col");
+            gemm_(cuda_kernels::conv_forward_gemm(g), cols.data(), w.data(), y.data() + i * out_image, "conv2d_forward");
+        }
+        if (b.data() != nullptr) {
+            require_shape(b.dims(), shape{g.cout}, "conv2d_forward bias b (Cout)");
+            run_(y.numel(), cuda_kernels::add_channel_bias_body<T>{y.data(), b.data(), batch, g.cout, g.pixels()}, "conv2d_forward bias");
+        }
+    }
+    template <real_scalar T>
+    static void conv2d_backward_input(view<const T> dy, view<const T> w, view<T> dx, conv2d_params params) {
+        const cuda_kernels::conv_geometry g = conv_geometry_("conv2d_backward_input", dx.dims(), w.dims(), dy.dims(), params);
+        const std::int64_t batch = dx.dim(0), in_image = g.cin * g.h * g.w, out_image = g.cout * g.pixels();
+        device_buffer<T, cuda> dcols(static_cast<std::size_t>(g.taps() * g.pixels()));
+        for (std::int64_t i = 0; i < batch; ++i) {
+            gemm_(cuda_kernels::conv_input_gradient_gemm(g), dy.data() + i * out_image, w.data(), dcols.data(), "conv2d_backward_input");
+            run_(in_image, cuda_kernels::col2im_body<T>{dcols.data(), dx.data() + i * in_image, g}, "conv2d_backward_input col2im");
+        }
+    }
+    template <real_scalar T>
+    static void conv2d_backward_weight(view<const T> x, view<const T> dy, view<T> dw, view<T> db, conv2d_params params) {
+        const cuda_kernels::conv_geometry g = conv_geometry_("conv2d_backward_weight", x.dims(), dw.dims(), dy.dims(), params);
+        const std::int64_t batch = x.dim(0), in_image = g.cin * g.h * g.w, out_image = g.cout * g.pixels();
+        device_buffer<T, cuda> cols(static_cast<std::size_t>(g.taps() * g.pixels()));
+        for (std::int64_t i = 0; i < batch; ++i) {
+            run_(g.taps() * g.pixels(), cuda_kernels::im2col_body<T>{x.data() + i * in_image, cols.data(), g},
+                 "conv2d_backward_weight im2col");
+            gemm_(cuda_kernels::conv_weight_gradient_gemm(g), cols.data(), dy.data() + i * out_image, dw.data(), "conv2d_backward_weight");
+        }
+        if (db.data() != nullptr) {
+            require_shape(db.dims(), shape{g.cout}, "conv2d_backward_weight bias gradient db (Cout)");
+            run_(g.cout, cuda_kernels::add_channel_sums_body<T>{dy.data(), db.data(), batch, g.cout, g.pixels()},
+                 "conv2d_backward_weight db");
         }
     }
 
@@ -392,6 +439,14 @@ struct ops<cuda> {
     }
 
 private:
+    // The geometry of x (B, Cin, H, W) * w (Cout, Cin, k, k) -> y (B, Cout, Ho, Wo), checked as the CPU does.
+    static cuda_kernels::conv_geometry conv_geometry_(const char* what, const shape& x, const shape& w, const shape& y,
+                                                      conv2d_params p) {
+        const shape out = conv2d_output_shape(x, w, p, what);
+        require_shape(y, out, what);
+        return {x[1], x[2], x[3], w[0], w[2], p.stride, p.padding, out[2], out[3]};
+    }
+
     struct linear_sizes_ {
         std::int64_t n, in, out;
     };
