@@ -16,6 +16,7 @@
 #include "ouro/backend/cuda/emulation.hpp"
 #include "ouro/backend/cuda/kernels/diffusion.hpp"
 #include "ouro/backend/cuda/kernels/embedding.hpp"
+#include "ouro/backend/cuda/kernels/attention.hpp"
 #include "ouro/backend/cuda/kernels/conv.hpp"
 #include "ouro/backend/cuda/kernels/linear.hpp"
 #include "ouro/backend/cuda/kernels/norm.hpp"
@@ -586,5 +587,38 @@ TEST_CASE("the CUDA convolution's im2col, GEMM plans and col2im reproduce ops<cp
         CHECK(worst_relative_gap(dx.data(), dx_cpu.data(), dx.numel()) < 1e-5);
         CHECK(worst_relative_gap(dw.data(), dw_cpu.data(), dw.numel()) < 1e-5);
         CHECK(worst_relative_gap(db.data(), db_cpu.data(), db.numel()) < 1e-5);
+    }
+}
+
+TEST_CASE("the CUDA attention's batched GEMM plans and softmax bodies reproduce ops<cpu>'s attention") {
+    for (const auto& [batch, heads, d, l] : {std::array<std::int64_t, 4>{2, 1, 4, 9}, {1, 2, 3, 5}, {3, 4, 2, 1}, {2, 2, 8, 16}}) {
+        const std::int64_t c = heads * d;
+        const tensor<float> qkv = testing::random_tensor<float>(shape{batch, 3 * c, l}, 401);
+        const tensor<float> dout = testing::random_tensor<float>(shape{batch, c, l}, 402);
+        tensor<float> out_cpu(shape{batch, c, l}), probs_cpu(shape{batch, heads, l, l}), dqkv_cpu(qkv.dims());
+        ops<cpu>::attention_forward<float>(qkv.view(), out_cpu.view(), probs_cpu.view(), heads);
+        ops<cpu>::attention_backward<float>(qkv.view(), probs_cpu.view(), dout.view(), dqkv_cpu.view());
+
+        namespace plan = cuda_kernels::attention_plans;
+        const cuda_kernels::attention_geometry g{batch * heads, d, l};
+        const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+        const std::int64_t s3 = g.qkv_stride(), s1 = d * l;
+        tensor<float> out(out_cpu.dims()), probs(probs_cpu.dims()), dqkv(qkv.dims()), ds(probs_cpu.dims());
+        const float* q = qkv.data();
+        cuda_kernels::reference_gemm(plan::scores(g, s3, s3, scale), q + d * l, q, probs.data());
+        emulate_launch(launch_shape_for(g.items * l, 32, 1), cuda_kernels::softmax_rows_body<float>{probs.data(), g.items * l, l});
+        cuda_kernels::reference_gemm(plan::times_transposed(g, s3, s1, 1.0), probs.data(), q + 2 * d * l, out.data());
+
+        float* dq = dqkv.data();
+        cuda_kernels::reference_gemm(plan::times(g, s1, s3, 1.0), probs.data(), dout.data(), dq + 2 * d * l);  // dV
+        cuda_kernels::reference_gemm(plan::scores(g, s3, s1, 1.0), q + 2 * d * l, dout.data(), ds.data());    // dP
+        emulate_launch(launch_shape_for(g.items * l, 32, 1), cuda_kernels::softmax_rows_backward_body<float>{probs.data(), ds.data(), g.items * l, l});
+        cuda_kernels::reference_gemm(plan::times_transposed(g, s3, s3, scale), ds.data(), q + d * l, dq);      // dQ
+        cuda_kernels::reference_gemm(plan::times(g, s3, s3, scale), ds.data(), q, dq + d * l);                 // dK
+
+        INFO("B " << batch << ", heads " << heads << ", d " << d << ", L " << l);
+        CHECK(worst_relative_gap(probs.data(), probs_cpu.data(), probs.numel()) < 1e-5);
+        CHECK(worst_relative_gap(out.data(), out_cpu.data(), out.numel()) < 1e-5);
+        CHECK(worst_relative_gap(dqkv.data(), dqkv_cpu.data(), dqkv.numel()) < 1e-5);
     }
 }

@@ -2,11 +2,11 @@
 // each checked against ops<cpu> by emulation in tests/test_cuda_emulated.cpp), launched on the
 // thread's stream (memory.cuh): the pointwise activations and sums, group norm (plain and fused
 // with SiLU) with its gradients, resampling and concatenation, pooling, dropout, the embeddings,
-// the two losses, every optimiser pass and the finite check, and the linear layer and the
-// convolution on cuBLAS (their calls planned in kernels/linear.hpp and conv.hpp, where the CPU
-// tests check the transposes). What is not here yet (attention) stops at compile time with "is
-// not a member of ouro::ops<ouro::cuda>". Unlike the CPU's, these GEMMs are not batch-invariant:
-// cuBLAS chooses its blocking by the shape.
+// the two losses, every optimiser pass and the finite check, and the linear layer, the
+// convolution and self-attention on cuBLAS (their calls planned in kernels/linear.hpp, conv.hpp
+// and attention.hpp, where the CPU tests check the transposes): every op the U-Net, LeNet, the
+// trainer and the optimisers call. Unlike the CPU's, these GEMMs are not batch-invariant: cuBLAS
+// chooses its blocking by the shape.
 //
 // Scratch (group norm's coefficients and sums, the losses' partial sums) comes from the caching
 // allocator, so a step allocates from the device only the first time.
@@ -25,9 +25,11 @@
 #error "ouro/backend/cuda/ops.cuh is for translation units compiled by nvcc (link ouro::cuda)"
 #endif
 
+#include <cmath>
 #include <cstdint>
 
 #include "ouro/backend/adamw_update.hpp"
+#include "ouro/backend/cuda/kernels/attention.hpp"
 #include "ouro/backend/cuda/kernels/conv.hpp"
 #include "ouro/backend/cuda/kernels/embedding.hpp"
 #include "ouro/backend/cuda/kernels/linear.hpp"
@@ -132,6 +134,44 @@ struct ops<cuda> {
             require_shape(db.dims(), shape{s.out}, "linear_backward db (out)");
             run_(s.out, cuda_kernels::add_column_sums_body<T>{dy.data(), db.data(), s.n, s.out}, "linear_backward db");
         }
+    }
+
+    // ---- Self-attention: strided-batched GEMMs over all (batch, head) items (kernels/attention.hpp) ----
+
+    template <real_scalar T>
+    static void attention_forward(view<const T> qkv, view<T> out, view<T> probs, std::int64_t heads) {
+        const cuda_kernels::attention_geometry g = attention_geometry_("attention_forward", qkv.dims(), heads);
+        require_shape(out.dims(), shape{qkv.dim(0), heads * g.d, g.l}, "attention_forward out (B, C, L)");
+        require_shape(probs.dims(), shape{qkv.dim(0), heads, g.l, g.l}, "attention_forward probs (B, heads, L, L)");
+        namespace plan = cuda_kernels::attention_plans;
+        const double scale = 1.0 / std::sqrt(static_cast<double>(g.d));
+        const std::int64_t s3 = g.qkv_stride(), s1 = g.d * g.l;
+        const T* q = qkv.data();
+        gemm_(plan::scores(g, s3, s3, scale), q + g.d * g.l, q, probs.data(), "attention_forward scores");
+        run_(g.items * g.l, cuda_kernels::softmax_rows_body<T>{probs.data(), g.items * g.l, g.l}, "attention_forward softmax");
+        gemm_(plan::times_transposed(g, s3, s1, 1.0), static_cast<const T*>(probs.data()), q + 2 * g.d * g.l, out.data(),
+              "attention_forward output");
+    }
+    template <real_scalar T>
+    static void attention_backward(view<const T> qkv, view<const T> probs, view<const T> dout, view<T> dqkv) {
+        require_rank(probs.dims(), 4, "attention_backward probs", "(B, heads, L, L)");
+        const std::int64_t heads = probs.dim(1);
+        const cuda_kernels::attention_geometry g = attention_geometry_("attention_backward", qkv.dims(), heads);
+        require_shape(probs.dims(), shape{qkv.dim(0), heads, g.l, g.l}, "attention_backward probs (B, heads, L, L)");
+        require_shape(dout.dims(), shape{qkv.dim(0), heads * g.d, g.l}, "attention_backward dout (B, C, L)");
+        require_shape(dqkv.dims(), qkv.dims(), "attention_backward dqkv (B, 3C, L)");
+        namespace plan = cuda_kernels::attention_plans;
+        const double scale = 1.0 / std::sqrt(static_cast<double>(g.d));
+        const std::int64_t s3 = g.qkv_stride(), s1 = g.d * g.l, dl = g.d * g.l;
+        const T* q = qkv.data();
+        T* dq = dqkv.data();
+        device_buffer<T, cuda> ds(static_cast<std::size_t>(g.items * g.l * g.l));
+        gemm_(plan::times(g, s1, s3, 1.0), probs.data(), dout.data(), dq + 2 * dl, "attention_backward dV");
+        gemm_(plan::scores(g, s3, s1, 1.0), q + 2 * dl, dout.data(), ds.data(), "attention_backward dP");
+        run_(g.items * g.l, cuda_kernels::softmax_rows_backward_body<T>{probs.data(), ds.data(), g.items * g.l, g.l},
+             "attention_backward softmax");
+        gemm_(plan::times_transposed(g, s3, s3, scale), static_cast<const T*>(ds.data()), q + dl, dq, "attention_backward dQ");
+        gemm_(plan::times(g, s3, s3, scale), static_cast<const T*>(ds.data()), q, dq + dl, "attention_backward dK");
     }
 
     // ---- 2-D convolution: im2col + one GEMM per image (kernels/conv.hpp) ----
@@ -459,12 +499,36 @@ private:
         return {x.dim(0), x.dim(1), w.dim(0)};
     }
 
-    // One planned GEMM (kernels/linear.hpp) on this thread's cuBLAS handle; alpha = 1.
+    static cuda_kernels::attention_geometry attention_geometry_(const char* what, const shape& qkv, std::int64_t heads) {
+        require_rank(qkv, 3, what, "qkv (B, 3C, L)");
+        const std::int64_t b = qkv[0], c3 = qkv[1], l = qkv[2];
+        require(b > 0 && c3 > 0 && l > 0, what, ": expected a non-empty qkv (B, 3C, L), found shape ", qkv);
+        require(c3 % 3 == 0, what, ": expected qkv (B, 3C, L) with a channel count divisible by 3, found shape ", qkv);
+        require(heads > 0, what, ": expected heads >= 1, found heads = ", heads);
+        require(c3 / 3 % heads == 0, what, ": expected channels C divisible by heads, found C = ", c3 / 3, " (qkv shape ", qkv,
+                ") and heads = ", heads);
+        return {b * heads, c3 / 3 / heads, l};
+    }
+
+    // One planned GEMM (kernels/linear.hpp: strided-batched when c.batch > 1) on this thread's cuBLAS handle.
     template <class T>
     static void gemm_(const cuda_kernels::gemm_call& c, const T* a, const T* b, T* out, const char* what) {
-        const T alpha = T(1), beta = static_cast<T>(c.beta);
+        const T alpha = static_cast<T>(c.alpha), beta = static_cast<T>(c.beta);
         const auto op = [](bool t) { return t ? CUBLAS_OP_T : CUBLAS_OP_N; };
         const auto i = [](std::int64_t v) { return static_cast<int>(v); };
+        if (c.batch > 1) {
+            if constexpr (sizeof(T) == 4)
+                cuda_kernels::check_blas(cublasSgemmStridedBatched(cuda_kernels::blas(), op(c.transpose_a), op(c.transpose_b), i(c.m),
+                                                                   i(c.n), i(c.k), &alpha, a, i(c.lda), c.stride_a, b, i(c.ldb),
+                                                                   c.stride_b, &beta, out, i(c.ldc), c.stride_c, i(c.batch)),
+                                         what);
+            else
+                cuda_kernels::check_blas(cublasDgemmStridedBatched(cuda_kernels::blas(), op(c.transpose_a), op(c.transpose_b), i(c.m),
+                                                                   i(c.n), i(c.k), &alpha, a, i(c.lda), c.stride_a, b, i(c.ldb),
+                                                                   c.stride_b, &beta, out, i(c.ldc), c.stride_c, i(c.batch)),
+                                         what);
+            return;
+        }
         if constexpr (sizeof(T) == 4)
             cuda_kernels::check_blas(cublasSgemm(cuda_kernels::blas(), op(c.transpose_a), op(c.transpose_b), i(c.m), i(c.n), i(c.k),
                                                  &alpha, a, i(c.lda), b, i(c.ldb), &beta, out, i(c.ldc)),

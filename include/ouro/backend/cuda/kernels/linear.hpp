@@ -14,12 +14,16 @@
 
 namespace ouro::cuda_kernels {
 
-// C = op(A)·op(B) + beta·C with op(M) = Mᵀ when transposed: cublasSgemm's arguments (alpha = 1).
-// m × k times k × n into m × n, leading dimensions lda, ldb, ldc (column-major).
+// C = alpha·op(A)·op(B) + beta·C with op(M) = Mᵀ when transposed: cublasSgemm's arguments; m × k
+// times k × n into m × n, leading dimensions lda, ldb, ldc (column-major). With batch > 1, the
+// same product for item i at A + i·stride_a, B + i·stride_b, C + i·stride_c
+// (cublasSgemmStridedBatched).
 struct gemm_call {
     bool transpose_a = false, transpose_b = false;
     std::int64_t m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldc = 0;
     double beta = 0;
+    double alpha = 1;
+    std::int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
 };
 
 // linear_forward, y (N, out) = x (N, in)·Wᵀ with W (out, in): A = W, B = x, C = y.
@@ -39,18 +43,23 @@ inline gemm_call linear_weight_gradient_gemm(std::int64_t rows, std::int64_t in,
 
 // What cuBLAS computes for `call` (in double, then rounded once), for tests on the host.
 template <class T>
-void reference_gemm(const gemm_call& call, const T* a, const T* b, T* c) {
-    for (std::int64_t j = 0; j < call.n; ++j)
-        for (std::int64_t i = 0; i < call.m; ++i) {
-            double sum = 0;
-            for (std::int64_t l = 0; l < call.k; ++l) {
-                const T av = call.transpose_a ? a[l + i * call.lda] : a[i + l * call.lda];
-                const T bv = call.transpose_b ? b[j + l * call.ldb] : b[l + j * call.ldb];
-                sum += static_cast<double>(av) * static_cast<double>(bv);
+void reference_gemm(const gemm_call& call, const T* a0, const T* b0, T* c0) {
+    for (std::int64_t item = 0; item < call.batch; ++item) {
+        const T* a = a0 + item * call.stride_a;
+        const T* b = b0 + item * call.stride_b;
+        T* c = c0 + item * call.stride_c;
+        for (std::int64_t j = 0; j < call.n; ++j)
+            for (std::int64_t i = 0; i < call.m; ++i) {
+                double sum = 0;
+                for (std::int64_t l = 0; l < call.k; ++l) {
+                    const T av = call.transpose_a ? a[l + i * call.lda] : a[i + l * call.lda];
+                    const T bv = call.transpose_b ? b[j + l * call.ldb] : b[l + j * call.ldb];
+                    sum += static_cast<double>(av) * static_cast<double>(bv);
+                }
+                T& out = c[i + j * call.ldc];
+                out = static_cast<T>(call.beta * static_cast<double>(out) + call.alpha * sum);
             }
-            T& out = c[i + j * call.ldc];
-            out = static_cast<T>(call.beta * static_cast<double>(out) + sum);
-        }
+    }
 }
 
 // y[r, c] += b[c] over rows × cols (the bias of linear_forward).
