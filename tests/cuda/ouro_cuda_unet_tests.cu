@@ -1,7 +1,7 @@
 // A whole U-Net and its trainer on a GPU (ouro::cuda): built, initialised on the host and copied
 // over, four training steps with AdamW, clipping and EMA. Kept out of the default suite's build
 // (nvcc takes about two minutes over the U-Net and the trainer): `cmake --build --preset test
-// --target ouro_cuda_unet_tests && ctest --preset test -L gpu`. Exits 77 (skipped) without a GPU.
+// --target ouro_cuda_unet_tests && (cd build/test && ctest -L gpu)`. Exits 77 (skipped) without a GPU.
 #include <cuda_runtime.h>
 
 #include <algorithm>
