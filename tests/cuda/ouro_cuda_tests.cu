@@ -15,6 +15,7 @@
 #include "ouro/backend/cuda/kernels/resample.hpp"
 #include "ouro/backend/cuda/launch.cuh"
 #include "ouro/backend/cuda/ops.cuh"
+#include "common.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/tensor.hpp"
 #include "ouro/nn/activation.hpp"
@@ -49,15 +50,7 @@ struct device_buffer {
     }
 };
 
-std::vector<float> pseudo_random(std::size_t n, std::uint32_t seed, float scale) {
-    std::vector<float> v(n);
-    std::uint32_t s = seed * 2654435761u + 1;
-    for (auto& x : v) {
-        s = s * 1664525u + 1013904223u;
-        x = scale * (static_cast<float>(s >> 8) / 16777216.0f * 2.0f - 1.0f);
-    }
-    return v;
-}
+using ouro::cuda_testing::pseudo_random;
 
 // The device's and the host's results within `tolerance` relative (the device's expf and sqrtf
 // are not the host's to the last bit, and nvcc contracts multiply-adds differently).
@@ -130,12 +123,7 @@ void compare(const char* what, std::int64_t n, const std::vector<float>& device,
 }  // namespace
 
 int main() {
-    int devices = 0;
-    if (const cudaError_t e = cudaGetDeviceCount(&devices); e != cudaSuccess || devices == 0) {
-        std::printf("ouro_cuda_tests: skipped: no CUDA device (%s)\n",
-                    e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found 0");
-        return 77;
-    }
+    if (!ouro::cuda_testing::have_device("ouro_cuda_tests")) return 77;
     for (const std::int64_t n : {1, 31, 257, 70001, 1 << 22}) {
         const auto size = static_cast<std::size_t>(n);
         const std::vector<float> x = pseudo_random(size, 1, 4.0f), dy = pseudo_random(size, 2, 1.0f);

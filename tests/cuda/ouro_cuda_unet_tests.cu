@@ -11,20 +11,13 @@
 #include <vector>
 
 #include "ouro/backend/cuda/ops.cuh"
+#include "common.hpp"
 #include "ouro/diffusion/trainer.hpp"
 #include "ouro/nn/unet.hpp"
 
 namespace {
 
-std::vector<float> pseudo_random(std::size_t n, std::uint32_t seed, float scale) {
-    std::vector<float> v(n);
-    std::uint32_t s = seed * 2654435761u + 1;
-    for (auto& x : v) {
-        s = s * 1664525u + 1013904223u;
-        x = scale * (static_cast<float>(s >> 8) / 16777216.0f * 2.0f - 1.0f);
-    }
-    return v;
-}
+using ouro::cuda_testing::pseudo_random;
 
 constexpr ouro::nn::unet_spec tiny_unet{.in_channels = 1, .image_size = 8, .base = 8, .mult = {1, 2},
                                          .attention = {false, true}, .groups = 4, .dropout = 0.1, .classes = 3};
@@ -52,12 +45,7 @@ std::vector<double> unet_on_device() {
 }  // namespace
 
 int main() {
-    int devices = 0;
-    if (const cudaError_t e = cudaGetDeviceCount(&devices); e != cudaSuccess || devices == 0) {
-        std::printf("ouro_cuda_unet_tests: skipped: no CUDA device (%s)\n",
-                    e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found 0");
-        return 77;
-    }
+    if (!ouro::cuda_testing::have_device("ouro_cuda_unet_tests")) return 77;
     const std::vector<double> losses = unet_on_device();
     bool ok = true;
     for (double l : losses) ok = ok && std::isfinite(l) && l > 0;
