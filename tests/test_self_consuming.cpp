@@ -377,6 +377,72 @@ TEST_CASE("self_consuming checks its options and data", "[loop]") {
     CHECK_THROWS_WITH(ex.run(many, f.reference, f.features), Catch::Contains("classes"));
 }
 
+namespace {
+// The toy model, counting its live instances (the most at once since the last reset).
+struct counted_model : model {
+    static inline int live = 0, most = 0;
+    counted_model() { most = std::max(most, ++live); }
+    counted_model(const counted_model&) = delete;
+    counted_model& operator=(const counted_model&) = delete;
+    ~counted_model() { --live; }
+};
+}  // namespace
+
+TEST_CASE("self_consuming holds one chain in memory at a time, so memory does not grow with methods or generations",
+          "[loop][memory]") {
+    // Seven methods over three generations. Held at once: G0, the stepping chain's model and, for
+    // SIMS, its auxiliary model A_{k-1} beside the new A_k: 4. A loop that kept every chain would
+    // hold G0 + 7 models + SIMS' auxiliary = 9 or more.
+    fixture f;
+    const fs::path dir = fresh_dir("loop_one_chain");
+    counted_model::live = counted_model::most = 0;
+    {
+        using counted_experiment = loop::self_consuming<counted_model, diffusion::ddim<10>, latent::spatial_mean>;
+        auto o = small_options(dir);
+        o.generations = 3;
+        counted_experiment ex(diffusion::ddim<10>(f.table, 0.0, {.guidance_scale = 1.0}), f.table, o);
+        const auto summary = ex.run(f.real, f.reference, f.features);
+        CHECK(summary.metrics.size() == 28);
+        // Each row's peak_rss_mib is its own step's peak (reset before the step) where Linux lets
+        // us reset it, so it is at most the resident set's peak since the process started.
+        for (const auto& d : summary.diagnostics) {
+            CHECK(d.peak_rss_mib > 0);
+            CHECK(d.rss_mib > 0);
+        }
+    }
+    CHECK(counted_model::most <= 4);
+    CHECK(counted_model::most >= 3);  // G0, a chain and SIMS' auxiliary model did exist together
+    CHECK(counted_model::live == 0);
+
+    // The latents kept in the pool files are those an encoder pass recomputes: a run stopped after
+    // G1 whose pool files are rewritten without latents (as they were written before latents were
+    // kept) resumes to the rows of an uninterrupted run.
+    const fs::path whole = fresh_dir("loop_latents_whole"), cut = fresh_dir("loop_latents_cut");
+    f.run(whole);
+    {
+        experiment ex(diffusion::ddim<10>(f.table, 0.0, {.guidance_scale = 1.0}), f.table, small_options(cut));
+        interrupter stop{8};  // G0's evaluation and the seven methods' G1
+        CHECK_THROWS_WITH(ex.run(f.real, f.reference, f.features, stop), "simulated kill");
+    }
+    constexpr std::int64_t item_size = model::spec.in_channels * model::spec.image_size * model::spec.image_size;
+    int rewritten = 0;
+    for (const auto& e : fs::recursive_directory_iterator(cut / "chains"))
+        if (e.path().filename() == "pool.safetensors") {
+            std::vector<float> latents;
+            const loop::pool p = loop::detail::load_pool(e.path(), item_size, &latents);
+            CHECK(latents.size() % static_cast<std::size_t>(p.size()) == 0);
+            CHECK(!latents.empty());
+            loop::detail::save_pool(e.path(), p);
+            ++rewritten;
+        }
+    CHECK(rewritten == 7);
+    CHECK(f.run(cut).steps_run == 7);
+    CHECK(without_seconds(io::read_text_file(cut / "metrics.csv")) ==
+          without_seconds(io::read_text_file(whole / "metrics.csv")));
+    CHECK(without_memory(io::read_text_file(cut / "diagnostics.csv")) ==
+          without_memory(io::read_text_file(whole / "diagnostics.csv")));
+}
+
 TEST_CASE("self_consuming runs a selection of methods with the same rows they have in the full run", "[loop]") {
     fixture f;
     const auto full = f.run(fresh_dir("loop_all_methods"));

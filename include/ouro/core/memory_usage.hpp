@@ -13,8 +13,23 @@ namespace ouro {
 
 struct memory_usage {
     double resident_mib = NAN;       // resident set size now (Linux: /proc/self/statm); NaN where unknown
-    double peak_resident_mib = NAN;  // the largest resident set of this process so far (getrusage ru_maxrss)
+    // The largest resident set since reset_peak_memory() last succeeded, else since the process
+    // started (Linux: VmHWM of /proc/self/status; elsewhere getrusage's ru_maxrss, never reset).
+    double peak_resident_mib = NAN;
 };
+
+// Starts a new high-water mark of the resident set, so that the next peak_resident_mib is the
+// peak of what runs from here (Linux: writing 5 to /proc/self/clear_refs, since Linux 4.0).
+// Returns false where the platform cannot: the peak then stays the whole process's.
+inline bool reset_peak_memory() {
+#if defined(__linux__)
+    if (std::FILE* f = std::fopen("/proc/self/clear_refs", "w")) {
+        const bool written = std::fputs("5", f) >= 0;
+        return std::fclose(f) == 0 && written;
+    }
+#endif
+    return false;
+}
 
 // Reads both figures; a figure the platform does not give stays NaN (never an error: it is a
 // diagnostic, and a run must not fail for want of it).
@@ -29,6 +44,17 @@ inline memory_usage current_memory_usage() {
             if (page > 0) m.resident_mib = static_cast<double>(resident) * static_cast<double>(page) / mib;
         }
         std::fclose(f);
+    }
+    if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+        char line[256];
+        unsigned long long kib = 0;
+        while (std::fgets(line, sizeof line, f))
+            if (std::sscanf(line, "VmHWM: %llu kB", &kib) == 1) {
+                m.peak_resident_mib = static_cast<double>(kib) / 1024.0;
+                break;
+            }
+        std::fclose(f);
+        if (!std::isnan(m.peak_resident_mib)) return m;
     }
 #endif
     rusage usage{};

@@ -60,8 +60,9 @@ struct diagnostic_row {
     double real_share = NAN;          // share of real items (generation 0) in the training set
     double mean_source_generation = NAN;
     std::vector<source_row> sources;  // the pool by source generation (ξ by source, what was chosen)
-    // The process's memory when the row was committed (core/memory_usage.hpp): the resident set and
-    // its high-water mark so far, in MiB. Like metrics.csv's seconds these describe the run, not the
+    // The process's memory (core/memory_usage.hpp), in MiB: the resident set when the row was
+    // committed, and its high-water mark during the row's own step (G_k's rows: reset before the
+    // step where Linux allows it; G0's rows: since the process started, G0's training included). Like metrics.csv's seconds these describe the run, not the
     // result: a resumed run's differ, so the kill-and-resume tests compare every other column.
     double rss_mib = NAN, peak_rss_mib = NAN;
 };

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <zlib.h>
@@ -24,7 +25,10 @@ namespace ouro::loop {
 
 namespace detail {
 
-inline void save_pool(const std::filesystem::path& file, const pool& p) {
+// `latents`, when given, are the G0 latents of the items, (size, D) row-major: kept in the pool's
+// file so that a chain restored between generations needs no encoder pass over its whole pool
+// (the loop holds one chain in memory at a time; #13, steady memory).
+inline void save_pool(const std::filesystem::path& file, const pool& p, std::span<const float> latents = {}) {
     io::safetensors_writer w;
     tensor<float> data(shape{p.size(), p.item_size()});
     tensor<std::int64_t> labels(shape{p.size()}), generations(shape{p.size()}), ids(shape{p.size()});
@@ -39,13 +43,24 @@ inline void save_pool(const std::filesystem::path& file, const pool& p) {
     w.add("labels", labels);
     w.add("generations", generations);
     w.add("ids", ids);
+    tensor<float> h;
+    if (!latents.empty()) {
+        const auto n = static_cast<std::size_t>(p.size());
+        require(n > 0 && latents.size() % n == 0, file.string(), ": internal: ", latents.size(),
+                " latent values for a pool of ", n, " items");
+        h = tensor<float>(shape{p.size(), static_cast<std::int64_t>(latents.size() / n)});
+        std::copy(latents.begin(), latents.end(), h.data());
+        w.add("latents", h);
+    }
     w.set_metadata("format", "ouro.loop.pool");
     w.set_data_checksum();
     w.write(file);
 }
 
-// Reads a pool saved by save_pool; ids are re-assigned in order and must come out as saved.
-inline pool load_pool(const std::filesystem::path& file, std::int64_t item_size) {
+// Reads a pool saved by save_pool; ids are re-assigned in order and must come out as saved. When
+// `latents` is given and the file holds them, they are read into it ((size, D) row-major, finite);
+// a file without them (written before they were kept) leaves it empty, and the caller recomputes.
+inline pool load_pool(const std::filesystem::path& file, std::int64_t item_size, std::vector<float>* latents = nullptr) {
     io::safetensors_reader r(file);  // verifies the data's CRC-32
     r.require_data_checksum();
     const tensor<float> data = r.read<float>("data");
@@ -60,6 +75,17 @@ inline pool load_pool(const std::filesystem::path& file, std::int64_t item_size)
     if (const std::int64_t bad = optim::first_non_finite(data.data(), data.numel()); bad >= 0)
         fail(file.string(), ": pool item ", bad / item_size, " holds a non-finite value (", data[bad], " at element ",
              bad % item_size, ")");
+    if (latents) {
+        latents->clear();
+        if (r.contains("latents")) {
+            const tensor<float> h = r.read<float>("latents");
+            require(h.rank() == 2 && h.dim(0) == n && h.dim(1) >= 1, file.string(), ": expected latents (", n,
+                    ", D) for its ", n, " items, found ", h.dims());
+            if (const std::int64_t bad = optim::first_non_finite(h.data(), h.numel()); bad >= 0)
+                fail(file.string(), ": the latent of pool item ", bad / h.dim(1), " holds a non-finite value");
+            latents->assign(h.begin(), h.end());
+        }
+    }
     pool p(item_size);
     std::int64_t begin = 0;
     while (begin < n) {

@@ -331,8 +331,11 @@ public:
             log_() << "G0: FID " << m.fid << ", precision " << m.precision << ", recall " << m.recall << "\n";
         }
 
-        // ---- Generations 1 … K, every method on its own chain.
-        std::array<std::unique_ptr<chain>, sizeof...(Modes)> chains;
+        // ---- Generations 1 … K, every method on its own chain. One chain is in memory at a time:
+        // restored from its files (model, auxiliary model, pool and the pool's latents) for its step
+        // and released after it, so that memory does not grow with the number of methods and
+        // generations (#13); reading those files costs milliseconds beside the step's minutes.
+        std::array<std::int64_t, sizeof...(Modes)> stepped{};  // the generation this call last stepped each method to
         std::optional<tensor<float>> first_samples;  // S_1, the same for every method (all sample G0)
         for (std::int64_t k = 1; k <= options_.generations; ++k) {
             std::size_t mi = 0;
@@ -340,9 +343,12 @@ public:
                 const std::size_t index = mi++;
                 if (!selected_(index) || state_.done(method_names[index], k)) return;
                 const auto t0 = std::chrono::steady_clock::now();
-                auto& ch = chains[index];
-                if (!ch) ch = restore_chain_(index, k - 1, g0, real, probe_labels, extractor);
+                reset_peak_memory();  // the row's peak_rss_mib: the peak of this step alone
+                const bool resumed = stepped[index] != k - 1;  // its chain was written by an earlier run
+                const std::unique_ptr<chain> ch =
+                    restore_chain_(index, k - 1, g0, real, probe_labels, real_latents.dim(1), resumed, extractor);
                 step_(mode, index, k, *ch, g0, real, extractor, features, first_samples, t0, summary, callbacks...);
+                stepped[index] = k;
             };
             std::apply([&](auto&... mode) { (one(mode), ...); }, modes_);
         }
@@ -596,7 +602,7 @@ private:
     template <class Extractor>
     std::unique_ptr<chain> restore_chain_(std::size_t method, std::int64_t generation, const Model& g0,
                                           const data::image_dataset& real, const std::vector<std::int64_t>& probe_labels,
-                                          Extractor& extractor) {
+                                          std::int64_t latent_dim, bool announce, Extractor& extractor) {
         auto ch = std::make_unique<chain>(item_size_);
         ch->generation = generation;
         if (generation == 0) {
@@ -606,11 +612,17 @@ private:
         } else {
             const auto dir = chain_dir_(method, generation);
             detail::load_run_model(dir / "model.safetensors", ch->model);
-            ch->items = detail::load_pool(dir / "pool.safetensors", item_size_);
-            log_() << method_names[method] << ": resumed after generation " << generation << " (pool of "
-                   << ch->items.size() << ")\n";
+            ch->items = detail::load_pool(dir / "pool.safetensors", item_size_, &ch->latents);
+            if (!ch->latents.empty())
+                require(static_cast<std::int64_t>(ch->latents.size()) == ch->items.size() * latent_dim,
+                        (dir / "pool.safetensors").string(), ": expected latents of ", latent_dim,
+                        " values per item (this run's pooling), found ",
+                        ch->latents.size() / static_cast<std::size_t>(ch->items.size()));
+            if (announce)
+                log_() << method_names[method] << ": resumed after generation " << generation << " (pool of "
+                       << ch->items.size() << ")\n";
         }
-        append_latents_(*ch, 0, extractor);
+        if (ch->latents.empty()) append_latents_(*ch, 0, extractor);  // G0's pool, or a pool saved without them
         return ch;
     }
 
@@ -964,7 +976,7 @@ private:
         std::filesystem::create_directories(dir);
         diffusion::save_model(dir / "model.safetensors", ch.model, k);
         if (ch.aux) diffusion::save_model(dir / "aux.safetensors", *ch.aux, k);
-        detail::save_pool(dir / "pool.safetensors", ch.items);
+        detail::save_pool(dir / "pool.safetensors", ch.items, ch.latents);
         ch.generation = k;
         m.seconds = detail::seconds_since(t0);
         record_memory_(diag);
