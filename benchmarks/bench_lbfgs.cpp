@@ -61,7 +61,8 @@ problem gaussian_mixture(std::int64_t n) {
         const std::int64_t y = i % 10;
         p.labels.push_back(y);
         for (std::int64_t j = 0; j < 32; ++j)
-            p.x.data()[i * 32 + j] = static_cast<float>(centres[static_cast<std::size_t>(y * 32 + j)] + 1.5 * rng.normal());
+            p.x.data()[i * 32 + j] =
+                static_cast<float>(centres[static_cast<std::size_t>(y * 32 + j)] + 1.5 * rng.normal());
     }
     return p;
 }
@@ -83,7 +84,8 @@ void report(const char* solver, const probe::softmax_objective<float>& f, Solve&
         x.assign(static_cast<std::size_t>(f.num_parameters()), 0.0);
         const auto t0 = std::chrono::steady_clock::now();
         solve(x, iterations, evaluations);
-        best_ms = std::min(best_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        best_ms =
+            std::min(best_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
     std::vector<double> g(x.size());
     const double loss = f(x, g);

@@ -51,8 +51,10 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--save" && i + 1 < argc) save_dir = argv[++i];
-        else if (positional == 0 && ++positional) n = std::atoll(arg.c_str());
-        else if (positional == 1 && ++positional) d = std::atoll(arg.c_str());
+        else if (positional == 0 && ++positional)
+            n = std::atoll(arg.c_str());
+        else if (positional == 1 && ++positional)
+            d = std::atoll(arg.c_str());
     }
     const ouro::tensor<float> real = features(n, d, 1, 0.0f, 1.0f), fake = features(n, d, 2, 0.05f, 1.1f);
     if (!save_dir.empty()) {
@@ -70,7 +72,8 @@ int main(int argc, char** argv) {
     double distance = 0;
     const double fd_s = seconds([&] { distance = ouro::metrics::frechet_distance(stats, stats); });
     std::cout << "fid                   " << std::setw(8) << fid_s << " s   (fid " << std::setprecision(6) << fid
-              << std::setprecision(3) << "; one fit_gaussian " << fit_s << " s, one frechet_distance " << fd_s << " s)\n";
+              << std::setprecision(3) << "; one fit_gaussian " << fit_s << " s, one frechet_distance " << fd_s
+              << " s)\n";
 
     ouro::metrics::prdc_result pr;
     const double prdc_s = seconds([&] { pr = ouro::metrics::prdc(real, fake); });
@@ -80,7 +83,7 @@ int main(int argc, char** argv) {
     ouro::metrics::kid_result kid;
     const std::int64_t m = std::min<std::int64_t>(1000, n);
     const double kid_s = seconds([&] { kid = ouro::metrics::kid(real, fake, {.subsets = 100, .subset_size = m}); });
-    std::cout << "kid (100 × " << m << ")      " << std::setw(8) << kid_s << " s   (kid " << std::setprecision(6) << kid.mean
-              << ")\n";
+    std::cout << "kid (100 × " << m << ")      " << std::setw(8) << kid_s << " s   (kid " << std::setprecision(6)
+              << kid.mean << ")\n";
     return 0;
 }

@@ -31,9 +31,16 @@ namespace {
 // The three U-Nets of the comparison (issue #10): S the MNIST preset, M a wider one of ~6.5 M
 // parameters, Q the quick profile's small U-Net.
 inline constexpr nn::unet_spec spec_s = presets::mnist_unet;
-inline constexpr nn::unet_spec spec_m{.in_channels = 1, .image_size = 28, .base = 64, .mult = {1, 2, 2},
-                                      .res_blocks = 2, .attention = {false, false, true}, .heads = 1,
-                                      .groups = 8, .dropout = 0.1, .classes = 10};
+inline constexpr nn::unet_spec spec_m{.in_channels = 1,
+                                      .image_size = 28,
+                                      .base = 64,
+                                      .mult = {1, 2, 2},
+                                      .res_blocks = 2,
+                                      .attention = {false, false, true},
+                                      .heads = 1,
+                                      .groups = 8,
+                                      .dropout = 0.1,
+                                      .classes = 10};
 inline constexpr nn::unet_spec spec_q = presets::small_unet(1, 28, 10);
 
 double peak_rss_mib() {
@@ -114,31 +121,40 @@ int main(int argc, char** argv) {
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string_view flag = argv[i];
         if (flag == "--spec") spec = argv[i + 1];
-        else if (flag == "--mode") mode = argv[i + 1];
-        else if (flag == "--reps") reps = std::atoi(argv[i + 1]);
-        else if (flag == "--threads") threads = std::atoi(argv[i + 1]);
+        else if (flag == "--mode")
+            mode = argv[i + 1];
+        else if (flag == "--reps")
+            reps = std::atoi(argv[i + 1]);
+        else if (flag == "--threads")
+            threads = std::atoi(argv[i + 1]);
         else {
             std::fprintf(stderr, "bench_unet: unknown flag %s\n", argv[i]);
             return 2;
         }
     }
-    if ((spec != "S" && spec != "M" && spec != "Q") || (mode != "train" && mode != "sample" && mode != "sample-bf16" && mode != "peak") || reps < 1 ||
-        threads < 0) {
-        std::fprintf(stderr, "usage: bench_unet --spec S|M|Q --mode train|sample|sample-bf16|peak [--threads N] [--reps R]\n");
+    if ((spec != "S" && spec != "M" && spec != "Q") ||
+        (mode != "train" && mode != "sample" && mode != "sample-bf16" && mode != "peak") || reps < 1 || threads < 0) {
+        std::fprintf(stderr,
+                     "usage: bench_unet --spec S|M|Q --mode train|sample|sample-bf16|peak [--threads N] [--reps R]\n");
         return 2;
     }
     if (threads > 0) set_threads(threads);
     if (mode == "peak") {
-        std::printf("{\"side\": \"ouro\", \"mode\": \"peak\", \"threads\": %d, \"gflops\": %.2f}\n", max_threads(), peak_gflops());
+        std::printf("{\"side\": \"ouro\", \"mode\": \"peak\", \"threads\": %d, \"gflops\": %.2f}\n", max_threads(),
+                    peak_gflops());
         return 0;
     }
-    const double ips = spec == "S" ? measure<spec_s>(mode, reps) : spec == "M" ? measure<spec_m>(mode, reps) : measure<spec_q>(mode, reps);
+    const double ips = spec == "S"   ? measure<spec_s>(mode, reps)
+                       : spec == "M" ? measure<spec_m>(mode, reps)
+                                     : measure<spec_q>(mode, reps);
     // Where the resident memory goes: the most bytes of large tensor blocks in use at once, and
     // what the buffer cache holds free at the end.
     const auto& cache = buffer_cache::instance();
-    std::printf("{\"side\": \"ouro\", \"spec\": \"%s\", \"mode\": \"%s\", \"threads\": %d, \"images_per_s\": %.3f, "
-                "\"peak_rss_mib\": %.1f, \"tensor_peak_mib\": %.1f, \"tensor_cached_mib\": %.1f}\n",
-                spec.c_str(), mode.c_str(), max_threads(), ips, peak_rss_mib(),
-                static_cast<double>(cache.peak_live_bytes()) / (1 << 20), static_cast<double>(cache.cached_bytes()) / (1 << 20));
+    std::printf(
+        "{\"side\": \"ouro\", \"spec\": \"%s\", \"mode\": \"%s\", \"threads\": %d, \"images_per_s\": %.3f, "
+        "\"peak_rss_mib\": %.1f, \"tensor_peak_mib\": %.1f, \"tensor_cached_mib\": %.1f}\n",
+        spec.c_str(), mode.c_str(), max_threads(), ips, peak_rss_mib(),
+        static_cast<double>(cache.peak_live_bytes()) / (1 << 20),
+        static_cast<double>(cache.cached_bytes()) / (1 << 20));
     return 0;
 }

@@ -40,21 +40,24 @@ struct options {
 // The command line, every value range-checked before the data is read.
 std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    CLI::App app{"SSC-OMP + spectral clustering of the first N MNIST test images (raw pixels or their uncentred PCA), "
-                 "scored by the best cluster-to-digit matching, with k-means beside it.",
-                 "cluster_mnist"};
+    CLI::App app{
+        "SSC-OMP + spectral clustering of the first N MNIST test images (raw pixels or their uncentred PCA), "
+        "scored by the best cluster-to-digit matching, with k-means beside it.",
+        "cluster_mnist"};
     examples::setup(app);
     app.add_option("--data", o.data, "Directory of the MNIST IDX files")->check(CLI::ExistingDirectory);
     app.add_option("--n", o.n, "Images: the first N of the test set (all of them when it holds fewer)")
         ->check(examples::whole_in(10, 1'000'000));
     app.add_option("--pca", o.pca, "Dimensions: project on the top eigenvectors of X^T X, uncentred (0: raw pixels)")
         ->check(examples::whole_in(0, 784));
-    app.add_option("--k-max", o.k_max, "SSC-OMP: most atoms (neighbours) per point")->check(examples::whole_in(1, 1000));
+    app.add_option("--k-max", o.k_max, "SSC-OMP: most atoms (neighbours) per point")
+        ->check(examples::whole_in(1, 1000));
     app.add_option("--epsilon", o.epsilon, "SSC-OMP: stop once a unit-norm point's residual norm is <= this")
         ->check(examples::finite_at_least(0));
     app.add_flag("--normalize-columns", o.normalize_columns,
                  "Scale each coefficient column to unit L2 norm before the affinity |C| + |C|^T (You et al.'s code)");
-    app.add_option("--seed", o.seed, "Seed of both k-means runs (in spectral clustering and the baseline)")->check(examples::unsigned_integer);
+    app.add_option("--seed", o.seed, "Seed of both k-means runs (in spectral clustering and the baseline)")
+        ->check(examples::unsigned_integer);
     if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     return o;
 }
@@ -86,7 +89,8 @@ int run(const options& o) {
     std::vector<std::int64_t> truth(test.labels.begin(), test.labels.begin() + n);
     if (o.pca > 0) x = project(x, o.pca);
     std::printf("data: the first %lld MNIST test images, %s (D = %lld); %d threads\n", static_cast<long long>(n),
-                o.pca > 0 ? "projected on the top eigenvectors of XᵀX" : "raw pixels", static_cast<long long>(x.dim(1)), max_threads());
+                o.pca > 0 ? "projected on the top eigenvectors of XᵀX" : "raw pixels", static_cast<long long>(x.dim(1)),
+                max_threads());
 
     auto t = std::chrono::steady_clock::now();
     const cluster::ssc_omp_result c = cluster::ssc_omp(x, {.k_max = o.k_max, .epsilon = o.epsilon});
@@ -106,8 +110,8 @@ int run(const options& o) {
 
     t = std::chrono::steady_clock::now();
     const cluster::kmeans_result km = cluster::kmeans(x, 10, {.seed = o.seed});
-    std::printf("k-means on the same features: accuracy %.4f (%.2f s)\n", cluster::clustering_accuracy(km.labels, truth),
-                seconds_since(t));
+    std::printf("k-means on the same features: accuracy %.4f (%.2f s)\n",
+                cluster::clustering_accuracy(km.labels, truth), seconds_since(t));
     std::printf("accuracy %.4f\n", m.accuracy);
     return 0;
 }

@@ -41,14 +41,16 @@ struct arguments {
 // The command line, every value range-checked before a file is opened.
 std::optional<arguments> parse(int argc, char** argv, int& exit_code) {
     arguments a;
-    CLI::App app{"FID, precision, recall, density, coverage and KID of two (N, D) feature files (.npy, float32 or "
-                 "float64, C order).",
-                 "compute_metrics"};
+    CLI::App app{
+        "FID, precision, recall, density, coverage and KID of two (N, D) feature files (.npy, float32 or "
+        "float64, C order).",
+        "compute_metrics"};
     examples::setup(app);
     app.add_option("REAL", a.real, "Real features (N, D) .npy")->required()->check(CLI::ExistingFile);
     app.add_option("FAKE", a.fake, "Generated features (M, D) .npy")->required()->check(CLI::ExistingFile);
     app.add_option("--k", a.k, "Neighbours for precision and recall")->check(examples::whole_in(1, 1'000'000));
-    app.add_option("--density-k", a.density_k, "Neighbours for density and coverage")->check(examples::whole_in(1, 1'000'000));
+    app.add_option("--density-k", a.density_k, "Neighbours for density and coverage")
+        ->check(examples::whole_in(1, 1'000'000));
     app.add_option("--kid-subsets", a.kid_subsets, "KID subsets (0: one estimate over all samples)")
         ->check(examples::whole_in(0, 1'000'000));
     app.add_option("--kid-subset-size", a.kid_subset_size, "KID subset size (default: min(1000, N, M))")
@@ -74,7 +76,8 @@ ouro::tensor<double> read_features(const std::string& path) {
     ouro::tensor<double> x = ouro::io::read_npy<double>(path);
     for (std::int64_t i = 0; i < x.numel(); ++i)
         if (!std::isfinite(x[i]))
-            ouro::fail(path, ": expected finite features, found ", x[i], " at (", i / x.dim(1), ", ", i % x.dim(1), ")");
+            ouro::fail(path, ": expected finite features, found ", x[i], " at (", i / x.dim(1), ", ", i % x.dim(1),
+                       ")");
     return x;
 }
 
@@ -85,21 +88,23 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 int run(const arguments& a) {
     const ouro::tensor<double> real = read_features(a.real), fake = read_features(a.fake);
     if (real.dim(1) != fake.dim(1))
-        ouro::fail("expected features of the same dimension D, found ", a.real, " of shape ", real.dims(), " and ", a.fake,
-                   " of shape ", fake.dims());
+        ouro::fail("expected features of the same dimension D, found ", a.real, " of shape ", real.dims(), " and ",
+                   a.fake, " of shape ", fake.dims());
     const std::int64_t most_k = std::max(a.k, a.density_k);
     if (real.dim(0) <= most_k)
         ouro::fail(a.real, ": k = ", most_k, " nearest neighbours need more than ", most_k, " samples, found shape ",
                    real.dims());
     if (fake.dim(0) <= a.k)
-        ouro::fail(a.fake, ": k = ", a.k, " nearest neighbours need more than ", a.k, " samples, found shape ", fake.dims());
+        ouro::fail(a.fake, ": k = ", a.k, " nearest neighbours need more than ", a.k, " samples, found shape ",
+                   fake.dims());
 
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();
     const double fid = ouro::metrics::fid(real, fake);
     const double fid_s = seconds_since(t0);
     t0 = clock::now();
-    const ouro::metrics::prdc_result pr = ouro::metrics::prdc(real, fake, {.k = static_cast<int>(a.k), .density_k = static_cast<int>(a.density_k)});
+    const ouro::metrics::prdc_result pr =
+        ouro::metrics::prdc(real, fake, {.k = static_cast<int>(a.k), .density_k = static_cast<int>(a.density_k)});
     const double prdc_s = seconds_since(t0);
     t0 = clock::now();
     const std::int64_t m =
@@ -111,8 +116,8 @@ int run(const arguments& a) {
     std::cout << std::setprecision(12) << "fid " << fid << "\nprecision " << pr.precision << "\nrecall " << pr.recall
               << "\ndensity " << pr.density << "\ncoverage " << pr.coverage << "\nkid " << kid.mean << '\n';
     if (a.time)
-        std::cerr << std::fixed << std::setprecision(3) << "seconds fid " << fid_s << " prdc " << prdc_s << " kid " << kid_s
-                  << '\n';
+        std::cerr << std::fixed << std::setprecision(3) << "seconds fid " << fid_s << " prdc " << prdc_s << " kid "
+                  << kid_s << '\n';
     return 0;
 }
 

@@ -27,7 +27,8 @@ struct capped_synthetic_share {
     std::vector<std::int64_t> select(const filter::pool_view& pool, std::int64_t budget, std::uint64_t /*seed*/) const {
         filter::check_budget(budget, name);
         if (!pool.has_generations()) fail(name, ": needs each item's source generation");
-        const auto max_synthetic = static_cast<std::int64_t>(std::floor(max_synthetic_share * static_cast<double>(budget)));
+        const auto max_synthetic =
+            static_cast<std::int64_t>(std::floor(max_synthetic_share * static_cast<double>(budget)));
         std::vector<std::int64_t> kept;
         std::int64_t synthetic = 0;
         for (std::int64_t i : filter::rank_by_score(pool, filter::all_items(pool.size()), name)) {
@@ -51,12 +52,14 @@ struct options {
 // The command line, both values range-checked before the filters run.
 std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    CLI::App app{"A filter policy of your own: keep the N items the probe is most confident in, at most a given share "
-                 "of them synthetic; prints what top_confidence and the custom policy keep of a toy pool of 12.",
-                 "custom_filter"};
+    CLI::App app{
+        "A filter policy of your own: keep the N items the probe is most confident in, at most a given share "
+        "of them synthetic; prints what top_confidence and the custom policy keep of a toy pool of 12.",
+        "custom_filter"};
     examples::setup(app);
     app.add_option("N", o.budget, "Budget N: items to keep, of the pool's 12")->check(examples::whole_in(0, 1'000'000));
-    app.add_option("max_synthetic_share", o.max_synthetic_share, "Largest share of the N kept items that may be synthetic")
+    app.add_option("max_synthetic_share", o.max_synthetic_share,
+                   "Largest share of the N kept items that may be synthetic")
         ->check(examples::finite_in(0, 1));
     if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     return o;
@@ -81,11 +84,13 @@ int run(const options& o) {
     std::printf("pool of %lld items, budget N = %lld, at most %.0f%% synthetic in the custom policy\n\n",
                 static_cast<long long>(pool.size()), static_cast<long long>(budget), 100 * share);
     std::printf("  id  gen  label  confidence  top_confidence  %s\n", capped_synthetic_share::name);
-    auto has = [](const std::vector<std::int64_t>& v, std::int64_t i) { return std::binary_search(v.begin(), v.end(), i); };
+    auto has = [](const std::vector<std::int64_t>& v, std::int64_t i) {
+        return std::binary_search(v.begin(), v.end(), i);
+    };
     for (std::int64_t i = 0; i < pool.size(); ++i)
         std::printf("%4lld  %3lld  %5lld  %10.2f  %14s  %s\n", static_cast<long long>(pool.id(i)),
-                    static_cast<long long>(pool.generation(i)), static_cast<long long>(pool.label(i)),
-                    pool.score(i), has(lsf, i) ? "kept" : ".", has(capped, i) ? "kept" : ".");
+                    static_cast<long long>(pool.generation(i)), static_cast<long long>(pool.label(i)), pool.score(i),
+                    has(lsf, i) ? "kept" : ".", has(capped, i) ? "kept" : ".");
     auto synthetic = [&](const std::vector<std::int64_t>& v) {
         return std::count_if(v.begin(), v.end(), [&](std::int64_t i) { return pool.generation(i) > 0; });
     };

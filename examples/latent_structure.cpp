@@ -55,25 +55,31 @@ struct options {
 
 std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    CLI::App app{"What G0's latents know about held-out real digits: probe accuracy and OLE per pooling and timestep, "
-                 "and unsupervised clustering variants scored by the best cluster-to-digit matching.",
-                 "latent_structure"};
+    CLI::App app{
+        "What G0's latents know about held-out real digits: probe accuracy and OLE per pooling and timestep, "
+        "and unsupervised clustering variants scored by the best cluster-to-digit matching.",
+        "latent_structure"};
     examples::setup(app);
     app.add_option("MODEL", o.model, "G0 of the quick profile (lsf_experiment's g0/model.safetensors)")
-        ->required()->check(CLI::ExistingFile);
+        ->required()
+        ->check(CLI::ExistingFile);
     app.add_option("--data", o.data, "Directory of the MNIST IDX files")->check(CLI::ExistingDirectory);
     app.add_option("--n", o.n, "Held-out digits: the first N of the test set")->check(examples::whole_in(100, 10'000));
     app.add_option("--real-per-class", o.real_per_class, "D_r: the first this many training digits of each class")
         ->check(examples::whole_in(10, 5'000));
-    app.add_option("--t", o.t, "Timesteps of the table (of T = 1000)")->delimiter(',')->check(examples::whole_in(0, 999));
+    app.add_option("--t", o.t, "Timesteps of the table (of T = 1000)")
+        ->delimiter(',')
+        ->check(examples::whole_in(0, 999));
     app.add_option("--pca", o.pca, "PCA dimensions of the flattened latents in the table")
-        ->delimiter(',')->check(examples::whole_in(1, 999));
+        ->delimiter(',')
+        ->check(examples::whole_in(1, 999));
     app.add_flag("--skip-table", o.skip_table, "Only the clustering part");
     app.add_option("--cluster-t", o.cluster_t, "Timestep of the clustering part")->check(examples::whole_in(0, 999));
     app.add_option("--cluster-pca", o.cluster_pca, "Clustering: PCA dimensions (whitened) before centring + L2")
         ->check(examples::whole_in(2, 999));
     app.add_option("--neighbours", o.neighbours, "Clustering: k of the kNN graph")->check(examples::whole_in(1, 1000));
-    app.add_option("--k-max", o.k_max, "Clustering: SSC-OMP's k_max of the new variant")->check(examples::whole_in(1, 1000));
+    app.add_option("--k-max", o.k_max, "Clustering: SSC-OMP's k_max of the new variant")
+        ->check(examples::whole_in(1, 1000));
     app.add_option("--seeds", o.seeds, "Seeds of the latent noise and of k-means (list)")->delimiter(',');
     if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     return o;
@@ -117,14 +123,16 @@ int run(const options& o) {
         const tensor<std::int64_t> ids = latent::sequential_ids(set.size(), first_id);
         return ex.extract(set.images.view(), null_labels.view(), ids.view());
     };
-    std::printf("G0 %s; D_r %lld digits (%lld per class); held-out: the first %lld test digits; latents with the "
-                "null class, one noise draw\n",
-                o.model.c_str(), static_cast<long long>(real.size()), static_cast<long long>(o.real_per_class),
-                static_cast<long long>(held.size()));
+    std::printf(
+        "G0 %s; D_r %lld digits (%lld per class); held-out: the first %lld test digits; latents with the "
+        "null class, one noise draw\n",
+        o.model.c_str(), static_cast<long long>(real.size()), static_cast<long long>(o.real_per_class),
+        static_cast<long long>(held.size()));
 
     // ---- 1. Probe and OLE against t.
     if (!o.skip_table) {
-        std::printf("\nprobe: fitted on D_r (L-BFGS, l2 1e-4, standardised), held-out accuracy; OLE of the held-out latents\n");
+        std::printf(
+            "\nprobe: fitted on D_r (L-BFGS, l2 1e-4, standardised), held-out accuracy; OLE of the held-out latents\n");
         std::printf("%5s %10s %10s", "t", "mean(32)", "flat(1568)");
         for (std::int64_t d : o.pca) std::printf("   pca(%4lld)", static_cast<long long>(d));
         std::printf(" %10s %10s %10s\n", "OLE mean", "OLE flat", "OLE pca");
@@ -144,7 +152,8 @@ int run(const options& o) {
                 std::printf(" %11.4f", held_accuracy(reduce.apply(fr.view()), reduced_h));
             }
             const ole::score_options loop_ole{.normalize_rows = true, .divide_by_n = true};
-            std::printf(" %10.4f %10.4f %10.4f\n", ole::score(mh.view(), truth, loop_ole), ole::score(fh.view(), truth, loop_ole),
+            std::printf(" %10.4f %10.4f %10.4f\n", ole::score(mh.view(), truth, loop_ole),
+                        ole::score(fh.view(), truth, loop_ole),
                         o.pca.empty() ? NAN : ole::score(reduced_h.view(), truth, loop_ole));
             std::fflush(stdout);
         }
@@ -159,13 +168,15 @@ int run(const options& o) {
     };
     std::vector<variant> variants;
     const std::int64_t k = 10, d = o.cluster_pca;
-    auto record = [&](std::size_t index, const std::string& name, const std::vector<std::int64_t>& labels, const std::string& extra) {
+    auto record = [&](std::size_t index, const std::string& name, const std::vector<std::int64_t>& labels,
+                      const std::string& extra) {
         if (variants.size() <= index) variants.push_back({name, {}});
         const double a = cluster::clustering_accuracy(labels, truth);
         variants[index].accuracy.push_back(a);
         std::vector<std::int64_t> sizes(static_cast<std::size_t>(k), 0);
         for (std::int64_t l : labels) ++sizes[static_cast<std::size_t>(l)];
-        const double largest = static_cast<double>(*std::max_element(sizes.begin(), sizes.end())) / static_cast<double>(labels.size());
+        const double largest =
+            static_cast<double>(*std::max_element(sizes.begin(), sizes.end())) / static_cast<double>(labels.size());
         std::printf("  %-58s accuracy %.4f, largest cluster %.2f%s\n", name.c_str(), a, largest, extra.c_str());
         std::fflush(stdout);
     };
@@ -173,14 +184,15 @@ int run(const options& o) {
     auto graph_note = [](const Eigen::SparseMatrix<double>& w, const cluster::spectral_result& r) {
         const cluster::graph_components c = cluster::connected_components(w);
         char buf[160];
-        std::snprintf(buf, sizeof buf, "  (components %lld, isolated %lld, eigenvalues >= 1-1e-8: %lld; lambda_2 %.4f, lambda_K %.4f)",
+        std::snprintf(buf, sizeof buf,
+                      "  (components %lld, isolated %lld, eigenvalues >= 1-1e-8: %lld; lambda_2 %.4f, lambda_K %.4f)",
                       static_cast<long long>(c.count), static_cast<long long>(c.isolated),
                       static_cast<long long>(cluster::near_unit_eigenvalues(r.eigenvalues)), r.eigenvalues[1],
                       r.eigenvalues[r.eigenvalues.size() - 1]);
         return std::string(buf);
     };
-    std::printf("\nclustering the %lld held-out digits at t = %lld (K = 10; labels only score)\n", static_cast<long long>(held.size()),
-                static_cast<long long>(o.cluster_t));
+    std::printf("\nclustering the %lld held-out digits at t = %lld (K = 10; labels only score)\n",
+                static_cast<long long>(held.size()), static_cast<long long>(o.cluster_t));
     for (std::uint64_t seed : o.seeds) {
         const auto t0 = std::chrono::steady_clock::now();
         std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
@@ -188,7 +200,7 @@ int run(const options& o) {
         const tensor<float> flat = latents(held, o.cluster_t, seed, 1'000'000);
         const tensor<float> mean = spatial_mean_of(flat, channels);
         std::size_t v = 0;
-        {   // Today's unlabelled loop: spatial mean, per-dimension z-scores, SSC-OMP (k_max 10).
+        {  // Today's unlabelled loop: spatial mean, per-dimension z-scores, SSC-OMP (k_max 10).
             const tensor<float> z = latent::standardizer::fit(mean.view()).apply(mean.view());
             const auto w = cluster::ssc_affinity(cluster::ssc_omp(z.view()).coefficients);
             const auto r = cluster::spectral_clustering(w, k, spectral);
@@ -202,8 +214,8 @@ int run(const options& o) {
         {
             const auto w = cluster::ssc_affinity(cluster::ssc_omp(u50.view(), {.k_max = o.k_max}).coefficients, true);
             const auto r = cluster::spectral_clustering(w, k, spectral);
-            record(v++, "flat, PCA 50, centred+L2, SSC-OMP k_max " + std::to_string(o.k_max) + " unit columns", r.labels,
-                   graph_note(w, r));
+            record(v++, "flat, PCA 50, centred+L2, SSC-OMP k_max " + std::to_string(o.k_max) + " unit columns",
+                   r.labels, graph_note(w, r));
         }
         record(v++, "flat, centred+L2, k-means", cluster::kmeans(unit.view(), k, {.seed = seed}).labels, "");
         const auto white = latent::pca::fit(flat.view(), d, /*whiten=*/true);
@@ -214,22 +226,24 @@ int run(const options& o) {
         for (const auto symmetry : {cluster::knn_symmetry::either, cluster::knn_symmetry::mutual}) {
             const auto w = cluster::knn_affinity(uw.view(), {.neighbours = o.neighbours, .symmetry = symmetry});
             const auto r = cluster::spectral_clustering(w, k, spectral);
-            record(v++, tag + std::to_string(o.neighbours) + "-NN (" + cluster::to_string(symmetry) + ") spectral", r.labels,
-                   graph_note(w, r));
+            record(v++, tag + std::to_string(o.neighbours) + "-NN (" + cluster::to_string(symmetry) + ") spectral",
+                   r.labels, graph_note(w, r));
         }
         {
             const auto w = cluster::knn_affinity(unit.view(), {.neighbours = o.neighbours});
             const auto r = cluster::spectral_clustering(w, k, spectral);
-            record(v++, "flat, centred+L2, " + std::to_string(o.neighbours) + "-NN (either) spectral", r.labels, graph_note(w, r));
+            record(v++, "flat, centred+L2, " + std::to_string(o.neighbours) + "-NN (either) spectral", r.labels,
+                   graph_note(w, r));
         }
-        {   // Pixels, the same recipe (seed-independent but for k-means).
+        {  // Pixels, the same recipe (seed-independent but for k-means).
             const auto pw = latent::pca::fit(pixels.view(), d, true);
             const tensor<float> pr = pw.apply(pixels.view());
             const tensor<float> pu = latent::centred_unit_rows::fit(pr.view()).apply(pr.view());
             const auto w = cluster::knn_affinity(pu.view(), {.neighbours = o.neighbours});
             const auto r = cluster::spectral_clustering(w, k, spectral);
-            record(v++, "pixels, PCA " + std::to_string(d) + " whitened, centred+L2, " + std::to_string(o.neighbours) +
-                            "-NN (either) spectral",
+            record(v++,
+                   "pixels, PCA " + std::to_string(d) + " whitened, centred+L2, " + std::to_string(o.neighbours) +
+                       "-NN (either) spectral",
                    r.labels, graph_note(w, r));
         }
         std::printf("  (%.1f s)\n", seconds_since(t0));

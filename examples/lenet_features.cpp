@@ -39,16 +39,18 @@ struct options {
 
 std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    CLI::App app{"LeNet features (N, 84) and label agreement of MNIST-like images (N, 1, 28, 28) from a .npy file, "
-                 "for compute_metrics.",
-                 "lenet_features"};
+    CLI::App app{
+        "LeNet features (N, 84) and label agreement of MNIST-like images (N, 1, 28, 28) from a .npy file, "
+        "for compute_metrics.",
+        "lenet_features"};
     examples::setup(app);
     app.add_option("IMAGES", o.images, "Images (N, 1, 28, 28), float32 or float64 in [-1, 1], label i mod 10 (.npy)")
         ->required()
         ->check(CLI::ExistingFile);
     app.add_option("--out", o.out, "Features (N, 84) float64 (.npy)")->required();
-    app.add_option("--lenet", o.lenet, "The cached LeNet (lsf_experiment's runs/cache/lenet_mnist.safetensors); "
-                                       "trained on --data's training split and written there when absent");
+    app.add_option("--lenet", o.lenet,
+                   "The cached LeNet (lsf_experiment's runs/cache/lenet_mnist.safetensors); "
+                   "trained on --data's training split and written there when absent");
     app.add_option("--data", o.data, "Directory of the MNIST IDX files")->check(CLI::ExistingDirectory);
     app.add_option("--real", o.real, "Also write the features of N MNIST test images, the first N/10 of each class");
     app.add_flag("!--no-quantize", o.quantize, "Judge the images as they are, not rounded to 8-bit levels");
@@ -67,8 +69,8 @@ tensor<float> balanced_test_images(const data::image_dataset& test, std::int64_t
     tensor<float> out(shape{n, 1, 28, 28});
     for (std::int64_t j = 0; j < n; ++j) {
         const auto& v = by_class[static_cast<std::size_t>(j % classes)];
-        require(static_cast<std::int64_t>(v.size()) == n / classes, "--real: the test split has too few images of class ",
-                j % classes);
+        require(static_cast<std::int64_t>(v.size()) == n / classes,
+                "--real: the test split has too few images of class ", j % classes);
         std::copy_n(test.images.data() + v[static_cast<std::size_t>(j / classes)] * 784, 784, out.data() + j * 784);
     }
     return out;
@@ -76,8 +78,9 @@ tensor<float> balanced_test_images(const data::image_dataset& test, std::int64_t
 
 int run(const options& o) {
     tensor<float> images = io::read_npy<float>(o.images);
-    require(images.rank() == 4 && images.dim(1) == 1 && images.dim(2) == 28 && images.dim(3) == 28 && images.dim(0) >= 1,
-            o.images.string(), ": expected images (N, 1, 28, 28), found shape ", images.dims());
+    require(
+        images.rank() == 4 && images.dim(1) == 1 && images.dim(2) == 28 && images.dim(3) == 28 && images.dim(0) >= 1,
+        o.images.string(), ": expected images (N, 1, 28, 28), found shape ", images.dims());
     for (float& v : images) {
         require(std::isfinite(v), o.images.string(), ": expected finite pixels, found ", v);
         if (o.quantize) v = std::round((std::clamp(v, -1.0f, 1.0f) + 1.0f) * 127.5f) / 127.5f - 1.0f;

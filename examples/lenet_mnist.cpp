@@ -32,16 +32,18 @@ struct options {
 // The command line, every value range-checked before the data is read.
 std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    CLI::App app{"Trains a LeNet-5 on the MNIST training set (AdamW, warm-up + cosine) and reports its accuracy on the "
-                 "10,000 test images.",
-                 "lenet_mnist"};
+    CLI::App app{
+        "Trains a LeNet-5 on the MNIST training set (AdamW, warm-up + cosine) and reports its accuracy on the "
+        "10,000 test images.",
+        "lenet_mnist"};
     examples::setup(app);
     app.add_option("--data", o.data, "Directory of the MNIST IDX files")->check(CLI::ExistingDirectory);
     app.add_option("--epochs", o.epochs, "Passes over the 60,000 training images")->check(examples::whole_in(1, 1000));
     app.add_option("--batch", o.batch, "Images per optimizer step")->check(examples::whole_in(1, 60'000));
     app.add_option("--lr", o.lr, "AdamW learning rate at the end of the warm-up (then cosine decay)")
         ->check(examples::finite_above(0));
-    app.add_option("--seed", o.seed, "Seed of the initial weights and the batch order")->check(examples::unsigned_integer);
+    app.add_option("--seed", o.seed, "Seed of the initial weights and the batch order")
+        ->check(examples::unsigned_integer);
     if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     return o;
 }
@@ -67,8 +69,8 @@ struct report_progress {
 int run(const options& o) {
     const auto train = data::load_mnist(o.data, data::split::train);
     const auto test = data::load_mnist(o.data, data::split::test);
-    std::printf("data: %lld training and %lld test images from %s; %d threads\n",
-                static_cast<long long>(train.size()), static_cast<long long>(test.size()), o.data.c_str(), max_threads());
+    std::printf("data: %lld training and %lld test images from %s; %d threads\n", static_cast<long long>(train.size()),
+                static_cast<long long>(test.size()), o.data.c_str(), max_threads());
 
     nn::lenet<cpu> net;
     net.reset_parameters(o.seed);

@@ -57,7 +57,7 @@ struct options {
     std::string dataset = "mnist", profile = "quick";
     fs::path data_dir, out;
     std::uint64_t seed = 1;
-    std::string seeds;  // "1-5" or "1,3,7": one run per seed, then the summary over them
+    std::string seeds;            // "1-5" or "1,3,7": one run per seed, then the summary over them
     bool summarise_only = false;  // with --seeds: only the summary, from the seeds' metrics.csv
     bool unlabelled = false;
     std::int64_t t = -1, draws = -1, generations = -1;
@@ -72,16 +72,18 @@ struct options {
 // is written): an unknown flag, a malformed number or one out of range ends here in one line.
 std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    CLI::App app{"The paper's experiment (Cai et al., AAAI-26): G0 on real images, then K generations of the "
-                 "self-consuming loop for each method, written to a resumable run directory.",
-                 "lsf_experiment"};
+    CLI::App app{
+        "The paper's experiment (Cai et al., AAAI-26): G0 on real images, then K generations of the "
+        "self-consuming loop for each method, written to a resumable run directory.",
+        "lsf_experiment"};
     examples::setup(app);
     app.add_option("--dataset", o.dataset, "Data set")
         ->check(CLI::IsMember({"mnist", "fashion-mnist", "cifar10", "image-folder"}));
     app.add_option("--data-dir", o.data_dir,
                    "IDX files (default data/mnist, data/fashion-mnist), CIFAR-10 binary batches, or an image folder "
                    "(one subfolder per class; train/ and test/ when present, else split 90/10), read at 32x32");
-    app.add_option("--profile", o.profile, "Sizes and lengths (see README)")->check(CLI::IsMember({"smoke", "quick", "paper"}));
+    app.add_option("--profile", o.profile, "Sizes and lengths (see README)")
+        ->check(CLI::IsMember({"smoke", "quick", "paper"}));
     app.add_option("--out", o.out, "Run directory (default runs/lsf_<dataset>_<profile>)");
     auto* seed = app.add_option("--seed", o.seed, "Seed of every random choice")->check(examples::unsigned_integer);
     app.add_option("--seeds", o.seeds,
@@ -136,15 +138,18 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
     if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     if (o.data_dir.empty()) {
         if (o.dataset == "mnist") o.data_dir = "data/mnist";
-        else if (o.dataset == "fashion-mnist") o.data_dir = "data/fashion-mnist";
+        else if (o.dataset == "fashion-mnist")
+            o.data_dir = "data/fashion-mnist";
         else {
-            std::fprintf(stderr, "lsf_experiment: error: --dataset %s needs --data-dir DIR (run with --help for the flags)\n",
+            std::fprintf(stderr,
+                         "lsf_experiment: error: --dataset %s needs --data-dir DIR (run with --help for the flags)\n",
                          o.dataset.c_str());
             exit_code = 2;
             return std::nullopt;
         }
     }
-    if (o.out.empty()) o.out = fs::path("runs") / ("lsf_" + o.dataset + "_" + o.profile + (o.unlabelled ? "_unlabelled" : ""));
+    if (o.out.empty())
+        o.out = fs::path("runs") / ("lsf_" + o.dataset + "_" + o.profile + (o.unlabelled ? "_unlabelled" : ""));
     return o;
 }
 
@@ -193,21 +198,29 @@ int run_experiment(const options& o, const presets::lsf_profile& profile, const 
     if (o.draws >= 1) lo.latents.draws = o.draws;
     if (o.probe_l2 >= 0) lo.probe.l2 = o.probe_l2;
     if (o.generations >= 1) lo.generations = o.generations;
-    lo.latent_label = o.latent_label == "own" ? loop::latent_conditioning::own_label : loop::latent_conditioning::null_class;
-    lo.finetune_ema = o.finetune_recipe == "ema-warmup";  // warm-up and EMA as loop_options::ema_recipe_warmup_steps says
-    lo.extra_config = {{"dataset", o.dataset}, {"data_dir", o.data_dir.string()}, {"profile", o.profile},
-                       {"unlabelled", o.unlabelled}, {"real_per_class", per_class}, {"reference_per_class", ref_per_class},
+    lo.latent_label =
+        o.latent_label == "own" ? loop::latent_conditioning::own_label : loop::latent_conditioning::null_class;
+    lo.finetune_ema =
+        o.finetune_recipe == "ema-warmup";  // warm-up and EMA as loop_options::ema_recipe_warmup_steps says
+    lo.extra_config = {{"dataset", o.dataset},
+                       {"data_dir", o.data_dir.string()},
+                       {"profile", o.profile},
+                       {"unlabelled", o.unlabelled},
+                       {"real_per_class", per_class},
+                       {"reference_per_class", ref_per_class},
                        {"finetune_recipe", o.finetune_recipe}};
     const diffusion::schedule_table table(diffusion::linear_ho2020{}, 1000);
     // By default the paper's seven methods; the control arms (REAL, REAL-EMA, ACU-EMA) when named.
     constexpr auto paper = loop::method_names_of(loop::paper_methods{});
-    const std::vector<std::string> names = o.methods.empty() ? std::vector<std::string>(paper.begin(), paper.end()) : o.methods;
+    const std::vector<std::string> names =
+        o.methods.empty() ? std::vector<std::string>(paper.begin(), paper.end()) : o.methods;
     lo.only_methods = names;
 
     if (!o.seeds.empty()) {
         const std::vector<std::uint64_t> seeds = loop::parse_seed_list(o.seeds);
         for (std::size_t i = 0; i < seeds.size(); ++i) {
-            std::printf("\n==== seed %llu (%zu of %zu) ====\n", static_cast<unsigned long long>(seeds[i]), i + 1, seeds.size());
+            std::printf("\n==== seed %llu (%zu of %zu) ====\n", static_cast<unsigned long long>(seeds[i]), i + 1,
+                        seeds.size());
             lo.seed = seeds[i];
             lo.out = o.out / ("seed_" + std::to_string(seeds[i]));
             Experiment ex(Experiment::make_sampler(table, profile), table, lo);
@@ -218,9 +231,10 @@ int run_experiment(const options& o, const presets::lsf_profile& profile, const 
                         static_cast<long long>(summary.steps_run));
         }
         const auto summary = loop::write_seed_summary(o.out, seeds, names);
-        std::printf("\n%s, profile %s%s, generation %lld, %zu seeds (mean ± 95%% interval half-width):\n%s", o.dataset.c_str(),
-                    o.profile.c_str(), o.unlabelled ? " (unlabelled)" : "", static_cast<long long>(lo.generations),
-                    seeds.size(), loop::summary_table(summary, lo.generations).c_str());
+        std::printf("\n%s, profile %s%s, generation %lld, %zu seeds (mean ± 95%% interval half-width):\n%s",
+                    o.dataset.c_str(), o.profile.c_str(), o.unlabelled ? " (unlabelled)" : "",
+                    static_cast<long long>(lo.generations), seeds.size(),
+                    loop::summary_table(summary, lo.generations).c_str());
         std::printf("summary: %s\n", (o.out / "summary.md").string().c_str());
         return 0;
     }
@@ -238,9 +252,10 @@ int run_experiment(const options& o, const presets::lsf_profile& profile, const 
     if (o.unlabelled) std::printf("SSC-OMP clustering accuracy of D_r: %.4f\n", summary.clustering_accuracy);
     std::printf("wall time of this call: %.1f s (%lld steps run)\n", wall, static_cast<long long>(summary.steps_run));
     const loop::phase_seconds& t = summary.phases;
-    std::printf("  of which: G0 training %.1f s, fine-tuning %.1f s, sampling %.1f s, latents %.1f s, metrics %.1f s, "
-                "other %.1f s (the loop's own count; the rest was loading data and the feature extractor)\n",
-                t.g0_training, t.finetuning, t.sampling, t.latents, t.metrics, t.other);
+    std::printf(
+        "  of which: G0 training %.1f s, fine-tuning %.1f s, sampling %.1f s, latents %.1f s, metrics %.1f s, "
+        "other %.1f s (the loop's own count; the rest was loading data and the feature extractor)\n",
+        t.g0_training, t.finetuning, t.sampling, t.latents, t.metrics, t.other);
     std::printf("report: %s\n", (o.out / "report.md").string().c_str());
     return 0;
 }
@@ -269,11 +284,13 @@ int dispatch(const options& o, const datasets& d) {
 int summarise_only(const options& o) {
     const std::vector<std::uint64_t> seeds = loop::parse_seed_list(o.seeds);
     constexpr auto paper = loop::method_names_of(loop::paper_methods{});
-    const std::vector<std::string> names = o.methods.empty() ? std::vector<std::string>(paper.begin(), paper.end()) : o.methods;
+    const std::vector<std::string> names =
+        o.methods.empty() ? std::vector<std::string>(paper.begin(), paper.end()) : o.methods;
     const auto summary = loop::write_seed_summary(o.out, seeds, names);
     const std::int64_t generation = o.generations >= 1 ? o.generations : summary.last_generation();
     std::printf("%zu seeds from %s (mean ± 95%% interval half-width), generation %lld:\n%s", seeds.size(),
-                o.out.string().c_str(), static_cast<long long>(generation), loop::summary_table(summary, generation).c_str());
+                o.out.string().c_str(), static_cast<long long>(generation),
+                loop::summary_table(summary, generation).c_str());
     std::printf("summary: %s\n", (o.out / "summary.md").string().c_str());
     return 0;
 }

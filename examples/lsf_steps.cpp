@@ -154,9 +154,10 @@ struct options {
 // The command line, checked before anything is read or written.
 std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    CLI::App app{"The steps of Latent Space Filtering on real digits, one picture each, from a run directory of "
-                 "lsf_experiment (grey 28x28 data, class-conditional, smoke or quick profile).",
-                 "lsf_steps"};
+    CLI::App app{
+        "The steps of Latent Space Filtering on real digits, one picture each, from a run directory of "
+        "lsf_experiment (grey 28x28 data, class-conditional, smoke or quick profile).",
+        "lsf_steps"};
     examples::setup(app);
     app.add_option("--run", o.run_dir, "Run directory written by lsf_experiment")->check(CLI::ExistingDirectory);
     app.add_option("--out", o.out, "Directory for noising.png, latents.svg, kept.png and dropped.png");
@@ -180,8 +181,10 @@ int run(const fs::path& run_dir, const fs::path& out) {
 
     model_type g0;
     diffusion::load_model(run_dir / "g0" / "model.safetensors", g0);
-    const diffusion::schedule_table table(diffusion::linear_ho2020{}, config.at("schedule").at("timesteps").get<std::int64_t>());
-    latent::latent_extractor<model_type, latent::spatial_mean> extractor(g0, table, {.timestep = timestep, .draws = draws});
+    const diffusion::schedule_table table(diffusion::linear_ho2020{},
+                                          config.at("schedule").at("timesteps").get<std::int64_t>());
+    latent::latent_extractor<model_type, latent::spatial_mean> extractor(g0, table,
+                                                                         {.timestep = timestep, .draws = draws});
 
     // Every chain's pool starts with D_r (generation 0); ACU-LSF's last pool holds every S_k too.
     const fs::path lsf_dir = run_dir / "chains" / "acu-lsf" / ("gen" + std::to_string(generations));
@@ -225,21 +228,26 @@ int run(const fs::path& run_dir, const fs::path& out) {
     std::int64_t real_in_top = 0;
     const std::int64_t top_n = std::min<std::int64_t>(budget, static_cast<std::int64_t>(order.size()));
     for (std::int64_t r = 0; r < top_n; ++r) real_in_top += pool.generations[order[static_cast<std::size_t>(r)]] == 0;
-    std::printf("4. filter: ACU-LSF's pool after generation %lld holds %lld items (%zu real); its top %lld by ξ hold "
-                "%lld real; highest-ξ per class: %s, lowest: %s\n",
-                static_cast<long long>(generations), static_cast<long long>(order.size()), real_rows.size(),
-                static_cast<long long>(top_n), static_cast<long long>(real_in_top), (out / "kept.png").string().c_str(),
-                (out / "dropped.png").string().c_str());
+    std::printf(
+        "4. filter: ACU-LSF's pool after generation %lld holds %lld items (%zu real); its top %lld by ξ hold "
+        "%lld real; highest-ξ per class: %s, lowest: %s\n",
+        static_cast<long long>(generations), static_cast<long long>(order.size()), real_rows.size(),
+        static_cast<long long>(top_n), static_cast<long long>(real_in_top), (out / "kept.png").string().c_str(),
+        (out / "dropped.png").string().c_str());
 
     // 5. OLE (Cai et al. §4; rows normalised, divided by N, as the loop's diagnostics).
     const ole::score_options ole_options{.normalize_rows = true, .divide_by_n = true};
-    auto ole_of = [&](const tensor<float>& h, const tensor<std::int64_t>& y) { return ole::score(h.view(), y, ole_options); };
+    auto ole_of = [&](const tensor<float>& h, const tensor<std::int64_t>& y) {
+        return ole::score(h.view(), y, ole_options);
+    };
     std::vector<std::int64_t> top_rows(order.begin(), order.begin() + top_n);
     std::printf("5. OLE (lower: classes in more orthogonal subspaces): D_r %.4f, ACU-LSF's top-%lld %.4f",
                 ole_of(h_real, real.labels), static_cast<long long>(top_n),
                 ole_of(latents_of(extractor, pool, top_rows, own_label), pick(pool.labels, top_rows)));
     for (const char* method : {"acu-lsf", "syn"}) {
-        const pool_file p = method == std::string("syn") ? read_pool(run_dir / "chains" / "syn" / lsf_dir.filename() / "pool.safetensors") : pool;
+        const pool_file p = method == std::string("syn")
+                                ? read_pool(run_dir / "chains" / "syn" / lsf_dir.filename() / "pool.safetensors")
+                                : pool;
         const auto rows = rows_of_generation(p, generations);
         std::printf(", %s S_%lld %.4f", method, static_cast<long long>(generations),
                     ole_of(latents_of(extractor, p, rows, own_label), pick(p.labels, rows)));

@@ -35,9 +35,10 @@ struct options {
 // The command line, every value range-checked before the model is read.
 std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    CLI::App app{"What a trained DDPM's encoder knows: a softmax probe on the bottleneck latents of MNIST training "
-                 "digits, and SSC-OMP clustering of those of test digits (labels withheld).",
-                 "mnist_latents"};
+    CLI::App app{
+        "What a trained DDPM's encoder knows: a softmax probe on the bottleneck latents of MNIST training "
+        "digits, and SSC-OMP clustering of those of test digits (labels withheld).",
+        "mnist_latents"};
     examples::setup(app);
     app.add_option("--model", o.model, "U-Net weights written by train_mnist (.safetensors)")->check(CLI::ExistingFile);
     app.add_option("--data", o.data, "Directory of the MNIST IDX files")->check(CLI::ExistingDirectory);
@@ -45,7 +46,8 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
     app.add_option("--probe-n", o.probe_n, "Training digits for the probe (20% of them held out)")
         ->check(examples::whole_in(10, 60'000));
     app.add_option("--cluster-n", o.cluster_n, "Test digits to cluster")->check(examples::whole_in(10, 10'000));
-    app.add_option("--k-max", o.k_max, "SSC-OMP: most atoms (neighbours) per point")->check(examples::whole_in(1, 1000));
+    app.add_option("--k-max", o.k_max, "SSC-OMP: most atoms (neighbours) per point")
+        ->check(examples::whole_in(1, 1000));
     if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     return o;
 }

@@ -53,9 +53,10 @@ struct options {
 
 std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    CLI::App app{"Samples a trained G0 (the quick/smoke profile's U-Net) with the sampler the flags name; writes the "
-                 "samples as .npy and a PNG grid, and prints the shares of speckled and hazy samples.",
-                 "sample_g0"};
+    CLI::App app{
+        "Samples a trained G0 (the quick/smoke profile's U-Net) with the sampler the flags name; writes the "
+        "samples as .npy and a PNG grid, and prints the shares of speckled and hazy samples.",
+        "sample_g0"};
     examples::setup(app);
     app.add_option("MODEL", o.model, "Model file (lsf_experiment's g0/model.safetensors, train_g0's)")
         ->required()
@@ -70,8 +71,9 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
         ->check(CLI::IsMember({"clip", "none", "dynamic"}));
     app.add_option("--guidance", o.guidance, "Classifier-free guidance scale (1: none, 0: unconditional)")
         ->check(examples::finite_at_least(0));
-    app.add_option("--spacing", o.spacing, "Timesteps visited: leading (950 ... 0 for 20 steps), trailing (999 ... 49) "
-                                           "or linspace (999 ... 0)")
+    app.add_option("--spacing", o.spacing,
+                   "Timesteps visited: leading (950 ... 0 for 20 steps), trailing (999 ... 49) "
+                   "or linspace (999 ... 0)")
         ->check(CLI::IsMember({"leading", "trailing", "linspace"}));
     app.add_option("--samples", o.samples, "Samples, label i mod 10")->check(examples::whole_in(10, 1'000'000));
     app.add_option("--seed", o.seed, "Seed of the sampler noise")->check(examples::unsigned_integer);
@@ -81,8 +83,9 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
     if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     if (o.sampler == "ddim" && o.steps != 10 && o.steps != 20 && o.steps != 50 && o.steps != 100 && o.steps != 250 &&
         o.steps != 1000) {
-        std::fprintf(stderr, "sample_g0: error: --steps %lld: DDIM is compiled for 10, 20, 50, 100, 250 and 1000 steps "
-                             "(run with --help for the flags)\n",
+        std::fprintf(stderr,
+                     "sample_g0: error: --steps %lld: DDIM is compiled for 10, 20, 50, 100, 250 and 1000 steps "
+                     "(run with --help for the flags)\n",
                      static_cast<long long>(o.steps));
         exit_code = 2;
         return std::nullopt;
@@ -144,9 +147,9 @@ tensor<float> draw(const Sampler& sampler, model_type& g0, const tensor<std::int
     tensor<float> out(shape{n, 1, 28, 28});
     for (std::int64_t begin = 0; begin < n; begin += sample_chunk) {
         const std::int64_t m = std::min(sample_chunk, n - begin);
-        const tensor<float> s = sampler.sample(g0, shape{1, 28, 28}, m,
-                                               tensor_view<const std::int64_t>(labels.data() + begin, shape{m}), seed,
-                                               static_cast<std::uint64_t>(begin));
+        const tensor<float> s =
+            sampler.sample(g0, shape{1, 28, 28}, m, tensor_view<const std::int64_t>(labels.data() + begin, shape{m}),
+                           seed, static_cast<std::uint64_t>(begin));
         std::copy(s.begin(), s.end(), out.data() + begin * 784);
     }
     return out;
@@ -159,7 +162,7 @@ int run(const options& o) {
     diffusion::sampler_options so;
     so.guidance_scale = o.guidance;
     so.null_class = spec.classes;
-    so.x0.mode = o.x0 == "clip" ? diffusion::x0_mode::clip
+    so.x0.mode = o.x0 == "clip"      ? diffusion::x0_mode::clip
                  : o.x0 == "dynamic" ? diffusion::x0_mode::dynamic_threshold
                                      : diffusion::x0_mode::none;
     so.spacing = o.spacing == "trailing"   ? diffusion::timestep_spacing::trailing
@@ -206,10 +209,11 @@ int run(const options& o) {
         io::write_npy(o.noise_out, noise.view());
     }
     const auto share = [&](std::int64_t k) { return static_cast<double>(k) / static_cast<double>(o.samples); };
-    std::printf("%s %lld steps (eta %g, x0 %s, guidance %g, %s): %lld samples in %.1f s; speckled %.4f, hazy %.4f, "
-                "specks per sample %.3f\n",
-                o.sampler.c_str(), static_cast<long long>(o.steps), o.eta, o.x0.c_str(), o.guidance, o.spacing.c_str(),
-                static_cast<long long>(o.samples), seconds, share(speckled), share(hazy), share(specks));
+    std::printf(
+        "%s %lld steps (eta %g, x0 %s, guidance %g, %s): %lld samples in %.1f s; speckled %.4f, hazy %.4f, "
+        "specks per sample %.3f\n",
+        o.sampler.c_str(), static_cast<long long>(o.steps), o.eta, o.x0.c_str(), o.guidance, o.spacing.c_str(),
+        static_cast<long long>(o.samples), seconds, share(speckled), share(hazy), share(specks));
     return 0;
 }
 

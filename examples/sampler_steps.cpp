@@ -60,11 +60,13 @@ struct options {
 // The command line, checked before anything is read or written.
 std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    CLI::App app{"DDIM at 10, 20 and 50 steps against DPM-Solver++(2M) at 5 to 25 steps on one trained MNIST G0 "
-                 "(the quick profile's): LeNet-FID, precision, recall and seconds of each.",
-                 "sampler_steps"};
+    CLI::App app{
+        "DDIM at 10, 20 and 50 steps against DPM-Solver++(2M) at 5 to 25 steps on one trained MNIST G0 "
+        "(the quick profile's): LeNet-FID, precision, recall and seconds of each.",
+        "sampler_steps"};
     examples::setup(app);
-    app.add_option("--run", o.run_dir, std::string("Run directory of the MNIST quick profile (") + make_run + " makes it)");
+    app.add_option("--run", o.run_dir,
+                   std::string("Run directory of the MNIST quick profile (") + make_run + " makes it)");
     app.add_option("--lenet", o.lenet, "The cached LeNet feature extractor (lsf_experiment writes it)");
     app.add_option("--data", o.data, "Directory of the MNIST IDX files (scripts/fetch-data mnist)");
     app.add_option("--samples", o.samples, "Samples per setting, classes balanced; as many real test images")
@@ -101,8 +103,8 @@ tensor<float> real_like(const data::image_dataset& test, const tensor<std::int64
         std::copy_n(test.images.data() + i * item, item, out.data() + row++ * item);
     }
     for (std::int64_t c = 0; c < classes; ++c)
-        require(taken[static_cast<std::size_t>(c)] == want[static_cast<std::size_t>(c)], "--samples ", n, ": the MNIST ",
-                "test set has only ", taken[static_cast<std::size_t>(c)], " images of class ", c, ", ",
+        require(taken[static_cast<std::size_t>(c)] == want[static_cast<std::size_t>(c)], "--samples ", n,
+                ": the MNIST ", "test set has only ", taken[static_cast<std::size_t>(c)], " images of class ", c, ", ",
                 want[static_cast<std::size_t>(c)], " needed");
     return out;
 }
@@ -112,25 +114,29 @@ struct row {
     int steps = 0;
     double fid = 0, precision = 0, recall = 0, seconds = 0;
     double label_agreement = 0;  // share of samples LeNet classifies as the label they were drawn for
-    double rms_to_ddim50 = 0;  // RMS pixel difference (on [-1, 1]) to DDIM-50's sample of the same noise
+    double rms_to_ddim50 = 0;    // RMS pixel difference (on [-1, 1]) to DDIM-50's sample of the same noise
 };
 
 std::string markdown(const std::vector<row>& rows, std::int64_t n, std::uint64_t seed, const std::string& spacing) {
-    std::string s = "| sampler | steps | LeNet-FID | precision | recall | label agreement | RMS to DDIM-50 | seconds |\n"
-                    "|---|---:|---:|---:|---:|---:|---:|---:|\n";
+    std::string s =
+        "| sampler | steps | LeNet-FID | precision | recall | label agreement | RMS to DDIM-50 | seconds |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|\n";
     char buf[160];
     for (const row& r : rows) {
         std::snprintf(buf, sizeof buf, "| %s | %d | %.2f | %.3f | %.3f | %.3f | %.3f | %.1f |\n", r.sampler.c_str(),
                       r.steps, r.fid, r.precision, r.recall, r.label_agreement, r.rms_to_ddim50, r.seconds);
         s += buf;
     }
-    const auto ddim50 = std::find_if(rows.begin(), rows.end(), [](const row& r) { return r.sampler == "DDIM" && r.steps == 50; });
+    const auto ddim50 =
+        std::find_if(rows.begin(), rows.end(), [](const row& r) { return r.sampler == "DDIM" && r.steps == 50; });
     const auto match = std::find_if(rows.begin(), rows.end(),
                                     [&](const row& r) { return r.sampler != "DDIM" && r.fid <= ddim50->fid; });
     if (match != rows.end())
-        std::snprintf(buf, sizeof buf, "\nDPM-Solver++(2M) reaches DDIM-50's FID (%.2f) at %d steps.\n", ddim50->fid, match->steps);
+        std::snprintf(buf, sizeof buf, "\nDPM-Solver++(2M) reaches DDIM-50's FID (%.2f) at %d steps.\n", ddim50->fid,
+                      match->steps);
     else
-        std::snprintf(buf, sizeof buf, "\nDPM-Solver++(2M) stays above DDIM-50's FID (%.2f) up to 25 steps.\n", ddim50->fid);
+        std::snprintf(buf, sizeof buf, "\nDPM-Solver++(2M) stays above DDIM-50's FID (%.2f) up to 25 steps.\n",
+                      ddim50->fid);
     s += buf;
     std::snprintf(buf, sizeof buf,
                   "(%lld samples and as many MNIST test images, classes balanced; seed %llu; %s timesteps; RMS on the "
@@ -149,7 +155,8 @@ int run(const options& o) {
             "` trains it first");
     require(fs::exists(o.lenet), "--lenet ", o.lenet.string(), ": no cached LeNet; `", make_run,
             "` writes it (runs/cache/lenet_mnist.safetensors under the folder it runs in)");
-    require(fs::is_directory(o.data), "--data ", o.data.string(), ": no such directory; scripts/fetch-data mnist fills data/mnist");
+    require(fs::is_directory(o.data), "--data ", o.data.string(),
+            ": no such directory; scripts/fetch-data mnist fills data/mnist");
     const auto config = nlohmann::json::parse(io::read_text_file(config_file));
     require(config.at("model").at("spec").get<std::string>() == std::string(spec.str()), o.run_dir.string(),
             ": expected a run of the smoke or quick profile on grey 28×28 data with labels (model ", spec.str(),
@@ -158,7 +165,8 @@ int run(const options& o) {
 
     model_type g0;
     diffusion::load_model(model_file, g0);
-    const diffusion::schedule_table table(diffusion::linear_ho2020{}, config.at("schedule").at("timesteps").get<std::int64_t>());
+    const diffusion::schedule_table table(diffusion::linear_ho2020{},
+                                          config.at("schedule").at("timesteps").get<std::int64_t>());
 
     // The LeNet judge, checked against the training set it must have been trained on (a cache made
     // for other data is retrained, and says so).
@@ -187,8 +195,9 @@ int run(const options& o) {
         tensor<float> samples(shape{o.samples, item[0], item[1], item[2]});  // (N, 1, 28, 28)
         for (std::int64_t begin = 0; begin < o.samples; begin += sample_chunk) {
             const std::int64_t n = std::min(sample_chunk, o.samples - begin);
-            const tensor<float> s = sampler.sample(g0, item, n, tensor_view<const std::int64_t>(labels.data() + begin, shape{n}),
-                                                   o.seed, static_cast<std::uint64_t>(begin));
+            const tensor<float> s =
+                sampler.sample(g0, item, n, tensor_view<const std::int64_t>(labels.data() + begin, shape{n}), o.seed,
+                               static_cast<std::uint64_t>(begin));
             std::copy(s.begin(), s.end(), samples.data() + begin * item.numel());
         }
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -201,9 +210,13 @@ int run(const options& o) {
         const tensor<std::int64_t> predicted = lenet.classify(samples.view());
         std::int64_t agree = 0;
         for (std::int64_t i = 0; i < o.samples; ++i) agree += predicted[i] == labels[i];
-        rows.push_back({.sampler = name, .steps = static_cast<int>(sampler.timesteps().size()),
-                        .fid = metrics::fid(real_stats, f.view()), .precision = pr.precision, .recall = pr.recall,
-                        .seconds = seconds, .label_agreement = static_cast<double>(agree) / static_cast<double>(o.samples)});
+        rows.push_back({.sampler = name,
+                        .steps = static_cast<int>(sampler.timesteps().size()),
+                        .fid = metrics::fid(real_stats, f.view()),
+                        .precision = pr.precision,
+                        .recall = pr.recall,
+                        .seconds = seconds,
+                        .label_agreement = static_cast<double>(agree) / static_cast<double>(o.samples)});
         all_samples.push_back(std::move(samples));
         const row& r = rows.back();
         std::printf("  %-16s %2d steps: FID %7.2f, precision %.3f, recall %.3f, label agreement %.3f, %6.1f s\n", name,
@@ -212,10 +225,12 @@ int run(const options& o) {
     };
     [&]<int... S>(std::integer_sequence<int, S...>) {
         (measure(diffusion::ddim<S>(table, /*eta=*/0.0, sampling), "DDIM"), ...);
-    }(std::integer_sequence<int, 10, 20, 50>{});
+    }
+    (std::integer_sequence<int, 10, 20, 50>{});
     [&]<int... S>(std::integer_sequence<int, S...>) {
         (measure(diffusion::dpm_solver_pp_2m<S>(table, sampling), "DPM-Solver++(2M)"), ...);
-    }(std::integer_sequence<int, 5, 8, 10, 15, 20, 25>{});
+    }
+    (std::integer_sequence<int, 5, 8, 10, 15, 20, 25>{});
 
     // How far each setting's samples are from DDIM-50's of the same noise: whether it draws the
     // same images, not only images as good.

@@ -30,13 +30,14 @@ namespace {
 
 // The denoiser: 2-D points as (2, 1, 1) "images", 8 classes (the modes) plus the null class.
 inline constexpr loop::toy::mlp_spec toy_spec{.hidden = 128, .depth = 3, .time_dim = 32, .classes = 8};
-using experiment = loop::self_consuming<loop::toy::mlp_denoiser<cpu, toy_spec>, diffusion::ddim<25>, latent::spatial_mean>;
+using experiment =
+    loop::self_consuming<loop::toy::mlp_denoiser<cpu, toy_spec>, diffusion::ddim<25>, latent::spatial_mean>;
 
 struct options {
     fs::path out = "runs/toy_2d";
     std::int64_t generations = 8;
-    std::int64_t samples = 64;    // |S_k|: few samples a generation is what makes SYN collapse fast
-    std::int64_t epochs = 80;     // E: G_k fits its few samples closely
+    std::int64_t samples = 64;  // |S_k|: few samples a generation is what makes SYN collapse fast
+    std::int64_t epochs = 80;   // E: G_k fits its few samples closely
     std::uint64_t seed = 1;
 };
 
@@ -44,13 +45,15 @@ struct options {
 // is written).
 std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    CLI::App app{"Model collapse and Latent Space Filtering on a ring of 8 Gaussian modes in the plane: the "
-                 "self-consuming loop for SYN, SYN-ADD, ACU, ACUR and ACU-LSF, written to a resumable run directory.",
-                 "toy_2d"};
+    CLI::App app{
+        "Model collapse and Latent Space Filtering on a ring of 8 Gaussian modes in the plane: the "
+        "self-consuming loop for SYN, SYN-ADD, ACU, ACUR and ACU-LSF, written to a resumable run directory.",
+        "toy_2d"};
     examples::setup(app);
     app.add_option("--out", o.out, "Run directory (the same command resumes it)");
     app.add_option("--generations", o.generations, "Generations K of the loop")->check(examples::whole_in(1, 1000));
-    app.add_option("--samples", o.samples, "Points sampled per generation, |S_k|")->check(examples::whole_in(1, 100'000));
+    app.add_option("--samples", o.samples, "Points sampled per generation, |S_k|")
+        ->check(examples::whole_in(1, 100'000));
     app.add_option("--epochs", o.epochs, "Fine-tuning epochs E: passes of G_k over its training set T_k")
         ->check(examples::whole_in(1, 100'000));
     app.add_option("--seed", o.seed, "Seed of every random choice")->check(examples::unsigned_integer);
@@ -73,27 +76,31 @@ struct watcher {
         io::write_scatter(*e.run_dir / "scatter" / (stem + ".svg"), points, classes,
                           {.title = e.method + ", generation " + std::to_string(e.generation) + ": " +
                                     std::to_string(s.covered_modes) + " of 8 modes covered",
-                           .x_min = -3, .x_max = 3, .y_min = -3, .y_max = 3});
+                           .x_min = -3,
+                           .x_max = 3,
+                           .y_min = -3,
+                           .y_max = 3});
         recall[e.method][e.generation] = e.metrics->recall;
-        std::printf("%-8s generation %lld: %lld of %lld modes covered, mean distance to a centre %.3f, recall %.3f, "
-                    "coverage %.3f\n", e.method.c_str(), static_cast<long long>(e.generation),
-                    static_cast<long long>(s.covered_modes), static_cast<long long>(world.modes), s.spread,
-                    e.metrics->recall, e.metrics->coverage);
+        std::printf(
+            "%-8s generation %lld: %lld of %lld modes covered, mean distance to a centre %.3f, recall %.3f, "
+            "coverage %.3f\n",
+            e.method.c_str(), static_cast<long long>(e.generation), static_cast<long long>(s.covered_modes),
+            static_cast<long long>(world.modes), s.spread, e.metrics->recall, e.metrics->coverage);
     }
 };
 
 int run(const options& o) {
     const loop::toy::mixture world{};  // 8 modes of σ = 0.1 on a circle of radius 2
-    const data::image_dataset real = loop::toy::make_dataset(world, 64, o.seed, "toy-real");          // 512 points
+    const data::image_dataset real = loop::toy::make_dataset(world, 64, o.seed, "toy-real");           // 512 points
     const data::image_dataset reference = loop::toy::make_dataset(world, 128, o.seed + 1, "toy-ref");  // 1024 points
 
     // DDPM's schedule over T = 1000, sampled with 25 DDIM steps.
     const diffusion::schedule_table table(diffusion::linear_ho2020{}, 1000);
     loop::loop_options lo;
     lo.generations = o.generations;
-    lo.budget = 512;                  // N: the size of the real set, as the paper's N = |D_r| budget
+    lo.budget = 512;  // N: the size of the real set, as the paper's N = |D_r| budget
     lo.samples_per_generation = o.samples;
-    lo.finetune_epochs = o.epochs;    // small data: many more passes than the paper's 3, so G_k fits T_k
+    lo.finetune_epochs = o.epochs;  // small data: many more passes than the paper's 3, so G_k fits T_k
     lo.eval_samples = 1024;
     lo.sample_chunk = 1024;
     lo.g0 = {.batch_size = 128, .steps = 3000, .lr = 2e-3, .warmup_steps = 100, .label_drop = 0.1};
@@ -102,10 +109,11 @@ int run(const options& o) {
     lo.kid_subset_size = 500;
     lo.seed = o.seed;
     lo.out = o.out;
-    lo.write_grids = false;           // points, not images: the watcher draws scatter plots instead
+    lo.write_grids = false;  // points, not images: the watcher draws scatter plots instead
     lo.samples_as_images = false;
     lo.show_progress = false;
-    lo.extra_config = {{"example", "toy_2d"}, {"mixture", {{"modes", world.modes}, {"radius", world.radius}, {"sigma", world.sigma}}}};
+    lo.extra_config = {{"example", "toy_2d"},
+                       {"mixture", {{"modes", world.modes}, {"radius", world.radius}, {"sigma", world.sigma}}}};
 
     experiment ex(diffusion::ddim<25>(table), table, lo);
     watcher w{world, {}};
@@ -119,7 +127,8 @@ int run(const options& o) {
         std::printf("\n");
     }
     const std::vector<std::string> names(experiment::method_names.begin(), experiment::method_names.end());
-    std::printf("\nmetrics at generation %lld (features: the points themselves):\n%s", static_cast<long long>(o.generations),
+    std::printf("\nmetrics at generation %lld (features: the points themselves):\n%s",
+                static_cast<long long>(o.generations),
                 loop::metrics_table(summary.metrics, names, o.generations).c_str());
     std::printf("report: %s\n", (o.out / "report.md").string().c_str());
     return 0;

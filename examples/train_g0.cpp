@@ -53,9 +53,10 @@ struct options {
 
 std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    CLI::App app{"Trains the self-consuming loop's G0 (the smoke or quick profile's, on MNIST) alone, exactly as "
-                 "lsf_experiment does, and saves its weights.",
-                 "train_g0"};
+    CLI::App app{
+        "Trains the self-consuming loop's G0 (the smoke or quick profile's, on MNIST) alone, exactly as "
+        "lsf_experiment does, and saves its weights.",
+        "train_g0"};
     examples::setup(app);
     app.add_option("--data", o.data, "Directory of the MNIST IDX files (scripts/fetch-data mnist)")
         ->check(CLI::ExistingDirectory);
@@ -87,11 +88,12 @@ int run(const options& o) {
     t.seed = loop::detail::derive_seed(o.seed, loop::detail::g0_init, -1, 1);
     const diffusion::schedule_table table(diffusion::linear_ho2020{}, 1000);
     diffusion::trainer<model_type> trainer(g0, real, table, t);
-    std::printf("G0 of profile %s, seed %llu: %s, D_r %lld images, %lld steps of batch %lld, lr %g (warm-up %lld), "
-                "%d threads\n",
-                profile.name, static_cast<unsigned long long>(o.seed), spec.str().c_str(),
-                static_cast<long long>(real.size()), static_cast<long long>(trainer.total_steps()),
-                static_cast<long long>(t.batch_size), t.lr, static_cast<long long>(t.warmup_steps), max_threads());
+    std::printf(
+        "G0 of profile %s, seed %llu: %s, D_r %lld images, %lld steps of batch %lld, lr %g (warm-up %lld), "
+        "%d threads\n",
+        profile.name, static_cast<unsigned long long>(o.seed), spec.str().c_str(), static_cast<long long>(real.size()),
+        static_cast<long long>(trainer.total_steps()), static_cast<long long>(t.batch_size), t.lr,
+        static_cast<long long>(t.warmup_steps), max_threads());
 
     fs::create_directories(o.out);
     if (o.plan) {
@@ -133,7 +135,8 @@ int run(const options& o) {
     const diffusion::train_result r =
         trainer.train(diffusion::training_progress({.label = "G0", .log_every = t.log_every}), snap);
     std::printf("trained %lld steps in %.1f s, last loss %.4f, mean loss %.4f\n", static_cast<long long>(r.steps_run),
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), r.last_loss, r.mean_loss);
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), r.last_loss,
+                r.mean_loss);
     diffusion::save_model(o.out / "raw.safetensors", g0, trainer.step_count());
     trainer.ema()->copy_to(g0.store());
     diffusion::save_model(o.out / "model.safetensors", g0, trainer.step_count());

@@ -45,25 +45,29 @@ struct options {
 // The command line, every value range-checked before the data is read or the run directory written.
 std::optional<options> parse(int argc, char** argv, int& exit_code) {
     options o;
-    CLI::App app{"Trains a class-conditional DDPM (presets::mnist_unet) on MNIST, samples digits with DDIM and "
-                 "classifier-free guidance, and has a LeNet judge whether they show the digit asked for.",
-                 "train_mnist"};
+    CLI::App app{
+        "Trains a class-conditional DDPM (presets::mnist_unet) on MNIST, samples digits with DDIM and "
+        "classifier-free guidance, and has a LeNet judge whether they show the digit asked for.",
+        "train_mnist"};
     examples::setup(app);
     app.add_option("--data", o.data, "Directory of the MNIST IDX files")->check(CLI::ExistingDirectory);
     app.add_option("--out", o.out, "Run directory: checkpoints, model_ema.safetensors, grid.png (resumed if present)");
     app.add_option("--steps", o.steps, "Training steps (optimizer updates)")->check(examples::whole_in(1, 10'000'000));
     app.add_option("--batch", o.batch, "Images per training step")->check(examples::whole_in(1, 60'000));
-    app.add_option("--lr", o.lr, "Adam learning rate, reached after a 200-step linear warm-up")->check(examples::finite_above(0));
+    app.add_option("--lr", o.lr, "Adam learning rate, reached after a 200-step linear warm-up")
+        ->check(examples::finite_above(0));
     app.add_option("--per-label", o.per_label, "Samples generated per digit (10 digits)")
         ->check(examples::whole_in(1, 100'000));
     app.add_option("--ddim-steps", o.ddim_steps, "DDIM sampling steps (this example is compiled for 50 only)")
         ->check(examples::whole_in(50, 50));
     app.add_option("--guidance", o.guidance, "Classifier-free guidance scale w (1: none, 0: unconditional)")
         ->check(examples::finite_at_least(0));
-    app.add_option("--seed", o.seed, "Seed of the weights, the batches and the samples")->check(examples::unsigned_integer);
+    app.add_option("--seed", o.seed, "Seed of the weights, the batches and the samples")
+        ->check(examples::unsigned_integer);
     app.add_flag("--bf16", o.bf16,
                  "Sample with the convolutions' products in bf16 (fp32 sums; faster on CPUs with AVX512-BF16)");
-    app.add_option("--samples", o.samples, "Also write the samples (N, 1, 28, 28) float32 in [-1, 1], label-major (.npy)");
+    app.add_option("--samples", o.samples,
+                   "Also write the samples (N, 1, 28, 28) float32 in [-1, 1], label-major (.npy)");
     if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     return o;
 }
@@ -97,7 +101,8 @@ int run(const options& o) {
 
     const auto start = std::chrono::steady_clock::now();
     if (trainer.resume()) std::printf("resumed at step %lld\n", static_cast<long long>(trainer.step_count()));
-    const auto result = trainer.train(diffusion::training_progress({.label = "train_mnist", .log_every = topt.log_every}));
+    const auto result =
+        trainer.train(diffusion::training_progress({.label = "train_mnist", .log_every = topt.log_every}));
     if (result.steps_run > 0) trainer.save_checkpoint();
     const double train_seconds = seconds_since(start);
     std::printf("training: %lld steps this run, last loss %.4f, %.1f s\n", static_cast<long long>(result.steps_run),
@@ -117,14 +122,14 @@ int run(const options& o) {
     for (std::int64_t begin = 0; begin < count; begin += chunk) {
         const std::int64_t n = std::min(chunk, count - begin);
         const tensor_view<const std::int64_t> chunk_labels(labels.data() + begin, shape{n});
-        const tensor<float> s = sampler.sample(model, shape{1, 28, 28}, chunk_labels, o.seed + 1000,
-                                               static_cast<std::uint64_t>(begin));
+        const tensor<float> s =
+            sampler.sample(model, shape{1, 28, 28}, chunk_labels, o.seed + 1000, static_cast<std::uint64_t>(begin));
         std::copy(s.begin(), s.end(), samples.data() + begin * 28 * 28);
         std::fprintf(stderr, "sampling: %lld/%lld (%.0f s)\n", static_cast<long long>(begin + n),
                      static_cast<long long>(count), seconds_since(sample_start));
     }
-    std::printf("sampling: %lld images (DDIM 50, guidance %.1f, %s products) in %.1f s\n", static_cast<long long>(count),
-                o.guidance, o.bf16 ? "bf16" : "fp32", seconds_since(sample_start));
+    std::printf("sampling: %lld images (DDIM 50, guidance %.1f, %s products) in %.1f s\n",
+                static_cast<long long>(count), o.guidance, o.bf16 ? "bf16" : "fp32", seconds_since(sample_start));
     if (!o.samples.empty()) {
         io::write_npy(o.samples, samples.view());
         std::printf("samples: %s\n", o.samples.string().c_str());
@@ -135,7 +140,8 @@ int run(const options& o) {
     for (std::int64_t d = 0; d < 10; ++d)
         for (std::int64_t j = 0; j < 10; ++j) {
             const std::int64_t src = d * o.per_label + std::min(j, o.per_label - 1);
-            std::copy(samples.data() + src * 784, samples.data() + (src + 1) * 784, grid_images.data() + (d * 10 + j) * 784);
+            std::copy(samples.data() + src * 784, samples.data() + (src + 1) * 784,
+                      grid_images.data() + (d * 10 + j) * 784);
         }
     io::write_png_grid(o.out / "grid.png", grid_images.view(), {.cols = 10});
     std::printf("grid: %s\n", (o.out / "grid.png").string().c_str());

@@ -61,7 +61,9 @@ TEST_CASE("attention in float matches the double golden to float precision", "[a
 
 TEST_CASE("attention backward matches central differences", "[attention][gradcheck]") {
     SECTION("one head, batch 1, L = 7") { check_finite_differences(1, 5, 1, 7); }
-    SECTION("three heads of width 2, L = 17 (past one SIMD width, with a tail)") { check_finite_differences(1, 6, 3, 17); }
+    SECTION("three heads of width 2, L = 17 (past one SIMD width, with a tail)") {
+        check_finite_differences(1, 6, 3, 17);
+    }
     SECTION("two heads, batch 2, L = 1") { check_finite_differences(2, 4, 2, 1); }
     SECTION("two heads, batch 3, L = 15") { check_finite_differences(3, 4, 2, 15); }
 }

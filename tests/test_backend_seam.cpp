@@ -7,8 +7,8 @@
 
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <cstring>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -82,7 +82,8 @@ pass_result unet_pass() {
     const tensor<float, B> x = on_backend<B>(host_normal(shape{2, 1, 8, 8}, 1));
     const std::vector<std::int64_t> t{3, 700}, y{2, 3};  // on the host, as the samplers and trainer give them
     const tensor_view<const std::int64_t> tv(t.data(), shape{2}), yv(y.data(), shape{2});
-    tensor<float> out = to_host(net.forward(x.view(), tv, yv, nn::forward_context{.training = true, .seed = 5, .step = 9}));
+    tensor<float> out =
+        to_host(net.forward(x.view(), tv, yv, nn::forward_context{.training = true, .seed = 5, .step = 9}));
     const tensor<float, B> dout = on_backend<B>(host_normal(out.dims(), 2));
     const auto dx = net.backward(dout.view());
     return store_result<B>(net.store(), std::move(out), dx);
@@ -152,7 +153,13 @@ template <backend B>
 using seam_trainer = diffusion::trainer<nn::unet<B, seam_unet>, diffusion::v_prediction>;
 
 diffusion::trainer_options seam_trainer_options(std::int64_t steps) {
-    return {.batch_size = 4, .steps = steps, .lr = 1e-3, .warmup_steps = 2, .grad_clip = 0.5, .ema = {.max_decay = 0.9}, .seed = 3};
+    return {.batch_size = 4,
+            .steps = steps,
+            .lr = 1e-3,
+            .warmup_steps = 2,
+            .grad_clip = 0.5,
+            .ema = {.max_decay = 0.9},
+            .seed = 3};
 }
 
 // Four steps of diffusion::trainer (AdamW, clipping, EMA, label dropping, v-prediction's targets):
@@ -208,7 +215,8 @@ pass_result latent_run() {
     const std::vector<std::int64_t> ids{0, 1, 2, 3, 4, 5};
     const tensor_view<const std::int64_t> idv(ids.data(), shape{6});
     return {flat.extract(data.images.view(), data.labels.view(), idv),
-            mean.extract(data.images.view(), data.labels.view(), idv), tensor<float>(shape{1}), tensor<float>(shape{1})};
+            mean.extract(data.images.view(), data.labels.view(), idv), tensor<float>(shape{1}),
+            tensor<float>(shape{1})};
 }
 
 bool bitwise_equal(const tensor<float>& a, const tensor<float>& b) {
@@ -276,15 +284,16 @@ TEST_CASE("a non-finite gradient is refused on a non-host backend, naming the pa
     const std::vector<float> bad{1.0f, std::numeric_limits<float>::quiet_NaN()};
     copy_from_host(tensor_view<const float>(bad.data(), shape{2}), store.grad(b));
     optim::adamw<float, cpu_strict> opt(store);
-    CHECK_THROWS_WITH(opt.step(store), Catch::Contains("'b'") && Catch::Contains("not finite") && Catch::Contains("element 1"));
+    CHECK_THROWS_WITH(opt.step(store),
+                      Catch::Contains("'b'") && Catch::Contains("not finite") && Catch::Contains("element 1"));
     CHECK(std::isnan(optim::grad_norm(store)));
 }
 
 TEMPLATE_TEST_CASE("the diffusion trainer takes the same steps on any backend", "[seam]", cpu, cpu_strict) {
     static_assert(diffusion::trainable_model<nn::unet<TestType, seam_unet>>);
     const pass_result want = trainer_steps<cpu>();
-    REQUIRE(want.out[0] > 0.0f);            // a loss
-    REQUIRE(std::isfinite(want.out[7]));    // the last gradient norm
+    REQUIRE(want.out[0] > 0.0f);          // a loss
+    REQUIRE(std::isfinite(want.out[7]));  // the last gradient norm
     require_same(trainer_steps<TestType>(), want);
 }
 

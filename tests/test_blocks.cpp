@@ -44,8 +44,8 @@ template <class T>
 void check_parameter_grads(const parameter_store<T>& store, const std::string& dir, double rtol, double atol) {
     for (std::size_t i = 0; i < store.entries().size(); ++i) {
         const parameter p{static_cast<std::int32_t>(i)};
-        require_close("grad of " + store.at(p).name, store.grad(p), load_golden(dir + "/grad/" + store.at(p).name + ".npy"),
-                      rtol, atol);
+        require_close("grad of " + store.at(p).name, store.grad(p),
+                      load_golden(dir + "/grad/" + store.at(p).name + ".npy"), rtol, atol);
     }
 }
 
@@ -56,8 +56,8 @@ void randomise_parameters(parameter_store<T>& store, std::uint64_t seed) {
     for (std::size_t i = 0; i < store.entries().size(); ++i) {
         const parameter p{static_cast<std::int32_t>(i)};
         const tensor<T> r = random_tensor<T>(store.at(p).dims, seed + i, 0.5);
-        const bool norm_weight = store.at(p).name.find("norm") != std::string::npos &&
-                                 store.at(p).name.ends_with(".weight");
+        const bool norm_weight =
+            store.at(p).name.find("norm") != std::string::npos && store.at(p).name.ends_with(".weight");
         auto v = store.value(p);
         for (std::int64_t k = 0; k < v.numel(); ++k) v[k] = r[k] + (norm_weight ? T(1) : T(0));
     }
@@ -214,10 +214,11 @@ void check_res_block_golden(const std::string& dir, std::int64_t cin, std::int64
     check_parameter_grads(store, dir, rtol, atol);
 }
 
-void check_res_block_gradients(std::int64_t b, std::int64_t cin, std::int64_t cout, std::int64_t groups,
-                               std::int64_t h, std::int64_t w, const nn::forward_context& ctx) {
+void check_res_block_gradients(std::int64_t b, std::int64_t cin, std::int64_t cout, std::int64_t groups, std::int64_t h,
+                               std::int64_t w, const nn::forward_context& ctx) {
     parameter_store<double> store;
-    nn::res_block<cpu, double> block(store, "down.0", cin, cout, 4, {.dropout = 0.3, .dropout_salt = 2, .groups = groups});
+    nn::res_block<cpu, double> block(store, "down.0", cin, cout, 4,
+                                     {.dropout = 0.3, .dropout_salt = 2, .groups = groups});
     randomise_parameters(store, 200);
     tensor<double> x = random_tensor<double>(shape{b, cin, h, w}, 21);
     tensor<double> emb = random_tensor<double>(shape{b, 4}, 22);
@@ -307,8 +308,8 @@ TEST_CASE("a freshly reset res_block returns its skip path", "[blocks][res_block
 
     // wider: y = skip(x), a 1×1 conv with PyTorch's default init: compare with a direct sum.
     const tensor<double> y = copy_of(wider.forward(x, emb));
-    const auto sw = store.value(store.find("wider.skip.weight"));  // (6, 4, 1, 1)
-    const auto sb = store.value(store.find("wider.skip.bias"));    // (6)
+    const auto sw = store.value(store.find("wider.skip.weight"));                                     // (6, 4, 1, 1)
+    const auto sb = store.value(store.find("wider.skip.bias"));                                       // (6)
     CHECK(std::all_of(sw.begin(), sw.end(), [](double v) { return std::abs(v) <= 0.5 && v != 0; }));  // ±1/sqrt(4)
     for (std::int64_t b = 0; b < 2; ++b)
         for (std::int64_t o = 0; o < 6; ++o)

@@ -21,12 +21,12 @@
 #include "ouro/cluster/ssc_omp.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/philox.hpp"
-#include "support/golden.hpp"
 #include "support/common.hpp"
+#include "support/golden.hpp"
 
 using namespace ouro;
-using ouro::testing::to_float;
 using ouro::testing::thread_guard;
+using ouro::testing::to_float;
 using namespace ouro::cluster;
 using Catch::Matchers::Contains;
 
@@ -70,7 +70,8 @@ labelled_points blobs(std::int64_t count, std::int64_t per, std::int64_t dim, do
     labelled_points out{tensor<double>(shape{n, dim}), std::vector<std::int64_t>(static_cast<std::size_t>(n))};
     for (std::int64_t i = 0; i < n; ++i) {
         const std::int64_t s = (i * 7) % count;  // classes interleaved
-        for (std::int64_t j = 0; j < dim; ++j) out.x[i * dim + j] = (j == s % dim ? spread * (1 + s / dim) : 0.0) + rng.normal();
+        for (std::int64_t j = 0; j < dim; ++j)
+            out.x[i * dim + j] = (j == s % dim ? spread * (1 + s / dim) : 0.0) + rng.normal();
         out.labels[static_cast<std::size_t>(i)] = s;
     }
     return out;
@@ -122,8 +123,7 @@ TEST_CASE("SSC-OMP and spectral clustering separate a union of random subspaces"
     for (std::int64_t k_max : {6, 10}) {
         const spectral_result r = ssc_omp_clustering(data.x, 5, {.ssc = {.k_max = k_max}});
         const double acc = clustering_accuracy(r.labels, data.labels);
-        WARN("SSC-OMP + spectral, 5 subspaces of dim 6 in R^30, noise 0.01, k_max = " << k_max
-                                                                                    << ": accuracy " << acc);
+        WARN("SSC-OMP + spectral, 5 subspaces of dim 6 in R^30, noise 0.01, k_max = " << k_max << ": accuracy " << acc);
         CHECK(acc >= 0.95);
         CHECK(r.eigenvalues.size() == 5);
         CHECK(r.isolated == 0);
@@ -155,7 +155,8 @@ TEST_CASE("SSC-OMP on noiseless independent subspaces gives subspace-preserving 
         }
         CHECK(support >= 6);  // a generic point of a 6-dimensional subspace needs 6 others
     }
-    INFO(across << " atoms from other subspaces, largest |coefficient| " << across_max << "; smallest own " << within_min);
+    INFO(across << " atoms from other subspaces, largest |coefficient| " << across_max << "; smallest own "
+                << within_min);
     CHECK(across_max < 1e-8);
     CHECK(within_min > 1e-4);
     const spectral_result s = spectral_clustering(ssc_affinity(r.coefficients), 5);
@@ -240,11 +241,11 @@ TEST_CASE("SSC-OMP and spectral clustering give the same C and labels at 1 and 2
 
 TEST_CASE("SSC-OMP handles zero points, a single point, and k_max above N - 1", "[cluster][ssc]") {
     tensor<double> x(shape{4, 3}, 0.0);
-    x[0] = 1;               // e0
-    x[3 + 1] = 2;           // 2 e1
+    x[0] = 1;                 // e0
+    x[3 + 1] = 2;             // 2 e1
     x[6 + 0] = x[6 + 1] = 1;  // e0 + e1; row 3 is zero
     const ssc_omp_result r = ssc_omp(x, {.k_max = 10, .epsilon = 1e-9});
-    CHECK(r.coefficients.col(3).nonZeros() == 0);  // a zero point is not expressed ...
+    CHECK(r.coefficients.col(3).nonZeros() == 0);                                   // a zero point is not expressed ...
     for (Eigen::Index j = 0; j < 3; ++j) CHECK(r.coefficients.coeff(3, j) == 0.0);  // ... nor used
     CHECK(r.residual_norms[3] == 0.0);
     // (e0 + e1)/√2 = (e0 + e1')/√2 with unit atoms e0 and e1' = e1: coefficients 1/√2 each.
@@ -268,7 +269,8 @@ TEST_CASE("SSC-OMP rejects bad input with messages naming what was expected and 
     x[7] = 1.0;
     CHECK_THROWS_WITH(ssc_omp(x, {.k_max = 0}), Contains("expected k_max >= 1, found 0"));
     CHECK_THROWS_WITH(ssc_omp(x, {.epsilon = -1}), Contains("epsilon >= 0, found -1"));
-    CHECK_THROWS_WITH(ssc_omp_clustering(x, 6), Contains("expected 1 <= K <= N clusters for N = 5") && Contains("K = 6"));
+    CHECK_THROWS_WITH(ssc_omp_clustering(x, 6),
+                      Contains("expected 1 <= K <= N clusters for N = 5") && Contains("K = 6"));
     CHECK_THROWS_WITH(ssc_omp_clustering(x, 0), Contains("found K = 0"));
 }
 
@@ -364,7 +366,8 @@ TEST_CASE("spectral_clustering separates disconnected components exactly", "[clu
     // Shuffle the order of the points.
     std::vector<std::int64_t> order(static_cast<std::size_t>(n));
     std::iota(order.begin(), order.end(), 0);
-    for (std::int64_t i = n - 1; i > 0; --i) std::swap(order[static_cast<std::size_t>(i)], order[rng.below(static_cast<std::uint32_t>(i + 1))]);
+    for (std::int64_t i = n - 1; i > 0; --i)
+        std::swap(order[static_cast<std::size_t>(i)], order[rng.below(static_cast<std::uint32_t>(i + 1))]);
     Eigen::MatrixXd w = Eigen::MatrixXd::Zero(n, n);
     for (std::int64_t i = 0; i < n; ++i)
         for (std::int64_t j = 0; j < i; ++j)
@@ -372,7 +375,8 @@ TEST_CASE("spectral_clustering separates disconnected components exactly", "[clu
                 truth[static_cast<std::size_t>(order[static_cast<std::size_t>(j)])])
                 w(i, j) = w(j, i) = 0.1 + rng.uniform();
     std::vector<std::int64_t> labels(static_cast<std::size_t>(n));
-    for (std::int64_t i = 0; i < n; ++i) labels[static_cast<std::size_t>(i)] = truth[static_cast<std::size_t>(order[static_cast<std::size_t>(i)])];
+    for (std::int64_t i = 0; i < n; ++i)
+        labels[static_cast<std::size_t>(i)] = truth[static_cast<std::size_t>(order[static_cast<std::size_t>(i)])];
     const spectral_result r = spectral_clustering(w, 5, {.kmeans = {.n_init = 3, .seed = 9}});
     CHECK(clustering_accuracy(r.labels, labels) == 1.0);
     for (int i = 0; i < 5; ++i) CHECK(r.eigenvalues[i] == Approx(1.0).epsilon(1e-12));
@@ -381,35 +385,41 @@ TEST_CASE("spectral_clustering separates disconnected components exactly", "[clu
 
 TEST_CASE("spectral_clustering rejects bad affinities", "[cluster][spectral][errors]") {
     Eigen::MatrixXd w = Eigen::MatrixXd::Ones(4, 4);
-    CHECK_THROWS_WITH(spectral_clustering(w, 5), Contains("expected 1 <= K <= N clusters for N = 4") && Contains("K = 5"));
+    CHECK_THROWS_WITH(spectral_clustering(w, 5),
+                      Contains("expected 1 <= K <= N clusters for N = 4") && Contains("K = 5"));
     CHECK_THROWS_WITH(spectral_clustering(w, 0), Contains("found K = 0"));
-    CHECK_THROWS_WITH(spectral_clustering(Eigen::MatrixXd(0, 0), 1), Contains("non-empty square affinity") && Contains("(0, 0)"));
+    CHECK_THROWS_WITH(spectral_clustering(Eigen::MatrixXd(0, 0), 1),
+                      Contains("non-empty square affinity") && Contains("(0, 0)"));
     CHECK_THROWS_WITH(spectral_clustering(Eigen::MatrixXd::Ones(3, 4), 1), Contains("found shape (3, 4)"));
     w(1, 2) = std::nan("");
-    CHECK_THROWS_WITH(spectral_clustering(w, 2), Contains("expected a finite affinity") && Contains("nan") && Contains("(1, 2)"));
+    CHECK_THROWS_WITH(spectral_clustering(w, 2),
+                      Contains("expected a finite affinity") && Contains("nan") && Contains("(1, 2)"));
     w(1, 2) = -0.5;
     CHECK_THROWS_WITH(spectral_clustering(w, 2), Contains("expected a non-negative affinity, found -0.5 at (1, 2)"));
     w(1, 2) = 2;
-    CHECK_THROWS_WITH(spectral_clustering(w, 2), Contains("expected a symmetric affinity") && Contains("W(2, 1) = 1") &&
-                                                     Contains("W(1, 2) = 2"));
+    CHECK_THROWS_WITH(spectral_clustering(w, 2),
+                      Contains("expected a symmetric affinity") && Contains("W(2, 1) = 1") && Contains("W(1, 2) = 2"));
     w(1, 2) = 1;
     CHECK_THROWS_WITH(spectral_clustering(w, 2, {.kmeans = {.n_init = 0}}), Contains("expected n_init >= 1, found 0"));
     // The sparse overload checks the same things.
     Eigen::SparseMatrix<double> s = w.sparseView();
-    CHECK_THROWS_WITH(spectral_clustering(s, 5), Contains("expected 1 <= K <= N clusters for N = 4") && Contains("K = 5"));
+    CHECK_THROWS_WITH(spectral_clustering(s, 5),
+                      Contains("expected 1 <= K <= N clusters for N = 4") && Contains("K = 5"));
     CHECK_THROWS_WITH(spectral_clustering(Eigen::SparseMatrix<double>(3, 4), 1), Contains("found shape (3, 4)"));
     s.coeffRef(1, 2) = -0.5;
     CHECK_THROWS_WITH(spectral_clustering(s, 2), Contains("expected a non-negative affinity, found -0.5 at (1, 2)"));
     s.coeffRef(1, 2) = std::numeric_limits<double>::infinity();
     CHECK_THROWS_WITH(spectral_clustering(s, 2), Contains("expected a finite affinity, found inf at (1, 2)"));
     s.coeffRef(1, 2) = 2;
-    CHECK_THROWS_WITH(spectral_clustering(s, 2), Contains("expected a symmetric affinity") && Contains("W(2, 1) = 1") &&
-                                                     Contains("W(1, 2) = 2"));
+    CHECK_THROWS_WITH(spectral_clustering(s, 2),
+                      Contains("expected a symmetric affinity") && Contains("W(2, 1) = 1") && Contains("W(1, 2) = 2"));
     Eigen::SparseMatrix<double> one_sided(3, 3);  // an entry without its mirror
     one_sided.insert(2, 0) = 0.5;
     CHECK_THROWS_WITH(spectral_clustering(one_sided, 1), Contains("W(2, 0) = 0.5 and W(0, 2) = 0"));
-    CHECK_THROWS_WITH(top_eigenpairs(Eigen::MatrixXd::Ones(3, 2), 1), Contains("square matrix (N, N), found shape (3, 2)"));
-    CHECK_THROWS_WITH(top_eigenpairs(Eigen::MatrixXd::Ones(3, 3), 4), Contains("expected 1 <= K <= N = 3") && Contains("K = 4"));
+    CHECK_THROWS_WITH(top_eigenpairs(Eigen::MatrixXd::Ones(3, 2), 1),
+                      Contains("square matrix (N, N), found shape (3, 2)"));
+    CHECK_THROWS_WITH(top_eigenpairs(Eigen::MatrixXd::Ones(3, 3), 4),
+                      Contains("expected 1 <= K <= N = 3") && Contains("K = 4"));
 }
 
 // ==================================== k-means ====================================
@@ -517,7 +527,8 @@ TEST_CASE("k-means rejects bad input with messages naming what was expected and 
     const tensor<double> x(shape{4, 2}, 1.0);
     CHECK_THROWS_WITH(kmeans(x, 5), Contains("expected 1 <= K <= N clusters for N = 4 points, found K = 5"));
     CHECK_THROWS_WITH(kmeans(x, 0), Contains("found K = 0"));
-    CHECK_THROWS_WITH(kmeans(tensor<double>(shape{0, 2}), 1), Contains("expected points (N, D) with N >= 1") && Contains("(0, 2)"));
+    CHECK_THROWS_WITH(kmeans(tensor<double>(shape{0, 2}), 1),
+                      Contains("expected points (N, D) with N >= 1") && Contains("(0, 2)"));
     CHECK_THROWS_WITH(kmeans(tensor<float>(shape{4}), 1), Contains("expected a rank-2 tensor (N, D), found shape (4)"));
     tensor<double> bad = x;
     bad[3] = std::nan("");
@@ -558,7 +569,8 @@ TEST_CASE("min_cost_assignment solves hand-made assignment problems", "[cluster]
     CHECK(min_cost_assignment(Eigen::MatrixXd(2, 0)) == std::vector<std::int64_t>{-1, -1});
     Eigen::MatrixXd bad = a;
     bad(2, 1) = std::numeric_limits<double>::infinity();
-    CHECK_THROWS_WITH(min_cost_assignment(bad), Contains("expected a finite cost (R, C) = (3, 3), found inf at (2, 1)"));
+    CHECK_THROWS_WITH(min_cost_assignment(bad),
+                      Contains("expected a finite cost (R, C) = (3, 3), found inf at (2, 1)"));
 }
 
 TEST_CASE("min_cost_assignment matches scipy and brute force", "[cluster][accuracy][golden]") {
@@ -628,9 +640,11 @@ TEST_CASE("match_clusters finds the best cluster-to-class map", "[cluster][accur
 }
 
 TEST_CASE("match_clusters rejects bad labels", "[cluster][accuracy][errors]") {
-    CHECK_THROWS_WITH(match_clusters(std::vector<int>{0, 1}, std::vector<int>{0, 1, 1}),
-                      Contains("expected one class label per cluster label, found 2 cluster labels and 3 class labels"));
-    CHECK_THROWS_WITH(match_clusters(std::vector<int>{}, std::vector<int>{}), Contains("expected at least one labelled point"));
+    CHECK_THROWS_WITH(
+        match_clusters(std::vector<int>{0, 1}, std::vector<int>{0, 1, 1}),
+        Contains("expected one class label per cluster label, found 2 cluster labels and 3 class labels"));
+    CHECK_THROWS_WITH(match_clusters(std::vector<int>{}, std::vector<int>{}),
+                      Contains("expected at least one labelled point"));
     CHECK_THROWS_WITH(match_clusters(std::vector<int>{0, -1}, std::vector<int>{0, 1}),
                       Contains("expected cluster labels >= 0, found -1 at index 1"));
     CHECK_THROWS_WITH(match_clusters(std::vector<int>{0, 1}, std::vector<int>{-3, 1}),
@@ -647,9 +661,9 @@ TEST_CASE("SSC-OMP and spectral clustering of 3000 points in R^300 take seconds"
     const spectral_result s = spectral_clustering(ssc_affinity(c.coefficients), 10);
     const auto t2 = std::chrono::steady_clock::now();
     const double acc = clustering_accuracy(s.labels, data.labels);
-    WARN("N = 3000, D = 300, 10 subspaces of dim 10: SSC-OMP " << std::chrono::duration<double>(t1 - t0).count()
-                                                               << " s, spectral "
-                                                               << std::chrono::duration<double>(t2 - t1).count()
-                                                               << " s at " << max_threads() << " threads; accuracy " << acc);
+    WARN("N = 3000, D = 300, 10 subspaces of dim 10: SSC-OMP "
+         << std::chrono::duration<double>(t1 - t0).count() << " s, spectral "
+         << std::chrono::duration<double>(t2 - t1).count() << " s at " << max_threads() << " threads; accuracy "
+         << acc);
     CHECK(acc >= 0.95);
 }

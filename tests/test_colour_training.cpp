@@ -54,8 +54,14 @@ TEST_CASE("the trainer runs on 3-channel 32x32 images from an image folder", "[c
     write_folder(root, 40, 3);  // read back centre-cropped and resized to 32×32
     const auto set = data::load_image_folder(root, 32, {.log = nullptr});
     REQUIRE(set.images.dims() == shape{6, 3, 32, 32});
-    constexpr nn::unet_spec spec{.in_channels = 3, .image_size = 32, .base = 8, .mult = {1, 2, 2}, .res_blocks = 1,
-                                 .attention = {false, true, false}, .groups = 4, .classes = 2};
+    constexpr nn::unet_spec spec{.in_channels = 3,
+                                 .image_size = 32,
+                                 .base = 8,
+                                 .mult = {1, 2, 2},
+                                 .res_blocks = 1,
+                                 .attention = {false, true, false},
+                                 .groups = 4,
+                                 .classes = 2};
     train_a_few_steps<spec>(set);
     fs::remove_all(root);
 }
@@ -66,8 +72,14 @@ TEST_CASE("the trainer runs on 3-channel 64x64 images, unconditionally", "[colou
     write_folder(root, 64, 2);
     const auto set = data::load_image_folder(root, 64, {.log = nullptr});
     REQUIRE(set.images.dims() == shape{4, 3, 64, 64});
-    constexpr nn::unet_spec spec{.in_channels = 3, .image_size = 64, .base = 8, .mult = {1, 2, 2, 2}, .res_blocks = 1,
-                                 .attention = {false, false, true, false}, .groups = 4, .classes = 0};
+    constexpr nn::unet_spec spec{.in_channels = 3,
+                                 .image_size = 64,
+                                 .base = 8,
+                                 .mult = {1, 2, 2, 2},
+                                 .res_blocks = 1,
+                                 .attention = {false, false, true, false},
+                                 .groups = 4,
+                                 .classes = 0};
     train_a_few_steps<spec>(set);
     fs::remove_all(root);
 }
@@ -77,7 +89,8 @@ TEST_CASE("images of the wrong size for the spec are refused before training", "
     fs::remove_all(root);
     write_folder(root, 32, 2);
     const auto set = data::load_image_folder(root, 32, {.log = nullptr});
-    constexpr nn::unet_spec spec{.in_channels = 3, .image_size = 64, .base = 8, .mult = {1, 2}, .groups = 4, .classes = 2};
+    constexpr nn::unet_spec spec{
+        .in_channels = 3, .image_size = 64, .base = 8, .mult = {1, 2}, .groups = 4, .classes = 2};
     nn::unet<cpu, spec> model;
     diffusion::trainer_options o;
     o.batch_size = 2;

@@ -23,6 +23,7 @@
 #include "ouro/diffusion/schedule.hpp"
 #include "ouro/diffusion/trainer.hpp"
 #include "ouro/filter/filter.hpp"
+#include "ouro/io/atomic_file.hpp"
 #include "ouro/latent/latents.hpp"
 #include "ouro/loop/modes.hpp"
 #include "ouro/loop/pool.hpp"
@@ -30,7 +31,6 @@
 #include "ouro/loop/toy.hpp"
 #include "ouro/metrics/classifier_training.hpp"
 #include "ouro/metrics/feature_extractor.hpp"
-#include "ouro/io/atomic_file.hpp"
 #include "ouro/optim/lr_schedule.hpp"
 #include "ouro/optim/optimizer.hpp"
 #include "ouro/probe/centroid_probe.hpp"
@@ -143,7 +143,7 @@ struct scaled_input {
 
     tensor_view<const float> forward(tensor_view<const float> x_t, tensor_view<const std::int64_t> /*t*/,
                                      tensor_view<const std::int64_t> /*y*/, const nn::forward_context& /*ctx*/) {
-        x.resize(x_t.dims());   // (B, C, H, W)
+        x.resize(x_t.dims());  // (B, C, H, W)
         out.resize(x_t.dims());
         for (std::int64_t i = 0; i < x_t.numel(); ++i) {
             x[i] = x_t[i];
@@ -171,7 +171,9 @@ struct model_without_spec {
     parameter_store<float> params;
     parameter_store<float>& store() { return params; }
     tensor_view<const float> forward(tensor_view<const float> x, tensor_view<const std::int64_t>,
-                                     tensor_view<const std::int64_t>, const nn::forward_context&) { return x; }
+                                     tensor_view<const std::int64_t>, const nn::forward_context&) {
+        return x;
+    }
     tensor_view<const float> backward(tensor_view<const float> d) { return d; }
 };
 static_assert(!diffusion::trainable_model<model_without_spec>);
@@ -235,7 +237,7 @@ static_assert(!diffusion::denoiser<predict_without_labels>);
 struct one_step_sampler {
     static constexpr const char* name = "one_step";
     using parameterization_type = diffusion::x0_prediction;  // what the loop trains each generation for
-    std::vector<std::int64_t> steps{99};  // the last timestep of a T = 100 schedule
+    std::vector<std::int64_t> steps{99};                     // the last timestep of a T = 100 schedule
 
     const std::vector<std::int64_t>& timesteps() const { return steps; }
 
@@ -259,7 +261,9 @@ struct sampler_without_timesteps {
     static constexpr const char* name = "no_timesteps";
     template <diffusion::denoiser M>
     tensor<float> sample(M&, const shape&, std::int64_t, tensor_view<const std::int64_t>, std::uint64_t,
-                         std::uint64_t) const { return {}; }
+                         std::uint64_t) const {
+        return {};
+    }
 };
 static_assert(!diffusion::sampler<sampler_without_timesteps>);
 
@@ -524,7 +528,7 @@ struct bias_classifier {
     tensor_view<const float> forward(tensor_view<const float> x, const nn::forward_context& /*ctx*/) {
         logits.resize(shape{x.dim(0), classes});  // (B, K)
         for (std::int64_t i = 0; i < logits.numel(); ++i) logits[i] = params.value(b)[i % classes];
-        dx.resize(x.dims());                       // stays zero: the logits do not depend on x
+        dx.resize(x.dims());  // stays zero: the logits do not depend on x
         return logits.view();
     }
 
@@ -557,7 +561,8 @@ TEST_CASE("a user's noise schedule gives the schedule table its betas imply", "[
     REQUIRE(table.timesteps() == 10);
     for (std::int64_t t = 0; t < 10; ++t) {
         CHECK(table.betas()[static_cast<std::size_t>(t)] == 0.02);
-        CHECK(table.alphas_cumprod()[static_cast<std::size_t>(t)] == Approx(std::pow(0.98, static_cast<double>(t + 1))));
+        CHECK(table.alphas_cumprod()[static_cast<std::size_t>(t)] ==
+              Approx(std::pow(0.98, static_cast<double>(t + 1))));
     }
 }
 
@@ -579,15 +584,14 @@ TEST_CASE("a user's lr schedule halves as written and composes with linear_warmu
     CHECK(warm(9) == Approx(0.1));
 }
 
-TEST_CASE("the trainer fits a user's model with the user's schedule, parameterization, lr and callback",
-          "[concepts]") {
+TEST_CASE("the trainer fits a user's model with the user's schedule, parameterization, lr and callback", "[concepts]") {
     // x_0 = 0 for every image, so the best clean-image prediction w · x_t is w = 0.
     const data::image_dataset zeros = zero_points(8, 1);
     //! [train_user_types]
     scaled_input model;
     diffusion::trainer<scaled_input, clean_image, step_decay> run(
-        model, zeros, diffusion::schedule_table(constant_beta{}, 10),
-        {.batch_size = 4, .steps = 300, .use_ema = false}, step_decay{.lr = 0.05, .every = 100});
+        model, zeros, diffusion::schedule_table(constant_beta{}, 10), {.batch_size = 4, .steps = 300, .use_ema = false},
+        step_decay{.lr = 0.05, .every = 100});
 
     stop_after first_five{5};
     const auto stopped = run.train(first_five);
@@ -679,7 +683,8 @@ TEST_CASE("train_classifier fits a user's classifier network", "[concepts]") {
     set.labels = tensor<std::int64_t>(shape{16}, 1);
     set.num_classes = 3;
     bias_classifier net;
-    const auto report = metrics::train_classifier(net, set, {.epochs = 2, .batch_size = 4, .lr = 0.1, .warmup_steps = 0});
+    const auto report =
+        metrics::train_classifier(net, set, {.epochs = 2, .batch_size = 4, .lr = 0.1, .warmup_steps = 0});
     CHECK(report.steps == 8);
     const tensor<std::int64_t> predicted = metrics::predict_classes(net, set.images.view());
     for (std::int64_t i = 0; i < 16; ++i) CHECK(predicted[i] == 1);
@@ -688,8 +693,8 @@ TEST_CASE("train_classifier fits a user's classifier network", "[concepts]") {
 TEST_CASE("the self-consuming loop runs with a user's model, sampler, pooling, modes, features and callback",
           "[concepts]") {
     const loop::toy::mixture world{.modes = 4, .radius = 2.0, .sigma = 0.15};
-    const data::image_dataset real = loop::toy::make_dataset(world, 24, 1, "toy-real");        // 96 points
-    const data::image_dataset reference = loop::toy::make_dataset(world, 24, 2, "toy-ref");   // 96 points
+    const data::image_dataset real = loop::toy::make_dataset(world, 24, 1, "toy-real");      // 96 points
+    const data::image_dataset reference = loop::toy::make_dataset(world, 24, 2, "toy-ref");  // 96 points
     const diffusion::schedule_table table(diffusion::linear_ho2020{}, 100);
 
     loop::loop_options o;

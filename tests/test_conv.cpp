@@ -52,8 +52,8 @@ struct conv_results {
 template <class T>
 conv_results<T> run_conv(const tensor<T>& x, const tensor<T>& w, const tensor<T>& b, const tensor<T>& dy,
                          conv2d_params p) {
-    conv_results<T> r{tensor<T>(conv2d_output_shape(x.dims(), w.dims(), p)), tensor<T>(x.dims()),
-                      tensor<T>(w.dims()), tensor<T>(b.dims())};
+    conv_results<T> r{tensor<T>(conv2d_output_shape(x.dims(), w.dims(), p)), tensor<T>(x.dims()), tensor<T>(w.dims()),
+                      tensor<T>(b.dims())};
     cpu_ops::conv2d_forward<T>(x, w, b, r.y, p);
     cpu_ops::conv2d_backward_input<T>(dy, w, r.dx, p);
     cpu_ops::conv2d_backward_weight<T>(x, dy, r.dw, r.db, p);
@@ -206,10 +206,10 @@ TEST_CASE("bfloat16 rounding is to nearest, ties to even, and keeps NaN and infi
     using cpu_kernels::gemm::to_bf16;
     CHECK(to_bf16(1.0f) == 0x3f80);
     CHECK(to_bf16(-2.0f) == 0xc000);
-    CHECK(to_bf16(1.0f + 0x1p-8f) == 0x3f80);         // a tie: down to the even 0x3f80
-    CHECK(to_bf16(1.0f + 3 * 0x1p-8f) == 0x3f82);     // a tie: up to the even 0x3f82
+    CHECK(to_bf16(1.0f + 0x1p-8f) == 0x3f80);             // a tie: down to the even 0x3f80
+    CHECK(to_bf16(1.0f + 3 * 0x1p-8f) == 0x3f82);         // a tie: up to the even 0x3f82
     CHECK(to_bf16(1.0f + 0x1p-8f + 0x1p-20f) == 0x3f81);  // above the tie: up
-    CHECK(to_bf16(0x1.fffffep127f) == 0x7f80);        // FLT_MAX rounds to infinity
+    CHECK(to_bf16(0x1.fffffep127f) == 0x7f80);            // FLT_MAX rounds to infinity
     CHECK(to_bf16(-INFINITY) == 0xff80);
     CHECK(std::isnan(cpu_kernels::gemm::from_bf16(to_bf16(NAN))));
     CHECK(cpu_kernels::gemm::bf16_pair(1.0f, -2.0f) == 0xc0003f80u);  // the even depth in the low half
@@ -220,7 +220,8 @@ TEST_CASE("conv2d with bf16 products is the fp32 sum of the rounded operands", "
     check_bf16_conv_is_the_sum_of_rounded_operands();
 }
 
-TEST_CASE("conv2d with bf16 products is bitwise identical at 1 and 2 threads and alone or in a batch", "[conv][bf16][threads]") {
+TEST_CASE("conv2d with bf16 products is bitwise identical at 1 and 2 threads and alone or in a batch",
+          "[conv][bf16][threads]") {
     check_bf16_conv_is_deterministic();
 }
 
@@ -234,10 +235,12 @@ TEST_CASE("nn::conv2d takes bf16 products only for inference, and only in float"
     const tensor_view<const float> y = conv.forward(x, {.inference = true, .matmul = matmul_precision::bf16});
     CHECK(y.dims() == shape{1, 3, 5, 5});
 
-    const tensor<double> xd = random_tensor<double>(shape{1, 2, 5, 5}, 3), wd = random_tensor<double>(shape{3, 2, 3, 3}, 4);
+    const tensor<double> xd = random_tensor<double>(shape{1, 2, 5, 5}, 3),
+                         wd = random_tensor<double>(shape{3, 2, 3, 3}, 4);
     tensor<double> yd(shape{1, 3, 5, 5});
-    CHECK_THROWS_WITH(cpu_ops::conv2d_forward<double>(xd, wd, tensor_view<const double>{}, yd, {1, 1}, matmul_precision::bf16),
-                      Catch::Contains("bf16 products are for float tensors"));
+    CHECK_THROWS_WITH(
+        cpu_ops::conv2d_forward<double>(xd, wd, tensor_view<const double>{}, yd, {1, 1}, matmul_precision::bf16),
+        Catch::Contains("bf16 products are for float tensors"));
 }
 
 TEST_CASE("conv2d parameter gradients accumulate and bias is optional", "[conv]") {
@@ -306,9 +309,9 @@ TEST_CASE("conv2d rejects bad shapes and settings with both shapes named", "[con
     SECTION("empty batch, wrong rank, non-square kernel, bad stride or padding") {
         const tensor<float> empty(shape{0, 3, 8, 8});
         tensor<float> empty_y(shape{0, 8, 8, 8});
-        CHECK_THROWS_WITH(cpu_ops::conv2d_forward<float>(empty, w, b, empty_y, {1, 1}),
-                          Catch::Contains("non-empty") && Catch::Contains("(0, 3, 8, 8)") &&
-                              Catch::Contains("(8, 3, 3, 3)"));
+        CHECK_THROWS_WITH(
+            cpu_ops::conv2d_forward<float>(empty, w, b, empty_y, {1, 1}),
+            Catch::Contains("non-empty") && Catch::Contains("(0, 3, 8, 8)") && Catch::Contains("(8, 3, 3, 3)"));
         const tensor<float> rank3(shape{3, 8, 8});
         CHECK_THROWS_WITH(cpu_ops::conv2d_forward<float>(rank3, w, b, y, {1, 1}),
                           Catch::Contains("rank-4") && Catch::Contains("(3, 8, 8)"));
@@ -396,9 +399,9 @@ TEST_CASE("nn::conv2d names itself in errors", "[conv][module][errors]") {
     nn::conv2d<cpu> conv(store, "down.1.conv", 3, 4, 3, {1, 1});
     CHECK_THROWS_WITH(conv.backward(tensor<float>(shape{1, 4, 5, 5})),
                       Catch::Contains("down.1.conv") && Catch::Contains("forward has not run"));
-    CHECK_THROWS_WITH(conv.forward(tensor<float>(shape{1, 4, 5, 5})),
-                      Catch::Contains("down.1.conv") && Catch::Contains("(1, 4, 5, 5)") &&
-                          Catch::Contains("(4, 3, 3, 3)"));
+    CHECK_THROWS_WITH(conv.forward(tensor<float>(shape{1, 4, 5, 5})), Catch::Contains("down.1.conv") &&
+                                                                          Catch::Contains("(1, 4, 5, 5)") &&
+                                                                          Catch::Contains("(4, 3, 3, 3)"));
     const tensor<float> x(shape{1, 3, 5, 5});
     conv.forward(x);
     CHECK_THROWS_WITH(conv.backward(tensor<float>(shape{1, 4, 5, 4})),

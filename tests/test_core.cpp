@@ -51,7 +51,8 @@ TEST_CASE("tensor storage is 64-byte aligned and resize keeps capacity", "[core]
 
 TEST_CASE("buffer_cache rounds to size classes and hands freed blocks back", "[core][memory]") {
     // Size classes: at least the request, at most 12.5% more, a multiple of an eighth of the power of two.
-    for (std::size_t bytes : {std::size_t{300000}, std::size_t{1} << 20, (std::size_t{1} << 20) + 1, std::size_t{51380224}}) {
+    for (std::size_t bytes :
+         {std::size_t{300000}, std::size_t{1} << 20, (std::size_t{1} << 20) + 1, std::size_t{51380224}}) {
         const std::size_t c = buffer_cache::size_class(bytes);
         INFO(bytes);
         CHECK(c >= bytes);
@@ -110,7 +111,7 @@ TEST_CASE("Philox streams are reproducible, distinct, and have the right moments
         if (!(u > 0.0f && u < 1.0f)) FAIL("uniform() left (0, 1): " << u);
         usum += u;
     }
-    CHECK(std::abs(sum / n) < 0.01);          // 4.5 standard errors
+    CHECK(std::abs(sum / n) < 0.01);  // 4.5 standard errors
     CHECK(std::abs(sum2 / n - 1.0) < 0.015);
     CHECK(std::abs(usum / n - 0.5) < 0.003);
     for (int i = 0; i < 1000; ++i) REQUIRE(rng.below(7) < 7u);
@@ -172,8 +173,8 @@ TEST_CASE("shapes whose element count overflows int64 are an error, not a wrappe
     // AddressSanitizer aborts on a throwing operator new that fails, whatever allocator_may_return_null
     // says (its ReportOutOfMemory), so under it this one check cannot run.
 #if !defined(__SANITIZE_ADDRESS__)
-    CHECK_THROWS_WITH(tensor<float>(shape{std::int64_t{1} << 50, 8}), Catch::Contains("cannot allocate") &&
-                                                                          Catch::Contains("(1125899906842624, 8)"));
+    CHECK_THROWS_WITH(tensor<float>(shape{std::int64_t{1} << 50, 8}),
+                      Catch::Contains("cannot allocate") && Catch::Contains("(1125899906842624, 8)"));
 #endif
 }
 
@@ -198,8 +199,9 @@ TEST_CASE(".npy headers that promise more (or less) data than the file holds are
     CHECK(io::read_npy<float>(write("ok.npy", "(2, 8)", 64)).dims() == shape{2, 8});
     CHECK_THROWS_WITH(io::read_npy<float>(write("wrap.npy", "(2305843009213693952, 8)", 64)),
                       Catch::Contains("wrap.npy") && Catch::Contains("overflow"));
-    CHECK_THROWS_WITH(io::read_npy<float>(write("big.npy", "(1099511627776, 8)", 64)),
-                      Catch::Contains("big.npy") && Catch::Contains("truncated .npy data: expected 35184372088832 bytes"));
+    CHECK_THROWS_WITH(
+        io::read_npy<float>(write("big.npy", "(1099511627776, 8)", 64)),
+        Catch::Contains("big.npy") && Catch::Contains("truncated .npy data: expected 35184372088832 bytes"));
     CHECK_THROWS_WITH(io::read_npy<float>(write("trail.npy", "(2, 8)", 65)),
                       Catch::Contains("trail.npy") && Catch::Contains("1 trailing bytes"));
     fs::remove_all(dir);

@@ -3,9 +3,9 @@
 // GPU. tests/cuda/ouro_cuda_tests.cu runs the same bodies in real launches where a GPU is present.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
-#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -14,16 +14,16 @@
 
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/backend/cuda/emulation.hpp"
-#include "ouro/backend/cuda/kernels/diffusion.hpp"
-#include "ouro/backend/cuda/kernels/embedding.hpp"
 #include "ouro/backend/cuda/kernels/attention.hpp"
 #include "ouro/backend/cuda/kernels/conv.hpp"
+#include "ouro/backend/cuda/kernels/diffusion.hpp"
+#include "ouro/backend/cuda/kernels/embedding.hpp"
 #include "ouro/backend/cuda/kernels/linear.hpp"
 #include "ouro/backend/cuda/kernels/norm.hpp"
 #include "ouro/backend/cuda/kernels/pointwise.hpp"
 #include "ouro/backend/cuda/kernels/pool.hpp"
-#include "ouro/backend/cuda/kernels/resample.hpp"
 #include "ouro/backend/cuda/kernels/reductions.hpp"
+#include "ouro/backend/cuda/kernels/resample.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/diffusion/forward_process.hpp"
 #include "ouro/diffusion/sampler.hpp"
@@ -119,7 +119,8 @@ TEST_CASE("the CUDA ReLU, add and per-channel bodies equal ops<cpu> bit for bit"
     tensor<float> y_cpu(dims), y(dims), s_cpu(shape{3, 5}), s(shape{3, 5});
     ops<cpu>::add_per_channel<float>(x.view(), v.view(), y_cpu.view());
     ops<cpu>::sum_per_channel<float>(x.view(), s_cpu.view());
-    emulate_launch(launch_shape_for(dims.numel(), 64, 3), cuda_kernels::add_per_channel_body<float>{x.data(), v.data(), y.data(), 15, 63});
+    emulate_launch(launch_shape_for(dims.numel(), 64, 3),
+                   cuda_kernels::add_per_channel_body<float>{x.data(), v.data(), y.data(), 15, 63});
     emulate_launch(launch_shape_for(15, 32, 1), cuda_kernels::sum_per_channel_body<float>{x.data(), s.data(), 15, 63});
     CHECK(std::equal(y.begin(), y.end(), y_cpu.begin()));
     CHECK(std::equal(s.begin(), s.end(), s_cpu.begin()));
@@ -127,15 +128,17 @@ TEST_CASE("the CUDA ReLU, add and per-channel bodies equal ops<cpu> bit for bit"
 
 TEST_CASE("the CUDA mean squared error: its gradient bit for bit, its value within 1e-6 relative") {
     for (const std::int64_t n : odd_sizes) {
-        const tensor<float> pred = testing::random_tensor<float>(shape{n}, 51), target = testing::random_tensor<float>(shape{n}, 52);
+        const tensor<float> pred = testing::random_tensor<float>(shape{n}, 51),
+                            target = testing::random_tensor<float>(shape{n}, 52);
         tensor<float> d_cpu(shape{n}), d(shape{n});
         const double loss_cpu = ops<cpu>::mse_loss<float>(pred.view(), target.view(), d_cpu.view());
         const auto grid = launch_shape_for(n, 64, 4);
         const std::int64_t slices = grid.grid * grid.block;
         std::vector<double> partial(static_cast<std::size_t>(slices));
         double loss = 0;
-        emulate_launch(grid, cuda_kernels::mse_partial_body<float>{pred.data(), target.data(), d.data(), partial.data(), n,
-                                                                   slices, static_cast<float>(2.0 / static_cast<double>(n))});
+        emulate_launch(
+            grid, cuda_kernels::mse_partial_body<float>{pred.data(), target.data(), d.data(), partial.data(), n, slices,
+                                                        static_cast<float>(2.0 / static_cast<double>(n))});
         emulate_launch(launch_shape_for(1, 32), cuda_kernels::mse_total_body{partial.data(), &loss, slices, n});
         INFO("n = " << n);
         CHECK(std::equal(d.begin(), d.end(), d_cpu.begin()));
@@ -148,7 +151,8 @@ TEST_CASE("the CUDA mean squared error: its gradient bit for bit, its value with
 TEST_CASE("the CUDA noise body draws the CPU's Philox normals, and q_sample mixes them as the CPU does") {
     const diffusion::schedule_table table(diffusion::linear_ho2020{}, 1000);
     // Items of odd and even length (a dropped second of the last pair), one and several blocks.
-    for (const std::int64_t per_item : {std::int64_t{1}, std::int64_t{7}, std::int64_t{784}, std::int64_t{3 * 32 * 32}}) {
+    for (const std::int64_t per_item :
+         {std::int64_t{1}, std::int64_t{7}, std::int64_t{784}, std::int64_t{3 * 32 * 32}}) {
         const std::int64_t items = 5;
         const shape dims{items, per_item};
         tensor<float> eps_cpu(dims), eps(dims);
@@ -170,8 +174,9 @@ TEST_CASE("the CUDA noise body draws the CPU's Philox normals, and q_sample mixe
             a.push_back(table.sqrt_alphas_cumprod()[static_cast<std::size_t>(t[b])]);
             s.push_back(table.sqrt_one_minus_alphas_cumprod()[static_cast<std::size_t>(t[b])]);
         }
-        emulate_launch(launch_shape_for(dims.numel()), cuda_kernels::q_sample_body<float>{x0.data(), eps.data(), a.data(), s.data(),
-                                                                                         x_t.data(), items, per_item});
+        emulate_launch(
+            launch_shape_for(dims.numel()),
+            cuda_kernels::q_sample_body<float>{x0.data(), eps.data(), a.data(), s.data(), x_t.data(), items, per_item});
         // In double and rounded once on both sides; only a contracted multiply-add could differ (1 ulp).
         CHECK(worst_relative_gap(x_t.data(), x_t_cpu.data(), dims.numel()) < 2e-7);
     }
@@ -185,17 +190,19 @@ TEST_CASE("the CUDA group norm bodies agree with ops<cpu>, plain and fused with 
         const shape dims{b, ch, c[2], c[3]};
         tensor<float> x = testing::random_tensor<float>(dims, 71, 3.0);
         for (auto& v : x) v += 1.5f;  // a mean away from 0
-        const tensor<float> gamma = testing::random_tensor<float>(shape{ch}, 72), beta = testing::random_tensor<float>(shape{ch}, 73);
-        tensor<float> y_cpu(dims), mean_cpu(shape{b, groups}), rstd_cpu(shape{b, groups}), ys_cpu(dims), coef_cpu(shape{b, ch, 2});
+        const tensor<float> gamma = testing::random_tensor<float>(shape{ch}, 72),
+                            beta = testing::random_tensor<float>(shape{ch}, 73);
+        tensor<float> y_cpu(dims), mean_cpu(shape{b, groups}), rstd_cpu(shape{b, groups}), ys_cpu(dims),
+            coef_cpu(shape{b, ch, 2});
         tensor<float> m2(shape{b, groups}), r2(shape{b, groups});
-        ops<cpu>::group_norm_forward<float>(x.view(), gamma.view(), beta.view(), y_cpu.view(), mean_cpu.view(), rstd_cpu.view(),
-                                            groups);
-        ops<cpu>::group_norm_silu_forward<float>(x.view(), gamma.view(), beta.view(), ys_cpu.view(), m2.view(), r2.view(),
-                                                 coef_cpu.view(), groups);
+        ops<cpu>::group_norm_forward<float>(x.view(), gamma.view(), beta.view(), y_cpu.view(), mean_cpu.view(),
+                                            rstd_cpu.view(), groups);
+        ops<cpu>::group_norm_silu_forward<float>(x.view(), gamma.view(), beta.view(), ys_cpu.view(), m2.view(),
+                                                 r2.view(), coef_cpu.view(), groups);
         tensor<float> y(dims), ys(dims), mean(shape{b, groups}), rstd(shape{b, groups}), coef(shape{b, ch, 2});
         emulate_launch(launch_shape_for(b * groups, 32, 1),
-                       cuda_kernels::group_norm_stats_body<float>{x.data(), gamma.data(), beta.data(), mean.data(), rstd.data(),
-                                                                  coef.data(), b, ch, groups, hw, 1e-5});
+                       cuda_kernels::group_norm_stats_body<float>{x.data(), gamma.data(), beta.data(), mean.data(),
+                                                                  rstd.data(), coef.data(), b, ch, groups, hw, 1e-5});
         emulate_launch(launch_shape_for(dims.numel(), 64, 3),
                        cuda_kernels::group_norm_apply_body<float, false>{x.data(), coef.data(), y.data(), b * ch, hw});
         emulate_launch(launch_shape_for(dims.numel(), 64, 3),
@@ -218,20 +225,25 @@ TEST_CASE("the CUDA upsampling and concatenation bodies equal ops<cpu> bit for b
         tensor<float> y_cpu(dy.dims()), y(dy.dims()), dx_cpu(x.dims()), dx(x.dims());
         ops<cpu>::upsample_nearest2x_forward<float>(x.view(), y_cpu.view());
         ops<cpu>::upsample_nearest2x_backward<float>(dy.view(), dx_cpu.view());
-        emulate_launch(launch_shape_for(y.numel(), 32, 2), cuda_kernels::upsample_nearest2x_forward_body<float>{x.data(), y.data(), planes, h, w});
-        emulate_launch(launch_shape_for(dx.numel(), 32, 2), cuda_kernels::upsample_nearest2x_backward_body<float>{dy.data(), dx.data(), planes, h, w});
+        emulate_launch(launch_shape_for(y.numel(), 32, 2),
+                       cuda_kernels::upsample_nearest2x_forward_body<float>{x.data(), y.data(), planes, h, w});
+        emulate_launch(launch_shape_for(dx.numel(), 32, 2),
+                       cuda_kernels::upsample_nearest2x_backward_body<float>{dy.data(), dx.data(), planes, h, w});
         INFO("h = " << h << ", w = " << w);
         CHECK(std::equal(y.begin(), y.end(), y_cpu.begin()));
         CHECK(std::equal(dx.begin(), dx.end(), dx_cpu.begin()));
 
-        const tensor<float> a = testing::random_tensor<float>(shape{b, 2, h, w}, 83), bb = testing::random_tensor<float>(shape{b, 5, h, w}, 84);
+        const tensor<float> a = testing::random_tensor<float>(shape{b, 2, h, w}, 83),
+                            bb = testing::random_tensor<float>(shape{b, 5, h, w}, 84);
         tensor<float> cat_cpu(shape{b, 7, h, w}), cat(shape{b, 7, h, w});
         ops<cpu>::concat_channels_forward<float>(a.view(), bb.view(), cat_cpu.view());
         const std::int64_t na = 2 * h * w, nb = 5 * h * w;
-        emulate_launch(launch_shape_for(cat.numel(), 32, 3), cuda_kernels::concat_channels_forward_body<float>{a.data(), bb.data(), cat.data(), b, na, nb});
+        emulate_launch(launch_shape_for(cat.numel(), 32, 3),
+                       cuda_kernels::concat_channels_forward_body<float>{a.data(), bb.data(), cat.data(), b, na, nb});
         CHECK(std::equal(cat.begin(), cat.end(), cat_cpu.begin()));
         tensor<float> da(a.dims()), db(bb.dims());
-        emulate_launch(launch_shape_for(cat.numel(), 32, 3), cuda_kernels::concat_channels_backward_body<float>{cat.data(), da.data(), db.data(), b, na, nb});
+        emulate_launch(launch_shape_for(cat.numel(), 32, 3),
+                       cuda_kernels::concat_channels_backward_body<float>{cat.data(), da.data(), db.data(), b, na, nb});
         CHECK(std::equal(da.begin(), da.end(), a.begin()));  // the split gives back what was joined
         CHECK(std::equal(db.begin(), db.end(), bb.begin()));
     }
@@ -249,8 +261,8 @@ TEST_CASE("the CUDA embedding bodies equal ops<cpu> bit for bit") {
         const tensor<float> dy = testing::random_tensor<float>(shape{batch, dim}, 91);
         tensor<float> dt_cpu(shape{batch}), dt(shape{batch});
         ops<cpu>::sinusoidal_timestep_embedding_backward<float>(t.view(), dy.view(), dt_cpu.view());
-        emulate_launch(launch_shape_for(batch, 32, 1),
-                       cuda_kernels::sinusoidal_embedding_backward_body<float>{t.data(), dy.data(), dt.data(), batch, dim, 10000.0});
+        emulate_launch(launch_shape_for(batch, 32, 1), cuda_kernels::sinusoidal_embedding_backward_body<float>{
+                                                           t.data(), dy.data(), dt.data(), batch, dim, 10000.0});
         INFO("dim = " << dim);
         CHECK(std::equal(y.begin(), y.end(), y_cpu.begin()));
         CHECK(std::equal(dt.begin(), dt.end(), dt_cpu.begin()));
@@ -260,14 +272,17 @@ TEST_CASE("the CUDA embedding bodies equal ops<cpu> bit for bit") {
     const std::int64_t values[] = {2, 0, 2, 9, 2, 5};
     std::copy(values, values + batch, labels.begin());
     const std::int64_t classes = 10, dim = 5;
-    const tensor<float> table = testing::random_tensor<float>(shape{classes, dim}, 92), dy = testing::random_tensor<float>(shape{batch, dim}, 93);
+    const tensor<float> table = testing::random_tensor<float>(shape{classes, dim}, 92),
+                        dy = testing::random_tensor<float>(shape{batch, dim}, 93);
     tensor<float> y_cpu(shape{batch, dim}), y(shape{batch, dim});
     tensor<float> g_cpu = testing::random_tensor<float>(shape{classes, dim}, 94), g = g_cpu;  // accumulated into
     ops<cpu>::label_embedding_forward<float>(labels.view(), table.view(), y_cpu.view());
     ops<cpu>::label_embedding_backward<float>(labels.view(), dy.view(), g_cpu.view());
-    emulate_launch(launch_shape_for(batch * dim, 32, 1), cuda_kernels::label_embedding_forward_body<float>{labels.data(), table.data(), y.data(), batch, dim});
-    emulate_launch(launch_shape_for(classes * dim, 32, 1),
-                   cuda_kernels::label_embedding_backward_body<float>{labels.data(), dy.data(), g.data(), batch, classes, dim});
+    emulate_launch(launch_shape_for(batch * dim, 32, 1), cuda_kernels::label_embedding_forward_body<float>{
+                                                             labels.data(), table.data(), y.data(), batch, dim});
+    emulate_launch(
+        launch_shape_for(classes * dim, 32, 1),
+        cuda_kernels::label_embedding_backward_body<float>{labels.data(), dy.data(), g.data(), batch, classes, dim});
     CHECK(std::equal(y.begin(), y.end(), y_cpu.begin()));
     CHECK(std::equal(g.begin(), g.end(), g_cpu.begin()));
 }
@@ -277,35 +292,43 @@ TEST_CASE("the CUDA group norm backward bodies agree with ops<cpu>, plain and fu
     for (const auto& c : cases) {
         const std::int64_t b = c[0], ch = c[1], hw = c[2] * c[3], groups = c[4];
         const shape dims{b, ch, c[2], c[3]};
-        const tensor<float> x = testing::random_tensor<float>(dims, 101, 2.0), dy = testing::random_tensor<float>(dims, 102);
-        const tensor<float> gamma = testing::random_tensor<float>(shape{ch}, 103), beta = testing::random_tensor<float>(shape{ch}, 104);
+        const tensor<float> x = testing::random_tensor<float>(dims, 101, 2.0),
+                            dy = testing::random_tensor<float>(dims, 102);
+        const tensor<float> gamma = testing::random_tensor<float>(shape{ch}, 103),
+                            beta = testing::random_tensor<float>(shape{ch}, 104);
         tensor<float> y(dims), mean(shape{b, groups}), rstd(shape{b, groups}), coef(shape{b, ch, 2});
-        ops<cpu>::group_norm_silu_forward<float>(x.view(), gamma.view(), beta.view(), y.view(), mean.view(), rstd.view(),
-                                                 coef.view(), groups);
+        ops<cpu>::group_norm_silu_forward<float>(x.view(), gamma.view(), beta.view(), y.view(), mean.view(),
+                                                 rstd.view(), coef.view(), groups);
         for (const bool silu : {false, true}) {
-            tensor<float> dx_cpu(dims), dg_cpu = testing::random_tensor<float>(shape{ch}, 105), db_cpu = testing::random_tensor<float>(shape{ch}, 106);
+            tensor<float> dx_cpu(dims), dg_cpu = testing::random_tensor<float>(shape{ch}, 105),
+                                        db_cpu = testing::random_tensor<float>(shape{ch}, 106);
             tensor<float> dx(dims), dg = dg_cpu, db = db_cpu;  // both accumulate into the same start
             if (silu)
-                ops<cpu>::group_norm_silu_backward<float>(x.view(), dy.view(), gamma.view(), mean.view(), rstd.view(), coef.view(),
-                                                          dx_cpu.view(), dg_cpu.view(), db_cpu.view());
+                ops<cpu>::group_norm_silu_backward<float>(x.view(), dy.view(), gamma.view(), mean.view(), rstd.view(),
+                                                          coef.view(), dx_cpu.view(), dg_cpu.view(), db_cpu.view());
             else
-                ops<cpu>::group_norm_backward<float>(x.view(), dy.view(), gamma.view(), mean.view(), rstd.view(), dx_cpu.view(),
-                                                     dg_cpu.view(), db_cpu.view());
-            std::vector<double> dev_sums(static_cast<std::size_t>(b * ch)), dy_sums(dev_sums), group_coef(static_cast<std::size_t>(2 * b * groups));
+                ops<cpu>::group_norm_backward<float>(x.view(), dy.view(), gamma.view(), mean.view(), rstd.view(),
+                                                     dx_cpu.view(), dg_cpu.view(), db_cpu.view());
+            std::vector<double> dev_sums(static_cast<std::size_t>(b * ch)), dy_sums(dev_sums),
+                group_coef(static_cast<std::size_t>(2 * b * groups));
             const auto sums_launch = launch_shape_for(b * groups, 32, 1);
             if (silu)
-                emulate_launch(sums_launch, cuda_kernels::group_norm_backward_sums_body<float, true>{
-                                                x.data(), dy.data(), gamma.data(), mean.data(), rstd.data(), coef.data(), dx.data(),
-                                                dev_sums.data(), dy_sums.data(), group_coef.data(), b, ch, groups, hw});
+                emulate_launch(sums_launch,
+                               cuda_kernels::group_norm_backward_sums_body<float, true>{
+                                   x.data(), dy.data(), gamma.data(), mean.data(), rstd.data(), coef.data(), dx.data(),
+                                   dev_sums.data(), dy_sums.data(), group_coef.data(), b, ch, groups, hw});
             else
-                emulate_launch(sums_launch, cuda_kernels::group_norm_backward_sums_body<float, false>{
-                                                x.data(), dy.data(), gamma.data(), mean.data(), rstd.data(), nullptr, nullptr,
-                                                dev_sums.data(), dy_sums.data(), group_coef.data(), b, ch, groups, hw});
+                emulate_launch(sums_launch,
+                               cuda_kernels::group_norm_backward_sums_body<float, false>{
+                                   x.data(), dy.data(), gamma.data(), mean.data(), rstd.data(), nullptr, nullptr,
+                                   dev_sums.data(), dy_sums.data(), group_coef.data(), b, ch, groups, hw});
             emulate_launch(launch_shape_for(dims.numel(), 64, 3),
-                           cuda_kernels::group_norm_backward_combine_body<float>{silu ? dx.data() : dy.data(), x.data(), gamma.data(),
-                                                                                 rstd.data(), group_coef.data(), dx.data(), b, ch, groups, hw});
-            emulate_launch(launch_shape_for(ch, 32, 1), cuda_kernels::group_norm_backward_parameters_body<float>{
-                                                            rstd.data(), dev_sums.data(), dy_sums.data(), dg.data(), db.data(), b, ch, groups});
+                           cuda_kernels::group_norm_backward_combine_body<float>{
+                               silu ? dx.data() : dy.data(), x.data(), gamma.data(), rstd.data(), group_coef.data(),
+                               dx.data(), b, ch, groups, hw});
+            emulate_launch(launch_shape_for(ch, 32, 1),
+                           cuda_kernels::group_norm_backward_parameters_body<float>{
+                               rstd.data(), dev_sums.data(), dy_sums.data(), dg.data(), db.data(), b, ch, groups});
             INFO("x " << dims << ", groups " << groups << (silu ? ", fused with SiLU" : ""));
             // The CPU sums blocks in float lanes, these bodies in double.
             CHECK(worst_relative_gap(dx.data(), dx_cpu.data(), dims.numel()) < 1e-5);
@@ -332,10 +355,14 @@ TEST_CASE("the CUDA pooling bodies equal ops<cpu> bit for bit, overlapping windo
         ops<cpu>::avg_pool2d_backward<float>(dy.view(), davg_cpu.view(), kernel, stride);
         ops<cpu>::max_pool2d_forward<float>(x.view(), max_cpu.view(), idx_cpu.view(), kernel, stride);
         ops<cpu>::max_pool2d_backward<float>(dy.view(), idx_cpu.view(), dmax_cpu.view());
-        emulate_launch(launch_shape_for(out.numel(), 32, 2), cuda_kernels::avg_pool2d_forward_body<float>{x.data(), avg.data(), g});
-        emulate_launch(launch_shape_for(in.numel(), 32, 2), cuda_kernels::avg_pool2d_backward_body<float>{dy.data(), davg.data(), g});
-        emulate_launch(launch_shape_for(out.numel(), 32, 2), cuda_kernels::max_pool2d_forward_body<float>{x.data(), max.data(), idx.data(), g});
-        emulate_launch(launch_shape_for(in.numel(), 32, 2), cuda_kernels::max_pool2d_backward_body<float>{dy.data(), idx.data(), dmax.data(), g});
+        emulate_launch(launch_shape_for(out.numel(), 32, 2),
+                       cuda_kernels::avg_pool2d_forward_body<float>{x.data(), avg.data(), g});
+        emulate_launch(launch_shape_for(in.numel(), 32, 2),
+                       cuda_kernels::avg_pool2d_backward_body<float>{dy.data(), davg.data(), g});
+        emulate_launch(launch_shape_for(out.numel(), 32, 2),
+                       cuda_kernels::max_pool2d_forward_body<float>{x.data(), max.data(), idx.data(), g});
+        emulate_launch(launch_shape_for(in.numel(), 32, 2),
+                       cuda_kernels::max_pool2d_backward_body<float>{dy.data(), idx.data(), dmax.data(), g});
         INFO("x " << in << ", kernel " << kernel << ", stride " << stride);
         const auto same_bits = [](const tensor<float>& u, const tensor<float>& v) {
             return std::memcmp(u.data(), v.data(), static_cast<std::size_t>(u.numel()) * sizeof(float)) == 0;
@@ -360,7 +387,8 @@ TEST_CASE("the CUDA softmax cross-entropy equals ops<cpu>'s bit for bit") {
         double loss = 0;
         emulate_launch(launch_shape_for(n, 32, 2), cuda_kernels::softmax_cross_entropy_rows_body<float>{
                                                        logits.data(), labels.data(), g.data(), rows.data(), n, k});
-        emulate_launch(launch_shape_for(1, 32), cuda_kernels::mean_of_rows_body{rows.data(), &loss, n, 1.0 / static_cast<double>(n)});
+        emulate_launch(launch_shape_for(1, 32),
+                       cuda_kernels::mean_of_rows_body{rows.data(), &loss, n, 1.0 / static_cast<double>(n)});
         INFO("N = " << n << ", K = " << k);
         CHECK(std::equal(g.begin(), g.end(), g_cpu.begin()));
         CHECK(loss == loss_cpu);
@@ -378,22 +406,25 @@ TEST_CASE("the CUDA DDIM step body follows diffusion::ddim_step (ε and v predic
             for (const auto& [t, t_prev] : {std::pair<std::int64_t, std::int64_t>{999, 949}, {50, -1}}) {
                 const diffusion::x0_options x0{.mode = clip ? diffusion::x0_mode::clip : diffusion::x0_mode::none};
                 // The step's scalars, as ddim_step computes them.
-                const double ab = table.alphas_cumprod()[static_cast<std::size_t>(t)], ab_prev = table.alpha_bar(t_prev);
+                const double ab = table.alphas_cumprod()[static_cast<std::size_t>(t)],
+                             ab_prev = table.alpha_bar(t_prev);
                 const double sigma = eta * std::sqrt((1.0 - ab_prev) / (1.0 - ab)) * std::sqrt(1.0 - ab / ab_prev);
                 const double a = table.sqrt_alphas_cumprod()[static_cast<std::size_t>(t)];
                 const double s = table.sqrt_one_minus_alphas_cumprod()[static_cast<std::size_t>(t)];
                 const double direction = std::sqrt(std::max(0.0, 1.0 - ab_prev - sigma * sigma));
                 const float* z = sigma > 0 ? noise.data() : nullptr;
                 tensor<float> eps_cpu(dims), eps_gpu(dims), v_cpu(dims), v_gpu(dims);
-                diffusion::ddim_step<diffusion::epsilon_prediction, float>(table, eta, t, t_prev, x_t.view(), out.view(),
-                                                                            noise.view(), eps_cpu.view(), x0);
-                diffusion::ddim_step<diffusion::v_prediction, float>(table, eta, t, t_prev, x_t.view(), out.view(), noise.view(),
-                                                                      v_cpu.view(), x0);
+                diffusion::ddim_step<diffusion::epsilon_prediction, float>(
+                    table, eta, t, t_prev, x_t.view(), out.view(), noise.view(), eps_cpu.view(), x0);
+                diffusion::ddim_step<diffusion::v_prediction, float>(table, eta, t, t_prev, x_t.view(), out.view(),
+                                                                     noise.view(), v_cpu.view(), x0);
                 const auto shape_ = launch_shape_for(dims.numel(), 32, 2);
                 emulate_launch(shape_, cuda_kernels::ddim_step_body<diffusion::epsilon_prediction, float>{
-                                           x_t.data(), out.data(), z, eps_gpu.data(), dims.numel(), a, s, std::sqrt(ab_prev), direction, sigma, clip});
+                                           x_t.data(), out.data(), z, eps_gpu.data(), dims.numel(), a, s,
+                                           std::sqrt(ab_prev), direction, sigma, clip});
                 emulate_launch(shape_, cuda_kernels::ddim_step_body<diffusion::v_prediction, float>{
-                                           x_t.data(), out.data(), z, v_gpu.data(), dims.numel(), a, s, std::sqrt(ab_prev), direction, sigma, clip});
+                                           x_t.data(), out.data(), z, v_gpu.data(), dims.numel(), a, s,
+                                           std::sqrt(ab_prev), direction, sigma, clip});
                 INFO("eta " << eta << ", clip " << clip << ", t " << t << " -> " << t_prev);
                 // In double and rounded once on both sides: at most a contracted multiply-add apart.
                 CHECK(worst_relative_gap(eps_gpu.data(), eps_cpu.data(), dims.numel()) < 2e-7);
@@ -440,11 +471,13 @@ TEST_CASE("the CUDA AdamW and EMA bodies follow optim::adamw and optim::ema step
         std::copy(g.begin(), g.end(), store.grads());
         cpu_opt.step(store);
         const double decay = cpu_ema.update(store);
-        emulate_launch(launch_shape_for(n, 64, 2),  // fewer threads than elements: the grid-stride path
-                       cuda_kernels::adamw_body<float>{p.data(), m.data(), v.data(), g.data(), n,
-                                                       optim::adamw_scalars_for<float>(options.lr, options.beta1, options.beta2, options.eps, options.weight_decay, t)});
-        emulate_launch(launch_shape_for(n), cuda_kernels::ema_body<float>{e.data(), p.data(), n,
-                                                                          static_cast<float>(1.0 - decay)});
+        emulate_launch(
+            launch_shape_for(n, 64, 2),  // fewer threads than elements: the grid-stride path
+            cuda_kernels::adamw_body<float>{p.data(), m.data(), v.data(), g.data(), n,
+                                            optim::adamw_scalars_for<float>(options.lr, options.beta1, options.beta2,
+                                                                            options.eps, options.weight_decay, t)});
+        emulate_launch(launch_shape_for(n),
+                       cuda_kernels::ema_body<float>{e.data(), p.data(), n, static_cast<float>(1.0 - decay)});
         INFO("step " << t);
         // One formula (backend/adamw_update.hpp) on both sides; only the compiler's contraction of
         // multiply-adds into FMAs may differ between the SIMD and the scalar code.
@@ -474,8 +507,8 @@ TEST_CASE("the CUDA SGD, scale, swap and extrapolation bodies equal the CPU's up
     std::vector<float> p_cpu = p, b_cpu(size, 0.f), p_gpu = p, b_gpu(size, 0.f);
     for (int step = 0; step < 3; ++step) {
         ops<cpu>::sgd_step<float>(view(p_cpu), view(b_cpu), cview(g), 0.1f, 0.9f, 0.01f);
-        emulate_launch(launch_shape_for(n, 64, 2), cuda_kernels::sgd_body<float>{p_gpu.data(), b_gpu.data(), g.data(), n,
-                                                                                 0.1f, 0.9f, 0.01f});
+        emulate_launch(launch_shape_for(n, 64, 2),
+                       cuda_kernels::sgd_body<float>{p_gpu.data(), b_gpu.data(), g.data(), n, 0.1f, 0.9f, 0.01f});
     }
     CHECK(worst_relative_gap(p_gpu.data(), p_cpu.data(), n) < 1e-6);
     CHECK(worst_relative_gap(b_gpu.data(), b_cpu.data(), n) < 1e-6);
@@ -505,7 +538,8 @@ TEST_CASE("the CUDA sum of squares and finite check equal the CPU's update ops")
         const std::int64_t chunk = 4096, chunks = (n + chunk - 1) / chunk;
         std::vector<double> partial(static_cast<std::size_t>(chunks));
         double total = 0;
-        emulate_launch(launch_shape_for(chunks, 32, 1), cuda_kernels::sum_of_squares_chunks_body<float>{x.data(), partial.data(), n, chunk});
+        emulate_launch(launch_shape_for(chunks, 32, 1),
+                       cuda_kernels::sum_of_squares_chunks_body<float>{x.data(), partial.data(), n, chunk});
         emulate_launch(launch_shape_for(1, 32), cuda_kernels::sum_in_order_body{partial.data(), &total, chunks});
         INFO("n = " << n);
         CHECK(total == ops<cpu>::sum_of_squares<float>(xv));  // the same order, bit for bit
@@ -513,7 +547,8 @@ TEST_CASE("the CUDA sum of squares and finite check equal the CPU's update ops")
         std::vector<std::int64_t> first(static_cast<std::size_t>(chunks));
         std::int64_t found = 0;
         const auto device_answer = [&] {
-            emulate_launch(launch_shape_for(chunks, 32, 1), cuda_kernels::first_non_finite_chunks_body<float>{x.data(), first.data(), n, chunk});
+            emulate_launch(launch_shape_for(chunks, 32, 1),
+                           cuda_kernels::first_non_finite_chunks_body<float>{x.data(), first.data(), n, chunk});
             emulate_launch(launch_shape_for(1, 32), cuda_kernels::first_of_chunks_body{first.data(), &found, chunks});
             return found;
         };
@@ -528,19 +563,27 @@ TEST_CASE("the CUDA sum of squares and finite check equal the CPU's update ops")
 
 TEST_CASE("the CUDA linear layer's GEMM plans and bias bodies reproduce ops<cpu>'s linear layer") {
     for (const auto& [rows, in, out] : {std::array<std::int64_t, 3>{1, 1, 1}, {5, 7, 3}, {32, 128, 10}, {3, 2, 9}}) {
-        const tensor<float> x = testing::random_tensor<float>(shape{rows, in}, 201), w = testing::random_tensor<float>(shape{out, in}, 202);
-        const tensor<float> b = testing::random_tensor<float>(shape{out}, 203), dy = testing::random_tensor<float>(shape{rows, out}, 204);
+        const tensor<float> x = testing::random_tensor<float>(shape{rows, in}, 201),
+                            w = testing::random_tensor<float>(shape{out, in}, 202);
+        const tensor<float> b = testing::random_tensor<float>(shape{out}, 203),
+                            dy = testing::random_tensor<float>(shape{rows, out}, 204);
         tensor<float> y_cpu(shape{rows, out}), dx_cpu(shape{rows, in});
-        tensor<float> dw_cpu = testing::random_tensor<float>(shape{out, in}, 205), db_cpu = testing::random_tensor<float>(shape{out}, 206);
-        tensor<float> y(shape{rows, out}), dx(shape{rows, in}), dw = dw_cpu, db = db_cpu;  // the gradients accumulate from one start
+        tensor<float> dw_cpu = testing::random_tensor<float>(shape{out, in}, 205),
+                      db_cpu = testing::random_tensor<float>(shape{out}, 206);
+        tensor<float> y(shape{rows, out}), dx(shape{rows, in}), dw = dw_cpu,
+                                                                db = db_cpu;  // the gradients accumulate from one start
         ops<cpu>::linear_forward<float>(x.view(), w.view(), b.view(), y_cpu.view());
         ops<cpu>::linear_backward<float>(x.view(), dy.view(), w.view(), dx_cpu.view(), dw_cpu.view(), db_cpu.view());
 
         cuda_kernels::reference_gemm(cuda_kernels::linear_forward_gemm(rows, in, out), w.data(), x.data(), y.data());
-        emulate_launch(launch_shape_for(rows * out, 32, 2), cuda_kernels::add_row_vector_body<float>{y.data(), b.data(), rows, out});
-        cuda_kernels::reference_gemm(cuda_kernels::linear_input_gradient_gemm(rows, in, out), w.data(), dy.data(), dx.data());
-        cuda_kernels::reference_gemm(cuda_kernels::linear_weight_gradient_gemm(rows, in, out), x.data(), dy.data(), dw.data());
-        emulate_launch(launch_shape_for(out, 32, 1), cuda_kernels::add_column_sums_body<float>{dy.data(), db.data(), rows, out});
+        emulate_launch(launch_shape_for(rows * out, 32, 2),
+                       cuda_kernels::add_row_vector_body<float>{y.data(), b.data(), rows, out});
+        cuda_kernels::reference_gemm(cuda_kernels::linear_input_gradient_gemm(rows, in, out), w.data(), dy.data(),
+                                     dx.data());
+        cuda_kernels::reference_gemm(cuda_kernels::linear_weight_gradient_gemm(rows, in, out), x.data(), dy.data(),
+                                     dw.data());
+        emulate_launch(launch_shape_for(out, 32, 1),
+                       cuda_kernels::add_column_sums_body<float>{dy.data(), db.data(), rows, out});
 
         INFO("rows " << rows << ", in " << in << ", out " << out);
         // The GEMMs sum in another order than Eigen (cuBLAS will too): within float rounding.
@@ -555,14 +598,16 @@ TEST_CASE("the CUDA convolution's im2col, GEMM plans and col2im reproduce ops<cp
     struct conv_case {
         std::int64_t batch, cin, h, w, cout, k, stride, padding;
     };
-    for (const conv_case c : {conv_case{2, 3, 7, 7, 4, 3, 1, 1}, conv_case{1, 2, 8, 6, 5, 3, 2, 1}, conv_case{3, 4, 5, 5, 2, 1, 1, 0},
-                              conv_case{2, 2, 9, 9, 3, 3, 2, 0}}) {
+    for (const conv_case c : {conv_case{2, 3, 7, 7, 4, 3, 1, 1}, conv_case{1, 2, 8, 6, 5, 3, 2, 1},
+                              conv_case{3, 4, 5, 5, 2, 1, 1, 0}, conv_case{2, 2, 9, 9, 3, 3, 2, 0}}) {
         const conv2d_params params{.stride = c.stride, .padding = c.padding};
         const shape xs{c.batch, c.cin, c.h, c.w}, ws{c.cout, c.cin, c.k, c.k};
         const shape ys = conv2d_output_shape(xs, ws, params);
         const tensor<float> x = testing::random_tensor<float>(xs, 301), w = testing::random_tensor<float>(ws, 302);
-        const tensor<float> b = testing::random_tensor<float>(shape{c.cout}, 303), dy = testing::random_tensor<float>(ys, 304);
-        tensor<float> y_cpu(ys), dx_cpu(xs), dw_cpu = testing::random_tensor<float>(ws, 305), db_cpu = testing::random_tensor<float>(shape{c.cout}, 306);
+        const tensor<float> b = testing::random_tensor<float>(shape{c.cout}, 303),
+                            dy = testing::random_tensor<float>(ys, 304);
+        tensor<float> y_cpu(ys), dx_cpu(xs), dw_cpu = testing::random_tensor<float>(ws, 305),
+                                             db_cpu = testing::random_tensor<float>(shape{c.cout}, 306);
         tensor<float> y(ys), dx(xs), dw = dw_cpu, db = db_cpu;
         ops<cpu>::conv2d_forward<float>(x.view(), w.view(), b.view(), y_cpu.view(), params);
         ops<cpu>::conv2d_backward_input<float>(dy.view(), w.view(), dx_cpu.view(), params);
@@ -574,13 +619,19 @@ TEST_CASE("the CUDA convolution's im2col, GEMM plans and col2im reproduce ops<cp
         for (std::int64_t i = 0; i < c.batch; ++i) {
             emulate_launch(launch_shape_for(static_cast<std::int64_t>(cols.size()), 32, 3),
                            cuda_kernels::im2col_body<float>{x.data() + i * in_image, cols.data(), g});
-            cuda_kernels::reference_gemm(cuda_kernels::conv_forward_gemm(g), cols.data(), w.data(), y.data() + i * out_image);
-            cuda_kernels::reference_gemm(cuda_kernels::conv_weight_gradient_gemm(g), cols.data(), dy.data() + i * out_image, dw.data());
-            cuda_kernels::reference_gemm(cuda_kernels::conv_input_gradient_gemm(g), dy.data() + i * out_image, w.data(), dcols.data());
-            emulate_launch(launch_shape_for(in_image, 32, 2), cuda_kernels::col2im_body<float>{dcols.data(), dx.data() + i * in_image, g});
+            cuda_kernels::reference_gemm(cuda_kernels::conv_forward_gemm(g), cols.data(), w.data(),
+                                         y.data() + i * out_image);
+            cuda_kernels::reference_gemm(cuda_kernels::conv_weight_gradient_gemm(g), cols.data(),
+                                         dy.data() + i * out_image, dw.data());
+            cuda_kernels::reference_gemm(cuda_kernels::conv_input_gradient_gemm(g), dy.data() + i * out_image, w.data(),
+                                         dcols.data());
+            emulate_launch(launch_shape_for(in_image, 32, 2),
+                           cuda_kernels::col2im_body<float>{dcols.data(), dx.data() + i * in_image, g});
         }
-        emulate_launch(launch_shape_for(y.numel(), 64, 2), cuda_kernels::add_channel_bias_body<float>{y.data(), b.data(), c.batch, c.cout, g.pixels()});
-        emulate_launch(launch_shape_for(c.cout, 32, 1), cuda_kernels::add_channel_sums_body<float>{dy.data(), db.data(), c.batch, c.cout, g.pixels()});
+        emulate_launch(launch_shape_for(y.numel(), 64, 2),
+                       cuda_kernels::add_channel_bias_body<float>{y.data(), b.data(), c.batch, c.cout, g.pixels()});
+        emulate_launch(launch_shape_for(c.cout, 32, 1),
+                       cuda_kernels::add_channel_sums_body<float>{dy.data(), db.data(), c.batch, c.cout, g.pixels()});
 
         INFO("x " << xs << ", w " << ws << ", stride " << c.stride << ", padding " << c.padding);
         CHECK(worst_relative_gap(y.data(), y_cpu.data(), y.numel()) < 1e-5);
@@ -591,7 +642,8 @@ TEST_CASE("the CUDA convolution's im2col, GEMM plans and col2im reproduce ops<cp
 }
 
 TEST_CASE("the CUDA attention's batched GEMM plans and softmax bodies reproduce ops<cpu>'s attention") {
-    for (const auto& [batch, heads, d, l] : {std::array<std::int64_t, 4>{2, 1, 4, 9}, {1, 2, 3, 5}, {3, 4, 2, 1}, {2, 2, 8, 16}}) {
+    for (const auto& [batch, heads, d, l] :
+         {std::array<std::int64_t, 4>{2, 1, 4, 9}, {1, 2, 3, 5}, {3, 4, 2, 1}, {2, 2, 8, 16}}) {
         const std::int64_t c = heads * d;
         const tensor<float> qkv = testing::random_tensor<float>(shape{batch, 3 * c, l}, 401);
         const tensor<float> dout = testing::random_tensor<float>(shape{batch, c, l}, 402);
@@ -606,15 +658,17 @@ TEST_CASE("the CUDA attention's batched GEMM plans and softmax bodies reproduce 
         tensor<float> out(out_cpu.dims()), probs(probs_cpu.dims()), dqkv(qkv.dims()), ds(probs_cpu.dims());
         const float* q = qkv.data();
         cuda_kernels::reference_gemm(plan::scores(g, s3, s3, scale), q + d * l, q, probs.data());
-        emulate_launch(launch_shape_for(g.items * l, 32, 1), cuda_kernels::softmax_rows_body<float>{probs.data(), g.items * l, l});
+        emulate_launch(launch_shape_for(g.items * l, 32, 1),
+                       cuda_kernels::softmax_rows_body<float>{probs.data(), g.items * l, l});
         cuda_kernels::reference_gemm(plan::times_transposed(g, s3, s1, 1.0), probs.data(), q + 2 * d * l, out.data());
 
         float* dq = dqkv.data();
         cuda_kernels::reference_gemm(plan::times(g, s1, s3, 1.0), probs.data(), dout.data(), dq + 2 * d * l);  // dV
-        cuda_kernels::reference_gemm(plan::scores(g, s3, s1, 1.0), q + 2 * d * l, dout.data(), ds.data());    // dP
-        emulate_launch(launch_shape_for(g.items * l, 32, 1), cuda_kernels::softmax_rows_backward_body<float>{probs.data(), ds.data(), g.items * l, l});
-        cuda_kernels::reference_gemm(plan::times_transposed(g, s3, s3, scale), ds.data(), q + d * l, dq);      // dQ
-        cuda_kernels::reference_gemm(plan::times(g, s3, s3, scale), ds.data(), q, dq + d * l);                 // dK
+        cuda_kernels::reference_gemm(plan::scores(g, s3, s1, 1.0), q + 2 * d * l, dout.data(), ds.data());     // dP
+        emulate_launch(launch_shape_for(g.items * l, 32, 1),
+                       cuda_kernels::softmax_rows_backward_body<float>{probs.data(), ds.data(), g.items * l, l});
+        cuda_kernels::reference_gemm(plan::times_transposed(g, s3, s3, scale), ds.data(), q + d * l, dq);  // dQ
+        cuda_kernels::reference_gemm(plan::times(g, s3, s3, scale), ds.data(), q, dq + d * l);             // dK
 
         INFO("B " << batch << ", heads " << heads << ", d " << d << ", L " << l);
         CHECK(worst_relative_gap(probs.data(), probs_cpu.data(), probs.numel()) < 1e-5);

@@ -33,8 +33,8 @@
 #include "support/gradcheck.hpp"
 
 using namespace ouro;
-using ouro::testing::scratch_dir;
 using ouro::testing::bitwise_equal;
+using ouro::testing::scratch_dir;
 using ouro::testing::write_text;
 using namespace ouro::data;
 namespace fs = std::filesystem;
@@ -659,11 +659,11 @@ TEST_CASE("load_image_folder walks each real directory once through directory sy
     write_png(dir / "b" / "sub" / "2.png", 2, 2, 3, pixel_pattern(2, 2, 3, 4));
     write_png(dir / "b" / "sub" / "3.png", 2, 2, 3, pixel_pattern(2, 2, 3, 5));
     write_png(root / "extra" / "4.png", 2, 2, 3, pixel_pattern(2, 2, 3, 6));
-    fs::create_directory_symlink(".", dir / "b" / "loop");          // b itself
-    fs::create_directory_symlink("..", dir / "b" / "up");           // the image folder
+    fs::create_directory_symlink(".", dir / "b" / "loop");           // b itself
+    fs::create_directory_symlink("..", dir / "b" / "up");            // the image folder
     fs::create_directory_symlink("..", dir / "b" / "sub" / "back");  // b, from below
-    fs::create_directory_symlink("../a", dir / "b" / "to_a");       // another class
-    fs::create_directory_symlink("sub", dir / "b" / "alias");       // b/sub by a second path
+    fs::create_directory_symlink("../a", dir / "b" / "to_a");        // another class
+    fs::create_directory_symlink("sub", dir / "b" / "alias");        // b/sub by a second path
     fs::create_directory_symlink(root / "extra", dir / "a" / "extra");
     fs::create_directory_symlink(root / "extra", dir / "a" / "extra_again");
     fs::create_symlink("1.png", dir / "a" / "1_link.png");  // a file link is an item of its own
@@ -684,8 +684,10 @@ TEST_CASE("load_image_folder walks each real directory once through directory sy
     CHECK(d.images[6 * 12] == scaled(pixel_pattern(2, 2, 3, 5)[0], pixel_scale::minus_one_to_one));
 }
 
-TEST_CASE("load_image_folder reads names with spaces and non-ASCII; refuses a FIFO or a dangling link without "
-          "waiting", "[data][image_folder]") {
+TEST_CASE(
+    "load_image_folder reads names with spaces and non-ASCII; refuses a FIFO or a dangling link without "
+    "waiting",
+    "[data][image_folder]") {
     scratch_dir root("hostile_names");
     const fs::path dir = root / "folder with spaces";
     write_png(dir / "ch\u00e8vre" / "photo 1.png", 2, 2, 3, pixel_pattern(2, 2, 3, 1));
@@ -719,16 +721,14 @@ TEST_CASE("load_image_folder_splits refuses train and test folders with differen
     write_png(dir / "train" / "gnu" / "0.png", 2, 2, 3, pixel_pattern(2, 2, 3, 21));
     write_png(dir / "test" / "fox" / "0.png", 2, 2, 3, pixel_pattern(2, 2, 3, 22));
     const std::string train = (dir / "train").string(), test = (dir / "test").string();
-    CHECK_THROWS_WITH(load_image_folder_splits(dir, 2, quiet()),
-                      Catch::Contains("image folder splits " + train + " and " + test) &&
-                          Catch::Contains("found 4 and 3 classes") &&
-                          Catch::Contains("only in " + train + ": emu, gnu;") &&
-                          Catch::Contains("only in " + test + ": fox"));
+    CHECK_THROWS_WITH(
+        load_image_folder_splits(dir, 2, quiet()),
+        Catch::Contains("image folder splits " + train + " and " + test) && Catch::Contains("found 4 and 3 classes") &&
+            Catch::Contains("only in " + train + ": emu, gnu;") && Catch::Contains("only in " + test + ": fox"));
     // Classes missing from one side only: the other list says none.
     fs::remove_all(dir / "test" / "fox");
-    CHECK_THROWS_WITH(load_image_folder_splits(dir, 2, quiet()),
-                      Catch::Contains("only in " + train + ": emu, gnu;") &&
-                          Catch::Contains("only in " + test + ": none"));
+    CHECK_THROWS_WITH(load_image_folder_splits(dir, 2, quiet()), Catch::Contains("only in " + train + ": emu, gnu;") &&
+                                                                     Catch::Contains("only in " + test + ": none"));
 
     fs::remove_all(dir / "train" / "emu");
     fs::remove_all(dir / "train" / "gnu");

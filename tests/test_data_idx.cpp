@@ -122,12 +122,14 @@ TEST_CASE("bytes after a gzip'd IDX file's stream are refused, as they are after
     two_members.insert(two_members.end(), empty_member.begin(), empty_member.end());
     write_bytes(dir / "two.gz", two_members, false);
     CHECK(read_idx_labels(dir / "two.gz")[2] == 4);
-    for (const std::vector<std::uint8_t>& tail : {std::vector<std::uint8_t>{'x'}, std::vector<std::uint8_t>{'j', 'u', 'n', 'k', '!'}}) {
+    for (const std::vector<std::uint8_t>& tail :
+         {std::vector<std::uint8_t>{'x'}, std::vector<std::uint8_t>{'j', 'u', 'n', 'k', '!'}}) {
         auto bad = raw;
         bad.insert(bad.end(), tail.begin(), tail.end());
         write_bytes(dir / "trailing.gz", bad, false);
-        CHECK_THROWS_WITH(read_idx_labels(dir / "trailing.gz"),
-                          Catch::Contains("trailing.gz") && Catch::Contains(std::to_string(tail.size()) + " trailing bytes"));
+        CHECK_THROWS_WITH(
+            read_idx_labels(dir / "trailing.gz"),
+            Catch::Contains("trailing.gz") && Catch::Contains(std::to_string(tail.size()) + " trailing bytes"));
     }
 }
 
@@ -175,10 +177,9 @@ TEST_CASE("wrong magic, dtype or rank raise errors naming expected and found in 
     SECTION("a labels file given as images, and the other way round") {
         write_idx(dir / "labels", idx_magic_labels, {2}, {1, 2});
         write_idx(dir / "images", idx_magic_images, {1, 1, 2}, {1, 2});
-        CHECK_THROWS_WITH(read_idx_images(dir / "labels"), Catch::Contains("wrong IDX rank") &&
-                                                               Catch::Contains("expected magic 0x00000803") &&
-                                                               Catch::Contains("found 0x00000801") &&
-                                                               Catch::Contains("swapped"));
+        CHECK_THROWS_WITH(read_idx_images(dir / "labels"),
+                          Catch::Contains("wrong IDX rank") && Catch::Contains("expected magic 0x00000803") &&
+                              Catch::Contains("found 0x00000801") && Catch::Contains("swapped"));
         CHECK_THROWS_WITH(read_idx_labels(dir / "images"),
                           Catch::Contains("expected magic 0x00000801") && Catch::Contains("found 0x00000803"));
     }
@@ -198,8 +199,7 @@ TEST_CASE("truncated IDX files raise errors naming expected and found byte count
         auto bytes = idx_bytes(idx_magic_labels, {10}, pattern(4));
         write_bytes(dir / "f.gz", bytes, true);
         CHECK_THROWS_WITH(read_idx_labels(dir / "f.gz"), Catch::Contains("expected 10 bytes") &&
-                                                             Catch::Contains("found 4") &&
-                                                             Catch::Contains("gzip'd"));
+                                                             Catch::Contains("found 4") && Catch::Contains("gzip'd"));
     }
     SECTION("gzip stream itself cut short") {
         write_idx(dir / "f.gz", idx_magic_images, {3, 50, 50}, pattern(7500), true);
@@ -217,7 +217,8 @@ TEST_CASE("truncated IDX files raise errors naming expected and found byte count
         auto raw = read_all(dir / "f.gz");
         raw[raw.size() - 6] ^= 0xff;  // the CRC-32 in the gzip trailer
         write_bytes(dir / "f.gz", raw, false);
-        CHECK_THROWS_WITH(read_idx_images(dir / "f.gz"), Catch::Contains("corrupt or cut-short gzip stream (zlib: incorrect data check)"));
+        CHECK_THROWS_WITH(read_idx_images(dir / "f.gz"),
+                          Catch::Contains("corrupt or cut-short gzip stream (zlib: incorrect data check)"));
     }
     SECTION("gzip stream corrupted far from the header") {
         // Larger than zlib's buffers, so the bad checksum is met after the header has been read.
@@ -402,7 +403,8 @@ TEST_CASE("the real MNIST files have the published sizes, first labels and class
 
     const image_dataset test = load_mnist(data_dir("mnist"), split::test);
     REQUIRE(test.images.dims() == shape{10000, 1, 28, 28});
-    CHECK(histogram(test.labels) == std::array<std::int64_t, 10>{980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009});
+    CHECK(histogram(test.labels) ==
+          std::array<std::int64_t, 10>{980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009});
     CHECK(*std::min_element(test.images.begin(), test.images.end()) == -1.0f);
     CHECK(*std::max_element(test.images.begin(), test.images.end()) == 1.0f);
 }

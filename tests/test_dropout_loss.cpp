@@ -111,7 +111,8 @@ TEST_CASE("dropout draws the same mask at 1 and 2 threads", "[dropout][threads]"
     CHECK(bitwise_equal(one, two));
 }
 
-TEST_CASE("dropout without a stored mask: the forward and the redrawn backward give the stored mask's bits", "[dropout]") {
+TEST_CASE("dropout without a stored mask: the forward and the redrawn backward give the stored mask's bits",
+          "[dropout]") {
     const shape dims{3, 5, 4111};  // past one 2^14-element stream, with a partial last chunk
     const auto x = random_tensor<float>(dims, 141), dy = random_tensor<float>(dims, 142);
     tensor<float> y(dims), mask(dims), dx(dims), y_plain(dims), dx_redrawn(dims);
@@ -123,7 +124,8 @@ TEST_CASE("dropout without a stored mask: the forward and the redrawn backward g
     CHECK(bitwise_equal(dx_redrawn, dx));
     cpu_ops::dropout_backward<float>(dy, dx_redrawn, 0.3, 99, 8, 11);  // another step: another mask
     CHECK_FALSE(bitwise_equal(dx_redrawn, dx));
-    CHECK_THROWS_WITH(cpu_ops::dropout_backward<float>(dy, dx_redrawn, 1.5, 99, 7, 11), Catch::Contains("dropout_backward") && Catch::Contains("p = 1.5"));
+    CHECK_THROWS_WITH(cpu_ops::dropout_backward<float>(dy, dx_redrawn, 1.5, 99, 7, 11),
+                      Catch::Contains("dropout_backward") && Catch::Contains("p = 1.5"));
 }
 
 TEST_CASE("dropout with p = 0 keeps everything and with p = 1 drops everything", "[dropout]") {
@@ -192,7 +194,8 @@ TEST_CASE("dropout refuses bad probabilities, salts and shapes", "[dropout][erro
 // Mean squared error
 
 TEST_CASE("mse_loss matches torch mse_loss in float64 and in float", "[loss][golden]") {
-    const auto pred = load_golden(pointwise_golden("mse", "pred")), target = load_golden(pointwise_golden("mse", "target"));
+    const auto pred = load_golden(pointwise_golden("mse", "pred")),
+               target = load_golden(pointwise_golden("mse", "target"));
     const double expected = load_golden(pointwise_golden("mse", "loss"))[0];
     tensor<double> dpred(pred.dims());
     CHECK(cpu_ops::mse_loss<double>(pred, target, dpred) == Approx(expected).epsilon(1e-13));

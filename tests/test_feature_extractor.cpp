@@ -17,8 +17,8 @@
 #include "support/common.hpp"
 
 using namespace ouro;
-using ouro::testing::thread_guard;
 using Catch::Contains;
+using ouro::testing::thread_guard;
 
 namespace {
 
@@ -197,12 +197,14 @@ TEST_CASE("lenet features of an image do not depend on the batch or the thread c
     CHECK(std::equal(all.begin(), all.end(), serial.begin()));
     set_threads(2);
     for (std::int64_t i = 0; i < 9; i += 4) {
-        const tensor<float> one = e.features(tensor_view<const float>(test.images.data() + i * 784, shape{1, 1, 28, 28}));
+        const tensor<float> one =
+            e.features(tensor_view<const float>(test.images.data() + i * 784, shape{1, 1, 28, 28}));
         INFO("image " << i);
         CHECK(std::equal(one.begin(), one.end(), all.data() + i * 84));
     }
     // The features are the network's own penultimate layer.
-    const tensor<float> direct = to_tensor(e.net().features(tensor_view<const float>(test.images.data(), shape{1, 1, 28, 28})));
+    const tensor<float> direct =
+        to_tensor(e.net().features(tensor_view<const float>(test.images.data(), shape{1, 1, 28, 28})));
     CHECK(std::equal(direct.begin(), direct.end(), all.data()));
 }
 
@@ -214,7 +216,8 @@ TEST_CASE("lenet feature extractor refuses bad input with clear errors", "[featu
                       Contains("10 images") && Contains("batch of 20"));
     data::image_dataset bad_labels = halves(40, 1);
     bad_labels.labels[3] = 2;
-    CHECK_THROWS_WITH(e.train_or_load(bad_labels, dir.path / "a.safetensors", quick, log), Contains("label 2 at index 3"));
+    CHECK_THROWS_WITH(e.train_or_load(bad_labels, dir.path / "a.safetensors", quick, log),
+                      Contains("label 2 at index 3"));
     // Images the LeNet cannot take: not square, or a size whose poolings do not divide evenly.
     data::image_dataset odd;
     odd.name = "odd";
@@ -229,13 +232,16 @@ TEST_CASE("lenet feature extractor refuses bad input with clear errors", "[featu
     CHECK_FALSE(std::filesystem::exists(dir.path / "a.safetensors"));
 
     e.train_or_load(halves(40, 1), dir.path / "b.safetensors", {.epochs = 1, .batch_size = 20}, log);
-    CHECK_THROWS_WITH(e.features(tensor<float>(shape{3, 1, 32, 32})), Contains("(3, 1, 28, 28)") && Contains("(3, 1, 32, 32)"));
+    CHECK_THROWS_WITH(e.features(tensor<float>(shape{3, 1, 32, 32})),
+                      Contains("(3, 1, 28, 28)") && Contains("(3, 1, 32, 32)"));
     CHECK_THROWS_WITH(e.classify(tensor<float>(shape{3, 3, 28, 28})), Contains("(3, 3, 28, 28)"));
     CHECK_THROWS_WITH(e.features(tensor<float>(shape{0, 1, 28, 28})), Contains("N >= 1"));
-    CHECK_THROWS_WITH(metrics::lenet_feature_extractor().load(dir.path / "missing.safetensors"), Contains("no such file"));
+    CHECK_THROWS_WITH(metrics::lenet_feature_extractor().load(dir.path / "missing.safetensors"),
+                      Contains("no such file"));
 }
 
-TEST_CASE("train_classifier follows its recipe: steps, callbacks, early stop, reproducibility", "[classifier_training]") {
+TEST_CASE("train_classifier follows its recipe: steps, callbacks, early stop, reproducibility",
+          "[classifier_training]") {
     const data::image_dataset train = halves(50, 4);  // 2 steps per epoch of 20; 10 images dropped
     struct recorder {
         std::vector<std::int64_t> steps, batches;
@@ -253,7 +259,8 @@ TEST_CASE("train_classifier follows its recipe: steps, callbacks, early stop, re
     nn::lenet<cpu> a(2), b(2);
     a.reset_parameters(1);
     b.reset_parameters(1);
-    const metrics::classifier_training_options o{.epochs = 3, .batch_size = 20, .lr = 1e-3, .warmup_steps = 100, .seed = 7};
+    const metrics::classifier_training_options o{
+        .epochs = 3, .batch_size = 20, .lr = 1e-3, .warmup_steps = 100, .seed = 7};
     const auto report = metrics::train_classifier(a, train, o, rec);
     CHECK(report.steps == 6);
     CHECK(report.epochs == 3);
@@ -377,8 +384,7 @@ TEST_CASE("lenet feature extractor never uses a grey cache for colour data, nor 
     CHECK(weights_of(back) == weights_of(g));  // the same recipe on the same data, from scratch
 }
 
-TEST_CASE("lenet feature extractor reads grey caches written before the geometry was recorded",
-          "[feature_extractor]") {
+TEST_CASE("lenet feature extractor reads grey caches written before the geometry was recorded", "[feature_extractor]") {
     temp_dir dir;
     const auto cache = dir.path / "old.safetensors";
     const metrics::classifier_training_options o{.epochs = 1, .batch_size = 20, .seed = 3};

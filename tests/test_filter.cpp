@@ -101,9 +101,9 @@ TEST_CASE("keep_all keeps the whole pool whatever the budget", "[filter]") {
 TEST_CASE("top_confidence keeps the N highest scores, equal scores ranked by id", "[filter]") {
     const toy_pool p;
     const top_confidence f;
-    CHECK(f.select(p.view(), 1, 0) == indices{3});           // .9 twice: id 7 before id 50
+    CHECK(f.select(p.view(), 1, 0) == indices{3});  // .9 twice: id 7 before id 50
     CHECK(f.select(p.view(), 2, 0) == indices{0, 3});
-    CHECK(f.select(p.view(), 4, 0) == indices{0, 3, 4, 7});  // .9 .9 .8 .7
+    CHECK(f.select(p.view(), 4, 0) == indices{0, 3, 4, 7});        // .9 .9 .8 .7
     CHECK(f.select(p.view(), 6, 0) == indices{0, 3, 4, 6, 7, 9});  // .5 twice: id 21 (index 6) before id 33
     CHECK(f.select(p.view(), 0, 0).empty());
     CHECK(f.select(p.view(), 10, 0).size() == 10);
@@ -119,8 +119,7 @@ TEST_CASE("top_confidence keeps the N highest scores, equal scores ranked by id"
     CHECK(f.select(pool_view{s, {}, {}, ids}, 2, 0) == indices{2, 3});
 }
 
-TEST_CASE("confidence_threshold keeps scores at or above the threshold, optionally the N best of them",
-          "[filter]") {
+TEST_CASE("confidence_threshold keeps scores at or above the threshold, optionally the N best of them", "[filter]") {
     const toy_pool p;
     CHECK(confidence_threshold{0.5}.select(p.view(), 0, 0) == indices{0, 2, 3, 4, 6, 7, 9});  // the budget is not used
     CHECK(confidence_threshold{0.5, true}.select(p.view(), 3, 0) == indices{0, 3, 7});
@@ -237,13 +236,13 @@ TEST_CASE("then<...> applies each policy to what the previous one kept", "[filte
     const then<confidence_threshold, random_n> strict{confidence_threshold{0.85}, random_n{}};
     CHECK(strict.select(p.view(), 5, 4) == indices{0, 3});
     // Deterministic stages compose exactly; stage 0 gets the seed itself.
-    CHECK(then<confidence_threshold, top_confidence>{confidence_threshold{0.5}, top_confidence{}}.select(p.view(), 2, 0) ==
-          indices{0, 3});
+    CHECK(then<confidence_threshold, top_confidence>{confidence_threshold{0.5}, top_confidence{}}.select(
+              p.view(), 2, 0) == indices{0, 3});
     CHECK(then<random_n>{}.select(p.view(), 4, 7) == random_n{}.select(p.view(), 4, 7));
     // Survivors of .5: label 0 -> 3, 0, 9, 6; label 1 -> 7, 4; label 2 -> 2. N = 4: 3, 7, 2 and one
     // extra for the best next item, 0 (.9, label 0) over 4 (.7, label 1).
-    CHECK(then<confidence_threshold, class_balanced>{confidence_threshold{0.5}, class_balanced{}}.select(p.view(), 4, 0) ==
-          indices{0, 2, 3, 7});
+    CHECK(then<confidence_threshold, class_balanced>{confidence_threshold{0.5}, class_balanced{}}.select(
+              p.view(), 4, 0) == indices{0, 2, 3, 7});
     // Both stages share the budget: class_balanced keeps all 6 that top_confidence kept.
     CHECK(then<top_confidence, class_balanced>{}.select(p.view(), 6, 0) == indices{0, 3, 4, 6, 7, 9});
     // Nested compositions and user policies work as stages.
@@ -254,7 +253,8 @@ TEST_CASE("then<...> applies each policy to what the previous one kept", "[filte
 
 TEST_CASE("filters reject a negative budget, missing scores and labels, and mismatched fields", "[filter][errors]") {
     const toy_pool p;
-    CHECK_THROWS_WITH(top_confidence{}.select(p.view(), -1, 0), Contains("top_confidence") && Contains("N >= 0, found -1"));
+    CHECK_THROWS_WITH(top_confidence{}.select(p.view(), -1, 0),
+                      Contains("top_confidence") && Contains("N >= 0, found -1"));
     CHECK_THROWS_WITH(random_n{}.select(p.view(), -2, 0), Contains("random_n") && Contains("found -2"));
     CHECK_THROWS_WITH(keep_all{}.select(p.view(), -1, 0), Contains("N >= 0"));
     CHECK_THROWS_WITH(class_balanced{}.select(p.view(), -1, 0), Contains("N >= 0"));
@@ -286,7 +286,8 @@ TEST_CASE("apply_filter runs a policy and catches a policy's bad output", "[filt
     CHECK_THROWS_WITH(apply_filter(returns{{3, 1}}, p.view(), 2, 0),
                       Contains("returns") && Contains("strictly ascending") && Contains("3 before 1"));
     CHECK_THROWS_WITH(apply_filter(returns{{2, 2}}, p.view(), 2, 0), Contains("strictly ascending"));
-    CHECK_THROWS_WITH(apply_filter(returns{{0, 10}}, p.view(), 2, 0), Contains("index 10, out of range") && Contains("10 items"));
+    CHECK_THROWS_WITH(apply_filter(returns{{0, 10}}, p.view(), 2, 0),
+                      Contains("index 10, out of range") && Contains("10 items"));
     CHECK_THROWS_WITH(apply_filter(returns{{-1}}, p.view(), 2, 0), Contains("index -1"));
     // Inside a composition too.
     CHECK_THROWS_WITH((then<keep_all, returns>{keep_all{}, returns{{5, 4}}}.select(p.view(), 2, 0)),

@@ -79,7 +79,8 @@ parameter_store<T> small_model() {
     store.add("out.weight", shape{10, 36});
     std::int64_t k = 0;
     for (const auto& e : store.entries())
-        for (std::int64_t i = 0; i < e.dims.numel(); ++i) store.values()[e.offset + i] = static_cast<T>(0.125 * (k++ % 97) - 3.0);
+        for (std::int64_t i = 0; i < e.dims.numel(); ++i)
+            store.values()[e.offset + i] = static_cast<T>(0.125 * (k++ % 97) - 3.0);
     return store;
 }
 
@@ -94,11 +95,10 @@ TEST_CASE("safetensors_writer reproduces the reference serializer's known-answer
     io::safetensors_writer w;
     w.add("attn.0", tensor_view<const float>(values, shape{1, 2, 3}));
     const std::vector<unsigned char> expected = {
-        64,  0,   0,   0,   0,   0,   0,   0,   123, 34,  97,  116, 116, 110, 46,  48, 34,  58,  123, 34,
-        100, 116, 121, 112, 101, 34,  58,  34,  70,  51,  50,  34,  44,  34,  115, 104, 97, 112, 101, 34,
-        58,  91,  49,  44,  50,  44,  51,  93,  44,  34,  100, 97,  116, 97,  95,  111, 102, 102, 115, 101,
-        116, 115, 34,  58,  91,  48,  44,  50,  52,  93,  125, 125, 0,   0,   0,   0,   0,  0,   128, 63,
-        0,   0,   0,   64,  0,   0,   64,  64,  0,   0,   128, 64,  0,   0,   160, 64};
+        64,  0,  0,   0,  0,   0,  0,   0,   123, 34,  97,  116, 116, 110, 46,  48, 34, 58, 123, 34, 100, 116, 121, 112,
+        101, 34, 58,  34, 70,  51, 50,  34,  44,  34,  115, 104, 97,  112, 101, 34, 58, 91, 49,  44, 50,  44,  51,  93,
+        44,  34, 100, 97, 116, 97, 95,  111, 102, 102, 115, 101, 116, 115, 34,  58, 91, 48, 44,  50, 52,  93,  125, 125,
+        0,   0,  0,   0,  0,   0,  128, 63,  0,   0,   0,   64,  0,   0,   64,  64, 0,  0,  128, 64, 0,   0,   160, 64};
     CHECK(bytes_of(w.serialize()) == expected);
 
     const std::vector<unsigned char> empty = {8, 0, 0, 0, 0, 0, 0, 0, 123, 125, 32, 32, 32, 32, 32, 32};
@@ -107,9 +107,8 @@ TEST_CASE("safetensors_writer reproduces the reference serializer's known-answer
     io::safetensors_writer meta_only;
     meta_only.set_metadata("framework", "pt");
     const std::vector<unsigned char> with_metadata = {
-        40,  0,  0,   0,   0,   0,   0,   0,   123, 34,  95,  95,  109, 101, 116, 97,  100,
-        97,  116, 97, 95,  95,  34,  58,  123, 34,  102, 114, 97,  109, 101, 119, 111, 114,
-        107, 34, 58,  34,  112, 116, 34,  125, 125, 32,  32,  32,  32,  32};
+        40,  0,  0,   0,   0,  0,   0,   0,   123, 34,  95,  95, 109, 101, 116, 97,  100, 97,  116, 97, 95, 95, 34, 58,
+        123, 34, 102, 114, 97, 109, 101, 119, 111, 114, 107, 34, 58,  34,  112, 116, 34,  125, 125, 32, 32, 32, 32, 32};
     CHECK(bytes_of(meta_only.serialize()) == with_metadata);
 }
 
@@ -121,7 +120,8 @@ TEST_CASE("a safetensors file written in Python reads back exactly, every dtype"
     // Entries come in data order: by dtype alignment, then by name.
     std::vector<std::string> names;
     for (const auto& e : r.entries()) names.push_back(e.name);
-    CHECK(names == std::vector<std::string>{"adam.step", "labels", "ema.decay", "conv.bias", "conv.weight", "counts", "mask"});
+    CHECK(names ==
+          std::vector<std::string>{"adam.step", "labels", "ema.decay", "conv.bias", "conv.weight", "counts", "mask"});
 
     const tensor<float> w = r.read<float>("conv.weight");
     REQUIRE(w.dims() == shape{2, 1, 3, 3});
@@ -220,7 +220,8 @@ TEST_CASE("parameter stores round-trip through safetensors checkpoints with thei
     parameter_store<double> loaded64 = small_model<double>();
     std::fill(loaded64.values(), loaded64.values() + loaded64.size(), 0.0);
     CHECK(io::load_parameters(dir / "model64.safetensors", loaded64).empty());
-    CHECK(std::memcmp(loaded64.values(), saved64.values(), static_cast<std::size_t>(saved64.size()) * sizeof(double)) == 0);
+    CHECK(std::memcmp(loaded64.values(), saved64.values(), static_cast<std::size_t>(saved64.size()) * sizeof(double)) ==
+          0);
     CHECK(io::safetensors_reader(dir / "model64.safetensors").at("conv.weight").dtype == io::safetensors_dtype::f64);
 }
 
@@ -269,17 +270,19 @@ TEST_CASE("trainer state: several parameter buffers under prefixes and scalars s
 
     // Without a prefix, the optimizer's tensors are unexpected for the model.
     parameter_store<float> plain = small_model<float>();
-    CHECK_THROWS_WITH(io::read_parameter_buffer(r, plain, plain.values()),
-                      Catch::Contains("unexpected tensor 'adam.m.conv.bias'") && Catch::Contains("missing tensor 'conv.bias'"));
+    CHECK_THROWS_WITH(
+        io::read_parameter_buffer(r, plain, plain.values()),
+        Catch::Contains("unexpected tensor 'adam.m.conv.bias'") && Catch::Contains("missing tensor 'conv.bias'"));
 }
 
-TEST_CASE("loading a checkpoint that does not fit the model names every mismatch and changes nothing", "[io][safetensors]") {
+TEST_CASE("loading a checkpoint that does not fit the model names every mismatch and changes nothing",
+          "[io][safetensors]") {
     scratch_dir dir("mismatch");
     parameter_store<float> other;
     other.add("conv.weight", shape{4, 3, 5, 5});  // shape differs
     other.add("conv.bias", shape{4});
     other.add("out.weight", shape{10, 36});
-    other.add("extra.weight", shape{2});          // the model has no such parameter; norm.weight is missing
+    other.add("extra.weight", shape{2});  // the model has no such parameter; norm.weight is missing
     io::save_parameters(dir / "other.safetensors", other, {{"model_spec", "unet{base=16}"}});
 
     parameter_store<float> model = small_model<float>();
@@ -290,7 +293,10 @@ TEST_CASE("loading a checkpoint that does not fit the model names every mismatch
     } catch (const error& e) {
         const std::string msg = e.what();
         CHECK_THAT(msg, Catch::Contains("other.safetensors: the tensors do not match the model's parameters"));
-        CHECK_THAT(msg, Catch::Contains("tensor 'conv.weight': expected shape (4, 3, 3, 3) (the model's), found (4, 3, 5, 5) (the file's)"));
+        CHECK_THAT(
+            msg,
+            Catch::Contains(
+                "tensor 'conv.weight': expected shape (4, 3, 3, 3) (the model's), found (4, 3, 5, 5) (the file's)"));
         CHECK_THAT(msg, Catch::Contains("missing tensor 'norm.weight' (the model's parameter of shape (4))"));
         CHECK_THAT(msg, Catch::Contains("unexpected tensor 'extra.weight' of shape (2)"));
         CHECK_THAT(msg, !Catch::Contains("conv.bias"));
@@ -322,7 +328,8 @@ TEST_CASE("missing, truncated and foreign files are refused with the reason", "[
     // Cut inside the data: the last tensor's offsets reach past the end.
     write_all(dir / "cut_data.safetensors", good.substr(0, good.size() - 10));
     CHECK_THROWS_WITH(io::safetensors_reader(dir / "cut_data.safetensors"),
-                      Catch::Contains("truncated safetensors file: tensor 'out.weight' has data_offsets [464, 1904], past the end of the 1894-byte data section") &&
+                      Catch::Contains("truncated safetensors file: tensor 'out.weight' has data_offsets [464, 1904], "
+                                      "past the end of the 1894-byte data section") &&
                           Catch::Contains("past the end of the"));
     // Cut inside the header.
     write_all(dir / "cut_header.safetensors", good.substr(0, 40));
@@ -341,7 +348,8 @@ TEST_CASE("missing, truncated and foreign files are refused with the reason", "[
     CHECK_THROWS_WITH(io::safetensors_reader(dir / "json.safetensors"),
                       Catch::Contains("not a safetensors file: its header is not valid JSON"));
     write_all(dir / "array.safetensors", make_safetensors("[1, 2]  ", ""));
-    CHECK_THROWS_WITH(io::safetensors_reader(dir / "array.safetensors"), Catch::Contains("its header does not start with '{'"));
+    CHECK_THROWS_WITH(io::safetensors_reader(dir / "array.safetensors"),
+                      Catch::Contains("its header does not start with '{'"));
     write_all(dir / "number.safetensors", make_safetensors("{\"a\":1}", ""));
     CHECK_THROWS_WITH(io::safetensors_reader(dir / "number.safetensors"),
                       Catch::Contains("the header entry of tensor 'a' is not a JSON object"));
@@ -364,9 +372,13 @@ TEST_CASE("headers whose entries contradict the format are refused, naming the t
         return std::string("accepted");
     };
     CHECK_THAT(refused(R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,24]}})", data),
-               Catch::Contains("tensor 'w' of dtype F32 and shape (2, 2) needs 16 bytes, but its data_offsets [0, 24] span 24"));
-    CHECK_THAT(refused(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"v":{"dtype":"F32","shape":[2],"data_offsets":[16,24]}})", data),
-               Catch::Contains("tensor 'v' starts at byte 16 of the data section, expected 8"));
+               Catch::Contains(
+                   "tensor 'w' of dtype F32 and shape (2, 2) needs 16 bytes, but its data_offsets [0, 24] span 24"));
+    CHECK_THAT(
+        refused(
+            R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"v":{"dtype":"F32","shape":[2],"data_offsets":[16,24]}})",
+            data),
+        Catch::Contains("tensor 'v' starts at byte 16 of the data section, expected 8"));
     CHECK_THAT(refused(R"({"w":{"dtype":"Q4","shape":[6],"data_offsets":[0,24]}})", data),
                Catch::Contains("tensor 'w' has dtype 'Q4', which ouro does not know"));
     CHECK_THAT(refused(R"({"w":{"dtype":"F32","shape":[-6],"data_offsets":[0,24]}})", data),
@@ -424,8 +436,8 @@ std::vector<png_chunk> png_chunks(const std::string& png) {
 
 // Decodes with stb_image into interleaved 8-bit pixels, keeping the file's channel count.
 std::vector<std::uint8_t> decode_png(const std::string& png, int& w, int& h, int& c) {
-    unsigned char* p = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(png.data()), static_cast<int>(png.size()), &w,
-                                             &h, &c, 0);
+    unsigned char* p = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(png.data()), static_cast<int>(png.size()),
+                                             &w, &h, &c, 0);
     INFO("stb_image: " << (p ? "ok" : stbi_failure_reason()));
     REQUIRE(p != nullptr);
     std::vector<std::uint8_t> out(p, p + static_cast<std::size_t>(w) * h * c);
@@ -468,8 +480,8 @@ TEST_CASE("encode_png writes valid chunks that an independent decoder reads back
         CHECK(raw_size == raw.size());
         std::vector<int> used(5, 0);
         for (std::int64_t y = 0; y < h; ++y) ++used.at(raw[static_cast<std::size_t>(y * (w * channels + 1))]);
-        INFO("channels " << channels << ": rows per filter " << used[0] << " " << used[1] << " " << used[2] << " " << used[3]
-                         << " " << used[4]);
+        INFO("channels " << channels << ": rows per filter " << used[0] << " " << used[1] << " " << used[2] << " "
+                         << used[3] << " " << used[4]);
         CHECK(used[0] + used[1] + used[2] + used[3] + used[4] == h);
         CHECK(std::count(used.begin(), used.end(), 0) <= 2);
 
@@ -487,13 +499,13 @@ TEST_CASE("encode_png writes valid chunks that an independent decoder reads back
 
 TEST_CASE("make_image_grid lays out images as torchvision's make_grid and converts values as save_image", "[io][png]") {
     // 5 RGB images of 2x3, each filled with its own value per channel, in a 3-column grid.
-    tensor<float> images(shape{5, 3, 2, 3});                               // (N, C, H, W)
-    const float fill[5] = {-1.0f, 1.0f, 0.0f, 2.0f, -3.0f};                // clamps at both ends
+    tensor<float> images(shape{5, 3, 2, 3});                 // (N, C, H, W)
+    const float fill[5] = {-1.0f, 1.0f, 0.0f, 2.0f, -3.0f};  // clamps at both ends
     for (int n = 0; n < 5; ++n)
         for (int c = 0; c < 3; ++c)
             for (int i = 0; i < 6; ++i) images[(n * 3 + c) * 6 + i] = c == 0 ? fill[n] : (c == 1 ? 0.5f : -0.5f);
     const tensor<std::uint8_t> grid = io::make_image_grid(images, {.cols = 3, .padding = 1, .padding_value = 9});
-    REQUIRE(grid.dims() == shape{2 * 3 + 1, 3 * 4 + 1, 3});                  // (H_grid, W_grid, C)
+    REQUIRE(grid.dims() == shape{2 * 3 + 1, 3 * 4 + 1, 3});  // (H_grid, W_grid, C)
     auto px = [&](std::int64_t y, std::int64_t x, std::int64_t c) { return int(grid[(y * 13 + x) * 3 + c]); };
     // floor(255 * (v + 1) / 2 + 0.5): -1 -> 0, 1 -> 255, 0 -> 128, 0.5 -> 191, -0.5 -> 64
     const int red[5] = {0, 255, 128, 255, 0};
@@ -506,10 +518,10 @@ TEST_CASE("make_image_grid lays out images as torchvision's make_grid and conver
                 REQUIRE(px(y0 + y, x0 + x, 2) == 64);
             }
     }
-    CHECK(px(0, 0, 0) == 9);    // outer border
-    CHECK(px(1, 4, 1) == 9);    // between columns
-    CHECK(px(3, 2, 2) == 9);    // between rows
-    CHECK(px(4, 10, 0) == 9);   // the empty sixth cell
+    CHECK(px(0, 0, 0) == 9);   // outer border
+    CHECK(px(1, 4, 1) == 9);   // between columns
+    CHECK(px(3, 2, 2) == 9);   // between rows
+    CHECK(px(4, 10, 0) == 9);  // the empty sixth cell
     CHECK(px(6, 12, 0) == 9);
 
     // [0, 1] range and the default square layout: 5 images -> 3 columns, 2 rows.
@@ -601,12 +613,11 @@ TEST_CASE("progress in log style prints a line every N steps with rate and ETA",
     std::ostringstream out;
     auto clock = std::make_shared<fake_clock>();
     {
-        progress p(1000, {.label = "train",
-                          .log_every = 100,
-                          .items_per_step = 10,
-                          .unit = "img",
-                          .out = &out,
-                          .clock = [clock] { return clock->now; }});
+        progress p(
+            1000,
+            {.label = "train", .log_every = 100, .items_per_step = 10, .unit = "img", .out = &out, .clock = [clock] {
+                 return clock->now;
+             }});
         CHECK_FALSE(p.draws_bar());
         for (int step = 1; step <= 1000; ++step) {
             clock->now = 0.1 * step;  // 10 steps/s
@@ -641,7 +652,10 @@ TEST_CASE("progress in bar style redraws one line, throttled, and ends it", "[co
     std::ostringstream out;
     double now = 0;
     {
-        progress p(100, {.style = progress_style::bar, .out = &out, .clock = [&] { return now; }, .redraw_interval = 1.0,
+        progress p(100, {.style = progress_style::bar,
+                         .out = &out,
+                         .clock = [&] { return now; },
+                         .redraw_interval = 1.0,
                          .bar_width = 10});
         CHECK(p.draws_bar());
         for (int step = 1; step <= 50; ++step) {

@@ -96,7 +96,8 @@ TEST_CASE("kNN spectral clustering separates blobs; a disconnected graph has one
     const graph_components c = connected_components(w);
     CHECK(c.count == 4);  // blobs 20 apart with unit spread never share a 5-NN edge
     CHECK(clustering_accuracy(c.component, truth) == 1.0);
-    const spectral_result r = knn_spectral_clustering(x.view(), 4, {.graph = {.neighbours = 5}, .spectral = {.kmeans = {.seed = 3}}});
+    const spectral_result r =
+        knn_spectral_clustering(x.view(), 4, {.graph = {.neighbours = 5}, .spectral = {.kmeans = {.seed = 3}}});
     CHECK(clustering_accuracy(r.labels, truth) == 1.0);
     CHECK(near_unit_eigenvalues(r.eigenvalues) == 4);
     // Asked for fewer clusters than components, the eigenvalues still say 4 of 4... and 3 of 3.
@@ -129,9 +130,11 @@ TEST_CASE("knn_affinity is the same at 1 and 2 threads", "[cluster][knn][threads
     CHECK(w1 == w2);
 }
 
-TEST_CASE("knn_affinity and connected_components refuse bad input, naming expected and found", "[cluster][knn][errors]") {
+TEST_CASE("knn_affinity and connected_components refuse bad input, naming expected and found",
+          "[cluster][knn][errors]") {
     const tensor<double> x = points_1d({0, 1, 3});
-    CHECK_THROWS_WITH(knn_affinity(x.view(), {.neighbours = 3}), Contains("1 <= neighbours <= N - 1 = 2") && Contains("found 3"));
+    CHECK_THROWS_WITH(knn_affinity(x.view(), {.neighbours = 3}),
+                      Contains("1 <= neighbours <= N - 1 = 2") && Contains("found 3"));
     CHECK_THROWS_WITH(knn_affinity(x.view(), {.neighbours = 0}), Contains("found 0"));
     CHECK_THROWS_WITH(knn_affinity(points_1d({4}).view()), Contains("N >= 2") && Contains("found shape (1, 1)"));
     CHECK_THROWS_WITH(knn_affinity(tensor<double>(shape{5}).view()), Contains("(N, D)") && Contains("found shape (5)"));

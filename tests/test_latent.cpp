@@ -13,20 +13,33 @@
 #include "ouro/core/parallel.hpp"
 #include "ouro/latent/latents.hpp"
 #include "ouro/nn/unet.hpp"
-#include "support/gradcheck.hpp"
 #include "support/common.hpp"
+#include "support/gradcheck.hpp"
 
 using namespace ouro;
-using ouro::testing::thread_guard;
-using ouro::testing::bitwise_equal;
 using Catch::Contains;
+using ouro::testing::bitwise_equal;
+using ouro::testing::thread_guard;
 
 namespace {
 
-constexpr nn::unet_spec tiny_spec{.in_channels = 1, .image_size = 8, .base = 8, .mult = {1, 2}, .res_blocks = 1,
-                                  .attention = {false, true}, .heads = 1, .groups = 4, .classes = 3};
-constexpr nn::unet_spec tiny_unconditional{.in_channels = 1, .image_size = 8, .base = 8, .mult = {1, 2},
-                                           .res_blocks = 1, .attention = {false, false}, .heads = 1, .groups = 4,
+constexpr nn::unet_spec tiny_spec{.in_channels = 1,
+                                  .image_size = 8,
+                                  .base = 8,
+                                  .mult = {1, 2},
+                                  .res_blocks = 1,
+                                  .attention = {false, true},
+                                  .heads = 1,
+                                  .groups = 4,
+                                  .classes = 3};
+constexpr nn::unet_spec tiny_unconditional{.in_channels = 1,
+                                           .image_size = 8,
+                                           .base = 8,
+                                           .mult = {1, 2},
+                                           .res_blocks = 1,
+                                           .attention = {false, false},
+                                           .heads = 1,
+                                           .groups = 4,
                                            .classes = 0};
 using tiny_unet = nn::unet<cpu, tiny_spec>;
 
@@ -81,7 +94,8 @@ static_assert(latent::specified_encoder<tiny_unet>);
 static_assert(latent::encoder<identity_encoder> && !latent::replicable_encoder<identity_encoder>);
 static_assert(latent::replicable_encoder<picky_encoder> && !latent::specified_encoder<picky_encoder>);
 static_assert(!latent::encoder<not_an_encoder> && !latent::encoder<int>);
-static_assert(latent::pooling<latent::flatten> && latent::pooling<latent::spatial_mean> && latent::pooling<latent::spatial_max>);
+static_assert(latent::pooling<latent::flatten> && latent::pooling<latent::spatial_mean> &&
+              latent::pooling<latent::spatial_max>);
 static_assert(!latent::pooling<int>);
 
 tensor<float> row_of(const tensor<float>& m, std::int64_t i) {
@@ -121,7 +135,8 @@ TEST_CASE("an item's latent is the same alone, in any batch and at 1 or 2 thread
 
     auto extract_all = [&](int threads, std::int64_t batch, bool replicate) {
         set_threads(threads);
-        latent::latent_extractor ex(net, table_1000(), {.timestep = 120, .seed = 5, .batch_size = batch, .replicate = replicate});
+        latent::latent_extractor ex(net, table_1000(),
+                                    {.timestep = 120, .seed = 5, .batch_size = batch, .replicate = replicate});
         return ex.extract(images, labels, ids);
     };
     const tensor<float> all = extract_all(2, 3, true);
@@ -262,7 +277,8 @@ TEST_CASE("pooling policies: shapes and values on a hand-made bottleneck", "[lat
     const tensor<std::int64_t> labels(shape{2}, 0);
     const tensor<std::int64_t> ids = latent::sequential_ids(2);
     const tensor<float> flat_h = latent::latent_extractor(net, table_1000(), {}).extract(images, labels, ids);
-    const tensor<float> max_h = latent::latent_extractor(net, table_1000(), {}, latent::spatial_max{}).extract(images, labels, ids);
+    const tensor<float> max_h =
+        latent::latent_extractor(net, table_1000(), {}, latent::spatial_max{}).extract(images, labels, ids);
     REQUIRE(flat_h.dims() == shape{2, 256});
     REQUIRE(max_h.dims() == shape{2, 16});
     for (std::int64_t i = 0; i < 2; ++i)
@@ -297,12 +313,13 @@ TEST_CASE("extraction reports progress per round and stops when a callback asks"
     // The progress reporter: log lines (not a terminal), here one per round and the last one.
     std::ostringstream out;
     {
-        latent::extraction_progress bar(7, {.label = "latents", .log_every = 3, .unit = "img",
-                                            .style = progress_style::log, .out = &out});
+        latent::extraction_progress bar(
+            7, {.label = "latents", .log_every = 3, .unit = "img", .style = progress_style::log, .out = &out});
         ex.extract(images, none, latent::sequential_ids(7), bar);
         bar.finish();
     }
-    CHECK_THAT(out.str(), Contains("latents 3/7 (42%)") && Contains("latents 6/7 (85%)") && Contains("latents 7/7 (100%)"));
+    CHECK_THAT(out.str(),
+               Contains("latents 3/7 (42%)") && Contains("latents 6/7 (85%)") && Contains("latents 7/7 (100%)"));
 }
 
 TEST_CASE("standardizer: zero mean and unit std on the reference set, applied to others, saved and loaded",
@@ -311,7 +328,8 @@ TEST_CASE("standardizer: zero mean and unit std on the reference set, applied to
     const std::int64_t n = 50, d = 37;
     tensor<float> ref = testing::random_tensor<float>(shape{n, d}, 7);
     for (std::int64_t r = 0; r < n; ++r)
-        for (std::int64_t j = 0; j < d; ++j) ref[r * d + j] = ref[r * d + j] * static_cast<float>(j + 1) + static_cast<float>(10 * j);
+        for (std::int64_t j = 0; j < d; ++j)
+            ref[r * d + j] = ref[r * d + j] * static_cast<float>(j + 1) + static_cast<float>(10 * j);
     for (std::int64_t r = 0; r < n; ++r) ref[r * d + 5] = 2.5f;  // a constant dimension
 
     set_threads(2);
@@ -362,7 +380,8 @@ TEST_CASE("standardizer: zero mean and unit std on the reference set, applied to
         const tensor<double> m(shape{3}, 0.0);
         w.add("mean", m);
         w.add("std", m);
-        w.set_metadata({{"format", "ouro.standardizer"}, {"version", "1"}, {"min_std", "1e-6"}, {"reference_rows", "3"}});
+        w.set_metadata(
+            {{"format", "ouro.standardizer"}, {"version", "1"}, {"min_std", "1e-6"}, {"reference_rows", "3"}});
         w.write(dir / "zero_std.safetensors");
     }
     CHECK_THROWS_WITH(latent::standardizer::load(dir / "zero_std.safetensors"), Contains("std > 0"));

@@ -161,7 +161,8 @@ TEST_CASE("pca is saved and loaded, and refuses files of another kind", "[latent
         const tensor<double> m(shape{3}, 0.0);
         w.add("mean", m);
         w.add("std", m);
-        w.set_metadata({{"format", "ouro.standardizer"}, {"version", "1"}, {"min_std", "1e-6"}, {"reference_rows", "3"}});
+        w.set_metadata(
+            {{"format", "ouro.standardizer"}, {"version", "1"}, {"min_std", "1e-6"}, {"reference_rows", "3"}});
         w.write(dir / "standardizer.safetensors");
     }
     CHECK_THROWS_WITH(latent::pca::load(dir / "standardizer.safetensors"), Contains("ouro.pca"));
@@ -171,7 +172,10 @@ TEST_CASE("pca is saved and loaded, and refuses files of another kind", "[latent
         w.add("mean", mean);
         w.add("components", components);
         w.add("variances", variances);
-        w.set_metadata({{"format", "ouro.pca"}, {"version", "1"}, {"total_variance", "1"}, {"whiten", "0"},
+        w.set_metadata({{"format", "ouro.pca"},
+                        {"version", "1"},
+                        {"total_variance", "1"},
+                        {"whiten", "0"},
                         {"reference_rows", "3"}});
         w.write(dir / "misfit.safetensors");
     }
@@ -185,8 +189,10 @@ TEST_CASE("pca refuses bad shapes, dimensions and values, naming expected and fo
     const tensor<double> x = rotated_cross();
     CHECK_THROWS_WITH(latent::pca::fit(tensor<double>(shape{1, 3}).view(), 1),
                       Contains("N >= 2") && Contains("found shape (1, 3)"));
-    CHECK_THROWS_WITH(latent::pca::fit(tensor<double>(shape{6}).view(), 1), Contains("(N, D)") && Contains("found shape (6)"));
-    CHECK_THROWS_WITH(latent::pca::fit(x.view(), 3), Contains("1 <= dims <= min(N - 1, D) = 2") && Contains("dims = 3"));
+    CHECK_THROWS_WITH(latent::pca::fit(tensor<double>(shape{6}).view(), 1),
+                      Contains("(N, D)") && Contains("found shape (6)"));
+    CHECK_THROWS_WITH(latent::pca::fit(x.view(), 3),
+                      Contains("1 <= dims <= min(N - 1, D) = 2") && Contains("dims = 3"));
     CHECK_THROWS_WITH(latent::pca::fit(x.view(), 0), Contains("dims = 0"));
     // N − 1 binds when N <= D: three points span two directions of R^5.
     CHECK_THROWS_WITH(latent::pca::fit(tensor<double>(shape{3, 5}, 1.0).view(), 3), Contains("min(N - 1, D) = 2"));
@@ -202,9 +208,11 @@ TEST_CASE("pca refuses bad shapes, dimensions and values, naming expected and fo
     // Whitening a direction without variance: a point set on a line has none along the second axis.
     tensor<double> line(shape{3, 2}, 0.0);
     line[0] = 1, line[2] = 2, line[4] = 3;
-    CHECK_THROWS_WITH(latent::pca::fit(line.view(), 2, true), Contains("whitening needs variances > 0") && Contains("component 1"));
-    CHECK_THROWS_WITH(latent::pca(tensor<double>(shape{2}, 0.0), tensor<double>(shape{1, 2}, 0.0), tensor<double>(shape{2}, 1.0), 1),
-                      Contains("variances (d)"));
+    CHECK_THROWS_WITH(latent::pca::fit(line.view(), 2, true),
+                      Contains("whitening needs variances > 0") && Contains("component 1"));
+    CHECK_THROWS_WITH(
+        latent::pca(tensor<double>(shape{2}, 0.0), tensor<double>(shape{1, 2}, 0.0), tensor<double>(shape{2}, 1.0), 1),
+        Contains("variances (d)"));
     tensor<double> rising(shape{2});
     rising[0] = 1, rising[1] = 2;
     CHECK_THROWS_WITH(latent::pca(tensor<double>(shape{2}, 0.0), tensor<double>(shape{2, 2}, 0.0), rising, 3),
@@ -231,7 +239,8 @@ TEST_CASE("centred_unit_rows puts rows on the unit sphere around the reference m
     xf[0] = 4, xf[1] = 5;
     CHECK(u.apply(xf.view())[1] == Approx(0.8f));
     CHECK_THROWS_WITH(u.apply(tensor<double>(shape{2, 3}).view()), Contains("D = 2") && Contains("found shape (2, 3)"));
-    CHECK_THROWS_WITH(latent::centred_unit_rows::fit(tensor<double>(shape{0, 2}).view()), Contains("found shape (0, 2)"));
+    CHECK_THROWS_WITH(latent::centred_unit_rows::fit(tensor<double>(shape{0, 2}).view()),
+                      Contains("found shape (0, 2)"));
     tensor<double> bad = ref;
     bad[0] = NAN;
     CHECK_THROWS_WITH(latent::centred_unit_rows::fit(bad.view()), Contains("finite") && Contains("(0, 0)"));

@@ -305,7 +305,8 @@ TEST_CASE("label embedding matches torch embedding, repeated labels summing thei
     copy_into(store.value(w), table);
     require_close("module y", to_tensor(emb.forward(labels)), load_golden(pointwise_golden(c, "y")), 0, 0);
     emb.backward(dy);
-    require_close("module dtable", to_tensor(store.grad(w)), load_golden(pointwise_golden(c, "grad_weight")), 1e-15, 1e-15);
+    require_close("module dtable", to_tensor(store.grad(w)), load_golden(pointwise_golden(c, "grad_weight")), 1e-15,
+                  1e-15);
 }
 
 TEST_CASE("label embedding backward agrees with central differences", "[embedding][gradcheck]") {

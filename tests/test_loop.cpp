@@ -110,11 +110,11 @@ TEST_CASE("ACUR-SC moves each sample toward the nearest real centre of its class
     sc.strength = 0.5;
     sc.centres_per_class = 4;
     sc.correct(tensor_view<float>(samples.data(), shape{3, 2, 1, 1}), labels, c);
-    CHECK(samples[0] == Approx(0.5));   // (1, 1) -> halfway to (0, 0)
+    CHECK(samples[0] == Approx(0.5));  // (1, 1) -> halfway to (0, 0)
     CHECK(samples[1] == Approx(0.5));
-    CHECK(samples[2] == Approx(9.5));   // (9, 2) -> halfway to (10, 0)
+    CHECK(samples[2] == Approx(9.5));  // (9, 2) -> halfway to (10, 0)
     CHECK(samples[3] == Approx(1.0));
-    CHECK(samples[4] == Approx(0.5));   // (1, 1), class 1 -> halfway to (0, 10)
+    CHECK(samples[4] == Approx(0.5));  // (1, 1), class 1 -> halfway to (0, 10)
     CHECK(samples[5] == Approx(5.5));
 
     // Strength 0 changes nothing; 1 replaces by the centre; out of range is refused.
@@ -136,7 +136,8 @@ namespace {
 struct constant_denoiser {
     float value;
     tensor<float> out;
-    tensor_view<const float> predict(tensor_view<const float> x, tensor_view<const std::int64_t>, tensor_view<const std::int64_t>) {
+    tensor_view<const float> predict(tensor_view<const float> x, tensor_view<const std::int64_t>,
+                                     tensor_view<const std::int64_t>) {
         out.resize(x.dims());
         std::fill(out.begin(), out.end(), value);
         return out.view();

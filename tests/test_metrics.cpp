@@ -16,9 +16,9 @@
 #include "ouro/metrics/fid.hpp"
 #include "ouro/metrics/kid.hpp"
 #include "ouro/metrics/precision_recall.hpp"
+#include "support/common.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
-#include "support/common.hpp"
 
 using namespace ouro;
 using ouro::testing::to_float;
@@ -76,7 +76,8 @@ TEST_CASE("fit_gaussian matches numpy's mean and unbiased covariance", "[metrics
 }
 
 TEST_CASE("fid matches the pytorch-fid reference (scipy sqrtm of the non-symmetric product)", "[metrics][fid]") {
-    const tensor<double> real = testing::load_golden("metrics/real.npy"), fake = testing::load_golden("metrics/fake.npy");
+    const tensor<double> real = testing::load_golden("metrics/real.npy"),
+                         fake = testing::load_golden("metrics/fake.npy");
     const double expected = testing::load_golden("metrics/fid.npy")[0];
     CHECK(fid(real, fake) == Approx(expected).epsilon(1e-10));
     // Float input is converted to double exactly, so it must give the double result of the same values.
@@ -91,7 +92,8 @@ TEST_CASE("fid of N(1, 4) against N(3, 9) is (1-3)^2 + 4 + 9 - 2 sqrt(36) = 5", 
     // Plain samples: 1-D FID = (m1-m2)^2 + (s1-s2)^2; its sampling standard deviation at N = 200,000
     // is about 0.034 (mostly from the mean term 4 sqrt(4/N + 9/N)), so 0.15 is ~4.5 sigma.
     const std::int64_t n = 200000;
-    tensor<double> a = testing::random_tensor<double>(shape{n, 1}, 11), b = testing::random_tensor<double>(shape{n, 1}, 12);
+    tensor<double> a = testing::random_tensor<double>(shape{n, 1}, 11),
+                   b = testing::random_tensor<double>(shape{n, 1}, 12);
     for (double& v : a) v = 1.0 + 2.0 * v;
     for (double& v : b) v = 3.0 + 3.0 * v;
     CHECK(std::abs(fid(a, b) - 5.0) < 0.15);
@@ -123,7 +125,8 @@ TEST_CASE("frechet_distance has the closed forms of commuting and singular covar
 }
 
 TEST_CASE("fid of a set with itself is 0 and fid is symmetric", "[metrics][fid]") {
-    const tensor<double> real = testing::load_golden("metrics/real.npy"), fake = testing::load_golden("metrics/fake.npy");
+    const tensor<double> real = testing::load_golden("metrics/real.npy"),
+                         fake = testing::load_golden("metrics/fake.npy");
     CHECK(fid(real, real) >= 0.0);
     CHECK(fid(real, real) < 1e-9);
     CHECK(fid(real, fake) == Approx(fid(fake, real)).epsilon(1e-11));
@@ -145,7 +148,8 @@ TEST_CASE("fid of a set with itself is never negative, though the sum cancels to
 }
 
 TEST_CASE("cached real statistics round-trip through .npy and give the same fid", "[metrics][fid]") {
-    const tensor<double> real = testing::load_golden("metrics/real.npy"), fake = testing::load_golden("metrics/fake.npy");
+    const tensor<double> real = testing::load_golden("metrics/real.npy"),
+                         fake = testing::load_golden("metrics/fake.npy");
     const auto dir = std::filesystem::temp_directory_path() / "ouro_test_metrics";
     std::filesystem::create_directories(dir);
     const auto stem = dir / "real_stats";
@@ -292,13 +296,15 @@ TEST_CASE("fid_bootstrap_interval refuses few replicates, levels outside (0, 1) 
 // --------------------------------------------------------------------- precision, recall, D/C
 
 TEST_CASE("prdc matches the brute-force numpy references for several k", "[metrics][prdc]") {
-    const tensor<double> real = testing::load_golden("metrics/real.npy"), fake = testing::load_golden("metrics/fake.npy");
+    const tensor<double> real = testing::load_golden("metrics/real.npy"),
+                         fake = testing::load_golden("metrics/fake.npy");
     struct option_case {
         int k, density_k;
         const char* file;
     };
-    for (const option_case c : {option_case{3, 5, "metrics/prdc_k3_d5.npy"}, option_case{1, 2, "metrics/prdc_k1_d2.npy"},
-                                option_case{7, 9, "metrics/prdc_k7_d9.npy"}}) {
+    for (const option_case c :
+         {option_case{3, 5, "metrics/prdc_k3_d5.npy"}, option_case{1, 2, "metrics/prdc_k1_d2.npy"},
+          option_case{7, 9, "metrics/prdc_k7_d9.npy"}}) {
         INFO("k = " << c.k << ", density_k = " << c.density_k);
         const tensor<double> e = testing::load_golden(c.file);
         const prdc_result r = prdc(real, fake, {.k = c.k, .density_k = c.density_k, .block_rows = 64});
@@ -307,8 +313,8 @@ TEST_CASE("prdc matches the brute-force numpy references for several k", "[metri
         CHECK(r.density == Approx(e[2]).epsilon(1e-12));
         CHECK(r.coverage == Approx(e[3]).epsilon(1e-12));
     }
-    testing::require_close("k = 3 radii", knn_radii(real, 3, 37), testing::load_golden("metrics/real_radii_k3.npy"), 1e-10,
-                           1e-12);
+    testing::require_close("k = 3 radii", knn_radii(real, 3, 37), testing::load_golden("metrics/real_radii_k3.npy"),
+                           1e-10, 1e-12);
 }
 
 TEST_CASE("prdc counts a hand-made 1-D case", "[metrics][prdc]") {
@@ -397,7 +403,8 @@ TEST_CASE("prdc of a set against itself has precision, recall and coverage 1", "
     CHECK(r.density > 0.5);
 }
 
-TEST_CASE("prdc does not depend on the block size and is bitwise identical at 1 and 2 threads", "[metrics][prdc][threads]") {
+TEST_CASE("prdc does not depend on the block size and is bitwise identical at 1 and 2 threads",
+          "[metrics][prdc][threads]") {
     const tensor<float> a = to_float(testing::random_tensor<double>(shape{700, 32}, 6));
     const tensor<float> b = to_float(testing::random_tensor<double>(shape{650, 32}, 7, 1.2));
     set_threads(1);
@@ -428,8 +435,9 @@ TEST_CASE("prdc refuses N <= k, NaN and mismatched dimensions", "[metrics][prdc]
                       Contains("k = 5") && Contains("more than 5 samples") && Contains("(5, 3)"));
     CHECK_THROWS_WITH(prdc(testing::random_tensor<double>(shape{10, 3}, 9), x.view().reshaped(shape{3, 5}), {.k = 3}),
                       Contains("same dimension") && Contains("(10, 3)") && Contains("(3, 5)"));
-    CHECK_THROWS_WITH(prdc(testing::random_tensor<double>(shape{10, 3}, 9), testing::random_tensor<double>(shape{3, 3}, 2)),
-                      Contains("k = 3") && Contains("fake features") && Contains("(3, 3)"));
+    CHECK_THROWS_WITH(
+        prdc(testing::random_tensor<double>(shape{10, 3}, 9), testing::random_tensor<double>(shape{3, 3}, 2)),
+        Contains("k = 3") && Contains("fake features") && Contains("(3, 3)"));
     tensor<double> bad = testing::random_tensor<double>(shape{10, 3}, 9);
     bad[29] = INFINITY;
     CHECK_THROWS_WITH(prdc(bad, bad), Contains("finite") && Contains("(9, 2)"));
@@ -438,8 +446,10 @@ TEST_CASE("prdc refuses N <= k, NaN and mismatched dimensions", "[metrics][prdc]
 
 // ------------------------------------------------------------------------------------------ KID
 
-TEST_CASE("kid matches the numpy polynomial-kernel reference over all samples and over Philox subsets", "[metrics][kid]") {
-    const tensor<double> real = testing::load_golden("metrics/real.npy"), fake = testing::load_golden("metrics/fake.npy");
+TEST_CASE("kid matches the numpy polynomial-kernel reference over all samples and over Philox subsets",
+          "[metrics][kid]") {
+    const tensor<double> real = testing::load_golden("metrics/real.npy"),
+                         fake = testing::load_golden("metrics/fake.npy");
     const kid_result all = kid(real, fake, {.subsets = 0, .block_rows = 48});
     CHECK(all.mean == Approx(testing::load_golden("metrics/kid_all.npy")[0]).epsilon(1e-11));
     CHECK(all.estimates == 1);
@@ -464,9 +474,11 @@ TEST_CASE("kid is bitwise identical at 1 and 2 threads", "[metrics][kid][threads
     const tensor<double> a = testing::random_tensor<double>(shape{600, 24}, 31);
     const tensor<double> b = testing::random_tensor<double>(shape{500, 24}, 32, 1.1);
     set_threads(1);
-    const kid_result s1 = kid(a, b, {.subsets = 6, .subset_size = 100}), a1 = kid(a, b, {.subsets = 0, .block_rows = 64});
+    const kid_result s1 = kid(a, b, {.subsets = 6, .subset_size = 100}),
+                     a1 = kid(a, b, {.subsets = 0, .block_rows = 64});
     set_threads(2);
-    const kid_result s2 = kid(a, b, {.subsets = 6, .subset_size = 100}), a2 = kid(a, b, {.subsets = 0, .block_rows = 64});
+    const kid_result s2 = kid(a, b, {.subsets = 6, .subset_size = 100}),
+                     a2 = kid(a, b, {.subsets = 0, .block_rows = 64});
     set_threads(max_threads());
     CHECK(s1.mean == s2.mean);
     CHECK(s1.stddev == s2.stddev);
@@ -475,11 +487,13 @@ TEST_CASE("kid is bitwise identical at 1 and 2 threads", "[metrics][kid][threads
 }
 
 TEST_CASE("kid refuses subsets larger than a set, single samples and mismatched dimensions", "[metrics][kid][errors]") {
-    const tensor<double> a = testing::random_tensor<double>(shape{30, 4}, 1), b = testing::random_tensor<double>(shape{20, 4}, 2);
+    const tensor<double> a = testing::random_tensor<double>(shape{30, 4}, 1),
+                         b = testing::random_tensor<double>(shape{20, 4}, 2);
     CHECK_THROWS_WITH(kid(a, b, {.subsets = 5, .subset_size = 25}),
-                      Contains("subset_size <= min(N_real, N_fake) = 20") && Contains("(30, 4)") && Contains("(20, 4)") &&
-                          Contains("found subset_size = 25"));
+                      Contains("subset_size <= min(N_real, N_fake) = 20") && Contains("(30, 4)") &&
+                          Contains("(20, 4)") && Contains("found subset_size = 25"));
     CHECK_THROWS_WITH(kid(a, tensor<double>(shape{1, 4}), {.subsets = 0}), Contains("at least 2 samples"));
-    CHECK_THROWS_WITH(kid(a, testing::random_tensor<double>(shape{20, 3}, 2)), Contains("(30, 4)") && Contains("(20, 3)"));
+    CHECK_THROWS_WITH(kid(a, testing::random_tensor<double>(shape{20, 3}, 2)),
+                      Contains("(30, 4)") && Contains("(20, 3)"));
     CHECK_THROWS_WITH(kid(a, b, {.subsets = -1}), Contains("subsets >= 0"));
 }

@@ -67,8 +67,10 @@ const group_norm_case golden_group_norm_cases[] = {
 TEST_CASE("group_norm kernels match torch group_norm in float64", "[norm][golden]") {
     for (const auto& gc : golden_group_norm_cases) {
         INFO(gc.name);
-        const auto x = load_golden(pointwise_golden(gc.name, "x")), gamma = load_golden(pointwise_golden(gc.name, "weight")),
-                   beta = load_golden(pointwise_golden(gc.name, "bias")), dy = load_golden(pointwise_golden(gc.name, "dy"));
+        const auto x = load_golden(pointwise_golden(gc.name, "x")),
+                   gamma = load_golden(pointwise_golden(gc.name, "weight")),
+                   beta = load_golden(pointwise_golden(gc.name, "bias")),
+                   dy = load_golden(pointwise_golden(gc.name, "dy"));
         const auto r = run_group_norm(x, gamma, beta, dy, gc.groups, gc.eps);
         require_close("y", r.y, load_golden(pointwise_golden(gc.name, "y")), 1e-10, 1e-12);
         require_close("mean", r.mean, load_golden(pointwise_golden(gc.name, "mean")), 1e-10, 1e-12);
@@ -179,7 +181,8 @@ TEST_CASE("group_norm gives the same bits at 1 and 2 threads", "[norm][threads]"
     CHECK(bitwise_equal(one.dbeta, two.dbeta));
 }
 
-TEST_CASE("fused group_norm + silu gives the bits of group_norm then silu, at 1 and 2 threads", "[norm][activation][threads]") {
+TEST_CASE("fused group_norm + silu gives the bits of group_norm then silu, at 1 and 2 threads",
+          "[norm][activation][threads]") {
     // Planes of 7x7 and 15x17 leave tails past the SIMD width; (2, 6) is one with no spatial axis.
     const shape cases[] = {shape{3, 16, 7, 7}, shape{2, 12, 15, 17}, shape{2, 6}};
     for (const shape& dims : cases) {
@@ -199,17 +202,20 @@ TEST_CASE("fused group_norm + silu gives the bits of group_norm then silu, at 1 
         }
         set_threads(saved);
     }
-    tensor<double> xd = random_tensor<double>(shape{2, 4, 5, 3}, 34), yd(shape{2, 4, 5, 3}), nd(yd.dims()), ud(yd.dims());
+    tensor<double> xd = random_tensor<double>(shape{2, 4, 5, 3}, 34), yd(shape{2, 4, 5, 3}), nd(yd.dims()),
+                   ud(yd.dims());
     tensor<double> md(shape{2, 2}), rd(shape{2, 2});
     const tensor<double> g = random_tensor<double>(shape{4}, 35), b = random_tensor<double>(shape{4}, 36);
     cpu_ops::group_norm_forward<double>(xd, g, b, nd, md, rd, 2);
     cpu_ops::silu_forward<double>(nd, ud);
     cpu_ops::group_norm_silu_forward<double>(xd, g, b, yd, 2);
     CHECK(bitwise_equal(yd, ud));
-    CHECK_THROWS_WITH(cpu_ops::group_norm_silu_forward<double>(xd, g, b, yd, 3), Catch::Contains("not divisible by groups = 3"));
+    CHECK_THROWS_WITH(cpu_ops::group_norm_silu_forward<double>(xd, g, b, yd, 3),
+                      Catch::Contains("not divisible by groups = 3"));
 }
 
-TEST_CASE("group_norm_silu for training: forward and backward give the bits of group_norm then silu", "[norm][activation][threads]") {
+TEST_CASE("group_norm_silu for training: forward and backward give the bits of group_norm then silu",
+          "[norm][activation][threads]") {
     const shape cases[] = {shape{3, 16, 7, 7}, shape{2, 12, 15, 17}, shape{2, 6}};
     for (const shape& dims : cases) {
         INFO("x " << dims);
@@ -242,7 +248,8 @@ TEST_CASE("group_norm_silu for training: forward and backward give the bits of g
     }
 }
 
-TEST_CASE("nn::group_norm_silu is nn::group_norm then nn::silu, with the same parameters", "[norm][activation][module]") {
+TEST_CASE("nn::group_norm_silu is nn::group_norm then nn::silu, with the same parameters",
+          "[norm][activation][module]") {
     parameter_store<float> fused_store, plain_store;
     nn::group_norm_silu<cpu> fused(fused_store, "n", 4, 8);
     nn::group_norm<cpu> norm(plain_store, "n", 4, 8);

@@ -11,13 +11,13 @@
 #include "ouro/core/parallel.hpp"
 #include "ouro/loop/scores.hpp"
 #include "ouro/ole/ole.hpp"
+#include "support/common.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
-#include "support/common.hpp"
 
 using namespace ouro;
-using ouro::testing::labels_of;
 using Catch::Matchers::Contains;
+using ouro::testing::labels_of;
 
 namespace {
 
@@ -47,7 +47,8 @@ TEST_CASE("ole::score matches numpy.linalg.svd with and without row normalisatio
     for (bool normalize : {false, true})
         for (bool divide : {false, true}) {
             INFO("normalize_rows = " << normalize << ", divide_by_n = " << divide);
-            CHECK(ole::score(x, y, {.normalize_rows = normalize, .divide_by_n = divide}) == Approx(e[q]).epsilon(1e-11));
+            CHECK(ole::score(x, y, {.normalize_rows = normalize, .divide_by_n = divide}) ==
+                  Approx(e[q]).epsilon(1e-11));
             ++q;
         }
     // Float latents, computed in double: within float rounding of the inputs.
@@ -63,8 +64,10 @@ TEST_CASE("ole::score is 0 for classes in orthogonal subspaces and >= 0 otherwis
     // Class 0 in span(e1, e2), class 1 in span(e3, e4, e5) of R^6, then both rotated by one random
     // orthogonal Q: ||M||_* = ||M_0||_* + ||M_1||_* exactly when the row spaces are orthogonal.
     const tensor<double> g = testing::random_tensor<double>(shape{6, 6}, 1);
-    const Eigen::MatrixXd q = Eigen::Map<const Eigen::Matrix<double, 6, 6, Eigen::RowMajor>>(g.data()).householderQr().householderQ();
-    const tensor<double> c0 = testing::random_tensor<double>(shape{9, 2}, 2), c1 = testing::random_tensor<double>(shape{7, 3}, 3);
+    const Eigen::MatrixXd q =
+        Eigen::Map<const Eigen::Matrix<double, 6, 6, Eigen::RowMajor>>(g.data()).householderQr().householderQ();
+    const tensor<double> c0 = testing::random_tensor<double>(shape{9, 2}, 2),
+                         c1 = testing::random_tensor<double>(shape{7, 3}, 3);
     Eigen::MatrixXd m = Eigen::MatrixXd::Zero(16, 6);
     std::vector<int> y(16);
     for (int i = 0; i < 9; ++i) {
@@ -135,12 +138,14 @@ TEST_CASE("ole::loss subgradient agrees with central finite differences", "[ole]
             // Normalised, class 3's rows have unit norm and its nuclear norm (~3.7) is above Δ;
             // then the one-latent class 0 (nuclear norm exactly 1) sits under Δ = 1.5 instead,
             // while classes 1-3 (~2.8, ~6.7, ~3.7) stay above.
-            const ole::loss_options opt{.margin = normalize ? 1.5 : 1.0, .weight = 0.7, .normalize_rows = normalize, .divide_by_n = divide};
+            const ole::loss_options opt{
+                .margin = normalize ? 1.5 : 1.0, .weight = 0.7, .normalize_rows = normalize, .divide_by_n = divide};
             INFO("normalize_rows = " << normalize << ", divide_by_n = " << divide);
             tensor<double> grad(x.dims()), scratch(x.dims());
             ole::loss(x.view(), y, grad.view(), opt);
-            testing::check_gradient("ole::loss", x.view(), grad.view(),
-                                    [&] { return ole::loss(x.view(), y, scratch.view(), opt); }, 1e-6, 1e-6);
+            testing::check_gradient(
+                "ole::loss", x.view(), grad.view(), [&] { return ole::loss(x.view(), y, scratch.view(), opt); }, 1e-6,
+                1e-6);
         }
 }
 
@@ -179,11 +184,14 @@ TEST_CASE("ole refuses empty classes, label mismatches, NaN and bad shapes", "[o
     const tensor<double> x = testing::random_tensor<double>(shape{6, 3}, 61);
     const std::vector<int> y{0, 1, 0, 1, 0, 1};
     CHECK_THROWS_WITH(ole::score(x, y, {.num_classes = 3}), Contains("class 2 of 3 has no latents"));
-    CHECK_THROWS_WITH(ole::score(x, std::vector<int>{0, 1, 0}), Contains("6 labels") && Contains("(6, 3)") && Contains("found 3 labels"));
+    CHECK_THROWS_WITH(ole::score(x, std::vector<int>{0, 1, 0}),
+                      Contains("6 labels") && Contains("(6, 3)") && Contains("found 3 labels"));
     CHECK_THROWS_WITH(ole::score(x, std::vector<int>{0, 1, 0, 1, 0, 5}, {.num_classes = 3}),
                       Contains("labels in [0, 3)") && Contains("label 5 at index 5"));
-    CHECK_THROWS_WITH(ole::score(tensor<double>(shape{0, 3}), std::vector<int>{}), Contains("at least one latent") && Contains("(0, 3)"));
-    CHECK_THROWS_WITH(ole::score(x.view().reshaped(shape{18}), std::vector<int>(18)), Contains("rank 2") && Contains("(18)"));
+    CHECK_THROWS_WITH(ole::score(tensor<double>(shape{0, 3}), std::vector<int>{}),
+                      Contains("at least one latent") && Contains("(0, 3)"));
+    CHECK_THROWS_WITH(ole::score(x.view().reshaped(shape{18}), std::vector<int>(18)),
+                      Contains("rank 2") && Contains("(18)"));
     tensor<double> bad = x;
     bad[4] = std::nan("");
     CHECK_THROWS_WITH(ole::score(bad, y), Contains("finite") && Contains("(1, 1)"));
@@ -210,9 +218,9 @@ TEST_CASE("class_subspace_fit scores the share of a unit latent inside its class
     for (int i = 0; i < 4; ++i)
         for (int j = 0; j < 4; ++j) pool[i * 4 + j] = items[i][j];
     const tensor<double> score = s.score(0, pool.view(), {0, 0, 0, 1});
-    CHECK(score[0] == Approx(1.0));  // inside class 0's plane, whatever its length
+    CHECK(score[0] == Approx(1.0));                // inside class 0's plane, whatever its length
     CHECK(score[1] == Approx(0.0).margin(1e-12));  // class 1's direction, labelled 0
-    CHECK(score[2] == Approx(0.5));  // half its energy in class 0's plane
+    CHECK(score[2] == Approx(0.5));                // half its energy in class 0's plane
     CHECK(score[3] == Approx(0.0).margin(1e-12));  // orthogonal to class 1's line
     CHECK_THROWS_WITH(s.fit(real.view(), labels, 3), Catch::Contains("class 2 of 3 has no real latents"));
 }

@@ -55,7 +55,7 @@ TEST_CASE("ole_batch keeps the batch of orthogonal subspaces first, whole batche
     CHECK(one.back() == 119);
     const auto two = policy.select(view, 130, 0);  // the best batch, then the better of the others
     CHECK(two.size() == 120);
-    CHECK(policy.select(view, 59, 0).empty());     // no whole batch fits
+    CHECK(policy.select(view, 59, 0).empty());  // no whole batch fits
 }
 
 TEST_CASE("ole_batch refuses latents that do not match the pool", "[filter][ole][errors]") {

@@ -86,7 +86,8 @@ void check_adamw_against_torch(const std::string& c, double rtol, double atol) {
     optim::adamw<T> opt(store, g.options());
     for (std::int64_t s = 0; s < g.steps(); ++s) {
         opt.set_lr(g.lrs[s]);
-        for (int k = 0; k < golden_params; ++k) copy_into(store.grad(p[k]), at_step(g.grads[k], s, store.at(p[k]).dims));
+        for (int k = 0; k < golden_params; ++k)
+            copy_into(store.grad(p[k]), at_step(g.grads[k], s, store.at(p[k]).dims));
         opt.step(store);
         for (int k = 0; k < golden_params; ++k)
             require_close(c + " p" + std::to_string(k) + " after step " + std::to_string(s + 1), store.value(p[k]),
@@ -97,8 +98,8 @@ void check_adamw_against_torch(const std::string& c, double rtol, double atol) {
         const auto& e = store.at(p[k]);
         require_close(c + " exp_avg p" + std::to_string(k), tensor_view<const T>(opt.exp_avg() + e.offset, e.dims),
                       g.exp_avg[k], rtol, atol * 1e-2);
-        require_close(c + " exp_avg_sq p" + std::to_string(k), tensor_view<const T>(opt.exp_avg_sq() + e.offset, e.dims),
-                      g.exp_avg_sq[k], rtol, atol * 1e-4);
+        require_close(c + " exp_avg_sq p" + std::to_string(k),
+                      tensor_view<const T>(opt.exp_avg_sq() + e.offset, e.dims), g.exp_avg_sq[k], rtol, atol * 1e-4);
     }
 }
 
@@ -270,7 +271,8 @@ TEST_CASE("adamw rejects a store of another size and invalid hyper-parameters", 
 
     CHECK_THROWS_WITH(optim::adamw<double>(small, {.lr = -1e-3}), Catch::Contains("lr must be >= 0, found -0.001"));
     CHECK_THROWS_WITH(optim::adamw<double>(small, {.beta1 = 1.0}), Catch::Contains("beta1 must be in [0, 1), found 1"));
-    CHECK_THROWS_WITH(optim::adamw<double>(small, {.beta2 = -0.5}), Catch::Contains("beta2 must be in [0, 1), found -0.5"));
+    CHECK_THROWS_WITH(optim::adamw<double>(small, {.beta2 = -0.5}),
+                      Catch::Contains("beta2 must be in [0, 1), found -0.5"));
     CHECK_THROWS_WITH(optim::adamw<double>(small, {.eps = -1.0}), Catch::Contains("eps must be >= 0, found -1"));
     CHECK_THROWS_WITH(optim::adamw<double>(small, {.weight_decay = -0.1}),
                       Catch::Contains("weight_decay must be >= 0, found -0.1"));
@@ -337,7 +339,8 @@ TEST_CASE("optimisers are built from the trainer's settings; sgd refuses bad set
     CHECK(optim::sgd<float>::from_settings(store, other).trajectory() != sgd.trajectory());
     CHECK(optim::adamw<float>::from_settings(store, other).trajectory() != adam.trajectory());
 
-    CHECK_THROWS_WITH(optim::sgd<float>(store, {.momentum = 1.0}), Catch::Contains("momentum must be in [0, 1), found 1"));
+    CHECK_THROWS_WITH(optim::sgd<float>(store, {.momentum = 1.0}),
+                      Catch::Contains("momentum must be in [0, 1), found 1"));
     CHECK_THROWS_WITH(optim::sgd<float>(store, {.lr = -1.0}), Catch::Contains("lr must be >= 0, found -1"));
     CHECK_THROWS_WITH(optim::sgd<float>(store, {.weight_decay = -0.5}), Catch::Contains("weight_decay must be >= 0"));
     optim::sgd<float> opt(store, {.lr = 0.1});
@@ -410,7 +413,8 @@ TEST_CASE("clip_grad_norm reports a NaN or Inf norm and leaves the gradients alo
     CHECK(bitwise_equal(before.data(), store.grads(), store.size()));
 
     CHECK_THROWS_WITH(optim::clip_grad_norm(store, 0.0), Catch::Contains("max_norm must be positive, found 0"));
-    CHECK_THROWS_WITH(optim::clip_grad_norm(store, std::nan("")), Catch::Contains("max_norm must be positive, found nan"));
+    CHECK_THROWS_WITH(optim::clip_grad_norm(store, std::nan("")),
+                      Catch::Contains("max_norm must be positive, found nan"));
 }
 
 // ------------------------------------------------------------------------------------ schedules
@@ -511,7 +515,8 @@ TEST_CASE("ema averages the weights as e = d e + (1 - d) p with the warmed-up de
     const parameter b = store.add("b", shape{5});
     auto set_weights = [&](std::uint64_t seed) {
         for (const parameter p : {w, b}) {
-            const tensor<double> v = random_tensor<double>(store.at(p).dims, seed + static_cast<std::uint64_t>(p.index));
+            const tensor<double> v =
+                random_tensor<double>(store.at(p).dims, seed + static_cast<std::uint64_t>(p.index));
             std::copy(v.begin(), v.end(), store.value(p).begin());
         }
     };
@@ -522,12 +527,14 @@ TEST_CASE("ema averages the weights as e = d e + (1 - d) p with the warmed-up de
         set_weights(100 + 10 * static_cast<std::uint64_t>(u));
         const double t = u - 1;
         const double d = u == 1 ? 0.0 : std::min(0.9, (1 + t) / (10 + t));
-        for (std::size_t i = 0; i < reference.size(); ++i) reference[i] = d * reference[i] + (1 - d) * store.values()[i];
+        for (std::size_t i = 0; i < reference.size(); ++i)
+            reference[i] = d * reference[i] + (1 - d) * store.values()[i];
         CHECK(e.update(store) == d);
         if (u == 1) CHECK(bitwise_equal(e.values(), store.values(), store.size()));  // decay 0 copies
     }
     CHECK(e.update_count() == 30);
-    for (std::size_t i = 0; i < reference.size(); ++i) REQUIRE(e.values()[i] == Approx(reference[i]).epsilon(1e-13).margin(1e-15));
+    for (std::size_t i = 0; i < reference.size(); ++i)
+        REQUIRE(e.values()[i] == Approx(reference[i]).epsilon(1e-13).margin(1e-15));
 }
 
 TEST_CASE("ema swap and copy_to put the average into the store for evaluation", "[optim][ema]") {
@@ -589,7 +596,8 @@ TEST_CASE("ema rejects a store of another size and invalid settings", "[optim][e
     CHECK_THROWS_WITH(e.swap(big), Catch::Contains("ema swap: " + sizes));
     CHECK(e.update_count() == 0);
 
-    CHECK_THROWS_WITH(optim::ema<float>(small, {.max_decay = 1.5}), Catch::Contains("max_decay must be in [0, 1], found 1.5"));
+    CHECK_THROWS_WITH(optim::ema<float>(small, {.max_decay = 1.5}),
+                      Catch::Contains("max_decay must be in [0, 1], found 1.5"));
     CHECK_THROWS_WITH(optim::ema<float>(small, {.max_decay = 0.9, .min_decay = 0.95}),
                       Catch::Contains("min_decay must be in [0, max_decay = 0.9], found 0.95"));
     CHECK_THROWS_WITH(optim::ema<float>(small, {.update_after_step = -1}),

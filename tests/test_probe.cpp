@@ -14,28 +14,28 @@
 #include <string>
 #include <vector>
 
-#include "support/files.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/io/safetensors.hpp"
 #include "ouro/latent/pca.hpp"
 #include "ouro/probe/centroid_probe.hpp"
 #include "ouro/probe/probe.hpp"
 #include "ouro/probe/softmax_probe.hpp"
+#include "support/common.hpp"
+#include "support/files.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
-#include "support/common.hpp"
 
 using namespace ouro;
-using ouro::testing::labels_of;
 using Catch::Matchers::Contains;
+using ouro::testing::labels_of;
 
 namespace {
 
 // Classes y_i = i mod K with means μ_k ~ N(0, separation² I) (fixed by means_seed), x_i = μ_{y_i} + N(0, I).
 struct gaussian_classes {
-    tensor<double> x;                   // (N, D)
-    std::vector<std::int64_t> y;        // (N)
-    tensor<double> means;               // (K, D)
+    tensor<double> x;             // (N, D)
+    std::vector<std::int64_t> y;  // (N)
+    tensor<double> means;         // (K, D)
 };
 
 gaussian_classes make_gaussian(std::int64_t n, std::int64_t d, std::int64_t k, double separation,
@@ -170,7 +170,8 @@ TEST_CASE("lbfgs rejects bad options and a start point where the objective is no
     std::vector<double> p{1.0};
     probe::lbfgs_options o;
     o.c1 = 0.95;
-    CHECK_THROWS_WITH(probe::lbfgs_minimize(f, std::span<double>(p), o), Contains("0 < c1 < c2 < 1") && Contains("0.95"));
+    CHECK_THROWS_WITH(probe::lbfgs_minimize(f, std::span<double>(p), o),
+                      Contains("0 < c1 < c2 < 1") && Contains("0.95"));
     o = {};
     o.history = 0;
     CHECK_THROWS_WITH(probe::lbfgs_minimize(f, std::span<double>(p), o), Contains("history m >= 1, found 0"));
@@ -245,8 +246,9 @@ TEST_CASE("probe fits match scipy's L-BFGS-B solutions", "[probe][golden]") {
         double holdout;
         std::uint64_t seed;
     };
-    for (const golden_case& c : {golden_case{"plain_l2_0.1", 0.1, false, 0.0, 0}, golden_case{"std_l2_0.01", 0.01, true, 0.0, 0},
-                                 golden_case{"split_l2_0.05", 0.05, true, 0.25, 5}}) {
+    for (const golden_case& c :
+         {golden_case{"plain_l2_0.1", 0.1, false, 0.0, 0}, golden_case{"std_l2_0.01", 0.01, true, 0.0, 0},
+          golden_case{"split_l2_0.05", 0.05, true, 0.25, 5}}) {
         SECTION(c.name) {
             const std::string stem = std::string("probe/") + c.name;
             probe::fit_options o;
@@ -520,8 +522,7 @@ TEST_CASE("probe rejects bad input with messages naming shapes and values", "[pr
     CHECK_THROWS_WITH(p.fit(g.x, bad, 3), Contains("labels in [0, 3)") && Contains("found label 3 at index 7"));
     bad[7] = -1;
     CHECK_THROWS_WITH(p.fit(g.x, bad, 3), Contains("found label -1 at index 7"));
-    CHECK_THROWS_WITH(p.fit(g.x, std::vector<std::int64_t>(29), 3),
-                      Contains("29 labels") && Contains("(30, 4)"));
+    CHECK_THROWS_WITH(p.fit(g.x, std::vector<std::int64_t>(29), 3), Contains("29 labels") && Contains("(30, 4)"));
     tensor<double> nan_x = g.x;
     nan_x[2 * 4 + 1] = NAN;
     CHECK_THROWS_WITH(p.fit(nan_x, g.y, 3), Contains("finite") && Contains("(2, 1)"));
@@ -537,7 +538,8 @@ TEST_CASE("probe rejects bad input with messages naming shapes and values", "[pr
 
     CHECK_THROWS_WITH(probe::softmax_probe().predict(g.x), Contains("not fitted"));
     p.fit(g.x, g.y, 3);
-    CHECK_THROWS_WITH(p.predict(tensor<float>(shape{3, 5})), Contains("expected features of shape (N, 4), found (3, 5)"));
+    CHECK_THROWS_WITH(p.predict(tensor<float>(shape{3, 5})),
+                      Contains("expected features of shape (N, 4), found (3, 5)"));
     CHECK_THROWS_WITH(p.probabilities(nan_x), Contains("finite"));
     CHECK_THROWS_WITH(p.confidence(g.x, std::vector<int>(30, 3)), Contains("labels in [0, 3)"));
     CHECK_THROWS_WITH(p.confidence(g.x, std::vector<int>(31, 0)), Contains("31 labels") && Contains("(30, 4)"));
@@ -583,14 +585,16 @@ TEST_CASE("centroid_probe is the Gaussian classifier of its centroids and one sh
         for (std::int64_t j = 0; j < d; ++j) mu[static_cast<std::size_t>(c * d + j)] += train.x[r_ * d + j];
     }
     for (std::int64_t c = 0; c < 4; ++c)
-        for (std::int64_t j = 0; j < d; ++j) mu[static_cast<std::size_t>(c * d + j)] /= static_cast<double>(count[static_cast<std::size_t>(c)]);
+        for (std::int64_t j = 0; j < d; ++j)
+            mu[static_cast<std::size_t>(c * d + j)] /= static_cast<double>(count[static_cast<std::size_t>(c)]);
     const tensor<double> probs = p.probabilities(test.x);
     double worst = 0;
     for (std::int64_t i = 0; i < 50; ++i) {
         double e[4], total = 0;
         for (std::int64_t c = 0; c < 4; ++c) {
             double dist = 0;
-            for (std::int64_t j = 0; j < d; ++j) dist += std::pow(test.x[i * d + j] - mu[static_cast<std::size_t>(c * d + j)], 2);
+            for (std::int64_t j = 0; j < d; ++j)
+                dist += std::pow(test.x[i * d + j] - mu[static_cast<std::size_t>(c * d + j)], 2);
             e[c] = std::exp(-dist / (2 * p.variance()));
             total += e[c];
         }
@@ -602,10 +606,12 @@ TEST_CASE("centroid_probe is the Gaussian classifier of its centroids and one sh
     CHECK(s.fit(train.x, train.y, 4, o).holdout_rows == r.holdout_rows);
 }
 
-TEST_CASE("centroid_probe refuses a class without training rows and bad input, naming them", "[probe][centroid][errors]") {
+TEST_CASE("centroid_probe refuses a class without training rows and bad input, naming them",
+          "[probe][centroid][errors]") {
     tensor<double> x = testing::random_tensor<double>(shape{6, 2}, 5);
     probe::centroid_probe p;
-    CHECK_THROWS_WITH(p.fit(x, std::vector<std::int64_t>{0, 1, 0, 1, 0, 1}, 3), Catch::Contains("class 2 has no training row"));
+    CHECK_THROWS_WITH(p.fit(x, std::vector<std::int64_t>{0, 1, 0, 1, 0, 1}, 3),
+                      Catch::Contains("class 2 has no training row"));
     CHECK_THROWS_WITH(p.fit(x, std::vector<std::int64_t>{0, 1, 0}, 2), Catch::Contains("centroid_probe::fit"));
     x[3] = NAN;
     CHECK_THROWS_WITH(p.fit(x, std::vector<std::int64_t>{0, 1, 0, 1, 0, 1}, 2), Catch::Contains("finite"));

@@ -21,7 +21,9 @@ using cpu_ops = ops<cpu>;
 
 namespace {
 
-shape pooled(const shape& x, std::int64_t kernel, std::int64_t stride) { return pool2d_output_shape(x, kernel, stride); }
+shape pooled(const shape& x, std::int64_t kernel, std::int64_t stride) {
+    return pool2d_output_shape(x, kernel, stride);
+}
 
 shape doubled(const shape& x) { return shape{x[0], x[1], 2 * x[2], 2 * x[3]}; }
 
@@ -65,12 +67,14 @@ void check_pool_finite_differences(const shape& xs, bool max, std::int64_t kerne
     tensor<std::int64_t> indices(ys);
     auto forward = [&] {
         if (max) cpu_ops::max_pool2d_forward<double>(x, y, indices, kernel, stride);
-        else cpu_ops::avg_pool2d_forward<double>(x, y, kernel, stride);
+        else
+            cpu_ops::avg_pool2d_forward<double>(x, y, kernel, stride);
         return dot(y, r);
     };
     forward();
     if (max) cpu_ops::max_pool2d_backward<double>(r, indices, dx);
-    else cpu_ops::avg_pool2d_backward<double>(r, dx, kernel, stride);
+    else
+        cpu_ops::avg_pool2d_backward<double>(r, dx, kernel, stride);
     check_gradient(max ? "max pool dx" : "avg pool dx", x.view(), dx.view(), forward);
 }
 
@@ -143,7 +147,8 @@ TEST_CASE("nearest 2x upsampling backward matches central differences", "[resamp
 }
 
 TEST_CASE("concatenation along channels places a before b and splits the gradient back", "[resample]") {
-    const tensor<double> a = random_tensor<double>(shape{2, 3, 4, 5}, 5), b = random_tensor<double>(shape{2, 1, 4, 5}, 6);
+    const tensor<double> a = random_tensor<double>(shape{2, 3, 4, 5}, 5),
+                         b = random_tensor<double>(shape{2, 1, 4, 5}, 6);
     tensor<double> y(shape{2, 4, 4, 5});
     cpu_ops::concat_channels_forward<double>(a, b, y);
     for (std::int64_t n = 0; n < 2; ++n)
@@ -179,10 +184,10 @@ TEST_CASE("max pooling sends ties to the first entry and propagates NaN, as PyTo
     // One 1x4x4 plane, 2x2 windows; window (0, 0) is all 1, window (0, 1) has its max 5 twice.
     const double nan = std::numeric_limits<double>::quiet_NaN();
     tensor<double> x(shape{1, 1, 4, 4});
-    const double values[16] = {1, 1, 0, 5,  //
-                               1, 1, 5, 2,  //
+    const double values[16] = {1,  1,   0,  5,   //
+                               1,  1,   5,  2,   //
                                -3, nan, -1, -2,  //
-                               -4, 7, -2, -1};
+                               -4, 7,   -2, -1};
     std::copy(values, values + 16, x.begin());
     tensor<double> y(shape{1, 1, 2, 2});
     tensor<std::int64_t> indices(y.dims());
@@ -226,9 +231,9 @@ TEST_CASE("resampling and pooling are bitwise identical at 1 and 2 threads", "[r
     };
     auto run = [&](int threads) {
         set_threads(threads);
-        results r{tensor<float>(doubled(x.dims())), tensor<float>(x.dims()), tensor<float>(dpool.dims()),
-                  tensor<float>(x.dims()), tensor<float>(dpool.dims()), tensor<float>(x.dims()),
-                  tensor<float>(dcat.dims()), tensor<float>(x.dims()), tensor<float>(x2.dims()),
+        results r{tensor<float>(doubled(x.dims())),  tensor<float>(x.dims()),     tensor<float>(dpool.dims()),
+                  tensor<float>(x.dims()),           tensor<float>(dpool.dims()), tensor<float>(x.dims()),
+                  tensor<float>(dcat.dims()),        tensor<float>(x.dims()),     tensor<float>(x2.dims()),
                   tensor<std::int64_t>(dpool.dims())};
         cpu_ops::upsample_nearest2x_forward<float>(x, r.up);
         cpu_ops::upsample_nearest2x_backward<float>(dup, r.dup);
@@ -295,8 +300,9 @@ TEST_CASE("resampling and pooling reject bad shapes with both shapes named", "[r
         CHECK_THROWS_WITH(cpu_ops::avg_pool2d_backward<float>(tensor<float>(shape{2, 3, 2, 3}), dx, 2, 2),
                           Catch::Contains("expected shape (2, 3, 2, 2), found (2, 3, 2, 3)"));
         tensor<std::int64_t> indices(shape{2, 3, 2, 1});
-        CHECK_THROWS_WITH(cpu_ops::max_pool2d_forward<float>(x, y, indices, 2, 2),
-                          Catch::Contains("indices") && Catch::Contains("expected shape (2, 3, 2, 2), found (2, 3, 2, 1)"));
+        CHECK_THROWS_WITH(
+            cpu_ops::max_pool2d_forward<float>(x, y, indices, 2, 2),
+            Catch::Contains("indices") && Catch::Contains("expected shape (2, 3, 2, 2), found (2, 3, 2, 1)"));
         const tensor<float> empty(shape{2, 0, 5, 4});
         CHECK_THROWS_WITH(cpu_ops::max_pool2d_forward<float>(empty, y, indices, 2, 2),
                           Catch::Contains("non-empty") && Catch::Contains("(2, 0, 5, 4)"));

@@ -108,8 +108,8 @@ law chain_law(const schedule_table& table, const std::vector<std::int64_t>& ts, 
         const double A = table.alphas_cumprod()[static_cast<std::size_t>(ts[i])];
         const double Ap = i + 1 < ts.size() ? table.alphas_cumprod()[static_cast<std::size_t>(ts[i + 1])] : 1.0;
         const double k = std::sqrt(1 - A) / (A * sigma * sigma + 1 - A);
-        const double e1 = k, e0 = -k * std::sqrt(A) * mu;                       // ε̂ = e1 x + e0
-        const double c1 = (1 - std::sqrt(1 - A) * e1) / std::sqrt(A);            // x̂0 = c1 x + c0
+        const double e1 = k, e0 = -k * std::sqrt(A) * mu;              // ε̂ = e1 x + e0
+        const double c1 = (1 - std::sqrt(1 - A) * e1) / std::sqrt(A);  // x̂0 = c1 x + c0
         const double c0 = -std::sqrt(1 - A) * e0 / std::sqrt(A);
         double g1, g0, added;
         if (ddim) {
@@ -140,7 +140,8 @@ law sample_law(const tensor<float>& x) {
 
 // Sample mean and sd within `k` standard errors of the law: SE(mean) = sd/sqrt(n), SE(sd) ≈ sd/sqrt(2n).
 void check_within_standard_errors(const std::string& what, const law& got, const law& want, double n, double k = 4.0) {
-    INFO(what << ": sample mean " << got.mean << " sd " << got.sd << ", expected mean " << want.mean << " sd " << want.sd);
+    INFO(what << ": sample mean " << got.mean << " sd " << got.sd << ", expected mean " << want.mean << " sd "
+              << want.sd);
     CHECK(std::abs(got.mean - want.mean) <= k * want.sd / std::sqrt(n));
     CHECK(std::abs(got.sd - want.sd) <= k * want.sd / std::sqrt(2 * n));
 }
@@ -215,29 +216,26 @@ TEST_CASE("one DDPM step and one DDIM step match the NumPy reference", "[diffusi
     check("ddpm_small_eps_t0_final", [&](tensor_view<double> y) {
         ddpm_step(linear, variance::fixed_small, 0, -1, x.view(), out.view(), none, y);
     });
-    check("ddim_eta0_eps_t500_to_480", [&](tensor_view<double> y) {
-        ddim_step(linear, 0.0, 500, 480, x.view(), out.view(), none, y);
-    });
-    check("ddim_eta1_eps_t500_to_480", [&](tensor_view<double> y) {
-        ddim_step(linear, 1.0, 500, 480, x.view(), out.view(), noise.view(), y);
-    });
+    check("ddim_eta0_eps_t500_to_480",
+          [&](tensor_view<double> y) { ddim_step(linear, 0.0, 500, 480, x.view(), out.view(), none, y); });
+    check("ddim_eta1_eps_t500_to_480",
+          [&](tensor_view<double> y) { ddim_step(linear, 1.0, 500, 480, x.view(), out.view(), noise.view(), y); });
     check("ddim_eta0_v_cosine_t700_to_650", [&](tensor_view<double> y) {
         ddim_step<v_prediction>(cosine, 0.0, 700, 650, x.view(), out.view(), none, y);
     });
     check("ddim_eta05_x0_threshold_t500_to_480", [&](tensor_view<double> y) {
         ddim_step<x0_prediction>(linear, 0.5, 500, 480, x.view(), out3.view(), noise.view(), y, thr90);
     });
-    check("ddim_eta0_eps_clip_t500_to_480", [&](tensor_view<double> y) {
-        ddim_step(linear, 0.0, 500, 480, x.view(), out.view(), none, y, clip);
-    });
-    check("ddim_eta1_eps_t20_final", [&](tensor_view<double> y) {
-        ddim_step(linear, 1.0, 20, -1, x.view(), out.view(), none, y);
-    });
+    check("ddim_eta0_eps_clip_t500_to_480",
+          [&](tensor_view<double> y) { ddim_step(linear, 0.0, 500, 480, x.view(), out.view(), none, y, clip); });
+    check("ddim_eta1_eps_t20_final",
+          [&](tensor_view<double> y) { ddim_step(linear, 1.0, 20, -1, x.view(), out.view(), none, y); });
 
     // Float: the same steps, rounded once per element from double arithmetic.
     tensor<float> xf(dims), outf(dims), noisef(dims), yf(dims);
     for (std::int64_t i = 0; i < dims.numel(); ++i)
-        xf[i] = static_cast<float>(x[i]), outf[i] = static_cast<float>(out[i]), noisef[i] = static_cast<float>(noise[i]);
+        xf[i] = static_cast<float>(x[i]), outf[i] = static_cast<float>(out[i]),
+        noisef[i] = static_cast<float>(noise[i]);
     ddpm_step(linear, variance::fixed_small, 500, 499, xf.view(), outf.view(), noisef.view(), yf.view());
     require_close("ddpm float", yf, load_golden("diffusion/step_ddpm_small_eps_t500.npy"), 1e-5, 1e-6);
     ddim_step<v_prediction>(cosine, 0.0, 700, 650, xf.view(), outf.view(), tensor_view<const float>{}, yf.view());
@@ -254,7 +252,8 @@ TEST_CASE("a DDIM step with eta = 1 is the DDPM posterior step, strided or not",
     const shape dims{3, 2, 6, 5};
     const tensor<double> x = random_tensor<double>(dims, 21), out = random_tensor<double>(dims, 22),
                          z = random_tensor<double>(dims, 23);
-    for (auto [t, t_prev] : {std::pair<std::int64_t, std::int64_t>{700, 699}, {700, 650}, {50, 0}, {999, 979}, {20, -1}}) {
+    for (auto [t, t_prev] :
+         {std::pair<std::int64_t, std::int64_t>{700, 699}, {700, 650}, {50, 0}, {999, 979}, {20, -1}}) {
         tensor<double> a(dims), b(dims);
         const tensor_view<const double> noise = t_prev >= 0 ? z.view() : tensor_view<const double>{};
         ddim_step(table, 1.0, t, t_prev, x.view(), out.view(), noise, a.view());
@@ -317,7 +316,8 @@ TEST_CASE("a sample depends on its seed and index, not on the batch it was drawn
         REQUIRE(all.dims() == shape{4, 2, 5, 6});
         for (std::int64_t half = 0; half < 2; ++half) {
             const tensor<std::int64_t> part = labels_of({labels[2 * half], labels[2 * half + 1]});
-            const tensor<float> two = s.sample(model, item, 2, part.view(), 42, 100 + 2 * static_cast<std::uint64_t>(half));
+            const tensor<float> two =
+                s.sample(model, item, 2, part.view(), 42, 100 + 2 * static_cast<std::uint64_t>(half));
             REQUIRE(std::equal(two.begin(), two.end(), all.begin() + half * 2 * per_item));
         }
         // A single sample, drawn alone at its index.
@@ -344,16 +344,19 @@ TEST_CASE("samples are bitwise identical at 1 and 2 threads", "[diffusion][sampl
     const ddim<20> ddim20(table, 1.0, opt);
     const int saved = max_threads();
     set_threads(1);
-    const tensor<float> a1 = ddpm.sample(model, item, labels.view(), 5), b1 = ddim20.sample(model, item, labels.view(), 5);
+    const tensor<float> a1 = ddpm.sample(model, item, labels.view(), 5),
+                        b1 = ddim20.sample(model, item, labels.view(), 5);
     set_threads(2);
-    const tensor<float> a2 = ddpm.sample(model, item, labels.view(), 5), b2 = ddim20.sample(model, item, labels.view(), 5);
+    const tensor<float> a2 = ddpm.sample(model, item, labels.view(), 5),
+                        b2 = ddim20.sample(model, item, labels.view(), 5);
     set_threads(saved);
     CHECK(std::equal(a1.begin(), a1.end(), a2.begin()));
     CHECK(std::equal(b1.begin(), b1.end(), b2.begin()));
     for (float v : a1) REQUIRE(std::isfinite(v));
 }
 
-TEST_CASE("with the exact denoiser of Gaussian data, DDPM and DDIM reproduce its mean and spread", "[diffusion][sampler]") {
+TEST_CASE("with the exact denoiser of Gaussian data, DDPM and DDIM reproduce its mean and spread",
+          "[diffusion][sampler]") {
     const schedule_table table(linear_ho2020{}, 1000);
     const double mu = 0.3, sigma = 0.5;
     gaussian_denoiser<> model{&table, mu, sigma, {}};
@@ -369,10 +372,12 @@ TEST_CASE("with the exact denoiser of Gaussian data, DDPM and DDIM reproduce its
         const tensor<float> xl = large.sample(model, item, count, no_labels, 2);
         check_within_standard_errors("DDPM fixed_small vs data", sample_law(xs), data, n);
         check_within_standard_errors("DDPM fixed_large vs data", sample_law(xl), data, n);
-        check_within_standard_errors("DDPM fixed_small vs its chain",
-                                     sample_law(xs), chain_law(table, small.timesteps(), mu, sigma, false, 0, variance::fixed_small), n);
-        check_within_standard_errors("DDPM fixed_large vs its chain",
-                                     sample_law(xl), chain_law(table, large.timesteps(), mu, sigma, false, 0, variance::fixed_large), n);
+        check_within_standard_errors("DDPM fixed_small vs its chain", sample_law(xs),
+                                     chain_law(table, small.timesteps(), mu, sigma, false, 0, variance::fixed_small),
+                                     n);
+        check_within_standard_errors("DDPM fixed_large vs its chain", sample_law(xl),
+                                     chain_law(table, large.timesteps(), mu, sigma, false, 0, variance::fixed_large),
+                                     n);
     }
     SECTION("DDIM, 50 steps, eta 0 and 1; and 1000 steps") {
         const ddim<50> det(table, 0.0), sto(table, 1.0);
@@ -389,15 +394,15 @@ TEST_CASE("with the exact denoiser of Gaussian data, DDPM and DDIM reproduce its
         CHECK(std::abs(sto_law.sd - sigma) < 0.12 * sigma);
         // With all 1000 steps DDIM reaches the data within a few standard errors.
         const ddim<1000> full(table, 0.0);
-        check_within_standard_errors("DDIM<1000> eta 0 vs data", sample_law(full.sample(model, item, count, no_labels, 5)),
-                                     data, n);
+        check_within_standard_errors("DDIM<1000> eta 0 vs data",
+                                     sample_law(full.sample(model, item, count, no_labels, 5)), data, n);
     }
     SECTION("DDPM over a strided chain of 100 trailing steps") {
         const ddpm_ancestral<variance::fixed_large> strided(table, 100, {.spacing = timestep_spacing::trailing});
         REQUIRE(strided.timesteps().size() == 100);
         const law want = chain_law(table, strided.timesteps(), mu, sigma, false, 0, variance::fixed_large);
-        check_within_standard_errors("DDPM 100 trailing vs its chain", sample_law(strided.sample(model, item, count, no_labels, 6)),
-                                     want, n);
+        check_within_standard_errors("DDPM 100 trailing vs its chain",
+                                     sample_law(strided.sample(model, item, count, no_labels, 6)), want, n);
         CHECK(std::abs(want.sd - sigma) < 0.03 * sigma);
     }
 }
@@ -414,7 +419,8 @@ TEST_CASE("v- and x0-prediction models sample like the equivalent epsilon model"
     require_close("ddim v vs eps", b, a, 1e-3, 1e-3);
     require_close("ddim x0 vs eps", c, a, 1e-3, 1e-3);
     const tensor<float> d = ddpm_ancestral<>(table, 50).sample(eps_model, item, 3, no_labels, 9);
-    const tensor<float> e = ddpm_ancestral<variance::fixed_small, v_prediction>(table, 50).sample(v_model, item, 3, no_labels, 9);
+    const tensor<float> e =
+        ddpm_ancestral<variance::fixed_small, v_prediction>(table, 50).sample(v_model, item, 3, no_labels, 9);
     require_close("ddpm v vs eps", e, d, 1e-3, 1e-3);
 }
 
@@ -436,7 +442,8 @@ TEST_CASE("classifier-free guidance mixes the conditional and the null-class out
     CHECK(pre_guided.last_batch == 3);
     require_close("guided vs pre-guided", a, b, 1e-4, 1e-4);
     // w = 0 samples the unconditional model.
-    const tensor<float> c = ddim<10>(table, 0.3, {.guidance_scale = 0.0, .null_class = 3}).sample(guided, item, labels.view(), 11);
+    const tensor<float> c =
+        ddim<10>(table, 0.3, {.guidance_scale = 0.0, .null_class = 3}).sample(guided, item, labels.view(), 11);
     const tensor<std::int64_t> nulls = labels_of({3, 3, 3});
     const tensor<float> d = ddim<10>(table, 0.3).sample(guided, item, nulls.view(), 11);
     require_close("w = 0 vs null class", c, d, 1e-5, 1e-5);
@@ -446,7 +453,8 @@ TEST_CASE("bad sampler input raises errors naming what was expected and found", 
     const schedule_table table(linear_ho2020{}, 1000);
     CHECK_THROWS_WITH(ddim<2000>(table), Catch::Contains("ddim: expected at most T = 1000 steps, found 2000"));
     CHECK_THROWS_WITH(ddim<10>(table, -0.1), Catch::Contains("expected eta >= 0, found eta = -0.1"));
-    CHECK_THROWS_WITH(ddpm_ancestral<>(table, 1001), Catch::Contains("expected at most T = 1000 steps (0 for all), found 1001"));
+    CHECK_THROWS_WITH(ddpm_ancestral<>(table, 1001),
+                      Catch::Contains("expected at most T = 1000 steps (0 for all), found 1001"));
 
     labelled_denoiser model;
     const shape item{1, 4, 4};
@@ -454,8 +462,10 @@ TEST_CASE("bad sampler input raises errors naming what was expected and found", 
     const ddim<5> plain(table);
     CHECK_THROWS_WITH(plain.sample(model, item, 4, three.view(), 1),
                       Catch::Contains("ddim: expected 4 labels of shape (4) (one per sample), found shape (3)"));
-    CHECK_THROWS_WITH(plain.sample(model, item, 0, no_labels, 1), Catch::Contains("expected at least 1 sample, found count = 0"));
-    CHECK_THROWS_WITH(plain.sample(model, shape{}, 2, no_labels, 1), Catch::Contains("expected an item shape of rank 1"));
+    CHECK_THROWS_WITH(plain.sample(model, item, 0, no_labels, 1),
+                      Catch::Contains("expected at least 1 sample, found count = 0"));
+    CHECK_THROWS_WITH(plain.sample(model, shape{}, 2, no_labels, 1),
+                      Catch::Contains("expected an item shape of rank 1"));
     const tensor<std::int64_t> negative = labels_of({0, -1});
     CHECK_THROWS_WITH(plain.sample(model, item, negative.view(), 1),
                       Catch::Contains("expected labels >= 0, found label -1 for sample 1"));
@@ -464,7 +474,8 @@ TEST_CASE("bad sampler input raises errors naming what was expected and found", 
     CHECK_THROWS_WITH(no_null.sample(model, item, three.view(), 1),
                       Catch::Contains("needs the null class label (= num_classes), found null_class = -1"));
     const ddim<5> guided(table, 0.0, {.guidance_scale = 2.0, .null_class = 2});
-    CHECK_THROWS_WITH(guided.sample(model, item, 3, no_labels, 1), Catch::Contains("needs one label per sample, found none"));
+    CHECK_THROWS_WITH(guided.sample(model, item, 3, no_labels, 1),
+                      Catch::Contains("needs one label per sample, found none"));
     const tensor<std::int64_t> too_big = labels_of({0, 3});
     CHECK_THROWS_WITH(guided.sample(model, item, too_big.view(), 1),
                       Catch::Contains("expected labels <= the null class 2, found label 3 for sample 1"));
@@ -478,8 +489,10 @@ TEST_CASE("bad sampler input raises errors naming what was expected and found", 
                       Catch::Contains("expected a previous timestep -1 <= t_prev < t = 10, found t_prev = 10"));
     CHECK_THROWS_WITH(ddpm_step(table, variance::fixed_small, 1000, 10, x.view(), out.view(), x.view(), y.view()),
                       Catch::Contains("expected a timestep 0 <= t < T = 1000, found t = 1000"));
-    CHECK_THROWS_WITH(ddpm_step(table, variance::fixed_small, 10, 9, x.view(), out.view(), tensor_view<const float>{}, y.view()),
-                      Catch::Contains("ddpm_step: expected noise of shape (2, 3) for the step from t = 10 to t_prev = 9, found none"));
+    CHECK_THROWS_WITH(
+        ddpm_step(table, variance::fixed_small, 10, 9, x.view(), out.view(), tensor_view<const float>{}, y.view()),
+        Catch::Contains(
+            "ddpm_step: expected noise of shape (2, 3) for the step from t = 10 to t_prev = 9, found none"));
     CHECK_THROWS_WITH(ddim_step(table, 0.0, 10, 5, x.view(), wrong.view(), tensor_view<const float>{}, y.view()),
                       Catch::Contains("ddim_step: expected shape (2, 3), found (2, 4)"));
     CHECK_THROWS_WITH(ddim_step(table, 0.5, 10, 5, x.view(), out.view(), wrong.view(), y.view()),
@@ -516,8 +529,8 @@ TEST_CASE("DPM-Solver++(2M) solves the probability-flow ODE of Gaussian data to 
     const double e_dpm20 = error(dpm20.sample(model, item, 4, {}, seed), 999);
     const double e_ddim10 = error(ddim10.sample(model, item, 4, {}, seed), 999);
     const double e_ddim20 = error(ddim20.sample(model, item, 4, {}, seed), 999);
-    INFO("max error: DPM-Solver++(2M) 10 steps " << e_dpm10 << ", 20 steps " << e_dpm20 << "; DDIM 10 steps " << e_ddim10
-                                                 << ", 20 steps " << e_ddim20);
+    INFO("max error: DPM-Solver++(2M) 10 steps " << e_dpm10 << ", 20 steps " << e_dpm20 << "; DDIM 10 steps "
+                                                 << e_ddim10 << ", 20 steps " << e_ddim20);
     // Measured: 0.29 -> 0.067 for DPM-Solver++(2M), 0.40 -> 0.21 for DDIM. Both end with the same
     // first-order step to ᾱ = 1, which bounds how small either error gets at these step counts.
     CHECK(e_dpm10 / e_dpm20 > 3.5);    // second order: halving the step size quarters the error
@@ -540,7 +553,8 @@ TEST_CASE("DPM-Solver++(2M) of a point mass lands on it, and its first step is D
     ddim_step<epsilon_prediction, float>(table, 0.0, 600, 500, x_t, out, {}, b.view());
     require_close("first-order step", a, b, 1e-5, 1e-6);
     auto bad_h = [&] {
-        dpm_solver_pp_2m_step<epsilon_prediction, float>(table, 600, 500, -1.0, x_t, out, x0.view(), x0.view(), a.view());
+        dpm_solver_pp_2m_step<epsilon_prediction, float>(table, 600, 500, -1.0, x_t, out, x0.view(), x0.view(),
+                                                         a.view());
     };
     CHECK_THROWS_WITH(bad_h(), Catch::Contains("previous step's h > 0"));
 }

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numbers>
 #include <cstdint>
+#include <numbers>
 #include <string>
 #include <vector>
 
@@ -40,9 +40,16 @@ std::vector<const std::vector<double>*> fields(const schedule_table& t) {
             &t.posterior_mean_coef2()};
 }
 
-const char* const field_names[] = {"betas", "alphas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",
-                                   "sqrt_one_minus_alphas_cumprod", "posterior_variance",
-                                   "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2"};
+const char* const field_names[] = {"betas",
+                                   "alphas",
+                                   "alphas_cumprod",
+                                   "alphas_cumprod_prev",
+                                   "sqrt_alphas_cumprod",
+                                   "sqrt_one_minus_alphas_cumprod",
+                                   "posterior_variance",
+                                   "posterior_log_variance_clipped",
+                                   "posterior_mean_coef1",
+                                   "posterior_mean_coef2"};
 
 // Compares the table at timesteps `index` with the golden (10, K) array.
 void check_table(const std::string& what, const schedule_table& table, const tensor<double>& golden,
@@ -65,7 +72,8 @@ void check_schedule_goldens(const S& schedule) {
     const std::string name = S::name;
     std::vector<std::int64_t> all(20);
     for (int i = 0; i < 20; ++i) all[static_cast<std::size_t>(i)] = i;
-    check_table(name + " T=20", schedule_table(schedule, 20), load_golden("diffusion/schedule_" + name + "_T20.npy"), all);
+    check_table(name + " T=20", schedule_table(schedule, 20), load_golden("diffusion/schedule_" + name + "_T20.npy"),
+                all);
 
     const tensor<std::int64_t> idx = load_golden<std::int64_t>("diffusion/schedule_T1000_index.npy");
     const std::vector<std::int64_t> index(idx.begin(), idx.end());
@@ -74,7 +82,9 @@ void check_schedule_goldens(const S& schedule) {
 }
 
 struct no_name_schedule {
-    std::vector<double> betas(std::int64_t timesteps) const { return std::vector<double>(static_cast<std::size_t>(timesteps), 0.1); }
+    std::vector<double> betas(std::int64_t timesteps) const {
+        return std::vector<double>(static_cast<std::size_t>(timesteps), 0.1);
+    }
 };
 struct float_betas_schedule {
     static constexpr const char* name = "float_betas";
@@ -85,11 +95,12 @@ struct float_betas_schedule {
 
 // ---- Schedules --------------------------------------------------------------------------------
 
-static_assert(noise_schedule<linear_ho2020> && noise_schedule<scaled_linear> && noise_schedule<cosine_nichol_dhariwal> &&
-              noise_schedule<sigmoid_geodiff> && noise_schedule<user_betas>);
+static_assert(noise_schedule<linear_ho2020> && noise_schedule<scaled_linear> &&
+              noise_schedule<cosine_nichol_dhariwal> && noise_schedule<sigmoid_geodiff> && noise_schedule<user_betas>);
 static_assert(!noise_schedule<no_name_schedule> && !noise_schedule<float_betas_schedule> && !noise_schedule<int>);
 
-TEST_CASE("schedule tables match the NumPy reference for every schedule at T = 20 and T = 1000", "[diffusion][schedule]") {
+TEST_CASE("schedule tables match the NumPy reference for every schedule at T = 20 and T = 1000",
+          "[diffusion][schedule]") {
     check_schedule_goldens(linear_ho2020{});
     check_schedule_goldens(scaled_linear{});
     check_schedule_goldens(cosine_nichol_dhariwal{});
@@ -191,7 +202,8 @@ TEST_CASE("v is a·ε − s·x0 and every parameterization round-trips to (x0, �
     }
 }
 
-TEST_CASE("batched targets and splits agree with the scalar maps, in double and float", "[diffusion][parameterization]") {
+TEST_CASE("batched targets and splits agree with the scalar maps, in double and float",
+          "[diffusion][parameterization]") {
     const schedule_table table(linear_ho2020{}, 1000);
     const shape dims{3, 2, 5, 3};
     const tensor<double> x0 = random_tensor<double>(dims, 1), eps = random_tensor<double>(dims, 2);
@@ -213,7 +225,8 @@ TEST_CASE("batched targets and splits agree with the scalar maps, in double and 
 
     // Float: rounded once from the double computation.
     tensor<float> x0f(dims), epsf(dims), targetf(dims);
-    for (std::int64_t i = 0; i < dims.numel(); ++i) x0f[i] = static_cast<float>(x0[i]), epsf[i] = static_cast<float>(eps[i]);
+    for (std::int64_t i = 0; i < dims.numel(); ++i)
+        x0f[i] = static_cast<float>(x0[i]), epsf[i] = static_cast<float>(eps[i]);
     training_target<epsilon_prediction, float>(table, x0f.view(), epsf.view(), t.view(), targetf.view());
     for (std::int64_t i = 0; i < dims.numel(); ++i) REQUIRE(targetf[i] == epsf[i]);
     training_target<x0_prediction, float>(table, x0f.view(), epsf.view(), t.view(), targetf.view());
@@ -228,11 +241,13 @@ TEST_CASE("parameterization helpers refuse mismatched shapes and timesteps", "[d
                       Catch::Contains("training_target eps: expected shape (2, 3), found (2, 4)"));
     CHECK_THROWS_WITH((training_target<epsilon_prediction, double>(table, a.view(), b.view(), t3.view(), out.view())),
                       Catch::Contains("expected timesteps of shape (2) (one per item), found (3)"));
-    CHECK_THROWS_WITH((split_prediction<v_prediction, double>(table, a.view(), b.view(), bad.view(), out.view(), c.view())),
-                      Catch::Contains("split_prediction eps: expected shape (2, 3), found (2, 4)"));
+    CHECK_THROWS_WITH(
+        (split_prediction<v_prediction, double>(table, a.view(), b.view(), bad.view(), out.view(), c.view())),
+        Catch::Contains("split_prediction eps: expected shape (2, 3), found (2, 4)"));
     tensor<double> eps_out(shape{2, 3});
-    CHECK_THROWS_WITH((split_prediction<v_prediction, double>(table, a.view(), b.view(), bad.view(), out.view(), eps_out.view())),
-                      Catch::Contains("expected a timestep 0 <= t < T = 100, found t = 100"));
+    CHECK_THROWS_WITH(
+        (split_prediction<v_prediction, double>(table, a.view(), b.view(), bad.view(), out.view(), eps_out.view())),
+        Catch::Contains("expected a timestep 0 <= t < T = 100, found t = 100"));
 }
 
 // ---- Forward process --------------------------------------------------------------------------
@@ -251,7 +266,8 @@ TEST_CASE("q_sample draws each item's noise from its own Philox stream", "[diffu
         const auto k = static_cast<std::size_t>(t[b]);
         for (std::int64_t i = b * per_item; i < (b + 1) * per_item; ++i) {
             REQUIRE(eps[i] == rng.normal());
-            const double want = table.sqrt_alphas_cumprod()[k] * x0[i] + table.sqrt_one_minus_alphas_cumprod()[k] * eps[i];
+            const double want =
+                table.sqrt_alphas_cumprod()[k] * x0[i] + table.sqrt_one_minus_alphas_cumprod()[k] * eps[i];
             REQUIRE(x_t[i] == static_cast<float>(want));
         }
     }
@@ -263,7 +279,8 @@ TEST_CASE("q_sample draws each item's noise from its own Philox stream", "[diffu
         tensor<std::int64_t> th(shape{2});
         std::copy(x0.begin() + half * 2 * per_item, x0.begin() + (half + 1) * 2 * per_item, x0h.begin());
         th[0] = t[2 * half], th[1] = t[2 * half + 1];
-        q_sample<float>(table, x0h.view(), th.view(), 77, 1000 + 2 * static_cast<std::uint64_t>(half), epsh.view(), x_th.view());
+        q_sample<float>(table, x0h.view(), th.view(), 77, 1000 + 2 * static_cast<std::uint64_t>(half), epsh.view(),
+                        x_th.view());
         for (std::int64_t i = 0; i < 2 * per_item; ++i) {
             REQUIRE(epsh[i] == eps[half * 2 * per_item + i]);
             REQUIRE(x_th[i] == x_t[half * 2 * per_item + i]);
@@ -271,7 +288,8 @@ TEST_CASE("q_sample draws each item's noise from its own Philox stream", "[diffu
     }
 }
 
-TEST_CASE("q_sample is bitwise identical at 1 and 2 threads and has the marginal of DDPM eq. (4)", "[diffusion][forward]") {
+TEST_CASE("q_sample is bitwise identical at 1 and 2 threads and has the marginal of DDPM eq. (4)",
+          "[diffusion][forward]") {
     const schedule_table table(cosine_nichol_dhariwal{}, 1000);
     const shape dims{16, 3, 32, 32};
     tensor<float> x0(dims, 0.5f);

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "support/files.hpp"
 #include "ouro/loop/seeds.hpp"
+#include "support/files.hpp"
 
 using namespace ouro;
 using ouro::testing::scratch_dir;
@@ -34,7 +34,8 @@ std::string message_of(const std::function<void()>& f) {
 }
 
 const std::string full_header =
-    "method,generation,fid,precision,recall,density,coverage,kid,precision_k5,recall_k5,fid_ci_low,fid_ci_high,seconds\n";
+    "method,generation,fid,precision,recall,density,coverage,kid,precision_k5,recall_k5,fid_ci_low,fid_ci_high,"
+    "seconds\n";
 
 // Three seeds, two methods, generations 0-2. Seed 3 is an older run: today's columns only, in
 // another order, so it has no precision_k5. Seed 2's filtered G2 FID is nan.
@@ -43,22 +44,20 @@ const std::string full_header =
 //   baseline - filtered FID at G1: 10-8, 12-9, 14-11.5 = 2, 3, 2.5 -> mean 2.5, std 0.5
 //   baseline - filtered FID at G2: 6, (skipped), 12 -> mean 9, std sqrt(18), n 2
 void write_three_seeds(const fs::path& out) {
-    write_text(out / "seed_1" / "metrics.csv",
-               full_header +
-                   "baseline,0,5,0.5,0.4,1,0.9,0.01,0.6,0.5,4,6,1.5\n"
-                   "filtered,0,5,0.5,0.4,1,0.9,0.01,0.6,0.5,4,6,1.5\n"
-                   "baseline,1,10,0.5,0.4,1,0.9,0.01,0.6,0.5,9,11,1.5\n"
-                   "filtered,1,8,0.6,0.4,1,0.9,0.01,0.7,0.5,7,9,1.5\n"
-                   "baseline,2,20,0.4,0.3,1,0.9,0.01,0.5,0.4,19,21,1.5\n"
-                   "filtered,2,14,0.6,0.4,1,0.9,0.01,0.7,0.5,13,15,1.5\n");
-    write_text(out / "seed_2" / "metrics.csv",
-               full_header +
-                   "baseline,0,6,0.5,0.4,1,0.9,0.01,0.6,0.5,5,7,1.5\n"
-                   "filtered,0,6,0.5,0.4,1,0.9,0.01,0.6,0.5,5,7,1.5\n"
-                   "baseline,1,12,0.5,0.4,1,0.9,0.01,0.6,0.5,11,13,1.5\n"
-                   "filtered,1,9,0.6,0.4,1,0.9,0.01,0.7,0.5,8,10,1.5\n"
-                   "baseline,2,22,0.4,0.3,1,0.9,0.01,0.5,0.4,21,23,1.5\n"
-                   "filtered,2,nan,0.6,0.4,1,0.9,0.01,0.7,0.5,nan,nan,1.5\n");
+    write_text(out / "seed_1" / "metrics.csv", full_header +
+                                                   "baseline,0,5,0.5,0.4,1,0.9,0.01,0.6,0.5,4,6,1.5\n"
+                                                   "filtered,0,5,0.5,0.4,1,0.9,0.01,0.6,0.5,4,6,1.5\n"
+                                                   "baseline,1,10,0.5,0.4,1,0.9,0.01,0.6,0.5,9,11,1.5\n"
+                                                   "filtered,1,8,0.6,0.4,1,0.9,0.01,0.7,0.5,7,9,1.5\n"
+                                                   "baseline,2,20,0.4,0.3,1,0.9,0.01,0.5,0.4,19,21,1.5\n"
+                                                   "filtered,2,14,0.6,0.4,1,0.9,0.01,0.7,0.5,13,15,1.5\n");
+    write_text(out / "seed_2" / "metrics.csv", full_header +
+                                                   "baseline,0,6,0.5,0.4,1,0.9,0.01,0.6,0.5,5,7,1.5\n"
+                                                   "filtered,0,6,0.5,0.4,1,0.9,0.01,0.6,0.5,5,7,1.5\n"
+                                                   "baseline,1,12,0.5,0.4,1,0.9,0.01,0.6,0.5,11,13,1.5\n"
+                                                   "filtered,1,9,0.6,0.4,1,0.9,0.01,0.7,0.5,8,10,1.5\n"
+                                                   "baseline,2,22,0.4,0.3,1,0.9,0.01,0.5,0.4,21,23,1.5\n"
+                                                   "filtered,2,nan,0.6,0.4,1,0.9,0.01,0.7,0.5,nan,nan,1.5\n");
     write_text(out / "seed_3" / "metrics.csv",
                "generation,method,recall,fid,precision,density,coverage,kid,seconds\n"
                "0,baseline,0.4,7,0.5,1,0.9,0.01,2\n"

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "support/files.hpp"
 #include "ouro/io/svg.hpp"
+#include "support/files.hpp"
 
 using namespace ouro;
 namespace fs = std::filesystem;
@@ -44,7 +44,8 @@ std::string tag_balance_problem(const std::string& doc) {
         if (open.empty() && root_seen) return "content after the root element: <" + tag + ">";
         if (tag.starts_with('/')) {
             const std::string name = tag.substr(1);
-            if (open.empty() || open.back() != name) return "</" + name + "> closes " + (open.empty() ? "nothing" : open.back());
+            if (open.empty() || open.back() != name)
+                return "</" + name + "> closes " + (open.empty() ? "nothing" : open.back());
             open.pop_back();
             continue;
         }
@@ -183,7 +184,8 @@ TEST_CASE("line plot leaves a gap at NaN and infinite points", "[svg]") {
         CHECK(doc.find("inf") == std::string::npos);
     }
     SECTION("an all-NaN series keeps its legend entry but draws no line") {
-        const std::vector<io::series> lines = {{"drawn", {0, 1, 2}, {1, 2, 3}}, {"missing", {0, 1, 2}, {nan, nan, nan}}};
+        const std::vector<io::series> lines = {{"drawn", {0, 1, 2}, {1, 2, 3}},
+                                               {"missing", {0, 1, 2}, {nan, nan, nan}}};
         const std::string doc = io::line_plot_svg(lines, {});
         require_document(doc);
         CHECK(doc.find(">missing</text>") != std::string::npos);

@@ -52,7 +52,8 @@ void randomise(Net& net, std::uint64_t seed, double scale) {
 double silu(double v) { return v / (1.0 + std::exp(-v)); }
 
 // y = W·x + b for the linear layer `name` of the store, in double.
-std::vector<double> linear_ref(const parameter_store<double>& s, const std::string& name, const std::vector<double>& x) {
+std::vector<double> linear_ref(const parameter_store<double>& s, const std::string& name,
+                               const std::vector<double>& x) {
     const auto w = s.value(s.find(name + ".weight")), b = s.value(s.find(name + ".bias"));
     const std::int64_t out = w.dim(0), in = w.dim(1);
     REQUIRE(static_cast<std::int64_t>(x.size()) == in);
@@ -71,9 +72,9 @@ TEST_CASE("mlp_denoiser registers PyTorch-style names and the expected parameter
     conditional_model net;
     std::set<std::string> names;
     for (const auto& e : net.store().entries()) names.insert(e.name);
-    const std::set<std::string> expected{"input.weight",    "input.bias",      "time.0.weight",    "time.0.bias",
-                                         "time.2.weight",   "time.2.bias",     "label_emb.weight", "blocks.0.weight",
-                                         "blocks.0.bias",   "blocks.1.weight", "blocks.1.bias",    "output.weight",
+    const std::set<std::string> expected{"input.weight",  "input.bias",      "time.0.weight",    "time.0.bias",
+                                         "time.2.weight", "time.2.bias",     "label_emb.weight", "blocks.0.weight",
+                                         "blocks.0.bias", "blocks.1.weight", "blocks.1.bias",    "output.weight",
                                          "output.bias"};
     CHECK(names == expected);
     const std::int64_t c = 2, h = 6, td = 8, k = 3, depth = 2;
@@ -323,9 +324,9 @@ TEST_CASE("mlp_denoiser trained on the toy mixture samples points on its modes",
 
     toy::mlp_denoiser<cpu, toy::mlp_spec{}> model;
     model.reset_parameters(7);
-    diffusion::trainer<decltype(model)> run(model, real, table,
-                                            {.batch_size = 128, .steps = 600, .lr = 3e-3, .warmup_steps = 20,
-                                             .use_ema = false, .seed = 3});
+    diffusion::trainer<decltype(model)> run(
+        model, real, table,
+        {.batch_size = 128, .steps = 600, .lr = 3e-3, .warmup_steps = 20, .use_ema = false, .seed = 3});
     const diffusion::train_result r = run.train();
     CHECK(r.steps_run == 600);
     INFO("last loss " << r.last_loss << ", mean loss " << r.mean_loss);
@@ -338,9 +339,11 @@ TEST_CASE("mlp_denoiser trained on the toy mixture samples points on its modes",
     const tensor<float> samples = sampler.sample(model, shape{2, 1, 1}, count, labels.view(), 11);
     REQUIRE(samples.dims() == shape{count, 2, 1, 1});
 
-    const auto stats = toy::statistics(world, std::span<const float>(samples.data(), static_cast<std::size_t>(count * 2)));
+    const auto stats =
+        toy::statistics(world, std::span<const float>(samples.data(), static_cast<std::size_t>(count * 2)));
     std::int64_t on_label = 0;
-    for (std::int64_t i = 0; i < count; ++i) on_label += world.nearest_mode(samples[2 * i], samples[2 * i + 1]) == labels[i];
+    for (std::int64_t i = 0; i < count; ++i)
+        on_label += world.nearest_mode(samples[2 * i], samples[2 * i + 1]) == labels[i];
     INFO("covered " << stats.covered_modes << " of 8 modes, mean distance to a centre " << stats.spread
                     << ", samples nearest their label's mode " << on_label << " of " << count);
     CHECK(stats.covered_modes == 8);
@@ -357,9 +360,9 @@ tensor<float> train_unconditional_and_sample(const toy::mixture& world, std::int
     const diffusion::schedule_table table(diffusion::linear_ho2020{}, 1000);
     toy::mlp_denoiser<cpu, toy::mlp_spec{.classes = 0}> model;
     model.reset_parameters(5);
-    diffusion::trainer<decltype(model)> run(model, real, table,
-                                            {.batch_size = 128, .steps = steps, .lr = lr, .warmup_steps = 20,
-                                             .use_ema = false, .seed = 4});
+    diffusion::trainer<decltype(model)> run(
+        model, real, table,
+        {.batch_size = 128, .steps = steps, .lr = lr, .warmup_steps = 20, .use_ema = false, .seed = 4});
     const diffusion::train_result r = run.train();
     INFO("last loss " << r.last_loss);
     CHECK(r.last_loss < 0.45);
@@ -382,16 +385,19 @@ TEST_CASE("unconditional mlp_denoiser trained briefly on the toy mixture samples
         ++per_mode[static_cast<std::size_t>(world.nearest_mode(samples[2 * i], samples[2 * i + 1]))];
     }
     radial /= count;
-    INFO("mean |radius - 2| " << radial << ", fewest samples nearest one mode " << *std::min_element(per_mode.begin(), per_mode.end()));
+    INFO("mean |radius - 2| " << radial << ", fewest samples nearest one mode "
+                              << *std::min_element(per_mode.begin(), per_mode.end()));
     CHECK(radial < 0.3);
     CHECK(*std::min_element(per_mode.begin(), per_mode.end()) >= count / 8 / 4);  // a quarter of the fair share
 }
 
-TEST_CASE("unconditional mlp_denoiser trained longer on the toy mixture samples its modes", "[toy_model][train][.slow]") {
+TEST_CASE("unconditional mlp_denoiser trained longer on the toy mixture samples its modes",
+          "[toy_model][train][.slow]") {
     const toy::mixture world{};
     constexpr std::int64_t count = 256;
     const tensor<float> samples = train_unconditional_and_sample(world, 4000, 1e-3, count);
-    const auto stats = toy::statistics(world, std::span<const float>(samples.data(), static_cast<std::size_t>(count * 2)));
+    const auto stats =
+        toy::statistics(world, std::span<const float>(samples.data(), static_cast<std::size_t>(count * 2)));
     INFO("covered " << stats.covered_modes << " of 8 modes, mean distance to a centre " << stats.spread);
     CHECK(stats.covered_modes == 8);
     CHECK(stats.spread < 0.35);  // samples spread evenly along the ring would give about 0.4

@@ -44,10 +44,10 @@ namespace fs = std::filesystem;
 namespace {
 
 // The smallest U-Net that still has every part: two levels, class labels, dropout (keyed by step).
-constexpr nn::unet_spec tiny_spec{.in_channels = 1, .image_size = 8, .base = 8, .mult = {1, 2}, .groups = 4,
-                                  .dropout = 0.1, .classes = 3};
-constexpr nn::unet_spec wider_spec{.in_channels = 1, .image_size = 8, .base = 16, .mult = {1, 2}, .groups = 4,
-                                   .dropout = 0.1, .classes = 3};
+constexpr nn::unet_spec tiny_spec{
+    .in_channels = 1, .image_size = 8, .base = 8, .mult = {1, 2}, .groups = 4, .dropout = 0.1, .classes = 3};
+constexpr nn::unet_spec wider_spec{
+    .in_channels = 1, .image_size = 8, .base = 16, .mult = {1, 2}, .groups = 4, .dropout = 0.1, .classes = 3};
 using tiny_unet = nn::unet<cpu, tiny_spec>;
 using wider_unet = nn::unet<cpu, wider_spec>;
 using tiny_trainer = diffusion::trainer<tiny_unet>;
@@ -134,7 +134,8 @@ constexpr const char* child_dir_variable = "OURO_TEST_TRAINER_CHILD_DIR";
 
 }  // namespace
 
-TEST_CASE("a resumed run continues bitwise like an uninterrupted one: weights, moments, EMA, step", "[trainer][resume]") {
+TEST_CASE("a resumed run continues bitwise like an uninterrupted one: weights, moments, EMA, step",
+          "[trainer][resume]") {
     const data::image_dataset data = tiny_data();
     const std::int64_t n = resume_steps;
     scratch_dir dir("resume");
@@ -214,10 +215,12 @@ TEST_CASE("the optimiser is a policy: an SGD trainer trains, resumes bitwise, an
     for (std::int64_t i = 0; i < n; ++i) resumed.step();
     const auto& store = model_b->store();
     CHECK(std::vector<float>(store.values(), store.values() + store.size()) == expected);
-    CHECK(std::vector<float>(resumed.optimizer().state(0), resumed.optimizer().state(0) + store.size()) == expected_buffer);
+    CHECK(std::vector<float>(resumed.optimizer().state(0), resumed.optimizer().state(0) + store.size()) ==
+          expected_buffer);
 
     // The trainer file names its optimiser and holds its buffer under the optimiser's name.
-    const diffusion::checkpoint_contents c = diffusion::inspect_checkpoint(dir.path, diffusion::identity_of<tiny_unet>());
+    const diffusion::checkpoint_contents c =
+        diffusion::inspect_checkpoint(dir.path, diffusion::identity_of<tiny_unet>());
     CHECK(c.trainer_metadata.at("optimizer") == "sgd");
     CHECK(c.trainer_metadata.at("sgd_step") == std::to_string(n));
     CHECK(io::safetensors_reader(c.trainer_path).contains("sgd.momentum_buffer." + store.entries().front().name));
@@ -371,9 +374,8 @@ TEST_CASE("a NaN loss stops training with an error naming the step; the last goo
         void on_checkpoint(const diffusion::checkpoint_event&) { *at_checkpoint = snapshot(*trainer); }
     };
     state_snapshot good;
-    CHECK_THROWS_WITH(t.train(poison{&data, &good, &t}),
-                      Catch::Contains("loss of step 8 of 20 is not finite") &&
-                          Catch::Contains("last good checkpoint (step 5"));
+    CHECK_THROWS_WITH(t.train(poison{&data, &good, &t}), Catch::Contains("loss of step 8 of 20 is not finite") &&
+                                                             Catch::Contains("last good checkpoint (step 5"));
     CHECK(t.step_count() == 7);  // no update from the poisoned step
     CHECK(good.step == 5);
     CHECK(diffusion::read_checkpoint_manifest(dir.path).current().step == 5);
@@ -488,9 +490,10 @@ void require_kept(const fs::path& dir, const written_checkpoint& last) {
 
 }  // namespace
 
-TEST_CASE("poisoned training (Inf data, NaN or Inf gradients, a huge lr) stops naming the step and never writes a "
-          "non-finite checkpoint",
-          "[trainer][nan]") {
+TEST_CASE(
+    "poisoned training (Inf data, NaN or Inf gradients, a huge lr) stops naming the step and never writes a "
+    "non-finite checkpoint",
+    "[trainer][nan]") {
     data::image_dataset data = tiny_data();
     scratch_dir dir("poison");
     diffusion::trainer_options o = tiny_options(20);
@@ -503,9 +506,11 @@ TEST_CASE("poisoned training (Inf data, NaN or Inf gradients, a huge lr) stops n
 
     SECTION("an Inf batch") {
         diffusion::trainer<grad_poisoned_unet> t(*model, data, tiny_table(), o);
-        const std::string message = failure_of(t, poison_watch{[&](std::int64_t s) {
-                                                   if (s == 7) data.images.fill(std::numeric_limits<float>::infinity());
-                                               }, &last});
+        const std::string message =
+            failure_of(t, poison_watch{[&](std::int64_t s) {
+                                           if (s == 7) data.images.fill(std::numeric_limits<float>::infinity());
+                                       },
+                                       &last});
         CHECK_THAT(message, Catch::Contains("loss of step 8 of 20 is not finite") &&
                                 Catch::Contains("last good checkpoint (step 6"));
         CHECK(t.step_count() == 7);
@@ -527,7 +532,8 @@ TEST_CASE("poisoned training (Inf data, NaN or Inf gradients, a huge lr) stops n
         model->value = -std::numeric_limits<float>::infinity();
         o.grad_clip = 0;
         diffusion::trainer<grad_poisoned_unet> t(*model, data, tiny_table(), o);
-        CHECK_THAT(failure_of(t, poison_watch{{}, &last}), Catch::Contains("gradient norm of step 9 of 20 is not finite"));
+        CHECK_THAT(failure_of(t, poison_watch{{}, &last}),
+                   Catch::Contains("gradient norm of step 9 of 20 is not finite"));
         CHECK(t.step_count() == 8);
         CHECK(last.step == 8);
         require_kept(dir.path, last);
@@ -546,9 +552,9 @@ TEST_CASE("poisoned training (Inf data, NaN or Inf gradients, a huge lr) stops n
         huge.strict_resume = false;
         diffusion::trainer<grad_poisoned_unet> t(*model, data, tiny_table(), huge);
         REQUIRE(t.resume());
-        CHECK_THAT(failure_of(t, poison_watch{{}, &last}),
-                   Catch::Contains("update of step 7 of 20") && Catch::Contains("made the weights non-finite") &&
-                       Catch::Contains("last good checkpoint (step 6"));
+        CHECK_THAT(failure_of(t, poison_watch{{}, &last}), Catch::Contains("update of step 7 of 20") &&
+                                                               Catch::Contains("made the weights non-finite") &&
+                                                               Catch::Contains("last good checkpoint (step 6"));
         CHECK(last.step == 6);
         require_kept(dir.path, last);
     }
@@ -669,14 +675,18 @@ TEST_CASE("model files and checkpoints holding NaN weights are refused on load, 
         const std::string name = store.entries().front().name;
         for (const std::string& prefix : {std::string("ema."), std::string("adamw.exp_avg_sq.")}) {
             rebind_current_pair(dir.path, read_text(dir.path / e.model_file), prefix + name);
-            const std::string trainer_file = (dir.path / nlohmann::json::parse(read_text(dir.path / diffusion::manifest_file_name))
-                                                             ["checkpoints"][0]["trainer"].get<std::string>()).string();
-            CHECK_THROWS_WITH(loader.resume(), Catch::Contains(trainer_file) && Catch::Contains("non-finite") &&
-                                                   Catch::Contains(name));
+            const std::string trainer_file =
+                (dir.path /
+                 nlohmann::json::parse(read_text(dir.path / diffusion::manifest_file_name))["checkpoints"][0]["trainer"]
+                     .get<std::string>())
+                    .string();
+            CHECK_THROWS_WITH(loader.resume(),
+                              Catch::Contains(trainer_file) && Catch::Contains("non-finite") && Catch::Contains(name));
             CHECK(snapshot(loader) == before);
             if (prefix == "ema.") {
-                CHECK_THROWS_WITH(diffusion::load_checkpoint_weights(dir.path, *other, diffusion::checkpoint_weights::ema),
-                                  Catch::Contains(trainer_file) && Catch::Contains("non-finite EMA weights"));
+                CHECK_THROWS_WITH(
+                    diffusion::load_checkpoint_weights(dir.path, *other, diffusion::checkpoint_weights::ema),
+                    Catch::Contains(trainer_file) && Catch::Contains("non-finite EMA weights"));
                 CHECK(snapshot(loader) == before);
             }
             // Restore the good pair for the next round.
@@ -696,9 +706,12 @@ TEST_CASE("a checkpoint of another spec is refused with both spec strings", "[tr
     wider_unet wider;
     wider.reset_parameters(1);
     diffusion::trainer<wider_unet> other(wider, data, tiny_table(), tiny_options(4));
-    CHECK_THROWS_WITH(other.load_checkpoint(dir.path), Catch::Contains(tiny_spec.str()) && Catch::Contains(wider_spec.str()));
-    CHECK_THROWS_WITH(diffusion::load_model(dir.path / e.model_file, wider), Catch::Contains(tiny_spec.str()) && Catch::Contains(wider_spec.str()));
-    CHECK_THROWS_WITH(diffusion::load_checkpoint_weights(dir.path, wider), Catch::Contains(tiny_spec.str()) && Catch::Contains(wider_spec.str()));
+    CHECK_THROWS_WITH(other.load_checkpoint(dir.path),
+                      Catch::Contains(tiny_spec.str()) && Catch::Contains(wider_spec.str()));
+    CHECK_THROWS_WITH(diffusion::load_model(dir.path / e.model_file, wider),
+                      Catch::Contains(tiny_spec.str()) && Catch::Contains(wider_spec.str()));
+    CHECK_THROWS_WITH(diffusion::load_checkpoint_weights(dir.path, wider),
+                      Catch::Contains(tiny_spec.str()) && Catch::Contains(wider_spec.str()));
 
     // The model file alone says what it is.
     const io::safetensors_metadata m = io::read_safetensors_metadata(dir.path / e.model_file);
@@ -715,7 +728,8 @@ TEST_CASE("a checkpoint of another spec is refused with both spec strings", "[tr
     CHECK(std::equal(same->store().values(), same->store().values() + same->store().size(), t.ema()->values()));
 }
 
-TEST_CASE("truncated, corrupt, foreign and mismatched checkpoint files are refused clearly", "[trainer][checkpoint][errors]") {
+TEST_CASE("truncated, corrupt, foreign and mismatched checkpoint files are refused clearly",
+          "[trainer][checkpoint][errors]") {
     const data::image_dataset data = tiny_data();
     scratch_dir dir("broken");
     diffusion::trainer_options o = tiny_options(10);
@@ -739,7 +753,8 @@ TEST_CASE("truncated, corrupt, foreign and mismatched checkpoint files are refus
 
     SECTION("truncated model file") {
         fs::resize_file(model_file, model_bytes.size() - 100);
-        CHECK_THROWS_WITH(loader.load_checkpoint(dir.path), Catch::Contains("truncated") && Catch::Contains(model_file.string()));
+        CHECK_THROWS_WITH(loader.load_checkpoint(dir.path),
+                          Catch::Contains("truncated") && Catch::Contains(model_file.string()));
         // Alone, without the manifest, the safetensors reader says the same.
         CHECK_THROWS_WITH(diffusion::load_model(model_file, *fresh), Catch::Contains("truncated"));
         CHECK(snapshot(loader) == before);  // a refused load changes nothing
@@ -774,22 +789,24 @@ TEST_CASE("truncated, corrupt, foreign and mismatched checkpoint files are refus
         // The manifest pairs the model of step 10 with the trainer state of step 5 (sizes and CRCs
         // fixed up, so only the binding of the two files tells).
         nlohmann::json j = nlohmann::json::parse(manifest_text);
-        for (const char* key : {"trainer", "trainer_bytes", "trainer_crc32"}) j["checkpoints"][0][key] = j["checkpoints"][1][key];
+        for (const char* key : {"trainer", "trainer_bytes", "trainer_crc32"})
+            j["checkpoints"][0][key] = j["checkpoints"][1][key];
         write_text(dir.path / diffusion::manifest_file_name, j.dump());
         CHECK_THROWS_WITH(loader.load_checkpoint(dir.path), Catch::Contains("mismatched checkpoint pair"));
         CHECK(snapshot(loader) == before);
     }
     SECTION("a missing directory or step") {
         CHECK_THROWS_WITH(loader.load_checkpoint(dir.path / "nowhere"), Catch::Contains("no checkpoint"));
-        CHECK_THROWS_WITH(loader.load_checkpoint(dir.path, 7), Catch::Contains("no checkpoint of step 7") &&
-                                                                    Catch::Contains("steps 10, 5"));
+        CHECK_THROWS_WITH(loader.load_checkpoint(dir.path, 7),
+                          Catch::Contains("no checkpoint of step 7") && Catch::Contains("steps 10, 5"));
         CHECK(snapshot(loader) == before);
         CHECK(loader.resume());  // the real directory still loads
         CHECK(loader.step_count() == 10);
     }
 }
 
-TEST_CASE("a strict resume refuses a checkpoint of other settings and names each difference", "[trainer][checkpoint][errors]") {
+TEST_CASE("a strict resume refuses a checkpoint of other settings and names each difference",
+          "[trainer][checkpoint][errors]") {
     const data::image_dataset data = tiny_data();
     scratch_dir dir("strict");
     auto model = fresh_model(1);
@@ -831,7 +848,8 @@ TEST_CASE("labels are dropped to the null class at the given rate, the batch pla
         for (std::int64_t i = 0; i < 16; ++i) {
             const std::int64_t item = b.items[static_cast<std::size_t>(i)];
             if (b.labels[i] == tiny_spec.classes) ++dropped;
-            else REQUIRE(b.labels[i] == data.labels[item]);
+            else
+                REQUIRE(b.labels[i] == data.labels[item]);
             REQUIRE(b.timesteps[i] >= 0);
             REQUIRE(b.timesteps[i] < 100);
             ++total;
@@ -872,7 +890,8 @@ TEST_CASE("labels are dropped to the null class at the given rate, the batch pla
     CHECK(late.items != v->plan_batch(8).items);
 }
 
-TEST_CASE("data that do not fit the model's spec are refused before training, naming both shapes", "[trainer][errors]") {
+TEST_CASE("data that do not fit the model's spec are refused before training, naming both shapes",
+          "[trainer][errors]") {
     auto model = fresh_model(1);
     const data::image_dataset big = tiny_data(4, 1, 16);
     CHECK_THROWS_WITH(tiny_trainer(*model, big, tiny_table(), tiny_options(4)),
@@ -933,9 +952,8 @@ TEST_CASE("train reports progress and calls every hook; epochs set the length; a
             CHECK(fs::exists(e.file));
         }
     } c;
-    const diffusion::train_result r =
-        t.train(c, diffusion::training_progress({.label = "train", .log_every = 2,
-                                                 .style = progress_style::log, .out = &out}));
+    const diffusion::train_result r = t.train(
+        c, diffusion::training_progress({.label = "train", .log_every = 2, .style = progress_style::log, .out = &out}));
     CHECK(r.step == 6);
     CHECK_FALSE(r.stopped_early);
     CHECK(c.steps == std::vector<std::int64_t>{1, 2, 3, 4, 5, 6});
@@ -970,16 +988,17 @@ TEST_CASE("train reports progress and calls every hook; epochs set the length; a
     };
     std::ostringstream stopped_log, quiet_log;
     const diffusion::train_result s = stopping.train(
-        stop_at_3{}, diffusion::training_progress({.label = "stopped", .log_every = 100, .style = progress_style::log,
-                                                   .out = &stopped_log}));
+        stop_at_3{}, diffusion::training_progress(
+                         {.label = "stopped", .log_every = 100, .style = progress_style::log, .out = &stopped_log}));
     CHECK(s.stopped_early);
     CHECK(stopping.step_count() == 3);
     // The progress callback prints its last state when it goes, also for a run stopped early.
     INFO(stopped_log.str());
     CHECK(stopped_log.str().find("stopped 3/10") != std::string::npos);
     // progress_style::none: nothing at all, the run unchanged.
-    stopping.train(stop_at_3{}, diffusion::training_progress({.label = "quiet", .log_every = 1,
-                                                              .style = progress_style::none, .out = &quiet_log}));
+    stopping.train(stop_at_3{},
+                   diffusion::training_progress(
+                       {.label = "quiet", .log_every = 1, .style = progress_style::none, .out = &quiet_log}));
     CHECK(stopping.step_count() == 10);
     CHECK(quiet_log.str().empty());
 }

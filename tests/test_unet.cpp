@@ -17,8 +17,15 @@ using ouro::testing::require_close;
 namespace {
 
 // The spec of tests/golden/gen_unet.py.
-constexpr nn::unet_spec golden_spec{.in_channels = 2, .image_size = 6, .base = 8, .mult = {1, 2}, .res_blocks = 1,
-                                    .attention = {false, true}, .heads = 2, .groups = 4, .classes = 3};
+constexpr nn::unet_spec golden_spec{.in_channels = 2,
+                                    .image_size = 6,
+                                    .base = 8,
+                                    .mult = {1, 2},
+                                    .res_blocks = 1,
+                                    .attention = {false, true},
+                                    .heads = 2,
+                                    .groups = 4,
+                                    .classes = 3};
 
 template <class Net>
 void load_golden_parameters(Net& net) {
@@ -70,8 +77,15 @@ TEST_CASE("unet matches PyTorch: encoder, forward, dx and every parameter gradie
 }
 
 TEST_CASE("unet backward agrees with finite differences", "[unet][gradcheck]") {
-    constexpr nn::unet_spec spec{.in_channels = 1, .image_size = 6, .base = 4, .mult = {1, 2}, .res_blocks = 1,
-                                 .attention = {true, false}, .heads = 1, .groups = 2, .classes = 0};
+    constexpr nn::unet_spec spec{.in_channels = 1,
+                                 .image_size = 6,
+                                 .base = 4,
+                                 .mult = {1, 2},
+                                 .res_blocks = 1,
+                                 .attention = {true, false},
+                                 .heads = 1,
+                                 .groups = 2,
+                                 .classes = 0};
     nn::unet<cpu, spec, double> net;
     net.reset_parameters(21);
     // Zero-initialised layers would hide the gradients behind them: give every parameter a value.
@@ -179,8 +193,15 @@ inputs_16 perturb_and_draw_inputs(Net& net, std::int64_t batch, std::int64_t ste
 }  // namespace
 
 TEST_CASE("unet inference forward frees its intermediates and gives the same output bit for bit", "[unet][inference]") {
-    constexpr nn::unet_spec spec{.in_channels = 1, .image_size = 16, .base = 16, .mult = {1, 2, 2}, .res_blocks = 2,
-                                 .attention = {false, true, true}, .heads = 2, .groups = 4, .classes = 3};
+    constexpr nn::unet_spec spec{.in_channels = 1,
+                                 .image_size = 16,
+                                 .base = 16,
+                                 .mult = {1, 2, 2},
+                                 .res_blocks = 2,
+                                 .attention = {false, true, true},
+                                 .heads = 2,
+                                 .groups = 4,
+                                 .classes = 3};
     constexpr std::int64_t batch = 32;  // (32, 16, 16, 16) floats = 512 KiB: blocks the cache counts
     nn::unet<cpu, spec, float> net;
     const inputs_16 in = perturb_and_draw_inputs(net, batch, 30);
@@ -217,8 +238,15 @@ TEST_CASE("unet inference forward frees its intermediates and gives the same out
 }
 
 TEST_CASE("unet predict with bf16 products stays near the fp32 prediction, deterministically", "[unet][bf16]") {
-    constexpr nn::unet_spec spec{.in_channels = 1, .image_size = 16, .base = 16, .mult = {1, 2, 2}, .res_blocks = 1,
-                                 .attention = {false, true, true}, .heads = 2, .groups = 4, .classes = 3};
+    constexpr nn::unet_spec spec{.in_channels = 1,
+                                 .image_size = 16,
+                                 .base = 16,
+                                 .mult = {1, 2, 2},
+                                 .res_blocks = 1,
+                                 .attention = {false, true, true},
+                                 .heads = 2,
+                                 .groups = 4,
+                                 .classes = 3};
     nn::unet<cpu, spec, float> net;
     const inputs_16 in = perturb_and_draw_inputs(net, 6, 150);
     const tensor<float>& x = in.x;
@@ -237,8 +265,8 @@ TEST_CASE("unet predict with bf16 products stays near the fp32 prediction, deter
     }
     INFO("largest |fp32| " << largest << ", largest |bf16 - fp32| " << difference);
     CHECK(largest > 0.1f);
-    CHECK(difference > 0);                  // the products did run in bf16
-    CHECK(difference < 0.02f * largest);    // ~2^-9 per operand, through every layer
+    CHECK(difference > 0);                // the products did run in bf16
+    CHECK(difference < 0.02f * largest);  // ~2^-9 per operand, through every layer
 
     // Training is untouched: a training forward ignores the predict precision.
     const tensor<float> trained = to_tensor(net.forward(x, t, y));

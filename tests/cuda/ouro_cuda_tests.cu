@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "common.hpp"
 #include "ouro/backend/cuda/emulation.hpp"
 #include "ouro/backend/cuda/kernels/diffusion.hpp"
 #include "ouro/backend/cuda/kernels/pointwise.hpp"
@@ -15,7 +16,6 @@
 #include "ouro/backend/cuda/kernels/resample.hpp"
 #include "ouro/backend/cuda/launch.cuh"
 #include "ouro/backend/cuda/ops.cuh"
-#include "common.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/tensor.hpp"
 #include "ouro/nn/activation.hpp"
@@ -58,7 +58,8 @@ void compare(const char* what, std::int64_t n, const std::vector<float>& device,
              double tolerance) {
     double worst = 0;
     for (std::size_t i = 0; i < host.size(); ++i)
-        worst = std::max(worst, std::abs(double(device[i]) - double(host[i])) / std::max(1.0, std::abs(double(host[i]))));
+        worst =
+            std::max(worst, std::abs(double(device[i]) - double(host[i])) / std::max(1.0, std::abs(double(host[i]))));
     const bool ok = worst <= tolerance;
     std::printf("%s %s n=%lld: worst relative gap %.3g (tolerance %.3g)\n", ok ? "ok  " : "FAIL", what,
                 static_cast<long long>(n), worst, tolerance);
@@ -67,7 +68,8 @@ void compare(const char* what, std::int64_t n, const std::vector<float>& device,
 
 // Every op of ops<cuda>, instantiated for float (never called: it makes nvcc compile each wrapper
 // whatever the checks below happen to call).
-[[maybe_unused]] void instantiate_every_op(ouro::tensor_view<const float, ouro::cuda> c, ouro::tensor_view<float, ouro::cuda> v,
+[[maybe_unused]] void instantiate_every_op(ouro::tensor_view<const float, ouro::cuda> c,
+                                           ouro::tensor_view<float, ouro::cuda> v,
                                            ouro::tensor_view<const std::int64_t, ouro::cuda> ci,
                                            ouro::tensor_view<std::int64_t, ouro::cuda> vi) {
     using O = ouro::ops<ouro::cuda>;
@@ -79,7 +81,8 @@ void compare(const char* what, std::int64_t n, const std::vector<float>& device,
     O::conv2d_backward_input<float>(c, c, v, ouro::conv2d_params{});
     O::conv2d_backward_weight<float>(c, c, v, v, ouro::conv2d_params{});
     O::linear_backward<float>(c, c, c, v, v, v);
-    O::linear_forward<double>(ouro::tensor_view<const double, ouro::cuda>{}, ouro::tensor_view<const double, ouro::cuda>{},
+    O::linear_forward<double>(ouro::tensor_view<const double, ouro::cuda>{},
+                              ouro::tensor_view<const double, ouro::cuda>{},
                               ouro::tensor_view<const double, ouro::cuda>{}, ouro::tensor_view<double, ouro::cuda>{});
     O::group_norm_forward<float>(c, c, c, v, v, v, 4);
     O::group_norm_silu_forward<float>(c, c, c, v, 4);
@@ -148,7 +151,8 @@ int main() {
         std::vector<double> partial(static_cast<std::size_t>(slices));
         double loss = 0;
         const float scale2 = static_cast<float>(2.0 / static_cast<double>(n));
-        emulate_launch(shape, mse_partial_body<float>{x.data(), dy.data(), dmse.data(), partial.data(), n, slices, scale2});
+        emulate_launch(shape,
+                       mse_partial_body<float>{x.data(), dy.data(), dmse.data(), partial.data(), n, slices, scale2});
         emulate_launch(launch_shape_for(1, 32), mse_total_body{partial.data(), &loss, slices, n});
         device_buffer drelu(relu), drelu_grad(relu_grad), dadded(added), ddmse(dmse);
         double* dpartial = nullptr;
@@ -158,8 +162,9 @@ int main() {
         check_cuda(launch(shape, relu_forward_body<float>{dx_dev.data, drelu.data, n}), "relu_forward");
         check_cuda(launch(shape, relu_backward_body<float>{drelu.data, ddy.data, drelu_grad.data, n}), "relu_backward");
         check_cuda(launch(shape, add_body<float>{dx_dev.data, ddy.data, dadded.data, n}), "add");
-        check_cuda(launch(shape, mse_partial_body<float>{dx_dev.data, ddy.data, ddmse.data, dpartial, n, slices, scale2}),
-                   "mse_partial");
+        check_cuda(
+            launch(shape, mse_partial_body<float>{dx_dev.data, ddy.data, ddmse.data, dpartial, n, slices, scale2}),
+            "mse_partial");
         check_cuda(launch(launch_shape_for(1, 32), mse_total_body{dpartial, dloss, slices, n}), "mse_total");
         double device_loss = 0;
         check_cuda(cudaMemcpy(&device_loss, dloss, sizeof(double), cudaMemcpyDeviceToHost), "cudaMemcpy to host");
@@ -189,10 +194,12 @@ int main() {
         const std::uint32_t keep_from = ouro::dropout_streams::keep_threshold(0.3);
         const float scale = static_cast<float>(1.0 / 0.7);
         const launch_shape blocks = launch_shape_for((n + 3) / 4);
-        emulate_launch(blocks, dropout_body<float>{x.data(), y_drop.data(), mask.data(), n, 42, 7, 3, keep_from, scale});
+        emulate_launch(blocks,
+                       dropout_body<float>{x.data(), y_drop.data(), mask.data(), n, 42, 7, 3, keep_from, scale});
         device_buffer dy_drop(y_drop), dmask(mask);
-        check_cuda(launch(blocks, dropout_body<float>{dx_dev.data, dy_drop.data, dmask.data, n, 42, 7, 3, keep_from, scale}),
-                   "dropout");
+        check_cuda(
+            launch(blocks, dropout_body<float>{dx_dev.data, dy_drop.data, dmask.data, n, 42, 7, 3, keep_from, scale}),
+            "dropout");
         check_cuda(cudaDeviceSynchronize(), "synchronize");
         compare("dropout mask", n, dmask.to_host(), mask, 0);
         compare("dropout output", n, dy_drop.to_host(), y_drop, 0);
@@ -200,7 +207,8 @@ int main() {
         std::vector<float> p = x, m(size, 0.f), v(size, 0.f), e = x;
         device_buffer dp(p), dm(m), dv(v), de(e), dg(dy);
         for (std::int64_t t = 1; t <= 3; ++t) {
-            const auto s = ouro::optim::adamw_scalars_for<float>(/*lr=*/1e-2, 0.9, 0.999, 1e-8, /*weight_decay=*/0.05, t);
+            const auto s =
+                ouro::optim::adamw_scalars_for<float>(/*lr=*/1e-2, 0.9, 0.999, 1e-8, /*weight_decay=*/0.05, t);
             emulate_launch(shape, adamw_body<float>{p.data(), m.data(), v.data(), dy.data(), n, s});
             emulate_launch(shape, ema_body<float>{e.data(), p.data(), n, 0.1f});
             check_cuda(launch(shape, adamw_body<float>{dp.data, dm.data, dv.data, dg.data, n, s}), "adamw");
@@ -224,8 +232,8 @@ int main() {
 
         ouro::tensor<float, cuda> xd(ouro::shape{n});
         ouro::copy_from_host(xv, xd.view());
-        compare("tensor<float, cuda> round trip", n, std::vector<float>(ouro::to_host(xd.view()).begin(),
-                                                                       ouro::to_host(xd.view()).end()), x, 0);
+        compare("tensor<float, cuda> round trip", n,
+                std::vector<float>(ouro::to_host(xd.view()).begin(), ouro::to_host(xd.view()).end()), x, 0);
 
         // A module on the device: SiLU through ops<cuda>.
         ouro::nn::silu<cuda, float> act;
@@ -265,7 +273,8 @@ int main() {
             ouro::copy_from_host(ouro::tensor_view<const float>(small.data(), sd.dims()), sd.view());
             ouro::ops<cuda>::upsample_nearest2x_forward<float>(sd.view(), bd.view());
             std::vector<float> big(120);
-            emulate_launch(launch_shape_for(120), upsample_nearest2x_forward_body<float>{small.data(), big.data(), 2, 3, 5});
+            emulate_launch(launch_shape_for(120),
+                           upsample_nearest2x_forward_body<float>{small.data(), big.data(), 2, 3, 5});
             const auto got = ouro::to_host(bd.view());
             compare("ops<cuda>::upsample_nearest2x_forward", 120, std::vector<float>(got.begin(), got.end()), big, 0);
         }
@@ -284,7 +293,8 @@ int main() {
             for (int r = 0; r < 5; ++r)
                 for (int o = 0; o < 3; ++o) {
                     double sum = bh[o];
-                    for (int i = 0; i < 7; ++i) sum += double(xs[static_cast<std::size_t>(r * 7 + i)]) * double(wh[o * 7 + i]);
+                    for (int i = 0; i < 7; ++i)
+                        sum += double(xs[static_cast<std::size_t>(r * 7 + i)]) * double(wh[o * 7 + i]);
                     want[static_cast<std::size_t>(r * 3 + o)] = static_cast<float>(sum);
                 }
             compare("nn::linear<cuda> (cuBLAS)", 15, std::vector<float>(got.begin(), got.end()), want, 1e-5);

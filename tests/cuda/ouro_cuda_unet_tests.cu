@@ -10,8 +10,8 @@
 #include <cstdio>
 #include <vector>
 
-#include "ouro/backend/cuda/ops.cuh"
 #include "common.hpp"
+#include "ouro/backend/cuda/ops.cuh"
 #include "ouro/diffusion/trainer.hpp"
 #include "ouro/nn/unet.hpp"
 
@@ -19,8 +19,14 @@ namespace {
 
 using ouro::cuda_testing::pseudo_random;
 
-constexpr ouro::nn::unet_spec tiny_unet{.in_channels = 1, .image_size = 8, .base = 8, .mult = {1, 2},
-                                         .attention = {false, true}, .groups = 4, .dropout = 0.1, .classes = 3};
+constexpr ouro::nn::unet_spec tiny_unet{.in_channels = 1,
+                                        .image_size = 8,
+                                        .base = 8,
+                                        .mult = {1, 2},
+                                        .attention = {false, true},
+                                        .groups = 4,
+                                        .dropout = 0.1,
+                                        .classes = 3};
 
 // A whole U-Net on the device: built, initialised (on the host, copied over), one training
 // forward and backward, and four trainer steps (AdamW, clipping, EMA). Returns the losses.
@@ -35,8 +41,8 @@ std::vector<double> unet_on_device() {
     const std::vector<float> pixels = pseudo_random(12 * 64, 21, 0.8f);
     std::copy(pixels.begin(), pixels.end(), data.images.begin());
     for (std::int64_t i = 0; i < 12; ++i) data.labels[i] = i % 3;
-    ouro::diffusion::trainer<ouro::nn::unet<ouro::cuda, tiny_unet>> t(net, data, {ouro::diffusion::linear_ho2020{}, 100},
-                                                                       {.batch_size = 4, .steps = 4, .lr = 1e-3, .seed = 3});
+    ouro::diffusion::trainer<ouro::nn::unet<ouro::cuda, tiny_unet>> t(
+        net, data, {ouro::diffusion::linear_ho2020{}, 100}, {.batch_size = 4, .steps = 4, .lr = 1e-3, .seed = 3});
     std::vector<double> losses;
     for (int i = 0; i < 4; ++i) losses.push_back(t.step().loss);
     return losses;
@@ -49,7 +55,7 @@ int main() {
     const std::vector<double> losses = unet_on_device();
     bool ok = true;
     for (double l : losses) ok = ok && std::isfinite(l) && l > 0;
-    std::printf("%s nn::unet<cuda> trainer steps: losses %.4f %.4f %.4f %.4f\n", ok ? "ok  " : "FAIL", losses[0], losses[1],
-                losses[2], losses[3]);
+    std::printf("%s nn::unet<cuda> trainer steps: losses %.4f %.4f %.4f %.4f\n", ok ? "ok  " : "FAIL", losses[0],
+                losses[1], losses[2], losses[3]);
     return ok ? 0 : 1;
 }

@@ -57,17 +57,19 @@ inline void check_bf16_conv_is_the_sum_of_rounded_operands() {
                                     const std::int64_t q = j * c.p.stride - c.p.padding + v;
                                     if (r < 0 || r >= h || q < 0 || q >= wd) continue;
                                     const long double term =
-                                        static_cast<long double>(cpu_kernels::gemm::round_to_bf16(w[((o * cin + ch) * k + u) * k + v])) *
+                                        static_cast<long double>(
+                                            cpu_kernels::gemm::round_to_bf16(w[((o * cin + ch) * k + u) * k + v])) *
                                         cpu_kernels::gemm::round_to_bf16(x[((n * cin + ch) * h + r) * wd + q]);
                                     sum += term;
                                     magnitude += std::fabs(term);
                                 }
                         const std::int64_t at = ((n * ys[1] + o) * ys[2] + i) * ys[3] + j;
                         worst = std::max(worst, static_cast<double>(std::fabs(y[at] - sum) / magnitude));
-                        largest_difference = std::max(largest_difference, static_cast<double>(std::fabs(y[at] - y32[at])));
+                        largest_difference =
+                            std::max(largest_difference, static_cast<double>(std::fabs(y[at] - y32[at])));
                     }
-        CHECK(worst < 2e-6);                // fp32 sums of exact products
-        CHECK(largest_difference > 1e-3);   // and the operands were rounded (2^-9 relative each)
+        CHECK(worst < 2e-6);               // fp32 sums of exact products
+        CHECK(largest_difference > 1e-3);  // and the operands were rounded (2^-9 relative each)
     }
 }
 

@@ -26,12 +26,12 @@ template <>
 struct backend_memory<cpu_strict> {
     static void* allocate(std::size_t bytes) {
         try {
-            return ::operator new(bytes == 0 ? 1 : bytes, std::align_val_t{tensor_alignment});
+            return ::operator new (bytes == 0 ? 1 : bytes, std::align_val_t{tensor_alignment});
         } catch (const std::bad_alloc&) {
             fail("cpu_strict: cannot allocate ", bytes, " bytes: out of memory");
         }
     }
-    static void deallocate(void* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{tensor_alignment}); }
+    static void deallocate(void* p, std::size_t) noexcept { ::operator delete (p, std::align_val_t{tensor_alignment}); }
     static void zero(void* p, std::size_t bytes) { std::memset(p, 0, bytes); }
     static void copy(void* dst, const void* src, std::size_t bytes) { std::memmove(dst, src, bytes); }
     static void copy_from_host(void* dst, const void* src, std::size_t bytes) { std::memcpy(dst, src, bytes); }
@@ -67,9 +67,9 @@ inline constexpr bool backend_header_included<cpu_strict> = true;
 
 // Every op of ops<cpu>, with cpu_strict views unwrapped to the CPU views the kernels take. Explicit
 // template arguments (ops<B>::template conv2d_forward<T>(...)) pass through as Ts.
-#define OURO_STRICT_FORWARD(op)                                                                   \
-    template <class... Ts, class... Args>                                                         \
-    static decltype(auto) op(Args&&... args) {                                                    \
+#define OURO_STRICT_FORWARD(op)                                                                      \
+    template <class... Ts, class... Args>                                                            \
+    static decltype(auto) op(Args&&... args) {                                                       \
         return ops<cpu>::template op<Ts...>(strict_detail::host_alias(std::forward<Args>(args))...); \
     }
 

@@ -43,7 +43,8 @@ template <class A, class B>
 double dot(const A& a, const B& b) {
     REQUIRE(a.numel() == b.numel());
     double s = 0;
-    for (std::int64_t i = 0; i < a.numel(); ++i) s += static_cast<double>(a.data()[i]) * static_cast<double>(b.data()[i]);
+    for (std::int64_t i = 0; i < a.numel(); ++i)
+        s += static_cast<double>(a.data()[i]) * static_cast<double>(b.data()[i]);
     return s;
 }
 

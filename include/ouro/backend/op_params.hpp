@@ -49,7 +49,8 @@ inline shape conv2d_output_shape(const shape& x, const shape& w, conv2d_params p
 // `stride`: Ho = floor((H − kernel) / stride) + 1 and likewise Wo (torch.nn.MaxPool2d docs).
 // Requires a non-empty rank-4 x, kernel >= 1, stride >= 1 and kernel <= H, W; otherwise raises
 // ouro::error naming the shape and the window.
-inline shape pool2d_output_shape(const shape& x, std::int64_t kernel, std::int64_t stride, const char* what = "pool2d") {
+inline shape pool2d_output_shape(const shape& x, std::int64_t kernel, std::int64_t stride,
+                                 const char* what = "pool2d") {
     require_rank(x, 4, what, "input (B, C, H, W)");
     require(x.numel() > 0, what, ": expected a non-empty input (B, C, H, W), found shape ", x);
     require(kernel >= 1 && stride >= 1, what, ": expected kernel >= 1 and stride >= 1, found kernel ", kernel,
@@ -75,8 +76,8 @@ inline group_norm_layout check_group_norm(const char* what, const shape& x, std:
     require(c > 0, what, ": expected at least one channel, found x of shape ", x);
     require(x.numel() > 0, what, ": expected a non-empty spatial extent, found x of shape ", x);
     require(groups > 0, what, ": expected groups >= 1, found groups = ", groups);
-    require(c % groups == 0, what, ": the channel count C = ", c, " is not divisible by groups = ", groups, " (x of shape ",
-            x, ")");
+    require(c % groups == 0, what, ": the channel count C = ", c, " is not divisible by groups = ", groups,
+            " (x of shape ", x, ")");
     return {b, c, x.numel() / (b * c)};
 }
 
@@ -157,8 +158,7 @@ struct dropout_streams {
         std::uint32_t lo = 0, hi = std::uint32_t{1} << 24;
         while (lo < hi) {
             const std::uint32_t mid = lo + (hi - lo) / 2;
-            if (u(mid) >= p)
-                hi = mid;
+            if (u(mid) >= p) hi = mid;
             else
                 lo = mid + 1;
         }

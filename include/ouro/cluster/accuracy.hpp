@@ -22,7 +22,7 @@ namespace ouro::cluster {
 // Integer labels, one per point: std::vector<std::int64_t>, std::vector<int>, tensor<std::int64_t>, ...
 template <class L>
 concept label_range = std::ranges::random_access_range<const L> && std::ranges::sized_range<const L> &&
-                      std::integral<std::ranges::range_value_t<const L>>;
+    std::integral<std::ranges::range_value_t<const L>>;
 
 // Minimum-cost assignment: each row of cost (R, C) to a distinct column, minimising the sum of the
 // chosen entries, over min(R, C) pairs. The Hungarian method (Kuhn, "The Hungarian method for the
@@ -94,8 +94,7 @@ inline std::vector<std::int64_t> min_cost_assignment(const Eigen::Ref<const Eige
     for (std::int64_t j = 1; j <= m; ++j) {
         const std::int64_t i = p[static_cast<std::size_t>(j)];
         if (i == 0) continue;
-        if (transposed)
-            result[static_cast<std::size_t>(j - 1)] = i - 1;
+        if (transposed) result[static_cast<std::size_t>(j - 1)] = i - 1;
         else
             result[static_cast<std::size_t>(i - 1)] = j - 1;
     }
@@ -104,10 +103,11 @@ inline std::vector<std::int64_t> min_cost_assignment(const Eigen::Ref<const Eige
 
 // The best one-to-one matching of clusters to classes and the accuracy it gives.
 struct label_matching {
-    std::vector<std::int64_t> cluster_to_class;  // indexed by cluster label 0..max: its class, -1 if unmatched or absent
-    std::int64_t matched = 0;                    // points whose cluster maps to their class
-    std::int64_t total = 0;                      // N
-    double accuracy = 0;                         // matched / total
+    std::vector<std::int64_t>
+        cluster_to_class;      // indexed by cluster label 0..max: its class, -1 if unmatched or absent
+    std::int64_t matched = 0;  // points whose cluster maps to their class
+    std::int64_t total = 0;    // N
+    double accuracy = 0;       // matched / total
 };
 
 // Matches the clusters of N points to their true classes so as to maximise the number of points
@@ -156,7 +156,8 @@ label_matching match_clusters(const P& clusters, const L& classes) {
     out.cluster_to_class.assign(static_cast<std::size_t>(cluster_values.back() + 1), -1);
     for (std::size_t r = 0; r < assignment.size(); ++r) {
         if (assignment[r] < 0) continue;
-        out.cluster_to_class[static_cast<std::size_t>(cluster_values[r])] = class_values[static_cast<std::size_t>(assignment[r])];
+        out.cluster_to_class[static_cast<std::size_t>(cluster_values[r])] =
+            class_values[static_cast<std::size_t>(assignment[r])];
         out.matched += static_cast<std::int64_t>(counts(static_cast<Eigen::Index>(r), assignment[r]));
     }
     out.total = n;

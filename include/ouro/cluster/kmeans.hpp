@@ -28,11 +28,11 @@ using row_matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::
 inline constexpr rng_purpose kmeans_purpose = rng_purpose::kmeans_seeding;
 
 struct kmeans_options {
-    int n_init = 10;         // restarts; restart r seeds from philox_stream(seed, purpose, r)
-    int max_iter = 300;      // most Lloyd iterations (assignment + update) per restart
-    int local_trials = 1;    // k-means++ candidates per new centre: 1 is Arthur & Vassilvitskii's rule;
-                             // more keeps the candidate that lowers the potential most ("greedy
-                             // k-means++", their sec. 6; scikit-learn uses 2 + ln K)
+    int n_init = 10;       // restarts; restart r seeds from philox_stream(seed, purpose, r)
+    int max_iter = 300;    // most Lloyd iterations (assignment + update) per restart
+    int local_trials = 1;  // k-means++ candidates per new centre: 1 is Arthur & Vassilvitskii's rule;
+                           // more keeps the candidate that lowers the potential most ("greedy
+                           // k-means++", their sec. 6; scikit-learn uses 2 + ln K)
     std::uint64_t seed = 0;
     rng_purpose purpose = kmeans_purpose;
 };
@@ -69,12 +69,11 @@ inline double squared_distance(const double* a, const double* b, std::int64_t d)
 
 // Requires (N, D) with N >= 1, D >= 1, finite entries, and 1 <= k <= N.
 inline void check_points(const double* x, std::int64_t n, std::int64_t d, std::int64_t k, const char* what) {
-    if (n < 1 || d < 1)
-        fail(what, ": expected points (N, D) with N >= 1 and D >= 1, found shape ", shape{n, d});
+    if (n < 1 || d < 1) fail(what, ": expected points (N, D) with N >= 1 and D >= 1, found shape ", shape{n, d});
     for (std::int64_t i = 0; i < n * d; ++i)
-        if (!std::isfinite(x[i])) fail(what, ": expected finite points, found ", x[i], " at (", i / d, ", ", i % d, ")");
-    if (k < 1 || k > n)
-        fail(what, ": expected 1 <= K <= N clusters for N = ", n, " points, found K = ", k);
+        if (!std::isfinite(x[i]))
+            fail(what, ": expected finite points, found ", x[i], " at (", i / d, ", ", i % d, ")");
+    if (k < 1 || k > n) fail(what, ": expected 1 <= K <= N clusters for N = ", n, " points, found K = ", k);
 }
 
 inline void check_options(const kmeans_options& o, const char* what) {
@@ -202,7 +201,8 @@ inline row_matrix kmeans_plus_plus(const Eigen::Ref<const row_matrix>& x, std::i
 
     for (std::int64_t c = 1; c < k; ++c) {
         double total = 0;
-        for (std::int64_t i = 0; i < n; ++i) prefix[static_cast<std::size_t>(i)] = total += d2[static_cast<std::size_t>(i)];
+        for (std::int64_t i = 0; i < n; ++i)
+            prefix[static_cast<std::size_t>(i)] = total += d2[static_cast<std::size_t>(i)];
         std::int64_t chosen = -1;
         double chosen_potential = std::numeric_limits<double>::infinity();
         for (int t = 0; t < local_trials; ++t) {

@@ -35,7 +35,8 @@ enum class knn_symmetry {
 // The weight of an edge of the graph.
 enum class knn_weight {
     binary,         // 1
-    local_scaling,  // exp(−d(i, j)² / (σ_i σ_j)), σ_i the distance from i to its k-th neighbour (Zelnik-Manor & Perona eq. (2))
+    local_scaling,  // exp(−d(i, j)² / (σ_i σ_j)), σ_i the distance from i to its k-th neighbour (Zelnik-Manor & Perona
+                    // eq. (2))
 };
 
 inline const char* to_string(knn_symmetry s) { return s == knn_symmetry::either ? "either" : "mutual"; }
@@ -50,8 +51,8 @@ struct knn_graph_options {
 namespace detail {
 
 inline void check_knn_options(const knn_graph_options& o, std::int64_t n, const char* who) {
-    require(o.neighbours >= 1 && o.neighbours <= n - 1, who, ": expected 1 <= neighbours <= N - 1 = ", n - 1, " for N = ", n,
-            " points, found ", o.neighbours);
+    require(o.neighbours >= 1 && o.neighbours <= n - 1, who, ": expected 1 <= neighbours <= N - 1 = ", n - 1,
+            " for N = ", n, " points, found ", o.neighbours);
 }
 
 template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
@@ -78,12 +79,14 @@ inline Eigen::SparseMatrix<double> knn_affinity(const row_matrix& x, const knn_g
         },
         3 * n * d);
     std::vector<double> sigma(static_cast<std::size_t>(n));
-    for (std::int64_t i = 0; i < n; ++i) sigma[static_cast<std::size_t>(i)] = std::sqrt(dist2[static_cast<std::size_t>(i * k + k - 1)]);
+    for (std::int64_t i = 0; i < n; ++i)
+        sigma[static_cast<std::size_t>(i)] = std::sqrt(dist2[static_cast<std::size_t>(i * k + k - 1)]);
     // The directed relation as a sparse matrix, to ask "is i among j's neighbours" in O(log k).
     std::vector<Eigen::Triplet<double>> directed;
     directed.reserve(static_cast<std::size_t>(n * k));
     for (std::int64_t i = 0; i < n; ++i)
-        for (std::int64_t m = 0; m < k; ++m) directed.emplace_back(neighbour[static_cast<std::size_t>(i * k + m)], i, 1.0);
+        for (std::int64_t m = 0; m < k; ++m)
+            directed.emplace_back(neighbour[static_cast<std::size_t>(i * k + m)], i, 1.0);
     Eigen::SparseMatrix<double> a(n, n);  // column i: i's neighbours
     a.setFromTriplets(directed.begin(), directed.end());
     // Both directions of a pair get the same weight: d(i, j)² is summed from differences whose
@@ -119,16 +122,16 @@ inline Eigen::SparseMatrix<double> knn_affinity(const row_matrix& x, const knn_g
 // Requires N >= 2, D >= 1, finite x and 1 <= k <= N − 1. The same graph at any thread count.
 template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline Eigen::SparseMatrix<double> knn_affinity(tensor_view<const float> x, const knn_graph_options& options = {}) {
-    require(x.rank() == 2 && x.dim(0) >= 2 && x.dim(1) >= 1, "knn_affinity: expected points (N, D) with N >= 2 and D >= 1, found shape ",
-            x.dims());
+    require(x.rank() == 2 && x.dim(0) >= 2 && x.dim(1) >= 1,
+            "knn_affinity: expected points (N, D) with N >= 2 and D >= 1, found shape ", x.dims());
     const row_matrix xs = detail::to_row_matrix(x.data(), x.dim(0), x.dim(1));
     detail::check_points(xs.data(), xs.rows(), xs.cols(), 1, "knn_affinity");
     return detail::knn_affinity(xs, options);
 }
 template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline Eigen::SparseMatrix<double> knn_affinity(tensor_view<const double> x, const knn_graph_options& options = {}) {
-    require(x.rank() == 2 && x.dim(0) >= 2 && x.dim(1) >= 1, "knn_affinity: expected points (N, D) with N >= 2 and D >= 1, found shape ",
-            x.dims());
+    require(x.rank() == 2 && x.dim(0) >= 2 && x.dim(1) >= 1,
+            "knn_affinity: expected points (N, D) with N >= 2 and D >= 1, found shape ", x.dims());
     const row_matrix xs = Eigen::Map<const row_matrix>(x.data(), x.dim(0), x.dim(1));
     detail::check_points(xs.data(), xs.rows(), xs.cols(), 1, "knn_affinity");
     return detail::knn_affinity(xs, options);
@@ -146,7 +149,8 @@ struct graph_components {
 template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline graph_components connected_components(const Eigen::SparseMatrix<double>& w) {
     if (w.rows() != w.cols() || w.rows() < 1)
-        fail("connected_components: expected a non-empty square affinity (N, N), found shape ", shape{w.rows(), w.cols()});
+        fail("connected_components: expected a non-empty square affinity (N, N), found shape ",
+             shape{w.rows(), w.cols()});
     const std::int64_t n = w.rows();
     // Union-find over the non-zeros, then components numbered by their lowest point.
     std::vector<std::int64_t> parent(static_cast<std::size_t>(n));
@@ -194,16 +198,17 @@ struct knn_spectral_options {
 // Labels for unlabelled points x (N, D): the k-NN affinity, then spectral clustering into K
 // clusters (Ng, Jordan & Weiss 2001). Requires what knn_affinity and spectral_clustering require.
 template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
-inline spectral_result knn_spectral_clustering(tensor_view<const float> x, std::int64_t k, const knn_spectral_options& options = {}) {
-    require(x.rank() == 2 && k >= 1 && k <= x.dim(0), "knn_spectral_clustering: expected 1 <= K <= N clusters for points of shape ",
-            x.dims(), ", found K = ", k);
+inline spectral_result knn_spectral_clustering(tensor_view<const float> x, std::int64_t k,
+                                               const knn_spectral_options& options = {}) {
+    require(x.rank() == 2 && k >= 1 && k <= x.dim(0),
+            "knn_spectral_clustering: expected 1 <= K <= N clusters for points of shape ", x.dims(), ", found K = ", k);
     return spectral_clustering(knn_affinity(x, options.graph), k, options.spectral);
 }
 template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
 inline spectral_result knn_spectral_clustering(tensor_view<const double> x, std::int64_t k,
                                                const knn_spectral_options& options = {}) {
-    require(x.rank() == 2 && k >= 1 && k <= x.dim(0), "knn_spectral_clustering: expected 1 <= K <= N clusters for points of shape ",
-            x.dims(), ", found K = ", k);
+    require(x.rank() == 2 && k >= 1 && k <= x.dim(0),
+            "knn_spectral_clustering: expected 1 <= K <= N clusters for points of shape ", x.dims(), ", found K = ", k);
     return spectral_clustering(knn_affinity(x, options.graph), k, options.spectral);
 }
 

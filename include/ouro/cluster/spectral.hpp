@@ -24,8 +24,8 @@ namespace ouro::cluster {
 inline constexpr rng_purpose eigen_start_purpose = rng_purpose::eigen_start;
 
 struct eigenpairs {
-    Eigen::VectorXd values;   // (K), descending
-    Eigen::MatrixXd vectors;  // (N, K), orthonormal columns, column i for values[i]
+    Eigen::VectorXd values;           // (K), descending
+    Eigen::MatrixXd vectors;          // (N, K), orthonormal columns, column i for values[i]
     bool full_decomposition = false;  // the inverse-iteration vectors failed their residual check, and
                                       // Eigen's full eigendecomposition supplied these instead
 };
@@ -128,7 +128,8 @@ inline eigenpairs top_eigenpairs(const Eigen::Ref<const Eigen::MatrixXd>& a, std
     if (k < 1 || k > n) fail("top_eigenpairs: expected 1 <= K <= N = ", n, " eigenpairs, found K = ", k);
     for (std::int64_t j = 0; j < n; ++j)
         for (std::int64_t i = j; i < n; ++i)
-            if (!std::isfinite(a(i, j))) fail("top_eigenpairs: expected finite entries, found ", a(i, j), " at (", i, ", ", j, ")");
+            if (!std::isfinite(a(i, j)))
+                fail("top_eigenpairs: expected finite entries, found ", a(i, j), " at (", i, ", ", j, ")");
     if (n == 1) return {Eigen::VectorXd::Constant(1, a(0, 0)), Eigen::MatrixXd::Ones(1, 1)};
 
     const Eigen::Tridiagonalization<Eigen::MatrixXd> tri(a);
@@ -141,7 +142,8 @@ inline eigenpairs top_eigenpairs(const Eigen::Ref<const Eigen::MatrixXd>& a, std
     // ||T||_inf, the scale of the pivot floor, the cluster gap and the shift separation.
     double tnorm = 0;
     for (std::int64_t i = 0; i < n; ++i)
-        tnorm = std::max(tnorm, std::abs(d[i]) + (i > 0 ? std::abs(e[i - 1]) : 0.0) + (i + 1 < n ? std::abs(e[i]) : 0.0));
+        tnorm =
+            std::max(tnorm, std::abs(d[i]) + (i > 0 ? std::abs(e[i - 1]) : 0.0) + (i + 1 < n ? std::abs(e[i]) : 0.0));
     const double eps = std::numeric_limits<double>::epsilon();
     if (tnorm == 0) tnorm = 1;  // the zero matrix: any orthonormal vectors are eigenvectors
     const double tiny = eps * tnorm, cluster_gap = 1e-3 * tnorm, separation = 10 * eps * tnorm;
@@ -229,8 +231,8 @@ inline void check_affinity_entry(double v, std::int64_t i, std::int64_t j) {
 
 inline void check_symmetric_pair(double wij, double wji, double scale, std::int64_t i, std::int64_t j) {
     if (std::abs(wij - wji) > 1e-12 * scale)
-        fail("spectral_clustering: expected a symmetric affinity, found W(", i, ", ", j, ") = ", wij, " and W(", j, ", ",
-             i, ") = ", wji);
+        fail("spectral_clustering: expected a symmetric affinity, found W(", i, ", ", j, ") = ", wij, " and W(", j,
+             ", ", i, ") = ", wji);
 }
 
 // The common part: m holds the lower triangle of D^-½ W D^-½, inv_sqrt the D^-½ diagonal.
@@ -246,8 +248,7 @@ inline spectral_result spectral(const Eigen::MatrixXd& m, const Eigen::VectorXd&
     for (std::int64_t i = 0; i < n; ++i) {
         // An isolated point's row is zero in exact arithmetic; rounding must not scale it up.
         const double norm = r.embedding.row(i).norm();
-        if (inv_sqrt[i] > 0 && norm > 0)
-            r.embedding.row(i) /= norm;
+        if (inv_sqrt[i] > 0 && norm > 0) r.embedding.row(i) /= norm;
         else
             r.embedding.row(i).setZero();
     }

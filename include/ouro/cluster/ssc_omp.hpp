@@ -112,7 +112,9 @@ inline omp_point_result omp_point(const Eigen::MatrixXd& g, std::int64_t j, std:
     std::vector<char> excluded(static_cast<std::size_t>(n), 0);
     excluded[static_cast<std::size_t>(j)] = 1;
     std::vector<std::int64_t>& t = out.support;
-    auto lij = [&](std::int64_t row, std::int64_t col) { return l[static_cast<std::size_t>(row * (row + 1) / 2 + col)]; };
+    auto lij = [&](std::int64_t row, std::int64_t col) {
+        return l[static_cast<std::size_t>(row * (row + 1) / 2 + col)];
+    };
     std::int64_t k = 0;
     while (k < k_cap && std::sqrt(std::max(r2, 0.0)) > epsilon) {
         std::int64_t best = -1;
@@ -155,7 +157,8 @@ inline omp_point_result omp_point(const Eigen::MatrixXd& g, std::int64_t j, std:
         }
         if (k == k_cap || std::sqrt(std::max(r2, 0.0)) <= epsilon) break;  // no next atom to choose
         alpha = g.col(j);
-        for (std::int64_t m = 0; m < k; ++m) alpha -= c[static_cast<std::size_t>(m)] * g.col(t[static_cast<std::size_t>(m)]);
+        for (std::int64_t m = 0; m < k; ++m)
+            alpha -= c[static_cast<std::size_t>(m)] * g.col(t[static_cast<std::size_t>(m)]);
     }
     out.coef = std::move(c);
     out.residual = std::sqrt(std::max(r2, 0.0));

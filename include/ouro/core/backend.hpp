@@ -32,7 +32,7 @@ struct backend_of {
     using type = cpu;
 };
 template <class M>
-    requires requires { typename M::backend_type; }
+requires requires { typename M::backend_type; }
 struct backend_of<M> {
     using type = typename M::backend_type;
 };

@@ -28,8 +28,10 @@ namespace ouro {
 struct host_blocks {
     static constexpr std::size_t min_cached_bytes = std::size_t{256} << 10;
     static constexpr std::size_t alignment = 64;
-    static void* allocate(std::size_t bytes) { return ::operator new(bytes, std::align_val_t{alignment}); }  // std::bad_alloc
-    static void deallocate(void* p) noexcept { ::operator delete(p, std::align_val_t{alignment}); }
+    static void* allocate(std::size_t bytes) {
+        return ::operator new (bytes, std::align_val_t{alignment});
+    }  // std::bad_alloc
+    static void deallocate(void* p) noexcept { ::operator delete (p, std::align_val_t{alignment}); }
 };
 
 // Blocks: allocate(bytes) (throws std::bad_alloc), deallocate(p), min_cached_bytes, alignment.
@@ -44,8 +46,8 @@ public:
     static constexpr std::size_t size_class(std::size_t bytes) {
         if (uncached_(bytes)) return bytes;
         if (bytes <= 256) return 256;
-        const int width = std::bit_width(bytes - 1);                  // 2^(width-1) < bytes <= 2^width
-        const std::size_t step = std::size_t{1} << (width - 4);        // an eighth of 2^(width-1)
+        const int width = std::bit_width(bytes - 1);             // 2^(width-1) < bytes <= 2^width
+        const std::size_t step = std::size_t{1} << (width - 4);  // an eighth of 2^(width-1)
         return (bytes + step - 1) / step * step;
     }
 
@@ -154,8 +156,7 @@ protected:
 private:
     // Blocks below min_bytes bypass the cache (none when min_bytes is 0).
     static constexpr bool uncached_(std::size_t bytes) {
-        if constexpr (min_bytes == 0)
-            return false;
+        if constexpr (min_bytes == 0) return false;
         else
             return bytes < min_bytes;
     }
@@ -170,7 +171,7 @@ private:
 
     mutable std::mutex mutex_;
     std::map<std::size_t, std::vector<void*>> free_;  // block size -> cached blocks
-    std::unordered_map<void*, std::size_t> live_;      // block -> its size, for blocks in use
+    std::unordered_map<void*, std::size_t> live_;     // block -> its size, for blocks in use
     std::size_t cached_bytes_ = 0, live_bytes_ = 0, peak_live_bytes_ = 0;
     std::size_t limit_ = std::size_t{8} << 30;
 };

@@ -32,28 +32,28 @@ column_moments column_moments_of(tensor_view<const T> x, std::span<const std::in
     const std::int64_t d = x.dim(1);
     const std::int64_t n = rows.empty() ? x.dim(0) : static_cast<std::int64_t>(rows.size());
     const auto row = [&](std::int64_t i) { return rows.empty() ? i : rows[static_cast<std::size_t>(i)]; };
-    column_moments m{std::vector<double>(static_cast<std::size_t>(d), 0.0), std::vector<double>(static_cast<std::size_t>(d), 0.0)};
+    column_moments m{std::vector<double>(static_cast<std::size_t>(d), 0.0),
+                     std::vector<double>(static_cast<std::size_t>(d), 0.0)};
     double* mean = m.mean.data();
     double* dev = m.stddev.data();
-    parallel_for(
-        (d + columns_per_item - 1) / columns_per_item,
-        [&](std::int64_t item) {
-            const std::int64_t j0 = item * columns_per_item, j1 = std::min(d, j0 + columns_per_item);
-            for (std::int64_t i = 0; i < n; ++i) {
-                const std::int64_t r = row(i);
-                for (std::int64_t j = j0; j < j1; ++j) mean[j] += static_cast<double>(x[r * d + j]);
-            }
-            for (std::int64_t j = j0; j < j1; ++j) mean[j] /= static_cast<double>(n);
-            for (std::int64_t i = 0; i < n; ++i) {
-                const std::int64_t r = row(i);
-                for (std::int64_t j = j0; j < j1; ++j) {
-                    const double c = static_cast<double>(x[r * d + j]) - mean[j];
-                    dev[j] += c * c;
-                }
-            }
-            for (std::int64_t j = j0; j < j1; ++j) dev[j] = std::sqrt(dev[j] / static_cast<double>(n));
-        },
-        2 * n * columns_per_item);
+    parallel_for((d + columns_per_item - 1) / columns_per_item,
+                 [&](std::int64_t item) {
+                     const std::int64_t j0 = item * columns_per_item, j1 = std::min(d, j0 + columns_per_item);
+                     for (std::int64_t i = 0; i < n; ++i) {
+                         const std::int64_t r = row(i);
+                         for (std::int64_t j = j0; j < j1; ++j) mean[j] += static_cast<double>(x[r * d + j]);
+                     }
+                     for (std::int64_t j = j0; j < j1; ++j) mean[j] /= static_cast<double>(n);
+                     for (std::int64_t i = 0; i < n; ++i) {
+                         const std::int64_t r = row(i);
+                         for (std::int64_t j = j0; j < j1; ++j) {
+                             const double c = static_cast<double>(x[r * d + j]) - mean[j];
+                             dev[j] += c * c;
+                         }
+                     }
+                     for (std::int64_t j = j0; j < j1; ++j) dev[j] = std::sqrt(dev[j] / static_cast<double>(n));
+                 },
+                 2 * n * columns_per_item);
     return m;
 }
 

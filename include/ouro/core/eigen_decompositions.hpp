@@ -42,7 +42,7 @@ OURO_EIGEN_INSTANCE_ Eigen::HouseholderQR<Eigen::MatrixXd>;
 #ifdef OURO_EIGEN_INSTANCE_
 OURO_EIGEN_INSTANCE_ Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>&
 Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>::compute<Eigen::MatrixXd>(const Eigen::EigenBase<Eigen::MatrixXd>&, int);
-OURO_EIGEN_INSTANCE_ void Eigen::internal::tridiagonalization_inplace<Eigen::MatrixXd, Eigen::VectorXd>(Eigen::MatrixXd&,
-                                                                                                      Eigen::VectorXd&);
+OURO_EIGEN_INSTANCE_ void Eigen::internal::tridiagonalization_inplace<Eigen::MatrixXd, Eigen::VectorXd>(
+    Eigen::MatrixXd&, Eigen::VectorXd&);
 #undef OURO_EIGEN_INSTANCE_
 #endif

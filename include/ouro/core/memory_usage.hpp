@@ -12,7 +12,7 @@
 namespace ouro {
 
 struct memory_usage {
-    double resident_mib = NAN;       // resident set size now (Linux: /proc/self/statm); NaN where unknown
+    double resident_mib = NAN;  // resident set size now (Linux: /proc/self/statm); NaN where unknown
     // The largest resident set since reset_peak_memory() last succeeded, else since the process
     // started (Linux: VmHWM of /proc/self/status; elsewhere getrusage's ru_maxrss, never reset).
     double peak_resident_mib = NAN;

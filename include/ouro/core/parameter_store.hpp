@@ -9,9 +9,9 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <type_traits>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "ouro/core/error.hpp"
@@ -82,9 +82,7 @@ public:
     const std::vector<entry>& entries() const { return entries_; }
     const entry& at(parameter p) const { return entries_.at(static_cast<std::size_t>(p.index)); }
 
-    void zero_grad() {
-        zero_fill(grads_);
-    }
+    void zero_grad() { zero_fill(grads_); }
 
 private:
     template <class U>

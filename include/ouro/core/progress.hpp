@@ -40,7 +40,8 @@ inline std::string format_duration(double seconds) {
     const long long h = total / 3600, m = total / 60 % 60, s = total % 60;
     char buf[48];
     if (h > 0) std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", h, m, s);
-    else std::snprintf(buf, sizeof buf, "%02lld:%02lld", m, s);
+    else
+        std::snprintf(buf, sizeof buf, "%02lld:%02lld", m, s);
     return buf;
 }
 
@@ -56,7 +57,8 @@ inline std::string format_rate(double items_per_second, std::string_view unit = 
         const char* suffix = "";
         double v = items_per_second;
         if (v >= 1e6) v /= 1e6, suffix = "M";
-        else if (v >= 1e3) v /= 1e3, suffix = "k";
+        else if (v >= 1e3)
+            v /= 1e3, suffix = "k";
         std::snprintf(buf, sizeof buf, "%.2f%s %s/s", v, suffix, u.c_str());
     }
     return buf;
@@ -90,15 +92,15 @@ enum class progress_style {
 };
 
 struct progress_options {
-    std::string label{};                // printed first, e.g. "train gen 3"
-    std::int64_t log_every = 100;       // steps between log lines (log style)
-    std::int64_t items_per_step = 1;    // e.g. the batch size, so the rate reads in images/s
-    std::string unit = "it";            // the rate's unit: "it", "img", "sample"
-    std::int64_t initial_step = 0;      // where a resumed run starts; the rate counts from here
+    std::string label{};              // printed first, e.g. "train gen 3"
+    std::int64_t log_every = 100;     // steps between log lines (log style)
+    std::int64_t items_per_step = 1;  // e.g. the batch size, so the rate reads in images/s
+    std::string unit = "it";          // the rate's unit: "it", "img", "sample"
+    std::int64_t initial_step = 0;    // where a resumed run starts; the rate counts from here
     progress_style style = progress_style::automatic;
-    std::ostream* out = nullptr;        // nullptr: std::cerr
-    std::function<double()> clock{};    // seconds on any fixed origin; empty: std::chrono::steady_clock
-    double redraw_interval = 0.1;       // least seconds between two bar redraws, so tight loops stay fast
+    std::ostream* out = nullptr;      // nullptr: std::cerr
+    std::function<double()> clock{};  // seconds on any fixed origin; empty: std::chrono::steady_clock
+    double redraw_interval = 0.1;     // least seconds between two bar redraws, so tight loops stay fast
     int bar_width = 24;
 };
 
@@ -169,7 +171,8 @@ public:
     std::string status_line(std::int64_t step, double elapsed, std::span<const progress_value> values) const {
         std::string s = opt_.label.empty() ? std::string() : opt_.label + ' ';
         if (total_ > 0) s += std::to_string(step) + '/' + std::to_string(total_) + " (" + percent(step) + ')';
-        else s += "step " + std::to_string(step);
+        else
+            s += "step " + std::to_string(step);
         append_values_and_timing(s, step, elapsed, values);
         return s;
     }
@@ -211,7 +214,8 @@ private:
             s += std::string(pct.size() < 4 ? 4 - pct.size() : 0, ' ') + pct + " [";
             const std::int64_t width = opt_.bar_width;
             const std::int64_t filled = std::clamp<std::int64_t>(step * width / total_, 0, width);
-            s += std::string(static_cast<std::size_t>(filled), '#') + std::string(static_cast<std::size_t>(width - filled), '.');
+            s += std::string(static_cast<std::size_t>(filled), '#') +
+                 std::string(static_cast<std::size_t>(width - filled), '.');
             s += "] " + std::to_string(step) + '/' + std::to_string(total_);
         } else {
             s += "step " + std::to_string(step);
@@ -247,16 +251,18 @@ private:
 // type on_x_hook (its name, `present<C, Args...>` and `call`) and the constant on_x that trainers
 // pass to invoke_if_present. A macro because a member's name cannot be a template argument; the
 // trainer's own hooks (diffusion/training_events.hpp) and the loop's (loop/events.hpp) use it too.
-#define OURO_CALLBACK_HOOK(hook_name)                                                                       \
-    struct hook_name##_hook {                                                                              \
-        static constexpr std::string_view name = #hook_name;                                               \
-        template <class C, class... A>                                                                     \
-        static constexpr bool present = requires(C& c, A&&... a) { c.hook_name(std::forward<A>(a)...); }; \
-        template <class C, class... A>                                                                     \
-        static decltype(auto) call(C& c, A&&... a) {                                                       \
-            return c.hook_name(std::forward<A>(a)...);                                                     \
-        }                                                                                                  \
-    };                                                                                                     \
+#define OURO_CALLBACK_HOOK(hook_name)                               \
+    struct hook_name##_hook {                                       \
+        static constexpr std::string_view name = #hook_name;        \
+        template <class C, class... A>                              \
+        static constexpr bool present = requires(C & c, A&&... a) { \
+            c.hook_name(std::forward<A>(a)...);                     \
+        };                                                          \
+        template <class C, class... A>                              \
+        static decltype(auto) call(C& c, A&&... a) {                \
+            return c.hook_name(std::forward<A>(a)...);              \
+        }                                                           \
+    };                                                              \
     inline constexpr hook_name##_hook hook_name {}
 
 OURO_CALLBACK_HOOK(on_step);
@@ -269,7 +275,8 @@ concept has_hook = Hook::template present<C, Args...>;
 // A callback for a trainer whose steps emit StepEvent and whose epochs emit EpochEvent: it has
 // at least one of the hooks (a type with neither is most likely a misspelt hook).
 template <class C, class StepEvent, class EpochEvent = StepEvent>
-concept training_callback = has_hook<C, on_step_hook, const StepEvent&> || has_hook<C, on_epoch_end_hook, const EpochEvent&>;
+concept training_callback =
+    has_hook<C, on_step_hook, const StepEvent&> || has_hook<C, on_epoch_end_hook, const EpochEvent&>;
 
 // Calls `hook` on `callback` with `args` when the callback has that hook; otherwise does nothing.
 // Returns true when the hook asked to stop (it returned true), false otherwise.

@@ -81,8 +81,7 @@ private:
 
 // Requires `found == expected`; the message names `what` and both shapes.
 inline void require_shape(const shape& found, const shape& expected, const char* what) {
-    if (!(found == expected))
-        fail(what, ": expected shape ", expected, ", found ", found);
+    if (!(found == expected)) fail(what, ": expected shape ", expected, ", found ", found);
 }
 
 // Requires `s` to have `rank` axes; `layout` names them in the message, e.g. "(B, C, H, W)".

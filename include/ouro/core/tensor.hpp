@@ -34,11 +34,13 @@ struct aligned_allocator {
     template <class U>
     aligned_allocator(const aligned_allocator<U>&) noexcept {}
     T* allocate(std::size_t n) {
-        return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{tensor_alignment}));
+        return static_cast<T*>(::operator new (n * sizeof(T), std::align_val_t{tensor_alignment}));
     }
-    void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{tensor_alignment}); }
+    void deallocate(T* p, std::size_t) noexcept { ::operator delete (p, std::align_val_t{tensor_alignment}); }
     template <class U>
-    bool operator==(const aligned_allocator<U>&) const noexcept { return true; }
+    bool operator==(const aligned_allocator<U>&) const noexcept {
+        return true;
+    }
 };
 
 template <class T>
@@ -86,7 +88,9 @@ struct tensor_allocator {
         ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
     }
     template <class U>
-    bool operator==(const tensor_allocator<U>&) const noexcept { return true; }
+    bool operator==(const tensor_allocator<U>&) const noexcept {
+        return true;
+    }
 
 private:
     static inline const bool poison_ = [] {
@@ -108,8 +112,8 @@ public:
     tensor_view(T* data, const shape& s) : data_(data), shape_(s) {}
     // A mutable view converts to a read-only one.
     template <class U>
-        requires(std::is_const_v<T> && std::is_same_v<std::remove_const_t<T>, U>)
-    tensor_view(const tensor_view<U, B>& other) : data_(other.data()), shape_(other.dims()) {}
+    requires(std::is_const_v<T>&& std::is_same_v<std::remove_const_t<T>, U>) tensor_view(const tensor_view<U, B>& other)
+        : data_(other.data()), shape_(other.dims()) {}
 
     T* data() const { return data_; }
     const shape& dims() const { return shape_; }
@@ -117,21 +121,9 @@ public:
     int rank() const { return shape_.rank(); }
     std::int64_t numel() const { return shape_.numel(); }
     bool empty() const { return numel() == 0; }
-    T& operator[](std::int64_t i) const
-        requires(B::host_memory)
-    {
-        return data_[i];
-    }
-    T* begin() const
-        requires(B::host_memory)
-    {
-        return data_;
-    }
-    T* end() const
-        requires(B::host_memory)
-    {
-        return data_ + numel();
-    }
+    T& operator[](std::int64_t i) const requires(B::host_memory) { return data_[i]; }
+    T* begin() const requires(B::host_memory) { return data_; }
+    T* end() const requires(B::host_memory) { return data_ + numel(); }
 
     // The same data seen with another shape of equal element count.
     tensor_view reshaped(const shape& s) const {
@@ -173,14 +165,9 @@ public:
         storage().swap(data_);
         shape_ = shape{0};
     }
-    void fill(T value)
-        requires(B::host_memory)
-    {
-        std::fill(data_.begin(), data_.end(), value);
-    }
+    void fill(T value) requires(B::host_memory) { std::fill(data_.begin(), data_.end(), value); }
     void zero() {
-        if constexpr (B::host_memory)
-            fill(T{});
+        if constexpr (B::host_memory) fill(T{});
         else
             data_.zero();
     }
@@ -192,36 +179,12 @@ public:
     int rank() const { return shape_.rank(); }
     std::int64_t numel() const { return shape_.numel(); }
     bool empty() const { return numel() == 0; }
-    T& operator[](std::int64_t i)
-        requires(B::host_memory)
-    {
-        return data_[static_cast<std::size_t>(i)];
-    }
-    const T& operator[](std::int64_t i) const
-        requires(B::host_memory)
-    {
-        return data_[static_cast<std::size_t>(i)];
-    }
-    T* begin()
-        requires(B::host_memory)
-    {
-        return data();
-    }
-    T* end()
-        requires(B::host_memory)
-    {
-        return data() + numel();
-    }
-    const T* begin() const
-        requires(B::host_memory)
-    {
-        return data();
-    }
-    const T* end() const
-        requires(B::host_memory)
-    {
-        return data() + numel();
-    }
+    T& operator[](std::int64_t i) requires(B::host_memory) { return data_[static_cast<std::size_t>(i)]; }
+    const T& operator[](std::int64_t i) const requires(B::host_memory) { return data_[static_cast<std::size_t>(i)]; }
+    T* begin() requires(B::host_memory) { return data(); }
+    T* end() requires(B::host_memory) { return data() + numel(); }
+    const T* begin() const requires(B::host_memory) { return data(); }
+    const T* end() const requires(B::host_memory) { return data() + numel(); }
 
     tensor_view<T, B> view() { return {data(), shape_}; }
     tensor_view<const T, B> view() const { return {data(), shape_}; }
@@ -274,8 +237,7 @@ void copy(tensor_view<const std::type_identity_t<T>, B> src, tensor_view<T, B> d
     if (!(dst.dims() == src.dims())) fail("copy: expected a destination of shape ", src.dims(), ", found ", dst.dims());
     const auto bytes = static_cast<std::size_t>(src.numel()) * sizeof(T);
     if (bytes == 0) return;
-    if constexpr (B::host_memory)
-        std::memcpy(dst.data(), src.data(), bytes);
+    if constexpr (B::host_memory) std::memcpy(dst.data(), src.data(), bytes);
     else
         backend_memory<B>::copy(dst.data(), src.data(), bytes);
 }
@@ -287,8 +249,7 @@ void copy_from_host(tensor_view<const std::type_identity_t<T>> src, tensor_view<
         fail("copy_from_host: expected a destination of shape ", src.dims(), ", found ", dst.dims());
     const auto bytes = static_cast<std::size_t>(src.numel()) * sizeof(T);
     if (bytes == 0) return;
-    if constexpr (B::host_memory)
-        std::memcpy(dst.data(), src.data(), bytes);
+    if constexpr (B::host_memory) std::memcpy(dst.data(), src.data(), bytes);
     else
         backend_memory<B>::copy_from_host(dst.data(), src.data(), bytes);
 }
@@ -300,8 +261,7 @@ tensor<std::remove_const_t<T>> to_host(tensor_view<T, B> src) {
     tensor<std::remove_const_t<T>> out(src.dims());
     const auto bytes = static_cast<std::size_t>(src.numel()) * sizeof(T);
     if (bytes == 0) return out;
-    if constexpr (B::host_memory)
-        std::memcpy(out.data(), src.data(), bytes);
+    if constexpr (B::host_memory) std::memcpy(out.data(), src.data(), bytes);
     else
         backend_memory<B>::copy_to_host(out.data(), src.data(), bytes);
     return out;

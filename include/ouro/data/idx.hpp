@@ -142,7 +142,10 @@ inline std::uint64_t gzip_trailing_bytes(const std::string& path) {
             z.avail_out = static_cast<uInt>(out.size());
             const int rc = inflate(&z, Z_NO_FLUSH);
             if (rc == Z_STREAM_END) in_member = false;
-            else if (rc != Z_OK && rc != Z_BUF_ERROR) { done = true; break; }  // gzread reported corruption already
+            else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+                done = true;
+                break;
+            }  // gzread reported corruption already
         }
     }
     if (done && trailing > 0)
@@ -193,7 +196,8 @@ inline tensor<std::uint8_t> read_idx_uint8(const std::filesystem::path& file, in
     unsigned char extents_be[4 * 3];
     const std::size_t header_bytes = 4 + 4 * static_cast<std::size_t>(rank);
     const std::size_t got_extents = in.read(extents_be, 4 * static_cast<std::size_t>(rank));
-    if (got_extents < 4 * static_cast<std::size_t>(rank)) fail_short_read(in, "IDX header", header_bytes, 4 + got_extents);
+    if (got_extents < 4 * static_cast<std::size_t>(rank))
+        fail_short_read(in, "IDX header", header_bytes, 4 + got_extents);
     shape dims;
     switch (rank) {
         case 1: dims = shape{0}; break;
@@ -205,14 +209,15 @@ inline tensor<std::uint8_t> read_idx_uint8(const std::filesystem::path& file, in
     std::uint64_t data_bytes = 1;
     for (int a = 0; a < rank; ++a) {
         const unsigned char* b = extents_be + 4 * a;
-        const std::uint32_t e = (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) |
-                                (std::uint32_t{b[2]} << 8) | std::uint32_t{b[3]};
+        const std::uint32_t e = (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) | (std::uint32_t{b[2]} << 8) |
+                                std::uint32_t{b[3]};
         dims[a] = e;
         // Saturates above the cap instead of overflowing; a zero extent empties the array.
         data_bytes = e == 0 ? 0 : (data_bytes > max_bytes / e ? max_bytes + 1 : data_bytes * e);
     }
     if (data_bytes > max_bytes)
-        fail(path, ": IDX header describes ", layout_of(rank), " = ", dims, ", more than 1 TiB of data; the header is corrupt");
+        fail(path, ": IDX header describes ", layout_of(rank), " = ", dims,
+             ", more than 1 TiB of data; the header is corrupt");
 
     // Read in chunks that grow with what was read (64 KiB, then doubling), so that a header that
     // promises more than the file holds costs memory in proportion to the bytes that are there.
@@ -228,8 +233,10 @@ inline tensor<std::uint8_t> read_idx_uint8(const std::filesystem::path& file, in
         if (got < chunk) break;
     }
     if (bytes.size() < want)
-        fail_short_read(in, "IDX data of " + layout_of(rank) + " = " + dims.str() + " after the " +
-                                std::to_string(header_bytes) + "-byte header", want, bytes.size());
+        fail_short_read(in,
+                        "IDX data of " + layout_of(rank) + " = " + dims.str() + " after the " +
+                            std::to_string(header_bytes) + "-byte header",
+                        want, bytes.size());
     std::uint64_t trailing = 0;
     unsigned char scratch[4096];
     for (std::size_t got; (got = in.read(scratch, sizeof scratch)) > 0;) trailing += got;

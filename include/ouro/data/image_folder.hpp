@@ -727,8 +727,7 @@ inline image_folder_listing list_image_folder(const std::filesystem::path& root,
     std::vector<fs::path> root_files;
     for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
         if (detail::is_hidden(e.path())) continue;
-        if (e.is_directory(ec))
-            out.class_names.push_back(e.path().filename().string());
+        if (e.is_directory(ec)) out.class_names.push_back(e.path().filename().string());
         else
             root_files.push_back(e.path());
     }
@@ -887,8 +886,8 @@ inline void require_same_classes(const image_folder_listing& train, const image_
                         train.class_names.end(), std::back_inserter(only_test));
     fail("image folder splits ", train.directory.string(), " and ", test.directory.string(),
          ": expected the same class folders in both, found ", train.class_names.size(), " and ",
-         test.class_names.size(), " classes; only in ", train.directory.string(), ": ",
-         detail::comma_list(only_train), "; only in ", test.directory.string(), ": ", detail::comma_list(only_test));
+         test.class_names.size(), " classes; only in ", train.directory.string(), ": ", detail::comma_list(only_train),
+         "; only in ", test.directory.string(), ": ", detail::comma_list(only_test));
 }
 
 // The train and test splits of an image folder: root/<train> and root/<test>, each a folder of

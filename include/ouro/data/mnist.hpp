@@ -17,9 +17,9 @@ namespace ouro::data {
 
 // A labelled image set held in memory.
 struct image_dataset {
-    std::string name;              // e.g. "mnist-train"
-    tensor<float> images;          // (N, C, H, W)
-    tensor<std::int64_t> labels;   // (N), each in [0, num_classes)
+    std::string name;             // e.g. "mnist-train"
+    tensor<float> images;         // (N, C, H, W)
+    tensor<std::int64_t> labels;  // (N), each in [0, num_classes)
     std::int64_t num_classes = 0;
 
     std::int64_t size() const { return images.rank() == 4 ? images.dim(0) : 0; }
@@ -89,9 +89,9 @@ inline image_dataset load_mnist(const std::filesystem::path& dir, split which,
                                 pixel_scale scale = pixel_scale::minus_one_to_one) {
     namespace fs = std::filesystem;
     const std::string set = detail::directory_name(dir);
-    const std::string fetch_hint =
-        std::string("; run scripts/fetch-data ") + (set == "fashion-mnist" ? "fashion-mnist" : "mnist") +
-        " to download it (it fills <repo>/data/mnist and <repo>/data/fashion-mnist)";
+    const std::string fetch_hint = std::string("; run scripts/fetch-data ") +
+                                   (set == "fashion-mnist" ? "fashion-mnist" : "mnist") +
+                                   " to download it (it fills <repo>/data/mnist and <repo>/data/fashion-mnist)";
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) fail("load_mnist: data directory ", dir.string(), " does not exist", fetch_hint);
 
@@ -105,7 +105,7 @@ inline image_dataset load_mnist(const std::filesystem::path& dir, split which,
         fail("load_mnist: ", dir.string(), " has no ", labels_base, " (or ", labels_base, ".gz)", fetch_hint);
 
     const tensor<std::uint8_t> bytes = read_idx_images(images_file);  // (N, rows, cols)
-    tensor<std::int64_t> labels = read_idx_labels(labels_file);        // (N)
+    tensor<std::int64_t> labels = read_idx_labels(labels_file);       // (N)
     if (bytes.dim(0) != labels.dim(0))
         fail("load_mnist: image and label counts differ: ", images_file.string(), " has ", bytes.dim(0), " images, ",
              labels_file.string(), " has ", labels.dim(0), " labels");

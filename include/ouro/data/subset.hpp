@@ -23,7 +23,8 @@ inline image_dataset subset(const image_dataset& set, std::span<const std::int64
     out.labels = tensor<std::int64_t>(shape{n});
     for (std::int64_t j = 0; j < n; ++j) {
         const std::int64_t i = rows[static_cast<std::size_t>(j)];
-        require(i >= 0 && i < set.size(), "data::subset: row ", i, " is outside '", set.name, "' of ", set.size(), " images");
+        require(i >= 0 && i < set.size(), "data::subset: row ", i, " is outside '", set.name, "' of ", set.size(),
+                " images");
         std::copy_n(set.images.data() + i * item, item, out.images.data() + j * item);
         out.labels[j] = set.labels[i];
     }

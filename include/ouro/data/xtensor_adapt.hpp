@@ -19,10 +19,8 @@ namespace ouro::data {
 // A row-major xtensor adaptor over `v`'s data: no copy; writes go through unless T is const.
 // Requires: v has rank N. The adaptor must not outlive the tensor that owns the data.
 template <std::size_t N, class T>
-    requires(N >= 1 && N <= static_cast<std::size_t>(shape::max_rank))
-auto as_xtensor(tensor_view<T> v) {
-    if (v.rank() != static_cast<int>(N))
-        fail("as_xtensor: expected a rank-", N, " tensor, found shape ", v.dims());
+requires(N >= 1 && N <= static_cast<std::size_t>(shape::max_rank)) auto as_xtensor(tensor_view<T> v) {
+    if (v.rank() != static_cast<int>(N)) fail("as_xtensor: expected a rank-", N, " tensor, found shape ", v.dims());
     std::array<std::size_t, N> extents;
     for (std::size_t a = 0; a < N; ++a) extents[a] = static_cast<std::size_t>(v.dim(static_cast<int>(a)));
     return xt::adapt<xt::layout_type::row_major>(v.data(), static_cast<std::size_t>(v.numel()), xt::no_ownership(),
@@ -31,8 +29,8 @@ auto as_xtensor(tensor_view<T> v) {
 
 // An ouro view of a row-major xt::xtensor: no copy. Valid while `a` is alive and not resized.
 template <class T, std::size_t N, xt::layout_type L>
-    requires(N >= 1 && N <= static_cast<std::size_t>(shape::max_rank))
-tensor_view<T> as_tensor_view(xt::xtensor<T, N, L>& a) {
+requires(N >= 1 &&
+         N <= static_cast<std::size_t>(shape::max_rank)) tensor_view<T> as_tensor_view(xt::xtensor<T, N, L>& a) {
     if (a.layout() != xt::layout_type::row_major) fail("as_tensor_view: expected a row-major xtensor");
     shape s;
     switch (N) {

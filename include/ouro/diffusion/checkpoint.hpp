@@ -41,12 +41,12 @@
 #include "ouro/core/error.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/tensor.hpp"
+#include "ouro/core/version.hpp"
 #include "ouro/io/atomic_file.hpp"
 #include "ouro/io/safetensors.hpp"
 #include "ouro/optim/adamw.hpp"
 #include "ouro/optim/ema.hpp"
 #include "ouro/optim/optimizer.hpp"
-#include "ouro/core/version.hpp"
 
 namespace ouro::diffusion {
 
@@ -77,11 +77,13 @@ concept specified_model = requires {
 
 template <class M>
 model_identity identity_of() {
-    static_assert(specified_model<M>,
-                  "a checkpointed model needs a static `spec` with `std::string str() const` and "
-                  "`std::uint64_t hash() const` (as nn::unet's unet_spec), so that a checkpoint can name its architecture");
+    static_assert(
+        specified_model<M>,
+        "a checkpointed model needs a static `spec` with `std::string str() const` and "
+        "`std::uint64_t hash() const` (as nn::unet's unet_spec), so that a checkpoint can name its architecture");
     if constexpr (specified_model<M>) return {std::string(M::spec.str()), static_cast<std::uint64_t>(M::spec.hash())};
-    else return {};
+    else
+        return {};
 }
 
 // ---- Small helpers ----------------------------------------------------------------------------
@@ -141,8 +143,8 @@ inline std::string pair_file_name(const char* kind, std::int64_t step, std::uint
     return buf;
 }
 
-// Requires every element of the buffer (host memory, laid out like store.values()) finite; `what` names it. A checkpoint is never written
-// from a poisoned state: it would replace the last good one.
+// Requires every element of the buffer (host memory, laid out like store.values()) finite; `what` names it. A
+// checkpoint is never written from a poisoned state: it would replace the last good one.
 template <real_scalar T, backend B>
 void require_finite_buffer(const parameter_store<T, B>& store, const T* buffer, const char* what) {
     const std::int64_t bad = optim::first_non_finite(buffer, store.size());
@@ -160,14 +162,16 @@ void require_finite_buffer(const parameter_store<T, B>& store, const T* buffer, 
 // holds them was damaged with a valid checksum or written by someone else; loading it would only
 // move the failure to the first training step or sample, far from the file's name.
 template <real_scalar T, backend B>
-void require_finite_loaded(const parameter_store<T, B>& store, const T* buffer, const std::string& file, const char* what) {
+void require_finite_loaded(const parameter_store<T, B>& store, const T* buffer, const std::string& file,
+                           const char* what) {
     const std::int64_t bad = optim::first_non_finite(buffer, store.size());
     if (bad < 0) return;
     for (const auto& e : store.entries())
         if (bad >= e.offset && bad < e.offset + e.dims.numel())
             fail(file, ": refusing to load non-finite ", what, ": '", e.name, "' holds ", buffer[bad], " at element ",
                  bad - e.offset, "; nothing was changed");
-    fail(file, ": refusing to load non-finite ", what, " (", buffer[bad], " at element ", bad, "); nothing was changed");
+    fail(file, ": refusing to load non-finite ", what, " (", buffer[bad], " at element ", bad,
+         "); nothing was changed");
 }
 
 // A host buffer into B's memory at `dst` (the same number of elements): a copy on any backend.
@@ -329,7 +333,8 @@ inline checkpoint_entry entry_from_json(const nlohmann::json& j, const std::stri
 inline void verify_file(const std::filesystem::path& file, std::uint64_t size, std::uint32_t crc) {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(file, ec))
-        fail(file.string(), ": missing checkpoint file (named by ", (file.parent_path() / manifest_file_name).string(), ")");
+        fail(file.string(), ": missing checkpoint file (named by ", (file.parent_path() / manifest_file_name).string(),
+             ")");
     const auto [found_crc, found_size] = file_crc32(file);
     if (found_size != size)
         fail(file.string(), ": truncated or altered checkpoint file: it has ", found_size, " bytes, the manifest says ",
@@ -359,7 +364,8 @@ inline checkpoint_manifest read_checkpoint_manifest(const std::filesystem::path&
     if (!j.is_object() || !j.contains("format") || !j["format"].is_string())
         fail(what, ": not a checkpoint manifest: no \"format\"");
     if (j["format"].get<std::string>() != manifest_format)
-        fail(what, ": expected a manifest of format '", manifest_format, "', found '", j["format"].get<std::string>(), "'");
+        fail(what, ": expected a manifest of format '", manifest_format, "', found '", j["format"].get<std::string>(),
+             "'");
     checkpoint_manifest m;
     m.dir = dir;
     for (const char* key : {"spec", "spec_hash", "ouro_version"})
@@ -416,7 +422,8 @@ inline checkpoint_contents inspect_checkpoint(const std::filesystem::path& dir, 
     c.trainer_metadata = io::read_safetensors_metadata(c.trainer_path);
     const std::string mp = c.model_path.string(), tp = c.trainer_path.string();
     if (checkpoint_detail::get(c.model_metadata, "format", mp) != model_file_format)
-        fail(mp, ": expected a model file of format '", model_file_format, "', found '", c.model_metadata["format"], "'");
+        fail(mp, ": expected a model file of format '", model_file_format, "', found '", c.model_metadata["format"],
+             "'");
     if (checkpoint_detail::get(c.trainer_metadata, "format", tp) != trainer_file_format)
         fail(tp, ": expected a trainer state file of format '", trainer_file_format, "', found '",
              c.trainer_metadata["format"], "'");
@@ -427,8 +434,8 @@ inline checkpoint_contents inspect_checkpoint(const std::filesystem::path& dir, 
     const std::string& bound = checkpoint_detail::get(c.trainer_metadata, "model_crc32", tp);
     if (bound != hex(chosen->model_crc32, 8) || model_step != trainer_step || model_step != chosen->step)
         fail(what, ": mismatched checkpoint pair: the trainer state ", chosen->trainer_file, " (step ", trainer_step,
-             ") was saved with the model file of CRC-32 ", bound, ", but the manifest pairs it with ", chosen->model_file,
-             " (step ", model_step, ", CRC-32 ", hex(chosen->model_crc32, 8), ")");
+             ") was saved with the model file of CRC-32 ", bound, ", but the manifest pairs it with ",
+             chosen->model_file, " (step ", model_step, ", CRC-32 ", hex(chosen->model_crc32, 8), ")");
     return c;
 }
 
@@ -436,7 +443,7 @@ inline checkpoint_contents inspect_checkpoint(const std::filesystem::path& dir, 
 // buffers as "<name>.<buffer>.<parameter>" tensors and "<name>_step"; AdamW's are torch's names)
 // and the EMA, which may be null (no average kept).
 template <real_scalar T, class Opt, backend B = cpu>
-    requires optim::optimizer<Opt, T, B>
+requires optim::optimizer<Opt, T, B>
 struct trainer_state_ref {
     std::int64_t step = 0;
     const Opt* optimizer = nullptr;
@@ -465,18 +472,19 @@ checkpoint_entry write_checkpoint(const std::filesystem::path& dir, const parame
     require(state.optimizer != nullptr, "write_checkpoint: the trainer state has no optimizer");
     require(state.optimizer->size() == store.size(), "write_checkpoint: the optimizer has ", state.optimizer->size(),
             " elements, the store ", store.size());
-    require(!state.ema || state.ema->size() == store.size(), "write_checkpoint: the EMA has ", state.ema ? state.ema->size() : 0,
-            " elements, the store ", store.size());
+    require(!state.ema || state.ema->size() == store.size(), "write_checkpoint: the EMA has ",
+            state.ema ? state.ema->size() : 0, " elements, the store ", store.size());
     // Every buffer as the host sees it (copies when B's memory is not the host's).
     const host_readable<T, B> weights(store.values(), store.size());
     std::vector<host_readable<T, B>> states;
-    for (std::size_t i = 0; i < Opt::state_names.size(); ++i) states.emplace_back(state.optimizer->state(i), store.size());
+    for (std::size_t i = 0; i < Opt::state_names.size(); ++i)
+        states.emplace_back(state.optimizer->state(i), store.size());
     const std::optional<host_readable<T, B>> ema =
         state.ema ? std::optional<host_readable<T, B>>(std::in_place, state.ema->values(), store.size()) : std::nullopt;
     checkpoint_detail::require_finite_buffer(store, weights.data(), "weights");
     for (std::size_t i = 0; i < Opt::state_names.size(); ++i)
-        checkpoint_detail::require_finite_buffer(store, states[i].data(),
-                                                 (std::string(Opt::name) + " " + std::string(Opt::state_names[i])).c_str());
+        checkpoint_detail::require_finite_buffer(
+            store, states[i].data(), (std::string(Opt::name) + " " + std::string(Opt::state_names[i])).c_str());
     if (ema) checkpoint_detail::require_finite_buffer(store, ema->data(), "EMA weights");
 
     // The model file.
@@ -551,7 +559,7 @@ checkpoint_entry write_checkpoint(const std::filesystem::path& dir, const parame
 
 // Where restore_checkpoint puts the trainer state; `ema` null when the trainer keeps none.
 template <real_scalar T, class Opt, backend B = cpu>
-    requires optim::optimizer<Opt, T, B>
+requires optim::optimizer<Opt, T, B>
 struct trainer_state_target {
     Opt* optimizer = nullptr;
     optim::ema<T, B>* ema = nullptr;
@@ -579,8 +587,8 @@ std::int64_t restore_checkpoint(const checkpoint_contents& c, parameter_store<T,
     const std::string tp = c.trainer_path.string();
     const bool file_has_ema = checkpoint_detail::get(c.trainer_metadata, "ema", tp) == "on";
     if (file_has_ema != (target.ema != nullptr))
-        fail(tp, ": the checkpoint was saved ", file_has_ema ? "with" : "without", " an EMA of the weights, this trainer keeps ",
-             target.ema ? "one" : "none");
+        fail(tp, ": the checkpoint was saved ", file_has_ema ? "with" : "without",
+             " an EMA of the weights, this trainer keeps ", target.ema ? "one" : "none");
     const std::int64_t optimizer_steps =
         checkpoint_detail::parse_int(c.trainer_metadata, std::string(Opt::name) + "_step", tp);
     const std::int64_t ema_updates = checkpoint_detail::parse_int(c.trainer_metadata, "ema_updates", tp);
@@ -603,7 +611,8 @@ std::int64_t restore_checkpoint(const checkpoint_contents& c, parameter_store<T,
         for (const auto& entry : reader.entries()) {
             const std::string_view name = entry.name;
             bool known = name.starts_with("ema.");
-            for (std::size_t i = 0; i < states.size(); ++i) known = known || name.starts_with(checkpoint_detail::state_prefix<Opt>(i));
+            for (std::size_t i = 0; i < states.size(); ++i)
+                known = known || name.starts_with(checkpoint_detail::state_prefix<Opt>(i));
             if (!known) fail(tp, ": unexpected tensor '", entry.name, "' in a trainer state file");
         }
     }
@@ -611,11 +620,11 @@ std::int64_t restore_checkpoint(const checkpoint_contents& c, parameter_store<T,
     // may hold NaN or Inf; a resume from it would fail at its first step, far from the file's name.
     checkpoint_detail::require_finite_loaded(store, weights.data(), c.model_path.string(), "weights");
     for (std::size_t i = 0; i < states.size(); ++i)
-        checkpoint_detail::require_finite_loaded(store, states[i].data(), tp,
-                                                 (std::string(Opt::name) + " " + std::string(Opt::state_names[i])).c_str());
+        checkpoint_detail::require_finite_loaded(
+            store, states[i].data(), tp, (std::string(Opt::name) + " " + std::string(Opt::state_names[i])).c_str());
     if (file_has_ema) checkpoint_detail::require_finite_loaded(store, e.data(), tp, "EMA weights");
-    require(target.optimizer->size() == store.size(), "restore_checkpoint: the optimizer has ", target.optimizer->size(),
-            " elements, the store ", store.size());
+    require(target.optimizer->size() == store.size(), "restore_checkpoint: the optimizer has ",
+            target.optimizer->size(), " elements, the store ", store.size());
     checkpoint_detail::put<B>(weights, store.values());
     for (std::size_t i = 0; i < states.size(); ++i) checkpoint_detail::put<B>(states[i], target.optimizer->state(i));
     target.optimizer->set_step_count(optimizer_steps);

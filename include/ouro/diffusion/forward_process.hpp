@@ -40,7 +40,8 @@ void draw_noise(tensor_view<T> out, std::uint64_t seed, std::uint64_t first_inde
 inline void draw_timesteps(tensor_view<std::int64_t> t, std::int64_t timesteps, std::uint64_t seed,
                            std::uint64_t first_index) {
     require(t.rank() == 1, "draw_timesteps: expected timesteps of shape (B), found ", t.dims());
-    require(timesteps >= 1 && timesteps <= 0xffffffffLL, "draw_timesteps: expected 1 <= T < 2^32, found T = ", timesteps);
+    require(timesteps >= 1 && timesteps <= 0xffffffffLL,
+            "draw_timesteps: expected 1 <= T < 2^32, found T = ", timesteps);
     for (std::int64_t b = 0; b < t.numel(); ++b) {
         philox_stream rng(seed, rng_purpose::diffusion_time, first_index + static_cast<std::uint64_t>(b));
         t[b] = static_cast<std::int64_t>(rng.below(static_cast<std::uint32_t>(timesteps)));

@@ -20,21 +20,23 @@
 namespace ouro::diffusion {
 
 template <denoiser Base, denoiser Aux = Base>
-    requires std::same_as<backend_of_t<Base>, backend_of_t<Aux>>
+requires std::same_as<backend_of_t<Base>, backend_of_t<Aux>>
 class negative_guidance {
 public:
     using backend_type = backend_of_t<Base>;  // both models' (the combination runs there)
 
     // ω >= 0; 0 is the base model alone. The models are borrowed: they must outlive this object.
     negative_guidance(Base& base, Aux& aux, double omega) : base_(base), aux_(aux), omega_(omega) {
-        require(std::isfinite(omega) && omega >= 0, "negative_guidance: expected a finite weight omega >= 0, found ", omega);
+        require(std::isfinite(omega) && omega >= 0, "negative_guidance: expected a finite weight omega >= 0, found ",
+                omega);
     }
 
     double omega() const { return omega_; }
 
     // x_t (B, C, H, W), t (B), y (B) or (0) -> (B, C, H, W), valid until the next call.
     tensor_view<const float, backend_type> predict(tensor_view<const float, backend_type> x_t,
-                                                   tensor_view<const std::int64_t> t, tensor_view<const std::int64_t> y) {
+                                                   tensor_view<const std::int64_t> t,
+                                                   tensor_view<const std::int64_t> y) {
         const tensor_view<const float, backend_type> b = base_.predict(x_t, t, y);
         require_shape(b.dims(), x_t.dims(), "negative_guidance: base model output");
         out_.resize(b.dims());

@@ -25,19 +25,24 @@ concept parameterization = requires(double out, double x0, double eps, double x_
 // static_assert(check_parameterization<P>()) explains in words what P lacks.
 template <class P>
 constexpr bool check_parameterization() {
-    static_assert(requires { { P::name } -> std::convertible_to<const char*>; },
-                  "a parameterization needs a name: `static constexpr const char* name = \"...\";`");
-    static_assert(requires(double x0, double eps, double a, double s) {
-                      { P::target(x0, eps, a, s) } -> std::same_as<double>;
-                  },
-                  "a parameterization needs `static double target(double x0, double eps, double a, double s)`, "
-                  "the training target with a = sqrt(alpha_bar_t), s = sqrt(1 - alpha_bar_t)");
-    static_assert(requires(double out, double x_t, double a, double s) {
-                      { P::to_x0(out, x_t, a, s) } -> std::same_as<double>;
-                      { P::to_eps(out, x_t, a, s) } -> std::same_as<double>;
-                  },
-                  "a parameterization needs `static double to_x0(double out, double x_t, double a, double s)` and "
-                  "`static double to_eps(...)`, turning a model output into its x0 and eps");
+    static_assert(
+        requires {
+            { P::name } -> std::convertible_to<const char*>;
+        },
+        "a parameterization needs a name: `static constexpr const char* name = \"...\";`");
+    static_assert(
+        requires(double x0, double eps, double a, double s) {
+            { P::target(x0, eps, a, s) } -> std::same_as<double>;
+        },
+        "a parameterization needs `static double target(double x0, double eps, double a, double s)`, "
+        "the training target with a = sqrt(alpha_bar_t), s = sqrt(1 - alpha_bar_t)");
+    static_assert(
+        requires(double out, double x_t, double a, double s) {
+            { P::to_x0(out, x_t, a, s) } -> std::same_as<double>;
+            { P::to_eps(out, x_t, a, s) } -> std::same_as<double>;
+        },
+        "a parameterization needs `static double to_x0(double out, double x_t, double a, double s)` and "
+        "`static double to_eps(...)`, turning a model output into its x0 and eps");
     return parameterization<P>;
 }
 

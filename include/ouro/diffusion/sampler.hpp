@@ -66,7 +66,8 @@ enum class timestep_spacing { leading, trailing, linspace };
 enum class x0_mode {
     none,               // use the model's x_0 as it is
     clip,               // clamp x_0 to [-1, 1] (Ho et al. 2020; guided-diffusion's clip_denoised)
-    dynamic_threshold,  // Saharia et al. 2022, §2.3: s = max(1, p-quantile of |x_0| per sample), x_0 = clamp(x_0, −s, s)/s
+    dynamic_threshold,  // Saharia et al. 2022, §2.3: s = max(1, p-quantile of |x_0| per sample), x_0 = clamp(x_0, −s,
+                        // s)/s
 };
 
 struct x0_options {
@@ -106,7 +107,9 @@ inline std::vector<std::int64_t> make_timesteps(std::int64_t timesteps, std::int
         case timestep_spacing::trailing: {
             const double ratio = static_cast<double>(timesteps) / static_cast<double>(steps);
             for (std::size_t i = 0; i < n; ++i)
-                ts[i] = static_cast<std::int64_t>(std::nearbyint(static_cast<double>(timesteps) + static_cast<double>(i) * -ratio)) - 1;
+                ts[i] = static_cast<std::int64_t>(
+                            std::nearbyint(static_cast<double>(timesteps) + static_cast<double>(i) * -ratio)) -
+                        1;
             break;
         }
         case timestep_spacing::linspace: {
@@ -117,8 +120,9 @@ inline std::vector<std::int64_t> make_timesteps(std::int64_t timesteps, std::int
     }
     for (std::size_t i = 0; i < n; ++i) {
         const bool ok = ts[i] >= 0 && ts[i] < timesteps && (i == 0 || ts[i] < ts[i - 1]);
-        if (!ok) fail("make_timesteps: T = ", timesteps, ", steps = ", steps, " gives a timestep ", ts[i],
-                      " at position ", i, " that is out of [0, T) or not below the one before");
+        if (!ok)
+            fail("make_timesteps: T = ", timesteps, ", steps = ", steps, " gives a timestep ", ts[i], " at position ",
+                 i, " that is out of [0, T) or not below the one before");
     }
     return ts;
 }
@@ -169,7 +173,8 @@ std::int64_t require_step_inputs(const schedule_table& table, std::int64_t t, st
     table.require_timestep(t, who);
     if (t_prev < -1 || t_prev >= t)
         fail(who, ": expected a previous timestep -1 <= t_prev < t = ", t, ", found t_prev = ", t_prev);
-    require(x_t.rank() >= 1 && x_t.dim(0) >= 1, who, ": expected a non-empty batch x_t (B, ...), found shape ", x_t.dims());
+    require(x_t.rank() >= 1 && x_t.dim(0) >= 1, who, ": expected a non-empty batch x_t (B, ...), found shape ",
+            x_t.dims());
     require_shape(model_output.dims(), x_t.dims(), who);
     require_shape(x_prev.dims(), x_t.dims(), who);
     return x_t.dim(0);
@@ -191,7 +196,8 @@ void process_x0(tensor_view<T> x0, const x0_options& options) {
             std::vector<double> item(static_cast<std::size_t>(per_item)), scratch;
             for (std::int64_t i = 0; i < per_item; ++i) item[static_cast<std::size_t>(i)] = x0[b * per_item + i];
             detail::process_x0_item(item.data(), per_item, options, scratch);
-            for (std::int64_t i = 0; i < per_item; ++i) x0[b * per_item + i] = static_cast<T>(item[static_cast<std::size_t>(i)]);
+            for (std::int64_t i = 0; i < per_item; ++i)
+                x0[b * per_item + i] = static_cast<T>(item[static_cast<std::size_t>(i)]);
         },
         per_item * 16);
 }
@@ -294,7 +300,8 @@ void ddim_step(const schedule_table& table, double eta, std::int64_t t, std::int
             detail::process_x0_item(x0_hat.data(), per_item, x0, scratch);
             for (std::int64_t i = 0; i < per_item; ++i) {
                 const double xt = x_t[begin + i], x0i = x0_hat[static_cast<std::size_t>(i)];
-                const double eps = processed ? eps_from_x0(x0i, xt, a, s) : P::to_eps(model_output[begin + i], xt, a, s);
+                const double eps =
+                    processed ? eps_from_x0(x0i, xt, a, s) : P::to_eps(model_output[begin + i], xt, a, s);
                 double v = a_prev * x0i + direction * eps;
                 if (noisy) v += sigma * static_cast<double>(noise[begin + i]);
                 x_prev[begin + i] = static_cast<T>(v);
@@ -326,8 +333,8 @@ double dpm_solver_pp_2m_step(const schedule_table& table, std::int64_t t, std::i
     const bool second_order = !detail::absent(x0_last) && t_prev >= 0;
     if (second_order) {
         require_shape(x0_last.dims(), x_t.dims(), "dpm_solver_pp_2m_step x0_last");
-        require(h_last > 0.0 && std::isfinite(h_last), "dpm_solver_pp_2m_step: expected the previous step's h > 0, found ",
-                h_last);
+        require(h_last > 0.0 && std::isfinite(h_last),
+                "dpm_solver_pp_2m_step: expected the previous step's h > 0, found ", h_last);
     }
     const auto k = static_cast<std::size_t>(t);
     const double a = table.sqrt_alphas_cumprod()[k], s = table.sqrt_one_minus_alphas_cumprod()[k];
@@ -366,7 +373,8 @@ inline constexpr std::uint64_t sampler_max_index = (std::uint64_t{1} << sampler_
 inline constexpr std::uint64_t sampler_max_step = (std::uint64_t{1} << (64 - sampler_index_bits)) - 1;
 
 // Fills out (B, ...) with standard normals: item b from the stream of (seed, first_index + b, step).
-inline void draw_sampler_noise(tensor_view<float> out, std::uint64_t seed, std::uint64_t first_index, std::uint64_t step) {
+inline void draw_sampler_noise(tensor_view<float> out, std::uint64_t seed, std::uint64_t first_index,
+                               std::uint64_t step) {
     require(out.rank() >= 1, "draw_sampler_noise: expected a batch (B, ...), found shape ", out.dims());
     const std::int64_t batch = out.dim(0);
     if (batch == 0) return;
@@ -426,8 +434,7 @@ tensor<float> run_sampler(M& model, const std::vector<std::int64_t>& timesteps, 
             fail(who, ": expected ", count, " labels of shape ", shape{count}, " (one per sample), found shape ",
                  labels.dims());
         for (std::int64_t b = 0; b < count; ++b) {
-            if (labels[b] < 0)
-                fail(who, ": expected labels >= 0, found label ", labels[b], " for sample ", b);
+            if (labels[b] < 0) fail(who, ": expected labels >= 0, found label ", labels[b], " for sample ", b);
             if (options.null_class >= 0 && labels[b] > options.null_class)
                 fail(who, ": expected labels <= the null class ", options.null_class, ", found label ", labels[b],
                      " for sample ", b);
@@ -444,11 +451,11 @@ tensor<float> run_sampler(M& model, const std::vector<std::int64_t>& timesteps, 
             ": expected sample indices below 2^40, found first_index = ", first_index, " with ", count, " samples");
     require(timesteps.size() <= sampler_max_step, who, ": too many steps (", timesteps.size(), ")");
 
-    tensor<float> x(dims);                   // (B, C, H, W)
+    tensor<float> x(dims);  // (B, C, H, W)
     draw_sampler_noise(x.view(), seed, first_index, 0);
     const std::int64_t n = x.numel();
     const std::int64_t model_batch = guided ? 2 * count : count;
-    tensor<float> model_x;                    // (2B, C, H, W) when guided
+    tensor<float> model_x;  // (2B, C, H, W) when guided
     if (guided) model_x.resize(batch_shape(model_batch, item_shape));
     tensor<std::int64_t> model_t(shape{model_batch});
     tensor<std::int64_t> model_y(shape{has_labels ? model_batch : 0});
@@ -456,7 +463,7 @@ tensor<float> run_sampler(M& model, const std::vector<std::int64_t>& timesteps, 
         model_y[b] = labels[b];
         if (guided) model_y[count + b] = options.null_class;
     }
-    tensor<float> out(dims);                  // (B, C, H, W) guided output
+    tensor<float> out(dims);  // (B, C, H, W) guided output
     tensor<float> noise(dims);
     tensor<float, backend_of_t<M>> model_in;  // the model's input and output in its memory, when
     tensor<float> model_out;                  // that is not the host's
@@ -473,8 +480,8 @@ tensor<float> run_sampler(M& model, const std::vector<std::int64_t>& timesteps, 
         }
         tensor_view<const float> pred;
         if constexpr (denoiser<M>)
-            pred = call_through<backend_of_t<M>>([&](auto x) { return model.predict(x, model_t.view(), model_y.view()); },
-                                                 in, model_in, model_out);
+            pred = call_through<backend_of_t<M>>(
+                [&](auto x) { return model.predict(x, model_t.view(), model_y.view()); }, in, model_in, model_out);
         // (else: the static_assert above)
         require_shape(pred.dims(), in.dims(), "denoiser output");
         if (guided) {
@@ -510,17 +517,24 @@ concept sampler = requires(const S& s, detail::denoiser_archetype& m, const shap
 // static_assert(check_sampler<S>()) explains in words what S lacks.
 template <class S>
 constexpr bool check_sampler() {
-    static_assert(requires { { S::name } -> std::convertible_to<const char*>; },
-                  "a sampler needs a name: `static constexpr const char* name = \"...\";`");
-    static_assert(requires(const S& s) { { s.timesteps() } -> std::convertible_to<const std::vector<std::int64_t>&>; },
-                  "a sampler needs `const std::vector<std::int64_t>& timesteps() const`, the timesteps it visits");
-    static_assert(requires(const S& s, detail::denoiser_archetype& m, const shape& item, std::int64_t count,
-                           tensor_view<const std::int64_t> labels, std::uint64_t seed) {
-                      { s.sample(m, item, count, labels, seed, seed) } -> std::same_as<tensor<float>>;
-                  },
-                  "a sampler needs `template <denoiser M> tensor<float> sample(M& model, const shape& item_shape, "
-                  "std::int64_t count, tensor_view<const std::int64_t> labels, std::uint64_t seed, "
-                  "std::uint64_t first_index) const`");
+    static_assert(
+        requires {
+            { S::name } -> std::convertible_to<const char*>;
+        },
+        "a sampler needs a name: `static constexpr const char* name = \"...\";`");
+    static_assert(
+        requires(const S& s) {
+            { s.timesteps() } -> std::convertible_to<const std::vector<std::int64_t>&>;
+        },
+        "a sampler needs `const std::vector<std::int64_t>& timesteps() const`, the timesteps it visits");
+    static_assert(
+        requires(const S& s, detail::denoiser_archetype& m, const shape& item, std::int64_t count,
+                 tensor_view<const std::int64_t> labels, std::uint64_t seed) {
+            { s.sample(m, item, count, labels, seed, seed) } -> std::same_as<tensor<float>>;
+        },
+        "a sampler needs `template <denoiser M> tensor<float> sample(M& model, const shape& item_shape, "
+        "std::int64_t count, tensor_view<const std::int64_t> labels, std::uint64_t seed, "
+        "std::uint64_t first_index) const`");
     return sampler<S>;
 }
 
@@ -550,12 +564,12 @@ public:
     template <class M>
     tensor<float> sample(M& model, const shape& item_shape, std::int64_t count, tensor_view<const std::int64_t> labels,
                          std::uint64_t seed, std::uint64_t first_index = 0) const {
-        return detail::run_sampler(model, timesteps_, options_, item_shape, count, labels, seed, first_index, name,
-                                   [&](std::int64_t t, std::int64_t t_prev, tensor_view<float> x,
-                                       tensor_view<const float> out, auto&& draw) {
-                                       const tensor_view<const float> z = t_prev >= 0 ? draw() : tensor_view<const float>{};
-                                       ddpm_step<P, float>(table_, V, t, t_prev, x, out, z, x, options_.x0);
-                                   });
+        return detail::run_sampler(
+            model, timesteps_, options_, item_shape, count, labels, seed, first_index, name,
+            [&](std::int64_t t, std::int64_t t_prev, tensor_view<float> x, tensor_view<const float> out, auto&& draw) {
+                const tensor_view<const float> z = t_prev >= 0 ? draw() : tensor_view<const float>{};
+                ddpm_step<P, float>(table_, V, t, t_prev, x, out, z, x, options_.x0);
+            });
     }
 
     // One sample per label.
@@ -586,7 +600,8 @@ public:
     // Requires Steps <= T and η >= 0.
     explicit ddim(schedule_table table, double eta = 0.0, sampler_options options = {})
         : table_(std::move(table)), eta_(eta), options_(options) {
-        require(Steps <= table_.timesteps(), "ddim: expected at most T = ", table_.timesteps(), " steps, found ", Steps);
+        require(Steps <= table_.timesteps(), "ddim: expected at most T = ", table_.timesteps(), " steps, found ",
+                Steps);
         require(eta >= 0.0, "ddim: expected eta >= 0, found eta = ", eta);
         detail::require_x0_options(options_.x0);
         timesteps_ = make_timesteps(table_.timesteps(), Steps, options_.spacing);
@@ -600,13 +615,13 @@ public:
     template <class M>
     tensor<float> sample(M& model, const shape& item_shape, std::int64_t count, tensor_view<const std::int64_t> labels,
                          std::uint64_t seed, std::uint64_t first_index = 0) const {
-        return detail::run_sampler(model, timesteps_, options_, item_shape, count, labels, seed, first_index, name,
-                                   [&](std::int64_t t, std::int64_t t_prev, tensor_view<float> x,
-                                       tensor_view<const float> out, auto&& draw) {
-                                       const bool noisy = eta_ > 0.0 && t_prev >= 0;
-                                       const tensor_view<const float> z = noisy ? draw() : tensor_view<const float>{};
-                                       ddim_step<P, float>(table_, eta_, t, t_prev, x, out, z, x, options_.x0);
-                                   });
+        return detail::run_sampler(
+            model, timesteps_, options_, item_shape, count, labels, seed, first_index, name,
+            [&](std::int64_t t, std::int64_t t_prev, tensor_view<float> x, tensor_view<const float> out, auto&& draw) {
+                const bool noisy = eta_ > 0.0 && t_prev >= 0;
+                const tensor_view<const float> z = noisy ? draw() : tensor_view<const float>{};
+                ddim_step<P, float>(table_, eta_, t, t_prev, x, out, z, x, options_.x0);
+            });
     }
 
     template <class M>
@@ -656,18 +671,18 @@ public:
         tensor<double> x0_now, x0_last;  // x̂_0 of this step and of the one before, (B, ...)
         double h_last = 0.0;
         bool have_last = false;
-        return detail::run_sampler(model, timesteps_, options_, item_shape, count, labels, seed, first_index, name,
-                                   [&](std::int64_t t, std::int64_t t_prev, tensor_view<float> x,
-                                       tensor_view<const float> out, auto&&) {
-                                       x0_now.resize(x.dims());
-                                       x0_last.resize(x.dims());
-                                       const tensor_view<const double> last =
-                                           have_last ? tensor_view<const double>(x0_last.view()) : tensor_view<const double>{};
-                                       h_last = dpm_solver_pp_2m_step<P, float>(table_, t, t_prev, h_last, x, out, last,
-                                                                                x0_now.view(), x, options_.x0);
-                                       std::swap(x0_now, x0_last);
-                                       have_last = true;
-                                   });
+        return detail::run_sampler(
+            model, timesteps_, options_, item_shape, count, labels, seed, first_index, name,
+            [&](std::int64_t t, std::int64_t t_prev, tensor_view<float> x, tensor_view<const float> out, auto&&) {
+                x0_now.resize(x.dims());
+                x0_last.resize(x.dims());
+                const tensor_view<const double> last =
+                    have_last ? tensor_view<const double>(x0_last.view()) : tensor_view<const double>{};
+                h_last = dpm_solver_pp_2m_step<P, float>(table_, t, t_prev, h_last, x, out, last, x0_now.view(), x,
+                                                         options_.x0);
+                std::swap(x0_now, x0_last);
+                have_last = true;
+            });
     }
 
     template <class M>

@@ -28,13 +28,17 @@ concept noise_schedule = requires(const S& s, std::int64_t timesteps) {
 // static_assert(check_noise_schedule<S>()) explains in words what S lacks to be a noise_schedule.
 template <class S>
 constexpr bool check_noise_schedule() {
-    static_assert(requires { { S::name } -> std::convertible_to<const char*>; },
-                  "a noise schedule needs a name: `static constexpr const char* name = \"...\";`");
-    static_assert(requires(const S& s, std::int64_t timesteps) {
-                      { s.betas(timesteps) } -> std::same_as<std::vector<double>>;
-                  },
-                  "a noise schedule needs `std::vector<double> betas(std::int64_t timesteps) const` "
-                  "returning beta_0 ... beta_{T-1}");
+    static_assert(
+        requires {
+            { S::name } -> std::convertible_to<const char*>;
+        },
+        "a noise schedule needs a name: `static constexpr const char* name = \"...\";`");
+    static_assert(
+        requires(const S& s, std::int64_t timesteps) {
+            { s.betas(timesteps) } -> std::same_as<std::vector<double>>;
+        },
+        "a noise schedule needs `std::vector<double> betas(std::int64_t timesteps) const` "
+        "returning beta_0 ... beta_{T-1}");
     return noise_schedule<S>;
 }
 
@@ -190,16 +194,14 @@ public:
 
     // Requires 0 <= t < T; `who` names the caller in the message.
     void require_timestep(std::int64_t t, const char* who) const {
-        if (t < 0 || t >= timesteps())
-            fail(who, ": expected a timestep 0 <= t < T = ", timesteps(), ", found t = ", t);
+        if (t < 0 || t >= timesteps()) fail(who, ": expected a timestep 0 <= t < T = ", timesteps(), ", found t = ", t);
     }
 
 private:
     void build_(std::vector<double> b, const char* who) {
         const std::size_t n = b.size();
         for (std::size_t t = 0; t < n; ++t)
-            if (!(b[t] > 0.0 && b[t] < 1.0))
-                fail(who, ": expected every beta in (0, 1), found beta[", t, "] = ", b[t]);
+            if (!(b[t] > 0.0 && b[t] < 1.0)) fail(who, ": expected every beta in (0, 1), found beta[", t, "] = ", b[t]);
         betas_ = std::move(b);
         alphas_.resize(n);
         alphas_cumprod_.resize(n);

@@ -66,44 +66,49 @@ namespace ouro::diffusion {
 // backend B (backend_of_t<M>: ouro::cpu unless it declares another); timesteps and labels come
 // from the host, where the trainer draws them.
 template <class M>
-concept trainable_model =
-    specified_model<M> &&
+concept trainable_model = specified_model<M> &&
     requires(M& m, tensor_view<const float, backend_of_t<M>> x, tensor_view<const std::int64_t> t,
              tensor_view<const std::int64_t> y, const nn::forward_context& ctx) {
-        { m.forward(x, t, y, ctx) } -> std::convertible_to<tensor_view<const float, backend_of_t<M>>>;
-        { m.backward(x) } -> std::convertible_to<tensor_view<const float, backend_of_t<M>>>;
-        { m.store() } -> std::same_as<parameter_store<float, backend_of_t<M>>&>;
-        { M::spec.in_channels } -> std::convertible_to<std::int64_t>;
-        { M::spec.image_size } -> std::convertible_to<std::int64_t>;
-        { M::spec.classes } -> std::convertible_to<std::int64_t>;
-    };
+    { m.forward(x, t, y, ctx) } -> std::convertible_to<tensor_view<const float, backend_of_t<M>>>;
+    { m.backward(x) } -> std::convertible_to<tensor_view<const float, backend_of_t<M>>>;
+    { m.store() } -> std::same_as<parameter_store<float, backend_of_t<M>>&>;
+    { M::spec.in_channels } -> std::convertible_to<std::int64_t>;
+    { M::spec.image_size } -> std::convertible_to<std::int64_t>;
+    { M::spec.classes } -> std::convertible_to<std::int64_t>;
+};
 
 // static_assert(check_trainable_model<M>()) explains in words what M lacks.
 template <class M>
 constexpr bool check_trainable_model() {
     using B = backend_of_t<M>;
-    static_assert(requires(M& m, tensor_view<const float, B> x, tensor_view<const std::int64_t> t,
-                           tensor_view<const std::int64_t> y, const nn::forward_context& ctx) {
-                      { m.forward(x, t, y, ctx) } -> std::convertible_to<tensor_view<const float, B>>;
-                  },
-                  "a trainable model needs `tensor_view<const float> forward(tensor_view<const float> x_t /*(B, C, H, W)*/, "
-                  "tensor_view<const std::int64_t> t /*(B)*/, tensor_view<const std::int64_t> y /*(B) or (0)*/, "
-                  "const nn::forward_context& ctx)` returning an output of x_t's shape");
-    static_assert(requires(M& m, tensor_view<const float, B> dout) {
-                      { m.backward(dout) } -> std::convertible_to<tensor_view<const float, B>>;
-                  },
-                  "a trainable model needs `tensor_view<const float> backward(tensor_view<const float> dout)` that "
-                  "accumulates the parameter gradients of its store");
-    static_assert(requires(M& m) { { m.store() } -> std::same_as<parameter_store<float, B>&>; },
-                  "a trainable model needs `parameter_store<float, B>& store()`, the flat buffer of its weights "
-                  "(B: its backend_type, ouro::cpu when it declares none)");
-    static_assert(requires {
-                      { M::spec.in_channels } -> std::convertible_to<std::int64_t>;
-                      { M::spec.image_size } -> std::convertible_to<std::int64_t>;
-                      { M::spec.classes } -> std::convertible_to<std::int64_t>;
-                  },
-                  "a trainable model needs a static `spec` with in_channels, image_size and classes (as nn::unet's "
-                  "unet_spec), so the trainer can check the data against it");
+    static_assert(
+        requires(M & m, tensor_view<const float, B> x, tensor_view<const std::int64_t> t,
+                 tensor_view<const std::int64_t> y, const nn::forward_context& ctx) {
+            { m.forward(x, t, y, ctx) } -> std::convertible_to<tensor_view<const float, B>>;
+        },
+        "a trainable model needs `tensor_view<const float> forward(tensor_view<const float> x_t /*(B, C, H, W)*/, "
+        "tensor_view<const std::int64_t> t /*(B)*/, tensor_view<const std::int64_t> y /*(B) or (0)*/, "
+        "const nn::forward_context& ctx)` returning an output of x_t's shape");
+    static_assert(
+        requires(M & m, tensor_view<const float, B> dout) {
+            { m.backward(dout) } -> std::convertible_to<tensor_view<const float, B>>;
+        },
+        "a trainable model needs `tensor_view<const float> backward(tensor_view<const float> dout)` that "
+        "accumulates the parameter gradients of its store");
+    static_assert(
+        requires(M & m) {
+            { m.store() } -> std::same_as<parameter_store<float, B>&>;
+        },
+        "a trainable model needs `parameter_store<float, B>& store()`, the flat buffer of its weights "
+        "(B: its backend_type, ouro::cpu when it declares none)");
+    static_assert(
+        requires {
+            { M::spec.in_channels } -> std::convertible_to<std::int64_t>;
+            { M::spec.image_size } -> std::convertible_to<std::int64_t>;
+            { M::spec.classes } -> std::convertible_to<std::int64_t>;
+        },
+        "a trainable model needs a static `spec` with in_channels, image_size and classes (as nn::unet's "
+        "unet_spec), so the trainer can check the data against it");
     static_assert(specified_model<M>,
                   "a trainable model's static `spec` needs `std::string str() const` and `std::uint64_t hash() const`, "
                   "which name it in checkpoints");
@@ -164,11 +169,13 @@ public:
         if (options_.sample_every > 0) {
             require(denoiser<Model>, "trainer: sample_every = ", options_.sample_every,
                     " needs a model with predict(x_t, t, y) for sampling");
-            require(!options_.sample_dir.empty() || !options_.checkpoint_dir.empty(), "trainer: sample_every = ",
-                    options_.sample_every, " needs sample_dir (or checkpoint_dir) to write the grids to");
+            require(!options_.sample_dir.empty() || !options_.checkpoint_dir.empty(),
+                    "trainer: sample_every = ", options_.sample_every,
+                    " needs sample_dir (or checkpoint_dir) to write the grids to");
             require(options_.sample_steps <= table_.timesteps(), "trainer: sample_steps = ", options_.sample_steps,
                     " is above the schedule's T = ", table_.timesteps());
-            require(options_.guidance_scale == 1.0 || classes > 0, "trainer: guidance_scale = ", options_.guidance_scale,
+            require(options_.guidance_scale == 1.0 || classes > 0,
+                    "trainer: guidance_scale = ", options_.guidance_scale,
                     " needs a class-conditional model; this one is unconditional (spec '", Model::spec.str(), "')");
         }
         x0_.resize(image_batch_shape());
@@ -248,13 +255,15 @@ public:
         auto& store = model_.store();
         store.zero_grad();
         const nn::forward_context ctx{.training = true, .seed = options_.seed, .step = static_cast<std::uint64_t>(s)};
-        const tensor_view<const float, backend_type> pred = model_.forward(x_t, plan_.timesteps.view(), plan_.labels.view(), ctx);
+        const tensor_view<const float, backend_type> pred =
+            model_.forward(x_t, plan_.timesteps.view(), plan_.labels.view(), ctx);
         dpred_.resize(pred.dims());
         const double loss = ops<backend_type>::template mse_loss<float>(pred, target_b, dpred_.view());
         if (!std::isfinite(loss)) fail_not_finite("loss", loss, s);
         model_.backward(dpred_.view());
 
-        const double norm = options_.grad_clip > 0 ? optim::clip_grad_norm(store, options_.grad_clip) : optim::grad_norm(store);
+        const double norm =
+            options_.grad_clip > 0 ? optim::clip_grad_norm(store, options_.grad_clip) : optim::grad_norm(store);
         if (!std::isfinite(norm)) fail_not_finite("gradient norm", norm, s);
         const double lr = schedule_(s);
         optimizer_.set_lr(lr);
@@ -324,7 +333,8 @@ public:
             const auto done_before = first_position(s - 1) / static_cast<std::uint64_t>(n);
             const auto done_now = first_position(s) / static_cast<std::uint64_t>(n);
             if (done_now > done_before) {
-                const epoch_event ee{static_cast<std::int64_t>(done_now) - 1, s, epoch_sum / static_cast<double>(epoch_steps)};
+                const epoch_event ee{static_cast<std::int64_t>(done_now) - 1, s,
+                                     epoch_sum / static_cast<double>(epoch_steps)};
                 stop = invoke_each(ouro::on_epoch_end, std::forward_as_tuple(callbacks...), ee) || stop;
                 epoch_sum = 0;
                 epoch_steps = 0;
@@ -334,14 +344,16 @@ public:
                 ((options_.checkpoint_every > 0 && s % options_.checkpoint_every == 0) || last)) {
                 const checkpoint_entry e = save_checkpoint();
                 stop = invoke_each(on_checkpoint, std::forward_as_tuple(callbacks...),
-                                   checkpoint_event{s, options_.checkpoint_dir, e}) || stop;
+                                   checkpoint_event{s, options_.checkpoint_dir, e}) ||
+                       stop;
             }
             if (options_.sample_every > 0 && s % options_.sample_every == 0) {
                 if constexpr (denoiser<Model>) {
                     const tensor<float> images = sample_images();
                     const std::filesystem::path file = write_sample_grid(images);
                     stop = invoke_each(on_sample, std::forward_as_tuple(callbacks...),
-                                       sample_event{s, file, images.view()}) || stop;
+                                       sample_event{s, file, images.view()}) ||
+                           stop;
                 }
             }
             ++result.steps_run;
@@ -360,8 +372,8 @@ public:
     checkpoint_entry save_checkpoint() { return save_checkpoint(options_.checkpoint_dir); }
     checkpoint_entry save_checkpoint(const std::filesystem::path& dir) {
         require(!dir.empty(), "trainer: no checkpoint directory (options.checkpoint_dir is empty)");
-        trainer_state_ref<float, Opt, backend_type> state{.step = step_, .optimizer = &optimizer_, .ema = ema_ ? &*ema_ : nullptr,
-                                            .metadata = state_metadata()};
+        trainer_state_ref<float, Opt, backend_type> state{
+            .step = step_, .optimizer = &optimizer_, .ema = ema_ ? &*ema_ : nullptr, .metadata = state_metadata()};
         const checkpoint_entry e =
             write_checkpoint(dir, model_.store(), identity_of<Model>(), state, options_.keep_checkpoints);
         last_checkpoint_ = {dir, e.step};
@@ -378,7 +390,8 @@ public:
         const checkpoint_contents c = inspect_checkpoint(dir, id, step);
         require_optimizer<Opt>(c);  // before the settings: another optimiser's differ anyway
         if (options_.strict_resume) require_same_trajectory(c);
-        restore_checkpoint(c, model_.store(), id, trainer_state_target<float, Opt, backend_type>{&optimizer_, ema_ ? &*ema_ : nullptr});
+        restore_checkpoint(c, model_.store(), id,
+                           trainer_state_target<float, Opt, backend_type>{&optimizer_, ema_ ? &*ema_ : nullptr});
         step_ = c.entry.step;
         last_checkpoint_ = {dir, c.entry.step};
         return c.entry;
@@ -419,7 +432,8 @@ public:
 
     // Writes `images` as <sample_dir>/step-<step>.png; returns the path.
     std::filesystem::path write_sample_grid(const tensor<float>& images) const {
-        std::filesystem::path dir = options_.sample_dir.empty() ? options_.checkpoint_dir / "samples" : options_.sample_dir;
+        std::filesystem::path dir =
+            options_.sample_dir.empty() ? options_.checkpoint_dir / "samples" : options_.sample_dir;
         char name[40];
         std::snprintf(name, sizeof name, "step-%08lld.png", static_cast<long long>(step_));
         io::write_png_grid(dir / name, images.view());
@@ -443,7 +457,11 @@ private:
     static optim::optimizer_settings optimizer_settings_of(const trainer_options& o) {
         // The gradient norm is checked before every step (a finite norm means every gradient is
         // finite), so the optimiser's own scan of the gradients would be a second read of the same buffer.
-        return {.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.adam_eps, .weight_decay = o.weight_decay,
+        return {.lr = o.lr,
+                .beta1 = o.beta1,
+                .beta2 = o.beta2,
+                .eps = o.adam_eps,
+                .weight_decay = o.weight_decay,
                 .check_finite = false};
     }
 
@@ -456,7 +474,8 @@ private:
         if constexpr (std::same_as<LR, optim::linear_warmup<optim::constant_lr>>) {
             return {o.warmup_steps, optim::constant_lr{o.lr}};
         } else if constexpr (std::same_as<LR, optim::linear_warmup<optim::cosine_decay>>) {
-            return optim::warmup_cosine(o.lr, o.warmup_steps, std::max(total_steps_of(o, data.size()), o.warmup_steps + 1));
+            return optim::warmup_cosine(o.lr, o.warmup_steps,
+                                        std::max(total_steps_of(o, data.size()), o.warmup_steps + 1));
         } else {
             static_assert(std::same_as<LR, optim::linear_warmup<optim::constant_lr>>,
                           "the trainer builds only linear_warmup<constant_lr> and linear_warmup<cosine_decay> from "
@@ -490,8 +509,8 @@ private:
         const std::int64_t n = d.size();
         const shape expected{n, in_channels, image_size, image_size};
         if (!(d.images.dims() == expected))
-            fail("trainer: the data set '", d.name, "' has images of shape ", d.images.dims(), ", but the model expects ",
-                 expected, " (spec '", spec, "'); refused before training");
+            fail("trainer: the data set '", d.name, "' has images of shape ", d.images.dims(),
+                 ", but the model expects ", expected, " (spec '", spec, "'); refused before training");
         if constexpr (classes > 0) {
             if (!(d.labels.dims() == shape{n}))
                 fail("trainer: the model is class-conditional (", classes, " classes), so the data set '", d.name,
@@ -513,7 +532,7 @@ private:
         std::string kept = "no checkpoint has been written by this trainer";
         if (last_checkpoint_)
             kept = ouro::detail::concat("the last good checkpoint (step ", last_checkpoint_->second, " in ",
-                                  last_checkpoint_->first.string(), ") is kept");
+                                        last_checkpoint_->first.string(), ") is kept");
         fail("trainer: the ", what, " of step ", s + 1, " of ", total_steps_, " is not finite (", value,
              "); training stopped before that step's update, so the model keeps the weights after step ", s, "; ", kept,
              ". Check the data and the learning rate (", schedule_(s), ")");
@@ -526,7 +545,8 @@ private:
     }
 
     // `host` as the model's backend sees it: the same memory on ouro::cpu, else a copy in `copy_to`.
-    static tensor_view<const float, backend_type> on_backend_(const tensor<float>& host, tensor<float, backend_type>& copy_to) {
+    static tensor_view<const float, backend_type> on_backend_(const tensor<float>& host,
+                                                              tensor<float, backend_type>& copy_to) {
         if constexpr (std::same_as<backend_type, cpu>) {
             return host.view();
         } else {
@@ -555,10 +575,10 @@ private:
 
     std::uint32_t data_crc32() const {
         if (!data_crc_) {
-            std::uint32_t crc = checkpoint_detail::crc32_bytes(data_.images.data(),
-                                                               static_cast<std::size_t>(data_.images.numel()) * sizeof(float));
-            crc = checkpoint_detail::crc32_bytes(data_.labels.data(),
-                                                 static_cast<std::size_t>(data_.labels.numel()) * sizeof(std::int64_t), crc);
+            std::uint32_t crc = checkpoint_detail::crc32_bytes(
+                data_.images.data(), static_cast<std::size_t>(data_.images.numel()) * sizeof(float));
+            crc = checkpoint_detail::crc32_bytes(
+                data_.labels.data(), static_cast<std::size_t>(data_.labels.numel()) * sizeof(std::int64_t), crc);
             data_crc_ = crc;
         }
         return *data_crc_;
@@ -575,19 +595,21 @@ private:
     nlohmann::ordered_json trajectory() const {
         const auto& o = options_;
         std::vector<double> betas = table_.betas();
-        return {{"seed", o.seed},
-                {"batch_size", o.batch_size},
-                {"label_drop", hexfloat(o.label_drop)},
-                {"grad_clip", hexfloat(o.grad_clip)},
-                {std::string(Opt::name), optimizer_.trajectory()},
-                {"ema", o.use_ema ? hexfloat(o.ema.max_decay) + " " + hexfloat(o.ema.min_decay) + " " +
-                                        std::to_string(o.ema.update_after_step) + (o.ema.warmup ? " warmup" : " no-warmup")
-                                  : std::string("off")},
-                {"parameterization", P::name},
-                {"schedule", std::to_string(table_.timesteps()) + " betas, CRC-32 " +
-                                 checkpoint_detail::hex(checkpoint_detail::crc32_bytes(betas.data(), betas.size() * sizeof(double)), 8)},
-                {"data", std::to_string(data_.size()) + " items, CRC-32 " + checkpoint_detail::hex(data_crc32(), 8)},
-                {"lr_at_step", hexfloat(schedule_(step_))}};
+        return {
+            {"seed", o.seed},
+            {"batch_size", o.batch_size},
+            {"label_drop", hexfloat(o.label_drop)},
+            {"grad_clip", hexfloat(o.grad_clip)},
+            {std::string(Opt::name), optimizer_.trajectory()},
+            {"ema", o.use_ema ? hexfloat(o.ema.max_decay) + " " + hexfloat(o.ema.min_decay) + " " +
+                                    std::to_string(o.ema.update_after_step) + (o.ema.warmup ? " warmup" : " no-warmup")
+                              : std::string("off")},
+            {"parameterization", P::name},
+            {"schedule", std::to_string(table_.timesteps()) + " betas, CRC-32 " +
+                             checkpoint_detail::hex(
+                                 checkpoint_detail::crc32_bytes(betas.data(), betas.size() * sizeof(double)), 8)},
+            {"data", std::to_string(data_.size()) + " items, CRC-32 " + checkpoint_detail::hex(data_crc32(), 8)},
+            {"lr_at_step", hexfloat(schedule_(step_))}};
     }
 
     io::safetensors_metadata state_metadata() const {
@@ -612,9 +634,8 @@ private:
                                              {"seed", o.seed},
                                              {"data_name", data_.name},
                                              {"parameterization", P::name}};
-        return {{"seed", std::to_string(o.seed)},
-                {"trainer_options", opts.dump()},
-                {"trajectory", trajectory().dump()}};
+        return {
+            {"seed", std::to_string(o.seed)}, {"trainer_options", opts.dump()}, {"trajectory", trajectory().dump()}};
     }
 
     void require_same_trajectory(const checkpoint_contents& c) const {
@@ -639,12 +660,15 @@ private:
         std::string diffs;
         for (auto it = mine.begin(); it != mine.end(); ++it) {
             const std::string here = text(it.value());
-            const std::string there = saved.is_object() && saved.contains(it.key()) ? text(saved[it.key()]) : "(absent)";
-            if (here != there) diffs += ouro::detail::concat("\n  ", it.key(), ": checkpoint ", there, ", this trainer ", here);
+            const std::string there =
+                saved.is_object() && saved.contains(it.key()) ? text(saved[it.key()]) : "(absent)";
+            if (here != there)
+                diffs += ouro::detail::concat("\n  ", it.key(), ": checkpoint ", there, ", this trainer ", here);
         }
         if (!diffs.empty())
-            fail(tp, ": the checkpoint was trained with other settings, so resuming would not continue its run "
-                     "(set strict_resume = false to load it anyway):",
+            fail(tp,
+                 ": the checkpoint was trained with other settings, so resuming would not continue its run "
+                 "(set strict_resume = false to load it anyway):",
                  diffs);
     }
 

@@ -78,8 +78,8 @@ inline void validate(const trainer_options& o) {
     require(o.sample_every >= 0, "trainer: sample_every must be >= 0, found ", o.sample_every);
     require(o.sample_count >= 1, "trainer: sample_count must be >= 1, found ", o.sample_count);
     require(o.sample_steps >= 1, "trainer: sample_steps must be >= 1, found ", o.sample_steps);
-    optim::validate(optim::adamw_options{.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.adam_eps,
-                                         .weight_decay = o.weight_decay});
+    optim::validate(optim::adamw_options{
+        .lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.adam_eps, .weight_decay = o.weight_decay});
     if (o.use_ema) optim::validate(o.ema);
 }
 

@@ -20,27 +20,27 @@ namespace ouro::diffusion {
 // Steps are counted as progress counts them: `step` is the number of steps completed (1 after the
 // first). A hook returns void, or bool where true asks the trainer to stop after this step.
 
-struct step_event {        // on_step(const step_event&), or the short form on_step(std::int64_t step, double loss)
+struct step_event {  // on_step(const step_event&), or the short form on_step(std::int64_t step, double loss)
     std::int64_t step, total_steps, epoch;  // epoch: 0-based, of the step's first item
     double loss, grad_norm, lr;             // grad_norm before clipping
     std::int64_t batch_size = 0;            // items per step
 };
-struct log_event {         // on_log(const log_event&), every log_every steps and at the last
+struct log_event {  // on_log(const log_event&), every log_every steps and at the last
     std::int64_t step, total_steps;
-    double loss;           // mean over the steps since the last log event
+    double loss;  // mean over the steps since the last log event
     double lr, images_per_second, elapsed_seconds, eta_seconds;
 };
-struct epoch_event {       // on_epoch_end(const epoch_event&), when a step completes an epoch
-    std::int64_t epoch;    // 0-based index of the epoch completed
+struct epoch_event {     // on_epoch_end(const epoch_event&), when a step completes an epoch
+    std::int64_t epoch;  // 0-based index of the epoch completed
     std::int64_t step;
-    double loss;           // mean over the steps of this train() call that ended in the epoch
+    double loss;  // mean over the steps of this train() call that ended in the epoch
 };
 struct checkpoint_event {  // on_checkpoint(const checkpoint_event&)
     std::int64_t step;
     std::filesystem::path dir;
     checkpoint_entry entry;
 };
-struct sample_event {      // on_sample(const sample_event&)
+struct sample_event {  // on_sample(const sample_event&)
     std::int64_t step;
     std::filesystem::path file;
     tensor_view<const float> images;  // (count, C, H, W), valid during the call
@@ -63,7 +63,8 @@ namespace trainer_detail {
 template <class C>
 bool call_on_step(C& c, const step_event& e) {
     if constexpr (has_hook<C, on_step_hook, const step_event&>) return invoke_if_present(on_step, c, e);
-    else return invoke_if_present(on_step, c, e.step, e.loss);
+    else
+        return invoke_if_present(on_step, c, e.step, e.loss);
 }
 }  // namespace trainer_detail
 
@@ -75,11 +76,11 @@ struct step_result {
 };
 
 struct train_result {
-    std::int64_t step = 0;        // steps completed in all
-    std::int64_t steps_run = 0;   // by this call
-    double last_loss = NAN;       // of the last step
-    double mean_loss = NAN;       // over the steps of this call
-    bool stopped_early = false;   // a callback asked to stop
+    std::int64_t step = 0;       // steps completed in all
+    std::int64_t steps_run = 0;  // by this call
+    double last_loss = NAN;      // of the last step
+    double mean_loss = NAN;      // over the steps of this call
+    bool stopped_early = false;  // a callback asked to stop
     double seconds = 0;
 };
 

@@ -38,15 +38,14 @@ inline constexpr rng_purpose stage_seed_purpose = rng_purpose::filter_stage;
 // the field is absent: no item has a score, the pool is unlabelled, the generations are unknown,
 // or the items' positions are their ids.
 struct pool_view {
-    std::span<const double> scores;              // e.g. the probe's confidence ξ(x, y); NaN: no score
-    std::span<const std::int64_t> labels;        // class labels
-    std::span<const std::int64_t> generations;   // source generation: 0 real, k sampled from G_{k-1}
-    std::span<const std::int64_t> ids;           // stable ids, unique within the pool
+    std::span<const double> scores;             // e.g. the probe's confidence ξ(x, y); NaN: no score
+    std::span<const std::int64_t> labels;       // class labels
+    std::span<const std::int64_t> generations;  // source generation: 0 real, k sampled from G_{k-1}
+    std::span<const std::int64_t> ids;          // stable ids, unique within the pool
 
     // The number of items: the common size of the non-empty spans (0 when all are empty).
     std::int64_t size() const {
-        return static_cast<std::int64_t>(
-            std::max({scores.size(), labels.size(), generations.size(), ids.size()}));
+        return static_cast<std::int64_t>(std::max({scores.size(), labels.size(), generations.size(), ids.size()}));
     }
     bool has_scores() const { return !scores.empty(); }
     bool has_labels() const { return !labels.empty(); }
@@ -56,17 +55,19 @@ struct pool_view {
         return scores.empty() ? std::numeric_limits<double>::quiet_NaN() : scores[static_cast<std::size_t>(i)];
     }
     std::int64_t id(std::int64_t i) const { return ids.empty() ? i : ids[static_cast<std::size_t>(i)]; }
-    std::int64_t label(std::int64_t i) const { return labels[static_cast<std::size_t>(i)]; }         // requires labels
-    std::int64_t generation(std::int64_t i) const { return generations[static_cast<std::size_t>(i)]; }  // requires generations
+    std::int64_t label(std::int64_t i) const { return labels[static_cast<std::size_t>(i)]; }  // requires labels
+    std::int64_t generation(std::int64_t i) const {
+        return generations[static_cast<std::size_t>(i)];
+    }  // requires generations
 
     // Requires every non-empty span to hold size() entries; `what` names the caller in the message.
     void validate(const char* what) const {
         const auto n = static_cast<std::size_t>(size());
         auto check = [&](std::size_t found, const char* field) {
             if (found != 0 && found != n)
-                fail(what, ": pool fields differ in length: expected ", n, " ", field, " (one per item) or none, found ",
-                     found, " (scores ", scores.size(), ", labels ", labels.size(), ", generations ",
-                     generations.size(), ", ids ", ids.size(), ")");
+                fail(what, ": pool fields differ in length: expected ", n, " ", field,
+                     " (one per item) or none, found ", found, " (scores ", scores.size(), ", labels ", labels.size(),
+                     ", generations ", generations.size(), ", ids ", ids.size(), ")");
         };
         check(scores.size(), "scores");
         check(labels.size(), "labels");
@@ -88,13 +89,17 @@ concept filter_policy = requires(const P& p, const pool_view& pool, std::int64_t
 // static_assert(check_filter_policy<P>()) explains in words what P lacks.
 template <class P>
 constexpr bool check_filter_policy() {
-    static_assert(requires { { P::name } -> std::convertible_to<const char*>; },
-                  "a filter policy needs a name: `static constexpr const char* name = \"...\";`");
-    static_assert(requires(const P& p, const pool_view& pool, std::int64_t budget, std::uint64_t seed) {
-                      { p.select(pool, budget, seed) } -> std::same_as<std::vector<std::int64_t>>;
-                  },
-                  "a filter policy needs `std::vector<std::int64_t> select(const ouro::filter::pool_view& pool, "
-                  "std::int64_t budget, std::uint64_t seed) const` returning the kept indices in ascending order");
+    static_assert(
+        requires {
+            { P::name } -> std::convertible_to<const char*>;
+        },
+        "a filter policy needs a name: `static constexpr const char* name = \"...\";`");
+    static_assert(
+        requires(const P& p, const pool_view& pool, std::int64_t budget, std::uint64_t seed) {
+            { p.select(pool, budget, seed) } -> std::same_as<std::vector<std::int64_t>>;
+        },
+        "a filter policy needs `std::vector<std::int64_t> select(const ouro::filter::pool_view& pool, "
+        "std::int64_t budget, std::uint64_t seed) const` returning the kept indices in ascending order");
     return filter_policy<P>;
 }
 
@@ -140,7 +145,8 @@ inline std::vector<std::int64_t> rank_by_score(const pool_view& pool, std::vecto
 inline std::vector<std::int64_t> top_by_score(const pool_view& pool, std::vector<std::int64_t> items,
                                               std::int64_t count, const char* what = "top_by_score") {
     require_scores(pool, items, what);
-    const auto keep = static_cast<std::size_t>(std::clamp<std::int64_t>(count, 0, static_cast<std::int64_t>(items.size())));
+    const auto keep =
+        static_cast<std::size_t>(std::clamp<std::int64_t>(count, 0, static_cast<std::int64_t>(items.size())));
     std::nth_element(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(keep), items.end(),
                      [&](std::int64_t a, std::int64_t b) { return ranks_before(pool, a, b); });
     items.resize(keep);
@@ -194,7 +200,8 @@ struct random_n {
         };
         std::nth_element(keyed.begin(), keyed.begin() + budget, keyed.end(), before);
         std::vector<std::int64_t> out(static_cast<std::size_t>(budget));
-        for (std::int64_t i = 0; i < budget; ++i) out[static_cast<std::size_t>(i)] = keyed[static_cast<std::size_t>(i)].second;
+        for (std::int64_t i = 0; i < budget; ++i)
+            out[static_cast<std::size_t>(i)] = keyed[static_cast<std::size_t>(i)].second;
         std::sort(out.begin(), out.end());
         return out;
     }

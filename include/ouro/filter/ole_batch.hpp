@@ -21,9 +21,9 @@ namespace ouro::filter {
 struct ole_batch {
     static constexpr const char* name = "ole_batch";
 
-    tensor_view<const float> latents;   // (pool size, D), row i = pool item i
-    std::int64_t batch_size = 100;      // consecutive pool positions per batch; the last may be smaller
-    std::int64_t clusters = 10;         // SSC-OMP clusters per batch
+    tensor_view<const float> latents;  // (pool size, D), row i = pool item i
+    std::int64_t batch_size = 100;     // consecutive pool positions per batch; the last may be smaller
+    std::int64_t clusters = 10;        // SSC-OMP clusters per batch
     cluster::ssc_omp_options ssc{};
 
     // The OLE score of every batch, in batch order. A batch with fewer items than `clusters` + 1

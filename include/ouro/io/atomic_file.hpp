@@ -153,7 +153,8 @@ inline int remove_stale_temporaries(const std::filesystem::path& folder) {
             it.disable_recursion_pending();
             continue;
         }
-        if (it->is_regular_file() && it->path().filename().string().find(detail::temporary_marker) != std::string::npos) {
+        if (it->is_regular_file() &&
+            it->path().filename().string().find(detail::temporary_marker) != std::string::npos) {
             std::error_code rm;
             if (fs::remove(it->path(), rm)) ++removed;
         }

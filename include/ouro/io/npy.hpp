@@ -75,7 +75,8 @@ inline npy_header read_npy_header(std::istream& in, const std::string& path) {
     npy_header h;
     h.data_offset = (major == 1 ? 10 : 12) + header_len;
     std::string descr = detail::npy_field(header, "descr", path);
-    if (descr.empty() || descr[0] != '\'') fail(path, ": .npy descr is not a simple type (structured arrays are not supported)");
+    if (descr.empty() || descr[0] != '\'')
+        fail(path, ": .npy descr is not a simple type (structured arrays are not supported)");
     h.dtype = descr.substr(1, descr.find('\'', 1) - 1);
     h.fortran_order = detail::npy_field(header, "fortran_order", path).rfind("True", 0) == 0;
     std::string sh = detail::npy_field(header, "shape", path);
@@ -138,10 +139,11 @@ tensor<T> read_npy(const std::filesystem::path& file) {
             fail(path, ": .npy shape ", h.dims, " of ", sizeof(S), "-byte elements overflows a 64-bit byte count");
         }
         if (static_cast<std::uintmax_t>(expected) > data_bytes)
-            fail(path, ": truncated .npy data: expected ", expected, " bytes for shape ", h.dims, ", found ", data_bytes);
+            fail(path, ": truncated .npy data: expected ", expected, " bytes for shape ", h.dims, ", found ",
+                 data_bytes);
         if (static_cast<std::uintmax_t>(expected) < data_bytes)
-            fail(path, ": expected ", expected, " bytes of .npy data for shape ", h.dims, ", found ", data_bytes,
-                 " (", data_bytes - static_cast<std::uintmax_t>(expected), " trailing bytes)");
+            fail(path, ": expected ", expected, " bytes of .npy data for shape ", h.dims, ", found ", data_bytes, " (",
+                 data_bytes - static_cast<std::uintmax_t>(expected), " trailing bytes)");
         const std::size_t n = static_cast<std::size_t>(h.dims.numel());
         tensor<T> result(h.dims);
         std::vector<S> raw(n);
@@ -158,18 +160,24 @@ tensor<T> read_npy(const std::filesystem::path& file) {
         out = std::move(result);
     };
     if (h.dtype == "<f4") read_as(float{});
-    else if (h.dtype == "<f8") read_as(double{});
-    else if (h.dtype == "<i8") read_as(std::int64_t{});
-    else if (h.dtype == "<i4") read_as(std::int32_t{});
-    else if (h.dtype == "|u1") read_as(std::uint8_t{});
-    else fail(path, ": expected dtype float32 ('<f4'), float64 ('<f8'), int32, int64 or uint8, found '", h.dtype, "'");
+    else if (h.dtype == "<f8")
+        read_as(double{});
+    else if (h.dtype == "<i8")
+        read_as(std::int64_t{});
+    else if (h.dtype == "<i4")
+        read_as(std::int32_t{});
+    else if (h.dtype == "|u1")
+        read_as(std::uint8_t{});
+    else
+        fail(path, ": expected dtype float32 ('<f4'), float64 ('<f8'), int32, int64 or uint8, found '", h.dtype, "'");
     return out;
 }
 
 // Writes `t` as a version-1.0 .npy file of float32 or float64, atomically.
 template <class T>
-    requires(std::is_same_v<std::remove_const_t<T>, float> || std::is_same_v<std::remove_const_t<T>, double>)
-void write_npy(const std::filesystem::path& file, tensor_view<T> t) {
+requires(std::is_same_v<std::remove_const_t<T>, float> ||
+         std::is_same_v<std::remove_const_t<T>, double>) void write_npy(const std::filesystem::path& file,
+                                                                        tensor_view<T> t) {
     std::string header = "{'descr': '";
     header += std::is_same_v<std::remove_const_t<T>, float> ? "<f4" : "<f8";
     header += "', 'fortran_order': False, 'shape': (";

@@ -54,7 +54,8 @@ inline void put_png_chunk(std::string& out, const char type[4], const std::strin
     out.append(type, 4);
     out += data;
     // The CRC covers the chunk type and data, not the length (PNG spec 5.3).
-    const uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(out.data() + start), static_cast<uInt>(out.size() - start));
+    const uLong crc =
+        crc32(0L, reinterpret_cast<const Bytef*>(out.data() + start), static_cast<uInt>(out.size() - start));
     put_u32_be(out, static_cast<std::uint32_t>(crc));
 }
 
@@ -131,11 +132,11 @@ inline std::string encode_png(const std::uint8_t* pixels, std::int64_t width, st
     std::string ihdr;
     detail::put_u32_be(ihdr, static_cast<std::uint32_t>(width));
     detail::put_u32_be(ihdr, static_cast<std::uint32_t>(height));
-    ihdr += static_cast<char>(8);                       // bit depth
+    ihdr += static_cast<char>(8);  // bit depth
     ihdr += static_cast<char>(color_type[channels]);
-    ihdr += '\0';                                       // compression method: deflate
-    ihdr += '\0';                                       // filter method: adaptive, five types
-    ihdr += '\0';                                       // no interlace
+    ihdr += '\0';  // compression method: deflate
+    ihdr += '\0';  // filter method: adaptive, five types
+    ihdr += '\0';  // no interlace
 
     std::string png("\x89PNG\r\n\x1a\n", 8);
     detail::put_png_chunk(png, "IHDR", ihdr);
@@ -156,11 +157,13 @@ inline void write_png(const std::filesystem::path& file, const std::uint8_t* pix
 inline tensor<std::uint8_t> make_image_grid(tensor_view<const float> images, const grid_layout& layout = {}) {
     require_rank(images.dims(), 4, "make_image_grid", "(N, C, H, W)");
     const std::int64_t n = images.dim(0), c = images.dim(1), h = images.dim(2), w = images.dim(3);
-    if (c != 1 && c != 3) fail("make_image_grid: expected 1 or 3 channels in (N, C, H, W), found shape ", images.dims());
-    if (n == 0 || h == 0 || w == 0) fail("make_image_grid: expected at least one non-empty image, found shape ", images.dims());
+    if (c != 1 && c != 3)
+        fail("make_image_grid: expected 1 or 3 channels in (N, C, H, W), found shape ", images.dims());
+    if (n == 0 || h == 0 || w == 0)
+        fail("make_image_grid: expected at least one non-empty image, found shape ", images.dims());
     if (layout.padding < 0 || layout.cols < 0 || layout.rows < 0)
-        fail("make_image_grid: expected non-negative cols, rows and padding, found ", layout.cols, ", ", layout.rows, ", ",
-             layout.padding);
+        fail("make_image_grid: expected non-negative cols, rows and padding, found ", layout.cols, ", ", layout.rows,
+             ", ", layout.padding);
 
     std::int64_t cols = layout.cols, rows = layout.rows;
     if (cols == 0 && rows == 0) {
@@ -184,8 +187,8 @@ inline tensor<std::uint8_t> make_image_grid(tensor_view<const float> images, con
                 for (std::int64_t x = 0; x < w; ++x) {
                     const float v = plane[y * w + x];
                     if (!std::isfinite(v))
-                        fail("make_image_grid: image ", i, " has a non-finite value (", v, ") at channel ", ch, ", row ",
-                             y, ", column ", x);
+                        fail("make_image_grid: image ", i, " has a non-finite value (", v, ") at channel ", ch,
+                             ", row ", y, ", column ", x);
                     grid[((y0 + y) * grid_w + (x0 + x)) * c + ch] = detail::to_byte(v, layout.range);
                 }
         }
@@ -194,7 +197,8 @@ inline tensor<std::uint8_t> make_image_grid(tensor_view<const float> images, con
 }
 
 // Writes images (N, C, H, W), C in {1, 3}, as one PNG grid (see make_image_grid), atomically.
-inline void write_png_grid(const std::filesystem::path& file, tensor_view<const float> images, const grid_layout& layout = {}) {
+inline void write_png_grid(const std::filesystem::path& file, tensor_view<const float> images,
+                           const grid_layout& layout = {}) {
     const tensor<std::uint8_t> grid = make_image_grid(images, layout);  // (H_grid, W_grid, C)
     write_png(file, grid.data(), grid.dim(1), grid.dim(0), static_cast<int>(grid.dim(2)));
 }

@@ -33,8 +33,8 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <zlib.h>
+#include <nlohmann/json.hpp>
 
 #include "ouro/core/error.hpp"
 #include "ouro/core/parameter_store.hpp"
@@ -50,7 +50,23 @@ static_assert(std::endian::native == std::endian::little,
 // Element types of the format, in the reference's order of increasing alignment: its serializer
 // lays tensors out by this order, descending, so every tensor starts aligned to its element size.
 // (Later versions add sub-byte and complex types; the relative order of these stays the same.)
-enum class safetensors_dtype : std::uint8_t { boolean, u8, i8, f8_e5m2, f8_e4m3, i16, u16, f16, bf16, i32, u32, f32, f64, i64, u64 };
+enum class safetensors_dtype : std::uint8_t {
+    boolean,
+    u8,
+    i8,
+    f8_e5m2,
+    f8_e4m3,
+    i16,
+    u16,
+    f16,
+    bf16,
+    i32,
+    u32,
+    f32,
+    f64,
+    i64,
+    u64
+};
 
 namespace detail {
 struct safetensors_dtype_info {
@@ -59,13 +75,20 @@ struct safetensors_dtype_info {
     std::uint64_t size;
 };
 inline constexpr std::array<safetensors_dtype_info, 15> safetensors_dtypes{{
-    {safetensors_dtype::boolean, "BOOL", 1}, {safetensors_dtype::u8, "U8", 1},
-    {safetensors_dtype::i8, "I8", 1},        {safetensors_dtype::f8_e5m2, "F8_E5M2", 1},
-    {safetensors_dtype::f8_e4m3, "F8_E4M3", 1}, {safetensors_dtype::i16, "I16", 2},
-    {safetensors_dtype::u16, "U16", 2},      {safetensors_dtype::f16, "F16", 2},
-    {safetensors_dtype::bf16, "BF16", 2},    {safetensors_dtype::i32, "I32", 4},
-    {safetensors_dtype::u32, "U32", 4},      {safetensors_dtype::f32, "F32", 4},
-    {safetensors_dtype::f64, "F64", 8},      {safetensors_dtype::i64, "I64", 8},
+    {safetensors_dtype::boolean, "BOOL", 1},
+    {safetensors_dtype::u8, "U8", 1},
+    {safetensors_dtype::i8, "I8", 1},
+    {safetensors_dtype::f8_e5m2, "F8_E5M2", 1},
+    {safetensors_dtype::f8_e4m3, "F8_E4M3", 1},
+    {safetensors_dtype::i16, "I16", 2},
+    {safetensors_dtype::u16, "U16", 2},
+    {safetensors_dtype::f16, "F16", 2},
+    {safetensors_dtype::bf16, "BF16", 2},
+    {safetensors_dtype::i32, "I32", 4},
+    {safetensors_dtype::u32, "U32", 4},
+    {safetensors_dtype::f32, "F32", 4},
+    {safetensors_dtype::f64, "F64", 8},
+    {safetensors_dtype::i64, "I64", 8},
     {safetensors_dtype::u64, "U64", 8},
 }};
 }  // namespace detail
@@ -90,7 +113,7 @@ constexpr std::optional<safetensors_dtype> parse_safetensors_dtype(std::string_v
 // C++ element types that ouro reads and writes, and their dtypes.
 template <class T>
 concept safetensors_element = std::same_as<T, float> || std::same_as<T, double> || std::same_as<T, std::int32_t> ||
-                              std::same_as<T, std::int64_t> || std::same_as<T, std::uint8_t>;
+    std::same_as<T, std::int64_t> || std::same_as<T, std::uint8_t>;
 
 template <safetensors_element T>
 inline constexpr safetensors_dtype safetensors_dtype_of = std::same_as<T, float>          ? safetensors_dtype::f32
@@ -308,13 +331,14 @@ private:
         for (std::uint64_t left = data_size_; left > 0;) {
             const std::uint64_t n = std::min<std::uint64_t>(left, block.size());
             read_exactly(block.data(), n, "the data section");
-            crc = static_cast<std::uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(block.data()), static_cast<z_size_t>(n)));
+            crc = static_cast<std::uint32_t>(
+                crc32_z(crc, reinterpret_cast<const Bytef*>(block.data()), static_cast<z_size_t>(n)));
             left -= n;
         }
         const std::string found = detail::crc_hex(crc);
         if (found != recorded)
-            fail(path_.string(), ": corrupt safetensors file: the CRC-32 of its data is ", found, ", its header records ",
-                 recorded, " (the data changed after the file was written)");
+            fail(path_.string(), ": corrupt safetensors file: the CRC-32 of its data is ", found,
+                 ", its header records ", recorded, " (the data changed after the file was written)");
     }
 
     void read_exactly(char* dst, std::uint64_t n, const std::string& what) {
@@ -355,7 +379,8 @@ private:
             if (key == "__metadata__") {
                 if (!value.is_object()) malformed("\"__metadata__\" is not a JSON object");
                 for (const auto& [mk, mv] : value.items()) {
-                    if (!mv.is_string()) malformed(ouro::detail::concat("\"__metadata__\" value of '", mk, "' is not a string"));
+                    if (!mv.is_string())
+                        malformed(ouro::detail::concat("\"__metadata__\" value of '", mk, "' is not a string"));
                     metadata_.emplace(mk, mv.get<std::string>());
                 }
                 continue;
@@ -374,17 +399,19 @@ private:
         std::uint64_t expected_begin = 0;
         for (const safetensors_entry& e : entries_) {
             if (e.begin != expected_begin)
-                malformed(ouro::detail::concat("tensor '", e.name, "' starts at byte ", e.begin, " of the data section, expected ",
-                                         expected_begin, " (tensors must tile the data without gaps or overlaps)"));
+                malformed(ouro::detail::concat("tensor '", e.name, "' starts at byte ", e.begin,
+                                               " of the data section, expected ", expected_begin,
+                                               " (tensors must tile the data without gaps or overlaps)"));
             expected_begin = e.end;
         }
         if (expected_begin != data_size_)
             malformed(ouro::detail::concat("the data section has ", data_size_ - expected_begin,
-                                     " bytes after its last tensor (ends at ", expected_begin, ")"));
+                                           " bytes after its last tensor (ends at ", expected_begin, ")"));
     }
 
     safetensors_entry parse_entry(const std::string& name, const nlohmann::json& value) const {
-        if (!value.is_object()) malformed(ouro::detail::concat("the header entry of tensor '", name, "' is not a JSON object"));
+        if (!value.is_object())
+            malformed(ouro::detail::concat("the header entry of tensor '", name, "' is not a JSON object"));
         safetensors_entry e;
         e.name = name;
 
@@ -393,7 +420,8 @@ private:
             malformed(ouro::detail::concat("tensor '", name, "' has no \"dtype\" string"));
         const std::string dtype = dtype_it->get<std::string>();
         const std::optional<safetensors_dtype> d = parse_safetensors_dtype(dtype);
-        if (!d) malformed(ouro::detail::concat("tensor '", name, "' has dtype '", dtype, "', which ouro does not know"));
+        if (!d)
+            malformed(ouro::detail::concat("tensor '", name, "' has dtype '", dtype, "', which ouro does not know"));
         e.dtype = *d;
 
         const auto shape_it = value.find("shape");
@@ -404,7 +432,8 @@ private:
         bool overflow = false;
         for (const auto& x : *shape_it) {
             if (!x.is_number_unsigned())
-                malformed(ouro::detail::concat("tensor '", name, "' has a shape entry that is not a non-negative integer: ", x.dump()));
+                malformed(ouro::detail::concat("tensor '", name,
+                                               "' has a shape entry that is not a non-negative integer: ", x.dump()));
             const std::uint64_t v = x.get<std::uint64_t>();
             if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) ||
                 (v != 0 && numel > std::numeric_limits<std::uint64_t>::max() / v))
@@ -414,7 +443,8 @@ private:
             extents.push_back(static_cast<std::int64_t>(v));
         }
         if (extents.size() > static_cast<std::size_t>(shape::max_rank))
-            fail(path_.string(), ": tensor '", name, "' has rank ", extents.size(), ", above ouro's limit of ", shape::max_rank);
+            fail(path_.string(), ": tensor '", name, "' has rank ", extents.size(), ", above ouro's limit of ",
+                 shape::max_rank);
         if (overflow || numel > std::numeric_limits<std::uint64_t>::max() / dtype_size(e.dtype))
             malformed(ouro::detail::concat("tensor '", name, "' has a shape whose byte count overflows 64 bits"));
         e.dims = detail::shape_from_extents(extents);
@@ -422,14 +452,15 @@ private:
         const auto off_it = value.find("data_offsets");
         if (off_it == value.end() || !off_it->is_array() || off_it->size() != 2 || !(*off_it)[0].is_number_unsigned() ||
             !(*off_it)[1].is_number_unsigned())
-            malformed(ouro::detail::concat("tensor '", name, "' has no \"data_offsets\" pair of non-negative integers"));
+            malformed(
+                ouro::detail::concat("tensor '", name, "' has no \"data_offsets\" pair of non-negative integers"));
         e.begin = (*off_it)[0].get<std::uint64_t>();
         e.end = (*off_it)[1].get<std::uint64_t>();
         const std::uint64_t nbytes = numel * dtype_size(e.dtype);
         if (e.end < e.begin || e.end - e.begin != nbytes)
-            malformed(ouro::detail::concat("tensor '", name, "' of dtype ", dtype, " and shape ", e.dims, " needs ", nbytes,
-                                     " bytes, but its data_offsets [", e.begin, ", ", e.end, "] span ",
-                                     e.end >= e.begin ? e.end - e.begin : 0));
+            malformed(ouro::detail::concat("tensor '", name, "' of dtype ", dtype, " and shape ", e.dims, " needs ",
+                                           nbytes, " bytes, but its data_offsets [", e.begin, ", ", e.end, "] span ",
+                                           e.end >= e.begin ? e.end - e.begin : 0));
         return e;
     }
 
@@ -447,7 +478,7 @@ class safetensors_writer {
 public:
     // Adds `t` under `name`. Requires a name not yet used and not "__metadata__".
     template <class T>
-        requires safetensors_element<std::remove_const_t<T>>
+    requires safetensors_element<std::remove_const_t<T>>
     void add(std::string name, tensor_view<T> t) {
         using E = std::remove_const_t<T>;
         add_raw(std::move(name), safetensors_dtype_of<E>, t.dims(), t.data());
@@ -496,8 +527,9 @@ public:
         if (checksum_) {
             std::uint32_t crc = 0;
             for (const item* it : order)
-                crc = static_cast<std::uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(it->data),
-                                                         static_cast<z_size_t>(it->dims.bytes(static_cast<std::int64_t>(dtype_size(it->dtype))))));
+                crc = static_cast<std::uint32_t>(
+                    crc32_z(crc, reinterpret_cast<const Bytef*>(it->data),
+                            static_cast<z_size_t>(it->dims.bytes(static_cast<std::int64_t>(dtype_size(it->dtype))))));
             metadata[safetensors_checksum_key] = detail::crc_hex(crc);
         }
         using ojson = nlohmann::ordered_json;
@@ -533,7 +565,8 @@ public:
         for (int i = 0; i < 8; ++i, n >>= 8) bytes += static_cast<char>(n & 0xff);
         bytes += text;
         for (const item* it : order)
-            bytes.append(it->data, static_cast<std::size_t>(static_cast<std::uint64_t>(it->dims.numel()) * dtype_size(it->dtype)));
+            bytes.append(it->data, static_cast<std::size_t>(static_cast<std::uint64_t>(it->dims.numel()) *
+                                                            dtype_size(it->dtype)));
         return bytes;
     }
 
@@ -560,12 +593,12 @@ inline safetensors_metadata read_safetensors_metadata(const std::filesystem::pat
 
 // Requires every key of `expected` to be in `found` with the same value; the message lists each
 // difference with both values. `what` names the source, e.g. the file.
-inline void require_metadata(const safetensors_metadata& found, const safetensors_metadata& expected, std::string_view what) {
+inline void require_metadata(const safetensors_metadata& found, const safetensors_metadata& expected,
+                             std::string_view what) {
     detail::mismatch_list problems;
     for (const auto& [key, value] : expected) {
         const auto it = found.find(key);
-        if (it == found.end())
-            problems.add("metadata '", key, "': expected '", value, "', found no such key");
+        if (it == found.end()) problems.add("metadata '", key, "': expected '", value, "', found no such key");
         else if (it->second != value)
             problems.add("metadata '", key, "': expected '", value, "', found '", it->second, "'");
     }
@@ -603,7 +636,8 @@ void read_parameter_buffer(safetensors_reader& reader, const parameter_store<T, 
             continue;
         }
         if (!(e->dims == p.dims))
-            problems.add("tensor '", name, "': expected shape ", p.dims, " (the model's), found ", e->dims, " (the file's)");
+            problems.add("tensor '", name, "': expected shape ", p.dims, " (the model's), found ", e->dims,
+                         " (the file's)");
         if (e->dtype != want)
             problems.add("tensor '", name, "': expected dtype ", dtype_name(want), ", found ", dtype_name(e->dtype));
         found[i] = e;
@@ -611,7 +645,8 @@ void read_parameter_buffer(safetensors_reader& reader, const parameter_store<T, 
     for (const safetensors_entry& e : reader.entries()) {
         if (!std::string_view(e.name).starts_with(prefix)) continue;
         if (!store.find(std::string_view(e.name).substr(prefix.size())).valid())
-            problems.add("unexpected tensor '", e.name, "' of shape ", e.dims, " (the model has no parameter of that name)");
+            problems.add("unexpected tensor '", e.name, "' of shape ", e.dims,
+                         " (the model has no parameter of that name)");
     }
     if (!problems.empty()) {
         std::string head = reader.path().string() + ": the tensors do not match the model's parameters";

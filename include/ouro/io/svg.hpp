@@ -90,7 +90,8 @@ inline std::string escape(std::string_view text) {
             case '\'': out += "&apos;"; break;
             default:
                 if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') out += ' ';
-                else out += c;
+                else
+                    out += c;
         }
     }
     return out;
@@ -181,14 +182,13 @@ inline std::size_t widest_label(const axis& a) {
 }
 
 inline void check_size(int width, int height, const char* what) {
-    require(width >= 100 && height >= 100, what, ": expected a width and height of at least 100 pixels, found ",
-            width, " x ", height);
+    require(width >= 100 && height >= 100, what, ": expected a width and height of at least 100 pixels, found ", width,
+            " x ", height);
 }
 
 // Appends each part (strings, string views, C strings) to `out`, with no temporaries between.
 template <class... Parts>
-    requires(std::is_convertible_v<const Parts&, std::string_view> && ...)
-void put(std::string& out, const Parts&... parts) {
+requires(std::is_convertible_v<const Parts&, std::string_view>&&...) void put(std::string& out, const Parts&... parts) {
     ((out += parts), ...);
 }
 
@@ -306,7 +306,8 @@ inline std::string line_plot_svg(std::span<const series> lines, const line_plot_
     const axis ay = make_axis(y_lo, y_hi, std::clamp(static_cast<int>((bottom - top) / 60), 2, 10), false, true);
     const double left = std::min(width / 3.0, (o.y_label.empty() ? 12.0 : 30.0) + char_width * widest_label(ay));
     const double right = width - 16 - legend_w;
-    const axis ax = make_axis(x_lo, x_hi, std::clamp(static_cast<int>((right - left) / 80), 2, 10), o.integer_x_ticks, true);
+    const axis ax =
+        make_axis(x_lo, x_hi, std::clamp(static_cast<int>((right - left) / 80), 2, 10), o.integer_x_ticks, true);
     const frame f{left, top, right, bottom};
 
     std::string out;
@@ -428,8 +429,8 @@ inline std::string scatter_svg(std::span<const float> points, std::span<const st
     // The shown range per axis: the caller's, or the finite points' with a 5% margin.
     auto range = [&](double lo, double hi, std::size_t coord, const char* name) -> std::pair<double, double> {
         if (lo < hi) {
-            require(std::isfinite(lo) && std::isfinite(hi), "scatter_svg: expected a finite ", name,
-                    " range, found [", lo, ", ", hi, "]");
+            require(std::isfinite(lo) && std::isfinite(hi), "scatter_svg: expected a finite ", name, " range, found [",
+                    lo, ", ", hi, "]");
             return {lo, hi};
         }
         double d_lo = INFINITY, d_hi = -INFINITY;

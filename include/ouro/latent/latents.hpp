@@ -38,8 +38,6 @@
 #endif
 
 #include "ouro/core/error.hpp"
-#include "ouro/latent/pooling.hpp"
-#include "ouro/latent/standardizer.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/philox.hpp"
@@ -50,6 +48,8 @@
 #include "ouro/diffusion/forward_process.hpp"
 #include "ouro/diffusion/schedule.hpp"
 #include "ouro/io/safetensors.hpp"
+#include "ouro/latent/pooling.hpp"
+#include "ouro/latent/standardizer.hpp"
 
 namespace ouro::latent {
 
@@ -82,10 +82,11 @@ concept encoder = requires(M& m, tensor_view<const float, backend_of_t<M>> x_t, 
 // static_assert(check_encoder<M>()) explains in words what M lacks.
 template <class M>
 constexpr bool check_encoder() {
-    static_assert(encoder<M>,
-                  "a latent encoder needs `tensor_view<const float> encode(tensor_view<const float> x_t /*(B, C, H, W)*/, "
-                  "tensor_view<const std::int64_t> t /*(B)*/, tensor_view<const std::int64_t> y /*(B) or (0)*/)` "
-                  "returning its bottleneck (B, ...), as nn::unet has");
+    static_assert(
+        encoder<M>,
+        "a latent encoder needs `tensor_view<const float> encode(tensor_view<const float> x_t /*(B, C, H, W)*/, "
+        "tensor_view<const std::int64_t> t /*(B)*/, tensor_view<const std::int64_t> y /*(B) or (0)*/)` "
+        "returning its bottleneck (B, ...), as nn::unet has");
     return encoder<M>;
 }
 
@@ -134,8 +135,8 @@ struct extraction_step {
 // A callback that shows an extraction on an ouro::progress (a bar on a terminal, log lines elsewhere).
 class extraction_progress {
 public:
-    explicit extraction_progress(std::int64_t total, progress_options options = {.label = "latents", .log_every = 1024,
-                                                                                 .unit = "img"})
+    explicit extraction_progress(std::int64_t total,
+                                 progress_options options = {.label = "latents", .log_every = 1024, .unit = "img"})
         : bar_(total, std::move(options)) {}
     void on_step(const extraction_step& s) { bar_.update(s.done); }
     void finish() { bar_.finish(); }
@@ -192,15 +193,16 @@ public:
         const shape item_shape = probe_bottleneck_(tensor_view<const float>(images.data(), item_batch),
                                                    conditional ? labels[0] : -1, ids[0]);
         const std::int64_t d = pool_.dim(item_shape);
-        require(d >= 1, "latent_extractor: pooling '", Pool::name, "' gives ", d, " features for a bottleneck item of shape ",
-                item_shape, ", expected at least 1");
+        require(d >= 1, "latent_extractor: pooling '", Pool::name, "' gives ", d,
+                " features for a bottleneck item of shape ", item_shape, ", expected at least 1");
 
         tensor<float> out(shape{n, d});  // (N, D)
         const int threads = worker_count_(n);
         prepare_replicas_(threads);
         std::vector<worker> workers(static_cast<std::size_t>(threads));
         for (int w = 0; w < threads; ++w)
-            workers[static_cast<std::size_t>(w)].model = w == 0 ? model_ : replicas_[static_cast<std::size_t>(w - 1)].get();
+            workers[static_cast<std::size_t>(w)].model =
+                w == 0 ? model_ : replicas_[static_cast<std::size_t>(w - 1)].get();
 
         // One item: R draws, each noised, encoded alone and pooled; their mean (in double, draw order).
         auto run_item = [&](worker& wk, std::int64_t i) {
@@ -216,7 +218,8 @@ public:
                 philox_stream rng(options_.seed, latent_noise_purpose, latent_noise_index(ids[i], r));
                 for (float& e : wk.eps) e = rng.normal();
                 diffusion::q_sample<float>(table_, x0, wk.t.view(), wk.eps.view(), wk.x_t.view());
-                const tensor_view<const float> h = encode_(*wk.model, wk.x_t.view(), wk.t.view(), y, wk.device_in, wk.host_out);  // (1, ...)
+                const tensor_view<const float> h =
+                    encode_(*wk.model, wk.x_t.view(), wk.t.view(), y, wk.device_in, wk.host_out);  // (1, ...)
                 require(h.rank() >= 2 && h.dim(0) == 1, "latent_extractor: the encoder returned shape ", h.dims(),
                         " for one image, expected (1, ...)");
                 require_shape(drop_batch_(h.dims()), item_shape, "latent_extractor: the encoder's bottleneck item");
@@ -228,7 +231,8 @@ public:
                 for (std::int64_t k = 0; k < d; ++k) wk.sum[static_cast<std::size_t>(k)] += wk.pooled[k];
             }
             const auto r_count = static_cast<double>(options_.draws);
-            for (std::int64_t k = 0; k < d; ++k) row[k] = static_cast<float>(wk.sum[static_cast<std::size_t>(k)] / r_count);
+            for (std::int64_t k = 0; k < d; ++k)
+                row[k] = static_cast<float>(wk.sum[static_cast<std::size_t>(k)] / r_count);
         };
 
         for (std::int64_t begin = 0; begin < n; begin += options_.batch_size) {
@@ -244,8 +248,8 @@ public:
     // class-conditional model (one with spec.classes > 0, or any model without a spec).
     template <class... Callbacks>
     tensor<float> extract(const data::image_dataset& set, Callbacks&... callbacks) {
-        require(set.size() >= 1, "latent_extractor: data set '", set.name, "' holds no images (shape ", set.images.dims(),
-                ")");
+        require(set.size() >= 1, "latent_extractor: data set '", set.name, "' holds no images (shape ",
+                set.images.dims(), ")");
         const tensor<std::int64_t> ids = sequential_ids(set.size());
         bool with_labels = true;
         if constexpr (specified_encoder<Model>) with_labels = Model::spec.classes > 0;
@@ -260,7 +264,7 @@ private:
         tensor<float> eps, x_t, pooled;
         tensor<std::int64_t> t, y;
         tensor<float, backend_of_t<Model>> device_in;  // x_t in the model's memory, when not the host's
-        tensor<float> host_out;                         // the bottleneck brought back, then
+        tensor<float> host_out;                        // the bottleneck brought back, then
         std::vector<double> sum;
         std::exception_ptr error;
         std::int64_t error_item = -1;
@@ -280,8 +284,9 @@ private:
         table_.require_timestep(options_.timestep, "latent_extractor");
         require(options_.draws >= 1, "latent_extractor: expected draws >= 1, found ", options_.draws);
         require(options_.first_draw >= 0, "latent_extractor: expected first_draw >= 0, found ", options_.first_draw);
-        require(options_.first_draw + options_.draws <= max_latent_draws, "latent_extractor: expected first_draw + draws <= 2^",
-                64 - latent_id_bits, ", found ", options_.first_draw, " + ", options_.draws);
+        require(options_.first_draw + options_.draws <= max_latent_draws,
+                "latent_extractor: expected first_draw + draws <= 2^", 64 - latent_id_bits, ", found ",
+                options_.first_draw, " + ", options_.draws);
         require(options_.batch_size >= 1, "latent_extractor: expected batch_size >= 1, found ", options_.batch_size);
     }
 
@@ -310,7 +315,8 @@ private:
         if (labels.numel() > 0) require_shape(labels.dims(), shape{n}, "latent_extractor: labels (N)");
         if constexpr (specified_encoder<Model>) {
             const std::int64_t c = Model::spec.in_channels, s = Model::spec.image_size, k = Model::spec.classes;
-            require_shape(images.dims(), shape{n, c, s, s}, "latent_extractor: images (N, C, H, W) for the model's spec");
+            require_shape(images.dims(), shape{n, c, s, s},
+                          "latent_extractor: images (N, C, H, W) for the model's spec");
             if (k > 0) {
                 require(labels.numel() > 0, "latent_extractor: the model is class-conditional (", k,
                         " classes): expected labels of shape (", n, "), found shape ", labels.dims());
@@ -325,10 +331,11 @@ private:
     }
 
     // model.encode on a host x_t, the bottleneck as a host view (copies when the model's memory is not the host's).
-    static tensor_view<const float> encode_(Model& model, tensor_view<const float> x_t, tensor_view<const std::int64_t> t,
-                                            tensor_view<const std::int64_t> y, tensor<float, backend_of_t<Model>>& device_in,
-                                            tensor<float>& host_out) {
-        return call_through<backend_of_t<Model>>([&](auto x) { return model.encode(x, t, y); }, x_t, device_in, host_out);
+    static tensor_view<const float> encode_(Model& model, tensor_view<const float> x_t,
+                                            tensor_view<const std::int64_t> t, tensor_view<const std::int64_t> y,
+                                            tensor<float, backend_of_t<Model>>& device_in, tensor<float>& host_out) {
+        return call_through<backend_of_t<Model>>([&](auto x) { return model.encode(x, t, y); }, x_t, device_in,
+                                                 host_out);
     }
 
     // Runs item 0's first draw through the model alone and returns its bottleneck item shape.
@@ -367,7 +374,8 @@ private:
             for (int r = 0; r < threads - 1; ++r) {
                 parameter_store<float, B>& dest = replicas_[static_cast<std::size_t>(r)]->store();
                 require(dest.size() == source.size(), "latent_extractor: a replica of the model has ", dest.size(),
-                        " parameter elements, the model ", source.size(), " (a replicable encoder must be fully "
+                        " parameter elements, the model ", source.size(),
+                        " (a replicable encoder must be fully "
                         "described by its type)");
                 copy(tensor_view<const float, B>(source.values(), shape{source.size()}),
                      tensor_view<float, B>(dest.values(), shape{dest.size()}));

@@ -39,8 +39,8 @@ using pca_row_matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eig
 // naming `who` and the first bad entry.
 template <real_scalar T>
 pca_row_matrix finite_rows(tensor_view<const T> x, const char* who, std::int64_t min_rows) {
-    require(x.rank() == 2 && x.dim(0) >= min_rows && x.dim(1) >= 1, who, ": expected features (N, D) with N >= ", min_rows,
-            " and D >= 1, found shape ", x.dims());
+    require(x.rank() == 2 && x.dim(0) >= min_rows && x.dim(1) >= 1, who,
+            ": expected features (N, D) with N >= ", min_rows, " and D >= 1, found shape ", x.dims());
     const std::int64_t n = x.dim(0), d = x.dim(1);
     pca_row_matrix m(n, d);
     for (std::int64_t i = 0; i < n; ++i)
@@ -75,9 +75,9 @@ inline tensor<double> to_tensor(const Eigen::VectorXd& v) {
 // decreasing singular value σ_k; variances()[k] = σ_k² / N, the variance of the reference set along
 // direction k (population, ddof = 0, as numpy.var). Whitened, z_k is further divided by √variances()[k]
 // (unit variance along every kept direction on the reference set: Bishop, PRML eq. (12.24)), so the
-// leading direction, often a global brightness or thickness, no longer dominates a distance. Each direction's sign is fixed so that its entry
-// of largest magnitude (the first such on ties) is positive: the same input always gives the same
-// directions, whatever the SVD's own sign choice.
+// leading direction, often a global brightness or thickness, no longer dominates a distance. Each direction's sign is
+// fixed so that its entry of largest magnitude (the first such on ties) is positive: the same input always gives the
+// same directions, whatever the SVD's own sign choice.
 class pca {
 public:
     pca() = default;
@@ -87,12 +87,19 @@ public:
     // variances (up to rounding).
     pca(tensor<double> mean, tensor<double> components, tensor<double> variances, double total_variance,
         bool whiten = false, std::int64_t reference_rows = 0)
-        : mean_(std::move(mean)), components_(std::move(components)), variances_(std::move(variances)),
-          total_variance_(total_variance), whiten_(whiten), reference_rows_(reference_rows) {
-        require(mean_.rank() == 1 && mean_.numel() >= 1, "pca: expected a mean of shape (D) with D >= 1, found ", mean_.dims());
+        : mean_(std::move(mean)),
+          components_(std::move(components)),
+          variances_(std::move(variances)),
+          total_variance_(total_variance),
+          whiten_(whiten),
+          reference_rows_(reference_rows) {
+        require(mean_.rank() == 1 && mean_.numel() >= 1, "pca: expected a mean of shape (D) with D >= 1, found ",
+                mean_.dims());
         const std::int64_t d_in = mean_.numel();
-        require(components_.rank() == 2 && components_.dim(1) == d_in && components_.dim(0) >= 1 && components_.dim(0) <= d_in,
-                "pca: expected components (d, D) with D = ", d_in, " and 1 <= d <= D, found shape ", components_.dims());
+        require(components_.rank() == 2 && components_.dim(1) == d_in && components_.dim(0) >= 1 &&
+                    components_.dim(0) <= d_in,
+                "pca: expected components (d, D) with D = ", d_in, " and 1 <= d <= D, found shape ",
+                components_.dims());
         require_shape(variances_.dims(), shape{components_.dim(0)}, "pca: variances (d) beside components (d, D)");
         for (std::int64_t j = 0; j < d_in; ++j)
             require(std::isfinite(mean_[j]), "pca: expected a finite mean, found ", mean_[j], " at dimension ", j);
@@ -127,12 +134,12 @@ public:
     }
 
     bool fitted() const { return mean_.rank() == 1; }
-    std::int64_t input_dim() const { return fitted() ? mean_.numel() : 0; }     // D
-    std::int64_t dim() const { return fitted() ? components_.dim(0) : 0; }      // d
-    const tensor<double>& mean() const { return mean_; }                         // μ (D)
-    const tensor<double>& components() const { return components_; }             // V (d, D), orthonormal rows
-    const tensor<double>& variances() const { return variances_; }               // (d), descending
-    double total_variance() const { return total_variance_; }                    // Σ over all D dimensions
+    std::int64_t input_dim() const { return fitted() ? mean_.numel() : 0; }  // D
+    std::int64_t dim() const { return fitted() ? components_.dim(0) : 0; }   // d
+    const tensor<double>& mean() const { return mean_; }                     // μ (D)
+    const tensor<double>& components() const { return components_; }         // V (d, D), orthonormal rows
+    const tensor<double>& variances() const { return variances_; }           // (d), descending
+    double total_variance() const { return total_variance_; }                // Σ over all D dimensions
     bool whitened() const { return whiten_; }
     std::int64_t reference_rows() const { return reference_rows_; }
     // The share of the reference set's total variance that the d directions keep, in [0, 1].
@@ -145,9 +152,13 @@ public:
     // x (N, D) -> z = (x − μ) Vᵀ (N, d), each column divided by √variance when whitened, in double,
     // rounded once to the input's type. Requires D = input_dim() and finite x.
     template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
-    tensor<float> apply(tensor_view<const float> x) const { return apply_(x); }
+    tensor<float> apply(tensor_view<const float> x) const {
+        return apply_(x);
+    }
     template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
-    tensor<double> apply(tensor_view<const double> x) const { return apply_(x); }
+    tensor<double> apply(tensor_view<const double> x) const {
+        return apply_(x);
+    }
 
     // Writes the reduction to a safetensors file, atomically: F64 tensors "mean" (D), "components"
     // (d, D), "variances" (d), and metadata {"format": "ouro.pca", "version": "1", "total_variance",
@@ -160,8 +171,11 @@ public:
         writer.add("variances", variances_);
         char buf[32];
         std::snprintf(buf, sizeof buf, "%.17g", total_variance_);
-        writer.set_metadata({{"format", format_name}, {"version", "1"}, {"total_variance", buf},
-                             {"whiten", whiten_ ? "1" : "0"}, {"reference_rows", std::to_string(reference_rows_)}});
+        writer.set_metadata({{"format", format_name},
+                             {"version", "1"},
+                             {"total_variance", buf},
+                             {"whiten", whiten_ ? "1" : "0"},
+                             {"reference_rows", std::to_string(reference_rows_)}});
         writer.write(file);
     }
 
@@ -179,9 +193,11 @@ public:
             rows = std::stoll(reader.metadata().at("reference_rows"));
             whiten = reader.metadata().at("whiten");
         } catch (const std::exception&) {
-            fail(file.string(), ": pca metadata 'total_variance', 'whiten' or 'reference_rows' is missing or not a number");
+            fail(file.string(),
+                 ": pca metadata 'total_variance', 'whiten' or 'reference_rows' is missing or not a number");
         }
-        if (whiten != "0" && whiten != "1") fail(file.string(), ": pca metadata 'whiten' must be 0 or 1, found '", whiten, "'");
+        if (whiten != "0" && whiten != "1")
+            fail(file.string(), ": pca metadata 'whiten' must be 0 or 1, found '", whiten, "'");
         try {
             return pca(std::move(mean), std::move(components), std::move(variances), total, whiten == "1", rows);
         } catch (const error& e) {
@@ -196,8 +212,8 @@ private:
     static pca fit_(tensor_view<const T> x, std::int64_t dims, bool whiten) {
         detail::pca_row_matrix m = detail::finite_rows(x, "pca::fit", 2);
         const std::int64_t n = m.rows(), d_in = m.cols(), most = std::min(n - 1, d_in);
-        require(dims >= 1 && dims <= most, "pca::fit: expected 1 <= dims <= min(N - 1, D) = ", most, " for reference features of shape ",
-                x.dims(), ", found dims = ", dims);
+        require(dims >= 1 && dims <= most, "pca::fit: expected 1 <= dims <= min(N - 1, D) = ", most,
+                " for reference features of shape ", x.dims(), ", found dims = ", dims);
         const Eigen::VectorXd mu = detail::column_means(m);
         m.rowwise() -= mu.transpose();
         const double total = m.squaredNorm() / static_cast<double>(n);
@@ -222,8 +238,8 @@ private:
     template <real_scalar T>
     tensor<T> apply_(tensor_view<const T> x) const {
         require(fitted(), "pca: not fitted (use pca::fit or pca::load)");
-        require(x.rank() == 2 && x.dim(1) == input_dim(), "pca: expected features (N, D) with D = ", input_dim(), ", found shape ",
-                x.dims());
+        require(x.rank() == 2 && x.dim(1) == input_dim(), "pca: expected features (N, D) with D = ", input_dim(),
+                ", found shape ", x.dims());
         const detail::pca_row_matrix m = detail::finite_rows(x, "pca::apply", 0);
         const std::int64_t n = m.rows(), d_in = input_dim(), d = dim();
         const Eigen::Map<const detail::pca_row_matrix> v(components_.data(), d, d_in);
@@ -257,10 +273,11 @@ public:
 
     // Requires mean (D), D >= 1, finite.
     explicit centred_unit_rows(tensor<double> mean) : mean_(std::move(mean)) {
-        require(mean_.rank() == 1 && mean_.numel() >= 1, "centred_unit_rows: expected a mean of shape (D) with D >= 1, found ",
-                mean_.dims());
+        require(mean_.rank() == 1 && mean_.numel() >= 1,
+                "centred_unit_rows: expected a mean of shape (D) with D >= 1, found ", mean_.dims());
         for (std::int64_t j = 0; j < mean_.numel(); ++j)
-            require(std::isfinite(mean_[j]), "centred_unit_rows: expected a finite mean, found ", mean_[j], " at dimension ", j);
+            require(std::isfinite(mean_[j]), "centred_unit_rows: expected a finite mean, found ", mean_[j],
+                    " at dimension ", j);
     }
 
     // μ = the column means of `reference` (N, D), N >= 1, finite, float or double.
@@ -273,14 +290,19 @@ public:
 
     // x (N, D) -> u (N, D), in double, rounded once. Requires D = dim() and finite x.
     template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
-    tensor<float> apply(tensor_view<const float> x) const { return apply_(x); }
+    tensor<float> apply(tensor_view<const float> x) const {
+        return apply_(x);
+    }
     template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
-    tensor<double> apply(tensor_view<const double> x) const { return apply_(x); }
+    tensor<double> apply(tensor_view<const double> x) const {
+        return apply_(x);
+    }
 
 private:
     template <real_scalar T>
     static centred_unit_rows fit_(tensor_view<const T> x) {
-        return centred_unit_rows(detail::to_tensor(detail::column_means(detail::finite_rows(x, "centred_unit_rows::fit", 1))));
+        return centred_unit_rows(
+            detail::to_tensor(detail::column_means(detail::finite_rows(x, "centred_unit_rows::fit", 1))));
     }
 
     template <real_scalar T>

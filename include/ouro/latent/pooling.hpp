@@ -27,14 +27,21 @@ concept pooling = requires(const P& p, const shape& item, tensor_view<const floa
 // static_assert(check_pooling<P>()) explains in words what P lacks.
 template <class P>
 constexpr bool check_pooling() {
-    static_assert(requires { { P::name } -> std::convertible_to<const char*>; },
-                  "a pooling policy needs a name: `static constexpr const char* name = \"...\";`");
-    static_assert(requires(const P& p, const shape& item) { { p.dim(item) } -> std::convertible_to<std::int64_t>; },
-                  "a pooling policy needs `std::int64_t dim(const shape& item) const`: the number of features of an "
-                  "item's bottleneck of shape `item`, e.g. (C, h, w)");
-    static_assert(requires(const P& p, tensor_view<const float> h, tensor_view<float> out) { p.pool(h, out); },
-                  "a pooling policy needs `void pool(tensor_view<const float> h /*one item, e.g. (C, h, w)*/, "
-                  "tensor_view<float> out /*(D)*/) const`");
+    static_assert(
+        requires {
+            { P::name } -> std::convertible_to<const char*>;
+        },
+        "a pooling policy needs a name: `static constexpr const char* name = \"...\";`");
+    static_assert(
+        requires(const P& p, const shape& item) {
+            { p.dim(item) } -> std::convertible_to<std::int64_t>;
+        },
+        "a pooling policy needs `std::int64_t dim(const shape& item) const`: the number of features of an "
+        "item's bottleneck of shape `item`, e.g. (C, h, w)");
+    static_assert(
+        requires(const P& p, tensor_view<const float> h, tensor_view<float> out) { p.pool(h, out); },
+        "a pooling policy needs `void pool(tensor_view<const float> h /*one item, e.g. (C, h, w)*/, "
+        "tensor_view<float> out /*(D)*/) const`");
     return pooling<P>;
 }
 
@@ -52,12 +59,11 @@ inline std::int64_t channel_count(const shape& item, const char* who) {
 struct flatten {
     static constexpr const char* name = "flatten";
     std::int64_t dim(const shape& item) const {
-        require(item.rank() >= 1 && item.numel() >= 1, "flatten: expected a non-empty item bottleneck, found shape ", item);
+        require(item.rank() >= 1 && item.numel() >= 1, "flatten: expected a non-empty item bottleneck, found shape ",
+                item);
         return item.numel();
     }
-    void pool(tensor_view<const float> h, tensor_view<float> out) const {
-        std::copy(h.begin(), h.end(), out.begin());
-    }
+    void pool(tensor_view<const float> h, tensor_view<float> out) const { std::copy(h.begin(), h.end(), out.begin()); }
 };
 
 // The mean of each channel over its h·w positions, summed in order in double and rounded once: D = C.

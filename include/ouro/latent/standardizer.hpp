@@ -36,12 +36,14 @@ public:
     standardizer(tensor<double> mean, tensor<double> stddev, double min_std = default_min_std,
                  std::int64_t reference_rows = 0)
         : mean_(std::move(mean)), std_(std::move(stddev)), min_std_(min_std), reference_rows_(reference_rows) {
-        require(min_std_ > 0 && std::isfinite(min_std_), "standardizer: expected a finite min_std > 0, found ", min_std_);
-        require(mean_.rank() == 1 && mean_.numel() >= 1, "standardizer: expected a mean of shape (D) with D >= 1, found ",
-                mean_.dims());
+        require(min_std_ > 0 && std::isfinite(min_std_), "standardizer: expected a finite min_std > 0, found ",
+                min_std_);
+        require(mean_.rank() == 1 && mean_.numel() >= 1,
+                "standardizer: expected a mean of shape (D) with D >= 1, found ", mean_.dims());
         require_shape(std_.dims(), mean_.dims(), "standardizer: std (D) beside the mean");
         for (std::int64_t j = 0; j < dim(); ++j) {
-            require(std::isfinite(mean_[j]), "standardizer: expected a finite mean, found ", mean_[j], " at dimension ", j);
+            require(std::isfinite(mean_[j]), "standardizer: expected a finite mean, found ", mean_[j], " at dimension ",
+                    j);
             require(std::isfinite(std_[j]) && std_[j] > 0, "standardizer: expected a finite std > 0, found ", std_[j],
                     " at dimension ", j);
         }
@@ -87,7 +89,9 @@ public:
         writer.add("std", std_);
         char buf[32];
         std::snprintf(buf, sizeof buf, "%.17g", min_std_);
-        writer.set_metadata({{"format", format_name}, {"version", "1"}, {"min_std", buf},
+        writer.set_metadata({{"format", format_name},
+                             {"version", "1"},
+                             {"min_std", buf},
                              {"reference_rows", std::to_string(reference_rows_)}});
         writer.write(file);
     }
@@ -119,11 +123,13 @@ private:
     static standardizer fit_(tensor_view<const T> x, double min_std) {
         require(x.rank() == 2 && x.dim(0) >= 1 && x.dim(1) >= 1,
                 "standardizer::fit: expected reference features (N, D) with N, D >= 1, found shape ", x.dims());
-        require(min_std > 0 && std::isfinite(min_std), "standardizer::fit: expected a finite min_std > 0, found ", min_std);
+        require(min_std > 0 && std::isfinite(min_std), "standardizer::fit: expected a finite min_std > 0, found ",
+                min_std);
         const std::int64_t n = x.dim(0), d = x.dim(1);
         for (std::int64_t i = 0; i < x.numel(); ++i)
             if (!std::isfinite(x[i]))
-                fail("standardizer::fit: expected finite reference features, found ", x[i], " at (", i / d, ", ", i % d, ")");
+                fail("standardizer::fit: expected finite reference features, found ", x[i], " at (", i / d, ", ", i % d,
+                     ")");
         const column_moments m = column_moments_of(x);
         tensor<double> mean(shape{d}), stddev(shape{d});
         for (std::int64_t j = 0; j < d; ++j) {

@@ -21,8 +21,8 @@ namespace ouro::loop {
 struct generation_event {
     std::string method;
     std::int64_t generation = 0;
-    tensor_view<const float> samples;          // (eval_samples, C, H, W)
-    tensor_view<const std::int64_t> labels;    // (eval_samples), (0) for an unconditional model
+    tensor_view<const float> samples;        // (eval_samples, C, H, W)
+    tensor_view<const std::int64_t> labels;  // (eval_samples), (0) for an unconditional model
     const metric_row* metrics = nullptr;
     const diagnostic_row* diagnostics = nullptr;
     const std::filesystem::path* run_dir = nullptr;
@@ -45,11 +45,11 @@ struct phase_seconds {
 struct run_summary {
     std::vector<metric_row> metrics;
     std::vector<diagnostic_row> diagnostics;
-    double clustering_accuracy = NAN;   // unconditional models: SSC-OMP labels of D_r against the truth
+    double clustering_accuracy = NAN;  // unconditional models: SSC-OMP labels of D_r against the truth
     double probe_holdout_accuracy = NAN;
-    std::int64_t steps_run = 0;         // steps finished by this call (0: everything was already done)
+    std::int64_t steps_run = 0;  // steps finished by this call (0: everything was already done)
     double seconds = 0;
-    phase_seconds phases;               // where those seconds went
+    phase_seconds phases;  // where those seconds went
 };
 
 }  // namespace ouro::loop

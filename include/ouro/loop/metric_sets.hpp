@@ -33,15 +33,17 @@ struct metric_settings {
 // fit_reference(features (M, D)) once per start; evaluate(features (N, D), settings) per step.
 template <class M>
 concept metric_set = std::default_initializable<M> &&
-                     requires(M& m, const M& cm, tensor_view<const float> f, const metric_settings& s) {
-                         m.fit_reference(f);
-                         { cm.evaluate(f, s) } -> std::same_as<metric_row>;
-                     };
+    requires(M& m, const M& cm, tensor_view<const float> f, const metric_settings& s) {
+    m.fit_reference(f);
+    { cm.evaluate(f, s) } -> std::same_as<metric_row>;
+};
 
 // FID (Heusel et al. 2017) and its percentile bootstrap interval over the evaluation samples.
 struct fid_only {
     template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
-    void fit_reference(tensor_view<const float> reference) { stats_ = metrics::fit_gaussian(reference); }
+    void fit_reference(tensor_view<const float> reference) {
+        stats_ = metrics::fit_gaussian(reference);
+    }
 
     template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
     metric_row evaluate(tensor_view<const float> f, const metric_settings& s) const {
@@ -82,7 +84,8 @@ struct paper_metrics {
         m.precision_k5 = pr5.precision;
         m.recall_k5 = pr5.recall;
         const std::int64_t subset = std::min({s.kid_subset_size, f.dim(0), reference_.dim(0)});
-        const auto kd = metrics::kid(reference_.view(), f, {.subsets = s.kid_subsets, .subset_size = subset, .seed = s.kid_seed});
+        const auto kd =
+            metrics::kid(reference_.view(), f, {.subsets = s.kid_subsets, .subset_size = subset, .seed = s.kid_seed});
         m.kid = kd.mean;
         return m;
     }

@@ -110,30 +110,42 @@ struct filtered {
 };
 
 // ACU: the whole accumulated pool.
-struct acu : filtered<filter::keep_all> { static constexpr const char* name = "ACU"; };
+struct acu : filtered<filter::keep_all> {
+    static constexpr const char* name = "ACU";
+};
 // ACUR: N at random from the accumulated pool.
-struct acur : filtered<filter::random_n> { static constexpr const char* name = "ACUR"; };
+struct acur : filtered<filter::random_n> {
+    static constexpr const char* name = "ACUR";
+};
 // ACU-LSF: the N items of the accumulated pool with the highest probe confidence.
-struct acu_lsf : filtered<filter::top_confidence> { static constexpr const char* name = "ACU-LSF"; };
+struct acu_lsf : filtered<filter::top_confidence> {
+    static constexpr const char* name = "ACU-LSF";
+};
 
 // ---- Optional hooks ----------------------------------------------------------------------------
 
 // A control arm: the chain never samples; every generation fine-tunes on real items only.
 template <class M>
-concept real_data_only = requires { requires M::trains_on_real_only; };
+concept real_data_only = requires {
+    requires M::trains_on_real_only;
+};
 
 // SIMS-style negative guidance: `omega`, the weight ω of the auxiliary model.
 template <class M>
-concept negatively_guided = requires(const M& m) { { m.omega } -> std::convertible_to<double>; };
+concept negatively_guided = requires(const M& m) {
+    { m.omega } -> std::convertible_to<double>;
+};
 
 // A control arm for the fine-tuning recipe: `static constexpr bool ema_recipe = true`.
 template <class M>
-concept ema_recipe_arm = requires { requires M::ema_recipe; };
+concept ema_recipe_arm = requires {
+    requires M::ema_recipe;
+};
 
 // What a self-correcting mode may look at: the real set D_r and a seed for its own random choices.
 struct correction_context {
-    tensor_view<const float> real_images;      // (N, C, H, W), D_r
-    std::span<const std::int64_t> real_labels; // (N)
+    tensor_view<const float> real_images;       // (N, C, H, W), D_r
+    std::span<const std::int64_t> real_labels;  // (N)
     std::int64_t classes = 0;
     std::uint64_t seed = 0;
 };
@@ -142,7 +154,9 @@ struct correction_context {
 // in place before it enters the pool.
 template <class M>
 concept corrects_samples = requires(const M& m, tensor_view<float> s, std::span<const std::int64_t> y,
-                                    const correction_context& c) { m.correct(s, y, c); };
+                                    const correction_context& c) {
+    m.correct(s, y, c);
+};
 
 // REAL (a control arm, not one of the paper's methods): N items of D_r at random, every generation.
 // Fine-tuning G_{k-1} on real data alone separates what the fine-tuning recipe does to a model from
@@ -185,7 +199,7 @@ struct acur_sims : filtered<filter::random_n> {
 // images of its class: x ← x + γ (c − x). γ = 0.5 and 10 centres per class are ours.
 struct acur_sc : filtered<filter::random_n> {
     static constexpr const char* name = "ACUR-SC";
-    double strength = 0.5;               // γ in [0, 1]: 0 leaves samples as they are, 1 replaces them by centres
+    double strength = 0.5;  // γ in [0, 1]: 0 leaves samples as they are, 1 replaces them by centres
     std::int64_t centres_per_class = 10;
 
     void correct(tensor_view<float> samples, std::span<const std::int64_t> labels, const correction_context& c) const {
@@ -210,7 +224,8 @@ struct acur_sc : filtered<filter::random_n> {
                           x.data() + static_cast<std::int64_t>(j) * d);
             const std::int64_t k = std::min<std::int64_t>(by_class ? centres_per_class : centres_per_class * c.classes,
                                                           static_cast<std::int64_t>(members.size()));
-            const auto km = cluster::kmeans(x.view(), k, {.n_init = 3, .seed = filter::stage_seed(c.seed, static_cast<std::uint64_t>(g))});
+            const auto km = cluster::kmeans(
+                x.view(), k, {.n_init = 3, .seed = filter::stage_seed(c.seed, static_cast<std::uint64_t>(g))});
             for (std::int64_t i = 0; i < n; ++i) {
                 if (by_class && labels[static_cast<std::size_t>(i)] != g) continue;
                 float* s = samples.data() + i * d;
@@ -222,7 +237,10 @@ struct acur_sc : filtered<filter::random_n> {
                         const double diff = static_cast<double>(s[e]) - km.centers(j, e);
                         dist += diff * diff;
                     }
-                    if (dist < best_d) { best_d = dist; best = j; }
+                    if (dist < best_d) {
+                        best_d = dist;
+                        best = j;
+                    }
                 }
                 for (std::int64_t e = 0; e < d; ++e)
                     s[e] = static_cast<float>(s[e] + strength * (km.centers(best, e) - static_cast<double>(s[e])));
@@ -236,7 +254,7 @@ static_assert(loop_mode<syn> && loop_mode<syn_add> && loop_mode<acu> && loop_mod
                   loop_mode<acu_ema>,
               "every built-in loop mode must have a `name` and select(pool, scores, budget, seed) -> indices");
 static_assert(real_data_only<real_only> && !real_data_only<acur> && negatively_guided<acur_sims> &&
-              !negatively_guided<acur> && corrects_samples<acur_sc> && !corrects_samples<acur> && ema_recipe_arm<acu_ema> &&
-              real_data_only<real_ema> && ema_recipe_arm<real_ema> && !ema_recipe_arm<acu>);
+              !negatively_guided<acur> && corrects_samples<acur_sc> && !corrects_samples<acur> &&
+              ema_recipe_arm<acu_ema> && real_data_only<real_ema> && ema_recipe_arm<real_ema> && !ema_recipe_arm<acu>);
 
 }  // namespace ouro::loop

@@ -27,13 +27,13 @@ inline const char* to_string(latent_conditioning c) { return c == latent_conditi
 // generations, N = 1,000 training items per generation, 3 fine-tuning epochs, 10,000 evaluation
 // samples); the rest are ours.
 struct loop_options {
-    std::int64_t generations = 5;               // K
-    std::int64_t budget = 1000;                 // N, the training-set size of the budgeted methods
-    std::int64_t samples_per_generation = 1000; // |S_k|, added to the pool each generation
-    std::int64_t finetune_epochs = 3;           // E
-    bool retrain_from_scratch = false;          // G_k from fresh weights instead of G_{k-1}
-    std::int64_t eval_samples = 10000;          // samples of G_k the metrics are computed on
-    std::int64_t sample_chunk = 250;            // samples per sampler call (memory; not the results)
+    std::int64_t generations = 5;                // K
+    std::int64_t budget = 1000;                  // N, the training-set size of the budgeted methods
+    std::int64_t samples_per_generation = 1000;  // |S_k|, added to the pool each generation
+    std::int64_t finetune_epochs = 3;            // E
+    bool retrain_from_scratch = false;           // G_k from fresh weights instead of G_{k-1}
+    std::int64_t eval_samples = 10000;           // samples of G_k the metrics are computed on
+    std::int64_t sample_chunk = 250;             // samples per sampler call (memory; not the results)
     // Run only these methods (names as in metrics.csv, e.g. {"ACU-LSF"}); empty: all of them.
     // Seeds do not depend on the selection, so a method's rows are the same whether it runs alone
     // or with the others: ablations of one method need not pay for the rest.
@@ -52,7 +52,7 @@ struct loop_options {
     // (decay (1 + n) / (10 + n), capped at ema.max_decay) averages roughly the last ten steps.
     std::int64_t ema_recipe_warmup_steps = 20;
 
-    latent::latent_options latents{};           // extraction timestep t, noise draws R
+    latent::latent_options latents{};  // extraction timestep t, noise draws R
     // The label a class-conditional G0 is given when its latents are read. ξ(x, y) = p(y | h_t(x))
     // is to judge the image (Cai et al. §4): given the item's own label, the encoder writes that
     // label into h and the probe reads it back (held-out accuracy 1.0 on MNIST and Fashion-MNIST in
@@ -62,19 +62,19 @@ struct loop_options {
     probe::fit_options probe{.holdout_fraction = 0.1};
     cluster::ssc_omp_clustering_options clustering{};  // unconditional models: the probe's labels
     metrics::prdc_options prdc{};
-    std::int64_t fid_bootstrap_replicates = 200; // FID's percentile interval over the evaluation samples; 0: none
-    std::int64_t sample_ole_count = 1000;        // evaluation samples whose G0 latents give the sample OLE; 0: none
+    std::int64_t fid_bootstrap_replicates = 200;  // FID's percentile interval over the evaluation samples; 0: none
+    std::int64_t sample_ole_count = 1000;         // evaluation samples whose G0 latents give the sample OLE; 0: none
     std::int64_t kid_subsets = 100, kid_subset_size = 1000;  // subset size capped by both sets' sizes
 
     std::uint64_t seed = 1;
-    std::filesystem::path out;                  // the run directory
-    bool write_grids = true;                    // PNG grids of samples (images only)
+    std::filesystem::path out;  // the run directory
+    bool write_grids = true;    // PNG grids of samples (images only)
     // Samples become 8-bit images before anything uses them (clamped to [-1, 1] and rounded to
     // the 256 levels of a PNG), as they are when a pipeline saves its samples and retrains on the
     // files. false for data that are not images (the toy world's points).
     bool samples_as_images = true;
-    std::ostream* log = nullptr;                // progress lines; nullptr: std::cerr
-    bool show_progress = true;                  // the trainers' progress bars / log lines
+    std::ostream* log = nullptr;                             // progress lines; nullptr: std::cerr
+    bool show_progress = true;                               // the trainers' progress bars / log lines
     nlohmann::json extra_config = nlohmann::json::object();  // what the caller adds to config.json
 };
 
@@ -88,14 +88,15 @@ inline void validate(const loop_options& o) {
             o.eval_samples);
     require(o.sample_chunk >= 1, "self_consuming: sample_chunk must be >= 1, found ", o.sample_chunk);
     require(!o.out.empty(), "self_consuming: set options.out, the run directory");
-    require(o.sample_ole_count == 0 || o.sample_ole_count >= 2, "self_consuming: sample_ole_count must be 0 (none) or >= 2, found ",
-            o.sample_ole_count);
+    require(o.sample_ole_count == 0 || o.sample_ole_count >= 2,
+            "self_consuming: sample_ole_count must be 0 (none) or >= 2, found ", o.sample_ole_count);
     require(o.ema_recipe_warmup_steps >= 0, "self_consuming: ema_recipe_warmup_steps must be >= 0, found ",
             o.ema_recipe_warmup_steps);
     require(o.fid_bootstrap_replicates == 0 || o.fid_bootstrap_replicates >= 10,
             "self_consuming: fid_bootstrap_replicates must be 0 (none) or >= 10, found ", o.fid_bootstrap_replicates);
-    require(o.kid_subsets >= 0 && o.kid_subset_size >= 2, "self_consuming: expected kid_subsets >= 0 and kid_subset_size >= 2, found ",
-            o.kid_subsets, " and ", o.kid_subset_size);
+    require(o.kid_subsets >= 0 && o.kid_subset_size >= 2,
+            "self_consuming: expected kid_subsets >= 0 and kid_subset_size >= 2, found ", o.kid_subsets, " and ",
+            o.kid_subset_size);
 }
 
 }  // namespace ouro::loop

@@ -43,9 +43,18 @@ public:
         check_index(i);
         return {data_.data() + i * item_size_, static_cast<std::size_t>(item_size_)};
     }
-    std::int64_t label(std::int64_t i) const { check_index(i); return labels_[static_cast<std::size_t>(i)]; }
-    std::int64_t generation(std::int64_t i) const { check_index(i); return generations_[static_cast<std::size_t>(i)]; }
-    std::int64_t id(std::int64_t i) const { check_index(i); return ids_[static_cast<std::size_t>(i)]; }
+    std::int64_t label(std::int64_t i) const {
+        check_index(i);
+        return labels_[static_cast<std::size_t>(i)];
+    }
+    std::int64_t generation(std::int64_t i) const {
+        check_index(i);
+        return generations_[static_cast<std::size_t>(i)];
+    }
+    std::int64_t id(std::int64_t i) const {
+        check_index(i);
+        return ids_[static_cast<std::size_t>(i)];
+    }
     std::span<const std::int64_t> labels() const { return labels_; }
     std::span<const std::int64_t> generations() const { return generations_; }
     std::span<const std::int64_t> ids() const { return ids_; }

@@ -31,9 +31,9 @@ struct metric_row {
     std::string method;
     std::int64_t generation = 0;
     double fid = NAN, precision = NAN, recall = NAN, density = NAN, coverage = NAN, kid = NAN;
-    double precision_k5 = NAN, recall_k5 = NAN;      // precision / recall with k = 5 neighbours (the others: prdc.k, 3)
-    double fid_ci_low = NAN, fid_ci_high = NAN;      // FID's 95% bootstrap interval over the evaluation samples
-    double seconds = NAN;  // wall time of the step (sampling, selection, fine-tuning, evaluation)
+    double precision_k5 = NAN, recall_k5 = NAN;  // precision / recall with k = 5 neighbours (the others: prdc.k, 3)
+    double fid_ci_low = NAN, fid_ci_high = NAN;  // FID's 95% bootstrap interval over the evaluation samples
+    double seconds = NAN;                        // wall time of the step (sampling, selection, fine-tuning, evaluation)
 };
 
 // The pool's items from one source generation, at one step: how many, how confident the probe is
@@ -55,15 +55,16 @@ struct diagnostic_row {
     // OLE of G_k's evaluation samples' G0 latents (the first loop_options::sample_ole_count of them,
     // with their conditioning labels): the paper's analysis quantity, which rises as a model collapses.
     double sample_ole = NAN;
-    quartiles pool_confidence;        // probe confidence ξ over the whole pool
-    quartiles train_confidence;       // ... and over the selected training set
-    double real_share = NAN;          // share of real items (generation 0) in the training set
+    quartiles pool_confidence;   // probe confidence ξ over the whole pool
+    quartiles train_confidence;  // ... and over the selected training set
+    double real_share = NAN;     // share of real items (generation 0) in the training set
     double mean_source_generation = NAN;
     std::vector<source_row> sources;  // the pool by source generation (ξ by source, what was chosen)
     // The process's memory (core/memory_usage.hpp), in MiB: the resident set when the row was
     // committed, and its high-water mark during the row's own step (G_k's rows: reset before the
-    // step where Linux allows it; G0's rows: since the process started, G0's training included). Like metrics.csv's seconds these describe the run, not the
-    // result: a resumed run's differ, so the kill-and-resume tests compare every other column.
+    // step where Linux allows it; G0's rows: since the process started, G0's training included). Like metrics.csv's
+    // seconds these describe the run, not the result: a resumed run's differ, so the kill-and-resume tests compare
+    // every other column.
     double rss_mib = NAN, peak_rss_mib = NAN;
 };
 
@@ -100,10 +101,18 @@ inline quartiles quartiles_from_json(const nlohmann::json& j) {
 
 inline nlohmann::json to_json(const metric_row& r) {
     using report_detail::number;
-    return {{"method", r.method},       {"generation", r.generation},     {"fid", number(r.fid)},
-            {"precision", number(r.precision)}, {"recall", number(r.recall)}, {"density", number(r.density)},
-            {"coverage", number(r.coverage)},   {"kid", number(r.kid)},       {"precision_k5", number(r.precision_k5)},
-            {"recall_k5", number(r.recall_k5)}, {"fid_ci_low", number(r.fid_ci_low)}, {"fid_ci_high", number(r.fid_ci_high)},
+    return {{"method", r.method},
+            {"generation", r.generation},
+            {"fid", number(r.fid)},
+            {"precision", number(r.precision)},
+            {"recall", number(r.recall)},
+            {"density", number(r.density)},
+            {"coverage", number(r.coverage)},
+            {"kid", number(r.kid)},
+            {"precision_k5", number(r.precision_k5)},
+            {"recall_k5", number(r.recall_k5)},
+            {"fid_ci_low", number(r.fid_ci_low)},
+            {"fid_ci_high", number(r.fid_ci_high)},
             {"seconds", number(r.seconds)}};
 }
 inline metric_row metric_row_from_json(const nlohmann::json& j) {
@@ -128,8 +137,10 @@ inline nlohmann::json to_json(const diagnostic_row& r) {
     using report_detail::number;
     nlohmann::json sources = nlohmann::json::array();
     for (const auto& s : r.sources)
-        sources.push_back({{"source_generation", s.source_generation}, {"pool_count", s.pool_count},
-                           {"train_count", s.train_count}, {"pool_confidence_mean", number(s.pool_confidence_mean)}});
+        sources.push_back({{"source_generation", s.source_generation},
+                           {"pool_count", s.pool_count},
+                           {"train_count", s.train_count},
+                           {"pool_confidence_mean", number(s.pool_confidence_mean)}});
     return {{"method", r.method},
             {"generation", r.generation},
             {"pool_size", r.pool_size},
@@ -174,22 +185,23 @@ inline std::string metrics_csv(std::span<const metric_row> rows) {
         out += r.method + "," + std::to_string(r.generation) + "," + format_number(r.fid) + "," +
                format_number(r.precision) + "," + format_number(r.recall) + "," + format_number(r.density) + "," +
                format_number(r.coverage) + "," + format_number(r.kid) + "," + format_number(r.precision_k5) + "," +
-               format_number(r.recall_k5) + "," + format_number(r.fid_ci_low) + "," + format_number(r.fid_ci_high) + "," +
-               format_number(r.seconds, "%.1f") + "\n";
+               format_number(r.recall_k5) + "," + format_number(r.fid_ci_low) + "," + format_number(r.fid_ci_high) +
+               "," + format_number(r.seconds, "%.1f") + "\n";
     return out;
 }
 
 inline std::string diagnostics_csv(std::span<const diagnostic_row> rows) {
     std::string out = std::string(diagnostics_csv_header) + "\n";
     auto q = [](const quartiles& v) {
-        return format_number(v.mean) + "," + format_number(v.q25) + "," + format_number(v.q50) + "," + format_number(v.q75);
+        return format_number(v.mean) + "," + format_number(v.q25) + "," + format_number(v.q50) + "," +
+               format_number(v.q75);
     };
     for (const auto& r : rows)
         out += r.method + "," + std::to_string(r.generation) + "," + std::to_string(r.pool_size) + "," +
                std::to_string(r.train_size) + "," + format_number(r.ole) + "," + q(r.pool_confidence) + "," +
-               q(r.train_confidence) + "," + format_number(r.real_share) + "," + format_number(r.mean_source_generation) +
-               "," + format_number(r.sample_ole) + "," + format_number(r.rss_mib, "%.1f") + "," +
-               format_number(r.peak_rss_mib, "%.1f") + "\n";
+               q(r.train_confidence) + "," + format_number(r.real_share) + "," +
+               format_number(r.mean_source_generation) + "," + format_number(r.sample_ole) + "," +
+               format_number(r.rss_mib, "%.1f") + "," + format_number(r.peak_rss_mib, "%.1f") + "\n";
     return out;
 }
 
@@ -207,11 +219,11 @@ inline std::string sources_csv(std::span<const diagnostic_row> rows) {
 
 struct report_info {
     std::string title = "Self-consuming loop";
-    std::vector<std::string> methods;   // report order
-    std::int64_t generations = 0;       // K
-    double clustering_accuracy = NAN;   // unlabelled runs
+    std::vector<std::string> methods;  // report order
+    std::int64_t generations = 0;      // K
+    double clustering_accuracy = NAN;  // unlabelled runs
     double probe_holdout_accuracy = NAN;
-    bool grids = true;                  // grids/<method>_gen<K>.png exist
+    bool grids = true;  // grids/<method>_gen<K>.png exist
 };
 
 // A quantity of a row by name, for the plots and tables.
@@ -238,26 +250,30 @@ inline std::string metrics_table(std::span<const metric_row> rows, std::span<con
     std::string out;
     char line[256];
     if (markdown) {
-        out += "| method | FID | FID 95% (bootstrap) | precision | recall | precision k=5 | recall k=5 | density | coverage | KID |\n"
-               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+        out +=
+            "| method | FID | FID 95% (bootstrap) | precision | recall | precision k=5 | recall k=5 | density | "
+            "coverage | KID |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     } else {
-        std::snprintf(line, sizeof line, "%-10s %9s %17s %9s %9s %9s %9s %9s\n", "method", "FID", "FID 95%", "precision",
-                      "recall", "density", "coverage", "KID");
+        std::snprintf(line, sizeof line, "%-10s %9s %17s %9s %9s %9s %9s %9s\n", "method", "FID", "FID 95%",
+                      "precision", "recall", "density", "coverage", "KID");
         out += line;
     }
     for (const auto& m : methods)
         for (const auto& r : rows) {
             if (r.method != m || r.generation != generation) continue;
             if (markdown)
-                out += "| " + r.method + " | " + format_number(r.fid, "%.3f") + " | " + format_number(r.fid_ci_low, "%.1f") +
-                       "–" + format_number(r.fid_ci_high, "%.1f") + " | " + format_number(r.precision, "%.3f") + " | " +
-                       format_number(r.recall, "%.3f") + " | " + format_number(r.precision_k5, "%.3f") + " | " +
-                       format_number(r.recall_k5, "%.3f") + " | " + format_number(r.density, "%.3f") + " | " +
-                       format_number(r.coverage, "%.3f") + " | " + format_number(r.kid, "%.4f") + " |\n";
+                out += "| " + r.method + " | " + format_number(r.fid, "%.3f") + " | " +
+                       format_number(r.fid_ci_low, "%.1f") + "–" + format_number(r.fid_ci_high, "%.1f") + " | " +
+                       format_number(r.precision, "%.3f") + " | " + format_number(r.recall, "%.3f") + " | " +
+                       format_number(r.precision_k5, "%.3f") + " | " + format_number(r.recall_k5, "%.3f") + " | " +
+                       format_number(r.density, "%.3f") + " | " + format_number(r.coverage, "%.3f") + " | " +
+                       format_number(r.kid, "%.4f") + " |\n";
             else {
-                const std::string ci = "[" + format_number(r.fid_ci_low, "%.1f") + ", " + format_number(r.fid_ci_high, "%.1f") + "]";
-                std::snprintf(line, sizeof line, "%-10s %9.3f %17s %9.3f %9.3f %9.3f %9.3f %9.4f\n", r.method.c_str(), r.fid,
-                              ci.c_str(), r.precision, r.recall, r.density, r.coverage, r.kid);
+                const std::string ci =
+                    "[" + format_number(r.fid_ci_low, "%.1f") + ", " + format_number(r.fid_ci_high, "%.1f") + "]";
+                std::snprintf(line, sizeof line, "%-10s %9.3f %17s %9.3f %9.3f %9.3f %9.3f %9.4f\n", r.method.c_str(),
+                              r.fid, ci.c_str(), r.precision, r.recall, r.density, r.coverage, r.kid);
                 out += line;
             }
         }
@@ -310,7 +326,8 @@ inline void write_run_outputs(const std::filesystem::path& dir, std::span<const 
         {"train_confidence", "mean probe confidence of the training set",
          [](const diagnostic_row& r) { return r.train_confidence.mean; }},
         {"real_share", "share of real items in the training set", [](const diagnostic_row& r) { return r.real_share; }},
-        {"rss", "resident memory when the generation was committed (MiB)", [](const diagnostic_row& r) { return r.rss_mib; }},
+        {"rss", "resident memory when the generation was committed (MiB)",
+         [](const diagnostic_row& r) { return r.rss_mib; }},
     };
     for (const auto& c : diag_columns) {
         const auto lines = report_detail::series_of<diagnostic_row>(diagnostics, info.methods, c.get);
@@ -322,18 +339,23 @@ inline void write_run_outputs(const std::filesystem::path& dir, std::span<const 
     std::int64_t last = -1;
     for (const auto& r : metrics) last = std::max(last, r.generation);
     std::string md = "# " + info.title + "\n\n";
-    md += "Settings: [config.json](config.json). Every row: [metrics.csv](metrics.csv), "
-          "[diagnostics.csv](diagnostics.csv), the pool by source generation: [sources.csv](sources.csv).\n\n";
+    md +=
+        "Settings: [config.json](config.json). Every row: [metrics.csv](metrics.csv), "
+        "[diagnostics.csv](diagnostics.csv), the pool by source generation: [sources.csv](sources.csv).\n\n";
     if (last < info.generations)
         md += "**Unfinished run**: generations finished so far: " + std::to_string(std::max<std::int64_t>(last, 0)) +
               " of " + std::to_string(info.generations) + ". Run the same command again to continue.\n\n";
     if (!std::isnan(info.clustering_accuracy))
-        md += "Unlabelled run: the probe was trained on SSC-OMP cluster labels of the real latents; their clustering "
-              "accuracy against the true labels is " + format_number(info.clustering_accuracy, "%.4f") + ".\n\n";
+        md +=
+            "Unlabelled run: the probe was trained on SSC-OMP cluster labels of the real latents; their clustering "
+            "accuracy against the true labels is " +
+            format_number(info.clustering_accuracy, "%.4f") + ".\n\n";
     if (!std::isnan(info.probe_holdout_accuracy))
-        md += "Probe accuracy on held-out real latents: " + format_number(info.probe_holdout_accuracy, "%.4f") + ".\n\n";
+        md +=
+            "Probe accuracy on held-out real latents: " + format_number(info.probe_holdout_accuracy, "%.4f") + ".\n\n";
     if (last >= 0) {
-        md += "## Generation " + std::to_string(last) + "\n\n" + metrics_table(metrics, info.methods, last, true) + "\n";
+        md +=
+            "## Generation " + std::to_string(last) + "\n\n" + metrics_table(metrics, info.methods, last, true) + "\n";
         md += "## Every generation\n\n";
         // The generations that have rows (in a run, every one from 0 to the last), not a count up
         // to `last`: a row of generation 10^8 in an edited state.json would otherwise mean 10^8 tables.
@@ -347,18 +369,21 @@ inline void write_run_outputs(const std::filesystem::path& dir, std::span<const 
     }
     md += "## Plots\n\n";
     for (const auto& [file, caption] : plots) md += "![" + caption + "](" + file + ")\n\n";
-    md += "## Diagnostics of the last generation's training sets\n\n"
-          "| method | pool | train | OLE of T_k | OLE of samples | ξ pool mean | ξ train mean | ξ train q25 / q50 / q75 | real share | mean source gen. |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|\n";
+    md +=
+        "## Diagnostics of the last generation's training sets\n\n"
+        "| method | pool | train | OLE of T_k | OLE of samples | ξ pool mean | ξ train mean | ξ train q25 / q50 / q75 "
+        "| real share | mean source gen. |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|\n";
     for (const auto& m : info.methods)
         for (const auto& r : diagnostics)
             if (r.method == m && r.generation == last)
-                md += "| " + r.method + " | " + std::to_string(r.pool_size) + " | " + std::to_string(r.train_size) + " | " +
-                      format_number(r.ole, "%.4f") + " | " + format_number(r.sample_ole, "%.4f") + " | " +
+                md += "| " + r.method + " | " + std::to_string(r.pool_size) + " | " + std::to_string(r.train_size) +
+                      " | " + format_number(r.ole, "%.4f") + " | " + format_number(r.sample_ole, "%.4f") + " | " +
                       format_number(r.pool_confidence.mean, "%.3f") + " | " +
                       format_number(r.train_confidence.mean, "%.3f") + " | " +
-                      format_number(r.train_confidence.q25, "%.3f") + " / " + format_number(r.train_confidence.q50, "%.3f") +
-                      " / " + format_number(r.train_confidence.q75, "%.3f") + " | " + format_number(r.real_share, "%.3f") +
+                      format_number(r.train_confidence.q25, "%.3f") + " / " +
+                      format_number(r.train_confidence.q50, "%.3f") + " / " +
+                      format_number(r.train_confidence.q75, "%.3f") + " | " + format_number(r.real_share, "%.3f") +
                       " | " + format_number(r.mean_source_generation, "%.2f") + " |\n";
     if (info.grids && last >= 0) {
         md += "\n## Samples\n\nG0: ![G0](grids/G0_gen0.png)\n\n";

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <zlib.h>
+#include <nlohmann/json.hpp>
 
 #include "ouro/core/error.hpp"
 #include "ouro/core/tensor.hpp"
@@ -60,14 +60,16 @@ inline void save_pool(const std::filesystem::path& file, const pool& p, std::spa
 // Reads a pool saved by save_pool; ids are re-assigned in order and must come out as saved. When
 // `latents` is given and the file holds them, they are read into it ((size, D) row-major, finite);
 // a file without them (written before they were kept) leaves it empty, and the caller recomputes.
-inline pool load_pool(const std::filesystem::path& file, std::int64_t item_size, std::vector<float>* latents = nullptr) {
+inline pool load_pool(const std::filesystem::path& file, std::int64_t item_size,
+                      std::vector<float>* latents = nullptr) {
     io::safetensors_reader r(file);  // verifies the data's CRC-32
     r.require_data_checksum();
     const tensor<float> data = r.read<float>("data");
-    const tensor<std::int64_t> labels = r.read<std::int64_t>("labels"), generations = r.read<std::int64_t>("generations"),
-                               ids = r.read<std::int64_t>("ids");
+    const tensor<std::int64_t> labels = r.read<std::int64_t>("labels"),
+                               generations = r.read<std::int64_t>("generations"), ids = r.read<std::int64_t>("ids");
     const std::int64_t n = labels.numel();
-    require(data.rank() == 2 && data.dim(0) == n && data.dim(1) == item_size && generations.numel() == n && ids.numel() == n,
+    require(data.rank() == 2 && data.dim(0) == n && data.dim(1) == item_size && generations.numel() == n &&
+                ids.numel() == n,
             file.string(), ": expected a pool of ", n, " items of ", item_size, " floats, found data ", data.dims(),
             ", generations ", generations.dims(), ", ids ", ids.dims());
     // The loop never saves a non-finite item (the trainer refuses such data before training), so
@@ -91,8 +93,10 @@ inline pool load_pool(const std::filesystem::path& file, std::int64_t item_size,
     while (begin < n) {
         std::int64_t end = begin;
         while (end < n && generations[end] == generations[begin]) ++end;
-        p.add(std::span<const float>(data.data() + begin * item_size, static_cast<std::size_t>((end - begin) * item_size)),
-              std::span<const std::int64_t>(labels.data() + begin, static_cast<std::size_t>(end - begin)), generations[begin]);
+        p.add(std::span<const float>(data.data() + begin * item_size,
+                                     static_cast<std::size_t>((end - begin) * item_size)),
+              std::span<const std::int64_t>(labels.data() + begin, static_cast<std::size_t>(end - begin)),
+              generations[begin]);
         begin = end;
     }
     for (std::int64_t i = 0; i < n; ++i)

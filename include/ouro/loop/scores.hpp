@@ -24,18 +24,19 @@ namespace ouro::loop {
 // holds one, and refits it on every start (as it refits the probe), so it keeps no state on disk.
 template <class S, class Probe>
 concept pool_score = std::default_initializable<S> &&
-                     requires(S& s, const S& cs, const Probe& probe, tensor_view<const float> h,
-                              const std::vector<std::int64_t>& labels, std::int64_t classes) {
-                         s.fit(h, labels, classes);
-                         { cs.score(probe, h, labels) } -> std::same_as<tensor<double>>;
-                     };
+    requires(S& s, const S& cs, const Probe& probe, tensor_view<const float> h, const std::vector<std::int64_t>& labels,
+             std::int64_t classes) {
+    s.fit(h, labels, classes);
+    { cs.score(probe, h, labels) } -> std::same_as<tensor<double>>;
+};
 
 // ξ(x, y) = p(y | h(x)), the probe's confidence in each item's label (Cai et al., AAAI-26, §3).
 struct probe_confidence {
     void fit(tensor_view<const float>, const std::vector<std::int64_t>&, std::int64_t) {}
 
     template <class Probe>
-    tensor<double> score(const Probe& probe, tensor_view<const float> h, const std::vector<std::int64_t>& labels) const {
+    tensor<double> score(const Probe& probe, tensor_view<const float> h,
+                         const std::vector<std::int64_t>& labels) const {
         return probe.confidence(h, labels);
     }
 };
@@ -71,15 +72,15 @@ struct class_subspace_fit {
     template <class Probe>
     tensor<double> score(const Probe&, tensor_view<const float> h, const std::vector<std::int64_t>& labels) const {
         require(!bases_.empty(), "class_subspace_fit: score before fit");
-        require(h.rank() == 2 && h.dim(0) == static_cast<std::int64_t>(labels.size()) &&
-                    h.dim(1) == bases_.front().rows(),
-                "class_subspace_fit: expected latents (N, ", bases_.front().rows(), ") with one label per row, found shape ",
-                h.dims(), " and ", labels.size(), " labels");
+        require(
+            h.rank() == 2 && h.dim(0) == static_cast<std::int64_t>(labels.size()) && h.dim(1) == bases_.front().rows(),
+            "class_subspace_fit: expected latents (N, ", bases_.front().rows(),
+            ") with one label per row, found shape ", h.dims(), " and ", labels.size(), " labels");
         tensor<double> out(shape{h.dim(0)});
         for (std::int64_t i = 0; i < h.dim(0); ++i) {
             const std::int64_t c = labels[static_cast<std::size_t>(i)];
-            require(c >= 0 && c < static_cast<std::int64_t>(bases_.size()), "class_subspace_fit: label ", c,
-                    " of row ", i, " is outside [0, ", bases_.size(), ")");
+            require(c >= 0 && c < static_cast<std::int64_t>(bases_.size()), "class_subspace_fit: label ", c, " of row ",
+                    i, " is outside [0, ", bases_.size(), ")");
             out[i] = (bases_[static_cast<std::size_t>(c)].transpose() * unit_row_(h, i).transpose()).squaredNorm();
         }
         return out;

@@ -126,8 +126,10 @@ inline metrics_file parse_metrics_csv(std::string_view text, std::string source)
             require(header[d] != name, src, ":1: column '", name, "' appears twice (columns ", d + 1, " and ", c + 1,
                     ")");
         if (name == "method") method_col = c;
-        else if (name == "generation") generation_col = c;
-        else if (name != "seconds") metric_cols.push_back(c), t.metrics.emplace_back(name);
+        else if (name == "generation")
+            generation_col = c;
+        else if (name != "seconds")
+            metric_cols.push_back(c), t.metrics.emplace_back(name);
     }
     require(method_col < header.size() && generation_col < header.size(), src,
             ":1: expected columns 'method' and 'generation', found header '", lines[0], "'");
@@ -535,8 +537,8 @@ inline seed_summary write_seed_summary(const std::filesystem::path& out, std::sp
     std::vector<std::pair<std::string, std::string>> plots;  // (metric, svg)
     for (const auto& k : s.metrics) {
         const std::string title = k + ": mean and 95% interval over " + std::to_string(s.seeds.size()) + " seeds";
-        plots.emplace_back(k, io::line_plot_svg(summary_series(s, k),
-                                                {.title = title, .x_label = "generation", .y_label = k}));
+        plots.emplace_back(
+            k, io::line_plot_svg(summary_series(s, k), {.title = title, .x_label = "generation", .y_label = k}));
     }
     io::write_file_atomically(out / "summary.csv", summary_csv(s));
     io::write_file_atomically(out / "paired_differences.csv", paired_differences_csv(s));

@@ -15,7 +15,8 @@
 //
 // Generation 0 is shared by every method: one G0 trained on the real set D_r, its frozen encoder,
 // and one probe fitted on the real latents (on SSC-OMP cluster labels when the model is
-// unconditional): the paper's softmax probe by default, any probe::latent_probe in its place. Then, per generation k = 1 … K and per method, independently of the others:
+// unconditional): the paper's softmax probe by default, any probe::latent_probe in its place. Then, per generation k =
+// 1 … K and per method, independently of the others:
 //
 //   S_k   = samples of G_{k-1}^method (labels balanced when class-conditional)
 //   pool  = pool ∪ S_k                       (items remember their source generation)
@@ -77,12 +78,12 @@
 #include "ouro/loop/events.hpp"
 #include "ouro/loop/loop_model.hpp"
 #include "ouro/loop/methods.hpp"
+#include "ouro/loop/metric_sets.hpp"
 #include "ouro/loop/modes.hpp"
 #include "ouro/loop/options.hpp"
-#include "ouro/loop/run_files.hpp"
 #include "ouro/loop/pool.hpp"
-#include "ouro/loop/metric_sets.hpp"
 #include "ouro/loop/report.hpp"
+#include "ouro/loop/run_files.hpp"
 #include "ouro/loop/scores.hpp"
 #include "ouro/metrics/feature_extractor.hpp"
 #include "ouro/metrics/fid.hpp"
@@ -107,15 +108,23 @@ std::string join_names(const std::array<const char*, N>& names) {
 
 // A seed for (what, method, generation) drawn from the run's seed.
 inline std::uint64_t derive_seed(std::uint64_t seed, std::uint32_t what, std::int64_t method, std::int64_t generation) {
-    const std::uint64_t index = (static_cast<std::uint64_t>(what) << 48) ^ (static_cast<std::uint64_t>(method + 1) << 24) ^
-                                static_cast<std::uint64_t>(generation);
+    const std::uint64_t index = (static_cast<std::uint64_t>(what) << 48) ^
+                                (static_cast<std::uint64_t>(method + 1) << 24) ^ static_cast<std::uint64_t>(generation);
     philox_stream rng(seed, rng_purpose::loop_seeds, index);
     const std::uint64_t hi = rng.next_u32();
     return (hi << 32) | rng.next_u32();
 }
 enum seed_use : std::uint32_t {
-    g0_init = 1, sampling = 2, selection = 3, finetuning = 4, evaluation = 5, scratch_init = 6,
-    aux_sampling = 7, aux_finetuning = 8, correction = 9, bootstrap = 10
+    g0_init = 1,
+    sampling = 2,
+    selection = 3,
+    finetuning = 4,
+    evaluation = 5,
+    scratch_init = 6,
+    aux_sampling = 7,
+    aux_finetuning = 8,
+    correction = 9,
+    bootstrap = 10
 };
 
 inline std::string dir_name(std::string_view method) {
@@ -189,10 +198,11 @@ class self_consuming<Model, Sampler, Pooling, methods<Modes...>, Probe, Score, M
     static_assert(metric_set<Metrics>,
                   "a loop metric set needs fit_reference(features) and evaluate(features, loop::metric_settings) -> "
                   "loop::metric_row (see loop/metric_sets.hpp)");
-    static_assert(optim::optimizer<Optimizer, float, backend_of_t<Model>>,
-                  "a loop optimizer (over the model's parameter_store<float, B>) needs from_settings(store, "
-                  "optim::optimizer_settings), step(store), set_lr, "
-                  "step_count / set_step_count, size, its name and state buffers and trajectory() (see optim/optimizer.hpp)");
+    static_assert(
+        optim::optimizer<Optimizer, float, backend_of_t<Model>>,
+        "a loop optimizer (over the model's parameter_store<float, B>) needs from_settings(store, "
+        "optim::optimizer_settings), step(store), set_lr, "
+        "step_count / set_step_count, size, its name and state buffers and trajectory() (see optim/optimizer.hpp)");
     static_assert(sizeof...(Modes) >= 1, "an experiment compares at least one method");
 
     // How G0 and every G_k are trained: the sampler's parameterisation, warm-up into a constant lr,
@@ -208,27 +218,33 @@ public:
     // `modes` holds the methods' settings (e.g. SYN-ADD's real share); default-constructed otherwise.
     self_consuming(Sampler sampler, diffusion::schedule_table table, loop_options options,
                    std::tuple<Modes...> modes = {})
-        : sampler_(std::move(sampler)), table_(std::move(table)), options_(std::move(options)), modes_(std::move(modes)) {
+        : sampler_(std::move(sampler)),
+          table_(std::move(table)),
+          options_(std::move(options)),
+          modes_(std::move(modes)) {
         validate(options_);
         // What later steps would refuse only after G0 has trained, refused before anything runs.
         require(options_.latents.timestep >= 0 && options_.latents.timestep < table_.timesteps(),
-                "self_consuming: latents.timestep t must be in [0, ", table_.timesteps() - 1, "] (the schedule's steps), found ",
-                options_.latents.timestep);
-        require(options_.latents.draws >= 1, "self_consuming: latents.draws must be >= 1, found ", options_.latents.draws);
+                "self_consuming: latents.timestep t must be in [0, ", table_.timesteps() - 1,
+                "] (the schedule's steps), found ", options_.latents.timestep);
+        require(options_.latents.draws >= 1, "self_consuming: latents.draws must be >= 1, found ",
+                options_.latents.draws);
         require(std::isfinite(options_.probe.l2) && options_.probe.l2 >= 0,
                 "self_consuming: probe.l2 must be a finite number >= 0, found ", options_.probe.l2);
         if constexpr (conditional)
             require(options_.latent_label == latent_conditioning::own_label || options_.g0.label_drop > 0,
                     "self_consuming: latents read with the null class need a G0 trained with label dropout "
-                    "(g0.label_drop > 0), found label_drop ", options_.g0.label_drop);
+                    "(g0.label_drop > 0), found label_drop ",
+                    options_.g0.label_drop);
         for (std::size_t i = 0; i < method_count; ++i)
             for (std::size_t j = 0; j < i; ++j)
                 require(std::string_view(method_names[i]) != method_names[j], "self_consuming: two methods are named '",
                         method_names[i], "'; method names must differ");
         for (const std::string& wanted : options_.only_methods) {
-            const bool known = std::any_of(method_names.begin(), method_names.end(), [&](const char* n) { return wanted == n; });
-            require(known, "self_consuming: only_methods names '", wanted, "', which is not one of this experiment's methods (",
-                    detail::join_names(method_names), ")");
+            const bool known =
+                std::any_of(method_names.begin(), method_names.end(), [&](const char* n) { return wanted == n; });
+            require(known, "self_consuming: only_methods names '", wanted,
+                    "', which is not one of this experiment's methods (", detail::join_names(method_names), ")");
         }
     }
 
@@ -268,10 +284,13 @@ public:
         {
             const auto file = options_.out / "g0" / "model.safetensors";
             const auto meta = io::read_safetensors_metadata(file);
-            const std::string crc = meta.contains(io::safetensors_checksum_key) ? meta.at(io::safetensors_checksum_key) : "";
+            const std::string crc =
+                meta.contains(io::safetensors_checksum_key) ? meta.at(io::safetensors_checksum_key) : "";
             if (state_.g0_evaluated && state_.g0_crc32 != crc)
-                fail(file.string(), ": G0's weights (CRC-32 ", crc, ") are not those the finished rows in state.json were "
-                     "computed with (CRC-32 ", state_.g0_crc32, "); restore that G0, or start over in another --out");
+                fail(file.string(), ": G0's weights (CRC-32 ", crc,
+                     ") are not those the finished rows in state.json were "
+                     "computed with (CRC-32 ",
+                     state_.g0_crc32, "); restore that G0, or start over in another --out");
             state_.g0_crc32 = crc;
         }
         latent::latent_extractor<Model, Pooling> extractor(g0, table_, options_.latents, Pooling{});
@@ -284,21 +303,25 @@ public:
             const auto clusters = cluster::ssc_omp_clustering(z.view(), real.num_classes, options_.clustering);
             probe_labels.assign(clusters.labels.begin(), clusters.labels.end());
             state_.clustering_accuracy = cluster::clustering_accuracy(clusters.labels, real.labels);
-            log_() << "SSC-OMP labels of D_r: clustering accuracy " << state_.clustering_accuracy << " against the true labels\n";
+            log_() << "SSC-OMP labels of D_r: clustering accuracy " << state_.clustering_accuracy
+                   << " against the true labels\n";
         }
         const auto report = probe_.fit(real_latents.view(), probe_labels, real.num_classes, options_.probe);
         state_.probe_holdout_accuracy = report.holdout_accuracy;
         score_.fit(real_latents.view(), probe_labels, real.num_classes);
         log_() << "probe: ";
         if (report.optimization.iterations > 0) log_() << report.optimization.iterations << " L-BFGS iterations, ";
-        log_() << "train accuracy " << report.train_accuracy << ", held-out accuracy " << report.holdout_accuracy << "\n";
+        log_() << "train accuracy " << report.train_accuracy << ", held-out accuracy " << report.holdout_accuracy
+               << "\n";
 
         if (!state_.g0_evaluated) {
             const auto t0 = std::chrono::steady_clock::now();
             const tensor<std::int64_t> labels = balanced_labels_(options_.eval_samples);
-            const tensor<float> samples = sample_(g0, labels.view(), options_.eval_samples,
-                                                  detail::derive_seed(options_.seed, detail::evaluation, -1, 0), "G0 eval");
-            metric_row m = evaluate_(features, samples.view(), detail::derive_seed(options_.seed, detail::bootstrap, -1, 0));
+            const tensor<float> samples =
+                sample_(g0, labels.view(), options_.eval_samples,
+                        detail::derive_seed(options_.seed, detail::evaluation, -1, 0), "G0 eval");
+            metric_row m =
+                evaluate_(features, samples.view(), detail::derive_seed(options_.seed, detail::bootstrap, -1, 0));
             diagnostic_row d;
             d.generation = 0;
             d.pool_size = d.train_size = real.size();
@@ -336,14 +359,14 @@ public:
         // and released after it, so that memory does not grow with the number of methods and
         // generations (#13); reading those files costs milliseconds beside the step's minutes.
         std::array<std::int64_t, sizeof...(Modes)> stepped{};  // the generation this call last stepped each method to
-        std::optional<tensor<float>> first_samples;  // S_1, the same for every method (all sample G0)
+        std::optional<tensor<float>> first_samples;            // S_1, the same for every method (all sample G0)
         for (std::int64_t k = 1; k <= options_.generations; ++k) {
             std::size_t mi = 0;
             auto one = [&](auto& mode) {
                 const std::size_t index = mi++;
                 if (!selected_(index) || state_.done(method_names[index], k)) return;
                 const auto t0 = std::chrono::steady_clock::now();
-                reset_peak_memory();  // the row's peak_rss_mib: the peak of this step alone
+                reset_peak_memory();                           // the row's peak_rss_mib: the peak of this step alone
                 const bool resumed = stepped[index] != k - 1;  // its chain was written by an earlier run
                 const std::unique_ptr<chain> ch =
                     restore_chain_(index, k - 1, g0, real, probe_labels, real_latents.dim(1), resumed, extractor);
@@ -398,14 +421,15 @@ private:
     // A trainer's progress bar (or log lines), or silence when the loop's show_progress is off.
     diffusion::training_progress training_progress_(std::string label, const diffusion::trainer_options& o) const {
         return diffusion::training_progress(
-            {.label = std::move(label), .log_every = o.log_every,
+            {.label = std::move(label),
+             .log_every = o.log_every,
              .style = options_.show_progress ? progress_style::automatic : progress_style::none});
     }
 
     static void check_data_(const data::image_dataset& set, const char* what) {
         require(set.size() >= 1, "self_consuming: ", what, " '", set.name, "' holds no images");
-        const std::string images_what = std::string("self_consuming: ") + what + " images (N, C, H, W) for the model spec " +
-                                        std::string(Model::spec.str());
+        const std::string images_what = std::string("self_consuming: ") + what +
+                                        " images (N, C, H, W) for the model spec " + std::string(Model::spec.str());
         require_shape(set.images.dims(),
                       shape{set.size(), Model::spec.in_channels, Model::spec.image_size, Model::spec.image_size},
                       images_what.c_str());
@@ -457,20 +481,36 @@ private:
         c["retrain_from_scratch"] = o.retrain_from_scratch;
         c["eval_samples"] = o.eval_samples;
         c["samples_as_images"] = o.samples_as_images;
-        c["g0"] = {{"steps", o.g0.steps}, {"epochs", o.g0.epochs}, {"batch_size", o.g0.batch_size}, {"lr", o.g0.lr},
-                   {"warmup_steps", o.g0.warmup_steps}, {"ema", o.g0.use_ema}, {"label_drop", o.g0.label_drop}};
-        c["finetune"] = {{"batch_size", o.finetune.batch_size}, {"lr", o.finetune.lr}, {"label_drop", o.finetune.label_drop},
-                         {"warmup_steps", o.finetune.warmup_steps}, {"ema", o.finetune_ema},
-                         {"ema_recipe_warmup_steps", o.ema_recipe_warmup_steps}, {"ema_max_decay", o.finetune.ema.max_decay}};
+        c["g0"] = {{"steps", o.g0.steps},
+                   {"epochs", o.g0.epochs},
+                   {"batch_size", o.g0.batch_size},
+                   {"lr", o.g0.lr},
+                   {"warmup_steps", o.g0.warmup_steps},
+                   {"ema", o.g0.use_ema},
+                   {"label_drop", o.g0.label_drop}};
+        c["finetune"] = {{"batch_size", o.finetune.batch_size},
+                         {"lr", o.finetune.lr},
+                         {"label_drop", o.finetune.label_drop},
+                         {"warmup_steps", o.finetune.warmup_steps},
+                         {"ema", o.finetune_ema},
+                         {"ema_recipe_warmup_steps", o.ema_recipe_warmup_steps},
+                         {"ema_max_decay", o.finetune.ema.max_decay}};
         c["method_settings"] = method_settings_();
         c["latents"] = {{"timestep", o.latents.timestep}, {"draws", o.latents.draws}, {"seed", o.latents.seed}};
         if constexpr (conditional) c["latents"]["label"] = to_string(o.latent_label);
-        c["probe"] = {{"l2", o.probe.l2}, {"standardize", o.probe.standardize}, {"holdout_fraction", o.probe.holdout_fraction}};
-        c["metrics"] = {{"prdc_k", o.prdc.k},         {"prdc_second_k", 5},
-                        {"density_k", o.prdc.density_k}, {"kid_subsets", o.kid_subsets},
-                        {"kid_subset_size", o.kid_subset_size}, {"fid_bootstrap_replicates", o.fid_bootstrap_replicates}};
-        c["data"] = {{"real", real.name}, {"real_size", real.size()}, {"reference", reference.name},
-                     {"reference_size", reference.size()}, {"classes", real.num_classes}};
+        c["probe"] = {
+            {"l2", o.probe.l2}, {"standardize", o.probe.standardize}, {"holdout_fraction", o.probe.holdout_fraction}};
+        c["metrics"] = {{"prdc_k", o.prdc.k},
+                        {"prdc_second_k", 5},
+                        {"density_k", o.prdc.density_k},
+                        {"kid_subsets", o.kid_subsets},
+                        {"kid_subset_size", o.kid_subset_size},
+                        {"fid_bootstrap_replicates", o.fid_bootstrap_replicates}};
+        c["data"] = {{"real", real.name},
+                     {"real_size", real.size()},
+                     {"reference", reference.name},
+                     {"reference_size", reference.size()},
+                     {"classes", real.num_classes}};
         c["extra"] = o.extra_config;
         return c;
     }
@@ -505,8 +545,10 @@ private:
                 fail(file.string(), ": not valid JSON (", e.what(), ")");
             }
             if (old != c)
-                fail(file.string(), ": this run directory holds another experiment; its config.json differs from this "
-                     "command's settings in:", detail::config_differences(old, c),
+                fail(file.string(),
+                     ": this run directory holds another experiment; its config.json differs from this "
+                     "command's settings in:",
+                     detail::config_differences(old, c),
                      "\nuse the same settings to resume, another --out, or delete the directory to start over");
             return;
         }
@@ -589,7 +631,8 @@ private:
                << r.last_loss << "\n";
         diffusion::save_model(file, g0, trainer.step_count());
         std::error_code ec;
-        std::filesystem::remove_all(options_.out / "g0" / "checkpoints", ec);  // G0 is final; its trainer state is not needed
+        std::filesystem::remove_all(options_.out / "g0" / "checkpoints",
+                                    ec);  // G0 is final; its trainer state is not needed
     }
 
     // ---- Chains
@@ -601,8 +644,9 @@ private:
     // The chain of `method` as it stood after `generation` (0: G0 and D_r).
     template <class Extractor>
     std::unique_ptr<chain> restore_chain_(std::size_t method, std::int64_t generation, const Model& g0,
-                                          const data::image_dataset& real, const std::vector<std::int64_t>& probe_labels,
-                                          std::int64_t latent_dim, bool announce, Extractor& extractor) {
+                                          const data::image_dataset& real,
+                                          const std::vector<std::int64_t>& probe_labels, std::int64_t latent_dim,
+                                          bool announce, Extractor& extractor) {
         auto ch = std::make_unique<chain>(item_size_);
         ch->generation = generation;
         if (generation == 0) {
@@ -645,15 +689,16 @@ private:
     }
 
     template <class Extractor>
-    tensor<float> extract_(Extractor& extractor, tensor_view<const float> images, tensor_view<const std::int64_t> labels,
-                           tensor_view<const std::int64_t> ids) {
+    tensor<float> extract_(Extractor& extractor, tensor_view<const float> images,
+                           tensor_view<const std::int64_t> labels, tensor_view<const std::int64_t> ids) {
         const detail::phase_timer timer(phases_.latents);
         if constexpr (conditional) {
             if (options_.latent_label == latent_conditioning::own_label) return extractor.extract(images, labels, ids);
             tensor<std::int64_t> null(shape{images.dim(0)});
             std::fill(null.begin(), null.end(), std::int64_t{Model::spec.classes});
             return extractor.extract(images, null.view(), ids);
-        } else return extractor.extract(images, tensor_view<const std::int64_t>(labels.data(), shape{0}), ids);
+        } else
+            return extractor.extract(images, tensor_view<const std::int64_t>(labels.data(), shape{0}), ids);
     }
 
     // The Score policy's score of every row; by default ξ, its probability in its own label (the
@@ -700,15 +745,17 @@ private:
     }
 
     template <class Denoiser>
-    tensor<float> sample_(Denoiser& model, tensor_view<const std::int64_t> labels, std::int64_t count, std::uint64_t seed,
-                          const std::string& what) {
+    tensor<float> sample_(Denoiser& model, tensor_view<const std::int64_t> labels, std::int64_t count,
+                          std::uint64_t seed, const std::string& what) {
         const detail::phase_timer timer(phases_.sampling);
         const shape item{Model::spec.in_channels, Model::spec.image_size, Model::spec.image_size};
         tensor<float> out(shape{count, item[0], item[1], item[2]});
         std::optional<progress> bar;
         if (options_.show_progress)
-            bar.emplace(count, progress_options{.label = what, .log_every = std::max<std::int64_t>(1, count / 4),
-                                                .unit = "sample", .out = options_.log});
+            bar.emplace(count, progress_options{.label = what,
+                                                .log_every = std::max<std::int64_t>(1, count / 4),
+                                                .unit = "sample",
+                                                .out = options_.log});
         for (std::int64_t begin = 0; begin < count; begin += options_.sample_chunk) {
             const std::int64_t n = std::min(options_.sample_chunk, count - begin);
             const tensor_view<const std::int64_t> y =
@@ -761,7 +808,8 @@ private:
     }
 
     // A training set of images (n, C, H, W) and their labels (n; unconditional models: zeros).
-    data::image_dataset training_set_(std::string name, tensor_view<const float> images, std::span<const std::int64_t> labels) const {
+    data::image_dataset training_set_(std::string name, tensor_view<const float> images,
+                                      std::span<const std::int64_t> labels) const {
         data::image_dataset set;
         set.name = std::move(name);
         set.num_classes = num_classes_;
@@ -769,15 +817,16 @@ private:
         std::copy(images.begin(), images.end(), set.images.begin());
         set.labels = tensor<std::int64_t>(shape{images.dim(0)});
         if (labels.empty()) std::fill(set.labels.begin(), set.labels.end(), std::int64_t{0});
-        else std::copy(labels.begin(), labels.end(), set.labels.begin());
+        else
+            std::copy(labels.begin(), labels.end(), set.labels.begin());
         return set;
     }
 
     // The fine-tuning recipe: E epochs of a fresh AdamW at options.finetune's batch and lr (with its
     // warm-up); with the EMA recipe (finetune_ema, or `ema` for a control arm) a warm-up of
     // ema_recipe_warmup_steps and G_k the EMA of the weights. No checkpoints, no sample grids.
-    diffusion::train_result finetune_(Model& model, const data::image_dataset& set, std::uint64_t seed, std::string label,
-                                      bool ema = false) {
+    diffusion::train_result finetune_(Model& model, const data::image_dataset& set, std::uint64_t seed,
+                                      std::string label, bool ema = false) {
         diffusion::trainer_options o = options_.finetune;
         o.steps = 0;
         o.epochs = options_.finetune_epochs;
@@ -824,8 +873,8 @@ private:
 
     // Samples of the chain's current model: negatively guided by its auxiliary model for SIMS.
     template <class Mode>
-    tensor<float> chain_samples_(const Mode& mode, chain& ch, tensor_view<const std::int64_t> labels, std::int64_t count,
-                                 std::uint64_t seed, const std::string& what) {
+    tensor<float> chain_samples_(const Mode& mode, chain& ch, tensor_view<const std::int64_t> labels,
+                                 std::int64_t count, std::uint64_t seed, const std::string& what) {
         if constexpr (negatively_guided<Mode>) {
             require(ch.aux != nullptr, "self_consuming: internal: ", what, " needs the auxiliary model");
             diffusion::negative_guidance<Model> guided(ch.model, *ch.aux, mode.omega);
@@ -836,9 +885,10 @@ private:
     }
 
     template <class Mode, class Extractor, class Features, class... Callbacks>
-    void step_(const Mode& mode, std::size_t index, std::int64_t k, chain& ch, Model& g0, const data::image_dataset& real,
-               Extractor& extractor, Features& features, std::optional<tensor<float>>& first_samples,
-               std::chrono::steady_clock::time_point t0, run_summary& summary, Callbacks&... callbacks) {
+    void step_(const Mode& mode, std::size_t index, std::int64_t k, chain& ch, Model& g0,
+               const data::image_dataset& real, Extractor& extractor, Features& features,
+               std::optional<tensor<float>>& first_samples, std::chrono::steady_clock::time_point t0,
+               run_summary& summary, Callbacks&... callbacks) {
         const std::string name = method_names[index];
         const auto mi = static_cast<std::int64_t>(index);
         require(ch.generation == k - 1, "self_consuming: internal: chain of ", name, " at generation ", ch.generation,
@@ -870,8 +920,10 @@ private:
                 if (k == 1) first_samples = s_k;
             }
             if constexpr (corrects_samples<Mode>) {
-                const correction_context context{real.images.view(), {real.labels.begin(), real.labels.end()},
-                                                 real.num_classes, detail::derive_seed(options_.seed, detail::correction, mi, k)};
+                const correction_context context{real.images.view(),
+                                                 {real.labels.begin(), real.labels.end()},
+                                                 real.num_classes,
+                                                 detail::derive_seed(options_.seed, detail::correction, mi, k)};
                 mode.correct(s_k.view(), {labels.begin(), labels.end()}, context);
                 if (options_.samples_as_images) quantize_images_(s_k);
             }
@@ -895,8 +947,8 @@ private:
         const std::vector<std::int64_t> pool_labels(ch.items.labels().begin(), ch.items.labels().end());
         const tensor<double> xi = confidence_(pool_latents, pool_labels);
         const std::vector<double> scores(xi.begin(), xi.end());
-        const std::vector<std::int64_t> chosen =
-            mode.select(ch.items, scores, options_.budget, detail::derive_seed(options_.seed, detail::selection, mi, k));
+        const std::vector<std::int64_t> chosen = mode.select(
+            ch.items, scores, options_.budget, detail::derive_seed(options_.seed, detail::selection, mi, k));
         require(!chosen.empty(), "self_consuming: method ", name, " selected no items at generation ", k);
         const pool::training_set t = ch.items.gather(chosen);
 
@@ -925,7 +977,10 @@ private:
             source_row r{.source_generation = g};
             double sum = 0;
             for (std::int64_t i = 0; i < ch.items.size(); ++i)
-                if (ch.items.generation(i) == g) { ++r.pool_count; sum += scores[static_cast<std::size_t>(i)]; }
+                if (ch.items.generation(i) == g) {
+                    ++r.pool_count;
+                    sum += scores[static_cast<std::size_t>(i)];
+                }
             for (std::size_t i = 0; i < chosen.size(); ++i) r.train_count += t.generations[i] == g;
             if (r.pool_count == 0) continue;  // REAL's pool holds no samples
             r.pool_confidence_mean = sum / static_cast<double>(r.pool_count);
@@ -935,8 +990,8 @@ private:
         // G_k: fine-tune G_{k-1} (or fresh weights) on T_k for E epochs.
         const data::image_dataset train_set = training_set_(
             name + "-T" + std::to_string(k),
-            tensor_view<const float>(t.data.data(), shape{diag.train_size, Model::spec.in_channels, Model::spec.image_size,
-                                                          Model::spec.image_size}),
+            tensor_view<const float>(t.data.data(), shape{diag.train_size, Model::spec.in_channels,
+                                                          Model::spec.image_size, Model::spec.image_size}),
             t.labels);
         if (options_.retrain_from_scratch) {
             ch.model.reset_parameters(detail::derive_seed(options_.seed, detail::scratch_init, mi, k));
@@ -961,14 +1016,16 @@ private:
 
         // Evaluate G_k: the same noise for every (method, generation).
         const tensor<std::int64_t> eval_labels = balanced_labels_(options_.eval_samples);
-        const tensor<float> samples =
-            chain_samples_(mode, ch, eval_labels.view(), options_.eval_samples,
-                           detail::derive_seed(options_.seed, detail::evaluation, -1, 0), name + " G_" + std::to_string(k) + " eval");
-        metric_row m = evaluate_(features, samples.view(), detail::derive_seed(options_.seed, detail::bootstrap, mi, k));
+        const tensor<float> samples = chain_samples_(mode, ch, eval_labels.view(), options_.eval_samples,
+                                                     detail::derive_seed(options_.seed, detail::evaluation, -1, 0),
+                                                     name + " G_" + std::to_string(k) + " eval");
+        metric_row m =
+            evaluate_(features, samples.view(), detail::derive_seed(options_.seed, detail::bootstrap, mi, k));
         diag.sample_ole = sample_ole_(extractor, samples.view(), eval_labels.view());
         m.method = name;
         m.generation = k;
-        write_grid_(options_.out / "grids" / (detail::dir_name(name) + "_gen" + std::to_string(k) + ".png"), samples.view());
+        write_grid_(options_.out / "grids" / (detail::dir_name(name) + "_gen" + std::to_string(k) + ".png"),
+                    samples.view());
 
         // Commit: the chain's files first (in a fresh directory), then the rows. A kill between the
         // two leaves files that the next run simply rewrites.
@@ -989,8 +1046,8 @@ private:
         }
         ++summary.steps_run;
         log_() << "  " << name << " G_" << k << ": FID " << m.fid << " [" << m.fid_ci_low << ", " << m.fid_ci_high
-               << "], precision " << m.precision << ", recall " << m.recall << ", density " << m.density << ", coverage "
-               << m.coverage << ", KID " << m.kid << " (" << m.seconds << " s)\n";
+               << "], precision " << m.precision << ", recall " << m.recall << ", density " << m.density
+               << ", coverage " << m.coverage << ", KID " << m.kid << " (" << m.seconds << " s)\n";
         invoke_each(on_generation, std::tie(callbacks...),
                     generation_event{name, k, samples.view(), eval_labels.view(), &m, &diag, &options_.out});
         (void)g0;

@@ -38,8 +38,8 @@ struct mixture {
     // n points per mode (balanced labels), (n*K, 2) flattened; point i of mode k from Philox(seed, purpose, k*n+i).
     void sample(std::int64_t per_mode, std::uint64_t seed, std::vector<float>& points,
                 std::vector<std::int64_t>& labels) const {
-        require(modes > 0 && per_mode >= 0, "toy::mixture::sample: expected modes > 0 and per_mode >= 0, found ",
-                modes, " and ", per_mode);
+        require(modes > 0 && per_mode >= 0, "toy::mixture::sample: expected modes > 0 and per_mode >= 0, found ", modes,
+                " and ", per_mode);
         points.clear();
         labels.clear();
         for (std::int64_t k = 0; k < modes; ++k) {
@@ -64,7 +64,10 @@ struct mixture {
         for (std::int64_t k = 0; k < modes; ++k) {
             const auto c = centre(k);
             const double d = (x - c[0]) * (x - c[0]) + (y - c[1]) * (y - c[1]);
-            if (d < best_d) { best_d = d; best = k; }
+            if (d < best_d) {
+                best_d = d;
+                best = k;
+            }
         }
         return best;
     }

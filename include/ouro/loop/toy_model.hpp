@@ -51,9 +51,7 @@ struct mlp_spec {
     }
 
     // FNV-1a of str(): a short fingerprint stored with checkpoints (as unet_spec::hash).
-    std::uint64_t hash() const {
-        return fnv1a_of(str());
-    }
+    std::uint64_t hash() const { return fnv1a_of(str()); }
 };
 
 // Checks a spec, with messages that say which field is wrong. Throws ouro::error.
@@ -109,35 +107,36 @@ public:
     // Labels are required when Spec.classes > 0 (the null class Spec.classes means "no label") and
     // refused otherwise. Rows do not depend on each other, bitwise: every op works row by row.
     tensor_view<const T, B> encode(tensor_view<const T, B> x, tensor_view<const std::int64_t> t,
-                                tensor_view<const std::int64_t> y, const nn::forward_context& ctx = {}) {
+                                   tensor_view<const std::int64_t> y, const nn::forward_context& ctx = {}) {
         check_inputs_(x, t, y);
         forward_ran_ = false;
         batch_ = x.dim(0);
         // t and y come from the host; inputs_ gives them in B's memory.
-        auto emb = time_fc2_->forward(time_act_.forward(time_fc1_->forward(time_sin_.forward(inputs_.timesteps(t)), ctx)),
-                                      ctx);                                          // (B, hidden)
+        auto emb =
+            time_fc2_->forward(time_act_.forward(time_fc1_->forward(time_sin_.forward(inputs_.timesteps(t)), ctx)),
+                               ctx);  // (B, hidden)
         pre_.resize(shape{batch_, Spec.hidden});
         ops<B>::template elementwise_add<T>(input_->forward(x.reshaped(shape{batch_, Spec.in_channels}), ctx), emb,
                                             pre_.view());
         if (label_emb_) ops<B>::template accumulate<T>(label_emb_->forward(inputs_.labels(y), ctx), pre_.view());
-        h0_ = act0_.forward(pre_.view());                                            // (B, hidden)
+        h0_ = act0_.forward(pre_.view());  // (B, hidden)
         return h0_.reshaped(shape{batch_, Spec.hidden, 1, 1});
     }
 
     // The full network: x_t (B, C, 1, 1), t (B), y (B) or empty -> prediction (B, C, 1, 1).
     tensor_view<const T, B> forward(tensor_view<const T, B> x, tensor_view<const std::int64_t> t,
-                                 tensor_view<const std::int64_t> y, const nn::forward_context& ctx = {}) {
+                                    tensor_view<const std::int64_t> y, const nn::forward_context& ctx = {}) {
         encode(x, t, y, ctx);
         tensor_view<const T, B> h = h0_;
-        for (block& b : blocks_) h = b.act.forward(b.fc.forward(h, ctx), ctx);     // (B, hidden)
-        const auto out = output_->forward(h, ctx);                                   // (B, C)
+        for (block& b : blocks_) h = b.act.forward(b.fc.forward(h, ctx), ctx);  // (B, hidden)
+        const auto out = output_->forward(h, ctx);                              // (B, C)
         forward_ran_ = true;
         return out.reshaped(shape{batch_, Spec.in_channels, 1, 1});
     }
 
     // The denoiser interface of the samplers: evaluation mode.
     tensor_view<const T, B> predict(tensor_view<const T, B> x, tensor_view<const std::int64_t> t,
-                                 tensor_view<const std::int64_t> y) {
+                                    tensor_view<const std::int64_t> y) {
         return forward(x, t, y, nn::forward_context{});
     }
 
@@ -159,12 +158,14 @@ public:
 
 private:
     struct block {
-        block(parameter_store<T, B>& store, const std::string& name, std::int64_t width) : fc(store, name, width, width) {}
+        block(parameter_store<T, B>& store, const std::string& name, std::int64_t width)
+            : fc(store, name, width, width) {}
         nn::linear<B, T> fc;
         nn::silu<B, T> act;
     };
 
-    void check_inputs_(tensor_view<const T, B> x, tensor_view<const std::int64_t> t, tensor_view<const std::int64_t> y) const {
+    void check_inputs_(tensor_view<const T, B> x, tensor_view<const std::int64_t> t,
+                       tensor_view<const std::int64_t> y) const {
         const std::int64_t batch = x.rank() == 4 ? x.dim(0) : 0;
         require(x.rank() == 4 && batch >= 1, "toy::mlp_denoiser: expected x of shape (B, ", Spec.in_channels,
                 ", 1, 1) with B >= 1, found ", x.dims());

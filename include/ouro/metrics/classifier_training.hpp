@@ -43,18 +43,23 @@ concept classifier_network = requires(N& n, tensor_view<const float> x, const nn
 // static_assert(check_classifier_network<N>()) explains in words what N lacks.
 template <class N>
 constexpr bool check_classifier_network() {
-    static_assert(requires(N& n, tensor_view<const float> x, const nn::forward_context& ctx) {
-                      { n.forward(x, ctx) } -> std::convertible_to<tensor_view<const float>>;
-                  },
-                  "a classifier network needs `tensor_view<const float> forward(tensor_view<const float> x /*(B, C, H, W)*/, "
-                  "const nn::forward_context& ctx)` returning logits (B, K)");
-    static_assert(requires(N& n, tensor_view<const float> dlogits) {
-                      { n.backward(dlogits) } -> std::convertible_to<tensor_view<const float>>;
-                  },
-                  "a classifier network needs `tensor_view<const float> backward(tensor_view<const float> dlogits)` that "
-                  "accumulates the gradients of its parameters");
-    static_assert(requires(N& n) { { n.store() } -> std::same_as<parameter_store<float>&>; },
-                  "a classifier network needs `parameter_store<float>& store()`, the flat buffer of its weights");
+    static_assert(
+        requires(N & n, tensor_view<const float> x, const nn::forward_context& ctx) {
+            { n.forward(x, ctx) } -> std::convertible_to<tensor_view<const float>>;
+        },
+        "a classifier network needs `tensor_view<const float> forward(tensor_view<const float> x /*(B, C, H, W)*/, "
+        "const nn::forward_context& ctx)` returning logits (B, K)");
+    static_assert(
+        requires(N & n, tensor_view<const float> dlogits) {
+            { n.backward(dlogits) } -> std::convertible_to<tensor_view<const float>>;
+        },
+        "a classifier network needs `tensor_view<const float> backward(tensor_view<const float> dlogits)` that "
+        "accumulates the gradients of its parameters");
+    static_assert(
+        requires(N & n) {
+            { n.store() } -> std::same_as<parameter_store<float>&>;
+        },
+        "a classifier network needs `parameter_store<float>& store()`, the flat buffer of its weights");
     return classifier_network<N>;
 }
 
@@ -62,15 +67,15 @@ constexpr bool check_classifier_network() {
 // with weight decay 1e-4, 100 warm-up steps, then cosine decay to 0 at the last step.
 struct classifier_training_options {
     int epochs = 3;
-    std::int64_t batch_size = 64;         // the last partial batch of an epoch is dropped
+    std::int64_t batch_size = 64;  // the last partial batch of an epoch is dropped
     double lr = 2e-3;
     double weight_decay = 1e-4;
-    std::int64_t warmup_steps = 100;      // capped at half the run, so a short run still decays
-    std::uint64_t seed = 1;               // epoch order (and dropout, for a network that has some)
+    std::int64_t warmup_steps = 100;  // capped at half the run, so a short run still decays
+    std::uint64_t seed = 1;           // epoch order (and dropout, for a network that has some)
 
-    bool show_progress = false;           // a bar on a terminal, log lines elsewhere
+    bool show_progress = false;  // a bar on a terminal, log lines elsewhere
     progress_style progress = progress_style::automatic;
-    std::ostream* progress_out = nullptr; // nullptr: std::cerr
+    std::ostream* progress_out = nullptr;  // nullptr: std::cerr
 };
 
 // Throws ouro::error unless epochs >= 1, batch_size >= 1, lr >= 0, weight_decay >= 0, warmup_steps >= 0.
@@ -84,32 +89,32 @@ inline void validate(const classifier_training_options& o) {
 
 // What on_step(const classifier_step&) receives after every optimizer step.
 struct classifier_step {
-    int epoch;                      // 0-based
-    std::int64_t step;              // steps completed in the whole run (1 after the first)
-    std::int64_t batch;             // batches completed in this epoch, 1 … steps_per_epoch
+    int epoch;           // 0-based
+    std::int64_t step;   // steps completed in the whole run (1 after the first)
+    std::int64_t batch;  // batches completed in this epoch, 1 … steps_per_epoch
     std::int64_t steps_per_epoch;
     std::int64_t total_steps;
-    double loss;                    // this batch's mean cross-entropy
-    double mean_loss;               // mean of this epoch's batch losses so far
-    double lr;                      // the learning rate of this step
-    double seconds;                 // since training started
-    double images_per_second;       // since training started
+    double loss;               // this batch's mean cross-entropy
+    double mean_loss;          // mean of this epoch's batch losses so far
+    double lr;                 // the learning rate of this step
+    double seconds;            // since training started
+    double images_per_second;  // since training started
 };
 
 // What on_epoch_end(const classifier_epoch&) receives after every epoch.
 struct classifier_epoch {
-    int epoch;                      // 0-based
-    std::int64_t step;              // steps completed in the whole run
-    double mean_loss;               // mean of the epoch's batch losses
-    double seconds;                 // since training started
+    int epoch;          // 0-based
+    std::int64_t step;  // steps completed in the whole run
+    double mean_loss;   // mean of the epoch's batch losses
+    double seconds;     // since training started
 };
 
 struct classifier_training_report {
-    std::int64_t steps = 0;         // steps taken
-    int epochs = 0;                 // epochs completed
-    double final_mean_loss = 0;     // mean loss of the last (possibly partial) epoch
+    std::int64_t steps = 0;      // steps taken
+    int epochs = 0;              // epochs completed
+    double final_mean_loss = 0;  // mean loss of the last (possibly partial) epoch
     double seconds = 0;
-    bool stopped_early = false;     // a callback asked to stop
+    bool stopped_early = false;  // a callback asked to stop
 };
 
 namespace detail {
@@ -119,7 +124,8 @@ inline void require_labelled_images(const data::image_dataset& set, const char* 
             "': expected images (N, C, H, W) with N >= 1, found shape ", set.images.dims());
     const std::string what = std::string(who) + ": labels (N) of data set '" + set.name + "'";
     require_shape(set.labels.dims(), shape{set.size()}, what.c_str());
-    require(set.num_classes >= 1, who, ": data set '", set.name, "': expected num_classes >= 1, found ", set.num_classes);
+    require(set.num_classes >= 1, who, ": data set '", set.name, "': expected num_classes >= 1, found ",
+            set.num_classes);
     for (std::int64_t i = 0; i < set.size(); ++i)
         require(set.labels[i] >= 0 && set.labels[i] < set.num_classes, who, ": data set '", set.name, "': label ",
                 set.labels[i], " at index ", i, " is out of range for ", set.num_classes, " classes");
@@ -145,13 +151,18 @@ classifier_training_report train_classifier(Net& net, const data::image_dataset&
     const std::int64_t batch = options.batch_size;
     const std::int64_t steps_per_epoch = train.size() / batch;
     const std::int64_t total_steps = steps_per_epoch * options.epochs;
-    const auto schedule = optim::warmup_cosine(options.lr, std::min(options.warmup_steps, total_steps / 2), total_steps);
+    const auto schedule =
+        optim::warmup_cosine(options.lr, std::min(options.warmup_steps, total_steps / 2), total_steps);
     optim::adamw<float> opt(net.store(), {.lr = options.lr, .weight_decay = options.weight_decay});
 
     std::optional<progress> bar;
     if (options.show_progress)
-        bar.emplace(total_steps, progress_options{.label = "classifier", .log_every = 100, .items_per_step = batch,
-                                                  .unit = "img", .style = options.progress, .out = options.progress_out});
+        bar.emplace(total_steps, progress_options{.label = "classifier",
+                                                  .log_every = 100,
+                                                  .items_per_step = batch,
+                                                  .unit = "img",
+                                                  .style = options.progress,
+                                                  .out = options.progress_out});
 
     const auto start = std::chrono::steady_clock::now();
     auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
@@ -167,10 +178,12 @@ classifier_training_report train_classifier(Net& net, const data::image_dataset&
             const std::int64_t* idx = order.data() + b * batch;
             data::gather<float>(train.images, idx, batch, images);
             data::gather<std::int64_t>(train.labels, idx, batch, labels);
-            const nn::forward_context ctx{.training = true, .seed = options.seed, .step = static_cast<std::uint64_t>(step)};
+            const nn::forward_context ctx{
+                .training = true, .seed = options.seed, .step = static_cast<std::uint64_t>(step)};
             const tensor_view<const float> logits = net.forward(images, ctx);  // (batch, K)
             dlogits.resize(logits.dims());
-            const double loss = ops<backend_of_t<Net>>::template softmax_cross_entropy<float>(logits, labels, dlogits.view());
+            const double loss =
+                ops<backend_of_t<Net>>::template softmax_cross_entropy<float>(logits, labels, dlogits.view());
             loss_sum += loss;
             net.store().zero_grad();
             net.backward(dlogits);
@@ -180,8 +193,15 @@ classifier_training_report train_classifier(Net& net, const data::image_dataset&
             ++step;
 
             const double secs = seconds();
-            const classifier_step event{epoch, step, b + 1, steps_per_epoch, total_steps, loss,
-                                        loss_sum / static_cast<double>(b + 1), lr, secs,
+            const classifier_step event{epoch,
+                                        step,
+                                        b + 1,
+                                        steps_per_epoch,
+                                        total_steps,
+                                        loss,
+                                        loss_sum / static_cast<double>(b + 1),
+                                        lr,
+                                        secs,
                                         secs > 0 ? static_cast<double>(step * batch) / secs : 0.0};
             if (bar) bar->update(step, {{"loss", event.mean_loss}});
             if (invoke_each(on_step, std::tie(callbacks...), event)) {
@@ -216,10 +236,10 @@ tensor<std::int64_t> predict_classes(Net& net, tensor_view<const float> images, 
     for (std::int64_t begin = 0; begin < n; begin += batch) {
         const std::int64_t count = std::min(batch, n - begin);
         s[0] = count;
-        const tensor_view<const float> x(images.data() + begin * per_item, s);  // (count, C, H, W)
+        const tensor_view<const float> x(images.data() + begin * per_item, s);          // (count, C, H, W)
         const tensor_view<const float> logits = net.forward(x, nn::forward_context{});  // (count, K)
-        require(logits.rank() == 2 && logits.dim(0) == count && logits.dim(1) >= 1, "predict_classes: expected logits (",
-                count, ", K), found shape ", logits.dims());
+        require(logits.rank() == 2 && logits.dim(0) == count && logits.dim(1) >= 1,
+                "predict_classes: expected logits (", count, ", K), found shape ", logits.dims());
         const std::int64_t k = logits.dim(1);
         for (std::int64_t i = 0; i < count; ++i) {
             const float* row = logits.data() + i * k;

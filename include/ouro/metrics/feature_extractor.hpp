@@ -52,11 +52,17 @@ concept feature_extractor = requires(E& e, const E& ce, tensor_view<const float>
 // static_assert(check_feature_extractor<E>()) explains in words what E lacks.
 template <class E>
 constexpr bool check_feature_extractor() {
-    static_assert(requires(const E& e) { { e.feature_dim() } -> std::convertible_to<std::int64_t>; },
-                  "a feature extractor needs `std::int64_t feature_dim() const`: D, the length of one feature vector");
-    static_assert(requires(E& e, tensor_view<const float> images) { { e.features(images) } -> std::same_as<tensor<float>>; },
-                  "a feature extractor needs `tensor<float> features(tensor_view<const float> images /*(N, C, H, W)*/)` "
-                  "returning features (N, D)");
+    static_assert(
+        requires(const E& e) {
+            { e.feature_dim() } -> std::convertible_to<std::int64_t>;
+        },
+        "a feature extractor needs `std::int64_t feature_dim() const`: D, the length of one feature vector");
+    static_assert(
+        requires(E & e, tensor_view<const float> images) {
+            { e.features(images) } -> std::same_as<tensor<float>>;
+        },
+        "a feature extractor needs `tensor<float> features(tensor_view<const float> images /*(N, C, H, W)*/)` "
+        "returning features (N, D)");
     return feature_extractor<E>;
 }
 
@@ -96,8 +102,8 @@ inline std::string dataset_fingerprint(const data::image_dataset& set) {
 
 // What train_or_load did.
 struct train_or_load_result {
-    bool trained = false;   // false: the cache was used as it was
-    std::string reason;     // why it trained: no cache, an unreadable cache, or the metadata that differed
+    bool trained = false;  // false: the cache was used as it was
+    std::string reason;    // why it trained: no cache, an unreadable cache, or the metadata that differed
 };
 
 // A LeNet-5 (nn::lenet) trained on a real training set of images (N, C, S, S) (C >= 1 channels, S a

@@ -21,8 +21,8 @@ namespace ouro::metrics {
 // Anything that converts to a read-only (N, D) float or double view: tensor<float>,
 // tensor_view<double>, tensor_view<const float>, ...
 template <class X>
-concept feature_view = std::convertible_to<const X&, tensor_view<const float>> ||
-                       std::convertible_to<const X&, tensor_view<const double>>;
+concept feature_view =
+    std::convertible_to<const X&, tensor_view<const float>> || std::convertible_to<const X&, tensor_view<const double>>;
 
 using row_matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using const_row_map = Eigen::Map<const row_matrix>;
@@ -118,8 +118,7 @@ void for_each_row_block(std::int64_t n, std::int64_t block_rows, Body&& body) {
     {
         row_matrix scratch;
 #pragma omp for schedule(static)
-        for (std::int64_t b = 0; b < blocks; ++b)
-            body(b * block_rows, std::min(n, (b + 1) * block_rows), scratch);
+        for (std::int64_t b = 0; b < blocks; ++b) body(b * block_rows, std::min(n, (b + 1) * block_rows), scratch);
     }
 }
 

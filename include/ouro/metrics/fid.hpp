@@ -92,8 +92,8 @@ namespace detail {
 // fixed reference prepares it once instead of once per replicate.
 struct frechet_reference {
     const gaussian_stats* stats;  // not owned: the statistics outlive the reference
-    Eigen::MatrixXd covariance;  // (D, D)
-    Eigen::MatrixXd root;        // (D, D), S1^½
+    Eigen::MatrixXd covariance;   // (D, D)
+    Eigen::MatrixXd root;         // (D, D), S1^½
 };
 
 template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
@@ -116,7 +116,8 @@ inline double frechet_distance(const frechet_reference& ref, const double* mean2
     const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig2(middle, Eigen::EigenvaluesOnly);
     require(eig2.info() == Eigen::Success, "frechet_distance: the eigendecomposition of S1^½ S2 S1^½ failed");
     double trace_sqrt = 0;
-    for (Eigen::Index i = 0; i < eig2.eigenvalues().size(); ++i) trace_sqrt += std::sqrt(std::max(0.0, eig2.eigenvalues()[i]));
+    for (Eigen::Index i = 0; i < eig2.eigenvalues().size(); ++i)
+        trace_sqrt += std::sqrt(std::max(0.0, eig2.eigenvalues()[i]));
 
     double mean_term = 0;
     for (std::int64_t j = 0; j < ref.stats->dim(); ++j) {

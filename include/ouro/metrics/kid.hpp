@@ -74,7 +74,8 @@ inline double mmd2_unbiased(const const_row_map& x, const const_row_map& y, std:
 
 // The first `count` entries of a Philox-driven Fisher–Yates shuffle of [0, n): `count` distinct
 // indices, uniformly chosen, in draw order.
-inline std::vector<std::int64_t> draw_subset(std::int64_t n, std::int64_t count, std::uint64_t seed, std::uint64_t index) {
+inline std::vector<std::int64_t> draw_subset(std::int64_t n, std::int64_t count, std::uint64_t seed,
+                                             std::uint64_t index) {
     std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
     std::iota(idx.begin(), idx.end(), std::int64_t{0});
     philox_stream rng(seed, kid_subset_purpose, index);
@@ -107,7 +108,8 @@ inline kid_result kid(const feature_matrix& real, const feature_matrix& fake, co
     const std::int64_t most = std::min(real.rows(), fake.rows());
     if (opt.subset_size < 2 || opt.subset_size > most)
         fail("kid: expected 2 <= subset_size <= min(N_real, N_fake) = ", most, " (real features (", real.rows(), ", ",
-             real.cols(), "), fake features (", fake.rows(), ", ", fake.cols(), ")), found subset_size = ", opt.subset_size);
+             real.cols(), "), fake features (", fake.rows(), ", ", fake.cols(),
+             ")), found subset_size = ", opt.subset_size);
     std::vector<double> estimates(static_cast<std::size_t>(opt.subsets));
     // One subset per work item; each item's blocks then run serially inside it.
     const double cost = 3.0 * static_cast<double>(opt.subset_size) * static_cast<double>(opt.subset_size) *
@@ -119,8 +121,8 @@ inline kid_result kid(const feature_matrix& real, const feature_matrix& fake, co
             const row_matrix xs = gather_rows(real, draw_subset(real.rows(), opt.subset_size, opt.seed, 2 * su));
             const row_matrix ys = gather_rows(fake, draw_subset(fake.rows(), opt.subset_size, opt.seed, 2 * su + 1));
             estimates[static_cast<std::size_t>(s)] =
-                mmd2_unbiased(const_row_map(xs.data(), xs.rows(), xs.cols()), const_row_map(ys.data(), ys.rows(), ys.cols()),
-                              opt.block_rows);
+                mmd2_unbiased(const_row_map(xs.data(), xs.rows(), xs.cols()),
+                              const_row_map(ys.data(), ys.rows(), ys.cols()), opt.block_rows);
         },
         static_cast<std::int64_t>(std::min(cost, 1e15)));
     const double count = static_cast<double>(opt.subsets);

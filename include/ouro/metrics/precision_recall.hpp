@@ -35,15 +35,16 @@ namespace detail {
 inline void require_neighbours(const feature_matrix& x, int k, const char* what) {
     require(k >= 1, what, ": expected k >= 1, found k = ", k);
     if (x.rows() <= k)
-        fail(what, ": k = ", k, " nearest neighbours need more than ", k, " samples in ", x.what(),
-             ", found shape (", x.rows(), ", ", x.cols(), ")");
+        fail(what, ": k = ", k, " nearest neighbours need more than ", k, " samples in ", x.what(), ", found shape (",
+             x.rows(), ", ", x.cols(), ")");
 }
 
 // Squared distance from each row of x to its k-th nearest neighbour in x, the point itself excluded
 // (by index, so duplicates of a point still count as neighbours), for each k in ks.
 // out[q][i] = radius² of row i for ks[q].
 template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
-inline std::vector<aligned_vector<double>> knn_squared_radii(const feature_matrix& x, const aligned_vector<double>& norms,
+inline std::vector<aligned_vector<double>> knn_squared_radii(const feature_matrix& x,
+                                                             const aligned_vector<double>& norms,
                                                              const std::vector<int>& ks, std::int64_t block_rows) {
     const int k_max = *std::max_element(ks.begin(), ks.end());
     const std::int64_t n = x.rows();
@@ -91,7 +92,8 @@ inline prdc_result prdc(const feature_matrix& real, const feature_matrix& fake, 
     // flags and integer counts, which add up to the same values in any order.
     std::vector<std::uint8_t> fake_inside_real(static_cast<std::size_t>(m), 0);
     std::vector<std::int64_t> fake_ball_count(static_cast<std::size_t>(m), 0);
-    std::vector<std::uint8_t> real_inside_fake(static_cast<std::size_t>(n), 0), real_covered(static_cast<std::size_t>(n), 0);
+    std::vector<std::uint8_t> real_inside_fake(static_cast<std::size_t>(n), 0),
+        real_covered(static_cast<std::size_t>(n), 0);
     for_each_row_block(n, opt.block_rows, [&](std::int64_t begin, std::int64_t end, row_matrix& dist) {
         squared_distances(real, real_norms, begin, end, fake, fake_norms, dist);
         for (std::int64_t i = begin; i < end; ++i) {
@@ -102,14 +104,17 @@ inline prdc_result prdc(const feature_matrix& real, const feature_matrix& fake, 
                 const double v = row[j];
                 // Kynkäänniemi et al.: inside when within some reference point's k-NN radius (<=).
                 inside = inside || v <= fake_r[static_cast<std::size_t>(j)];
-                if (v <= ri) std::atomic_ref<std::uint8_t>(fake_inside_real[static_cast<std::size_t>(j)]).store(1, std::memory_order_relaxed);
+                if (v <= ri)
+                    std::atomic_ref<std::uint8_t>(fake_inside_real[static_cast<std::size_t>(j)])
+                        .store(1, std::memory_order_relaxed);
                 // Naeem et al.'s B(X_i, NND_k(X_i)) as a closed ball (<=), like Kynkäänniemi et al.'s
                 // above. Their reference code's strict < differs only on exact ties, but there it
                 // leaves balls of radius 0 (k + 1 equal real rows) empty: constant features, or
                 // duplicated images, would get density and coverage 0 against themselves.
                 if (v <= di) {
                     covered = true;
-                    std::atomic_ref<std::int64_t>(fake_ball_count[static_cast<std::size_t>(j)]).fetch_add(1, std::memory_order_relaxed);
+                    std::atomic_ref<std::int64_t>(fake_ball_count[static_cast<std::size_t>(j)])
+                        .fetch_add(1, std::memory_order_relaxed);
                 }
             }
             real_inside_fake[static_cast<std::size_t>(i)] = inside;

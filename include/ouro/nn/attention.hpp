@@ -20,7 +20,7 @@
 namespace ouro::nn {
 
 struct attention_block_options {
-    std::int64_t heads = 1;   // must divide the channel count
+    std::int64_t heads = 1;    // must divide the channel count
     std::int64_t groups = 32;  // of the GroupNorm; must divide the channel count
     double eps = 1e-5;         // of the GroupNorm (torch's default, as guided-diffusion)
 };
@@ -55,9 +55,9 @@ public:
                 "' forward: expected x of shape (B, ", channels_, ", H, W) with B >= 1, found shape ", x.dims());
         const std::int64_t b = x.dim(0), c = channels_, l = x.dim(2) * x.dim(3);
         const tensor_view<const T, B> h = norm_.forward(x, ctx);  // (B, C, H, W)
-        qkv_out_ = qkv_.forward(h, ctx);                       // (B, 3C, H, W)
+        qkv_out_ = qkv_.forward(h, ctx);                          // (B, 3C, H, W)
         if (ctx.inference) norm_.release();
-        a_.resize(x.dims());                                   // (B, C, H, W)
+        a_.resize(x.dims());  // (B, C, H, W)
         probs_.resize(shape{b, heads_, l, l});
         ops<B>::template attention_forward<T>(qkv_out_.reshaped(shape{b, 3 * c, l}), a_.view().reshaped(shape{b, c, l}),
                                               probs_.view(), heads_);
@@ -82,7 +82,7 @@ public:
         const std::int64_t b = dy.dim(0), c = channels_, l = dy.dim(2) * dy.dim(3);
         const tensor_view<const T, B> da = proj_.backward(dy);  // (B, C, H, W)
         a_.release();
-        dqkv_.resize(qkv_out_.dims());                       // (B, 3C, H, W)
+        dqkv_.resize(qkv_out_.dims());  // (B, 3C, H, W)
         ops<B>::template attention_backward<T>(qkv_out_.reshaped(shape{b, 3 * c, l}), probs_.view(),
                                                da.reshaped(shape{b, c, l}), dqkv_.view().reshaped(shape{b, 3 * c, l}));
         proj_.release();  // each buffer goes once read, as in res_block::backward
@@ -122,7 +122,8 @@ private:
     // Checked before any parameter is registered, so a refused block leaves the store as it was.
     static std::int64_t checked_heads_(std::string_view name, std::int64_t channels, std::int64_t heads) {
         require(heads >= 1 && channels >= 1 && channels % heads == 0, "nn::attention_block '", name,
-                "': expected heads >= 1 dividing the channel count, found channels = ", channels, " and heads = ", heads);
+                "': expected heads >= 1 dividing the channel count, found channels = ", channels,
+                " and heads = ", heads);
         return heads;
     }
 
@@ -132,10 +133,10 @@ private:
     conv2d<B, T> qkv_, proj_;
     parameter_store<T, B>* store_;
     tensor_view<const T, B> qkv_out_;  // (B, 3C, H, W), qkv_'s output of the last forward
-    tensor<T, B> a_;                // (B, C, H, W), attention output
-    tensor<T, B> probs_;            // (B, heads, L, L)
-    tensor<T, B> y_, dx_;           // (B, C, H, W)
-    tensor<T, B> dqkv_;             // (B, 3C, H, W)
+    tensor<T, B> a_;                   // (B, C, H, W), attention output
+    tensor<T, B> probs_;               // (B, heads, L, L)
+    tensor<T, B> y_, dx_;              // (B, C, H, W)
+    tensor<T, B> dqkv_;                // (B, 3C, H, W)
 };
 
 }  // namespace ouro::nn

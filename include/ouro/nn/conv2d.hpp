@@ -95,8 +95,8 @@ private:
     conv2d_params params_;
     parameter weight_, bias_;
     tensor_view<const T, B> x_;  // (B, Cin, H, W), the input of the last forward
-    tensor<T, B> y_;          // (B, Cout, Ho, Wo)
-    tensor<T, B> dx_;         // (B, Cin, H, W)
+    tensor<T, B> y_;             // (B, Cout, Ho, Wo)
+    tensor<T, B> dx_;            // (B, Cin, H, W)
 };
 
 }  // namespace ouro::nn

@@ -48,7 +48,8 @@ public:
         y_.resize(x.dims());
         if constexpr (ThenSilu) {
             if (ctx.inference) {  // nothing kept for a backward
-                ops<B>::template group_norm_silu_forward<T>(x, value_(weight_), value_(bias_), y_.view(), groups_, eps_);
+                ops<B>::template group_norm_silu_forward<T>(x, value_(weight_), value_(bias_), y_.view(), groups_,
+                                                            eps_);
                 return y_.view();
             }
         }

@@ -43,9 +43,9 @@ public:
     }
 
 private:
-    tensor<T> t_host_;                // (B) on the host
-    tensor<T, B> t_;                  // (B)
-    tensor<std::int64_t, B> y_;       // (B), only where B is not ouro::cpu
+    tensor<T> t_host_;           // (B) on the host
+    tensor<T, B> t_;             // (B)
+    tensor<std::int64_t, B> y_;  // (B), only where B is not ouro::cpu
 };
 
 }  // namespace ouro::nn

@@ -42,7 +42,7 @@ public:
           image_size_(image_size),
           pooled_(image_size / 4 - 2),
           conv1_(store_, "conv1", in_channels, 6, 5, {.stride = 1, .padding = 2}),  // S -> S
-          conv2_(store_, "conv2", 6, 16, 5),                                       // S/2 -> S/2 - 4
+          conv2_(store_, "conv2", 6, 16, 5),                                        // S/2 -> S/2 - 4
           fc1_(store_, "fc1", 16 * pooled_ * pooled_, 120),
           fc2_(store_, "fc2", 120, feature_dim),
           fc3_(store_, "fc3", feature_dim, num_classes),
@@ -97,7 +97,7 @@ public:
 
 private:
     std::int64_t in_channels_, image_size_;
-    std::int64_t pooled_;       // side of the last pooled map, S/4 - 2
+    std::int64_t pooled_;          // side of the last pooled map, S/4 - 2
     parameter_store<T, B> store_;  // declared before the modules: they register into it
     conv2d<B, T> conv1_, conv2_;
     linear<B, T> fc1_, fc2_, fc3_;

@@ -16,7 +16,8 @@ template <backend B, real_scalar T = float>
 class max_pool2d {
 public:
     // stride = 0 means stride = kernel, PyTorch's default.
-    explicit max_pool2d(std::int64_t kernel, std::int64_t stride = 0) : kernel_(kernel), stride_(stride ? stride : kernel) {
+    explicit max_pool2d(std::int64_t kernel, std::int64_t stride = 0)
+        : kernel_(kernel), stride_(stride ? stride : kernel) {
         require(kernel >= 1 && stride_ >= 1, "max_pool2d: expected kernel >= 1 and stride >= 1, found kernel ", kernel,
                 " and stride ", stride_);
     }
@@ -53,7 +54,8 @@ template <backend B, real_scalar T = float>
 class avg_pool2d {
 public:
     // stride = 0 means stride = kernel, PyTorch's default.
-    explicit avg_pool2d(std::int64_t kernel, std::int64_t stride = 0) : kernel_(kernel), stride_(stride ? stride : kernel) {
+    explicit avg_pool2d(std::int64_t kernel, std::int64_t stride = 0)
+        : kernel_(kernel), stride_(stride ? stride : kernel) {
         require(kernel >= 1 && stride_ >= 1, "avg_pool2d: expected kernel >= 1 and stride >= 1, found kernel ", kernel,
                 " and stride ", stride_);
     }

@@ -45,11 +45,13 @@ public:
           out_(out_channels),
           emb_dim_(checked_emb_dim_(name, in_channels, out_channels, emb_dim, options)),
           norm1_(store, join_name(name, "norm1"), options.groups, in_channels, options.eps),
-          conv1_(store, join_name(name, "conv1"), in_channels, out_channels, 3, conv2d_params{.stride = 1, .padding = 1}),
+          conv1_(store, join_name(name, "conv1"), in_channels, out_channels, 3,
+                 conv2d_params{.stride = 1, .padding = 1}),
           emb_proj_(store, join_name(name, "emb_proj"), emb_dim, out_channels),
           norm2_(store, join_name(name, "norm2"), options.groups, out_channels, options.eps),
           dropout_(options.dropout, options.dropout_salt),
-          conv2_(store, join_name(name, "conv2"), out_channels, out_channels, 3, conv2d_params{.stride = 1, .padding = 1}),
+          conv2_(store, join_name(name, "conv2"), out_channels, out_channels, 3,
+                 conv2d_params{.stride = 1, .padding = 1}),
           store_(&store) {
         if (in_channels != out_channels) skip_.emplace(store, join_name(name, "skip"), in_channels, out_channels, 1);
     }
@@ -69,7 +71,8 @@ public:
     // x (B, Cin, H, W), emb (B, emb_dim) -> y (B, Cout, H, W). Dropout is active when ctx.training.
     // Keeps views of x and emb for backward: both must stay unchanged until then. With
     // ctx.inference, each layer's output is freed once the next layer has read it.
-    tensor_view<const T, B> forward(tensor_view<const T, B> x, tensor_view<const T, B> emb, const forward_context& ctx = {}) {
+    tensor_view<const T, B> forward(tensor_view<const T, B> x, tensor_view<const T, B> emb,
+                                    const forward_context& ctx = {}) {
         require(x.rank() == 4 && x.dim(1) == in_ && x.dim(0) >= 1, "nn::res_block '", name_,
                 "' forward: expected x of shape (B, ", in_, ", H, W) with B >= 1, found shape ", x.dims());
         require_shape(emb.dims(), shape{x.dim(0), emb_dim_}, "nn::res_block forward emb (B, emb_dim)");
@@ -194,10 +197,10 @@ private:
     conv2d<B, T> conv2_;
     std::optional<conv2d<B, T>> skip_;
     parameter_store<T, B>* store_;
-    tensor<T, B> h_;                 // (B, Cout, H, W), conv1 output plus the embedding
-    tensor<T, B> y_, dx_;            // (B, Cout, H, W), (B, Cin, H, W)
-    tensor<T, B> de_;                // (B, Cout), gradient of emb_proj's output
-    tensor_view<const T, B> demb_;      // (B, emb_dim), emb_act_'s input gradient
+    tensor<T, B> h_;                // (B, Cout, H, W), conv1 output plus the embedding
+    tensor<T, B> y_, dx_;           // (B, Cout, H, W), (B, Cin, H, W)
+    tensor<T, B> de_;               // (B, Cout), gradient of emb_proj's output
+    tensor_view<const T, B> demb_;  // (B, emb_dim), emb_act_'s input gradient
     bool ran_ = false;
 };
 

@@ -25,7 +25,8 @@ template <backend B, real_scalar T = float>
 class downsample {
 public:
     // out_channels = 0 keeps `channels`.
-    downsample(parameter_store<T, B>& store, std::string_view name, std::int64_t channels, std::int64_t out_channels = 0)
+    downsample(parameter_store<T, B>& store, std::string_view name, std::int64_t channels,
+               std::int64_t out_channels = 0)
         : conv_(store, join_name(name, "conv"), channels, out_channels ? out_channels : channels, 3,
                 conv2d_params{.stride = 2, .padding = 1}) {}
 
@@ -107,7 +108,7 @@ public:
     };
 
     tensor_view<const T, B> forward(tensor_view<const T, B> a, tensor_view<const T, B> b,
-                                 [[maybe_unused]] const forward_context& ctx = {}) {
+                                    [[maybe_unused]] const forward_context& ctx = {}) {
         require_rank(a.dims(), 4, "concat_channels", "first part (B, Ca, H, W)");
         require_rank(b.dims(), 4, "concat_channels", "second part (B, Cb, H, W)");
         y_.resize(shape{a.dim(0), a.dim(1) + b.dim(1), a.dim(2), a.dim(3)});  // (B, Ca + Cb, H, W)

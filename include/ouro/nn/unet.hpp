@@ -44,15 +44,15 @@ struct unet_spec {
     static constexpr int max_levels = 5;
 
     int in_channels = 1;
-    int image_size = 28;                         // square inputs, divisible by 2^(levels-1)
-    int base = 32;                               // channels of the first level
-    std::array<int, max_levels> mult{1, 2, 2};   // channel multiplier per level; the first 0 ends the list
-    int res_blocks = 1;                          // per level on the way down (one more on the way up)
-    std::array<bool, max_levels> attention{};    // self-attention after the res blocks of each level
+    int image_size = 28;                        // square inputs, divisible by 2^(levels-1)
+    int base = 32;                              // channels of the first level
+    std::array<int, max_levels> mult{1, 2, 2};  // channel multiplier per level; the first 0 ends the list
+    int res_blocks = 1;                         // per level on the way down (one more on the way up)
+    std::array<bool, max_levels> attention{};   // self-attention after the res blocks of each level
     int heads = 1;
-    int groups = 32;                             // of every GroupNorm
+    int groups = 32;  // of every GroupNorm
     double dropout = 0.0;
-    int classes = 0;                             // 0 = unconditional; else labels 0..classes-1, plus a null class
+    int classes = 0;  // 0 = unconditional; else labels 0..classes-1, plus a null class
 
     constexpr int levels() const {
         int n = 0;
@@ -78,9 +78,7 @@ struct unet_spec {
     }
 
     // FNV-1a of str(): a short fingerprint stored with checkpoints.
-    std::uint64_t hash() const {
-        return fnv1a_of(str());
-    }
+    std::uint64_t hash() const { return fnv1a_of(str()); }
 };
 
 // Checks a spec once, with messages that say which field is wrong. Throws ouro::error.
@@ -96,8 +94,8 @@ inline void validate(const unet_spec& s) {
     require(s.classes >= 0, "unet_spec: expected classes >= 0, found ", s.classes);
     require(s.dropout >= 0 && s.dropout < 1, "unet_spec: expected 0 <= dropout < 1, found ", s.dropout);
     for (int l = 0; l < s.levels(); ++l)
-        require(s.channels(l) % s.groups == 0, "unet_spec: groups = ", s.groups, " must divide the channels of level ", l,
-                ", found ", s.channels(l));
+        require(s.channels(l) % s.groups == 0, "unet_spec: groups = ", s.groups, " must divide the channels of level ",
+                l, ", found ", s.channels(l));
 }
 
 template <backend B, unet_spec Spec, real_scalar T = float>
@@ -118,7 +116,8 @@ public:
         time_fc1_.emplace(store_, "time_embed.0", Spec.base, emb);
         time_fc2_.emplace(store_, "time_embed.2", emb, emb);
         if (Spec.classes > 0) label_emb_.emplace(store_, "label_emb", Spec.classes + 1, emb);
-        conv_in_.emplace(store_, "input.conv", Spec.in_channels, Spec.base, 3, conv2d_params{.stride = 1, .padding = 1});
+        conv_in_.emplace(store_, "input.conv", Spec.in_channels, Spec.base, 3,
+                         conv2d_params{.stride = 1, .padding = 1});
 
         std::uint64_t salt = 1;  // one dropout stream per res block
         auto res_options = [&] {
@@ -193,7 +192,7 @@ public:
     // The encoder: x_t (B, C, S, S) in B's memory, t (B) and y (B) or empty on the host -> bottleneck (B, C_mid, s, s).
     // Labels are required when Spec.classes > 0; the null class Spec.classes means "no label".
     tensor_view<const T, B> encode(tensor_view<const T, B> x, tensor_view<const std::int64_t> t,
-                                tensor_view<const std::int64_t> y, const forward_context& ctx = {}) {
+                                   tensor_view<const std::int64_t> y, const forward_context& ctx = {}) {
         check_inputs_(x, t, y);
         // t and y come from the host (the samplers and the trainer draw them there).
         const tensor_view<const T, B> t_float = inputs_.timesteps(t);  // (B)
@@ -202,8 +201,7 @@ public:
         // Time (and label) embedding, (B, 4·base).
         auto e = time_fc2_->forward(time_act_.forward(time_fc1_->forward(time_sin_.forward(t_float), ctx)), ctx);
         emb_.resize(e.dims());
-        if (label_emb_)
-            ops<B>::template elementwise_add<T>(e, label_emb_->forward(labels, ctx), emb_.view());
+        if (label_emb_) ops<B>::template elementwise_add<T>(e, label_emb_->forward(labels, ctx), emb_.view());
         else
             copy(e, emb_.view());
 
@@ -224,7 +222,7 @@ public:
 
     // The full network: x_t (B, C, S, S), t (B), y (B) or empty -> prediction (B, C, S, S).
     tensor_view<const T, B> forward(tensor_view<const T, B> x, tensor_view<const std::int64_t> t,
-                                 tensor_view<const std::int64_t> y, const forward_context& ctx = {}) {
+                                    tensor_view<const std::int64_t> y, const forward_context& ctx = {}) {
         tensor_view<const T, B> h = encode(x, t, y, ctx);
         // With ctx.inference, the module holding h is freed once h has been read, and each skip's
         // producer once its concat has run: the pass then holds the skips and a few live tensors.
@@ -254,7 +252,7 @@ public:
     // The denoiser interface of the samplers: evaluation mode, no backward (forward_context::inference),
     // the convolutions' products at predict_precision().
     tensor_view<const T, B> predict(tensor_view<const T, B> x, tensor_view<const std::int64_t> t,
-                                 tensor_view<const std::int64_t> y) {
+                                    tensor_view<const std::int64_t> y) {
         return forward(x, t, y, forward_context{.inference = true, .matmul = predict_precision_});
     }
 
@@ -365,7 +363,8 @@ private:
             if (down) down->reset_parameters(seed);
             if (up) up->reset_parameters(seed);
         }
-        tensor_view<const T, B> forward(tensor_view<const T, B> h, tensor_view<const T, B> emb, const forward_context& ctx) {
+        tensor_view<const T, B> forward(tensor_view<const T, B> h, tensor_view<const T, B> emb,
+                                        const forward_context& ctx) {
             if (down) return down->forward(h, ctx);
             if (up) return up->forward(h, ctx);
             h = res->forward(h, emb, ctx);
@@ -397,8 +396,7 @@ private:
 
     // Skip 0 is conv_in's output, skip k the k-th down stage's.
     void release_skip_producer_(std::size_t skip) noexcept {
-        if (skip == 0)
-            conv_in_->release();
+        if (skip == 0) conv_in_->release();
         else
             down_[skip - 1]->release();
     }
@@ -423,7 +421,8 @@ private:
         return d.view();
     }
 
-    void check_inputs_(tensor_view<const T, B> x, tensor_view<const std::int64_t> t, tensor_view<const std::int64_t> y) const {
+    void check_inputs_(tensor_view<const T, B> x, tensor_view<const std::int64_t> t,
+                       tensor_view<const std::int64_t> y) const {
         const std::int64_t batch = x.rank() == 4 ? x.dim(0) : 0;
         require(x.rank() == 4 && batch >= 1, "unet: expected x of shape (B, ", Spec.in_channels, ", ", Spec.image_size,
                 ", ", Spec.image_size, ") with B >= 1, found ", x.dims());
@@ -452,8 +451,8 @@ private:
     std::optional<group_norm_silu<B, T>> out_norm_;  // GroupNorm then SiLU, one layer
     std::optional<conv2d<B, T>> out_conv_;
 
-    host_inputs<B, T> inputs_;      // t and y in B's memory
-    tensor<T, B> emb_, demb_;       // (B, 4·base)
+    host_inputs<B, T> inputs_;                    // t and y in B's memory
+    tensor<T, B> emb_, demb_;                     // (B, 4·base)
     std::vector<tensor_view<const T, B>> skips_;  // outputs of conv_in and of every down stage
     std::vector<tensor<T, B>> dskips_;
 };

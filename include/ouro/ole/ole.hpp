@@ -23,20 +23,21 @@ namespace ouro::ole {
 // Class labels, one per latent: std::vector<int>, std::span<const std::int64_t>, tensor<std::int64_t>, ...
 template <class L>
 concept label_range = std::ranges::random_access_range<const L> && std::ranges::sized_range<const L> &&
-                      std::integral<std::ranges::range_value_t<const L>>;
+    std::integral<std::ranges::range_value_t<const L>>;
 
 struct score_options {
     bool normalize_rows = false;  // scale each latent to unit norm first (x / max(||x||, 1e-12), as F.normalize)
     bool divide_by_n = false;     // divide by the number of latents N
-    std::int64_t num_classes = 0; // 0: the classes are the distinct labels present; C > 0: labels in [0, C), none empty
+    std::int64_t num_classes =
+        0;  // 0: the classes are the distinct labels present; C > 0: labels in [0, C), none empty
 };
 
 struct loss_options {
-    double margin = 1.0;          // Δ: a class's term is max(Δ, ||M_c||_*) (Lezama et al. eq. (4); their code uses 1)
-    double weight = 1.0;          // λ: the loss is multiplied by it (the weight of OLÉ next to the classification loss)
-    bool normalize_rows = false;  // as in score_options; the gradient goes through the normalisation
-    bool divide_by_n = true;      // divide by N, as the authors' code does
-    std::int64_t num_classes = 0; // as in score_options
+    double margin = 1.0;  // Δ: a class's term is max(Δ, ||M_c||_*) (Lezama et al. eq. (4); their code uses 1)
+    double weight = 1.0;  // λ: the loss is multiplied by it (the weight of OLÉ next to the classification loss)
+    bool normalize_rows = false;   // as in score_options; the gradient goes through the normalisation
+    bool divide_by_n = true;       // divide by N, as the authors' code does
+    std::int64_t num_classes = 0;  // as in score_options
 };
 
 // Sum of the singular values of `a` (BDCSVD, which hands small matrices to JacobiSVD).
@@ -52,9 +53,9 @@ inline constexpr double normalize_eps = 1e-12;
 
 // Latents (N, D) in double, rows normalised if asked, and the row indices of each class.
 struct grouped_latents {
-    Eigen::MatrixXd m;                             // (N, D)
-    std::vector<double> row_norms;                 // ||x_i|| before normalisation (when normalised)
-    std::vector<std::vector<std::int64_t>> members; // class -> rows, ascending
+    Eigen::MatrixXd m;                               // (N, D)
+    std::vector<double> row_norms;                   // ||x_i|| before normalisation (when normalised)
+    std::vector<std::vector<std::int64_t>> members;  // class -> rows, ascending
 };
 
 template <real_scalar T, label_range L>
@@ -62,7 +63,8 @@ grouped_latents group(tensor_view<const T> latents, const L& labels, bool normal
                       const char* what) {
     if (latents.rank() != 2) fail(what, ": expected latents of rank 2 (N, D), found shape ", latents.dims());
     const std::int64_t n = latents.dim(0), d = latents.dim(1);
-    if (n < 1 || d < 1) fail(what, ": expected at least one latent of at least one feature, found shape ", latents.dims());
+    if (n < 1 || d < 1)
+        fail(what, ": expected at least one latent of at least one feature, found shape ", latents.dims());
     const auto count = static_cast<std::int64_t>(std::ranges::size(labels));
     if (count != n)
         fail(what, ": expected one label per latent, ", n, " labels for latents of shape ", latents.dims(), ", found ",
@@ -146,7 +148,8 @@ double score(tensor_view<const T> latents, const L& labels, const score_options&
 template <real_scalar T, label_range L>
 double loss(tensor_view<const T> latents, const L& labels, tensor_view<T> grad, const loss_options& opt) {
     require_shape(grad.dims(), latents.dims(), "ole::loss gradient");
-    require(opt.margin >= 0 && std::isfinite(opt.margin), "ole::loss: expected a finite margin >= 0, found ", opt.margin);
+    require(opt.margin >= 0 && std::isfinite(opt.margin), "ole::loss: expected a finite margin >= 0, found ",
+            opt.margin);
     require(std::isfinite(opt.weight), "ole::loss: expected a finite weight, found ", opt.weight);
     const grouped_latents g = group(latents, labels, opt.normalize_rows, opt.num_classes, "ole::loss");
     const Eigen::Index n = g.m.rows(), d = g.m.cols();
@@ -202,7 +205,8 @@ double score(tensor_view<const double> latents, const L& labels, const score_opt
 // with a subgradient (the gradient wherever every matrix involved has full rank and no class sits
 // exactly at the margin). Computed in double. Same requirements as score, and grad of M's shape.
 template <label_range L>
-double loss(tensor_view<const float> latents, const L& labels, tensor_view<float> grad, const loss_options& options = {}) {
+double loss(tensor_view<const float> latents, const L& labels, tensor_view<float> grad,
+            const loss_options& options = {}) {
     return detail::loss(latents, labels, grad, options);
 }
 template <label_range L>

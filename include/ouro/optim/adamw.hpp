@@ -15,12 +15,12 @@
 #include <type_traits>
 #include <vector>
 
+#include "ouro/backend/adamw_update.hpp"
 #include "ouro/backend/ops.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/finite.hpp"
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/core/tensor.hpp"
-#include "ouro/backend/adamw_update.hpp"
 #include "ouro/optim/optimizer.hpp"
 
 namespace ouro::optim {
@@ -57,12 +57,16 @@ public:
     // Moments zero and step count 0, sized for `store`, which must be complete: a store that gains
     // parameters afterwards no longer fits and step() refuses it.
     explicit adamw(const parameter_store<T, B>& store, const adamw_options& options = {})
-        : options_(options), exp_avg_(static_cast<std::size_t>(store.size())), exp_avg_sq_(static_cast<std::size_t>(store.size())) {
+        : options_(options),
+          exp_avg_(static_cast<std::size_t>(store.size())),
+          exp_avg_sq_(static_cast<std::size_t>(store.size())) {
         validate(options_);
     }
 
     // The trainer's way in (the optim::optimizer concept).
-    static adamw from_settings(const parameter_store<T, B>& store, const optimizer_settings& s) { return adamw(store, s); }
+    static adamw from_settings(const parameter_store<T, B>& store, const optimizer_settings& s) {
+        return adamw(store, s);
+    }
 
     // One AdamW step on every parameter of `store` from its gradients, as torch's _single_tensor_adamw:
     //   t += 1;  p *= 1 - lr·wd                                   (decoupled weight decay)
@@ -76,12 +80,12 @@ public:
         if (options_.check_finite) require_finite_gradients(store);
 
         const std::int64_t t = step_ + 1;
-        const adamw_step_scalars<T> scalars = adamw_scalars_for<T>(options_.lr, options_.beta1, options_.beta2,
-                                                                   options_.eps, options_.weight_decay, t);
+        const adamw_step_scalars<T> scalars =
+            adamw_scalars_for<T>(options_.lr, options_.beta1, options_.beta2, options_.eps, options_.weight_decay, t);
         const shape flat{size()};
-        ops<B>::template adamw_step<T>(tensor_view<T, B>(store.values(), flat), tensor_view<T, B>(exp_avg_.data(), flat),
-                                       tensor_view<T, B>(exp_avg_sq_.data(), flat),
-                                       tensor_view<const T, B>(store.grads(), flat), scalars);
+        ops<B>::template adamw_step<T>(
+            tensor_view<T, B>(store.values(), flat), tensor_view<T, B>(exp_avg_.data(), flat),
+            tensor_view<T, B>(exp_avg_sq_.data(), flat), tensor_view<const T, B>(store.grads(), flat), scalars);
         step_ = t;
     }
 

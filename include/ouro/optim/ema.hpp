@@ -31,8 +31,8 @@ struct ema_options {
 // Throws ouro::error unless 0 <= min_decay <= max_decay <= 1 and update_after_step >= 0.
 inline void validate(const ema_options& o) {
     require(o.max_decay >= 0 && o.max_decay <= 1, "ema: max_decay must be in [0, 1], found ", o.max_decay);
-    require(o.min_decay >= 0 && o.min_decay <= o.max_decay, "ema: min_decay must be in [0, max_decay = ",
-            o.max_decay, "], found ", o.min_decay);
+    require(o.min_decay >= 0 && o.min_decay <= o.max_decay, "ema: min_decay must be in [0, max_decay = ", o.max_decay,
+            "], found ", o.min_decay);
     require(o.update_after_step >= 0, "ema: update_after_step must be >= 0, found ", o.update_after_step);
 }
 
@@ -109,7 +109,9 @@ public:
 private:
     tensor_view<T, B> average_() { return {values_.data(), shape{size()}}; }
     tensor_view<const T, B> average_() const { return {values_.data(), shape{size()}}; }
-    static tensor_view<const T, B> weights_(const parameter_store<T, B>& store) { return {store.values(), shape{store.size()}}; }
+    static tensor_view<const T, B> weights_(const parameter_store<T, B>& store) {
+        return {store.values(), shape{store.size()}};
+    }
 
     void require_fits(const parameter_store<T, B>& store, const char* what) const {
         require(store.size() == size(), "ema ", what, ": the store has ", store.size(), " elements, expected ", size(),

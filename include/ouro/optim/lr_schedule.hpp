@@ -56,7 +56,8 @@ struct cosine_decay {
 template <class S = constant_lr>
 struct linear_warmup {
     static_assert(lr_schedule<S>,
-                  "linear_warmup<S>: S must be a learning-rate schedule, a type with `double operator()(std::int64_t step) const`");
+                  "linear_warmup<S>: S must be a learning-rate schedule, a type with `double operator()(std::int64_t "
+                  "step) const`");
 
     std::int64_t steps = 0;
     S base{};

@@ -2,8 +2,9 @@
 // Optimizer policy. optim::adamw is the default and the paper's choice; optim::sgd is a second
 // model of the concept, and a user's own type works the same way:
 //
-//   diffusion::trainer<model, diffusion::epsilon_prediction, schedule, optim::sgd<float>> t(model, data, table, options);
-//   loop::self_consuming<model, sampler, pooling, methods, probe, score, metrics, optim::sgd<float>> experiment(...);
+//   diffusion::trainer<model, diffusion::epsilon_prediction, schedule, optim::sgd<float>> t(model, data, table,
+//   options); loop::self_consuming<model, sampler, pooling, methods, probe, score, metrics, optim::sgd<float>>
+//   experiment(...);
 //
 // An optimiser is built for a complete parameter_store from the trainer's settings (it reads those
 // it has), takes the learning rate its schedule gives before each step, updates the store from its
@@ -60,18 +61,18 @@ inline std::string hexfloat(double v) {
 template <class O, class T = float, class B = cpu>
 concept optimizer = requires(O& o, const O& co, parameter_store<T, B>& store, const optimizer_settings& settings,
                              double lr, std::int64_t n, std::size_t i) {
-                        { O::from_settings(std::as_const(store), settings) } -> std::same_as<O>;
-                        { O::name } -> std::convertible_to<std::string_view>;
-                        { O::state_names.size() } -> std::convertible_to<std::size_t>;
-                        { O::state_names[i] } -> std::convertible_to<std::string_view>;
-                        o.step(store);
-                        o.set_lr(lr);
-                        { co.step_count() } -> std::convertible_to<std::int64_t>;
-                        o.set_step_count(n);
-                        { co.size() } -> std::convertible_to<std::int64_t>;
-                        { o.state(i) } -> std::same_as<T*>;
-                        { co.state(i) } -> std::same_as<const T*>;
-                        { co.trajectory() } -> std::convertible_to<std::string>;
-                    };
+    { O::from_settings(std::as_const(store), settings) } -> std::same_as<O>;
+    { O::name } -> std::convertible_to<std::string_view>;
+    { O::state_names.size() } -> std::convertible_to<std::size_t>;
+    { O::state_names[i] } -> std::convertible_to<std::string_view>;
+    o.step(store);
+    o.set_lr(lr);
+    { co.step_count() } -> std::convertible_to<std::int64_t>;
+    o.set_step_count(n);
+    { co.size() } -> std::convertible_to<std::int64_t>;
+    { o.state(i) } -> std::same_as<T*>;
+    { co.state(i) } -> std::same_as<const T*>;
+    { co.trajectory() } -> std::convertible_to<std::string>;
+};
 
 }  // namespace ouro::optim

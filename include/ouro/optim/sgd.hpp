@@ -47,7 +47,8 @@ public:
 
     // The trainer's way in: lr, beta1 as the momentum, weight_decay.
     static sgd from_settings(const parameter_store<T, B>& store, const optimizer_settings& s) {
-        return sgd(store, {.lr = s.lr, .momentum = s.beta1, .weight_decay = s.weight_decay, .check_finite = s.check_finite});
+        return sgd(store,
+                   {.lr = s.lr, .momentum = s.beta1, .weight_decay = s.weight_decay, .check_finite = s.check_finite});
     }
 
     void step(parameter_store<T, B>& store) {
@@ -59,8 +60,8 @@ public:
             const std::int64_t bad = ops<B>::template first_non_finite<T>(grads);
             require(bad < 0, "sgd: the gradient buffer is not finite at element ", bad, "; no step taken");
         }
-        ops<B>::template sgd_step<T>(tensor_view<T, B>(store.values(), flat), tensor_view<T, B>(buffer_.data(), flat), grads,
-                                     static_cast<T>(options_.lr), static_cast<T>(options_.momentum),
+        ops<B>::template sgd_step<T>(tensor_view<T, B>(store.values(), flat), tensor_view<T, B>(buffer_.data(), flat),
+                                     grads, static_cast<T>(options_.lr), static_cast<T>(options_.momentum),
                                      static_cast<T>(options_.weight_decay));
         ++steps_;
     }

@@ -1,7 +1,8 @@
 // The self-consuming experiments of Cai et al. (AAAI-26, §5) as types, and their profiles (sizes).
 // A profile says how big a run is; the experiment type says what runs: the U-Net spec (grey 28×28
 // or colour 32×32, class-conditional or not, small or the preset size), the sampler, the latent
-// pooling and the seven methods with the REAL control arm. examples/lsf_experiment picks one of each from its command line.
+// pooling and the seven methods with the REAL control arm. examples/lsf_experiment picks one of each from its command
+// line.
 //
 // The paper states K = 5 generations, N = 1,000 training items per generation, 3 fine-tuning epochs
 // and 10,000 evaluation samples; every other size below is ours (marked), chosen for 2 CPU cores.
@@ -27,33 +28,50 @@ namespace ouro::presets {
 
 struct lsf_profile {
     const char* name = "quick";
-    std::int64_t real_per_class = 100;       // |D_r| / classes (ours)
-    std::int64_t reference_per_class = 200;  // real test images the metrics compare with, per class (ours; as many as eval_samples)
-    std::int64_t generations = 5;            // K (paper)
-    std::int64_t budget = 1000;              // N (paper)
-    std::int64_t samples_per_generation = 1000; // |S_k| = N (the paper's S_k and T_k are both N)
-    std::int64_t finetune_epochs = 3;        // E (paper)
-    std::int64_t eval_samples = 2000;        // (paper: 10,000; FID's bias at each count: examples/fid_vs_count)
+    std::int64_t real_per_class = 100;  // |D_r| / classes (ours)
+    std::int64_t reference_per_class =
+        200;  // real test images the metrics compare with, per class (ours; as many as eval_samples)
+    std::int64_t generations = 5;                 // K (paper)
+    std::int64_t budget = 1000;                   // N (paper)
+    std::int64_t samples_per_generation = 1000;   // |S_k| = N (the paper's S_k and T_k are both N)
+    std::int64_t finetune_epochs = 3;             // E (paper)
+    std::int64_t eval_samples = 2000;             // (paper: 10,000; FID's bias at each count: examples/fid_vs_count)
     std::int64_t g0_steps = 2500, g0_batch = 32;  // G0's training (ours)
     double g0_lr = 1e-3;
     std::int64_t finetune_batch = 32;
     double finetune_lr = 2e-4;
-    double guidance = 1.0;                   // classifier-free guidance scale (ours; 1: none, half the sampling cost)
-    std::int64_t latent_timestep = 50;       // t of h_t (ours; the paper leaves it open)
+    double guidance = 1.0;              // classifier-free guidance scale (ours; 1: none, half the sampling cost)
+    std::int64_t latent_timestep = 50;  // t of h_t (ours; the paper leaves it open)
 };
 
 // smoke: every stage once, in minutes, on any data set; for checking a set-up, not for reading.
-inline constexpr lsf_profile smoke_profile{.name = "smoke", .real_per_class = 30, .reference_per_class = 30,
-                                           .generations = 2, .budget = 300, .samples_per_generation = 300,
-                                           .finetune_epochs = 1, .eval_samples = 300, .g0_steps = 300, .g0_batch = 32,
-                                           .g0_lr = 1e-3, .finetune_batch = 32, .finetune_lr = 2e-4};
+inline constexpr lsf_profile smoke_profile{.name = "smoke",
+                                           .real_per_class = 30,
+                                           .reference_per_class = 30,
+                                           .generations = 2,
+                                           .budget = 300,
+                                           .samples_per_generation = 300,
+                                           .finetune_epochs = 1,
+                                           .eval_samples = 300,
+                                           .g0_steps = 300,
+                                           .g0_batch = 32,
+                                           .g0_lr = 1e-3,
+                                           .finetune_batch = 32,
+                                           .finetune_lr = 2e-4};
 // quick: the paper's K, N, |S_k| and E with a small U-Net and 2,000 evaluation samples against
 // 2,000 real test images.
 inline constexpr lsf_profile quick_profile{.name = "quick"};
 // paper: the paper's sizes (10,000 evaluation samples) with the preset U-Nets: hours to days on a CPU.
-inline constexpr lsf_profile paper_profile{.name = "paper", .real_per_class = 100, .reference_per_class = 1000,
-                                           .samples_per_generation = 1000, .eval_samples = 10000, .g0_steps = 20000, .g0_batch = 64, .g0_lr = 2e-4,
-                                           .finetune_batch = 64, .finetune_lr = 1e-4};
+inline constexpr lsf_profile paper_profile{.name = "paper",
+                                           .real_per_class = 100,
+                                           .reference_per_class = 1000,
+                                           .samples_per_generation = 1000,
+                                           .eval_samples = 10000,
+                                           .g0_steps = 20000,
+                                           .g0_batch = 64,
+                                           .g0_lr = 2e-4,
+                                           .finetune_batch = 64,
+                                           .finetune_lr = 1e-4};
 
 inline lsf_profile lsf_profile_named(std::string_view name) {
     if (name == "smoke") return smoke_profile;
@@ -85,8 +103,16 @@ inline loop::loop_options loop_options_for(const lsf_profile& p) {
 
 // Small U-Nets for the smoke and quick profiles (ours): two downsamplings, no attention.
 constexpr nn::unet_spec small_unet(int in_channels, int image_size, int classes) {
-    return {.in_channels = in_channels, .image_size = image_size, .base = 16, .mult = {1, 2, 2}, .res_blocks = 1,
-            .attention = {}, .heads = 1, .groups = 8, .dropout = 0.1, .classes = classes};
+    return {.in_channels = in_channels,
+            .image_size = image_size,
+            .base = 16,
+            .mult = {1, 2, 2},
+            .res_blocks = 1,
+            .attention = {},
+            .heads = 1,
+            .groups = 8,
+            .dropout = 0.1,
+            .classes = classes};
 }
 constexpr nn::unet_spec with_classes(nn::unet_spec s, int classes) {
     s.classes = classes;
@@ -97,7 +123,8 @@ template <bool Colour, bool Conditional, bool Paper>
 constexpr nn::unet_spec lsf_unet_spec() {
     constexpr int classes = Conditional ? 10 : 0;
     if constexpr (Paper) return with_classes(Colour ? cifar10_unet : mnist_unet, classes);
-    else return small_unet(Colour ? 3 : 1, Colour ? 32 : 28, classes);
+    else
+        return small_unet(Colour ? 3 : 1, Colour ? 32 : 28, classes);
 }
 
 // One experiment type: lsf_experiment<colour?, class-conditional?, paper-sized?, pooling>. DDIM (η = 1)
@@ -123,7 +150,8 @@ struct lsf_experiment
         const diffusion::x0_options clip{.mode = diffusion::x0_mode::clip};
         constexpr double eta = 1.0;
         if constexpr (Conditional)
-            return sampler_type(table, eta, {.guidance_scale = p.guidance, .null_class = model_spec().classes, .x0 = clip});
+            return sampler_type(table, eta,
+                                {.guidance_scale = p.guidance, .null_class = model_spec().classes, .x0 = clip});
         else
             return sampler_type(table, eta, {.x0 = clip});
     }

@@ -42,15 +42,22 @@ public:
     double variance() const { return variance_; }  // σ², per standardised feature
 
     template <feature_input X>
-    tensor<double> probabilities(const X& features) const { return linear_.probabilities(features); }
+    tensor<double> probabilities(const X& features) const {
+        return linear_.probabilities(features);
+    }
     template <feature_input X, label_range L>
-    tensor<double> confidence(const X& features, const L& labels) const { return linear_.confidence(features, labels); }
+    tensor<double> confidence(const X& features, const L& labels) const {
+        return linear_.confidence(features, labels);
+    }
     template <feature_input X>
-    prediction predict(const X& features) const { return linear_.predict(features); }
+    prediction predict(const X& features) const {
+        return linear_.predict(features);
+    }
 
 private:
     template <real_scalar T>
-    fit_report fit_impl_(tensor_view<const T> x, std::vector<std::int64_t> labels, std::int64_t k, const fit_options& o) {
+    fit_report fit_impl_(tensor_view<const T> x, std::vector<std::int64_t> labels, std::int64_t k,
+                         const fit_options& o) {
         const char* what = "centroid_probe::fit";
         require(k >= 2, what, ": expected at least 2 classes, found num_classes = ", k);
         detail::check_features(x, 0, what);
@@ -58,11 +65,13 @@ private:
         detail::check_labels(labels, n, k, x.dims(), what);
         fit_report report;
         const std::vector<std::int64_t> train = detail::split_rows(n, o, report, what);
-        standardization stdz = o.standardize ? detail::standardization_of(x, std::span<const std::int64_t>(train))
-                                             : standardization{};
+        standardization stdz =
+            o.standardize ? detail::standardization_of(x, std::span<const std::int64_t>(train)) : standardization{};
         auto value = [&](std::int64_t r, std::int64_t j) {
             const double v = static_cast<double>(x[r * d + j]);
-            return stdz.enabled() ? (v - stdz.mean[static_cast<std::size_t>(j)]) / stdz.scale[static_cast<std::size_t>(j)] : v;
+            return stdz.enabled()
+                       ? (v - stdz.mean[static_cast<std::size_t>(j)]) / stdz.scale[static_cast<std::size_t>(j)]
+                       : v;
         };
 
         // μ_c over the training rows, then σ² = mean squared distance to the own centroid per feature.

@@ -26,20 +26,20 @@ namespace ouro::probe {
 
 struct lbfgs_options {
     std::int64_t max_iterations = 500;
-    std::int64_t history = 10;              // m: (s, y) pairs kept
-    double gradient_tolerance = 1e-6;       // stop when ||g||_2 <= this
-    double function_tolerance = 0.0;        // stop when (f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= this;
-                                            // 0: when an iteration leaves f unchanged (its rounding floor)
-    double c1 = 1e-4;                       // sufficient decrease (Armijo)
-    double c2 = 0.9;                        // curvature; 0.9 is the usual choice for quasi-Newton
-    std::int64_t max_line_search = 40;      // function evaluations per line search
+    std::int64_t history = 10;          // m: (s, y) pairs kept
+    double gradient_tolerance = 1e-6;   // stop when ||g||_2 <= this
+    double function_tolerance = 0.0;    // stop when (f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= this;
+                                        // 0: when an iteration leaves f unchanged (its rounding floor)
+    double c1 = 1e-4;                   // sufficient decrease (Armijo)
+    double c2 = 0.9;                    // curvature; 0.9 is the usual choice for quasi-Newton
+    std::int64_t max_line_search = 40;  // function evaluations per line search
 };
 
 enum class lbfgs_status {
-    gradient_tolerance,   // ||g||_2 <= gradient_tolerance: converged
-    function_tolerance,   // the relative decrease fell to function_tolerance (by default: f unchanged)
+    gradient_tolerance,  // ||g||_2 <= gradient_tolerance: converged
+    function_tolerance,  // the relative decrease fell to function_tolerance (by default: f unchanged)
     max_iterations,
-    line_search_failed,   // no acceptable step along a descent direction (the gradient is at its noise floor)
+    line_search_failed,  // no acceptable step along a descent direction (the gradient is at its noise floor)
     stopped_by_callback,
 };
 
@@ -58,9 +58,9 @@ inline const char* to_string(lbfgs_status s) {
 struct lbfgs_iteration {
     std::int64_t iteration = 0;
     double loss = 0;
-    double gradient_norm = 0;     // ||g||_2
-    double step = 0;              // the accepted line-search step α (0 for iteration 0)
-    std::int64_t evaluations = 0; // objective evaluations so far
+    double gradient_norm = 0;      // ||g||_2
+    double step = 0;               // the accepted line-search step α (0 for iteration 0)
+    std::int64_t evaluations = 0;  // objective evaluations so far
 };
 
 struct lbfgs_result {

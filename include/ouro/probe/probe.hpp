@@ -19,12 +19,12 @@ namespace ouro::probe {
 // of an unconditional model's samples). Default-constructible and movable: the loop holds one.
 template <class P>
 concept latent_probe = std::default_initializable<P> && std::movable<P> &&
-                       requires(P& p, const P& cp, tensor_view<const float> h, const std::vector<std::int64_t>& labels,
-                                std::int64_t classes, const fit_options& options) {
-                           { p.fit(h, labels, classes, options) } -> std::same_as<fit_report>;
-                           { cp.confidence(h, labels) } -> std::same_as<tensor<double>>;
-                           { cp.predict(h) } -> std::same_as<prediction>;
-                       };
+    requires(P& p, const P& cp, tensor_view<const float> h, const std::vector<std::int64_t>& labels,
+             std::int64_t classes, const fit_options& options) {
+    { p.fit(h, labels, classes, options) } -> std::same_as<fit_report>;
+    { cp.confidence(h, labels) } -> std::same_as<tensor<double>>;
+    { cp.predict(h) } -> std::same_as<prediction>;
+};
 
 static_assert(latent_probe<softmax_probe>);
 

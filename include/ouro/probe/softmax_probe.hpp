@@ -39,13 +39,13 @@ namespace ouro::probe {
 // Anything that converts to a read-only (N, D) float or double view: tensor<float>,
 // tensor_view<const double>, ...
 template <class X>
-concept feature_input = std::convertible_to<const X&, tensor_view<const float>> ||
-                        std::convertible_to<const X&, tensor_view<const double>>;
+concept feature_input =
+    std::convertible_to<const X&, tensor_view<const float>> || std::convertible_to<const X&, tensor_view<const double>>;
 
 // Class labels, one per row: std::vector<int>, std::span<const std::int64_t>, tensor<std::int64_t>, ...
 template <class L>
 concept label_range = std::ranges::random_access_range<const L> && std::ranges::sized_range<const L> &&
-                      std::integral<std::ranges::range_value_t<const L>>;
+    std::integral<std::ranges::range_value_t<const L>>;
 
 // The Philox purpose of the held-out split.
 inline constexpr rng_purpose holdout_split_purpose = rng_purpose::probe_holdout;
@@ -134,7 +134,8 @@ void check_features(tensor_view<const T> x, std::int64_t expected_d, const char*
     const std::int64_t d = x.dim(1);
     for (std::int64_t i = 0; i < x.numel(); ++i)
         if (!std::isfinite(static_cast<double>(x[i])))
-            fail(what, ": expected finite features, found ", x[i], " at (", i / d, ", ", i % d, ") of shape ", x.dims());
+            fail(what, ": expected finite features, found ", x[i], " at (", i / d, ", ", i % d, ") of shape ",
+                 x.dims());
 }
 
 inline void check_labels(std::span<const std::int64_t> labels, std::int64_t n, std::int64_t k, const shape& dims,
@@ -158,7 +159,11 @@ class softmax_objective {
 public:
     softmax_objective(tensor_view<const T> features, std::vector<std::int64_t> labels, std::int64_t num_classes,
                       double l2, standardization stdz = {}, std::vector<std::int64_t> rows = {})
-        : x_(features.data()), labels_(std::move(labels)), rows_(std::move(rows)), stdz_(std::move(stdz)), k_(num_classes),
+        : x_(features.data()),
+          labels_(std::move(labels)),
+          rows_(std::move(rows)),
+          stdz_(std::move(stdz)),
+          k_(num_classes),
           l2_(l2) {
         const char* what = "softmax_objective";
         require(k_ >= 2, what, ": expected at least 2 classes, found num_classes = ", k_);
@@ -238,7 +243,8 @@ private:
         detail::block_logits(x, r, d_, w, b, k_, z);
         double loss = 0;
         for (std::int64_t i = 0; i < r; ++i) {
-            const std::int64_t y = labels_[static_cast<std::size_t>(rows_.empty() ? begin + i : rows_[static_cast<std::size_t>(begin + i)])];
+            const std::int64_t y = labels_[static_cast<std::size_t>(
+                rows_.empty() ? begin + i : rows_[static_cast<std::size_t>(begin + i)])];
             double* zi = z.data() + i * k_;
             const double zy = zi[y];
             loss += detail::softmax_row(zi, k_) - zy;  // -log p_y = lse - z_y
@@ -266,26 +272,26 @@ private:
 // ---- The probe --------------------------------------------------------------------------------
 
 struct fit_options {
-    double l2 = 1e-4;                // λ of (λ/2)||W||²; the bias is not penalised
-    bool standardize = true;         // standardise features with the training rows' mean and std first
-    double holdout_fraction = 0.0;   // floor(fraction N) rows held out for the held-out accuracy; in [0, 1)
-    std::uint64_t split_seed = 0;    // the held-out rows: a Philox (seed, holdout_split_purpose) shuffle
+    double l2 = 1e-4;               // λ of (λ/2)||W||²; the bias is not penalised
+    bool standardize = true;        // standardise features with the training rows' mean and std first
+    double holdout_fraction = 0.0;  // floor(fraction N) rows held out for the held-out accuracy; in [0, 1)
+    std::uint64_t split_seed = 0;   // the held-out rows: a Philox (seed, holdout_split_purpose) shuffle
     lbfgs_options lbfgs{};
 };
 
 struct fit_report {
-    lbfgs_result optimization;                 // status and the per-iteration loss and gradient norm
+    lbfgs_result optimization;  // status and the per-iteration loss and gradient norm
     std::int64_t train_count = 0;
     std::int64_t holdout_count = 0;
     double train_accuracy = 0;
-    double holdout_accuracy = NAN;             // NaN when nothing is held out
-    std::vector<std::int64_t> holdout_rows;    // ascending
+    double holdout_accuracy = NAN;           // NaN when nothing is held out
+    std::vector<std::int64_t> holdout_rows;  // ascending
 };
 
 // Confidence in the predicted class: max_c p(c | x) and its argmax (the smallest class on ties).
 struct prediction {
-    tensor<double> confidence;     // (N)
-    tensor<std::int64_t> label;    // (N)
+    tensor<double> confidence;   // (N)
+    tensor<std::int64_t> label;  // (N)
 };
 
 namespace detail {
@@ -293,7 +299,8 @@ namespace detail {
 // The split of fit_options: the held-out rows are the first floor(holdout_fraction·n) of a
 // Fisher-Yates (Durstenfeld 1964) permutation drawn from (split_seed, holdout_split_purpose).
 // Fills report's holdout_rows, train_count and holdout_count; returns the training rows, ascending.
-inline std::vector<std::int64_t> split_rows(std::int64_t n, const fit_options& o, fit_report& report, const char* what) {
+inline std::vector<std::int64_t> split_rows(std::int64_t n, const fit_options& o, fit_report& report,
+                                            const char* what) {
     require(o.holdout_fraction >= 0 && o.holdout_fraction < 1, what, ": expected a holdout_fraction in [0, 1), found ",
             o.holdout_fraction);
     const auto n_hold = static_cast<std::int64_t>(std::floor(o.holdout_fraction * static_cast<double>(n)));
@@ -332,7 +339,8 @@ standardization standardization_of(tensor_view<const T> x, std::span<const std::
 // and the gradient norm.
 class fit_progress {
 public:
-    explicit fit_progress(std::int64_t max_iterations, progress_options options = {.label = "probe fit", .log_every = 10})
+    explicit fit_progress(std::int64_t max_iterations,
+                          progress_options options = {.label = "probe fit", .log_every = 10})
         : bar_(max_iterations, std::move(options)) {}
     void on_step(const lbfgs_iteration& it) {
         bar_.update(it.iteration, {{"loss", it.loss}, {"grad", it.gradient_norm}});
@@ -359,9 +367,10 @@ public:
         for (double v : weight) require(std::isfinite(v), what, ": expected a finite weight, found ", v);
         for (double v : bias) require(std::isfinite(v), what, ": expected a finite bias, found ", v);
         if (stdz.enabled()) {
-            require(static_cast<std::int64_t>(stdz.mean.size()) == weight.dim(1) && stdz.scale.size() == stdz.mean.size(),
-                    what, ": expected standardisation statistics of size D = ", weight.dim(1), ", found ",
-                    stdz.mean.size(), " and ", stdz.scale.size());
+            require(
+                static_cast<std::int64_t>(stdz.mean.size()) == weight.dim(1) && stdz.scale.size() == stdz.mean.size(),
+                what, ": expected standardisation statistics of size D = ", weight.dim(1), ", found ", stdz.mean.size(),
+                " and ", stdz.scale.size());
             for (std::size_t j = 0; j < stdz.mean.size(); ++j)
                 require(std::isfinite(stdz.mean[j]) && std::isfinite(stdz.scale[j]) && stdz.scale[j] > 0, what,
                         ": expected a finite mean and a finite scale > 0, found mean ", stdz.mean[j], ", scale ",
@@ -488,14 +497,17 @@ public:
 private:
     template <feature_input X>
     static shape features_dims(const X& x) {
-        if constexpr (std::convertible_to<const X&, tensor_view<const double>>) return tensor_view<const double>(x).dims();
-        else return tensor_view<const float>(x).dims();
+        if constexpr (std::convertible_to<const X&, tensor_view<const double>>)
+            return tensor_view<const double>(x).dims();
+        else
+            return tensor_view<const float>(x).dims();
     }
 
     template <feature_input X, class Body>
     static void visit(const X& x, Body&& body) {
         if constexpr (std::convertible_to<const X&, tensor_view<const double>>) body(tensor_view<const double>(x));
-        else body(tensor_view<const float>(x));
+        else
+            body(tensor_view<const float>(x));
     }
 
     // Probabilities of rows `rows` (all when empty) of x, (R, K), in parallel over fixed blocks.
@@ -530,14 +542,15 @@ private:
         std::int64_t hits = 0;
         for (std::int64_t i = 0; i < p.dim(0); ++i) {
             const double* row = p.data() + i * k;
-            hits += (std::max_element(row, row + k) - row) == labels[static_cast<std::size_t>(rows[static_cast<std::size_t>(i)])];
+            hits += (std::max_element(row, row + k) - row) ==
+                    labels[static_cast<std::size_t>(rows[static_cast<std::size_t>(i)])];
         }
         return static_cast<double>(hits) / static_cast<double>(p.dim(0));
     }
 
     template <real_scalar T, class... Callbacks>
-    fit_report fit_impl(tensor_view<const T> x, std::vector<std::int64_t> labels, std::int64_t k,
-                        const fit_options& o, Callbacks&... callbacks) {
+    fit_report fit_impl(tensor_view<const T> x, std::vector<std::int64_t> labels, std::int64_t k, const fit_options& o,
+                        Callbacks&... callbacks) {
         const char* what = "softmax_probe::fit";
         require(k >= 2, what, ": expected at least 2 classes, found num_classes = ", k);
         require(std::isfinite(o.l2) && o.l2 >= 0, what, ": expected a finite l2 >= 0, found ", o.l2);

@@ -15,11 +15,11 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "ouro/backend/cpu/elementwise.hpp"  // pointwise_detail::map
 #include "ouro/core/error.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/shape.hpp"
 #include "ouro/core/tensor.hpp"
-#include "ouro/backend/cpu/elementwise.hpp"  // pointwise_detail::map
 
 namespace ouro::cpu_kernels {
 
@@ -45,7 +45,8 @@ struct activation_ops {
     template <real_scalar T>
     static void silu_forward(tensor_view<const T> x, tensor_view<T> y) {
         require_shape(y.dims(), x.dims(), "silu_forward y");
-        pointwise_detail::map(y.data(), x.numel(), 24, [](xsimd::batch<T> v) { return silu_lanes(v); }, x.data());
+        pointwise_detail::map(
+            y.data(), x.numel(), 24, [](xsimd::batch<T> v) { return silu_lanes(v); }, x.data());
     }
 
     // dx = dy·σ(x)·(1 + x·(1 − σ(x))), the derivative of x·σ(x) (as torch's silu_backward).

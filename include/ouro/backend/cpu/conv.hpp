@@ -53,8 +53,8 @@ struct conv_ops {
     //
     // As one product Y (Cout, B·Ho·Wo) = W (Cout, Cin·k·k) · im2col(x): the weights are packed once,
     // then each work item, a block of column_block columns that may span images, writes its im2col
-    // block and multiplies (same-size convs: forward_direct_, per chunk of images, without im2col). y[n, o, i, j] is b[o] plus the sum over (c, u, v) in increasing order,
-    // whichever block or thread computes it.
+    // block and multiplies (same-size convs: forward_direct_, per chunk of images, without im2col). y[n, o, i, j] is
+    // b[o] plus the sum over (c, u, v) in increasing order, whichever block or thread computes it.
     template <real_scalar T>
     static void conv2d_forward(tensor_view<const T> x,  // (B, Cin, H, W)
                                tensor_view<const T> w,  // (Cout, Cin, k, k)
@@ -147,8 +147,8 @@ struct conv_ops {
                             std::copy(src, src + (cols - body), tail + o * tile::nr);
                             std::fill(tail + o * tile::nr + (cols - body), tail + (o + 1) * tile::nr, T(0));
                         }
-                        gemm::outer_product<tile, false>(rows, cols - body, g.cout, a, 0, tail, tile::nr, out + body, ldo,
-                                                         static_cast<const T*>(nullptr));
+                        gemm::outer_product<tile, false>(rows, cols - body, g.cout, a, 0, tail, tile::nr, out + body,
+                                                         ldo, static_cast<const T*>(nullptr));
                     }
                     col2im_add_(out, c0, c0 + nc, g, p0, cols, dx_n, column_block);
                 }
@@ -176,8 +176,7 @@ struct conv_ops {
         const bool has_bias = db.data() != nullptr;
         if (has_bias) require_shape(db.dims(), shape{g.cout}, "conv2d_backward_weight bias gradient db (Cout)");
         // The path and tile follow the layer's geometry only, so results depend on nothing else.
-        if (g.same_size() && (g.k == 1 || g.k == 3))
-            backward_weight_direct_(x.data(), dy.data(), dw.data(), g);
+        if (g.same_size() && (g.k == 1 || g.k == 3)) backward_weight_direct_(x.data(), dy.data(), dw.data(), g);
         else if (g.cout <= gemm::narrow_channel_tile<T>::nr)
             backward_weight_<gemm::narrow_channel_tile<T>>(x.data(), dy.data(), dw.data(), g);
         else
@@ -326,7 +325,8 @@ private:
         l.row = g.w + g.pad;
         l.plane = (g.h + g.pad) * l.row;
         l.origin = g.pad * l.row + g.pad;
-        l.images = std::clamp((chunk_columns + l.plane - 1) / l.plane, std::int64_t{1}, std::max<std::int64_t>(1, g.batch / 4));
+        l.images = std::clamp((chunk_columns + l.plane - 1) / l.plane, std::int64_t{1},
+                              std::max<std::int64_t>(1, g.batch / 4));
         const std::int64_t columns = l.images * l.plane;
         const std::int64_t tail = (columns + nr - 1) / nr * nr - columns + g.pad * l.row + g.pad;
         l.channel_stride = l.origin + columns + tail;
@@ -366,8 +366,8 @@ private:
                     return;
                 }
                 for (std::int64_t j0 = 0; j0 < g.w; j0 += 16)
-                    transpose_run_(dy + n * g.cout * g.hw + i * g.w + j0, g.hw, g.cout, std::min<std::int64_t>(16, g.w - j0),
-                                   dst + j0 * cout_padded, cout_padded);
+                    transpose_run_(dy + n * g.cout * g.hw + i * g.w + j0, g.hw, g.cout,
+                                   std::min<std::int64_t>(16, g.w - j0), dst + j0 * cout_padded, cout_padded);
                 std::fill(dst + g.w * cout_padded, dst + l.row * cout_padded, T(0));
             },
             g.cout * g.w);
@@ -384,9 +384,10 @@ private:
                 T* padded = scratch_<T, slot_::columns>(nc * l.channel_stride);
                 for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
                     const std::int64_t n0 = chunk * l.images, images = std::min(l.images, g.batch - n0);
-                    pad_chunk_(l, g, nc, n0, images, padded, [&](std::int64_t c, std::int64_t n, std::int64_t i, T* row) {
-                        copy_row_(x + (n * g.cin + c0 + c) * g.hw + i * g.w, g.w, row);
-                    });
+                    pad_chunk_(l, g, nc, n0, images, padded,
+                               [&](std::int64_t c, std::int64_t n, std::int64_t i, T* row) {
+                                   copy_row_(x + (n * g.cin + c0 + c) * g.hw + i * g.w, g.w, row);
+                               });
                     const std::int64_t columns = images * l.plane;
                     for (std::int64_t d0 = 0; d0 < columns; d0 += column_block) {
                         const std::int64_t depth = std::min(column_block, columns - d0);
@@ -395,13 +396,11 @@ private:
                         // 18 accumulators for 3×3 taps (16 for 1×1) with 32 vector registers, 9 (4) with 16.
                         constexpr bool many = gemm::has_many_registers<T>;
                         if (g.k == 3) {
-                            if (wide && many)
-                                tap_tiles_<3, 1, 2>(nc, cout_padded, depth, a, l, b, sum);
+                            if (wide && many) tap_tiles_<3, 1, 2>(nc, cout_padded, depth, a, l, b, sum);
                             else
                                 tap_tiles_<3, many ? 2 : 1, 1>(nc, cout_padded, depth, a, l, b, sum);
                         } else {
-                            if (wide)
-                                tap_tiles_<1, many ? 8 : 2, 2>(nc, cout_padded, depth, a, l, b, sum);
+                            if (wide) tap_tiles_<1, many ? 8 : 2, 2>(nc, cout_padded, depth, a, l, b, sum);
                             else
                                 tap_tiles_<1, many ? 8 : 4, 1>(nc, cout_padded, depth, a, l, b, sum);
                         }
@@ -434,10 +433,12 @@ private:
         std::int64_t c = 0;
         for (; c + C <= nc; c += C)
             for (std::int64_t o0 = 0; o0 + nr <= cout_padded; o0 += nr)
-                tap_tile_<K, C, V>(depth, a + c * l.channel_stride, l, b + o0, cout_padded, sum + c * K * K * cout_padded + o0);
+                tap_tile_<K, C, V>(depth, a + c * l.channel_stride, l, b + o0, cout_padded,
+                                   sum + c * K * K * cout_padded + o0);
         for (; c < nc; ++c)
             for (std::int64_t o0 = 0; o0 < cout_padded; o0 += nr / V)
-                tap_tile_<K, 1, 1>(depth, a + c * l.channel_stride, l, b + o0, cout_padded, sum + c * K * K * cout_padded + o0);
+                tap_tile_<K, 1, 1>(depth, a + c * l.channel_stride, l, b + o0, cout_padded,
+                                   sum + c * K * K * cout_padded + o0);
     }
 
     // One tile of the direct weight gradient: for C channels (a + c·channel_stride) and their K × K
@@ -446,8 +447,8 @@ private:
     // sum in increasing q. One pointer per (c, u) and v as a constant displacement keep the 3·C
     // row pointers in registers (an offset table per row would not fit).
     template <int K, int C, int V, class T>
-    static void tap_tile_(std::int64_t depth, const T* a, const padded_layout_& l, const T* __restrict b, std::int64_t ld,
-                          T* __restrict s) {
+    static void tap_tile_(std::int64_t depth, const T* a, const padded_layout_& l, const T* __restrict b,
+                          std::int64_t ld, T* __restrict s) {
         using batch = xsimd::batch<T>;
         constexpr int lanes = static_cast<int>(batch::size), half = K / 2;
         const T* row[C * K];
@@ -695,7 +696,8 @@ private:
             w_packed[i] = gemm::round_to_bf16(w_packed[i]);
         forward_blocks_<tile>(x, y, g, [&](float* col, std::int64_t cols, float* out, std::int64_t ldo) {
             for (std::int64_t r = 0; r < g.ckk; ++r)
-                for (std::int64_t j = 0; j < cols; ++j) col[r * column_block + j] = gemm::round_to_bf16(col[r * column_block + j]);
+                for (std::int64_t j = 0; j < cols; ++j)
+                    col[r * column_block + j] = gemm::round_to_bf16(col[r * column_block + j]);
             gemm::outer_product<tile, false>(g.cout, cols, g.ckk, w_packed, 0, col, column_block, out, ldo, bias);
         });
 #endif
@@ -716,9 +718,10 @@ private:
             [&](std::int64_t item) {
                 const std::int64_t j0 = item * column_block, cols = std::min(column_block, columns - j0);
                 X* col = scratch_<X, slot_::columns>(g.ckk * column_block);
-                for_each_image_segment_(g, j0, cols, [&](std::int64_t n, std::int64_t p, std::int64_t offset, std::int64_t count) {
-                    im2col_(x + n * g.cin * g.hw, 0, g.cin, g, p, count, col + offset, column_block);
-                });
+                for_each_image_segment_(
+                    g, j0, cols, [&](std::int64_t n, std::int64_t p, std::int64_t offset, std::int64_t count) {
+                        im2col_(x + n * g.cin * g.hw, 0, g.cin, g, p, count, col + offset, column_block);
+                    });
                 // The kernel reads whole tiles of columns: the ones past the block's end are zero.
                 const std::int64_t padded = (cols + Tile::nr - 1) / Tile::nr * Tile::nr;
                 if (padded > cols)
@@ -732,11 +735,12 @@ private:
                 }
                 T* out = scratch_<T, slot_::products>(g.cout * column_block);
                 product(col, cols, out, column_block);
-                for_each_image_segment_(g, j0, cols, [&](std::int64_t n, std::int64_t p, std::int64_t offset, std::int64_t count) {
-                    for (std::int64_t o = 0; o < g.cout; ++o)
-                        std::copy(out + o * column_block + offset, out + o * column_block + offset + count,
-                                  y + (n * g.cout + o) * g.hwo + p);
-                });
+                for_each_image_segment_(
+                    g, j0, cols, [&](std::int64_t n, std::int64_t p, std::int64_t offset, std::int64_t count) {
+                        for (std::int64_t o = 0; o < g.cout; ++o)
+                            std::copy(out + o * column_block + offset, out + o * column_block + offset + count,
+                                      y + (n * g.cout + o) * g.hwo + p);
+                    });
             },
             2 * g.cout * g.ckk * column_block);
     }
@@ -878,9 +882,11 @@ private:
                     const std::int64_t lo = std::clamp(-(u - g.pad) * g.w - p0, std::int64_t{0}, cols);
                     const std::int64_t hi = std::clamp(g.hw - (u - g.pad) * g.w - p0, lo, cols);
                     // Image row by image row, the columns whose tap stays inside: j in [max(0, −d), min(W, W − d)).
-                    const std::int64_t j_lo = std::max<std::int64_t>(0, -d), j_hi = std::min(row_pixels, row_pixels - d);
+                    const std::int64_t j_lo = std::max<std::int64_t>(0, -d),
+                                       j_hi = std::min(row_pixels, row_pixels - d);
                     for (std::int64_t row_start = (p0 + lo) / g.w * g.w; row_start < p0 + hi; row_start += g.w) {
-                        const std::int64_t a = std::max(row_start + j_lo, p0 + lo), e = std::min(row_start + j_hi, p0 + hi);
+                        const std::int64_t a = std::max(row_start + j_lo, p0 + lo),
+                                           e = std::min(row_start + j_hi, p0 + hi);
                         T* dst = plane + shift;
                         for (std::int64_t p = a; p < e; ++p) dst[p] += in[p - p0];
                     }

@@ -80,7 +80,8 @@ private:
                             std::uint64_t step, std::uint64_t salt) {
         const std::less<const T*> before;
         require(!before(in, out + n) || !before(out, in + n), "dropout: the output must not overlap the input");
-        require(!mask || !before(mask, out + n) || !before(out, mask + n), "dropout: the mask must not overlap the output");
+        require(!mask || !before(mask, out + n) || !before(out, mask + n),
+                "dropout: the mask must not overlap the output");
         const T keep_scale = p < 1 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
         const std::int64_t chunk = std::int64_t{1} << dropout_streams::chunk_bits;
         const std::uint32_t threshold = dropout_streams::keep_threshold(p);

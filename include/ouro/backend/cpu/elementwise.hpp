@@ -63,13 +63,13 @@ void map(T* out, std::int64_t n, std::int64_t cost_per_element, F f, const In*..
 }  // namespace pointwise_detail
 
 struct elementwise_ops {
-
     // y = a + b. Requires a, b and y of one shape (any rank); overwrites y.
     template <real_scalar T>
     static void elementwise_add(tensor_view<const T> a, tensor_view<const T> b, tensor_view<T> y) {
         require_shape(b.dims(), a.dims(), "elementwise_add b");
         require_shape(y.dims(), a.dims(), "elementwise_add y");
-        pointwise_detail::map<T>(y.data(), a.numel(), 1, [](auto u, auto v) { return u + v; }, a.data(), b.data());
+        pointwise_detail::map<T>(
+            y.data(), a.numel(), 1, [](auto u, auto v) { return u + v; }, a.data(), b.data());
     }
 
     // y[b, c, ...] = x[b, c, ...] + v[b, c]: h + emb[:, :, None, None] of guided-diffusion's ResBlock.
@@ -116,7 +116,8 @@ struct elementwise_ops {
     template <real_scalar T>
     static void accumulate(tensor_view<const T> x, tensor_view<T> y) {
         require_shape(x.dims(), y.dims(), "accumulate x");
-        pointwise_detail::map<T>(y.data(), y.numel(), 1, [](auto u, auto v) { return u + v; }, y.data(), x.data());
+        pointwise_detail::map<T>(
+            y.data(), y.numel(), 1, [](auto u, auto v) { return u + v; }, y.data(), x.data());
     }
 
     // y = (1 + w)·y − w·x: extrapolation from x through y (SIMS's negative guidance, y the base

@@ -6,8 +6,8 @@
 // mr rows (a[k·mr + i]) and b read in place, nr contiguous values per k at any row stride or offset.
 // The convolutions give it B as it lies (the im2col buffer, a padded input through a table of row
 // offsets, dy, a transposed block of dy), so only the small operand is packed — the weights once per
-// call, where Eigen's GEMM packed both operands of every per-block product anew. There is no cache blocking of the depth: the depths here (Cin·k·k,
-// Cout, a block of pixels) keep both panels in L2.
+// call, where Eigen's GEMM packed both operands of every per-block product anew. There is no cache blocking of the
+// depth: the depths here (Cin·k·k, Cout, a block of pixels) keep both panels in L2.
 //
 // Determinism: every entry of C is one sum over k in increasing order, whatever the tile it falls
 // in, the position of its column in a panel or the thread that runs it, so the convolutions built
@@ -101,8 +101,7 @@ struct indexed_rows {
 
 template <class Rows>
 inline std::int64_t row_offset(Rows rows, std::int64_t k) {
-    if constexpr (std::is_same_v<Rows, indexed_rows>)
-        return rows.offsets[k];
+    if constexpr (std::is_same_v<Rows, indexed_rows>) return rows.offsets[k];
     else
         return k * rows;
 }
@@ -112,8 +111,8 @@ inline std::int64_t row_offset(Rows rows, std::int64_t k) {
 // when packed), B(k, j) = b[row_offset(rows, k) + j]. Reads nr values of every b row and writes all
 // mr × nr entries of c.
 template <class Tile, bool Accumulate, a_layout Layout = a_layout::packed, class T, class Rows>
-inline void outer_tile(std::int64_t depth, const T* __restrict a, std::int64_t lda, const T* __restrict b,
-                       Rows rows, T* __restrict c, std::int64_t ldc, const T* init) {
+inline void outer_tile(std::int64_t depth, const T* __restrict a, std::int64_t lda, const T* __restrict b, Rows rows,
+                       T* __restrict c, std::int64_t ldc, const T* init) {
     using batch = typename Tile::batch;
     constexpr int mr = Tile::mr, vectors = Tile::vectors, lanes = Tile::lanes;
     batch acc[mr][vectors];
@@ -121,8 +120,7 @@ inline void outer_tile(std::int64_t depth, const T* __restrict a, std::int64_t l
     for (int i = 0; i < mr; ++i)
 #pragma GCC unroll 4
         for (int v = 0; v < vectors; ++v) {
-            if constexpr (Accumulate)
-                acc[i][v] = batch::load_unaligned(c + i * ldc + v * lanes);
+            if constexpr (Accumulate) acc[i][v] = batch::load_unaligned(c + i * ldc + v * lanes);
             else
                 acc[i][v] = batch(init ? init[i] : T(0));
         }

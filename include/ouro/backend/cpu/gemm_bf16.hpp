@@ -61,8 +61,9 @@ inline void pair_bf16(const float* even, const float* odd, std::int64_t n, std::
 #if OURO_HAS_AVX512_BF16
     for (; j + 16 <= n; j += 16) {
         const __m512i lo = _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(even + j))));
-        const __m512i hi = odd ? _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(odd + j))))
-                               : _mm512_setzero_si512();
+        const __m512i hi =
+            odd ? _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(odd + j))))
+                : _mm512_setzero_si512();
         _mm512_storeu_si512(out + j, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
     }
 #endif
@@ -86,7 +87,8 @@ inline void outer_tile_bf16(std::int64_t pairs, const std::uint32_t* __restrict 
     for (std::int64_t q = 0; q < pairs; ++q) {
         __m512bh bv[vectors];
 #pragma GCC unroll 4
-        for (int v = 0; v < vectors; ++v) bv[v] = std::bit_cast<__m512bh>(_mm512_loadu_si512(b + row_offset(rows, q) + v * lanes));
+        for (int v = 0; v < vectors; ++v)
+            bv[v] = std::bit_cast<__m512bh>(_mm512_loadu_si512(b + row_offset(rows, q) + v * lanes));
 #pragma GCC unroll 24
         for (int i = 0; i < mr; ++i) {
             const __m512bh ai = std::bit_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(a[q * mr + i])));
@@ -107,7 +109,8 @@ template <class Tile, class Rows>
 void outer_product_bf16(std::int64_t m, std::int64_t n, std::int64_t pairs, const std::uint32_t* a,
                         const std::uint32_t* b, Rows rows, float* c, std::int64_t ldc, const float* init) {
     for_each_tile<Tile::mr, Tile::nr, false>(
-        m, n, c, ldc, init, [&](std::int64_t i0, std::int64_t j0, float* c_tile, std::int64_t ldt, const float* tile_init) {
+        m, n, c, ldc, init,
+        [&](std::int64_t i0, std::int64_t j0, float* c_tile, std::int64_t ldt, const float* tile_init) {
             outer_tile_bf16<Tile>(pairs, a + i0 * pairs, b + j0, rows, c_tile, ldt, tile_init);
         });
 }

@@ -19,12 +19,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "ouro/backend/cpu/activation.hpp"  // silu_lanes
 #include "ouro/backend/op_params.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/shape.hpp"
 #include "ouro/core/tensor.hpp"
-#include "ouro/backend/cpu/activation.hpp"  // silu_lanes
 
 namespace ouro::cpu_kernels {
 
@@ -76,13 +76,13 @@ struct norm_ops {
     // (scale, shift), so that the backward recomputes the normalised values bit for bit instead of
     // keeping them: y = silu(scale·x + shift).
     template <real_scalar T>
-    static void group_norm_silu_forward(tensor_view<const T> x,      // (B, C, ...)
-                                        tensor_view<const T> gamma,  // (C)
-                                        tensor_view<const T> beta,   // (C)
-                                        tensor_view<T> y,            // (B, C, ...)
-                                        tensor_view<T> mean,         // (B, G)
-                                        tensor_view<T> rstd,         // (B, G)
-                                        tensor_view<T> coefficients, // (B, C, 2)
+    static void group_norm_silu_forward(tensor_view<const T> x,       // (B, C, ...)
+                                        tensor_view<const T> gamma,   // (C)
+                                        tensor_view<const T> beta,    // (C)
+                                        tensor_view<T> y,             // (B, C, ...)
+                                        tensor_view<T> mean,          // (B, G)
+                                        tensor_view<T> rstd,          // (B, G)
+                                        tensor_view<T> coefficients,  // (B, C, 2)
                                         std::int64_t groups, double eps = 1e-5) {
         const layout_ lay = check_group_norm("group_norm_silu_forward", x.dims(), groups);
         require_shape(gamma.dims(), shape{lay.c}, "group_norm_silu_forward gamma (C)");
@@ -111,7 +111,8 @@ struct norm_ops {
                                          tensor_view<T> dgamma,              // (C)
                                          tensor_view<T> dbeta) {             // (C)
         require(x.rank() >= 2, "group_norm_silu_backward: expected x of shape (B, C, ...), found shape ", x.dims());
-        require_shape(coefficients.dims(), shape{x.dim(0), x.dim(1), 2}, "group_norm_silu_backward coefficients (B, C, 2)");
+        require_shape(coefficients.dims(), shape{x.dim(0), x.dim(1), 2},
+                      "group_norm_silu_backward coefficients (B, C, 2)");
         backward_<true>(x, dy, gamma, mean, rstd, coefficients.data(), dx, dgamma, dbeta);
     }
 
@@ -139,12 +140,13 @@ private:
     // group_norm_backward, and with Silu group_norm_silu_backward (coefficients not null).
     template <bool Silu, class T>
     static void backward_(tensor_view<const T> x, tensor_view<const T> dy, tensor_view<const T> gamma,
-                          tensor_view<const T> mean, tensor_view<const T> rstd, const T* coefficients, tensor_view<T> dx,
-                          tensor_view<T> dgamma, tensor_view<T> dbeta) {
+                          tensor_view<const T> mean, tensor_view<const T> rstd, const T* coefficients,
+                          tensor_view<T> dx, tensor_view<T> dgamma, tensor_view<T> dbeta) {
 #define OURO_NORM_NAME_(suffix) (Silu ? "group_norm_silu_backward " suffix : "group_norm_backward " suffix)
         require_rank(mean.dims(), 2, OURO_NORM_NAME_("mean"), "(B, G)");
         const std::int64_t groups = mean.dim(1);
-        const layout_ lay = check_group_norm(Silu ? "group_norm_silu_backward" : "group_norm_backward", x.dims(), groups);
+        const layout_ lay =
+            check_group_norm(Silu ? "group_norm_silu_backward" : "group_norm_backward", x.dims(), groups);
         require_shape(mean.dims(), shape{lay.b, groups}, OURO_NORM_NAME_("mean (B, G)"));
         require_shape(rstd.dims(), shape{lay.b, groups}, OURO_NORM_NAME_("rstd (B, G)"));
         require_shape(dy.dims(), x.dims(), OURO_NORM_NAME_("dy"));
@@ -223,8 +225,9 @@ private:
     // The forward on checked arguments: y = affine (then SiLU when Silu), mean and rstd written
     // when not null. Each (b, g) group is one contiguous span of n elements with its own statistics.
     template <bool Silu, class T>
-    static void forward_(tensor_view<const T> x, tensor_view<const T> gamma, tensor_view<const T> beta, tensor_view<T> y,
-                         T* mean, T* rstd, T* coefficients, std::int64_t groups, double eps, const layout_& lay) {
+    static void forward_(tensor_view<const T> x, tensor_view<const T> gamma, tensor_view<const T> beta,
+                         tensor_view<T> y, T* mean, T* rstd, T* coefficients, std::int64_t groups, double eps,
+                         const layout_& lay) {
         const std::int64_t cg = lay.c / groups, hw = lay.hw, n = cg * hw;
         parallel_for(
             lay.b * groups,
@@ -246,7 +249,8 @@ private:
                         coefficients[2 * bc] = static_cast<T>(a);
                         coefficients[2 * bc + 1] = static_cast<T>(shift);
                     }
-                    affine_<Silu>(xs + k * hw, y.data() + offset + k * hw, hw, static_cast<T>(a), static_cast<T>(shift));
+                    affine_<Silu>(xs + k * hw, y.data() + offset + k * hw, hw, static_cast<T>(a),
+                                  static_cast<T>(shift));
                 }
             },
             (Silu ? 32 : 8) * n);
@@ -316,8 +320,7 @@ private:
         const batch av(a), sv(shift);
         for (std::int64_t i = 0; i < vec_end; i += w) {
             const batch v = xsimd::fma(av, xsimd::load_unaligned(x + i), sv);
-            if constexpr (Silu)
-                silu_lanes(v).store_unaligned(y + i);
+            if constexpr (Silu) silu_lanes(v).store_unaligned(y + i);
             else
                 v.store_unaligned(y + i);
         }

@@ -2,7 +2,6 @@
 // family. Layers call ops<B>::name(...); nothing outside backend/ names a kernel struct.
 #pragma once
 
-#include "ouro/backend/ops.hpp"
 #include "ouro/backend/cpu/activation.hpp"
 #include "ouro/backend/cpu/attention.hpp"
 #include "ouro/backend/cpu/conv.hpp"
@@ -15,6 +14,7 @@
 #include "ouro/backend/cpu/pool.hpp"
 #include "ouro/backend/cpu/resample.hpp"
 #include "ouro/backend/cpu/update.hpp"
+#include "ouro/backend/ops.hpp"
 
 namespace ouro {
 

@@ -73,9 +73,9 @@ struct pool_ops {
     // strictly larger or NaN, so ties go to the first entry and NaN propagates, as in PyTorch's CPU
     // kernel. Requires y and indices of pool2d_output_shape. Overwrites both.
     template <real_scalar T>
-    static void max_pool2d_forward(tensor_view<const T> x,              // (B, C, H, W)
-                                   tensor_view<T> y,                    // (B, C, Ho, Wo)
-                                   tensor_view<std::int64_t> indices,   // (B, C, Ho, Wo)
+    static void max_pool2d_forward(tensor_view<const T> x,             // (B, C, H, W)
+                                   tensor_view<T> y,                   // (B, C, Ho, Wo)
+                                   tensor_view<std::int64_t> indices,  // (B, C, Ho, Wo)
                                    std::int64_t kernel, std::int64_t stride) {
         const geometry_ g = geometry_of_("max_pool2d_forward", x.dims(), kernel, stride);
         require_shape(y.dims(), g.out, "max_pool2d_forward output y (B, C, Ho, Wo)");
@@ -120,14 +120,15 @@ struct pool_ops {
     // Requires dy and indices of equal shape (B, C, Ho, Wo), dx (B, C, H, W) with B, C matching
     // and every index in [0, H·W). Overwrites dx.
     template <real_scalar T>
-    static void max_pool2d_backward(tensor_view<const T> dy,                    // (B, C, Ho, Wo)
-                                    tensor_view<const std::int64_t> indices,    // (B, C, Ho, Wo)
-                                    tensor_view<T> dx) {                        // (B, C, H, W)
+    static void max_pool2d_backward(tensor_view<const T> dy,                  // (B, C, Ho, Wo)
+                                    tensor_view<const std::int64_t> indices,  // (B, C, Ho, Wo)
+                                    tensor_view<T> dx) {                      // (B, C, H, W)
         require_rank(dx.dims(), 4, "max_pool2d_backward", "input gradient dx (B, C, H, W)");
         require_rank(dy.dims(), 4, "max_pool2d_backward", "dy (B, C, Ho, Wo)");
         require(dx.numel() > 0, "max_pool2d_backward: expected a non-empty dx (B, C, H, W), found shape ", dx.dims());
         require(dy.dim(0) == dx.dim(0) && dy.dim(1) == dx.dim(1),
-                "max_pool2d_backward: expected dy with the batch and channels of dx ", dx.dims(), ", found ", dy.dims());
+                "max_pool2d_backward: expected dy with the batch and channels of dx ", dx.dims(), ", found ",
+                dy.dims());
         require_shape(indices.dims(), dy.dims(), "max_pool2d_backward indices (B, C, Ho, Wo)");
         const std::int64_t plane_in = dx.dim(2) * dx.dim(3), plane_out = dy.dim(2) * dy.dim(3);
         // Checked before the parallel loop: an index out of range would write outside dx.

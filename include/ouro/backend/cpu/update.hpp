@@ -43,7 +43,9 @@ struct update_ops {
                            const optim::adamw_step_scalars<T>& scalars) {
         same_size_("adamw_step", p.numel(), {m.numel(), v.numel(), g.numel()});
         const auto sqrt = [](const auto& x) { return xsimd::sqrt(x); };
-        auto update = [&](auto& pe, auto& me, auto& ve, const auto& ge) { optim::adamw_update(pe, me, ve, ge, scalars, sqrt); };
+        auto update = [&](auto& pe, auto& me, auto& ve, const auto& ge) {
+            optim::adamw_update(pe, me, ve, ge, scalars, sqrt);
+        };
         using batch = xsimd::batch<T>;
         constexpr std::int64_t w = static_cast<std::int64_t>(batch::size);
         static_assert(chunk_elements % w == 0, "adamw_step: chunk size must be a multiple of the SIMD width");
@@ -108,8 +110,9 @@ struct update_ops {
     static void swap_contents(tensor_view<T> a, tensor_view<T> b) {
         same_size_("swap_contents", a.numel(), {b.numel()});
         T *ap = a.data(), *bp = b.data();
-        for_each_chunk_(a.numel(), 3,
-                        [&](std::int64_t begin, std::int64_t end) { std::swap_ranges(ap + begin, ap + end, bp + begin); });
+        for_each_chunk_(a.numel(), 3, [&](std::int64_t begin, std::int64_t end) {
+            std::swap_ranges(ap + begin, ap + end, bp + begin);
+        });
     }
 
     // Σ x², each square formed and summed in double, in a fixed order (chunks in order, sum_lanes

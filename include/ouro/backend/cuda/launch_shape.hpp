@@ -17,7 +17,7 @@ namespace ouro::cuda_kernels {
 struct launch_index {
     std::int64_t block = 0, thread = 0, block_dim = 1, grid_dim = 1;
     OURO_HOST_DEVICE std::int64_t first() const { return block * block_dim + thread; }  // its first element
-    OURO_HOST_DEVICE std::int64_t stride() const { return block_dim * grid_dim; }      // then every stride-th
+    OURO_HOST_DEVICE std::int64_t stride() const { return block_dim * grid_dim; }       // then every stride-th
 };
 
 // A 1-D launch: `grid` blocks of `block` threads.

@@ -40,7 +40,8 @@ inline cublasHandle_t blas() {
     struct owner {
         cublasHandle_t handle = nullptr;
         owner() {
-            if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) fail("cuda: cublasCreate failed (no device, or out of memory)");
+            if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS)
+                fail("cuda: cublasCreate failed (no device, or out of memory)");
             if (cublasSetStream(handle, stream()) != CUBLAS_STATUS_SUCCESS) fail("cuda: cublasSetStream failed");
         }
         ~owner() { cublasDestroy(handle); }
@@ -88,7 +89,8 @@ struct backend_memory<cuda> {
         try {
             return cuda_kernels::device_cache::instance().acquire(bytes == 0 ? 1 : bytes);
         } catch (const std::bad_alloc&) {
-            fail("cuda: cannot allocate ", bytes, " bytes of device memory (out of memory; cached blocks were freed first)");
+            fail("cuda: cannot allocate ", bytes,
+                 " bytes of device memory (out of memory; cached blocks were freed first)");
         }
     }
     static void deallocate(void* p, std::size_t bytes) noexcept {

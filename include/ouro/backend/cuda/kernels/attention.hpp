@@ -29,18 +29,55 @@ namespace attention_plans {
 // Column-major C (L, L) = alpha·Aᵀ-free (L, d) · (L, d)ᵀ: with A = K, B = Q it is (Qᵀ K)ᵀ, i.e.
 // row-major Qᵀ K; with A = V, B = dO it is row-major dOᵀ V. The operands are the (d, L) slices.
 inline gemm_call scores(const attention_geometry& g, std::int64_t stride_a, std::int64_t stride_b, double alpha) {
-    return {.transpose_a = false, .transpose_b = true, .m = g.l, .n = g.l, .k = g.d, .lda = g.l, .ldb = g.l, .ldc = g.l,
-            .beta = 0, .alpha = alpha, .batch = g.items, .stride_a = stride_a, .stride_b = stride_b, .stride_c = g.l * g.l};
+    return {.transpose_a = false,
+            .transpose_b = true,
+            .m = g.l,
+            .n = g.l,
+            .k = g.d,
+            .lda = g.l,
+            .ldb = g.l,
+            .ldc = g.l,
+            .beta = 0,
+            .alpha = alpha,
+            .batch = g.items,
+            .stride_a = stride_a,
+            .stride_b = stride_b,
+            .stride_c = g.l * g.l};
 }
 // Row-major (d, L) = M·Pᵀ for P (L, L) and M (d, L): column-major C (L, d) = Pᵀ-col · M-col (A = P transposed, B = M).
-inline gemm_call times_transposed(const attention_geometry& g, std::int64_t stride_m, std::int64_t stride_c, double alpha) {
-    return {.transpose_a = true, .transpose_b = false, .m = g.l, .n = g.d, .k = g.l, .lda = g.l, .ldb = g.l, .ldc = g.l,
-            .beta = 0, .alpha = alpha, .batch = g.items, .stride_a = g.l * g.l, .stride_b = stride_m, .stride_c = stride_c};
+inline gemm_call times_transposed(const attention_geometry& g, std::int64_t stride_m, std::int64_t stride_c,
+                                  double alpha) {
+    return {.transpose_a = true,
+            .transpose_b = false,
+            .m = g.l,
+            .n = g.d,
+            .k = g.l,
+            .lda = g.l,
+            .ldb = g.l,
+            .ldc = g.l,
+            .beta = 0,
+            .alpha = alpha,
+            .batch = g.items,
+            .stride_a = g.l * g.l,
+            .stride_b = stride_m,
+            .stride_c = stride_c};
 }
 // Row-major (d, L) = M·P for P (L, L) and M (d, L): column-major C (L, d) = P-col · M-col (A = P, B = M).
 inline gemm_call times(const attention_geometry& g, std::int64_t stride_m, std::int64_t stride_c, double alpha) {
-    return {.transpose_a = false, .transpose_b = false, .m = g.l, .n = g.d, .k = g.l, .lda = g.l, .ldb = g.l, .ldc = g.l,
-            .beta = 0, .alpha = alpha, .batch = g.items, .stride_a = g.l * g.l, .stride_b = stride_m, .stride_c = stride_c};
+    return {.transpose_a = false,
+            .transpose_b = false,
+            .m = g.l,
+            .n = g.d,
+            .k = g.l,
+            .lda = g.l,
+            .ldb = g.l,
+            .ldc = g.l,
+            .beta = 0,
+            .alpha = alpha,
+            .batch = g.items,
+            .stride_a = g.l * g.l,
+            .stride_b = stride_m,
+            .stride_c = stride_c};
 }
 }  // namespace attention_plans
 

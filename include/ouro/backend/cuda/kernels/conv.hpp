@@ -22,23 +22,44 @@ namespace ouro::cuda_kernels {
 struct conv_geometry {
     std::int64_t cin, h, w, cout, k, stride, padding, ho, wo;
     OURO_HOST_DEVICE std::int64_t taps() const { return cin * k * k; }  // K
-    OURO_HOST_DEVICE std::int64_t pixels() const { return ho * wo; }   // P
+    OURO_HOST_DEVICE std::int64_t pixels() const { return ho * wo; }    // P
 };
 
 // y_b (Cout, P) = W (Cout, K) · cols (K, P): column-major y_bᵀ (P, Cout) = colsᵀ (P, K) · Wᵀ (K, Cout).
 inline gemm_call conv_forward_gemm(const conv_geometry& g) {
-    return {.transpose_a = false, .transpose_b = false, .m = g.pixels(), .n = g.cout, .k = g.taps(), .lda = g.pixels(),
-            .ldb = g.taps(), .ldc = g.pixels(), .beta = 0};
+    return {.transpose_a = false,
+            .transpose_b = false,
+            .m = g.pixels(),
+            .n = g.cout,
+            .k = g.taps(),
+            .lda = g.pixels(),
+            .ldb = g.taps(),
+            .ldc = g.pixels(),
+            .beta = 0};
 }
 // dcols (K, P) = Wᵀ (K, Cout) · dy_b (Cout, P): column-major dcolsᵀ (P, K) = dy_bᵀ (P, Cout) · W (Cout, K).
 inline gemm_call conv_input_gradient_gemm(const conv_geometry& g) {
-    return {.transpose_a = false, .transpose_b = true, .m = g.pixels(), .n = g.taps(), .k = g.cout, .lda = g.pixels(),
-            .ldb = g.taps(), .ldc = g.pixels(), .beta = 0};
+    return {.transpose_a = false,
+            .transpose_b = true,
+            .m = g.pixels(),
+            .n = g.taps(),
+            .k = g.cout,
+            .lda = g.pixels(),
+            .ldb = g.taps(),
+            .ldc = g.pixels(),
+            .beta = 0};
 }
 // dW (Cout, K) += dy_b (Cout, P) · colsᵀ (P, K): column-major dWᵀ (K, Cout) = cols (K, P) · dy_bᵀ (P, Cout).
 inline gemm_call conv_weight_gradient_gemm(const conv_geometry& g) {
-    return {.transpose_a = true, .transpose_b = false, .m = g.taps(), .n = g.cout, .k = g.pixels(), .lda = g.pixels(),
-            .ldb = g.pixels(), .ldc = g.taps(), .beta = 1};
+    return {.transpose_a = true,
+            .transpose_b = false,
+            .m = g.taps(),
+            .n = g.cout,
+            .k = g.pixels(),
+            .lda = g.pixels(),
+            .ldb = g.pixels(),
+            .ldc = g.taps(),
+            .beta = 1};
 }
 
 // cols[(c·k + ky)·k + kx, oy·Wo + ox] = x[c, oy·s − p + ky, ox·s − p + kx], 0 outside the image.
@@ -52,7 +73,8 @@ struct im2col_body {
         for (std::int64_t e = at.first(); e < n; e += at.stride()) {
             const std::int64_t tap = e / g.pixels(), pixel = e % g.pixels();
             const std::int64_t c = tap / (g.k * g.k), ky = tap / g.k % g.k, kx = tap % g.k;
-            const std::int64_t iy = pixel / g.wo * g.stride - g.padding + ky, ix = pixel % g.wo * g.stride - g.padding + kx;
+            const std::int64_t iy = pixel / g.wo * g.stride - g.padding + ky,
+                               ix = pixel % g.wo * g.stride - g.padding + kx;
             cols[e] = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w ? x[(c * g.h + iy) * g.w + ix] : T(0);
         }
     }

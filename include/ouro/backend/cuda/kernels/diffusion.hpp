@@ -1,5 +1,6 @@
 // CUDA kernel bodies of the forward process and the sampler: Gaussian noise with the CPU's Philox
-// streams, q_sample, and the DDIM step. The CPU draws an item's noise from one philox_stream(seed, diffusion_noise, first_index
+// streams, q_sample, and the DDIM step. The CPU draws an item's noise from one philox_stream(seed, diffusion_noise,
+// first_index
 // + b), a pair of normals per two uniforms (diffusion::draw_noise); a stream's k-th number is word
 // k mod 4 of its block k / 4, so the pair j of item b is computed here on its own, statelessly, by
 // one thread: the same uniform bits as the CPU, through the same box_muller (core/philox.hpp).
@@ -29,14 +30,15 @@ struct normal_noise_body {
             const std::int64_t b = w / pairs, j = w % pairs;
             const std::uint64_t index = first_index + static_cast<std::uint64_t>(b);
             // Uniforms 2j and 2j + 1 lie in one block (2j is even, so 2j mod 4 is 0 or 2).
-            const philox_counter r = philox4x32(
-                philox_counter{static_cast<std::uint32_t>(2 * j / 4), static_cast<std::uint32_t>(rng_purpose::diffusion_noise),
-                               static_cast<std::uint32_t>(index), static_cast<std::uint32_t>(index >> 32)},
-                key);
+            const philox_counter r =
+                philox4x32(philox_counter{static_cast<std::uint32_t>(2 * j / 4),
+                                          static_cast<std::uint32_t>(rng_purpose::diffusion_noise),
+                                          static_cast<std::uint32_t>(index), static_cast<std::uint32_t>(index >> 32)},
+                           key);
             const int word = static_cast<int>(2 * j % 4);
             float first = 0, second = 0;
-            box_muller(philox_stream::uniform_from_bits(r[word] >> 8), philox_stream::uniform_from_bits(r[word + 1] >> 8),
-                       first, second);
+            box_muller(philox_stream::uniform_from_bits(r[word] >> 8),
+                       philox_stream::uniform_from_bits(r[word + 1] >> 8), first, second);
             T* item = out + b * per_item;
             item[2 * j] = static_cast<T>(first);
             if (2 * j + 1 < per_item) item[2 * j + 1] = static_cast<T>(second);
@@ -49,11 +51,11 @@ struct normal_noise_body {
 // the host.
 template <class T>
 struct q_sample_body {
-    const T* x0;       // (items, per_item)
-    const T* eps;      // (items, per_item)
-    const double* a;   // (items) sqrt(ᾱ_t)
-    const double* s;   // (items) sqrt(1 − ᾱ_t)
-    T* x_t;            // (items, per_item)
+    const T* x0;      // (items, per_item)
+    const T* eps;     // (items, per_item)
+    const double* a;  // (items) sqrt(ᾱ_t)
+    const double* s;  // (items) sqrt(1 − ᾱ_t)
+    T* x_t;           // (items, per_item)
     std::int64_t items, per_item;
     OURO_HOST_DEVICE void operator()(launch_index at) const {
         const std::int64_t n = items * per_item;

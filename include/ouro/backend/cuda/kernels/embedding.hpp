@@ -87,7 +87,8 @@ struct label_embedding_forward_body {
     T* y;                        // (batch, dim)
     std::int64_t batch, dim;
     OURO_HOST_DEVICE void operator()(launch_index at) const {
-        for (std::int64_t k = at.first(); k < batch * dim; k += at.stride()) y[k] = table[labels[k / dim] * dim + k % dim];
+        for (std::int64_t k = at.first(); k < batch * dim; k += at.stride())
+            y[k] = table[labels[k / dim] * dim + k % dim];
     }
 };
 

@@ -28,17 +28,41 @@ struct gemm_call {
 
 // linear_forward, y (N, out) = x (N, in)·Wᵀ with W (out, in): A = W, B = x, C = y.
 inline gemm_call linear_forward_gemm(std::int64_t rows, std::int64_t in, std::int64_t out) {
-    return {.transpose_a = true, .transpose_b = false, .m = out, .n = rows, .k = in, .lda = in, .ldb = in, .ldc = out, .beta = 0};
+    return {.transpose_a = true,
+            .transpose_b = false,
+            .m = out,
+            .n = rows,
+            .k = in,
+            .lda = in,
+            .ldb = in,
+            .ldc = out,
+            .beta = 0};
 }
 
 // linear_backward's dx (N, in) = dy (N, out)·W: A = W, B = dy, C = dx (overwritten).
 inline gemm_call linear_input_gradient_gemm(std::int64_t rows, std::int64_t in, std::int64_t out) {
-    return {.transpose_a = false, .transpose_b = false, .m = in, .n = rows, .k = out, .lda = in, .ldb = out, .ldc = in, .beta = 0};
+    return {.transpose_a = false,
+            .transpose_b = false,
+            .m = in,
+            .n = rows,
+            .k = out,
+            .lda = in,
+            .ldb = out,
+            .ldc = in,
+            .beta = 0};
 }
 
 // linear_backward's dW (out, in) += dyᵀ·x: A = x, B = dy, C = dW (accumulated: beta = 1).
 inline gemm_call linear_weight_gradient_gemm(std::int64_t rows, std::int64_t in, std::int64_t out) {
-    return {.transpose_a = false, .transpose_b = true, .m = in, .n = out, .k = rows, .lda = in, .ldb = out, .ldc = in, .beta = 1};
+    return {.transpose_a = false,
+            .transpose_b = true,
+            .m = in,
+            .n = out,
+            .k = rows,
+            .lda = in,
+            .ldb = out,
+            .ldc = in,
+            .beta = 1};
 }
 
 // What cuBLAS computes for `call` (in double, then rounded once), for tests on the host.

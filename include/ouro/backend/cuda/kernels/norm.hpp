@@ -22,7 +22,8 @@ template <class T>
 OURO_HOST_DEVICE T fma_of(T a, T b, T c) {
 #if defined(__CUDA_ARCH__)
     if constexpr (sizeof(T) == 4) return ::fmaf(a, b, c);
-    else return ::fma(a, b, c);
+    else
+        return ::fma(a, b, c);
 #else
     return std::fma(a, b, c);
 #endif
@@ -71,9 +72,9 @@ struct group_norm_stats_body {
 // when Silu: the CPU's affine_ and silu_lanes.
 template <class T, bool Silu>
 struct group_norm_apply_body {
-    const T* x;             // (B, C, hw)
-    const T* coefficients;  // (B, C, 2)
-    T* y;                   // (B, C, hw)
+    const T* x;               // (B, C, hw)
+    const T* coefficients;    // (B, C, 2)
+    T* y;                     // (B, C, hw)
     std::int64_t planes, hw;  // planes = B·C
     OURO_HOST_DEVICE void operator()(launch_index at) const {
         const std::int64_t n = planes * hw;
@@ -81,7 +82,8 @@ struct group_norm_apply_body {
             const std::int64_t bc = i / hw;
             const T v = fma_of(coefficients[2 * bc], x[i], coefficients[2 * bc + 1]);
             if constexpr (Silu) y[i] = v / (T(1) + exp_of(-v));
-            else y[i] = v;
+            else
+                y[i] = v;
         }
     }
 };
@@ -96,15 +98,15 @@ struct group_norm_apply_body {
 //     dβ_c += Σ_b dy_sum, b in order.
 template <class T, bool Silu>
 struct group_norm_backward_sums_body {
-    const T* x;             // (B, C, hw)
-    const T* dy;            // (B, C, hw)
-    const T* gamma;         // (C)
-    const T* mean;          // (B, groups)
-    const T* rstd;          // (B, groups)
-    const T* coefficients;  // (B, C, 2) of the forward (Silu only)
-    T* dx;                  // (B, C, hw): the SiLU's gradient (Silu only)
-    double* dev_sums;       // (B, C)
-    double* dy_sums;        // (B, C)
+    const T* x;                  // (B, C, hw)
+    const T* dy;                 // (B, C, hw)
+    const T* gamma;              // (C)
+    const T* mean;               // (B, groups)
+    const T* rstd;               // (B, groups)
+    const T* coefficients;       // (B, C, 2) of the forward (Silu only)
+    T* dx;                       // (B, C, hw): the SiLU's gradient (Silu only)
+    double* dev_sums;            // (B, C)
+    double* dy_sums;             // (B, C)
     double* group_coefficients;  // (B, groups, 2): coef_x, coef_0
     std::int64_t batch, channels, groups, hw;
     OURO_HOST_DEVICE void operator()(launch_index at) const {
@@ -161,7 +163,8 @@ struct group_norm_backward_combine_body {
         for (std::int64_t i = at.first(); i < n; i += at.stride()) {
             const std::int64_t bc = i / hw, c = bc % channels, item = bc / channels * groups + c / cg;
             const T a = static_cast<T>(static_cast<double>(rstd[item]) * static_cast<double>(gamma[c]));
-            const T bx = static_cast<T>(group_coefficients[2 * item]), c0 = static_cast<T>(group_coefficients[2 * item + 1]);
+            const T bx = static_cast<T>(group_coefficients[2 * item]),
+                    c0 = static_cast<T>(group_coefficients[2 * item + 1]);
             dx[i] = fma_of(a, dy[i], fma_of(bx, x[i], c0));
         }
     }
@@ -169,11 +172,11 @@ struct group_norm_backward_combine_body {
 
 template <class T>
 struct group_norm_backward_parameters_body {
-    const T* rstd;            // (B, groups)
-    const double* dev_sums;   // (B, C)
-    const double* dy_sums;    // (B, C)
-    T* dgamma;                // (C), accumulated into
-    T* dbeta;                 // (C), accumulated into
+    const T* rstd;           // (B, groups)
+    const double* dev_sums;  // (B, C)
+    const double* dy_sums;   // (B, C)
+    T* dgamma;               // (C), accumulated into
+    T* dbeta;                // (C), accumulated into
     std::int64_t batch, channels, groups;
     OURO_HOST_DEVICE void operator()(launch_index at) const {
         const std::int64_t cg = channels / groups;

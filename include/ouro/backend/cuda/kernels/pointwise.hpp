@@ -1,17 +1,17 @@
 // CUDA kernel bodies of the pointwise family: SiLU and ReLU with their gradients, sums, the
 // per-channel shift, dropout, and the optimisers' passes (AdamW, SGD, the EMA's update and swap,
-// clipping's scale, SIMS's extrapolation). Each is a functor over a 1-D launch (launch_shape.hpp) that loops grid-stride over its
-// n elements; the same body runs in a real launch (launch.cuh) and, in the tests, in an emulated
+// clipping's scale, SIMS's extrapolation). Each is a functor over a 1-D launch (launch_shape.hpp) that loops
+// grid-stride over its n elements; the same body runs in a real launch (launch.cuh) and, in the tests, in an emulated
 // one (emulation.hpp). Each thread touches only its own elements, so any grid gives the same bits.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 
+#include "ouro/backend/adamw_update.hpp"
 #include "ouro/backend/cuda/launch_shape.hpp"
 #include "ouro/backend/op_params.hpp"
 #include "ouro/core/host_device.hpp"
-#include "ouro/backend/adamw_update.hpp"
 
 namespace ouro::cuda_kernels {
 
@@ -20,7 +20,8 @@ template <class T>
 OURO_HOST_DEVICE T exp_of(T v) {
 #if defined(__CUDA_ARCH__)
     if constexpr (sizeof(T) == 4) return ::expf(v);
-    else return ::exp(v);
+    else
+        return ::exp(v);
 #else
     return std::exp(v);
 #endif
@@ -30,7 +31,8 @@ struct sqrt_of {
     OURO_HOST_DEVICE T operator()(T v) const {
 #if defined(__CUDA_ARCH__)
         if constexpr (sizeof(T) == 4) return ::sqrtf(v);
-        else return ::sqrt(v);
+        else
+            return ::sqrt(v);
 #else
         return std::sqrt(v);
 #endif
@@ -148,7 +150,8 @@ struct adamw_body {
     std::int64_t n;
     optim::adamw_step_scalars<T> s;
     OURO_HOST_DEVICE void operator()(launch_index at) const {
-        for (std::int64_t i = at.first(); i < n; i += at.stride()) optim::adamw_update(p[i], m[i], v[i], g[i], s, sqrt_of{});
+        for (std::int64_t i = at.first(); i < n; i += at.stride())
+            optim::adamw_update(p[i], m[i], v[i], g[i], s, sqrt_of{});
     }
 };
 

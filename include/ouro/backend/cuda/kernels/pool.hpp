@@ -67,9 +67,9 @@ struct avg_pool2d_backward_body {
 // entry wins only if strictly larger or NaN (ties to the first, NaN propagates), as the CPU.
 template <class T>
 struct max_pool2d_forward_body {
-    const T* x;              // (planes, h, w)
-    T* y;                    // (planes, ho, wo)
-    std::int64_t* indices;   // (planes, ho, wo)
+    const T* x;             // (planes, h, w)
+    T* y;                   // (planes, ho, wo)
+    std::int64_t* indices;  // (planes, ho, wo)
     pool_geometry g;
     OURO_HOST_DEVICE void operator()(launch_index at) const {
         for (std::int64_t k = at.first(); k < g.planes * g.ho * g.wo; k += at.stride()) {
@@ -97,9 +97,9 @@ struct max_pool2d_forward_body {
 // dx[r, c] = Σ over the windows holding (r, c) whose index is r·w + c, in output order, of dy.
 template <class T>
 struct max_pool2d_backward_body {
-    const T* dy;                   // (planes, ho, wo)
-    const std::int64_t* indices;   // (planes, ho, wo), each in [0, h·w) (checked on the host)
-    T* dx;                         // (planes, h, w)
+    const T* dy;                  // (planes, ho, wo)
+    const std::int64_t* indices;  // (planes, ho, wo), each in [0, h·w) (checked on the host)
+    T* dx;                        // (planes, h, w)
     pool_geometry g;
     OURO_HOST_DEVICE void operator()(launch_index at) const {
         for (std::int64_t k = at.first(); k < g.planes * g.h * g.w; k += at.stride()) {

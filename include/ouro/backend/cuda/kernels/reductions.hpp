@@ -75,10 +75,10 @@ struct mse_total_body {
 // mean_of_rows_body. Labels are checked on the host before the launch.
 template <class T>
 struct softmax_cross_entropy_rows_body {
-    const T* logits;              // (N, K)
-    const std::int64_t* labels;   // (N), each in [0, K)
-    T* dlogits;                   // (N, K) or null
-    double* row_loss;             // (N)
+    const T* logits;             // (N, K)
+    const std::int64_t* labels;  // (N), each in [0, K)
+    T* dlogits;                  // (N, K) or null
+    double* row_loss;            // (N)
     std::int64_t n, k;
     OURO_HOST_DEVICE void operator()(launch_index at) const {
         const double inv_n = 1.0 / static_cast<double>(n);
@@ -134,8 +134,8 @@ struct mean_of_rows_body {
 // the tail into lane 0), then the lanes in order; partial[c] is chunk c's sum.
 template <class T>
 struct sum_of_squares_chunks_body {
-    const T* x;        // (n)
-    double* partial;   // (chunks)
+    const T* x;       // (n)
+    double* partial;  // (chunks)
     std::int64_t n, chunk;
     OURO_HOST_DEVICE void operator()(launch_index at) const {
         const std::int64_t chunks = (n + chunk - 1) / chunk;

@@ -71,7 +71,8 @@ struct concat_channels_backward_body {
         for (std::int64_t k = at.first(); k < n; k += at.stride()) {
             const std::int64_t s = k / item, r = k % item;
             if (r < na) da[s * na + r] = dy[k];
-            else db[s * nb + r - na] = dy[k];
+            else
+                db[s * nb + r - na] = dy[k];
         }
     }
 };
