@@ -10,6 +10,7 @@
 #include "ouro/diffusion/negative_guidance.hpp"
 #include "ouro/loop/modes.hpp"
 #include "ouro/loop/pool.hpp"
+#include "ouro/loop/selection_diagnostics.hpp"
 #include "ouro/loop/toy.hpp"
 
 using namespace ouro;
@@ -64,6 +65,48 @@ TEST_CASE("pool gather copies the chosen items in order", "[loop][pool]") {
     CHECK(set.data == std::vector<float>{9.f, -9.f, 0.f, 0.f, 5.f, -5.f});
     CHECK(set.labels == std::vector<std::int64_t>{1, 0, 1});
     CHECK(set.generations == std::vector<std::int64_t>{2, 0, 1});
+}
+
+TEST_CASE("describe_selection reports the pool, T_k and each source generation", "[loop][pool][diagnostics]") {
+    const pool p = hand_made_pool();  // generations 0 0 0 0 1 1 1 2 2 2, labels i % 4
+    std::vector<double> scores;       // ξ of item i: i / 10
+    for (int i = 0; i < 10; ++i) scores.push_back(i / 10.0);
+    // G0 latents (10, 2): label 0 along (1, 1), label 1 along (0, 1), the rest along (1, 0).
+    std::vector<float> latents;
+    for (int i = 0; i < 10; ++i) {
+        const int label = i % 4;
+        latents.push_back(label == 1 ? 0.f : 2.f);
+        latents.push_back(label == 2 || label == 3 ? 0.f : 2.f);
+    }
+    const std::vector<std::int64_t> chosen{9, 0, 5, 1};  // generations 2, 0, 1, 0; labels 1, 0, 1, 1
+    const loop::diagnostic_row d = loop::describe_selection(p, scores, chosen, latents, 2);
+    CHECK(d.generation == 2);
+    CHECK(d.pool_size == 10);
+    CHECK(d.train_size == 4);
+    CHECK(d.real_share == 0.5);
+    CHECK(d.mean_source_generation == 0.75);
+    CHECK(d.pool_confidence.mean == Approx(0.45));
+    CHECK(d.pool_confidence.q25 == Approx(0.225));  // numpy: quantile(0, .1, …, .9; 0.25)
+    CHECK(d.train_confidence.mean == Approx(0.375));
+    CHECK(d.train_confidence.q50 == Approx(0.3));
+    // OLE of the unit rows: class 0 one row (‖·‖_* = 1), class 1 three equal rows (√3), all four
+    // rows: singular values √(2 ± √2.5); divided by 4 rows.
+    const double whole = std::sqrt(2 + std::sqrt(2.5)) + std::sqrt(2 - std::sqrt(2.5));
+    CHECK(d.ole == Approx((1 + std::sqrt(3.0) - whole) / 4).epsilon(1e-5));
+    REQUIRE(d.sources.size() == 3);
+    CHECK(d.sources[0].pool_count == 4);
+    CHECK(d.sources[0].train_count == 2);
+    CHECK(d.sources[0].pool_confidence_mean == Approx(0.15));
+    CHECK(d.sources[1].pool_count == 3);
+    CHECK(d.sources[1].train_count == 1);
+    CHECK(d.sources[1].pool_confidence_mean == Approx(0.5));
+    CHECK(d.sources[2].train_count == 1);
+    CHECK(d.sources[2].pool_confidence_mean == Approx(0.8));
+    // A choice outside the pool, or scores for another pool, are refused.
+    CHECK_THROWS_WITH(loop::describe_selection(p, scores, std::vector<std::int64_t>{10}, latents, 2),
+                      Catch::Contains("outside the pool of 10"));
+    CHECK_THROWS_WITH(loop::describe_selection(p, std::vector<double>(9, 0.5), chosen, latents, 2),
+                      Catch::Contains("9 scores"));
 }
 
 TEST_CASE("pool rejects bad input naming expected and found sizes", "[loop][pool]") {

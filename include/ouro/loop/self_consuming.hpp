@@ -85,6 +85,7 @@
 #include "ouro/loop/report.hpp"
 #include "ouro/loop/run_files.hpp"
 #include "ouro/loop/scores.hpp"
+#include "ouro/loop/selection_diagnostics.hpp"
 #include "ouro/metrics/feature_extractor.hpp"
 #include "ouro/metrics/fid.hpp"
 #include "ouro/metrics/kid.hpp"
@@ -131,26 +132,6 @@ inline std::string dir_name(std::string_view method) {
     std::string s(method);
     for (char& c : s) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
     return s;
-}
-
-inline quartiles quartiles_of(std::vector<double> v) {
-    quartiles q;
-    if (v.empty()) return q;
-    std::sort(v.begin(), v.end());
-    double sum = 0;
-    for (double x : v) sum += x;
-    q.mean = sum / static_cast<double>(v.size());
-    // Linear interpolation between order statistics (numpy's default "linear").
-    auto at = [&](double p) {
-        const double h = p * static_cast<double>(v.size() - 1);
-        const auto lo = static_cast<std::size_t>(std::floor(h));
-        const std::size_t hi = std::min(lo + 1, v.size() - 1);
-        return v[lo] + (h - static_cast<double>(lo)) * (v[hi] - v[lo]);
-    };
-    q.q25 = at(0.25);
-    q.q50 = at(0.5);
-    q.q75 = at(0.75);
-    return q;
 }
 
 // Adds the seconds of its own lifetime to a phase's counter.
@@ -326,8 +307,8 @@ public:
             d.generation = 0;
             d.pool_size = d.train_size = real.size();
             const tensor<double> conf = confidence_(real_latents.view(), probe_labels);
-            d.pool_confidence = d.train_confidence = detail::quartiles_of({conf.begin(), conf.end()});
-            d.ole = ole_(real_latents.view(), probe_labels);
+            d.pool_confidence = d.train_confidence = quartiles_of({conf.begin(), conf.end()});
+            d.ole = latent_ole(real_latents.view(), probe_labels);
             d.real_share = 1.0;
             d.mean_source_generation = 0.0;
             d.sample_ole = sample_ole_(extractor, samples.view(), labels.view());
@@ -725,13 +706,7 @@ private:
             const auto pred = probe_.predict(h.view());
             classes.assign(pred.label.begin(), pred.label.end());
         }
-        return ole_(h.view(), classes);
-    }
-
-    // OLE(M) = Σ_c ||M_c||_* − ||M||_* of rows normalised to unit length, divided by N (Cai et al.
-    // §4, after Lezama et al. 2018), so sets of different sizes and latent scales compare.
-    static double ole_(tensor_view<const float> latents, const std::vector<std::int64_t>& labels) {
-        return ole::score(latents, labels, {.normalize_rows = true, .divide_by_n = true});
+        return latent_ole(h.view(), classes);
     }
 
     tensor<std::int64_t> balanced_labels_(std::int64_t count) const {
@@ -953,39 +928,8 @@ private:
         const pool::training_set t = ch.items.gather(chosen);
 
         // Diagnostics of T_k.
-        diagnostic_row diag;
+        diagnostic_row diag = describe_selection(ch.items, scores, chosen, ch.latents, k);
         diag.method = name;
-        diag.generation = k;
-        diag.pool_size = ch.items.size();
-        diag.train_size = static_cast<std::int64_t>(chosen.size());
-        diag.pool_confidence = detail::quartiles_of(scores);
-        std::vector<double> chosen_scores;
-        tensor<float> chosen_latents(shape{static_cast<std::int64_t>(chosen.size()), d});
-        double real_count = 0, generation_sum = 0;
-        for (std::size_t i = 0; i < chosen.size(); ++i) {
-            chosen_scores.push_back(scores[static_cast<std::size_t>(chosen[i])]);
-            std::copy(ch.latents.begin() + chosen[i] * d, ch.latents.begin() + (chosen[i] + 1) * d,
-                      chosen_latents.data() + static_cast<std::int64_t>(i) * d);
-            real_count += t.generations[i] == 0;
-            generation_sum += static_cast<double>(t.generations[i]);
-        }
-        diag.train_confidence = detail::quartiles_of(chosen_scores);
-        diag.ole = ole_(chosen_latents.view(), t.labels);
-        diag.real_share = real_count / static_cast<double>(chosen.size());
-        diag.mean_source_generation = generation_sum / static_cast<double>(chosen.size());
-        for (std::int64_t g = 0; g <= k; ++g) {
-            source_row r{.source_generation = g};
-            double sum = 0;
-            for (std::int64_t i = 0; i < ch.items.size(); ++i)
-                if (ch.items.generation(i) == g) {
-                    ++r.pool_count;
-                    sum += scores[static_cast<std::size_t>(i)];
-                }
-            for (std::size_t i = 0; i < chosen.size(); ++i) r.train_count += t.generations[i] == g;
-            if (r.pool_count == 0) continue;  // REAL's pool holds no samples
-            r.pool_confidence_mean = sum / static_cast<double>(r.pool_count);
-            diag.sources.push_back(r);
-        }
 
         // G_k: fine-tune G_{k-1} (or fresh weights) on T_k for E epochs.
         const data::image_dataset train_set = training_set_(
