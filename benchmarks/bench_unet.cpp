@@ -23,25 +23,15 @@
 #include "ouro/optim/adamw.hpp"
 #include "ouro/presets/experiments.hpp"
 #include "ouro/presets/unet.hpp"
+#include "unet_specs.hpp"
 
 using namespace ouro;
 
 namespace {
 
-// The three U-Nets of the comparison (issue #10): S the MNIST preset, M a wider one of ~6.5 M
-// parameters, Q the quick profile's small U-Net.
-inline constexpr nn::unet_spec spec_s = presets::mnist_unet;
-inline constexpr nn::unet_spec spec_m{.in_channels = 1,
-                                      .image_size = 28,
-                                      .base = 64,
-                                      .mult = {1, 2, 2},
-                                      .res_blocks = 2,
-                                      .attention = {false, false, true},
-                                      .heads = 1,
-                                      .groups = 8,
-                                      .dropout = 0.1,
-                                      .classes = 10};
-inline constexpr nn::unet_spec spec_q = presets::small_unet(1, 28, 10);
+using bench::spec_m;
+using bench::spec_q;
+using bench::spec_s;
 
 double peak_rss_mib() {
     rusage u{};

@@ -3,6 +3,7 @@
 of tests/golden/gen_unet.py), one measurement per process, for benchmarks/run-vs-pytorch.
 
   /usr/bin/python3 benchmarks/torch_unet.py --spec S|M|Q --mode train|sample|flops [--threads N] [--reps R]
+                                            [--device cpu|cuda]
 
 train: forward + backward + AdamW at batch 128; sample: one forward under no_grad at batch 256;
 flops: the forward FLOPs of one image (2 per multiply-add of every conv, linear and attention
@@ -45,8 +46,8 @@ def build(spec):
     return net
 
 
-def batch(n):
-    return torch.randn(n, 1, 28, 28), torch.arange(n) * 37 % 1000, torch.arange(n) % 10
+def batch(n, device="cpu"):
+    return tuple(v.to(device) for v in (torch.randn(n, 1, 28, 28), torch.arange(n) * 37 % 1000, torch.arange(n) % 10))
 
 
 def forward_flops(net):
@@ -75,12 +76,14 @@ def forward_flops(net):
     return total[0]
 
 
-def per_call(f, warmup, reps):
+def per_call(f, warmup, reps, sync=lambda: None):
     for _ in range(warmup):
         f()
+    sync()
     start = time.perf_counter()
     for _ in range(reps):
         f()
+    sync()
     return (time.perf_counter() - start) / reps
 
 
@@ -90,15 +93,20 @@ def main():
     p.add_argument("--mode", choices=("train", "sample", "flops"), default="train")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("torch_unet.py: --device cuda, but this PyTorch has no CUDA device")
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     net = build(a.spec)
     if a.mode == "flops":
         print(json.dumps({"side": "pytorch", "spec": a.spec, "mode": "flops", "forward_flops_per_image": forward_flops(net),
                           "parameters": sum(q.numel() for q in net.parameters())}))
         return
+    net = net.to(a.device)
     if a.mode == "train":
-        x, t, y = batch(128)
+        x, t, y = batch(128, a.device)
         opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
         net.train()
 
@@ -107,14 +115,19 @@ def main():
             net(x, t, y).square().mean().backward()
             opt.step()
 
-        s = per_call(step, 1, a.reps)
+        s = per_call(step, 1, a.reps, sync)
         ips = 128 / s
     else:
-        x, t, y = batch(256)
+        x, t, y = batch(256, a.device)
         net.eval()
         with torch.no_grad():
-            s = per_call(lambda: net(x, t, y), 1, a.reps)
+            s = per_call(lambda: net(x, t, y), 1, a.reps, sync)
         ips = 256 / s
+    if a.device == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        print(json.dumps({"side": "pytorch", "device": "cuda", "spec": a.spec, "mode": a.mode,
+                          "images_per_s": round(ips, 3), "device_peak_mib": round(peak, 1), "torch": torch.__version__}))
+        return
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"side": "pytorch", "spec": a.spec, "mode": a.mode, "threads": torch.get_num_threads(),
                       "images_per_s": round(ips, 3), "peak_rss_mib": round(rss, 1), "torch": torch.__version__}))

@@ -29,7 +29,7 @@ IN, SIZE, BASE, MULT, RES, ATTN, HEADS, GROUPS, CLASSES = 2, 6, 8, (1, 2), 1, (F
 def timestep_embedding(t, dim, max_period=10000):
     """guided-diffusion's timestep_embedding: cos half, then sin half."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float64) / half)
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float64, device=t.device) / half)
     args = t[:, None].double() * freqs[None]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1).to(torch.get_default_dtype())
 

@@ -101,19 +101,6 @@ inline loop::loop_options loop_options_for(const lsf_profile& p) {
     return o;
 }
 
-// Small U-Nets for the smoke and quick profiles (ours): two downsamplings, no attention.
-constexpr nn::unet_spec small_unet(int in_channels, int image_size, int classes) {
-    return {.in_channels = in_channels,
-            .image_size = image_size,
-            .base = 16,
-            .mult = {1, 2, 2},
-            .res_blocks = 1,
-            .attention = {},
-            .heads = 1,
-            .groups = 8,
-            .dropout = 0.1,
-            .classes = classes};
-}
 constexpr nn::unet_spec with_classes(nn::unet_spec s, int classes) {
     s.classes = classes;
     return s;

@@ -43,4 +43,18 @@ inline constexpr nn::unet_spec celeba_unet{.in_channels = 3,
                                            .dropout = 0.1,
                                            .classes = 0};
 
+// Small U-Nets for the smoke and quick profiles (ours): two downsamplings, no attention.
+constexpr nn::unet_spec small_unet(int in_channels, int image_size, int classes) {
+    return {.in_channels = in_channels,
+            .image_size = image_size,
+            .base = 16,
+            .mult = {1, 2, 2},
+            .res_blocks = 1,
+            .attention = {},
+            .heads = 1,
+            .groups = 8,
+            .dropout = 0.1,
+            .classes = classes};
+}
+
 }  // namespace ouro::presets
