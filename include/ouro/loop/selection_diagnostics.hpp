@@ -41,16 +41,20 @@ inline quartiles quartiles_of(std::vector<double> v) {
 }
 
 // OLE(M) = Σ_c ||M_c||_* − ||M||_* of rows normalised to unit length, divided by N (Cai et al.
-// §4, after Lezama et al. 2018), so sets of different sizes and latent scales compare.
-inline double latent_ole(tensor_view<const float> latents, const std::vector<std::int64_t>& labels) {
+// §4, after Lezama et al. 2018), so sets of different sizes and latent scales compare. A template
+// (as describe_selection below) only so that its SVDs are compiled where it is called, not in every file that
+// includes this header (tests/consumer checks that).
+template <class = void>
+double latent_ole(tensor_view<const float> latents, const std::vector<std::int64_t>& labels) {
     return ole::score(latents, labels, {.normalize_rows = true, .divide_by_n = true});
 }
 
 // The row of generation `generation`'s selection: `scores` holds ξ of every pool item, `chosen` the
 // items of T_k (indices into the pool), `latents` the pool's G0 latents (pool size, D) row-major.
-inline diagnostic_row describe_selection(const pool& items, std::span<const double> scores,
-                                         std::span<const std::int64_t> chosen, std::span<const float> latents,
-                                         std::int64_t generation) {
+template <class = void>
+diagnostic_row describe_selection(const pool& items, std::span<const double> scores,
+                                  std::span<const std::int64_t> chosen, std::span<const float> latents,
+                                  std::int64_t generation) {
     const std::int64_t n = items.size();
     require(n > 0 && static_cast<std::int64_t>(scores.size()) == n && !chosen.empty() &&
                 latents.size() % static_cast<std::size_t>(n) == 0,
