@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -45,6 +46,22 @@ inline void write_curve(const std::filesystem::path& file, const std::vector<dou
     for (double l : losses) ok = ok && std::fprintf(f, "%.9g\n", l) > 0;
     ok = (std::fclose(f) == 0) && ok;
     if (!ok) fail(file.string(), ": writing the loss curve failed");
+}
+
+// The main of both programs: argv[1] the MNIST folder, argv[2] the file the curve goes to.
+template <class B>
+int curve_main(int argc, char** argv, const char* program) {
+    if (argc != 3) {
+        std::fprintf(stderr, "usage: %s MNIST_DIR OUT.txt\n", program);
+        return 2;
+    }
+    try {
+        write_curve(argv[2], mnist_loss_curve<B>(argv[1]));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s\n", program, e.what());
+        return 1;
+    }
+    return 0;
 }
 
 }  // namespace ouro::cuda_testing
