@@ -55,17 +55,9 @@ void q_sample(const schedule_table& table, tensor_view<const std::type_identity_
               tensor_view<const std::int64_t> t, tensor_view<const std::type_identity_t<T>> eps, tensor_view<T> x_t) {
     require_shape(eps.dims(), x0.dims(), "q_sample eps");
     require_shape(x_t.dims(), x0.dims(), "q_sample x_t");
-    const std::int64_t batch = detail::require_batch_timesteps(table, x0, t, "q_sample");
-    const std::int64_t per_item = x0.numel() / batch;
-    parallel_for(
-        batch,
-        [&](std::int64_t b) {
-            const auto k = static_cast<std::size_t>(t[b]);
-            const double a = table.sqrt_alphas_cumprod()[k], s = table.sqrt_one_minus_alphas_cumprod()[k];
-            for (std::int64_t i = b * per_item; i < (b + 1) * per_item; ++i)
-                x_t[i] = static_cast<T>(a * static_cast<double>(x0[i]) + s * static_cast<double>(eps[i]));
-        },
-        per_item * 4);
+    detail::combine_per_item<T>(table, x0, eps, t, x_t, "q_sample", [](T x, T e, double a, double s) {
+        return a * static_cast<double>(x) + s * static_cast<double>(e);
+    });
 }
 
 // As above with ε drawn by draw_noise(eps, seed, first_index) and returned in `eps` (the training

@@ -31,6 +31,26 @@ std::int64_t require_batch_timesteps(const schedule_table& table, tensor_view<co
     for (std::int64_t b = 0; b < batch; ++b) table.require_timestep(t[b], who);
     return batch;
 }
+
+// out[i] = combine(x0[i], eps[i], a, s) over every element i of item b, with a = sqrt(ᾱ_t) and
+// s = sqrt(1 − ᾱ_t) in double at t = t[b], rounded once to T: the forward process (q_sample) and
+// the training targets differ only in `combine`. Requires what require_batch_timesteps does; the
+// callers check the operands' shapes.
+template <class T, class Combine>
+void combine_per_item(const schedule_table& table, tensor_view<const T> x0, tensor_view<const T> eps,
+                      tensor_view<const std::int64_t> t, tensor_view<T> out, const char* who, Combine combine) {
+    const std::int64_t batch = require_batch_timesteps(table, x0, t, who);
+    const std::int64_t per_item = x0.numel() / batch;
+    parallel_for(
+        batch,
+        [&](std::int64_t b) {
+            const auto k = static_cast<std::size_t>(t[b]);
+            const double a = table.sqrt_alphas_cumprod()[k], s = table.sqrt_one_minus_alphas_cumprod()[k];
+            for (std::int64_t i = b * per_item; i < (b + 1) * per_item; ++i)
+                out[i] = static_cast<T>(combine(x0[i], eps[i], a, s));
+        },
+        per_item * 4);
+}
 }  // namespace detail
 
 // target = P::target(x0, eps, t) per item, e.g. v = a ε − s x_0 for v_prediction.
@@ -41,17 +61,8 @@ void training_target(const schedule_table& table, tensor_view<const std::type_id
                      tensor_view<T> target) {
     require_shape(eps.dims(), x0.dims(), "training_target eps");
     require_shape(target.dims(), x0.dims(), "training_target target");
-    const std::int64_t batch = detail::require_batch_timesteps(table, x0, t, "training_target");
-    const std::int64_t per_item = x0.numel() / batch;
-    parallel_for(
-        batch,
-        [&](std::int64_t b) {
-            const auto k = static_cast<std::size_t>(t[b]);
-            const double a = table.sqrt_alphas_cumprod()[k], s = table.sqrt_one_minus_alphas_cumprod()[k];
-            for (std::int64_t i = b * per_item; i < (b + 1) * per_item; ++i)
-                target[i] = static_cast<T>(P::target(x0[i], eps[i], a, s));
-        },
-        per_item * 4);
+    detail::combine_per_item<T>(table, x0, eps, t, target, "training_target",
+                                [](T x, T e, double a, double s) { return P::target(x, e, a, s); });
 }
 
 // (x0, eps) of a model output at (x_t, t) per item. Requires output, x_t, x0 and eps of one shape

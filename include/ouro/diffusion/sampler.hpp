@@ -538,27 +538,60 @@ constexpr bool check_sampler() {
     return sampler<S>;
 }
 
+namespace detail {
+// What the samplers below share: their schedule, options and the timesteps they visit (checked
+// and computed once, on construction), and sample()'s one-sample-per-label form; each sampler
+// (Derived) provides the counted form, sample(model, item_shape, count, labels, seed, first_index).
+template <class Derived>
+class sampler_common {
+public:
+    const schedule_table& table() const { return table_; }
+    const sampler_options& options() const { return options_; }
+    const std::vector<std::int64_t>& timesteps() const { return timesteps_; }
+
+    // One sample per label.
+    template <class M>
+    tensor<float> sample(M& model, const shape& item_shape, tensor_view<const std::int64_t> labels, std::uint64_t seed,
+                         std::uint64_t first_index = 0) const {
+        return static_cast<const Derived&>(*this).sample(model, item_shape, labels.numel(), labels, seed, first_index);
+    }
+
+protected:
+    // Requires steps <= T, and steps >= 1, or steps >= 0 where zero_means_all (then 0 means all T);
+    // and x_0 options that require_x0_options accepts. `who` names the sampler in the errors.
+    sampler_common(const char* who, schedule_table table, std::int64_t steps, sampler_options options,
+                   bool zero_means_all = false)
+        : table_(std::move(table)), options_(options) {
+        require(steps >= (zero_means_all ? 0 : 1) && steps <= table_.timesteps(), who, ": expected at most T = ",
+                table_.timesteps(), zero_means_all ? " steps (0 for all), found " : " steps, found ", steps);
+        require_x0_options(options_.x0);
+        timesteps_ = make_timesteps(table_.timesteps(), steps == 0 ? table_.timesteps() : steps, options_.spacing);
+    }
+
+    schedule_table table_;
+    sampler_options options_;
+    std::vector<std::int64_t> timesteps_;
+};
+}  // namespace detail
+
 // DDPM ancestral sampling (Ho et al. 2020, Algorithm 2) over all T timesteps, or over `steps` of
 // them (a strided, respaced chain; see ddpm_step), for a model of parameterization P.
 template <variance V = variance::fixed_small, parameterization P = epsilon_prediction>
-class ddpm_ancestral {
+class ddpm_ancestral : public detail::sampler_common<ddpm_ancestral<V, P>> {
+    using common_ = detail::sampler_common<ddpm_ancestral<V, P>>;
+    using common_::options_;
+    using common_::table_;
+    using common_::timesteps_;
+
 public:
     static constexpr const char* name = "ddpm_ancestral";
     static constexpr variance variance_type = V;
     using parameterization_type = P;
+    using common_::sample;
 
     // steps = 0 means all T. Requires 0 <= steps <= T.
     explicit ddpm_ancestral(schedule_table table, std::int64_t steps = 0, sampler_options options = {})
-        : table_(std::move(table)), options_(options) {
-        require(steps >= 0 && steps <= table_.timesteps(), "ddpm_ancestral: expected at most T = ", table_.timesteps(),
-                " steps (0 for all), found ", steps);
-        detail::require_x0_options(options_.x0);
-        timesteps_ = make_timesteps(table_.timesteps(), steps == 0 ? table_.timesteps() : steps, options_.spacing);
-    }
-
-    const schedule_table& table() const { return table_; }
-    const sampler_options& options() const { return options_; }
-    const std::vector<std::int64_t>& timesteps() const { return timesteps_; }
+        : common_(name, std::move(table), steps, options, /*zero_means_all=*/true) {}
 
     // `count` samples (count, item_shape...) with labels (count) or empty; see sampler_options.
     template <class M>
@@ -571,46 +604,32 @@ public:
                 ddpm_step<P, float>(table_, V, t, t_prev, x, out, z, x, options_.x0);
             });
     }
-
-    // One sample per label.
-    template <class M>
-    tensor<float> sample(M& model, const shape& item_shape, tensor_view<const std::int64_t> labels, std::uint64_t seed,
-                         std::uint64_t first_index = 0) const {
-        return sample(model, item_shape, labels.numel(), labels, seed, first_index);
-    }
-
-private:
-    schedule_table table_;
-    sampler_options options_;
-    std::vector<std::int64_t> timesteps_;
 };
 
 // DDIM (Song et al. 2021) with `Steps` steps and stochasticity η (0: deterministic), for a model
 // of parameterization P. The step from each timestep goes to the next one of the sequence, and
 // from the last to ᾱ = 1 (diffusers' set_alpha_to_one).
 template <int Steps, parameterization P = epsilon_prediction>
-class ddim {
+class ddim : public detail::sampler_common<ddim<Steps, P>> {
     static_assert(Steps >= 1, "ddim<Steps>: Steps must be at least 1");
+    using common_ = detail::sampler_common<ddim<Steps, P>>;
+    using common_::options_;
+    using common_::table_;
+    using common_::timesteps_;
 
 public:
     static constexpr const char* name = "ddim";
     static constexpr int steps = Steps;
     using parameterization_type = P;
+    using common_::sample;
 
     // Requires Steps <= T and η >= 0.
     explicit ddim(schedule_table table, double eta = 0.0, sampler_options options = {})
-        : table_(std::move(table)), eta_(eta), options_(options) {
-        require(Steps <= table_.timesteps(), "ddim: expected at most T = ", table_.timesteps(), " steps, found ",
-                Steps);
+        : common_(name, std::move(table), Steps, options), eta_(eta) {
         require(eta >= 0.0, "ddim: expected eta >= 0, found eta = ", eta);
-        detail::require_x0_options(options_.x0);
-        timesteps_ = make_timesteps(table_.timesteps(), Steps, options_.spacing);
     }
 
-    const schedule_table& table() const { return table_; }
-    const sampler_options& options() const { return options_; }
     double eta() const { return eta_; }
-    const std::vector<std::int64_t>& timesteps() const { return timesteps_; }
 
     template <class M>
     tensor<float> sample(M& model, const shape& item_shape, std::int64_t count, tensor_view<const std::int64_t> labels,
@@ -624,17 +643,8 @@ public:
             });
     }
 
-    template <class M>
-    tensor<float> sample(M& model, const shape& item_shape, tensor_view<const std::int64_t> labels, std::uint64_t seed,
-                         std::uint64_t first_index = 0) const {
-        return sample(model, item_shape, labels.numel(), labels, seed, first_index);
-    }
-
 private:
-    schedule_table table_;
     double eta_;
-    sampler_options options_;
-    std::vector<std::int64_t> timesteps_;
 };
 
 // DPM-Solver++(2M) (Lu et al. 2022, arXiv 2211.01095, Algorithm 2) with `Steps` model calls: the
@@ -644,26 +654,22 @@ private:
 // processing as every sampler (sampler_options); with guidance, the guided output is the one
 // the solver integrates (as diffusers' pipelines do).
 template <int Steps, parameterization P = epsilon_prediction>
-class dpm_solver_pp_2m {
+class dpm_solver_pp_2m : public detail::sampler_common<dpm_solver_pp_2m<Steps, P>> {
     static_assert(Steps >= 1, "dpm_solver_pp_2m<Steps>: Steps must be at least 1");
+    using common_ = detail::sampler_common<dpm_solver_pp_2m<Steps, P>>;
+    using common_::options_;
+    using common_::table_;
+    using common_::timesteps_;
 
 public:
     static constexpr const char* name = "dpm_solver_pp_2m";
     static constexpr int steps = Steps;
     using parameterization_type = P;
+    using common_::sample;
 
     // Requires Steps <= T.
     explicit dpm_solver_pp_2m(schedule_table table, sampler_options options = {})
-        : table_(std::move(table)), options_(options) {
-        require(Steps <= table_.timesteps(), "dpm_solver_pp_2m: expected at most T = ", table_.timesteps(),
-                " steps, found ", Steps);
-        detail::require_x0_options(options_.x0);
-        timesteps_ = make_timesteps(table_.timesteps(), Steps, options_.spacing);
-    }
-
-    const schedule_table& table() const { return table_; }
-    const sampler_options& options() const { return options_; }
-    const std::vector<std::int64_t>& timesteps() const { return timesteps_; }
+        : common_(name, std::move(table), Steps, options) {}
 
     template <class M>
     tensor<float> sample(M& model, const shape& item_shape, std::int64_t count, tensor_view<const std::int64_t> labels,
@@ -684,17 +690,6 @@ public:
                 have_last = true;
             });
     }
-
-    template <class M>
-    tensor<float> sample(M& model, const shape& item_shape, tensor_view<const std::int64_t> labels, std::uint64_t seed,
-                         std::uint64_t first_index = 0) const {
-        return sample(model, item_shape, labels.numel(), labels, seed, first_index);
-    }
-
-private:
-    schedule_table table_;
-    sampler_options options_;
-    std::vector<std::int64_t> timesteps_;
 };
 
 static_assert(check_sampler<ddpm_ancestral<>>());

@@ -12,12 +12,12 @@
 // second; their checkpoints need their qkv rows permuted to load here.)
 #pragma once
 
-#include <Eigen/Core>
 #include <xsimd/xsimd.hpp>
 
 #include <cmath>
 #include <cstdint>
 
+#include "ouro/backend/cpu/eigen_maps.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/shape.hpp"
@@ -49,9 +49,9 @@ struct attention_ops {
             [&](std::int64_t item) {
                 const std::int64_t b = item / heads, h = item % heads;
                 const T* q_ptr = qkv.data() + (b * 3 * c + h * 3 * d) * l;
-                const const_map_<T> q(q_ptr, d, l), k(q_ptr + d * l, d, l), v(q_ptr + 2 * d * l, d, l);
-                map_<T> p(probs.data() + item * l * l, l, l);
-                map_<T> o(out.data() + (b * c + h * d) * l, d, l);
+                const const_row_major_map<T> q(q_ptr, d, l), k(q_ptr + d * l, d, l), v(q_ptr + 2 * d * l, d, l);
+                row_major_map<T> p(probs.data() + item * l * l, l, l);
+                row_major_map<T> o(out.data() + (b * c + h * d) * l, d, l);
                 p.noalias() = scale * (q.transpose() * k);
                 for (std::int64_t t = 0; t < l; ++t) softmax_row_(p.data() + t * l, l);
                 o.noalias() = v * p.transpose();
@@ -84,17 +84,17 @@ struct attention_ops {
                 const std::int64_t b = item / heads, h = item % heads;
                 const std::int64_t qkv_offset = (b * 3 * c + h * 3 * d) * l;
                 const T* q_ptr = qkv.data() + qkv_offset;
-                const const_map_<T> q(q_ptr, d, l), k(q_ptr + d * l, d, l), v(q_ptr + 2 * d * l, d, l);
-                const const_map_<T> p(probs.data() + item * l * l, l, l);
-                const const_map_<T> dout_h(dout.data() + (b * c + h * d) * l, d, l);
+                const const_row_major_map<T> q(q_ptr, d, l), k(q_ptr + d * l, d, l), v(q_ptr + 2 * d * l, d, l);
+                const const_row_major_map<T> p(probs.data() + item * l * l, l, l);
+                const const_row_major_map<T> dout_h(dout.data() + (b * c + h * d) * l, d, l);
                 T* dq_ptr = dqkv.data() + qkv_offset;
-                map_<T> dq(dq_ptr, d, l), dk(dq_ptr + d * l, d, l), dv(dq_ptr + 2 * d * l, d, l);
+                row_major_map<T> dq(dq_ptr, d, l), dk(dq_ptr + d * l, d, l), dv(dq_ptr + 2 * d * l, d, l);
 
                 // (L, L) scratch per thread: the same values whichever thread runs the pair, and no
                 // allocation per pair once a thread's buffer has grown.
                 thread_local aligned_vector<T> scratch;
                 if (scratch.size() < static_cast<std::size_t>(l * l)) scratch.resize(static_cast<std::size_t>(l * l));
-                map_<T> ds(scratch.data(), l, l);
+                row_major_map<T> ds(scratch.data(), l, l);
 
                 dv.noalias() = dout_h * p;
                 ds.noalias() = dout_h.transpose() * v;  // dP
@@ -106,13 +106,6 @@ struct attention_ops {
     }
 
 private:
-    template <class T>
-    using row_major_ = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    template <class T>
-    using const_map_ = Eigen::Map<const row_major_<T>>;
-    template <class T>
-    using map_ = Eigen::Map<row_major_<T>>;
-
     struct dims_ {
         std::int64_t b, c, d, l;
     };

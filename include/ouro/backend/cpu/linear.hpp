@@ -4,10 +4,10 @@
 // the OpenMP thread count.
 #pragma once
 
-#include <Eigen/Core>
 
 #include <cstdint>
 
+#include "ouro/backend/cpu/eigen_maps.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/shape.hpp"
@@ -25,7 +25,7 @@ struct linear_ops {
                                tensor_view<T> y) {      // (N, out)
         const sizes_ s = check_("linear_forward", x, w);
         require_shape(y.dims(), shape{s.n, s.out}, "linear_forward y (N, out)");
-        const const_map_<T> wm(w.data(), s.out, s.in);
+        const const_row_major_map<T> wm(w.data(), s.out, s.in);
         const bool bias = !absent_(b);
         if (bias) require_shape(b.dims(), shape{s.out}, "linear_forward b (out)");
         // One matrix-vector product per row, not one GEMM for the batch: a GEMM's blocking (and so
@@ -55,7 +55,7 @@ struct linear_ops {
         const sizes_ s = check_("linear_backward", x, w);
         require_shape(dy.dims(), shape{s.n, s.out}, "linear_backward dy (N, out)");
         require_shape(dw.dims(), shape{s.out, s.in}, "linear_backward dw (out, in)");
-        const const_map_<T> xm(x.data(), s.n, s.in), wm(w.data(), s.out, s.in), dym(dy.data(), s.n, s.out);
+        const const_row_major_map<T> xm(x.data(), s.n, s.in), wm(w.data(), s.out, s.in), dym(dy.data(), s.n, s.out);
         if (!absent_(dx)) {
             require_shape(dx.dims(), shape{s.n, s.in}, "linear_backward dx (N, in)");
             using vec_ = Eigen::Matrix<T, Eigen::Dynamic, 1>;
@@ -67,7 +67,7 @@ struct linear_ops {
                 },
                 2 * s.in * s.out);
         }
-        map_<T> dwm(dw.data(), s.out, s.in);
+        row_major_map<T> dwm(dw.data(), s.out, s.in);
         dwm.noalias() += dym.transpose() * xm;
         if (!absent_(db)) {
             require_shape(db.dims(), shape{s.out}, "linear_backward db (out)");
@@ -81,13 +81,6 @@ struct linear_ops {
     }
 
 private:
-    template <class T>
-    using row_major_ = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    template <class T>
-    using const_map_ = Eigen::Map<const row_major_<T>>;
-    template <class T>
-    using map_ = Eigen::Map<row_major_<T>>;
-
     struct sizes_ {
         std::int64_t n, in, out;
     };
