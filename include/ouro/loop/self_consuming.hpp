@@ -350,7 +350,7 @@ public:
                 reset_peak_memory();                           // the row's peak_rss_mib: the peak of this step alone
                 const bool resumed = stepped[index] != k - 1;  // its chain was written by an earlier run
                 const std::unique_ptr<chain> ch =
-                    restore_chain_(index, k - 1, g0, real, probe_labels, real_latents.dim(1), resumed, extractor);
+                    restore_chain_(index, k - 1, g0, real, probe_labels, real_latents, resumed, extractor);
                 step_(mode, index, k, *ch, g0, real, extractor, features, first_samples, t0, summary, callbacks...);
                 stepped[index] = k;
             };
@@ -622,18 +622,21 @@ private:
         return options_.out / "chains" / detail::dir_name(method_names[method]) / ("gen" + std::to_string(generation));
     }
 
-    // The chain of `method` as it stood after `generation` (0: G0 and D_r).
+    // The chain of `method` as it stood after `generation` (0: G0 and D_r, whose latents
+    // real_latents (N, D) already holds: the same images, labels and ids 0 … N − 1 as the pool's).
     template <class Extractor>
     std::unique_ptr<chain> restore_chain_(std::size_t method, std::int64_t generation, const Model& g0,
                                           const data::image_dataset& real,
-                                          const std::vector<std::int64_t>& probe_labels, std::int64_t latent_dim,
-                                          bool announce, Extractor& extractor) {
+                                          const std::vector<std::int64_t>& probe_labels,
+                                          const tensor<float>& real_latents, bool announce, Extractor& extractor) {
+        const std::int64_t latent_dim = real_latents.dim(1);
         auto ch = std::make_unique<chain>(item_size_);
         ch->generation = generation;
         if (generation == 0) {
             copy_weights_(g0, ch->model);
             ch->items.add(std::span<const float>(real.images.data(), static_cast<std::size_t>(real.images.numel())),
                           probe_labels, 0);
+            ch->latents.assign(real_latents.begin(), real_latents.end());
         } else {
             const auto dir = chain_dir_(method, generation);
             detail::load_run_model(dir / "model.safetensors", ch->model);
@@ -647,7 +650,7 @@ private:
                 log_() << method_names[method] << ": resumed after generation " << generation << " (pool of "
                        << ch->items.size() << ")\n";
         }
-        if (ch->latents.empty()) append_latents_(*ch, 0, extractor);  // G0's pool, or a pool saved without them
+        if (ch->latents.empty()) append_latents_(*ch, 0, extractor);  // a pool saved without them
         return ch;
     }
 
