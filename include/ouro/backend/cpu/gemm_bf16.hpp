@@ -54,18 +54,61 @@ inline std::uint32_t bf16_pair(float even, float odd) noexcept {
     return static_cast<std::uint32_t>(to_bf16(even)) | (static_cast<std::uint32_t>(to_bf16(odd)) << 16);
 }
 
+#if OURO_HAS_AVX512_BF16
+namespace detail {
+// out[j … j + 15] = (even[j], odd[j]) pairs, odd null read as 0.
+inline void pair_bf16_x16(const float* even, const float* odd, std::uint32_t* out) {
+    const __m512i lo = _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(even))));
+    const __m512i hi = odd ? _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(odd))))
+                           : _mm512_setzero_si512();
+    _mm512_storeu_si512(out, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+}
+#if defined(__AVX512VL__)
+// The same for 8 and for 4 values (256- and 128-bit forms).
+inline void pair_bf16_x8(const float* even, const float* odd, std::uint32_t* out) {
+    const __m256i lo = _mm256_cvtepu16_epi32(std::bit_cast<__m128i>(_mm256_cvtneps_pbh(_mm256_loadu_ps(even))));
+    const __m256i hi = odd ? _mm256_cvtepu16_epi32(std::bit_cast<__m128i>(_mm256_cvtneps_pbh(_mm256_loadu_ps(odd))))
+                           : _mm256_setzero_si256();
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_or_si256(lo, _mm256_slli_epi32(hi, 16)));
+}
+inline void pair_bf16_x4(const float* even, const float* odd, std::uint32_t* out) {
+    const __m128i lo = _mm_cvtepu16_epi32(std::bit_cast<__m128i>(_mm_cvtneps_pbh(_mm_loadu_ps(even))));
+    const __m128i hi =
+        odd ? _mm_cvtepu16_epi32(std::bit_cast<__m128i>(_mm_cvtneps_pbh(_mm_loadu_ps(odd)))) : _mm_setzero_si128();
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_or_si128(lo, _mm_slli_epi32(hi, 16)));
+}
+#endif
+}  // namespace detail
+#endif
+
 // Two planes of n values as one plane of pairs: out[j] = (even[j], odd[j]), odd[j] read as 0 when
-// `odd` is null (the missing partner of an odd count).
+// `odd` is null (the missing partner of an odd count). With AVX512-BF16 every value goes through
+// the hardware conversion: a row's tail is one more vector ending at n, overlapping the one before
+// (rows of 28, 14 and 7 values left two thirds of a small U-Net's conversions to the scalar loop,
+// which made the padded copy of the bf16 forward cost as much as its products); no masked store
+// (slow on AMD Zen 4, see conv.hpp's copy_row_). The hardware conversion reads fp32 denormals as
+// zero where to_bf16 rounds them, the only values on which the two differ.
 inline void pair_bf16(const float* even, const float* odd, std::int64_t n, std::uint32_t* out) {
     std::int64_t j = 0;
 #if OURO_HAS_AVX512_BF16
-    for (; j + 16 <= n; j += 16) {
-        const __m512i lo = _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(even + j))));
-        const __m512i hi =
-            odd ? _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(odd + j))))
-                : _mm512_setzero_si512();
-        _mm512_storeu_si512(out + j, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    auto at = [&](std::int64_t k) { return odd ? odd + k : nullptr; };
+    if (n >= 16) {
+        for (; j + 16 <= n; j += 16) detail::pair_bf16_x16(even + j, at(j), out + j);
+        if (j < n) detail::pair_bf16_x16(even + n - 16, at(n - 16), out + n - 16);
+        return;
     }
+#if defined(__AVX512VL__)
+    if (n >= 8) {
+        detail::pair_bf16_x8(even, at(0), out);
+        detail::pair_bf16_x8(even + n - 8, at(n - 8), out + n - 8);
+        return;
+    }
+    if (n >= 4) {
+        detail::pair_bf16_x4(even, at(0), out);
+        detail::pair_bf16_x4(even + n - 4, at(n - 4), out + n - 4);
+        return;
+    }
+#endif
 #endif
     for (; j < n; ++j) out[j] = bf16_pair(even[j], odd ? odd[j] : 0.0f);
 }
