@@ -66,6 +66,10 @@ struct diagnostic_row {
     // seconds these describe the run, not the result: a resumed run's differ, so the kill-and-resume tests compare
     // every other column.
     double rss_mib = NAN, peak_rss_mib = NAN;
+    // The allocator's bytes in use (MiB) when the row's step began, before its chain was restored:
+    // what the loop carries from one step to the next. Flat across generations where nothing leaks;
+    // the resident set can still creep up by heap fragmentation, which this does not count.
+    double carried_heap_mib = NAN;
 };
 
 inline constexpr const char* metrics_csv_header =
@@ -73,7 +77,7 @@ inline constexpr const char* metrics_csv_header =
 inline constexpr const char* diagnostics_csv_header =
     "method,generation,pool_size,train_size,ole,pool_conf_mean,pool_conf_q25,pool_conf_q50,pool_conf_q75,"
     "train_conf_mean,train_conf_q25,train_conf_q50,train_conf_q75,real_share,mean_source_generation,sample_ole,rss_mib,"
-    "peak_rss_mib";
+    "peak_rss_mib,carried_heap_mib";
 inline constexpr const char* sources_csv_header =
     "method,generation,source_generation,pool_count,train_count,pool_conf_mean";
 
@@ -153,7 +157,8 @@ inline nlohmann::json to_json(const diagnostic_row& r) {
             {"sample_ole", number(r.sample_ole)},
             {"sources", sources},
             {"rss_mib", number(r.rss_mib)},
-            {"peak_rss_mib", number(r.peak_rss_mib)}};
+            {"peak_rss_mib", number(r.peak_rss_mib)},
+            {"carried_heap_mib", number(r.carried_heap_mib)}};
 }
 inline diagnostic_row diagnostic_row_from_json(const nlohmann::json& j) {
     using report_detail::number;
@@ -174,6 +179,7 @@ inline diagnostic_row diagnostic_row_from_json(const nlohmann::json& j) {
     // Optional: state files written before the memory columns existed still resume.
     if (j.contains("rss_mib")) r.rss_mib = number(j.at("rss_mib"));
     if (j.contains("peak_rss_mib")) r.peak_rss_mib = number(j.at("peak_rss_mib"));
+    if (j.contains("carried_heap_mib")) r.carried_heap_mib = number(j.at("carried_heap_mib"));
     return r;
 }
 
@@ -201,7 +207,8 @@ inline std::string diagnostics_csv(std::span<const diagnostic_row> rows) {
                std::to_string(r.train_size) + "," + format_number(r.ole) + "," + q(r.pool_confidence) + "," +
                q(r.train_confidence) + "," + format_number(r.real_share) + "," +
                format_number(r.mean_source_generation) + "," + format_number(r.sample_ole) + "," +
-               format_number(r.rss_mib, "%.1f") + "," + format_number(r.peak_rss_mib, "%.1f") + "\n";
+               format_number(r.rss_mib, "%.1f") + "," + format_number(r.peak_rss_mib, "%.1f") + "," +
+               format_number(r.carried_heap_mib, "%.1f") + "\n";
     return out;
 }
 
@@ -328,6 +335,8 @@ inline void write_run_outputs(const std::filesystem::path& dir, std::span<const 
         {"real_share", "share of real items in the training set", [](const diagnostic_row& r) { return r.real_share; }},
         {"rss", "resident memory when the generation was committed (MiB)",
          [](const diagnostic_row& r) { return r.rss_mib; }},
+        {"carried_heap", "heap in use when the step began (MiB)",
+         [](const diagnostic_row& r) { return r.carried_heap_mib; }},
     };
     for (const auto& c : diag_columns) {
         const auto lines = report_detail::series_of<diagnostic_row>(diagnostics, info.methods, c.get);

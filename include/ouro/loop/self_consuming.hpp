@@ -347,7 +347,9 @@ public:
                 const std::size_t index = mi++;
                 if (!selected_(index) || state_.done(method_names[index], k)) return;
                 const auto t0 = std::chrono::steady_clock::now();
-                reset_peak_memory();                           // the row's peak_rss_mib: the peak of this step alone
+                release_free_memory();  // what the steps before freed is not this step's memory
+                reset_peak_memory();    // the row's peak_rss_mib: the peak of this step alone
+                carried_heap_mib_ = current_memory_usage().heap_in_use_mib;
                 const bool resumed = stepped[index] != k - 1;  // its chain was written by an earlier run
                 const std::unique_ptr<chain> ch =
                     restore_chain_(index, k - 1, g0, real, probe_labels, real_latents, resumed, extractor);
@@ -432,10 +434,11 @@ private:
 
     // The process's memory now, into the row about to be committed (issue: a long run's resident
     // set must not grow from one generation to the next; diagnostics.csv shows it).
-    static void record_memory_(diagnostic_row& d) {
+    void record_memory_(diagnostic_row& d) const {
         const memory_usage u = current_memory_usage();
         d.rss_mib = u.resident_mib;
         d.peak_rss_mib = u.peak_resident_mib;
+        d.carried_heap_mib = carried_heap_mib_;
     }
 
     // ---- config.json and state.json
@@ -1008,6 +1011,7 @@ private:
     Score score_;
     Metrics metrics_;  // fitted on the reference features
     run_state state_;
+    double carried_heap_mib_ = NAN;  // the allocator's bytes in use as the current step began (G0: NaN)
     std::int64_t num_classes_ = 0;
     phase_seconds phases_;  // of the current run() call
 };
