@@ -2,7 +2,9 @@
 # kill_resume.sh PROGRAM WORKDIR [ARGS...]
 # Runs PROGRAM --out WORKDIR/whole ARGS to the end; then runs PROGRAM --out WORKDIR/cut ARGS again
 # and again, killing it with SIGKILL after a different delay each time, until a run finishes on its
-# own. The interrupted run's metrics.csv must equal the uninterrupted one's in every column but the
+# own. The delays are fractions of the uninterrupted run's wall time (10% to 45%, ten of them), so
+# the kills land at moments spread over the run on a slow machine and a fast one alike, and the test
+# costs about twice one run instead of a fixed minute. The interrupted run's metrics.csv must equal the uninterrupted one's in every column but the
 # last (seconds: wall time, which no two runs share), and its diagnostics.csv must be identical.
 set -euo pipefail
 program=$1
@@ -11,10 +13,14 @@ shift 2
 rm -rf "$work"
 mkdir -p "$work"
 
+started=$(date +%s.%N)
 "$program" --out "$work/whole" "$@" > "$work/whole.log" 2>&1 || { cat "$work/whole.log"; exit 1; }
+whole_s=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+echo "uninterrupted run: ${whole_s} s"
 
 kills=0
-for delay in 1.5 4 2.5 6 3 5 2 7 4.5 8; do
+for fraction in 0.10 0.25 0.15 0.35 0.20 0.30 0.12 0.40 0.22 0.45; do
+  delay=$(awk -v f="$fraction" -v t="$whole_s" 'BEGIN { d = f * t; printf "%.2f", (d < 0.3 ? 0.3 : d) }')
   "$program" --out "$work/cut" "$@" >> "$work/cut.log" 2>&1 &
   pid=$!
   sleep "$delay"
