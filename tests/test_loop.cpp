@@ -9,9 +9,12 @@
 #include "ouro/core/error.hpp"
 #include "ouro/diffusion/negative_guidance.hpp"
 #include "ouro/loop/modes.hpp"
+#include "ouro/io/atomic_file.hpp"
 #include "ouro/loop/pool.hpp"
+#include "ouro/loop/run_files.hpp"
 #include "ouro/loop/selection_diagnostics.hpp"
 #include "ouro/loop/toy.hpp"
+#include "support/files.hpp"
 
 using namespace ouro;
 using loop::pool;
@@ -322,4 +325,60 @@ TEST_CASE("toy statistics see lost modes", "[loop][toy]") {
     CHECK(st.covered_modes == 3);
     std::vector<float> odd(3);
     CHECK_THROWS_WITH(loop::toy::statistics(m, odd), Catch::Contains("found 3"));
+}
+
+TEST_CASE("state.json keeps a run's rows and refuses an edited copy; config.json names what differs",
+          "[loop][files]") {
+    const auto dir = fresh_dir("loop_run_files");
+    loop::run_state state;
+    state.g0_evaluated = true;
+    state.g0_crc32 = "0a1b2c3d";
+    loop::metric_row m;
+    m.method = "ACU-LSF";
+    m.generation = 2;
+    m.fid = 12.5;
+    m.recall = 0.25;
+    state.metrics.push_back(m);
+    loop::diagnostic_row d;
+    d.method = "ACU-LSF";
+    d.generation = 2;
+    d.pool_size = 3000;
+    d.carried_heap_mib = 523.5;
+    d.sources = {{0, 1000, 300, 0.9}, {1, 1000, 700, 0.95}};
+    state.diagnostics.push_back(d);
+
+    const auto file = dir / "state.json";
+    loop::write_run_state(file, state);
+    const loop::run_state back = loop::read_run_state(file);
+    CHECK(back.g0_evaluated);
+    CHECK(back.g0_crc32 == "0a1b2c3d");
+    REQUIRE(back.metrics.size() == 1);
+    CHECK(back.metrics[0].fid == 12.5);
+    CHECK(back.done("ACU-LSF", 2));
+    CHECK_FALSE(back.done("ACU-LSF", 3));
+    REQUIRE(back.diagnostics.size() == 1);
+    CHECK(back.diagnostics[0].pool_size == 3000);
+    CHECK(back.diagnostics[0].carried_heap_mib == 523.5);
+    CHECK(back.diagnostics[0].sources.size() == 2);
+    CHECK(std::isnan(back.clustering_accuracy));  // not kept: recomputed by each start
+
+    // One digit of the FID changed: still JSON, refused by its checksum, naming the file.
+    std::string text = io::read_text_file(file);
+    const auto at = text.find("12.5");
+    REQUIRE(at != std::string::npos);
+    text[at + 1] = '3';
+    io::write_file_atomically(file, text);
+    CHECK_THROWS_WITH(loop::read_run_state(file),
+                      Catch::Contains("state.json") && Catch::Contains("corrupt state file"));
+    io::write_file_atomically(file, "[1, 2]\n");
+    CHECK_THROWS_WITH(loop::read_run_state(file), Catch::Contains("not a state file of this loop"));
+
+    const auto config = dir / "config.json";
+    const nlohmann::json settings = {{"seed", 1}, {"latents", {{"timestep", 100}, {"draws", 4}}}};
+    loop::detail::write_or_check_config(config, settings);
+    CHECK_NOTHROW(loop::detail::write_or_check_config(config, settings));  // the same experiment resumes
+    nlohmann::json other = settings;
+    other["latents"]["timestep"] = 200;
+    CHECK_THROWS_WITH(loop::detail::write_or_check_config(config, other),
+                      Catch::Contains("another experiment") && Catch::Contains("/latents/timestep: 100 in the file, 200 now"));
 }

@@ -1,13 +1,16 @@
 // The self-consuming loop's files in its run directory, read and written: pools (safetensors with a
 // data checksum), the run's JSON files (config.json, state.json) and their comparison, and the run's
-// model files, which must carry the checksum of their weights.
+// model files, which must carry the checksum of their weights. Everything here is independent of
+// the loop's template arguments; loop/self_consuming.hpp decides when each file is written.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <zlib.h>
@@ -19,6 +22,7 @@
 #include "ouro/io/atomic_file.hpp"
 #include "ouro/io/safetensors.hpp"
 #include "ouro/loop/pool.hpp"
+#include "ouro/loop/report.hpp"
 #include "ouro/optim/adamw.hpp"
 
 namespace ouro::loop {
@@ -137,6 +141,84 @@ inline std::string text_crc32(const std::string& text) {
     return io::detail::crc_hex(static_cast<std::uint32_t>(
         crc32_z(0, reinterpret_cast<const Bytef*>(text.data()), static_cast<z_size_t>(text.size()))));
 }
+
+// Writes config.json (`settings`, the command's experiment) into a new run directory, or checks that
+// the directory's file holds the same settings: a resume with other settings would mix two
+// experiments' rows, so it is refused, naming each setting that differs.
+inline void write_or_check_config(const std::filesystem::path& file, const nlohmann::json& settings) {
+    if (std::filesystem::exists(file)) {
+        nlohmann::json old;
+        try {
+            old = nlohmann::json::parse(read_run_json(file));
+        } catch (const nlohmann::json::exception& e) {
+            fail(file.string(), ": not valid JSON (", e.what(), ")");
+        }
+        if (old != settings)
+            fail(file.string(),
+                 ": this run directory holds another experiment; its config.json differs from this "
+                 "command's settings in:",
+                 config_differences(old, settings),
+                 "\nuse the same settings to resume, another --out, or delete the directory to start over");
+        return;
+    }
+    io::write_file_atomically(file, settings.dump(2) + "\n");
+}
+
+}  // namespace detail
+
+// A run's finished steps, as state.json keeps them: a step is done when its metrics row is here.
+struct run_state {
+    bool g0_evaluated = false;
+    std::string g0_crc32;  // the CRC-32 of G0's weights the rows were computed with
+    std::vector<metric_row> metrics;
+    std::vector<diagnostic_row> diagnostics;
+    // Of this call only (recomputed on every start, not kept in state.json).
+    double clustering_accuracy = NAN, probe_holdout_accuracy = NAN;
+    bool done(std::string_view method, std::int64_t generation) const {
+        for (const auto& r : metrics)
+            if (r.method == method && r.generation == generation) return true;
+        return false;
+    }
+};
+
+// state.json: the rows and G0's checksum, with the CRC-32 of the rest of the file as its last key,
+// so that an edited or damaged file is refused instead of resuming from wrong rows.
+inline void write_run_state(const std::filesystem::path& file, const run_state& state) {
+    nlohmann::json j;
+    j["g0_evaluated"] = state.g0_evaluated;
+    j["g0_crc32"] = state.g0_crc32;
+    j["metrics"] = nlohmann::json::array();
+    for (const auto& r : state.metrics) j["metrics"].push_back(to_json(r));
+    j["diagnostics"] = nlohmann::json::array();
+    for (const auto& r : state.diagnostics) j["diagnostics"].push_back(to_json(r));
+    j["checksum"] = detail::text_crc32(j.dump());  // of the content without this key, compactly dumped
+    io::write_file_atomically(file, j.dump(1) + "\n");
+}
+
+// Reads what write_run_state wrote; an ouro::error naming the file when it is not such a file or its
+// checksum does not match.
+inline run_state read_run_state(const std::filesystem::path& file) {
+    run_state state;
+    try {
+        const nlohmann::json j = nlohmann::json::parse(detail::read_run_json(file));
+        const std::string recorded = j.at("checksum").get<std::string>();
+        nlohmann::json body = j;
+        body.erase("checksum");
+        const std::string found = detail::text_crc32(body.dump());
+        if (found != recorded)
+            fail(file.string(), ": corrupt state file: the CRC-32 of its content is ", found, ", the file records ",
+                 recorded, " (edited or damaged after it was written)");
+        state.g0_evaluated = j.at("g0_evaluated").get<bool>();
+        state.g0_crc32 = j.at("g0_crc32").get<std::string>();
+        for (const auto& r : j.at("metrics")) state.metrics.push_back(metric_row_from_json(r));
+        for (const auto& r : j.at("diagnostics")) state.diagnostics.push_back(diagnostic_row_from_json(r));
+    } catch (const nlohmann::json::exception& e) {
+        fail(file.string(), ": not a state file of this loop (", e.what(), ")");
+    }
+    return state;
+}
+
+namespace detail {
 
 // Loads a model file of the run directory: it must carry the CRC-32 of its weights, which the load
 // verifies, so a corrupted or replaced G0 or G_k stops the run instead of changing later rows.

@@ -382,20 +382,6 @@ private:
         explicit chain(std::int64_t item_size) : items(item_size) {}
     };
 
-    // A finished step's record, kept in state.json.
-    struct run_state {
-        bool g0_evaluated = false;
-        std::string g0_crc32;  // the CRC-32 of G0's weights the rows were computed with
-        std::vector<metric_row> metrics;
-        std::vector<diagnostic_row> diagnostics;
-        double clustering_accuracy = NAN, probe_holdout_accuracy = NAN;
-        bool done(std::string_view method, std::int64_t generation) const {
-            for (const auto& r : metrics)
-                if (r.method == method && r.generation == generation) return true;
-            return false;
-        }
-    };
-
     static constexpr std::int64_t item_size_ =
         static_cast<std::int64_t>(Model::spec.in_channels) * Model::spec.image_size * Model::spec.image_size;
 
@@ -519,60 +505,19 @@ private:
     }
 
     void write_or_check_config_(const data::image_dataset& real, const data::image_dataset& reference) const {
-        const auto file = options_.out / "config.json";
-        const nlohmann::json c = config_(real, reference);
-        if (std::filesystem::exists(file)) {
-            nlohmann::json old;
-            try {
-                old = nlohmann::json::parse(detail::read_run_json(file));
-            } catch (const nlohmann::json::exception& e) {
-                fail(file.string(), ": not valid JSON (", e.what(), ")");
-            }
-            if (old != c)
-                fail(file.string(),
-                     ": this run directory holds another experiment; its config.json differs from this "
-                     "command's settings in:",
-                     detail::config_differences(old, c),
-                     "\nuse the same settings to resume, another --out, or delete the directory to start over");
-            return;
-        }
-        io::write_file_atomically(file, c.dump(2) + "\n");
+        detail::write_or_check_config(options_.out / "config.json", config_(real, reference));
     }
 
     void load_state_() {
         const auto file = options_.out / "state.json";
         state_ = {};
         if (!std::filesystem::exists(file)) return;
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(detail::read_run_json(file));
-            const std::string recorded = j.at("checksum").get<std::string>();
-            nlohmann::json body = j;
-            body.erase("checksum");
-            const std::string found = detail::text_crc32(body.dump());
-            if (found != recorded)
-                fail(file.string(), ": corrupt state file: the CRC-32 of its content is ", found, ", the file records ",
-                     recorded, " (edited or damaged after it was written)");
-            state_.g0_evaluated = j.at("g0_evaluated").get<bool>();
-            state_.g0_crc32 = j.at("g0_crc32").get<std::string>();
-            for (const auto& r : j.at("metrics")) state_.metrics.push_back(metric_row_from_json(r));
-            for (const auto& r : j.at("diagnostics")) state_.diagnostics.push_back(diagnostic_row_from_json(r));
-        } catch (const nlohmann::json::exception& e) {
-            fail(file.string(), ": not a state file of this loop (", e.what(), ")");
-        }
+        state_ = read_run_state(file);
         log_() << "resuming: " << state_.metrics.size() << " (method, generation) rows already finished\n";
     }
 
     void commit_state_() const {
-        nlohmann::json j;
-        j["g0_evaluated"] = state_.g0_evaluated;
-        j["g0_crc32"] = state_.g0_crc32;
-        j["metrics"] = nlohmann::json::array();
-        for (const auto& r : state_.metrics) j["metrics"].push_back(to_json(r));
-        j["diagnostics"] = nlohmann::json::array();
-        for (const auto& r : state_.diagnostics) j["diagnostics"].push_back(to_json(r));
-        j["checksum"] = detail::text_crc32(j.dump());  // of the content without this key, compactly dumped
-        io::write_file_atomically(options_.out / "state.json", j.dump(1) + "\n");
+        write_run_state(options_.out / "state.json", state_);
         write_outputs_();
     }
 
