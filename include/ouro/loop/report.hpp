@@ -66,9 +66,11 @@ struct diagnostic_row {
     // seconds these describe the run, not the result: a resumed run's differ, so the kill-and-resume tests compare
     // every other column.
     double rss_mib = NAN, peak_rss_mib = NAN;
-    // The allocator's bytes in use (MiB) when the row's step began, before its chain was restored:
-    // what the loop carries from one step to the next. Flat across generations where nothing leaks;
-    // the resident set can still creep up by heap fragmentation, which this does not count.
+    // The allocator's bytes in use (MiB) when the row's step began, before its chain was restored,
+    // less the idle blocks the tensor buffer cache keeps for reuse (core/buffer_cache.hpp): what the
+    // loop's live objects carry from one step to the next. Flat across generations where nothing
+    // leaks; the resident set can still creep up by heap fragmentation and by the cache's reserve
+    // (a block for each size a growing pool has needed, up to its limit), which this does not count.
     double carried_heap_mib = NAN;
 };
 

@@ -349,7 +349,8 @@ public:
                 const auto t0 = std::chrono::steady_clock::now();
                 release_free_memory();  // what the steps before freed is not this step's memory
                 reset_peak_memory();    // the row's peak_rss_mib: the peak of this step alone
-                carried_heap_mib_ = current_memory_usage().heap_in_use_mib;
+                carried_heap_mib_ = current_memory_usage().heap_in_use_mib -
+                                    static_cast<double>(buffer_cache::instance().cached_bytes()) / (1024.0 * 1024.0);
                 const bool resumed = stepped[index] != k - 1;  // its chain was written by an earlier run
                 const std::unique_ptr<chain> ch =
                     restore_chain_(index, k - 1, g0, real, probe_labels, real_latents, resumed, extractor);
