@@ -337,7 +337,7 @@ inline void write_run_outputs(const std::filesystem::path& dir, std::span<const 
         {"real_share", "share of real items in the training set", [](const diagnostic_row& r) { return r.real_share; }},
         {"rss", "resident memory when the generation was committed (MiB)",
          [](const diagnostic_row& r) { return r.rss_mib; }},
-        {"carried_heap", "heap in use when the step began (MiB)",
+        {"carried_heap", "live heap carried into the step (MiB; the buffer cache's idle blocks excluded)",
          [](const diagnostic_row& r) { return r.carried_heap_mib; }},
     };
     for (const auto& c : diag_columns) {
