@@ -54,9 +54,7 @@ limited_run() {
 for kib in 1 64 512; do limited_run "$kib" "$@"; done
 "$program" --out "$run" "$@" >> "$work/run.log" 2>&1 || { cat "$work/run.log"; exit 1; }
 
-strip_seconds() { sed 's/,[^,]*$//' "$1"; }
-# diagnostics.csv without its last three columns (rss_mib, peak_rss_mib, carried_heap_mib: the process's memory).
-strip_memory() { sed -E 's/(,[^,]*){3}$//' "$1"; }
+source "$(dirname "${BASH_SOURCE[0]}")/run_columns.sh"
 compare() {
   diff <(strip_seconds "$work/whole/metrics.csv") <(strip_seconds "$run/metrics.csv") ||
     { echo "FAIL: metrics.csv differs from the uninterrupted run's ($1)"; exit 1; }

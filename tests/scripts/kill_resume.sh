@@ -4,8 +4,9 @@
 # and again, killing it with SIGKILL after a different delay each time, until a run finishes on its
 # own. The delays are fractions of the uninterrupted run's wall time (10% to 45%, ten of them), so
 # the kills land at moments spread over the run on a slow machine and a fast one alike, and the test
-# costs about twice one run instead of a fixed minute. The interrupted run's metrics.csv must equal the uninterrupted one's in every column but the
-# last (seconds: wall time, which no two runs share), and its diagnostics.csv must be identical.
+# costs about twice one run instead of a fixed minute. The interrupted run's metrics.csv must equal
+# the uninterrupted one's but for the wall time, and its diagnostics.csv but for the memory columns
+# (run_columns.sh).
 set -euo pipefail
 program=$1
 work=$2
@@ -39,9 +40,7 @@ done
 echo "runs killed: $kills"
 [ "$kills" -ge 2 ] || { echo "FAIL: expected at least 2 kills (the program finished too fast for this test)"; exit 1; }
 
-strip_seconds() { sed 's/,[^,]*$//' "$1"; }
-# diagnostics.csv without its last three columns (rss_mib, peak_rss_mib, carried_heap_mib: the process's memory).
-strip_memory() { sed -E 's/(,[^,]*){3}$//' "$1"; }
+source "$(dirname "${BASH_SOURCE[0]}")/run_columns.sh"
 if ! diff <(strip_seconds "$work/whole/metrics.csv") <(strip_seconds "$work/cut/metrics.csv"); then
   echo "FAIL: metrics.csv of the interrupted run differs"
   exit 1

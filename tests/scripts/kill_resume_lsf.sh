@@ -67,8 +67,7 @@ done
 echo "kills that landed: $landed"
 [ "$landed" -ge 10 ] || { echo "FAIL: expected at least 10 kills to land"; exit 1; }
 
-strip_seconds() { sed 's/,[^,]*$//' "$1"; }
-strip_memory() { sed -E 's/(,[^,]*){3}$//' "$1"; }
+source "$(dirname "${BASH_SOURCE[0]}")/run_columns.sh"
 diff <(strip_seconds "$work/whole/metrics.csv") <(strip_seconds "$work/cut/metrics.csv") ||
   { echo "FAIL: metrics.csv of the interrupted run differs"; exit 1; }
 diff <(strip_memory "$work/whole/diagnostics.csv") <(strip_memory "$work/cut/diagnostics.csv") ||

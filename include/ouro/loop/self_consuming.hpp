@@ -957,7 +957,7 @@ private:
     Score score_;
     Metrics metrics_;  // fitted on the reference features
     run_state state_;
-    double carried_heap_mib_ = NAN;  // the allocator's bytes in use as the current step began (G0: NaN)
+    double carried_heap_mib_ = NAN;  // the live heap as the current step began (diagnostic_row::carried_heap_mib; G0: NaN)
     std::int64_t num_classes_ = 0;
     phase_seconds phases_;  // of the current run() call
 };
