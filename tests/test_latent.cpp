@@ -23,7 +23,7 @@ using ouro::testing::thread_guard;
 
 namespace {
 
-constexpr nn::unet_spec tiny_spec{.in_channels = 1,
+constexpr nn::unet_spec latent_spec{.in_channels = 1,
                                   .image_size = 8,
                                   .base = 8,
                                   .mult = {1, 2},
@@ -32,7 +32,7 @@ constexpr nn::unet_spec tiny_spec{.in_channels = 1,
                                   .heads = 1,
                                   .groups = 4,
                                   .classes = 3};
-constexpr nn::unet_spec tiny_unconditional{.in_channels = 1,
+constexpr nn::unet_spec latent_unconditional{.in_channels = 1,
                                            .image_size = 8,
                                            .base = 8,
                                            .mult = {1, 2},
@@ -41,7 +41,7 @@ constexpr nn::unet_spec tiny_unconditional{.in_channels = 1,
                                            .heads = 1,
                                            .groups = 4,
                                            .classes = 0};
-using tiny_unet = nn::unet<cpu, tiny_spec>;
+using latent_unet = nn::unet<cpu, latent_spec>;
 
 // PyTorch's init plus noise on every parameter: reset_parameters zeroes each res block's second
 // conv (guided-diffusion's zero_module), which would leave the embeddings without any effect.
@@ -88,9 +88,9 @@ struct not_an_encoder {
     tensor_view<const float> forward(tensor_view<const float> x) { return x; }
 };
 
-static_assert(latent::encoder<tiny_unet>);
-static_assert(latent::replicable_encoder<tiny_unet>);
-static_assert(latent::specified_encoder<tiny_unet>);
+static_assert(latent::encoder<latent_unet>);
+static_assert(latent::replicable_encoder<latent_unet>);
+static_assert(latent::specified_encoder<latent_unet>);
 static_assert(latent::encoder<identity_encoder> && !latent::replicable_encoder<identity_encoder>);
 static_assert(latent::replicable_encoder<picky_encoder> && !latent::specified_encoder<picky_encoder>);
 static_assert(!latent::encoder<not_an_encoder> && !latent::encoder<int>);
@@ -116,7 +116,7 @@ tensor<float> row_as_batch(const tensor<float>& m, std::int64_t i) {
 
 TEST_CASE("an item's latent is the same alone, in any batch and at 1 or 2 threads", "[latent][threads]") {
     thread_guard guard;
-    tiny_unet net;
+    latent_unet net;
     randomize(net, 4);
     const std::int64_t n = 7;
     const tensor<float> images = testing::random_tensor<float>(shape{n, 1, 8, 8}, 1);
@@ -214,7 +214,7 @@ TEST_CASE("latents are the pooled noisy images of the documented Philox noise", 
 TEST_CASE("the mean of R draws equals the mean of the R single-draw latents", "[latent]") {
     thread_guard guard;
     set_threads(2);
-    tiny_unet net;
+    latent_unet net;
     randomize(net, 8);
     const tensor<float> images = testing::random_tensor<float>(shape{5, 1, 8, 8}, 3);
     const tensor<std::int64_t> labels(shape{5}, 1);
@@ -271,7 +271,7 @@ TEST_CASE("pooling policies: shapes and values on a hand-made bottleneck", "[lat
     CHECK_THROWS_WITH(most.dim(shape{0, 4, 4}), Contains("(0, 4, 4)"));
 
     // Through the extractor: the unet's bottleneck (16, 4, 4) gives 256 or 16 features.
-    tiny_unet net;
+    latent_unet net;
     randomize(net, 1);
     const tensor<float> images = testing::random_tensor<float>(shape{2, 1, 8, 8}, 5);
     const tensor<std::int64_t> labels(shape{2}, 0);
@@ -401,7 +401,7 @@ TEST_CASE("standardizer: zero mean and unit std on the reference set, applied to
 }
 
 TEST_CASE("latent_extractor refuses bad input with clear errors", "[latent][errors]") {
-    tiny_unet net;
+    latent_unet net;
     randomize(net, 2);
     const tensor<std::int64_t> labels(shape{2}, 1), ids = latent::sequential_ids(2);
     const tensor<std::int64_t> none(shape{0});
@@ -419,7 +419,7 @@ TEST_CASE("latent_extractor refuses bad input with clear errors", "[latent][erro
     CHECK_THROWS_WITH(ex.extract(images, labels, latent::sequential_ids(3)), Contains("ids") && Contains("(3)"));
     CHECK_THROWS_WITH(ex.extract(images, labels, latent::sequential_ids(2, -1)), Contains("item id -1"));
 
-    nn::unet<cpu, tiny_unconditional> uncond;
+    nn::unet<cpu, latent_unconditional> uncond;
     latent::latent_extractor ux(uncond, table_1000(), {});
     CHECK_THROWS_WITH(ux.extract(images, labels, ids), Contains("unconditional"));
 
@@ -452,12 +452,12 @@ TEST_CASE("extracting a data set uses positions as ids and labels only for a con
     set.labels = tensor<std::int64_t>(shape{3}, 2);
     set.num_classes = 3;
 
-    tiny_unet net;
+    latent_unet net;
     randomize(net, 3);
     latent::latent_extractor ex(net, table_1000(), {.timestep = 10}, latent::spatial_mean{});
     CHECK(bitwise_equal(ex.extract(set), ex.extract(set.images, set.labels, latent::sequential_ids(3))));
 
-    nn::unet<cpu, tiny_unconditional> uncond;
+    nn::unet<cpu, latent_unconditional> uncond;
     randomize(uncond, 3);
     latent::latent_extractor ux(uncond, table_1000(), {.timestep = 10}, latent::spatial_mean{});
     const tensor<std::int64_t> none(shape{0});

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # cli_flags.sh BIN_DIR [PROGRAM]: the examples refuse bad command lines in one line naming the flag,
 # exit 2, and write nothing; --help and --version answer with exit 0. With PROGRAM, only that
-# example's cases (the default suite checks toy_2d, the one example it builds; label `examples`
-# checks them all).
+# example's cases (`example_command_lines`, label `integration`, checks them all).
 set -euo pipefail
 bin=$1
 only=${2:-}
