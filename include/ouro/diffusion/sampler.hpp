@@ -179,6 +179,28 @@ std::int64_t require_step_inputs(const schedule_table& table, std::int64_t t, st
     require_shape(x_prev.dims(), x_t.dims(), who);
     return x_t.dim(0);
 }
+
+// What every step does item by item, in parallel over the batch: item b's x̂_0 = P::to_x0(out, x_t)
+// in double, processed as `x0` says, then update(begin, n, x0_hat) writes the item's n outputs from
+// element `begin` on. x̂_0 goes to x0_store (B·n values) where given, else to a per-item buffer.
+template <parameterization P, class T, class Update>
+void for_each_item_x0(tensor_view<const T> x_t, tensor_view<const T> model_output, double a, double s,
+                      const x0_options& x0, double* x0_store, Update&& update) {
+    const std::int64_t per_item = x_t.numel() / x_t.dim(0);
+    parallel_for(
+        x_t.dim(0),
+        [&](std::int64_t b) {
+            const std::int64_t begin = b * per_item;
+            std::vector<double> own, scratch;
+            if (x0_store == nullptr) own.resize(static_cast<std::size_t>(per_item));
+            double* x0_hat = x0_store != nullptr ? x0_store + begin : own.data();
+            for (std::int64_t i = 0; i < per_item; ++i)
+                x0_hat[i] = P::to_x0(model_output[begin + i], x_t[begin + i], a, s);
+            process_x0_item(x0_hat, per_item, x0, scratch);
+            update(begin, per_item, static_cast<const double*>(x0_hat));
+        },
+        per_item * 16);
+}
 }  // namespace detail
 
 // Applies `options` to x_0 estimates (B, ...), each item on its own. Overwrites x0.
@@ -219,7 +241,7 @@ template <parameterization P = epsilon_prediction, real_scalar T>
 void ddpm_step(const schedule_table& table, variance var, std::int64_t t, std::int64_t t_prev,
                tensor_view<const std::type_identity_t<T>> x_t, tensor_view<const std::type_identity_t<T>> model_output,
                tensor_view<const std::type_identity_t<T>> noise, tensor_view<T> x_prev, const x0_options& x0 = {}) {
-    const std::int64_t batch = detail::require_step_inputs<T>(table, t, t_prev, x_t, model_output, x_prev, "ddpm_step");
+    detail::require_step_inputs<T>(table, t, t_prev, x_t, model_output, x_prev, "ddpm_step");
     detail::require_x0_options(x0);
     const auto k = static_cast<std::size_t>(t);
     const double ab = table.alphas_cumprod()[k], ab_prev = table.alpha_bar(t_prev);
@@ -242,22 +264,14 @@ void ddpm_step(const schedule_table& table, variance var, std::int64_t t, std::i
         require_shape(noise.dims(), x_t.dims(), "ddpm_step noise");
     }
     const double sigma = noisy ? std::sqrt(sigma2) : 0.0;
-    const std::int64_t per_item = x_t.numel() / batch;
-    parallel_for(
-        batch,
-        [&](std::int64_t b) {
-            const std::int64_t begin = b * per_item;
-            std::vector<double> x0_hat(static_cast<std::size_t>(per_item)), scratch;
-            for (std::int64_t i = 0; i < per_item; ++i)
-                x0_hat[static_cast<std::size_t>(i)] = P::to_x0(model_output[begin + i], x_t[begin + i], a, s);
-            detail::process_x0_item(x0_hat.data(), per_item, x0, scratch);
-            for (std::int64_t i = 0; i < per_item; ++i) {
-                double v = coef1 * x0_hat[static_cast<std::size_t>(i)] + coef2 * static_cast<double>(x_t[begin + i]);
-                if (noisy) v += sigma * static_cast<double>(noise[begin + i]);
-                x_prev[begin + i] = static_cast<T>(v);
-            }
-        },
-        per_item * 16);
+    detail::for_each_item_x0<P>(x_t, model_output, a, s, x0, nullptr,
+                                [&](std::int64_t begin, std::int64_t n, const double* x0_hat) {
+                                    for (std::int64_t i = 0; i < n; ++i) {
+                                        double v = coef1 * x0_hat[i] + coef2 * static_cast<double>(x_t[begin + i]);
+                                        if (noisy) v += sigma * static_cast<double>(noise[begin + i]);
+                                        x_prev[begin + i] = static_cast<T>(v);
+                                    }
+                                });
 }
 
 // One DDIM step from t to t_prev (Song et al. 2021, eq. (12)), for every item of a batch:
@@ -273,7 +287,7 @@ template <parameterization P = epsilon_prediction, real_scalar T>
 void ddim_step(const schedule_table& table, double eta, std::int64_t t, std::int64_t t_prev,
                tensor_view<const std::type_identity_t<T>> x_t, tensor_view<const std::type_identity_t<T>> model_output,
                tensor_view<const std::type_identity_t<T>> noise, tensor_view<T> x_prev, const x0_options& x0 = {}) {
-    const std::int64_t batch = detail::require_step_inputs<T>(table, t, t_prev, x_t, model_output, x_prev, "ddim_step");
+    detail::require_step_inputs<T>(table, t, t_prev, x_t, model_output, x_prev, "ddim_step");
     require(eta >= 0.0, "ddim_step: expected eta >= 0, found eta = ", eta);
     detail::require_x0_options(x0);
     const auto k = static_cast<std::size_t>(t);
@@ -289,25 +303,16 @@ void ddim_step(const schedule_table& table, double eta, std::int64_t t, std::int
         require_shape(noise.dims(), x_t.dims(), "ddim_step noise");
     }
     const bool processed = x0.mode != x0_mode::none;
-    const std::int64_t per_item = x_t.numel() / batch;
-    parallel_for(
-        batch,
-        [&](std::int64_t b) {
-            const std::int64_t begin = b * per_item;
-            std::vector<double> x0_hat(static_cast<std::size_t>(per_item)), scratch;
-            for (std::int64_t i = 0; i < per_item; ++i)
-                x0_hat[static_cast<std::size_t>(i)] = P::to_x0(model_output[begin + i], x_t[begin + i], a, s);
-            detail::process_x0_item(x0_hat.data(), per_item, x0, scratch);
-            for (std::int64_t i = 0; i < per_item; ++i) {
-                const double xt = x_t[begin + i], x0i = x0_hat[static_cast<std::size_t>(i)];
-                const double eps =
-                    processed ? eps_from_x0(x0i, xt, a, s) : P::to_eps(model_output[begin + i], xt, a, s);
+    detail::for_each_item_x0<P>(
+        x_t, model_output, a, s, x0, nullptr, [&](std::int64_t begin, std::int64_t n, const double* x0_hat) {
+            for (std::int64_t i = 0; i < n; ++i) {
+                const double xt = x_t[begin + i], x0i = x0_hat[i];
+                const double eps = processed ? eps_from_x0(x0i, xt, a, s) : P::to_eps(model_output[begin + i], xt, a, s);
                 double v = a_prev * x0i + direction * eps;
                 if (noisy) v += sigma * static_cast<double>(noise[begin + i]);
                 x_prev[begin + i] = static_cast<T>(v);
             }
-        },
-        per_item * 16);
+        });
 }
 
 // One DPM-Solver++(2M) step from t to t_prev (Lu et al., "DPM-Solver++", arXiv 2211.01095,
@@ -326,8 +331,7 @@ double dpm_solver_pp_2m_step(const schedule_table& table, std::int64_t t, std::i
                              tensor_view<const std::type_identity_t<T>> x_t,
                              tensor_view<const std::type_identity_t<T>> model_output, tensor_view<const double> x0_last,
                              tensor_view<double> x0_out, tensor_view<T> x_prev, const x0_options& x0 = {}) {
-    const std::int64_t batch =
-        detail::require_step_inputs<T>(table, t, t_prev, x_t, model_output, x_prev, "dpm_solver_pp_2m_step");
+    detail::require_step_inputs<T>(table, t, t_prev, x_t, model_output, x_prev, "dpm_solver_pp_2m_step");
     detail::require_x0_options(x0);
     require_shape(x0_out.dims(), x_t.dims(), "dpm_solver_pp_2m_step x0_out");
     const bool second_order = !detail::absent(x0_last) && t_prev >= 0;
@@ -344,22 +348,13 @@ double dpm_solver_pp_2m_step(const schedule_table& table, std::int64_t t, std::i
     const double r = second_order ? h_last / h : 1.0;
     const double c_new = second_order ? 1.0 + 0.5 / r : 1.0, c_old = second_order ? -0.5 / r : 0.0;
     const double keep = t_prev >= 0 ? s_prev / s : 0.0, push = t_prev >= 0 ? -a_prev * std::expm1(-h) : 1.0;
-    const std::int64_t per_item = x_t.numel() / batch;
-    parallel_for(
-        batch,
-        [&](std::int64_t b) {
-            const std::int64_t begin = b * per_item;
-            std::vector<double> scratch;
-            double* x0_hat = x0_out.data() + begin;
-            for (std::int64_t i = 0; i < per_item; ++i)
-                x0_hat[i] = P::to_x0(model_output[begin + i], x_t[begin + i], a, s);
-            detail::process_x0_item(x0_hat, per_item, x0, scratch);
-            for (std::int64_t i = 0; i < per_item; ++i) {
+    detail::for_each_item_x0<P>(
+        x_t, model_output, a, s, x0, x0_out.data(), [&](std::int64_t begin, std::int64_t n, const double* x0_hat) {
+            for (std::int64_t i = 0; i < n; ++i) {
                 const double d = second_order ? c_new * x0_hat[i] + c_old * x0_last[begin + i] : x0_hat[i];
                 x_prev[begin + i] = static_cast<T>(keep * static_cast<double>(x_t[begin + i]) + push * d);
             }
-        },
-        per_item * 16);
+        });
     return h;
 }
 

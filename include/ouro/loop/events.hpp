@@ -45,7 +45,7 @@ struct phase_seconds {
 struct run_summary {
     std::vector<metric_row> metrics;
     std::vector<diagnostic_row> diagnostics;
-    double clustering_accuracy = NAN;  // unconditional models: SSC-OMP labels of D_r against the truth
+    double clustering_accuracy = NAN;  // unconditional models: the cluster labels of D_r against the truth
     double probe_holdout_accuracy = NAN;
     std::int64_t steps_run = 0;  // steps finished by this call (0: everything was already done)
     double seconds = 0;

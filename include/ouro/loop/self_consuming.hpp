@@ -56,7 +56,9 @@
 #include <nlohmann/json.hpp>
 
 #include "ouro/cluster/accuracy.hpp"
+#include "ouro/cluster/knn_graph.hpp"
 #include "ouro/cluster/ssc_omp.hpp"
+#include "ouro/latent/pca.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/memory_usage.hpp"
 #include "ouro/core/parameter_store.hpp"
@@ -279,13 +281,10 @@ public:
         const tensor<float> real_latents = extract_(extractor, real.images.view(), real.labels.view(), real_ids.view());
         std::vector<std::int64_t> probe_labels(real.labels.begin(), real.labels.end());
         if constexpr (!conditional) {
-            const auto standard = latent::standardizer::fit(real_latents.view());
-            const tensor<float> z = standard.apply(real_latents.view());
-            const auto clusters = cluster::ssc_omp_clustering(z.view(), real.num_classes, options_.clustering);
-            probe_labels.assign(clusters.labels.begin(), clusters.labels.end());
-            state_.clustering_accuracy = cluster::clustering_accuracy(clusters.labels, real.labels);
-            log_() << "SSC-OMP labels of D_r: clustering accuracy " << state_.clustering_accuracy
-                   << " against the true labels\n";
+            probe_labels = cluster_real_(real_latents.view(), real.num_classes);
+            state_.clustering_accuracy = cluster::clustering_accuracy(probe_labels, real.labels);
+            log_() << to_string(options_.clustering.method) << " labels of D_r: clustering accuracy "
+                   << state_.clustering_accuracy << " against the true labels\n";
         }
         const auto report = probe_.fit(real_latents.view(), probe_labels, real.num_classes, options_.probe);
         state_.probe_holdout_accuracy = report.holdout_accuracy;
@@ -469,6 +468,17 @@ private:
         c["method_settings"] = method_settings_();
         c["latents"] = {{"timestep", o.latents.timestep}, {"draws", o.latents.draws}, {"seed", o.latents.seed}};
         if constexpr (conditional) c["latents"]["label"] = to_string(o.latent_label);
+        else {
+            // Written only for unconditional runs, so that labelled runs' config.json stays as it was.
+            const clustering_options& k = o.clustering;
+            c["clustering"] = {{"method", to_string(k.method)}};
+            if (k.method == label_clustering::knn_spectral)
+                c["clustering"].update({{"pca_dims", k.pca_dims},
+                                        {"whiten", k.whiten},
+                                        {"neighbours", k.knn.graph.neighbours},
+                                        {"symmetry", cluster::to_string(k.knn.graph.symmetry)},
+                                        {"weight", cluster::to_string(k.knn.graph.weight)}});
+        }
         c["probe"] = {
             {"l2", o.probe.l2}, {"standardize", o.probe.standardize}, {"holdout_fraction", o.probe.holdout_fraction}};
         c["metrics"] = {{"prdc_k", o.prdc.k},
@@ -635,10 +645,36 @@ private:
     }
 
     // The Score policy's score of every row; by default ξ, its probability in its own label (the
-    // paper's ξ(x, y)); for an unconditional model the labels are the probe's own predictions, so
-    // this is the maximum probability.
+    // paper's ξ(x, y)). An unconditional model's items have no label of their own: every item, real
+    // or synthetic, is scored in the class the probe predicts for it (by default its maximum
+    // probability), so that a real item whose cluster label the probe does not reproduce is not
+    // scored lower than a synthetic one would be (docs/LATENTS.md, recommendation (b)).
     tensor<double> confidence_(tensor_view<const float> latents, const std::vector<std::int64_t>& labels) const {
-        return score_.score(probe_, latents, labels);
+        if constexpr (conditional) return score_.score(probe_, latents, labels);
+        else {
+            const auto predicted = probe_.predict(latents);
+            return score_.score(probe_, latents, {predicted.label.begin(), predicted.label.end()});
+        }
+    }
+
+    // Labels for the real latents h (N, D) of an unconditional run, in [0, classes): the clusters
+    // options_.clustering says (the true labels are used only to report the clustering's accuracy).
+    template <class = void>  // compiled only where called (why: benchmarks/header-compile-times)
+    std::vector<std::int64_t> cluster_real_(tensor_view<const float> h, std::int64_t classes) {
+        const clustering_options& o = options_.clustering;
+        if (o.method == label_clustering::ssc_omp) {
+            const tensor<float> z = latent::standardizer::fit(h).apply(h);
+            const auto c = cluster::ssc_omp_clustering(z.view(), classes, o.ssc_omp);
+            return {c.labels.begin(), c.labels.end()};
+        }
+        const std::int64_t dims = std::min({o.pca_dims, h.dim(1), h.dim(0) - 1});
+        const tensor<float> reduced = latent::pca::fit(h, dims, o.whiten).apply(h);  // (N, dims)
+        const tensor<float> unit = latent::centred_unit_rows::fit(reduced.view()).apply(reduced.view());
+        const auto c = cluster::knn_spectral_clustering(unit.view(), classes, o.knn);
+        log_() << "k-NN graph of D_r (PCA " << dims << ", " << o.knn.graph.neighbours << " neighbours): "
+               << cluster::near_unit_eigenvalues(c.eigenvalues) << " eigenvalues within 1e-8 of 1, "
+               << c.isolated << " isolated points\n";
+        return {c.labels.begin(), c.labels.end()};
     }
 
     // OLE of the G0 latents of the first sample_ole_count evaluation samples, with their conditioning

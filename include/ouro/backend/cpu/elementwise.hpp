@@ -2,16 +2,7 @@
 // a feature map and its gradient, accumulation), and the vectorised loop the pointwise kernels share.
 #pragma once
 
-// GCC 12 reports -W(maybe-)uninitialized inside its own AVX-512 intrinsics (the _mm*_undefined_*
-// operands that xsimd's reductions and exp use; GCC bug 105593), a false positive. The
-// region starts before xsimd so that it also covers xsimd's own function templates.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
-#include <xsimd/xsimd.hpp>
+#include "ouro/backend/cpu/detail/simd_warnings_off.hpp"  // xsimd, GCC bug 105593
 
 #include <algorithm>
 #include <cstdint>
@@ -133,6 +124,4 @@ struct elementwise_ops {
 
 }  // namespace ouro::cpu_kernels
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "ouro/backend/cpu/detail/simd_warnings_on.hpp"

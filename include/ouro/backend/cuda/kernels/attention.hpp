@@ -44,10 +44,11 @@ inline gemm_call scores(const attention_geometry& g, std::int64_t stride_a, std:
             .stride_b = stride_b,
             .stride_c = g.l * g.l};
 }
-// Row-major (d, L) = M·Pᵀ for P (L, L) and M (d, L): column-major C (L, d) = Pᵀ-col · M-col (A = P transposed, B = M).
-inline gemm_call times_transposed(const attention_geometry& g, std::int64_t stride_m, std::int64_t stride_c,
-                                  double alpha) {
-    return {.transpose_a = true,
+// Row-major (d, L) = M·Pᵀ (transposed) or M·P for P (L, L) and M (d, L): column-major C (L, d) =
+// P-col (transposed or not) · M-col.
+inline gemm_call times_p(const attention_geometry& g, bool transposed, std::int64_t stride_m, std::int64_t stride_c,
+                         double alpha) {
+    return {.transpose_a = transposed,
             .transpose_b = false,
             .m = g.l,
             .n = g.d,
@@ -62,22 +63,14 @@ inline gemm_call times_transposed(const attention_geometry& g, std::int64_t stri
             .stride_b = stride_m,
             .stride_c = stride_c};
 }
-// Row-major (d, L) = M·P for P (L, L) and M (d, L): column-major C (L, d) = P-col · M-col (A = P, B = M).
+// Row-major (d, L) = M·Pᵀ.
+inline gemm_call times_transposed(const attention_geometry& g, std::int64_t stride_m, std::int64_t stride_c,
+                                  double alpha) {
+    return times_p(g, true, stride_m, stride_c, alpha);
+}
+// Row-major (d, L) = M·P.
 inline gemm_call times(const attention_geometry& g, std::int64_t stride_m, std::int64_t stride_c, double alpha) {
-    return {.transpose_a = false,
-            .transpose_b = false,
-            .m = g.l,
-            .n = g.d,
-            .k = g.l,
-            .lda = g.l,
-            .ldb = g.l,
-            .ldc = g.l,
-            .beta = 0,
-            .alpha = alpha,
-            .batch = g.items,
-            .stride_a = g.l * g.l,
-            .stride_b = stride_m,
-            .stride_c = stride_c};
+    return times_p(g, false, stride_m, stride_c, alpha);
 }
 }  // namespace attention_plans
 
