@@ -15,14 +15,7 @@
 #include "support/gradcheck.hpp"
 
 using namespace ouro;
-using ouro::testing::bitwise_equal;
-using ouro::testing::cast;
-using ouro::testing::check_gradient;
-using ouro::testing::dot;
-using ouro::testing::load_golden;
-using ouro::testing::pointwise_golden;
-using ouro::testing::random_tensor;
-using ouro::testing::require_close;
+using namespace ouro::testing;  // golden cases, gradient checks, random tensors
 
 namespace {
 
