@@ -1,6 +1,7 @@
 // The self-consuming loop's files in its run directory, read and written: pools (safetensors with a
 // data checksum), the run's JSON files (config.json, state.json) and their comparison, and the run's
-// model files, which must carry the checksum of their weights. Everything here is independent of
+// model files, which must carry the checksum of their weights, and the part of config.json that
+// loop_options decide. Everything here is independent of
 // the loop's template arguments; loop/self_consuming.hpp decides when each file is written.
 #pragma once
 
@@ -21,6 +22,8 @@
 #include "ouro/diffusion/checkpoint.hpp"
 #include "ouro/io/atomic_file.hpp"
 #include "ouro/io/safetensors.hpp"
+#include "ouro/data/mnist.hpp"  // data::image_dataset
+#include "ouro/loop/options.hpp"
 #include "ouro/loop/pool.hpp"
 #include "ouro/loop/report.hpp"
 #include "ouro/optim/adamw.hpp"
@@ -162,6 +165,64 @@ inline void write_or_check_config(const std::filesystem::path& file, const nlohm
         return;
     }
     io::write_file_atomically(file, settings.dump(2) + "\n");
+}
+
+// The part of config.json that the loop's runtime settings and its data decide (the model, sampler,
+// pooling, optimiser and methods are added by self_consuming, which knows them). A run directory
+// whose config.json differs from a new run's in any of these is refused, naming the difference.
+inline nlohmann::json options_config(const loop_options& o, bool conditional, const data::image_dataset& real,
+                                     const data::image_dataset& reference) {
+    nlohmann::json c;
+    c["seed"] = o.seed;
+    c["generations"] = o.generations;
+    c["budget"] = o.budget;
+    c["samples_per_generation"] = o.samples_per_generation;
+    c["finetune_epochs"] = o.finetune_epochs;
+    c["retrain_from_scratch"] = o.retrain_from_scratch;
+    c["eval_samples"] = o.eval_samples;
+    c["samples_as_images"] = o.samples_as_images;
+    c["g0"] = {{"steps", o.g0.steps},
+               {"epochs", o.g0.epochs},
+               {"batch_size", o.g0.batch_size},
+               {"lr", o.g0.lr},
+               {"warmup_steps", o.g0.warmup_steps},
+               {"ema", o.g0.use_ema},
+               {"label_drop", o.g0.label_drop}};
+    c["finetune"] = {{"batch_size", o.finetune.batch_size},
+                     {"lr", o.finetune.lr},
+                     {"label_drop", o.finetune.label_drop},
+                     {"warmup_steps", o.finetune.warmup_steps},
+                     {"ema", o.finetune_ema},
+                     {"ema_recipe_warmup_steps", o.ema_recipe_warmup_steps},
+                     {"ema_max_decay", o.finetune.ema.max_decay}};
+    c["latents"] = {{"timestep", o.latents.timestep}, {"draws", o.latents.draws}, {"seed", o.latents.seed}};
+    if (conditional) c["latents"]["label"] = to_string(o.latent_label);
+    else {
+        // Written only for unconditional runs, so that labelled runs' config.json stays as it was.
+        const clustering_options& k = o.clustering;
+        c["clustering"] = {{"method", to_string(k.method)}};
+        if (k.method == label_clustering::knn_spectral)
+            c["clustering"].update({{"pca_dims", k.pca_dims},
+                                    {"whiten", k.whiten},
+                                    {"neighbours", k.knn.graph.neighbours},
+                                    {"symmetry", cluster::to_string(k.knn.graph.symmetry)},
+                                    {"weight", cluster::to_string(k.knn.graph.weight)}});
+    }
+    c["probe"] = {
+        {"l2", o.probe.l2}, {"standardize", o.probe.standardize}, {"holdout_fraction", o.probe.holdout_fraction}};
+    c["metrics"] = {{"prdc_k", o.prdc.k},
+                    {"prdc_second_k", 5},
+                    {"density_k", o.prdc.density_k},
+                    {"kid_subsets", o.kid_subsets},
+                    {"kid_subset_size", o.kid_subset_size},
+                    {"fid_bootstrap_replicates", o.fid_bootstrap_replicates}};
+    c["data"] = {{"real", real.name},
+                 {"real_size", real.size()},
+                 {"reference", reference.name},
+                 {"reference_size", reference.size()},
+                 {"classes", real.num_classes}};
+    c["extra"] = o.extra_config;
+    return c;
 }
 
 }  // namespace detail

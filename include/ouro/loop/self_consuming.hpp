@@ -429,9 +429,9 @@ private:
 
     // ---- config.json and state.json
 
+    // config.json: what loop_options decide (run_files.hpp), and what the template arguments do.
     nlohmann::json config_(const data::image_dataset& real, const data::image_dataset& reference) const {
-        nlohmann::json c;
-        const loop_options& o = options_;
+        nlohmann::json c = detail::options_config(options_, conditional, real, reference);
         c["library"] = {{"name", "ouro"}, {"version", ouro::version}};
         c["model"] = {{"spec", std::string(Model::spec.str())}, {"conditional", conditional}};
         c["sampler"] = {{"name", Sampler::name}, {"steps", sampler_.timesteps().size()}};
@@ -443,56 +443,7 @@ private:
         for (std::size_t i = 0; i < method_count; ++i)
             if (selected_(i)) run_methods.push_back(method_names[i]);
         c["methods"] = run_methods;
-        c["seed"] = o.seed;
-        c["generations"] = o.generations;
-        c["budget"] = o.budget;
-        c["samples_per_generation"] = o.samples_per_generation;
-        c["finetune_epochs"] = o.finetune_epochs;
-        c["retrain_from_scratch"] = o.retrain_from_scratch;
-        c["eval_samples"] = o.eval_samples;
-        c["samples_as_images"] = o.samples_as_images;
-        c["g0"] = {{"steps", o.g0.steps},
-                   {"epochs", o.g0.epochs},
-                   {"batch_size", o.g0.batch_size},
-                   {"lr", o.g0.lr},
-                   {"warmup_steps", o.g0.warmup_steps},
-                   {"ema", o.g0.use_ema},
-                   {"label_drop", o.g0.label_drop}};
-        c["finetune"] = {{"batch_size", o.finetune.batch_size},
-                         {"lr", o.finetune.lr},
-                         {"label_drop", o.finetune.label_drop},
-                         {"warmup_steps", o.finetune.warmup_steps},
-                         {"ema", o.finetune_ema},
-                         {"ema_recipe_warmup_steps", o.ema_recipe_warmup_steps},
-                         {"ema_max_decay", o.finetune.ema.max_decay}};
         c["method_settings"] = method_settings_();
-        c["latents"] = {{"timestep", o.latents.timestep}, {"draws", o.latents.draws}, {"seed", o.latents.seed}};
-        if constexpr (conditional) c["latents"]["label"] = to_string(o.latent_label);
-        else {
-            // Written only for unconditional runs, so that labelled runs' config.json stays as it was.
-            const clustering_options& k = o.clustering;
-            c["clustering"] = {{"method", to_string(k.method)}};
-            if (k.method == label_clustering::knn_spectral)
-                c["clustering"].update({{"pca_dims", k.pca_dims},
-                                        {"whiten", k.whiten},
-                                        {"neighbours", k.knn.graph.neighbours},
-                                        {"symmetry", cluster::to_string(k.knn.graph.symmetry)},
-                                        {"weight", cluster::to_string(k.knn.graph.weight)}});
-        }
-        c["probe"] = {
-            {"l2", o.probe.l2}, {"standardize", o.probe.standardize}, {"holdout_fraction", o.probe.holdout_fraction}};
-        c["metrics"] = {{"prdc_k", o.prdc.k},
-                        {"prdc_second_k", 5},
-                        {"density_k", o.prdc.density_k},
-                        {"kid_subsets", o.kid_subsets},
-                        {"kid_subset_size", o.kid_subset_size},
-                        {"fid_bootstrap_replicates", o.fid_bootstrap_replicates}};
-        c["data"] = {{"real", real.name},
-                     {"real_size", real.size()},
-                     {"reference", reference.name},
-                     {"reference_size", reference.size()},
-                     {"classes", real.num_classes}};
-        c["extra"] = o.extra_config;
         return c;
     }
 
