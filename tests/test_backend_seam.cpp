@@ -29,6 +29,7 @@
 #include "support/files.hpp"
 
 using namespace ouro;
+using ouro::testing::on_backend;
 
 namespace {
 
@@ -47,13 +48,6 @@ tensor<float> host_normal(const shape& s, std::uint64_t salt) {
     tensor<float> t(s);
     philox_stream rng(7, rng_purpose::diffusion_noise, salt);
     for (float& v : t) v = static_cast<float>(rng.normal());
-    return t;
-}
-
-template <backend B>
-tensor<float, B> on_backend(const tensor<float>& host) {
-    tensor<float, B> t(host.dims());
-    copy_from_host(host.view(), t.view());
     return t;
 }
 

@@ -122,4 +122,14 @@ struct ops<cpu_strict> {
 
 #undef OURO_STRICT_FORWARD
 
+namespace testing {
+// A host tensor's copy in backend B's memory (the tests that run a module on {cpu, cpu_strict}).
+template <backend B, class T>
+tensor<T, B> on_backend(const tensor<T>& host) {
+    tensor<T, B> t(host.dims());
+    copy_from_host(host.view(), t.view());
+    return t;
+}
+}  // namespace testing
+
 }  // namespace ouro
