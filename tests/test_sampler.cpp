@@ -12,6 +12,7 @@
 
 #include "ouro/core/parallel.hpp"
 #include "ouro/diffusion/sampler.hpp"
+#include "support/cpu_strict.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
 
@@ -83,6 +84,24 @@ struct truncating_denoiser {
                                      tensor_view<const std::int64_t>) {
         out.resize(shape{x.dim(0), x.dim(1), x.dim(2), x.dim(3) - 1});
         out.zero();
+        return out.view();
+    }
+};
+
+// A host denoiser run as a model on backend B would be: its input arrives in B's memory and its
+// output must be left there (for cpu_strict, memory the host may not read; issue #14's seam).
+template <backend B, class Inner>
+struct on_backend_denoiser {
+    using backend_type = B;
+    Inner inner;
+    tensor<float, B> out;
+
+    tensor_view<const float, B> predict(tensor_view<const float, B> x, tensor_view<const std::int64_t> t,
+                                        tensor_view<const std::int64_t> y) {
+        const tensor<float> host_x = to_host(x);
+        const tensor<float> host_out = to_host(inner.predict(host_x.view(), t, y));
+        out.resize(host_out.dims());
+        copy_from_host(host_out.view(), out.view());
         return out.view();
     }
 };
@@ -302,11 +321,14 @@ TEST_CASE("x0 clipping and dynamic thresholding act on each sample on its own", 
 
 // ---- Whole samplers ---------------------------------------------------------------------------
 
-TEST_CASE("a sample depends on its seed and index, not on the batch it was drawn in", "[diffusion][sampler]") {
+// With the model on cpu and on cpu_strict, whose memory the sampler must reach through copies.
+TEMPLATE_TEST_CASE("a sample depends on its seed and index, not on the batch it was drawn in", "[diffusion][sampler]",
+                   cpu, cpu_strict) {
     const schedule_table table(linear_ho2020{}, 1000);
     const shape item{2, 5, 6};
     const std::int64_t per_item = item.numel();
-    labelled_denoiser model;
+    on_backend_denoiser<TestType, labelled_denoiser> model;
+    labelled_denoiser host_model;
     sampler_options opt{.guidance_scale = 2.5, .null_class = 3, .x0 = {.mode = x0_mode::dynamic_threshold}};
     const tensor<std::int64_t> labels = labels_of({0, 2, 1, 3});
 
@@ -314,6 +336,9 @@ TEST_CASE("a sample depends on its seed and index, not on the batch it was drawn
         INFO(what);
         const tensor<float> all = s.sample(model, item, labels.view(), 42, 100);
         REQUIRE(all.dims() == shape{4, 2, 5, 6});
+        // The same bits as the model run on the host directly.
+        const tensor<float> host = s.sample(host_model, item, labels.view(), 42, 100);
+        REQUIRE(std::equal(host.begin(), host.end(), all.begin()));
         for (std::int64_t half = 0; half < 2; ++half) {
             const tensor<std::int64_t> part = labels_of({labels[2 * half], labels[2 * half + 1]});
             const tensor<float> two =
