@@ -54,7 +54,7 @@ limited_run() {
 for kib in 1 64 512; do limited_run "$kib" "$@"; done
 "$program" --out "$run" "$@" >> "$work/run.log" 2>&1 || { cat "$work/run.log"; exit 1; }
 
-source "$(dirname "${BASH_SOURCE[0]}")/run_columns.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/run_helpers.sh"
 compare() {
   diff <(strip_seconds "$work/whole/metrics.csv") <(strip_seconds "$run/metrics.csv") ||
     { echo "FAIL: metrics.csv differs from the uninterrupted run's ($1)"; exit 1; }

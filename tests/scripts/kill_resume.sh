@@ -6,8 +6,9 @@
 # the kills land at moments spread over the run on a slow machine and a fast one alike, and the test
 # costs about twice one run instead of a fixed minute. The interrupted run's metrics.csv must equal
 # the uninterrupted one's but for the wall time, and its diagnostics.csv but for the memory columns
-# (run_columns.sh).
+# (run_helpers.sh).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/run_helpers.sh"
 program=$1
 work=$2
 shift 2
@@ -22,15 +23,10 @@ echo "uninterrupted run: ${whole_s} s"
 kills=0
 for fraction in 0.10 0.25 0.15 0.35 0.20 0.30 0.12 0.40 0.22 0.45; do
   delay=$(awk -v f="$fraction" -v t="$whole_s" 'BEGIN { d = f * t; printf "%.2f", (d < 0.3 ? 0.3 : d) }')
-  "$program" --out "$work/cut" "$@" >> "$work/cut.log" 2>&1 &
-  pid=$!
-  sleep "$delay"
-  if kill -9 "$pid" 2> /dev/null; then
-    wait "$pid" 2> /dev/null || true
+  if kill_after "$delay" "$work/cut.log" "$program" --out "$work/cut" "$@"; then
     kills=$((kills + 1))
     echo "killed after ${delay} s"
   else
-    wait "$pid" || { cat "$work/cut.log"; exit 1; }
     echo "finished on its own after ${kills} kills"
     break
   fi
@@ -40,7 +36,6 @@ done
 echo "runs killed: $kills"
 [ "$kills" -ge 2 ] || { echo "FAIL: expected at least 2 kills (the program finished too fast for this test)"; exit 1; }
 
-source "$(dirname "${BASH_SOURCE[0]}")/run_columns.sh"
 if ! diff <(strip_seconds "$work/whole/metrics.csv") <(strip_seconds "$work/cut/metrics.csv"); then
   echo "FAIL: metrics.csv of the interrupted run differs"
   exit 1

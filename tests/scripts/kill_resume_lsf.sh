@@ -10,6 +10,7 @@
 #    metrics.csv equal to the uninterrupted run's in every column but the wall time, diagnostics.csv
 #    equal but for the two memory columns, sources.csv identical, and no temporary file left.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/run_helpers.sh"
 program=$1
 work=$2
 shift 2
@@ -34,15 +35,10 @@ plan=(
 landed=0
 for kill_at in "${plan[@]}"; do
   if [[ $kill_at == sleep:* ]]; then
-    "$program" --out "$work/cut" "$@" >> "$work/cut.log" 2>&1 &
-    pid=$!
-    sleep "${kill_at#sleep:}"
-    if kill -9 "$pid" 2> /dev/null; then
-      wait "$pid" 2> /dev/null || true
+    if kill_after "${kill_at#sleep:}" "$work/cut.log" "$program" --out "$work/cut" "$@"; then
       landed=$((landed + 1))
       echo "killed after ${kill_at#sleep:} s"
     else
-      wait "$pid" || { tail -n 40 "$work/cut.log"; exit 1; }
       echo "the run finished before ${kill_at#sleep:} s"
     fi
     continue
@@ -67,7 +63,6 @@ done
 echo "kills that landed: $landed"
 [ "$landed" -ge 10 ] || { echo "FAIL: expected at least 10 kills to land"; exit 1; }
 
-source "$(dirname "${BASH_SOURCE[0]}")/run_columns.sh"
 diff <(strip_seconds "$work/whole/metrics.csv") <(strip_seconds "$work/cut/metrics.csv") ||
   { echo "FAIL: metrics.csv of the interrupted run differs"; exit 1; }
 diff <(strip_memory "$work/whole/diagnostics.csv") <(strip_memory "$work/cut/diagnostics.csv") ||
