@@ -9,6 +9,7 @@
 
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/nn/conv2d.hpp"
+#include "support/common.hpp"
 #include "support/conv_bf16_checks.hpp"
 #include "support/cpu_strict.hpp"
 #include "support/golden.hpp"
@@ -182,12 +183,7 @@ TEST_CASE("conv2d is bitwise identical at 1 and 2 threads and for an image alone
         const tensor<float> w = random_tensor<float>(shape{c.cout, 12, c.k, c.k}, 52, 0.1);
         const tensor<float> b = random_tensor<float>(shape{c.cout}, 53);
         const tensor<float> dy = random_tensor<float>(conv2d_output_shape(x.dims(), w.dims(), c.p), 54);
-        const int saved = max_threads();
-        set_threads(1);
-        const conv_results<float> one = run_conv(x, w, b, dy, c.p);
-        set_threads(2);
-        const conv_results<float> two = run_conv(x, w, b, dy, c.p);
-        set_threads(saved);
+        const auto [one, two] = testing::at_one_and_two_threads([&] { return run_conv(x, w, b, dy, c.p); });
         CHECK(bitwise_equal(one.y, two.y));
         CHECK(bitwise_equal(one.dx, two.dx));
         CHECK(bitwise_equal(one.dw, two.dw));

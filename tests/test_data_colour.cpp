@@ -29,6 +29,7 @@
 #include "ouro/core/parallel.hpp"
 #include "ouro/data/cifar10.hpp"
 #include "ouro/data/image_folder.hpp"
+#include "support/common.hpp"
 #include "support/files.hpp"
 #include "support/gradcheck.hpp"
 
@@ -280,12 +281,7 @@ TEST_CASE("load_cifar10 refuses labels above 9, naming the record", "[data][cifa
 TEST_CASE("load_cifar10 gives the same floats at 1 and 2 threads", "[data][cifar10][threads]") {
     scratch_dir root("threads");
     write_tiny_cifar(root / "c", 24);  // enough records for parallel_for to split them
-    const int saved = max_threads();
-    set_threads(1);
-    const image_dataset one = load_cifar10(root / "c", split::test);
-    set_threads(2);
-    const image_dataset two = load_cifar10(root / "c", split::test);
-    set_threads(saved);
+    const auto [one, two] = testing::at_one_and_two_threads([&] { return load_cifar10(root / "c", split::test); });
     REQUIRE(one.images.dims() == shape{24, 3, 32, 32});
     CHECK(bitwise_equal(one.images, two.images));
     CHECK(one.images[5 * 3072 + 100] == scaled(cifar_pixel(105, 0, 3, 4), pixel_scale::minus_one_to_one));

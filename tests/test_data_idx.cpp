@@ -21,6 +21,7 @@
 #include "ouro/data/idx.hpp"
 #include "ouro/data/mnist.hpp"
 #include "ouro/data/xtensor_adapt.hpp"
+#include "support/common.hpp"
 #include "support/files.hpp"
 
 using namespace ouro;
@@ -320,12 +321,7 @@ TEST_CASE("bytes_to_images gives the same floats at 1 and 2 threads", "[data][mn
     const auto bytes = pattern(64 * 28 * 28, 3);
     tensor<std::uint8_t> t(shape{64, 28, 28});
     std::copy(bytes.begin(), bytes.end(), t.begin());
-    const int saved = max_threads();
-    set_threads(1);
-    const tensor<float> one = bytes_to_images(t.view(), pixel_scale::minus_one_to_one);
-    set_threads(2);
-    const tensor<float> two = bytes_to_images(t.view(), pixel_scale::minus_one_to_one);
-    set_threads(saved);
+    const auto [one, two] = testing::at_one_and_two_threads([&] { return bytes_to_images(t.view(), pixel_scale::minus_one_to_one); });
     REQUIRE(one.dims() == shape{64, 1, 28, 28});
     CHECK(std::memcmp(one.data(), two.data(), sizeof(float) * static_cast<std::size_t>(one.numel())) == 0);
     CHECK(one[5] == static_cast<float>(bytes[5] / 127.5 - 1.0));

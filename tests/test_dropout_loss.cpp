@@ -11,6 +11,7 @@
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/nn/dropout.hpp"
+#include "support/common.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
 
@@ -95,12 +96,7 @@ TEST_CASE("dropout masks are the documented philox_stream draws", "[dropout]") {
 }
 
 TEST_CASE("dropout draws the same mask at 1 and 2 threads", "[dropout][threads]") {
-    const int saved = max_threads();
-    set_threads(1);
-    const auto one = dropout_mask(3 * (1 << 14) + 77, 0.2, 5, 6, 7);
-    set_threads(2);
-    const auto two = dropout_mask(3 * (1 << 14) + 77, 0.2, 5, 6, 7);
-    set_threads(saved);
+    const auto [one, two] = testing::at_one_and_two_threads([&] { return dropout_mask(3 * (1 << 14) + 77, 0.2, 5, 6, 7); });
     CHECK(bitwise_equal(one, two));
 }
 

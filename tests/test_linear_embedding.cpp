@@ -13,6 +13,7 @@
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/nn/embedding.hpp"
 #include "ouro/nn/linear.hpp"
+#include "support/common.hpp"
 #include "support/cpu_strict.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
@@ -105,12 +106,7 @@ TEST_CASE("linear gives the same bits at 1 and 2 threads", "[linear][threads]") 
         cpu_ops::linear_backward<float>(x, dy, w, out[1], out[2], out[3]);
         return out;
     };
-    const int saved = max_threads();
-    set_threads(1);
-    const auto one = run();
-    set_threads(2);
-    const auto two = run();
-    set_threads(saved);
+    const auto [one, two] = testing::at_one_and_two_threads([&] { return run(); });
     for (int k = 0; k < 4; ++k) CHECK(bitwise_equal(one[k], two[k]));
     double y00 = b[0];
     for (int i = 0; i < 301; ++i) y00 += static_cast<double>(x[i]) * w[i];

@@ -12,6 +12,7 @@
 #include "ouro/core/parameter_store.hpp"
 #include "ouro/nn/activation.hpp"
 #include "ouro/nn/group_norm.hpp"
+#include "support/common.hpp"
 #include "support/cpu_strict.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
@@ -164,12 +165,7 @@ TEST_CASE("group_norm gives the same bits at 1 and 2 threads", "[norm][threads]"
     const auto x = random_tensor<float>(dims, 21, 2.0);
     const auto gamma = random_tensor<float>(shape{32}, 22), beta = random_tensor<float>(shape{32}, 23);
     const auto dy = random_tensor<float>(dims, 24);
-    const int saved = max_threads();
-    set_threads(1);
-    const auto one = run_group_norm(x, gamma, beta, dy, 8, 1e-5);
-    set_threads(2);
-    const auto two = run_group_norm(x, gamma, beta, dy, 8, 1e-5);
-    set_threads(saved);
+    const auto [one, two] = testing::at_one_and_two_threads([&] { return run_group_norm(x, gamma, beta, dy, 8, 1e-5); });
     CHECK(bitwise_equal(one.y, two.y));
     CHECK(bitwise_equal(one.mean, two.mean));
     CHECK(bitwise_equal(one.rstd, two.rstd));
@@ -430,12 +426,7 @@ TEST_CASE("silu and relu give the same bits at 1 and 2 threads", "[activation][t
         cpu_ops::relu_backward<float>(out[2], dy, out[3]);
         return out;
     };
-    const int saved = max_threads();
-    set_threads(1);
-    const auto one = run();
-    set_threads(2);
-    const auto two = run();
-    set_threads(saved);
+    const auto [one, two] = testing::at_one_and_two_threads([&] { return run(); });
     for (int k = 0; k < 4; ++k) CHECK(bitwise_equal(one[k], two[k]));
     // And the values are the activations (not, say, all zeros).
     CHECK(one[2][0] == std::max(x[0], 0.0f));

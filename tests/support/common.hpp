@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "ouro/core/parallel.hpp"
@@ -15,6 +16,18 @@ struct thread_guard {
     int saved = max_threads();
     ~thread_guard() { set_threads(saved); }
 };
+
+// run() at one thread, then at two (the thread count restored after), for the tests that a result
+// does not depend on the thread count: `const auto [one, two] = at_one_and_two_threads([&] { ... });`
+template <class Run>
+auto at_one_and_two_threads(Run&& run) {
+    const thread_guard guard;
+    set_threads(1);
+    auto one = run();
+    set_threads(2);
+    auto two = run();
+    return std::pair{std::move(one), std::move(two)};
+}
 
 // Each value rounded to float, same shape.
 inline tensor<float> to_float(const tensor<double>& x) {
