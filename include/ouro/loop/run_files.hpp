@@ -1,8 +1,8 @@
 // The self-consuming loop's files in its run directory, read and written: pools (safetensors with a
 // data checksum), the run's JSON files (config.json, state.json) and their comparison, and the run's
 // model files, which must carry the checksum of their weights, and the part of config.json that
-// loop_options decide. Everything here is independent of
-// the loop's template arguments; loop/self_consuming.hpp decides when each file is written.
+// loop_options decide. Everything here is independent of the loop's template arguments;
+// loop/self_consuming.hpp decides when each file is written.
 #pragma once
 
 #include <algorithm>
@@ -19,10 +19,10 @@
 
 #include "ouro/core/error.hpp"
 #include "ouro/core/tensor.hpp"
+#include "ouro/data/mnist.hpp"  // data::image_dataset
 #include "ouro/diffusion/checkpoint.hpp"
 #include "ouro/io/atomic_file.hpp"
 #include "ouro/io/safetensors.hpp"
-#include "ouro/data/mnist.hpp"  // data::image_dataset
 #include "ouro/loop/options.hpp"
 #include "ouro/loop/pool.hpp"
 #include "ouro/loop/report.hpp"
