@@ -27,48 +27,26 @@
 // the named methods. --pooling flatten: the probe reads the whole bottleneck, not its spatial mean
 // (a run directory records its pooling; resuming with the other is refused).
 // Interrupt it at any time: the same command resumes after the last finished step.
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "cli.hpp"
-#include "ouro/backend/cpu/ops.hpp"
-#include "ouro/core/parallel.hpp"
+#include "device.hpp"
+#include "lsf_experiment_run.hpp"
 #include "ouro/data/cifar10.hpp"
 #include "ouro/data/image_folder.hpp"
 #include "ouro/data/mnist.hpp"
-#include "ouro/data/subset.hpp"
-#include "ouro/diffusion/sampler.hpp"
-#include "ouro/loop/seeds.hpp"
-#include "ouro/loop/self_consuming.hpp"
-#include "ouro/metrics/feature_extractor.hpp"
-#include "ouro/presets/experiments.hpp"
 
 using namespace ouro;
+using lsf_experiment::datasets;
+using lsf_experiment::options;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct options {
-    std::string dataset = "mnist", profile = "quick";
-    fs::path data_dir, out;
-    std::uint64_t seed = 1;
-    std::string seeds;            // "1-5" or "1,3,7": one run per seed, then the summary over them
-    bool summarise_only = false;  // with --seeds: only the summary, from the seeds' metrics.csv
-    bool unlabelled = false;
-    std::int64_t t = -1, draws = -1, generations = -1;
-    double probe_l2 = -1;
-    std::vector<std::string> methods;  // empty: all
-    std::string latent_label = "null";
-    std::string finetune_recipe = "plain";
-    std::string pooling = "mean";
-    std::string clustering = "knn-spectral";
-};
 
 // The command line, every value checked before any work starts (and so before the run directory
 // is written): an unknown flag, a malformed number or one out of range ends here in one line.
@@ -142,7 +120,9 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
                    "unit rows, 10-NN graph, spectral clustering; 0.66 accuracy on held-out MNIST digits) or ssc-omp "
                    "(the paper's; 0.15 there)")
         ->check(CLI::IsMember({"knn-spectral", "ssc-omp"}));
+    examples::add_device_option(app, o.device);
     if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
+    if (exit_code = examples::check_device_built(app, o.device); exit_code >= 0) return std::nullopt;
     if (o.data_dir.empty()) {
         if (o.dataset == "mnist") o.data_dir = "data/mnist";
         else if (o.dataset == "fashion-mnist")
@@ -159,10 +139,6 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
         o.out = fs::path("runs") / ("lsf_" + o.dataset + "_" + o.profile + (o.unlabelled ? "_unlabelled" : ""));
     return o;
 }
-
-struct datasets {
-    data::image_dataset train, test;
-};
 
 datasets load(const options& o) {
     if (o.dataset == "mnist" || o.dataset == "fashion-mnist")
@@ -186,108 +162,6 @@ datasets load(const options& o) {
     return {data::subset(all, train_idx, all.name + "-train"), data::subset(all, test_idx, all.name + "-test")};
 }
 
-template <class Experiment>
-int run_experiment(const options& o, const presets::lsf_profile& profile, const datasets& d) {
-    const std::int64_t per_class = profile.real_per_class, ref_per_class = profile.reference_per_class;
-    const auto real = data::first_per_class(d.train, per_class, d.train.name + "-real");
-    const auto reference = data::first_per_class(d.test, ref_per_class, d.test.name + "-reference");
-    std::printf("dataset %s: D_r = %lld training images (%lld per class), reference = %lld test images; %d threads\n",
-                o.dataset.c_str(), static_cast<long long>(real.size()), static_cast<long long>(per_class),
-                static_cast<long long>(reference.size()), max_threads());
-    std::printf("model: %s\n", std::string(Experiment::model_spec().str()).c_str());
-
-    // The metrics' features: a LeNet-style classifier trained on the whole real training split.
-    metrics::lenet_feature_extractor classifier;
-    classifier.train_or_load(d.train, fs::path("runs") / "cache" / ("lenet_" + o.dataset + ".safetensors"));
-
-    loop::loop_options lo = presets::loop_options_for(profile);
-    if (o.t >= 0) lo.latents.timestep = o.t;
-    if (o.draws >= 1) lo.latents.draws = o.draws;
-    if (o.probe_l2 >= 0) lo.probe.l2 = o.probe_l2;
-    if (o.generations >= 1) lo.generations = o.generations;
-    lo.latent_label =
-        o.latent_label == "own" ? loop::latent_conditioning::own_label : loop::latent_conditioning::null_class;
-    lo.clustering.method =
-        o.clustering == "ssc-omp" ? loop::label_clustering::ssc_omp : loop::label_clustering::knn_spectral;
-    lo.finetune_ema =
-        o.finetune_recipe == "ema-warmup";  // warm-up and EMA as loop_options::ema_recipe_warmup_steps says
-    lo.extra_config = {{"dataset", o.dataset},
-                       {"data_dir", o.data_dir.string()},
-                       {"profile", o.profile},
-                       {"unlabelled", o.unlabelled},
-                       {"real_per_class", per_class},
-                       {"reference_per_class", ref_per_class},
-                       {"finetune_recipe", o.finetune_recipe}};
-    const diffusion::schedule_table table(diffusion::linear_ho2020{}, 1000);
-    // By default the paper's seven methods; the control arms (REAL, REAL-EMA, ACU-EMA) when named.
-    constexpr auto paper = loop::method_names_of(loop::paper_methods{});
-    const std::vector<std::string> names =
-        o.methods.empty() ? std::vector<std::string>(paper.begin(), paper.end()) : o.methods;
-    lo.only_methods = names;
-
-    if (!o.seeds.empty()) {
-        const std::vector<std::uint64_t> seeds = loop::parse_seed_list(o.seeds);
-        for (std::size_t i = 0; i < seeds.size(); ++i) {
-            std::printf("\n==== seed %llu (%zu of %zu) ====\n", static_cast<unsigned long long>(seeds[i]), i + 1,
-                        seeds.size());
-            lo.seed = seeds[i];
-            lo.out = o.out / ("seed_" + std::to_string(seeds[i]));
-            Experiment ex(Experiment::make_sampler(table, profile), table, lo);
-            const auto start = std::chrono::steady_clock::now();
-            const auto summary = ex.run(real, reference, classifier);
-            std::printf("seed %llu: %.1f s (%lld steps run)\n", static_cast<unsigned long long>(seeds[i]),
-                        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
-                        static_cast<long long>(summary.steps_run));
-        }
-        const auto summary = loop::write_seed_summary(o.out, seeds, names);
-        std::printf("\n%s, profile %s%s, generation %lld, %zu seeds (mean ± 95%% interval half-width):\n%s",
-                    o.dataset.c_str(), o.profile.c_str(), o.unlabelled ? " (unlabelled)" : "",
-                    static_cast<long long>(lo.generations), seeds.size(),
-                    loop::summary_table(summary, lo.generations).c_str());
-        std::printf("summary: %s\n", (o.out / "summary.md").string().c_str());
-        return 0;
-    }
-
-    lo.seed = o.seed;
-    lo.out = o.out;
-    Experiment ex(Experiment::make_sampler(table, profile), table, lo);
-    const auto start = std::chrono::steady_clock::now();
-    const auto summary = ex.run(real, reference, classifier);
-    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-
-    std::printf("\n%s, profile %s%s, generation %lld:\n%s", o.dataset.c_str(), o.profile.c_str(),
-                o.unlabelled ? " (unlabelled)" : "", static_cast<long long>(lo.generations),
-                loop::metrics_table(summary.metrics, names, lo.generations).c_str());
-    if (o.unlabelled)
-        std::printf("%s clustering accuracy of D_r: %.4f\n", o.clustering.c_str(), summary.clustering_accuracy);
-    std::printf("wall time of this call: %.1f s (%lld steps run)\n", wall, static_cast<long long>(summary.steps_run));
-    const loop::phase_seconds& t = summary.phases;
-    std::printf(
-        "  of which: G0 training %.1f s, fine-tuning %.1f s, sampling %.1f s, latents %.1f s, metrics %.1f s, "
-        "other %.1f s (the loop's own count; the rest was loading data and the feature extractor)\n",
-        t.g0_training, t.finetuning, t.sampling, t.latents, t.metrics, t.other);
-    std::printf("report: %s\n", (o.out / "report.md").string().c_str());
-    return 0;
-}
-
-template <bool Colour, class Pooling>
-int dispatch(const options& o, const datasets& d) {
-    const presets::lsf_profile profile = presets::lsf_profile_named(o.profile);
-    const bool paper = o.profile == "paper";
-    if (o.unlabelled) {
-        if (paper) return run_experiment<presets::lsf_experiment<Colour, false, true, Pooling>>(o, profile, d);
-        return run_experiment<presets::lsf_experiment<Colour, false, false, Pooling>>(o, profile, d);
-    }
-    if (paper) return run_experiment<presets::lsf_experiment<Colour, true, true, Pooling>>(o, profile, d);
-    return run_experiment<presets::lsf_experiment<Colour, true, false, Pooling>>(o, profile, d);
-}
-
-template <bool Colour>
-int dispatch(const options& o, const datasets& d) {
-    if (o.pooling == "flatten") return dispatch<Colour, latent::flatten>(o, d);
-    return dispatch<Colour, latent::spatial_mean>(o, d);
-}
-
 // The summary over seeds whose runs are already in <out>: no data, no models, only each seed's
 // metrics.csv. A seed's run directory holds hundreds of MB of models and pools; its metrics.csv is
 // what a summary needs, so seeds can be kept (docs/results/) or run apart and summarised together.
@@ -307,18 +181,22 @@ int summarise_only(const options& o) {
 
 int run(const options& o) {
     if (o.summarise_only) return summarise_only(o);
-    const datasets d = load(o);
-    if (d.train.channels() == 1) {
-        require(d.train.height() == 28 && d.train.width() == 28, "lsf_experiment: grey images must be 28×28, found ",
-                d.train.height(), "×", d.train.width());
-        return dispatch<false>(o, d);
+    if (o.device == "cuda") {
+        // No usable GPU: one line, before the data is read.
+        std::printf("device: %s\n", lsf_experiment::cuda_device_name().c_str());
+        return lsf_experiment::run_on_cuda(o, load(o));
     }
-    require(d.train.channels() == 3 && d.train.height() == 32 && d.train.width() == 32,
-            "lsf_experiment: colour images must be 3×32×32, found ", d.train.images.dims());
-    return dispatch<true>(o, d);
+    std::printf("device: cpu\n");
+    return lsf_experiment::run_on<cpu>(o, load(o));
 }
 
 }  // namespace
+
+#ifndef OURO_EXAMPLES_ON_CUDA
+// Never reached: parse() refuses --device cuda in a build without CUDA (examples/device.hpp).
+std::string lsf_experiment::cuda_device_name() { ouro::fail("lsf_experiment: this build has no CUDA backend"); }
+int lsf_experiment::run_on_cuda(const options&, const datasets&) { return 2; }
+#endif
 
 int main(int argc, char** argv) {
     int exit_code = 0;

@@ -8,6 +8,9 @@
 #include <cstdio>
 #include <vector>
 
+#include "ouro/backend/cuda/memory.cuh"
+#include "ouro/core/error.hpp"
+
 namespace ouro::cuda_testing {
 
 // n values uniform on [-scale, scale) from a linear congruential generator keyed by seed.
@@ -23,12 +26,13 @@ inline std::vector<float> pseudo_random(std::size_t n, std::uint32_t seed, float
 
 // True when a CUDA device is usable; otherwise prints why `program` skips (CTest: exit code 77).
 inline bool have_device(const char* program) {
-    int devices = 0;
-    const cudaError_t e = cudaGetDeviceCount(&devices);
-    if (e == cudaSuccess && devices > 0) return true;
-    std::printf("%s: skipped: no CUDA device (%s)\n", program,
-                e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found 0");
-    return false;
+    try {
+        (void)cuda_kernels::require_device();
+        return true;
+    } catch (const ouro::error& e) {
+        std::printf("%s: skipped: %s\n", program, e.what());
+        return false;
+    }
 }
 
 }  // namespace ouro::cuda_testing

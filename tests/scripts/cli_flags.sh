@@ -79,6 +79,27 @@ printf 'x\n' > afile
 expect_refusal toy_2d "afile: cannot create the run directory" --out afile
 expect_refusal toy_2d "/proc/ouro_run: cannot create the run directory" --out /proc/ouro_run
 expect_refusal lenet_mnist "--lr" --lr 0
+# --device cuda (train_mnist, lsf_experiment): a build without the CUDA examples refuses it at parse
+# time naming the CMake option; a CUDA build on a machine without a GPU stops before any work
+# saying so (and where a GPU is present, the case is left to benchmarks/gpu-check).
+for program in train_mnist lsf_experiment; do
+  wants "$program" || continue
+  expect_refusal "$program" "--device" --device gpu
+  if "$bin/$program" --help | grep -q "this build has no CUDA"; then
+    expect_refusal "$program" "-DOURO_EXAMPLES_ON_CUDA=ON" --device cuda --out "$work/cuda_run"
+  elif ! nvidia-smi -L >/dev/null 2>&1; then
+    status=0
+    "$bin/$program" --device cuda --out "$work/cuda_run" >out.txt 2>err.txt || status=$?
+    if [[ $status -eq 0 ]] || ! grep -qF "no usable GPU" err.txt; then
+      echo "FAIL $program --device cuda without a GPU: exit $status"; sed 's/^/    /' err.txt
+      failures=$((failures + 1))
+    else
+      echo "ok   $program --device cuda without a GPU: $(cat err.txt)"
+    fi
+  fi
+  [[ -e "$work/cuda_run" ]] && { echo "FAIL: $program --device cuda created its run directory"; failures=$((failures + 1)); }
+done
+expect_refusal train_mnist "--bf16" --bf16 --device cuda
 expect_refusal train_mnist "--ddim-steps" --ddim-steps 25
 expect_refusal cluster_mnist "--n" --n 5
 expect_refusal mnist_latents "--t" --t 1000

@@ -9,3 +9,13 @@
 #else
 #define OURO_HOST_DEVICE
 #endif
+
+// OURO_DEVICE_PASS: 1 while nvcc compiles for the device (__CUDA_ARCH__ defined), else 0. nvcc's
+// device pass parses host functions as well and instantiates the OURO_HOST_DEVICE templates they
+// call; a CPU kernel that hands SIMD batches (a type device code cannot hold) to a shared formula
+// hides that call from the device pass with `#if !OURO_DEVICE_PASS`. Its host code is unchanged.
+#if defined(__CUDA_ARCH__)
+#define OURO_DEVICE_PASS 1
+#else
+#define OURO_DEVICE_PASS 0
+#endif

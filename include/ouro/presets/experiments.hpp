@@ -118,13 +118,14 @@ constexpr nn::unet_spec lsf_unet_spec() {
 // with 20 steps for the small models, 50 (as examples/train_mnist) for the preset ones. Pooling:
 // the spatial mean by default (D = C, a 32-d latent for the small U-Nets); latent::flatten keeps
 // the whole bottleneck (D = C·h·w, 1,568 for the small MNIST U-Net), closer to the paper's ~65 K
-// parameter probe (docs/LATENTS.md measures both on held-out digits).
-template <bool Colour, bool Conditional, bool Paper, class Pooling = latent::spatial_mean>
+// parameter probe (docs/LATENTS.md measures both on held-out digits). B: the backend the U-Nets
+// run on (cpu; ouro::cuda in a translation unit nvcc compiles, as examples/lsf_experiment_cuda.cu).
+template <bool Colour, bool Conditional, bool Paper, class Pooling = latent::spatial_mean, backend B = cpu>
 struct lsf_experiment
-    : loop::self_consuming<nn::unet<cpu, lsf_unet_spec<Colour, Conditional, Paper>()>, diffusion::ddim<Paper ? 50 : 20>,
+    : loop::self_consuming<nn::unet<B, lsf_unet_spec<Colour, Conditional, Paper>()>, diffusion::ddim<Paper ? 50 : 20>,
                            Pooling, loop::paper_methods_and_controls> {
     using sampler_type = diffusion::ddim<Paper ? 50 : 20>;
-    using loop::self_consuming<nn::unet<cpu, lsf_unet_spec<Colour, Conditional, Paper>()>, sampler_type, Pooling,
+    using loop::self_consuming<nn::unet<B, lsf_unet_spec<Colour, Conditional, Paper>()>, sampler_type, Pooling,
                                loop::paper_methods_and_controls>::self_consuming;
     static constexpr nn::unet_spec model_spec() { return lsf_unet_spec<Colour, Conditional, Paper>(); }
 

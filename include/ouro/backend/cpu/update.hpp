@@ -19,6 +19,7 @@
 #include "ouro/core/backend.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/finite.hpp"
+#include "ouro/core/host_device.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/tensor.hpp"
 
@@ -42,6 +43,7 @@ struct update_ops {
     static void adamw_step(tensor_view<T> p, tensor_view<T> m, tensor_view<T> v, tensor_view<const T> g,
                            const optim::adamw_step_scalars<T>& scalars) {
         same_size_("adamw_step", p.numel(), {m.numel(), v.numel(), g.numel()});
+#if !OURO_DEVICE_PASS  // (core/host_device.hpp: a host kernel that nvcc's device pass must not instantiate)
         const auto sqrt = [](const auto& x) { return xsimd::sqrt(x); };
         auto update = [&](auto& pe, auto& me, auto& ve, const auto& ge) {
             optim::adamw_update(pe, me, ve, ge, scalars, sqrt);
@@ -64,6 +66,7 @@ struct update_ops {
             }
             for (; i < end; ++i) update(pp[i], mp[i], vp[i], gp[i]);
         });
+#endif
     }
 
     // SGD with momentum and L2 weight decay, torch.optim.SGD (dampening 0, no Nesterov):

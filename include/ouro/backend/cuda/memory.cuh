@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <new>
+#include <string>
 
 #include "ouro/core/backend.hpp"
 #include "ouro/core/buffer_cache.hpp"
@@ -30,6 +31,25 @@ namespace cuda_kernels {
 // Throws ouro::error naming `what` and CUDA's message unless e is cudaSuccess.
 inline void check(cudaError_t e, const char* what) {
     if (e != cudaSuccess) fail("cuda: ", what, " failed: ", cudaGetErrorString(e));
+}
+
+// "name (sm_XY, N MiB)" of the device this host thread uses, or an ouro::error that says why no
+// GPU is usable (no driver, no device, a device the runtime cannot open), for programs that were
+// asked to run on one (examples' --device cuda) to stop before any work with one clear line.
+inline std::string require_device() {
+    int devices = 0;
+    const cudaError_t e = cudaGetDeviceCount(&devices);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        fail("cuda: no usable GPU: cudaGetDeviceCount failed: ", cudaGetErrorString(e));
+    }
+    if (devices == 0) fail("cuda: no usable GPU: cudaGetDeviceCount found 0 devices");
+    int device = 0;
+    check(cudaGetDevice(&device), "cudaGetDevice");
+    cudaDeviceProp p{};
+    check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
+    return std::string(p.name) + " (sm_" + std::to_string(p.major * 10 + p.minor) + ", " +
+           std::to_string(p.totalGlobalMem >> 20) + " MiB)";
 }
 
 // The stream every op and copy of this host thread runs on (CUDA's per-thread default stream).

@@ -1,0 +1,8 @@
+// train_mnist on ouro::cuda (`--device cuda`): nvcc compiles the same run template as the CPU's
+// (train_mnist_run.hpp) with the U-Net on the GPU. Built where CMake's OURO_EXAMPLES_ON_CUDA is on.
+#include "ouro/backend/cuda/ops.cuh"
+#include "train_mnist_run.hpp"
+
+std::string train_mnist::cuda_device_name() { return ouro::cuda_kernels::require_device(); }
+
+int train_mnist::run_on_cuda(const options& o) { return run<ouro::cuda>(o); }
