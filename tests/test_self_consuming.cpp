@@ -782,6 +782,53 @@ TEST_CASE("a run that hits a full disk (RLIMIT_FSIZE) stops naming the file, kee
     fs::remove_all(work);
 }
 
+TEST_CASE("a pool saves from its own storage and comes back with room for the next generation", "[loop][pool]") {
+    const fs::path dir = fresh_dir("loop_pool_reserve");
+    fs::create_directories(dir);
+    const auto ramp = [](std::size_t n, float from) {
+        std::vector<float> v(n);
+        for (std::size_t i = 0; i < n; ++i) v[i] = from + 0.25f * static_cast<float>(i);
+        return v;
+    };
+    loop::pool p(3);
+    p.add(ramp(4 * 3, 0.0f), std::vector<std::int64_t>{0, 1, 0, 1}, 0);
+    p.add(ramp(2 * 3, 9.0f), std::vector<std::int64_t>{1, 1}, 1);
+    const std::vector<float> latents = ramp(6 * 2, -3.0f);  // (6 items, D = 2)
+    const fs::path file = dir / "pool.safetensors";
+    loop::detail::save_pool(file, p, latents);
+
+    std::vector<float> back_latents;
+    loop::pool q = loop::detail::load_pool(file, 3, &back_latents, /*extra_items=*/5);
+    REQUIRE(q.size() == 6);
+    CHECK(std::vector<float>(q.data().begin(), q.data().end()) ==
+          std::vector<float>(p.data().begin(), p.data().end()));
+    CHECK(std::vector<std::int64_t>(q.labels().begin(), q.labels().end()) == std::vector<std::int64_t>{0, 1, 0, 1, 1, 1});
+    CHECK(std::vector<std::int64_t>(q.generations().begin(), q.generations().end()) ==
+          std::vector<std::int64_t>{0, 0, 0, 0, 1, 1});
+    CHECK(std::vector<std::int64_t>(q.ids().begin(), q.ids().end()) == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5});
+    CHECK(back_latents == latents);
+
+    // Saved again, the restored pool writes the same bytes.
+    loop::detail::save_pool(dir / "again.safetensors", q, back_latents);
+    const auto bytes = [](const fs::path& f) {
+        std::ifstream in(f, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    CHECK(bytes(dir / "again.safetensors") == bytes(file));
+
+    // The next generation's five items and latents go into the room reserved on load: no copy.
+    const float* items_before = q.data().data();
+    const float* latents_before = back_latents.data();
+    q.add(ramp(5 * 3, 20.0f), std::vector<std::int64_t>{0, 0, 1, 1, 0}, 2);
+    const std::vector<float> more = ramp(5 * 2, 7.0f);
+    back_latents.insert(back_latents.end(), more.begin(), more.end());
+    CHECK(q.size() == 11);
+    CHECK(q.data().data() == items_before);
+    CHECK(back_latents.data() == latents_before);
+    CHECK(q.id(10) == 10);
+    fs::remove_all(dir);
+}
+
 TEST_CASE("a pool file holding a non-finite value is refused on load, naming the file and the item",
           "[loop][corrupt]") {
     const fs::path dir = fresh_dir("loop_nan_pool");

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "ouro/core/error.hpp"
@@ -17,6 +18,22 @@ public:
     // Every item holds `item_size` floats (e.g. C*H*W, or 2 for a 2-D point).
     explicit pool(std::int64_t item_size) : item_size_(item_size) {
         require(item_size > 0, "pool: item size must be positive, found ", item_size);
+    }
+
+    // A pool whose items are already laid out in `data`, (labels.size(), item_size) row-major, with
+    // ids 0 … n − 1 in order as add() gives them: how a saved pool comes back without a copy.
+    pool(std::int64_t item_size, std::vector<float> data, std::span<const std::int64_t> labels,
+         std::span<const std::int64_t> generations)
+        : pool(item_size) {
+        const auto n = static_cast<std::int64_t>(labels.size());
+        if (static_cast<std::int64_t>(data.size()) != n * item_size_ || static_cast<std::int64_t>(generations.size()) != n)
+            fail("pool: expected ", n * item_size_, " floats and ", n, " generations for ", n, " items of ", item_size_,
+                 ", found ", data.size(), " and ", generations.size());
+        for (const std::int64_t g : generations) require(g >= 0, "pool: generation must be >= 0, found ", g);
+        data_ = std::move(data);
+        labels_.assign(labels.begin(), labels.end());
+        generations_.assign(generations.begin(), generations.end());
+        for (std::int64_t i = 0; i < n; ++i) ids_.push_back(next_id_++);
     }
 
     // Appends a generation's items; `data` holds labels.size() * item_size() floats.
@@ -37,7 +54,19 @@ public:
         return first;
     }
 
+    // Room for `items` items in all, so that adding up to that many copies nothing: a pool restored
+    // for one step is reserved for the step's S_k too (its resident set grows by the pool once, #13).
+    void reserve(std::int64_t items) {
+        require(items >= 0, "pool::reserve: expected a count >= 0, found ", items);
+        data_.reserve(static_cast<std::size_t>(items * item_size_));
+        labels_.reserve(static_cast<std::size_t>(items));
+        generations_.reserve(static_cast<std::size_t>(items));
+        ids_.reserve(static_cast<std::size_t>(items));
+    }
+
     std::int64_t size() const { return static_cast<std::int64_t>(labels_.size()); }
+    // Every item's floats, item after item: (size, item_size) row-major.
+    std::span<const float> data() const { return data_; }
     std::int64_t item_size() const { return item_size_; }
     std::span<const float> item(std::int64_t i) const {
         check_index(i);

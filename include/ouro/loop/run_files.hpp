@@ -36,28 +36,19 @@ namespace detail {
 // file so that a chain restored between generations needs no encoder pass over its whole pool
 // (the loop holds one chain in memory at a time; #13, steady memory).
 inline void save_pool(const std::filesystem::path& file, const pool& p, std::span<const float> latents = {}) {
+    // Written straight from the pool's storage: no copy of the pool (which grows every generation)
+    // is made to save it.
     io::safetensors_writer w;
-    tensor<float> data(shape{p.size(), p.item_size()});
-    tensor<std::int64_t> labels(shape{p.size()}), generations(shape{p.size()}), ids(shape{p.size()});
-    for (std::int64_t i = 0; i < p.size(); ++i) {
-        const auto x = p.item(i);
-        std::copy(x.begin(), x.end(), data.data() + i * p.item_size());
-        labels[i] = p.label(i);
-        generations[i] = p.generation(i);
-        ids[i] = p.id(i);
-    }
-    w.add("data", data);
-    w.add("labels", labels);
-    w.add("generations", generations);
-    w.add("ids", ids);
-    tensor<float> h;
+    const auto n = static_cast<std::size_t>(p.size());
+    w.add("data", tensor_view<const float>(p.data().data(), shape{p.size(), p.item_size()}));
+    w.add("labels", tensor_view<const std::int64_t>(p.labels().data(), shape{p.size()}));
+    w.add("generations", tensor_view<const std::int64_t>(p.generations().data(), shape{p.size()}));
+    w.add("ids", tensor_view<const std::int64_t>(p.ids().data(), shape{p.size()}));
     if (!latents.empty()) {
-        const auto n = static_cast<std::size_t>(p.size());
         require(n > 0 && latents.size() % n == 0, file.string(), ": internal: ", latents.size(),
                 " latent values for a pool of ", n, " items");
-        h = tensor<float>(shape{p.size(), static_cast<std::int64_t>(latents.size() / n)});
-        std::copy(latents.begin(), latents.end(), h.data());
-        w.add("latents", h);
+        w.add("latents",
+              tensor_view<const float>(latents.data(), shape{p.size(), static_cast<std::int64_t>(latents.size() / n)}));
     }
     w.set_metadata("format", "ouro.loop.pool");
     w.set_data_checksum();
@@ -67,18 +58,26 @@ inline void save_pool(const std::filesystem::path& file, const pool& p, std::spa
 // Reads a pool saved by save_pool; ids are re-assigned in order and must come out as saved. When
 // `latents` is given and the file holds them, they are read into it ((size, D) row-major, finite);
 // a file without them (written before they were kept) leaves it empty, and the caller recomputes.
+// `extra_items`: room reserved for that many more items (and their latents), so that the step which
+// restores the pool adds its S_k without copying the pool again.
 inline pool load_pool(const std::filesystem::path& file, std::int64_t item_size,
-                      std::vector<float>* latents = nullptr) {
+                      std::vector<float>* latents = nullptr, std::int64_t extra_items = 0) {
     io::safetensors_reader r(file);  // verifies the data's CRC-32
     r.require_data_checksum();
-    const tensor<float> data = r.read<float>("data");
     const tensor<std::int64_t> labels = r.read<std::int64_t>("labels"),
                                generations = r.read<std::int64_t>("generations"), ids = r.read<std::int64_t>("ids");
     const std::int64_t n = labels.numel();
-    require(data.rank() == 2 && data.dim(0) == n && data.dim(1) == item_size && generations.numel() == n &&
+    const shape data_dims = r.at("data").dims;
+    require(data_dims.rank() == 2 && data_dims[0] == n && data_dims[1] == item_size && generations.numel() == n &&
                 ids.numel() == n,
-            file.string(), ": expected a pool of ", n, " items of ", item_size, " floats, found data ", data.dims(),
+            file.string(), ": expected a pool of ", n, " items of ", item_size, " floats, found data ", data_dims,
             ", generations ", generations.dims(), ", ids ", ids.dims());
+    // The items go from the file into one block that holds the pool and its S_k to come.
+    std::vector<float> block;
+    block.reserve(static_cast<std::size_t>((n + extra_items) * item_size));
+    block.resize(static_cast<std::size_t>(n * item_size));
+    const tensor_view<float> data(block.data(), data_dims);
+    r.read_into("data", data);
     // The loop never saves a non-finite item (the trainer refuses such data before training), so
     // one here means the file was written by someone else; refused here, where the file has a name.
     if (const std::int64_t bad = optim::first_non_finite(data.data(), data.numel()); bad >= 0)
@@ -87,25 +86,19 @@ inline pool load_pool(const std::filesystem::path& file, std::int64_t item_size,
     if (latents) {
         latents->clear();
         if (r.contains("latents")) {
-            const tensor<float> h = r.read<float>("latents");
-            require(h.rank() == 2 && h.dim(0) == n && h.dim(1) >= 1, file.string(), ": expected latents (", n,
-                    ", D) for its ", n, " items, found ", h.dims());
-            if (const std::int64_t bad = optim::first_non_finite(h.data(), h.numel()); bad >= 0)
-                fail(file.string(), ": the latent of pool item ", bad / h.dim(1), " holds a non-finite value");
-            latents->assign(h.begin(), h.end());
+            const shape dims = r.at("latents").dims;
+            require(dims.rank() == 2 && dims[0] == n && dims[1] >= 1, file.string(), ": expected latents (", n,
+                    ", D) for its ", n, " items, found ", dims);
+            latents->reserve(static_cast<std::size_t>((n + extra_items) * dims[1]));
+            latents->resize(static_cast<std::size_t>(n * dims[1]));
+            r.read_into("latents", tensor_view<float>(latents->data(), dims));
+            if (const std::int64_t bad = optim::first_non_finite(latents->data(), n * dims[1]); bad >= 0)
+                fail(file.string(), ": the latent of pool item ", bad / dims[1], " holds a non-finite value");
         }
     }
-    pool p(item_size);
-    std::int64_t begin = 0;
-    while (begin < n) {
-        std::int64_t end = begin;
-        while (end < n && generations[end] == generations[begin]) ++end;
-        p.add(std::span<const float>(data.data() + begin * item_size,
-                                     static_cast<std::size_t>((end - begin) * item_size)),
-              std::span<const std::int64_t>(labels.data() + begin, static_cast<std::size_t>(end - begin)),
-              generations[begin]);
-        begin = end;
-    }
+    pool p(item_size, std::move(block), std::span<const std::int64_t>(labels.data(), static_cast<std::size_t>(n)),
+           std::span<const std::int64_t>(generations.data(), static_cast<std::size_t>(n)));
+    p.reserve(n + extra_items);
     for (std::int64_t i = 0; i < n; ++i)
         require(p.id(i) == ids[i], file.string(), ": item ", i, " has id ", ids[i], ", expected ", p.id(i),
                 " (the pool file was not written by this loop)");

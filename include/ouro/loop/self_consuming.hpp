@@ -544,13 +544,16 @@ private:
         ch->generation = generation;
         if (generation == 0) {
             copy_weights_(g0, ch->model);
+            ch->items.reserve(real.size() + options_.samples_per_generation);
             ch->items.add(std::span<const float>(real.images.data(), static_cast<std::size_t>(real.images.numel())),
                           probe_labels, 0);
             ch->latents.assign(real_latents.begin(), real_latents.end());
         } else {
             const auto dir = chain_dir_(method, generation);
             detail::load_run_model(dir / "model.safetensors", ch->model);
-            ch->items = detail::load_pool(dir / "pool.safetensors", item_size_, &ch->latents);
+            // Room for this step's S_k: the pool is not copied again when it grows (#13).
+            ch->items = detail::load_pool(dir / "pool.safetensors", item_size_, &ch->latents,
+                                          options_.samples_per_generation);
             if (!ch->latents.empty())
                 require(static_cast<std::int64_t>(ch->latents.size()) == ch->items.size() * latent_dim,
                         (dir / "pool.safetensors").string(), ": expected latents of ", latent_dim,
