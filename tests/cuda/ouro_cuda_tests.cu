@@ -1,6 +1,7 @@
 // The CUDA backend's kernels in real launches on a GPU, against the same bodies run on the host
-// (backend/cuda/emulation.hpp; tests/test_cuda_emulated.cpp checks those against ops<cpu>). With
-// no GPU it says so and exits 77, which CTest reports as skipped.
+// (backend/cuda/emulation.hpp; tests/test_cuda_emulated.cpp checks those against ops<cpu>), and
+// every op of ops<cuda> against ops<cpu> from the same inputs (backend/compare.hpp). With no GPU
+// it says so and exits 77, which CTest reports as skipped.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -9,6 +10,8 @@
 #include <vector>
 
 #include "common.hpp"
+#include "ouro/backend/compare.hpp"
+#include "ouro/backend/cpu/ops.hpp"
 #include "ouro/backend/cuda/emulation.hpp"
 #include "ouro/backend/cuda/kernels/diffusion.hpp"
 #include "ouro/backend/cuda/kernels/pointwise.hpp"
@@ -303,6 +306,14 @@ int main() {
         for (float& e : p2) e *= 0.5f;
         const auto scaled = ouro::to_host(pd2.view());
         compare("ops<cuda>::scale", n, std::vector<float>(scaled.begin(), scaled.end()), p2, 0);
+    }
+
+    // Every op of ops<cuda> against ops<cpu>, output by output, with a tolerance per op.
+    {
+        const auto reports = ouro::backend_compare::compare_ops<ouro::cpu, ouro::cuda>();
+        std::fputs(ouro::backend_compare::format(reports).c_str(), stdout);
+        for (const auto& r : reports)
+            if (!r.passed()) ++failures;
     }
 
     if (failures) {
