@@ -344,6 +344,7 @@ TEST_CASE("state.json keeps a run's rows and refuses an edited copy; config.json
     d.generation = 2;
     d.pool_size = 3000;
     d.carried_heap_mib = 523.5;
+    d.start_rss_mib = 611.25;
     d.sources = {{0, 1000, 300, 0.9}, {1, 1000, 700, 0.95}};
     state.diagnostics.push_back(d);
 
@@ -359,6 +360,7 @@ TEST_CASE("state.json keeps a run's rows and refuses an edited copy; config.json
     REQUIRE(back.diagnostics.size() == 1);
     CHECK(back.diagnostics[0].pool_size == 3000);
     CHECK(back.diagnostics[0].carried_heap_mib == 523.5);
+    CHECK(back.diagnostics[0].start_rss_mib == 611.25);
     CHECK(back.diagnostics[0].sources.size() == 2);
     CHECK(std::isnan(back.clustering_accuracy));  // not kept: recomputed by each start
 

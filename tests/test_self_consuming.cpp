@@ -75,8 +75,9 @@ struct fixture {
 };
 
 // metrics.csv without its last column (seconds: wall time, which no two runs share).
-// Every row without its last `columns` columns: metrics.csv's wall time, diagnostics.csv's three
-// memory columns (rss_mib, peak_rss_mib, carried_heap_mib), which describe the process, not the result.
+// Every row without its last `columns` columns: metrics.csv's wall time, diagnostics.csv's four
+// memory columns (rss_mib, peak_rss_mib, carried_heap_mib, start_rss_mib), which describe the process,
+// not the result.
 std::string without_last_columns(const std::string& csv, int columns) {
     std::istringstream in(csv);
     std::string line, out;
@@ -87,7 +88,7 @@ std::string without_last_columns(const std::string& csv, int columns) {
     return out;
 }
 std::string without_seconds(const std::string& csv) { return without_last_columns(csv, 1); }
-std::string without_memory(const std::string& csv) { return without_last_columns(csv, 3); }
+std::string without_memory(const std::string& csv) { return without_last_columns(csv, 4); }
 
 // Stops the run (as a kill would) after `after` finished steps.
 struct interrupter {
@@ -429,6 +430,12 @@ TEST_CASE("self_consuming holds one chain in memory at a time, so memory does no
             INFO(d3.method << ": carried heap at G2 " << d2->carried_heap_mib << " MiB, at G3 " << d3.carried_heap_mib);
             CHECK(d3.carried_heap_mib > 0);
             CHECK(d3.carried_heap_mib - d2->carried_heap_mib < 0.02);
+            // The resident set as each step begins (after the trim) is the process's steady level:
+            // a few pages of slack, not a step's worth of memory.
+            INFO(d3.method << ": resident set as the step began, G2 " << d2->start_rss_mib << " MiB, G3 "
+                           << d3.start_rss_mib);
+            CHECK(d3.start_rss_mib > 0);
+            CHECK(d3.start_rss_mib - d2->start_rss_mib < 2.0);
         }
     }
     const int extractor_copies = ouro::max_threads() - 1;

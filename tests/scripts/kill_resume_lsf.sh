@@ -8,7 +8,7 @@
 #    folder not synced; io/atomic_file.hpp), or after a delay in the middle of computing.
 # 3. Finishes the cut run without interruption and requires: at least 10 kills that landed,
 #    metrics.csv equal to the uninterrupted run's in every column but the wall time, diagnostics.csv
-#    equal but for the two memory columns, sources.csv identical, and no temporary file left.
+#    equal but for the memory columns, sources.csv identical, and no temporary file left.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/run_helpers.sh"
 program=$1

@@ -5,7 +5,7 @@
 # describe the process rather than the result (a resumed run's differ from an uninterrupted run's),
 # found by name in the header so that a new column needs no change here.
 # metrics.csv without `seconds` (wall time); diagnostics.csv without its memory columns
-# (rss_mib, peak_rss_mib, carried_heap_mib).
+# (rss_mib, peak_rss_mib, carried_heap_mib, start_rss_mib).
 without_columns() {  # without_columns FILE NAME...
   local file=$1
   shift
@@ -15,7 +15,7 @@ without_columns() {  # without_columns FILE NAME...
   ' "$file"
 }
 strip_seconds() { without_columns "$1" seconds; }
-strip_memory() { without_columns "$1" rss_mib peak_rss_mib carried_heap_mib; }
+strip_memory() { without_columns "$1" rss_mib peak_rss_mib carried_heap_mib start_rss_mib; }
 
 # kill_after SECONDS LOG PROGRAM ARGS...: runs PROGRAM ARGS in the background (output appended to
 # LOG) and kills it with SIGKILL after SECONDS. Returns 0 when the kill landed and 1 when the run

@@ -72,6 +72,11 @@ struct diagnostic_row {
     // leaks; the resident set can still creep up by heap fragmentation and by the cache's reserve
     // (a block for each size a growing pool has needed, up to its limit), which this does not count.
     double carried_heap_mib = NAN;
+    // The resident set (MiB) as the row's step began: after malloc's free pages were handed back and
+    // before its chain was restored, i.e. what the process holds from one step to the next. A step's
+    // peak (peak_rss_mib) adds its own chain, pool and working memory on top, and grows with the pool
+    // the method keeps; this does not where nothing accumulates between steps. G0's rows: NaN.
+    double start_rss_mib = NAN;
 };
 
 inline constexpr const char* metrics_csv_header =
@@ -79,7 +84,7 @@ inline constexpr const char* metrics_csv_header =
 inline constexpr const char* diagnostics_csv_header =
     "method,generation,pool_size,train_size,ole,pool_conf_mean,pool_conf_q25,pool_conf_q50,pool_conf_q75,"
     "train_conf_mean,train_conf_q25,train_conf_q50,train_conf_q75,real_share,mean_source_generation,sample_ole,rss_mib,"
-    "peak_rss_mib,carried_heap_mib";
+    "peak_rss_mib,carried_heap_mib,start_rss_mib";
 inline constexpr const char* sources_csv_header =
     "method,generation,source_generation,pool_count,train_count,pool_conf_mean";
 
@@ -160,7 +165,8 @@ inline nlohmann::json to_json(const diagnostic_row& r) {
             {"sources", sources},
             {"rss_mib", number(r.rss_mib)},
             {"peak_rss_mib", number(r.peak_rss_mib)},
-            {"carried_heap_mib", number(r.carried_heap_mib)}};
+            {"carried_heap_mib", number(r.carried_heap_mib)},
+            {"start_rss_mib", number(r.start_rss_mib)}};
 }
 inline diagnostic_row diagnostic_row_from_json(const nlohmann::json& j) {
     using report_detail::number;
@@ -182,6 +188,7 @@ inline diagnostic_row diagnostic_row_from_json(const nlohmann::json& j) {
     if (j.contains("rss_mib")) r.rss_mib = number(j.at("rss_mib"));
     if (j.contains("peak_rss_mib")) r.peak_rss_mib = number(j.at("peak_rss_mib"));
     if (j.contains("carried_heap_mib")) r.carried_heap_mib = number(j.at("carried_heap_mib"));
+    if (j.contains("start_rss_mib")) r.start_rss_mib = number(j.at("start_rss_mib"));
     return r;
 }
 
@@ -210,7 +217,7 @@ inline std::string diagnostics_csv(std::span<const diagnostic_row> rows) {
                q(r.train_confidence) + "," + format_number(r.real_share) + "," +
                format_number(r.mean_source_generation) + "," + format_number(r.sample_ole) + "," +
                format_number(r.rss_mib, "%.1f") + "," + format_number(r.peak_rss_mib, "%.1f") + "," +
-               format_number(r.carried_heap_mib, "%.1f") + "\n";
+               format_number(r.carried_heap_mib, "%.1f") + "," + format_number(r.start_rss_mib, "%.1f") + "\n";
     return out;
 }
 
@@ -339,6 +346,7 @@ inline void write_run_outputs(const std::filesystem::path& dir, std::span<const 
          [](const diagnostic_row& r) { return r.rss_mib; }},
         {"carried_heap", "live heap carried into the step (MiB; the buffer cache's idle blocks excluded)",
          [](const diagnostic_row& r) { return r.carried_heap_mib; }},
+        {"start_rss", "resident memory as the step began (MiB)", [](const diagnostic_row& r) { return r.start_rss_mib; }},
     };
     for (const auto& c : diag_columns) {
         const auto lines = report_detail::series_of<diagnostic_row>(diagnostics, info.methods, c.get);

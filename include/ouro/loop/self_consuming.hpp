@@ -347,7 +347,8 @@ public:
                 if (!selected_(index) || state_.done(method_names[index], k)) return;
                 const auto t0 = std::chrono::steady_clock::now();
                 release_free_memory();  // what the steps before freed is not this step's memory
-                reset_peak_memory();    // the row's peak_rss_mib: the peak of this step alone
+                start_rss_mib_ = current_memory_usage().resident_mib;
+                reset_peak_memory();  // the row's peak_rss_mib: the peak of this step alone
                 carried_heap_mib_ = current_memory_usage().heap_in_use_mib -
                                     static_cast<double>(buffer_cache::instance().cached_bytes()) / (1024.0 * 1024.0);
                 const bool resumed = stepped[index] != k - 1;  // its chain was written by an earlier run
@@ -425,6 +426,7 @@ private:
         d.rss_mib = u.resident_mib;
         d.peak_rss_mib = u.peak_resident_mib;
         d.carried_heap_mib = carried_heap_mib_;
+        d.start_rss_mib = start_rss_mib_;
     }
 
     // ---- config.json and state.json
@@ -947,6 +949,7 @@ private:
     Score score_;
     Metrics metrics_;  // fitted on the reference features
     run_state state_;
+    double start_rss_mib_ = NAN;     // the resident set as the current step began (diagnostic_row::start_rss_mib)
     double carried_heap_mib_ = NAN;  // the live heap as the current step began (diagnostic_row::carried_heap_mib; G0: NaN)
     std::int64_t num_classes_ = 0;
     phase_seconds phases_;  // of the current run() call
