@@ -1,5 +1,5 @@
 // The CUDA backend's memory (issue #14): backend_memory<cuda> for tensor<T, cuda>,
-// parameter_store<T, cuda> and every device_buffer, on one stream per host thread.
+// parameter_store<T, cuda> and every device_buffer, on one stream for the whole process.
 //
 // Blocks come from a caching allocator (core/buffer_cache.hpp's block_cache over cudaMalloc, every
 // size cached: cudaMalloc and cudaFree synchronise the device and cost far more than a kernel).
@@ -52,8 +52,14 @@ inline std::string require_device() {
            std::to_string(p.totalGlobalMem >> 20) + " MiB)";
 }
 
-// The stream every op and copy of this host thread runs on (CUDA's per-thread default stream).
-inline cudaStream_t stream() { return cudaStreamPerThread; }
+// The stream every op and copy runs on, from every host thread: CUDA's legacy default stream, one
+// queue for the process. The block cache below is shared by all host threads and hands a freed
+// block to the next allocation at once; that is safe only because the next use is queued behind
+// the last one. With a stream per host thread (cudaStreamPerThread, used here until 2026-12-07) a
+// block freed by one thread (a model copy of the latent extractor destroyed by the main thread,
+// say) could be rewritten on another stream while the first stream's kernels still read it.
+// Threads keep their own cuBLAS handles (a handle is not for concurrent use), all on this stream.
+inline cudaStream_t stream() { return cudaStreamLegacy; }
 
 // This host thread's cuBLAS handle, on stream(): made on first use, kept for the thread's life.
 inline cublasHandle_t blas() {
