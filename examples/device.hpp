@@ -13,6 +13,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "ouro/core/error.hpp"
+
 namespace examples {
 
 #ifdef OURO_EXAMPLES_ON_CUDA
@@ -40,5 +42,14 @@ inline int check_device_built(const CLI::App& app, const std::string& device) {
                  app.get_name().c_str());
     return 2;
 }
+
+// The GPU ouro::cuda runs on ("name (sm_XY, N MiB)"), or an ouro::error saying why none is usable
+// (cuda_kernels::require_device): defined in device_cuda.cu, which nvcc compiles into the examples
+// with --device cuda. Never called in a build without it (check_device_built refuses first).
+#ifdef OURO_EXAMPLES_ON_CUDA
+std::string cuda_device_name();
+#else
+inline std::string cuda_device_name() { ouro::fail("this build has no CUDA backend"); }
+#endif
 
 }  // namespace examples

@@ -183,7 +183,7 @@ int run(const options& o) {
     if (o.summarise_only) return summarise_only(o);
     if (o.device == "cuda") {
         // No usable GPU: one line, before the data is read.
-        std::printf("device: %s\n", lsf_experiment::cuda_device_name().c_str());
+        std::printf("device: %s\n", examples::cuda_device_name().c_str());
         return lsf_experiment::run_on_cuda(o, load(o));
     }
     std::printf("device: cpu\n");
@@ -194,7 +194,6 @@ int run(const options& o) {
 
 #ifndef OURO_EXAMPLES_ON_CUDA
 // Never reached: parse() refuses --device cuda in a build without CUDA (examples/device.hpp).
-std::string lsf_experiment::cuda_device_name() { ouro::fail("lsf_experiment: this build has no CUDA backend"); }
 int lsf_experiment::run_on_cuda(const options&, const datasets&) { return 2; }
 #endif
 

@@ -4,6 +4,4 @@
 #include "lsf_experiment_run.hpp"
 #include "ouro/backend/cuda/ops.cuh"
 
-std::string lsf_experiment::cuda_device_name() { return ouro::cuda_kernels::require_device(); }
-
 int lsf_experiment::run_on_cuda(const options& o, const datasets& d) { return run_on<ouro::cuda>(o, d); }

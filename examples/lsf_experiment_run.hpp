@@ -49,10 +49,6 @@ struct datasets {
 // The run on ouro::cuda: defined in lsf_experiment_cuda.cu, in builds with OURO_EXAMPLES_ON_CUDA.
 int run_on_cuda(const options& o, const datasets& d);
 
-// The GPU ouro::cuda runs on ("name (sm_XY, N MiB)"), or an ouro::error saying why none is usable:
-// defined in lsf_experiment_cuda.cu, in builds with OURO_EXAMPLES_ON_CUDA.
-std::string cuda_device_name();
-
 template <class Experiment>
 int run_experiment(const options& o, const presets::lsf_profile& profile, const datasets& d) {
     const std::int64_t per_class = profile.real_per_class, ref_per_class = profile.reference_per_class;

@@ -62,7 +62,6 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
 
 #ifndef OURO_EXAMPLES_ON_CUDA
 // Never reached: parse() refuses --device cuda in a build without CUDA (examples/device.hpp).
-std::string train_mnist::cuda_device_name() { ouro::fail("train_mnist: this build has no CUDA backend"); }
 int train_mnist::run_on_cuda(const options&) { return 2; }
 #endif
 
@@ -73,7 +72,7 @@ int main(int argc, char** argv) {
     return examples::run_reporting_errors("train_mnist", [&] {
         if (o->device == "cuda") {
             // No usable GPU: one line, before the data is read.
-            std::printf("device: %s\n", train_mnist::cuda_device_name().c_str());
+            std::printf("device: %s\n", examples::cuda_device_name().c_str());
             return train_mnist::run_on_cuda(*o);
         }
         std::printf("device: cpu\n");

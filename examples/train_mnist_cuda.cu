@@ -3,6 +3,4 @@
 #include "ouro/backend/cuda/ops.cuh"
 #include "train_mnist_run.hpp"
 
-std::string train_mnist::cuda_device_name() { return ouro::cuda_kernels::require_device(); }
-
 int train_mnist::run_on_cuda(const options& o) { return run<ouro::cuda>(o); }

@@ -42,10 +42,6 @@ struct options {
 // The run on ouro::cuda: defined in train_mnist_cuda.cu, in builds with OURO_EXAMPLES_ON_CUDA.
 int run_on_cuda(const options& o);
 
-// The GPU ouro::cuda runs on ("name (sm_XY, N MiB)"), or an ouro::error saying why none is usable:
-// defined in train_mnist_cuda.cu, in builds with OURO_EXAMPLES_ON_CUDA.
-std::string cuda_device_name();
-
 inline double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
