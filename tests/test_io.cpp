@@ -11,6 +11,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <sys/resource.h>
@@ -794,6 +795,19 @@ TEST_CASE("atomic writes leave the old file intact and no temporary when the dis
     // Lifted, the same write succeeds.
     io::write_file_atomically(file, std::string(100'000, 'x'));
     CHECK(fs::file_size(file) == 100'000);
+}
+
+TEST_CASE("an atomic write sends its pieces in order, empty ones included, as one file", "[io][atomic]") {
+    scratch_dir dir("pieces");
+    const fs::path file = dir / "pool.bin";
+    const std::string big(70'000, 'p');  // several pages, between two small pieces
+    const std::vector<std::string_view> pieces{"head:", "", big, "", ":tail"};
+    io::write_file_atomically(file, pieces);
+    CHECK(file_text(file) == "head:" + big + ":tail");
+    const std::vector<std::string_view> none;
+    io::write_file_atomically(file, none);
+    CHECK(fs::file_size(file) == 0);
+    CHECK(testing::count_temporaries(dir.path) == 0);
 }
 
 TEST_CASE("temporaries get unique names and stale ones are removed", "[io][atomic]") {

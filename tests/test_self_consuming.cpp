@@ -770,7 +770,8 @@ TEST_CASE("a run that hits a full disk (RLIMIT_FSIZE) stops naming the file, kee
     // A fresh run: config.json, then G0's checkpoints (model file, then the larger trainer file).
     sweep("a fresh run", [&] { fs::create_directories(work); });
     // A resume after 10 of 15 steps (G0, the 7 methods' generation 1, SYN and SYN-ADD's generation 2):
-    // each step writes its model first, the largest file of a step, so here ACU's model is what fails.
+    // each step writes its pool first (before fine-tuning, to let it go), the largest file of a step
+    // here, so ACU's pool is what fails.
     sweep("a resume", [&] { fs::copy(cut, work, fs::copy_options::recursive); });
     // A finished run whose outputs are out of date: only metrics.csv, diagnostics.csv, the plots and
     // report.md are written, and each failed one must keep its previous (here: stale) content.
@@ -784,7 +785,7 @@ TEST_CASE("a run that hits a full disk (RLIMIT_FSIZE) stops naming the file, kee
     for (const auto& n : failed_files) failed += n + " ";
     INFO("writes that failed: " << failed);
     for (const char* file : {"config.json", "g0/checkpoints/model", "g0/checkpoints/train", "metrics.csv",
-                             "diagnostics.csv", "chains/acu/gen2/model.safetensors"})
+                             "diagnostics.csv", "chains/acu/gen2/pool.safetensors"})
         CHECK(failed_files.contains(file));
     fs::remove_all(work);
 }

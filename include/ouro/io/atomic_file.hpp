@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -17,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -87,13 +89,17 @@ inline void maybe_inject_fault(const std::filesystem::path&, fault_stage) {}
 #endif
 }  // namespace detail
 
-// Writes `bytes` to `target` atomically: a fresh temporary file beside it, written, fsync'd and
-// closed with every error checked, renamed over `target`, then the folder fsync'd. On any failure
-// the temporary is removed, `target` keeps its previous content, and an ouro::error names the
-// target and the cause ("disk full?" for ENOSPC/EFBIG).
-inline void write_file_atomically(const std::filesystem::path& target, std::string_view bytes) {
+// Writes the concatenation of `pieces` to `target` atomically: a fresh temporary file beside it,
+// written, fsync'd and closed with every error checked, renamed over `target`, then the folder
+// fsync'd. On any failure the temporary is removed, `target` keeps its previous content, and an
+// ouro::error names the target and the cause ("disk full?" for ENOSPC/EFBIG). Pieces let a writer
+// send a large file from where its data already lives (a pool, a model's weights) instead of
+// assembling a copy of the whole file in memory first (#13: no step holds its pool twice).
+inline void write_file_atomically(const std::filesystem::path& target, std::span<const std::string_view> pieces) {
     namespace fs = std::filesystem;
     const std::string what = target.string();
+    std::size_t total = 0;
+    for (const std::string_view piece : pieces) total += piece.size();
     if (target.has_parent_path()) {
         std::error_code ec;
         fs::create_directories(target.parent_path(), ec);
@@ -106,29 +112,36 @@ inline void write_file_atomically(const std::filesystem::path& target, std::stri
         ::close(fd);  // may fail again; the first error is the one to report
         ::unlink(tmp.c_str());
         const bool full = err == ENOSPC || err == EFBIG || err == EDQUOT;
-        fail(what, ": ", step, " ", bytes.size(), " bytes failed: ", std::strerror(err), full ? " (disk full?)" : "");
+        fail(what, ": ", step, " ", total, " bytes failed: ", std::strerror(err), full ? " (disk full?)" : "");
     };
+    // Bytes [done, end) of the whole, piece by piece, each write retried on EINTR.
     std::size_t done = 0;
-    auto write_up_to = [&](std::size_t end) {  // bytes [done, end), retried on EINTR
-        while (done < end) {
-            const ::ssize_t n = ::write(fd, bytes.data() + done, end - done);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                give_up("writing", errno);
+    auto write_up_to = [&](std::size_t end) {
+        std::size_t piece_begin = 0;
+        for (const std::string_view piece : pieces) {
+            const std::size_t piece_end = piece_begin + piece.size();
+            while (done < end && done < piece_end) {
+                const std::size_t want = std::min(end, piece_end) - done;
+                const ::ssize_t n = ::write(fd, piece.data() + (done - piece_begin), want);
+                if (n < 0) {
+                    if (errno == EINTR) continue;
+                    give_up("writing", errno);
+                }
+                done += static_cast<std::size_t>(n);
             }
-            done += static_cast<std::size_t>(n);
+            piece_begin = piece_end;
         }
     };
 #if defined(OURO_FAULT_INJECTION)
-    write_up_to(bytes.size() / 2);  // the "partial" stage: half of the bytes written, then the fault
+    write_up_to(total / 2);  // the "partial" stage: half of the bytes written, then the fault
     detail::maybe_inject_fault(target, detail::fault_stage::partial);
 #endif
-    write_up_to(bytes.size());
+    write_up_to(total);
     if (::fsync(fd) != 0 && errno != EINVAL) give_up("syncing", errno);
     if (::close(fd) != 0) {
         const int err = errno;
         ::unlink(tmp.c_str());
-        fail(what, ": closing the temporary file after ", bytes.size(), " bytes failed: ", std::strerror(err));
+        fail(what, ": closing the temporary file after ", total, " bytes failed: ", std::strerror(err));
     }
     detail::maybe_inject_fault(target, detail::fault_stage::unmoved);
     if (::rename(tmp.c_str(), target.c_str()) != 0) {
@@ -138,6 +151,11 @@ inline void write_file_atomically(const std::filesystem::path& target, std::stri
     }
     detail::maybe_inject_fault(target, detail::fault_stage::moved);
     detail::sync_folder(target.parent_path(), what);
+}
+
+// Writes `bytes` to `target` atomically (as above, in one piece).
+inline void write_file_atomically(const std::filesystem::path& target, std::string_view bytes) {
+    write_file_atomically(target, std::span<const std::string_view>(&bytes, 1));
 }
 
 // Removes temporaries that write_file_atomically left in `folder` (not recursively) when its

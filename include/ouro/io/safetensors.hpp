@@ -511,11 +511,12 @@ public:
 
     std::size_t size() const { return items_.size(); }
 
-    // The whole file. Tensors are laid out by dtype alignment (descending), then by name, and the
-    // header is compact JSON with "__metadata__" first, padded with spaces to a multiple of 8:
-    // the reference serializer's layout, so a file written here is byte for byte the file that
+    // The file as consecutive pieces: its first 8 + header bytes (kept in `head`, which must outlive
+    // the pieces), then each tensor's bytes, viewed where the tensor lives. Tensors are laid out by
+    // dtype alignment (descending), then by name, and the header is compact JSON with
+    // "__metadata__" first, padded with spaces to a multiple of 8: the reference serializer's layout, so a file written here is byte for byte the file that
     // safetensors.torch.save_file writes for the same tensors (metadata keys in sorted order).
-    std::string serialize() const {
+    std::vector<std::string_view> pieces(std::string& head) const {
         std::vector<const item*> order;
         for (const item& it : items_) order.push_back(&it);
         std::sort(order.begin(), order.end(), [](const item* a, const item* b) {
@@ -559,19 +560,35 @@ public:
         }
         text.append((8 - text.size() % 8) % 8, ' ');
 
-        std::string bytes;
-        bytes.reserve(8 + text.size() + static_cast<std::size_t>(offset));
+        head.clear();
+        head.reserve(8 + text.size());
         std::uint64_t n = text.size();
-        for (int i = 0; i < 8; ++i, n >>= 8) bytes += static_cast<char>(n & 0xff);
-        bytes += text;
+        for (int i = 0; i < 8; ++i, n >>= 8) head += static_cast<char>(n & 0xff);
+        head += text;
+        std::vector<std::string_view> out{head};
         for (const item* it : order)
-            bytes.append(it->data, static_cast<std::size_t>(static_cast<std::uint64_t>(it->dims.numel()) *
-                                                            dtype_size(it->dtype)));
+            out.emplace_back(it->data, static_cast<std::size_t>(static_cast<std::uint64_t>(it->dims.numel()) *
+                                                                dtype_size(it->dtype)));
+        return out;
+    }
+
+    // The whole file as one string.
+    std::string serialize() const {
+        std::string head, bytes;
+        const std::vector<std::string_view> all = pieces(head);
+        std::size_t total = 0;
+        for (const std::string_view piece : all) total += piece.size();
+        bytes.reserve(total);
+        for (const std::string_view piece : all) bytes += piece;
         return bytes;
     }
 
-    // Writes serialize() to `file` atomically (see ouro/io/atomic_file.hpp).
-    void write(const std::filesystem::path& file) const { write_file_atomically(file, serialize()); }
+    // Writes the file to `file` atomically (see ouro/io/atomic_file.hpp), straight from the added
+    // tensors' memory: no copy of the whole file is made.
+    void write(const std::filesystem::path& file) const {
+        std::string head;
+        write_file_atomically(file, pieces(head));
+    }
 
 private:
     struct item {

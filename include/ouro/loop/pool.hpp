@@ -3,6 +3,7 @@
 // the loop can report the make-up of each training set.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <utility>
@@ -109,6 +110,21 @@ public:
         return {scores, labels_, generations_, ids_};
     }
 
+    // Copies the chosen items, in order, into `data` (items.size() * item_size floats) and their
+    // labels into `labels` (items.size()): how the loop builds T_k straight into the training set it
+    // trains on, with no copy in between.
+    void gather_into(std::span<const std::int64_t> items, std::span<float> data, std::span<std::int64_t> labels) const {
+        if (data.size() != items.size() * static_cast<std::size_t>(item_size_) || labels.size() != items.size())
+            fail("pool::gather_into: expected room for ", items.size(), " items of ", item_size_, " floats and ",
+                 items.size(), " labels, found ", data.size(), " floats and ", labels.size(), " labels");
+        float* out = data.data();
+        for (std::size_t k = 0; k < items.size(); ++k) {
+            const auto x = item(items[k]);
+            out = std::copy(x.begin(), x.end(), out);
+            labels[k] = labels_[static_cast<std::size_t>(items[k])];
+        }
+    }
+
     // A training set: the chosen items' data (items.size() * item_size floats) and labels, in order.
     struct training_set {
         std::vector<float> data;
@@ -117,13 +133,10 @@ public:
     };
     training_set gather(std::span<const std::int64_t> items) const {
         training_set out;
-        out.data.reserve(items.size() * static_cast<std::size_t>(item_size_));
-        for (auto i : items) {
-            auto x = item(i);
-            out.data.insert(out.data.end(), x.begin(), x.end());
-            out.labels.push_back(labels_[static_cast<std::size_t>(i)]);
-            out.generations.push_back(generations_[static_cast<std::size_t>(i)]);
-        }
+        out.data.resize(items.size() * static_cast<std::size_t>(item_size_));
+        out.labels.resize(items.size());
+        gather_into(items, out.data, out.labels);
+        for (auto i : items) out.generations.push_back(generations_[static_cast<std::size_t>(i)]);
         return out;
     }
 

@@ -373,7 +373,8 @@ public:
     }
 
 private:
-    // One method's chain: its current model G_k, its pool, and the G0 latents of the pool's items.
+    // One method's chain: its current model G_k, its pool, and the G0 latents of the pool's items (the
+    // pool and latents until its step has written them: see step_).
     struct chain {
         Model model;
         pool items;
@@ -729,15 +730,29 @@ private:
     // A training set of images (n, C, H, W) and their labels (n; unconditional models: zeros).
     data::image_dataset training_set_(std::string name, tensor_view<const float> images,
                                       std::span<const std::int64_t> labels) const {
-        data::image_dataset set;
-        set.name = std::move(name);
-        set.num_classes = num_classes_;
-        set.images = tensor<float>(images.dims());
+        data::image_dataset set = empty_training_set_(std::move(name), images.dim(0));
         std::copy(images.begin(), images.end(), set.images.begin());
-        set.labels = tensor<std::int64_t>(shape{images.dim(0)});
         if (labels.empty()) std::fill(set.labels.begin(), set.labels.end(), std::int64_t{0});
         else
             std::copy(labels.begin(), labels.end(), set.labels.begin());
+        return set;
+    }
+
+    // T_k: the chosen pool items, gathered straight into the training set (the step's one copy of
+    // them beside the pool, #13), with their pool labels.
+    data::image_dataset training_set_(std::string name, const pool& items, std::span<const std::int64_t> chosen) const {
+        data::image_dataset set = empty_training_set_(std::move(name), static_cast<std::int64_t>(chosen.size()));
+        items.gather_into(chosen, {set.images.data(), static_cast<std::size_t>(set.images.numel())},
+                          {set.labels.data(), chosen.size()});
+        return set;
+    }
+
+    data::image_dataset empty_training_set_(std::string name, std::int64_t n) const {
+        data::image_dataset set;
+        set.name = std::move(name);
+        set.num_classes = num_classes_;
+        set.images = tensor<float>(shape{n, Model::spec.in_channels, Model::spec.image_size, Model::spec.image_size});
+        set.labels = tensor<std::int64_t>(shape{n});
         return set;
     }
 
@@ -869,18 +884,24 @@ private:
         const std::vector<std::int64_t> chosen = mode.select(
             ch.items, scores, options_.budget, detail::derive_seed(options_.seed, detail::selection, mi, k));
         require(!chosen.empty(), "self_consuming: method ", name, " selected no items at generation ", k);
-        const pool::training_set t = ch.items.gather(chosen);
 
         // Diagnostics of T_k.
         diagnostic_row diag = describe_selection(ch.items, scores, chosen, ch.latents, k);
         diag.method = name;
 
+        // T_k, gathered out of the pool. The pool and its latents are then written to the chain's new
+        // directory and let go: nothing after this point reads them, so fine-tuning and evaluation
+        // hold T_k but not the pool beside it, and a step's peak grows by at most one copy of the
+        // pool, never two (#13). (A kill before the step's rows are committed leaves a directory
+        // that the next run simply rewrites, as for the files written below.)
+        const data::image_dataset train_set = training_set_(name + "-T" + std::to_string(k), ch.items, chosen);
+        const auto dir = chain_dir_(index, k);
+        std::filesystem::create_directories(dir);
+        detail::save_pool(dir / "pool.safetensors", ch.items, ch.latents);
+        ch.items = pool(item_size_);
+        std::vector<float>().swap(ch.latents);
+
         // G_k: fine-tune G_{k-1} (or fresh weights) on T_k for E epochs.
-        const data::image_dataset train_set = training_set_(
-            name + "-T" + std::to_string(k),
-            tensor_view<const float>(t.data.data(), shape{diag.train_size, Model::spec.in_channels,
-                                                          Model::spec.image_size, Model::spec.image_size}),
-            t.labels);
         if (options_.retrain_from_scratch) {
             ch.model.reset_parameters(detail::derive_seed(options_.seed, detail::scratch_init, mi, k));
             diffusion::trainer_options o = options_.g0;
@@ -915,13 +936,10 @@ private:
         write_grid_(options_.out / "grids" / (detail::dir_name(name) + "_gen" + std::to_string(k) + ".png"),
                     samples.view());
 
-        // Commit: the chain's files first (in a fresh directory), then the rows. A kill between the
-        // two leaves files that the next run simply rewrites.
-        const auto dir = chain_dir_(index, k);
-        std::filesystem::create_directories(dir);
+        // Commit: the chain's files first (in a fresh directory; the pool is there already), then
+        // the rows. A kill between the two leaves files that the next run simply rewrites.
         diffusion::save_model(dir / "model.safetensors", ch.model, k);
         if (ch.aux) diffusion::save_model(dir / "aux.safetensors", *ch.aux, k);
-        detail::save_pool(dir / "pool.safetensors", ch.items, ch.latents);
         ch.generation = k;
         m.seconds = detail::seconds_since(t0);
         record_memory_(diag);
