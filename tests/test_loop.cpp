@@ -215,6 +215,18 @@ TEST_CASE("ACU selects the whole pool and ACU-LSF the top-N by score", "[loop][m
     CHECK(top == std::vector<std::int64_t>{1, 4, 7});
 }
 
+TEST_CASE("ACU-LSF-CB takes the top by score within each label, an equal share each", "[loop][modes]") {
+    pool p = hand_made_pool();  // labels i % 4
+    std::vector<double> scores{0.1, 0.9, 0.2, 0.3, 0.95, 0.05, 0.5, 0.8, 0.0, 0.7};
+    // ACU-LSF's top 4 are items 4, 1, 7, 9: label 1 twice, label 2 never. One per label instead:
+    // label 0 → 4 (0.95), 1 → 1 (0.9), 2 → 6 (0.5), 3 → 7 (0.8).
+    CHECK(loop::acu_lsf_cb{}.select(p, scores, 4, 1) == std::vector<std::int64_t>{1, 4, 6, 7});
+    auto top = loop::acu_lsf{}.select(p, scores, 4, 1);
+    std::sort(top.begin(), top.end());
+    CHECK(top == std::vector<std::int64_t>{1, 4, 7, 9});
+    CHECK(std::string(loop::acu_lsf_cb::name) == "ACU-LSF-CB");
+}
+
 TEST_CASE("SYN takes only the latest generation", "[loop][modes]") {
     pool p = hand_made_pool();
     CHECK(loop::syn{}.select(p, {}, 10, 1) == std::vector<std::int64_t>{7, 8, 9});

@@ -122,6 +122,15 @@ struct acu_lsf : filtered<filter::top_confidence> {
     static constexpr const char* name = "ACU-LSF";
 };
 
+// ACU-LSF-CB, a control arm (not the paper's): ACU-LSF's confidence filter taken class by class,
+// each label an equal share of N (filter::class_balanced). A filter keeping the globally most
+// confident items may starve the classes the probe is unsure of; this arm measures whether that
+// is what drives a chain to collapse when the labels are imperfect (the unlabelled mode's
+// clusters: docs/RESULTS.md).
+struct acu_lsf_cb : filtered<filter::class_balanced> {
+    static constexpr const char* name = "ACU-LSF-CB";
+};
+
 // ---- Optional hooks ----------------------------------------------------------------------------
 
 // A control arm: the chain never samples; every generation fine-tunes on real items only.
@@ -251,7 +260,7 @@ struct acur_sc : filtered<filter::random_n> {
 
 static_assert(loop_mode<syn> && loop_mode<syn_add> && loop_mode<acu> && loop_mode<acur> && loop_mode<acu_lsf> &&
                   loop_mode<acur_sims> && loop_mode<acur_sc> && loop_mode<real_only> && loop_mode<real_ema> &&
-                  loop_mode<acu_ema>,
+                  loop_mode<acu_ema> && loop_mode<acu_lsf_cb>,
               "every built-in loop mode must have a `name` and select(pool, scores, budget, seed) -> indices");
 static_assert(real_data_only<real_only> && !real_data_only<acur> && negatively_guided<acur_sims> &&
               !negatively_guided<acur> && corrects_samples<acur_sc> && !corrects_samples<acur> &&
