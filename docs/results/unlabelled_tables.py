@@ -10,7 +10,8 @@ seeds = [1, 2, 3, 4, 5]
 arms = [('ACU', 'knn-spectral', 'ACU'),
         ('ACU-LSF, k-NN spectral labels', 'knn-spectral', 'ACU-LSF'),
         ('ACU-LSF-CB, k-NN spectral labels', 'class-balanced', 'ACU-LSF-CB'),
-        ('ACU-LSF, SSC-OMP labels', 'ssc-omp', 'ACU-LSF')]
+        ('ACU-LSF, SSC-OMP labels', 'ssc-omp', 'ACU-LSF'),
+        ('ACU-LSF-CB, SSC-OMP labels', 'class-balanced-ssc-omp', 'ACU-LSF-CB')]
 def rows(s, folder, name='metrics.csv'):
     return list(csv.DictReader(open(f'{base}/seed_{s}/{folder}/{name}')))
 def value(s, folder, method, g, key='fid'):
@@ -37,7 +38,7 @@ for g in range(1, 6):
         cells.append(interval(d) + ' (' + ', '.join(f'{x:.1f}' for x in d) + ')')
     print(f'| {g} | ' + ' | '.join(cells) + ' |')
 print('\nreal share of the training set, G1 … G5, per seed')
-for label, folder, method in arms[1:3]:
+for label, folder, method in arms[1:3] + arms[4:]:
     for s in seeds:
         d = [r for r in rows(s, folder, 'diagnostics.csv') if r['method'] == method and int(r['generation']) > 0]
         print(f'{label}, seed {s}:', ', '.join(f'{float(r["real_share"]):.3f}' for r in d))
