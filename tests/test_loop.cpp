@@ -88,6 +88,13 @@ TEST_CASE("describe_selection reports the pool, T_k and each source generation",
     CHECK(d.train_size == 4);
     CHECK(d.real_share == 0.5);
     CHECK(d.mean_source_generation == 0.75);
+    // Labels 0, 1, 1, 1 of the pool's four: shares 1/4 and 3/4, labels 2 and 3 not chosen.
+    CHECK(d.train_effective_classes == Approx(std::exp(-(0.25 * std::log(0.25) + 0.75 * std::log(0.75)))));
+    CHECK(d.train_min_class_share == 0.0);
+    const loop::diagnostic_row even =
+        loop::describe_selection(p, scores, std::vector<std::int64_t>{0, 1, 2, 3}, latents, 2);
+    CHECK(even.train_effective_classes == Approx(4.0));
+    CHECK(even.train_min_class_share == 0.25);
     CHECK(d.pool_confidence.mean == Approx(0.45));
     CHECK(d.pool_confidence.q25 == Approx(0.225));  // numpy: quantile(0, .1, …, .9; 0.25)
     CHECK(d.train_confidence.mean == Approx(0.375));
@@ -357,6 +364,8 @@ TEST_CASE("state.json keeps a run's rows and refuses an edited copy; config.json
     d.pool_size = 3000;
     d.carried_heap_mib = 523.5;
     d.start_rss_mib = 611.25;
+    d.train_effective_classes = 9.5;
+    d.train_min_class_share = 0.0625;
     d.sources = {{0, 1000, 300, 0.9}, {1, 1000, 700, 0.95}};
     state.diagnostics.push_back(d);
 
@@ -373,6 +382,8 @@ TEST_CASE("state.json keeps a run's rows and refuses an edited copy; config.json
     CHECK(back.diagnostics[0].pool_size == 3000);
     CHECK(back.diagnostics[0].carried_heap_mib == 523.5);
     CHECK(back.diagnostics[0].start_rss_mib == 611.25);
+    CHECK(back.diagnostics[0].train_effective_classes == 9.5);
+    CHECK(back.diagnostics[0].train_min_class_share == 0.0625);
     CHECK(back.diagnostics[0].sources.size() == 2);
     CHECK(std::isnan(back.clustering_accuracy));  // not kept: recomputed by each start
 

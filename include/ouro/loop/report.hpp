@@ -59,6 +59,12 @@ struct diagnostic_row {
     quartiles train_confidence;  // ... and over the selected training set
     double real_share = NAN;     // share of real items (generation 0) in the training set
     double mean_source_generation = NAN;
+    // How evenly T_k covers the pool's labels (the conditioning labels; in the unlabelled mode the
+    // clusters): exp of the Shannon entropy of T_k's label shares, from 1 (one label) to the pool's
+    // number of labels (all equal), and the smallest label's share of T_k (0 where a label the pool
+    // holds was not chosen at all). A global top-N filter may starve a class; these show whether it did.
+    double train_effective_classes = NAN;
+    double train_min_class_share = NAN;
     std::vector<source_row> sources;  // the pool by source generation (ξ by source, what was chosen)
     // The process's memory (core/memory_usage.hpp), in MiB: the resident set when the row was
     // committed, and its high-water mark during the row's own step (G_k's rows: reset before the
@@ -83,8 +89,8 @@ inline constexpr const char* metrics_csv_header =
     "method,generation,fid,precision,recall,density,coverage,kid,precision_k5,recall_k5,fid_ci_low,fid_ci_high,seconds";
 inline constexpr const char* diagnostics_csv_header =
     "method,generation,pool_size,train_size,ole,pool_conf_mean,pool_conf_q25,pool_conf_q50,pool_conf_q75,"
-    "train_conf_mean,train_conf_q25,train_conf_q50,train_conf_q75,real_share,mean_source_generation,sample_ole,rss_mib,"
-    "peak_rss_mib,carried_heap_mib,start_rss_mib";
+    "train_conf_mean,train_conf_q25,train_conf_q50,train_conf_q75,real_share,mean_source_generation,sample_ole,"
+    "train_effective_classes,train_min_class_share,rss_mib,peak_rss_mib,carried_heap_mib,start_rss_mib";
 inline constexpr const char* sources_csv_header =
     "method,generation,source_generation,pool_count,train_count,pool_conf_mean";
 
@@ -161,6 +167,8 @@ inline nlohmann::json to_json(const diagnostic_row& r) {
             {"train_confidence", report_detail::to_json(r.train_confidence)},
             {"real_share", number(r.real_share)},
             {"mean_source_generation", number(r.mean_source_generation)},
+            {"train_effective_classes", number(r.train_effective_classes)},
+            {"train_min_class_share", number(r.train_min_class_share)},
             {"sample_ole", number(r.sample_ole)},
             {"sources", sources},
             {"rss_mib", number(r.rss_mib)},
@@ -189,6 +197,9 @@ inline diagnostic_row diagnostic_row_from_json(const nlohmann::json& j) {
     if (j.contains("peak_rss_mib")) r.peak_rss_mib = number(j.at("peak_rss_mib"));
     if (j.contains("carried_heap_mib")) r.carried_heap_mib = number(j.at("carried_heap_mib"));
     if (j.contains("start_rss_mib")) r.start_rss_mib = number(j.at("start_rss_mib"));
+    // ... and before the class-balance columns existed.
+    if (j.contains("train_effective_classes")) r.train_effective_classes = number(j.at("train_effective_classes"));
+    if (j.contains("train_min_class_share")) r.train_min_class_share = number(j.at("train_min_class_share"));
     return r;
 }
 
@@ -216,6 +227,7 @@ inline std::string diagnostics_csv(std::span<const diagnostic_row> rows) {
                std::to_string(r.train_size) + "," + format_number(r.ole) + "," + q(r.pool_confidence) + "," +
                q(r.train_confidence) + "," + format_number(r.real_share) + "," +
                format_number(r.mean_source_generation) + "," + format_number(r.sample_ole) + "," +
+               format_number(r.train_effective_classes) + "," + format_number(r.train_min_class_share) + "," +
                format_number(r.rss_mib, "%.1f") + "," + format_number(r.peak_rss_mib, "%.1f") + "," +
                format_number(r.carried_heap_mib, "%.1f") + "," + format_number(r.start_rss_mib, "%.1f") + "\n";
     return out;
@@ -342,6 +354,8 @@ inline void write_run_outputs(const std::filesystem::path& dir, std::span<const 
         {"train_confidence", "mean probe confidence of the training set",
          [](const diagnostic_row& r) { return r.train_confidence.mean; }},
         {"real_share", "share of real items in the training set", [](const diagnostic_row& r) { return r.real_share; }},
+        {"train_effective_classes", "effective number of labels in the training set (exp entropy)",
+         [](const diagnostic_row& r) { return r.train_effective_classes; }},
         {"rss", "resident memory when the generation was committed (MiB)",
          [](const diagnostic_row& r) { return r.rss_mib; }},
         {"carried_heap", "live heap carried into the step (MiB; the buffer cache's idle blocks excluded)",

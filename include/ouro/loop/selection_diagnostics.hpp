@@ -1,6 +1,6 @@
 // What a method's selection made of its pool at one step: one diagnostics.csv row (and its
 // sources.csv rows). ξ over the pool and over the chosen T_k, the OLE of T_k's G0 latents, T_k's
-// real share and mean source generation, and per source generation the pool's and T_k's counts —
+// real share, mean source generation and label balance, and per source generation the pool's and T_k's counts —
 // bookkeeping over the pool, the scores and the choice, kept apart from the loop that calls it
 // (the loop adds the method's name, the evaluation samples' OLE and the process's memory).
 #pragma once
@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <span>
 #include <vector>
 
@@ -49,6 +50,24 @@ double latent_ole(tensor_view<const float> latents, const std::vector<std::int64
     return ole::score(latents, labels, {.normalize_rows = true, .divide_by_n = true});
 }
 
+// T_k's label balance against the labels its pool holds (diagnostic_row::train_effective_classes
+// and train_min_class_share).
+inline void describe_label_balance(const pool& items, std::span<const std::int64_t> chosen_labels,
+                                   diagnostic_row& diag) {
+    std::map<std::int64_t, std::int64_t> counts;  // every label of the pool, chosen or not
+    for (std::int64_t i = 0; i < items.size(); ++i) counts[items.label(i)];
+    for (const std::int64_t label : chosen_labels) ++counts[label];
+    const double total = static_cast<double>(chosen_labels.size());
+    double entropy = 0, smallest = 1;
+    for (const auto& [label, count] : counts) {
+        const double share = static_cast<double>(count) / total;
+        if (share > 0) entropy -= share * std::log(share);
+        smallest = std::min(smallest, share);
+    }
+    diag.train_effective_classes = std::exp(entropy);
+    diag.train_min_class_share = smallest;
+}
+
 // The row of generation `generation`'s selection: `scores` holds ξ of every pool item, `chosen` the
 // items of T_k (indices into the pool), `latents` the pool's G0 latents (pool size, D) row-major.
 template <class = void>
@@ -85,6 +104,7 @@ diagnostic_row describe_selection(const pool& items, std::span<const double> sco
     diag.ole = latent_ole(chosen_latents.view(), chosen_labels);
     diag.real_share = real_count / static_cast<double>(chosen.size());
     diag.mean_source_generation = generation_sum / static_cast<double>(chosen.size());
+    describe_label_balance(items, chosen_labels, diag);
 
     for (std::int64_t g = 0; g <= generation; ++g) {
         source_row r{.source_generation = g};
