@@ -135,6 +135,18 @@ TEST_CASE("self_consuming writes the complete run directory", "[loop]") {
     // Generation 0 is G0's, the same for every method.
     for (const auto& r : summary.metrics)
         if (r.generation == 0) CHECK(r.fid == summary.metrics[0].fid);
+    // T_k's label balance: between one label and all four; G0's rows describe the real set (24 of each).
+    for (const auto& r : summary.diagnostics) {
+        INFO(r.method << " G" << r.generation);
+        CHECK(r.train_effective_classes >= 1.0);
+        CHECK(r.train_effective_classes <= 4.0 + 1e-12);
+        CHECK(r.train_min_class_share >= 0.0);
+        CHECK(r.train_min_class_share <= 0.25);
+        if (r.generation == 0) {
+            CHECK(r.train_effective_classes == Approx(4.0));
+            CHECK(r.train_min_class_share == 0.25);
+        }
+    }
     const std::string report = io::read_text_file(dir / "report.md");
     CHECK(report.find("plots/fid.svg") != std::string::npos);
     CHECK(report.find("| ACU-LSF |") != std::string::npos);

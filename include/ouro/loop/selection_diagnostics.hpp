@@ -51,11 +51,11 @@ double latent_ole(tensor_view<const float> latents, const std::vector<std::int64
 }
 
 // T_k's label balance against the labels its pool holds (diagnostic_row::train_effective_classes
-// and train_min_class_share).
-inline void describe_label_balance(const pool& items, std::span<const std::int64_t> chosen_labels,
-                                   diagnostic_row& diag) {
+// and train_min_class_share); G0's row passes the real set as both.
+inline void describe_label_balance(std::span<const std::int64_t> pool_labels,
+                                   std::span<const std::int64_t> chosen_labels, diagnostic_row& diag) {
     std::map<std::int64_t, std::int64_t> counts;  // every label of the pool, chosen or not
-    for (std::int64_t i = 0; i < items.size(); ++i) counts[items.label(i)];
+    for (const std::int64_t label : pool_labels) counts[label];
     for (const std::int64_t label : chosen_labels) ++counts[label];
     const double total = static_cast<double>(chosen_labels.size());
     double entropy = 0, smallest = 1;
@@ -104,7 +104,7 @@ diagnostic_row describe_selection(const pool& items, std::span<const double> sco
     diag.ole = latent_ole(chosen_latents.view(), chosen_labels);
     diag.real_share = real_count / static_cast<double>(chosen.size());
     diag.mean_source_generation = generation_sum / static_cast<double>(chosen.size());
-    describe_label_balance(items, chosen_labels, diag);
+    describe_label_balance(items.labels(), chosen_labels, diag);
 
     for (std::int64_t g = 0; g <= generation; ++g) {
         source_row r{.source_generation = g};

@@ -310,6 +310,7 @@ public:
             d.ole = latent_ole(real_latents.view(), probe_labels);
             d.real_share = 1.0;
             d.mean_source_generation = 0.0;
+            describe_label_balance(probe_labels, probe_labels, d);
             d.sample_ole = sample_ole_(extractor, samples.view(), labels.view());
             d.sources = {{0, real.size(), real.size(), d.pool_confidence.mean}};
             m.generation = 0;
