@@ -346,6 +346,27 @@ TEST_CASE("toy statistics see lost modes", "[loop][toy]") {
     CHECK_THROWS_WITH(loop::toy::statistics(m, odd), Catch::Contains("found 3"));
 }
 
+TEST_CASE("report.md names the clustering an unlabelled run's probe learnt from", "[loop][files]") {
+    const auto dir = fresh_dir("loop_report_clustering");
+    loop::metric_row m;
+    m.method = "ACU-LSF";
+    m.fid = 40.0;
+    loop::diagnostic_row d;
+    d.method = "ACU-LSF";
+    loop::report_info info;
+    info.methods = {"ACU-LSF"};
+    info.generations = 0;
+    info.grids = false;
+    info.clustering_accuracy = 0.5570;
+    for (const char* clustering : {"knn_spectral", "ssc_omp"}) {
+        info.clustering = clustering;
+        loop::write_run_outputs(dir, std::vector<loop::metric_row>{m}, std::vector<loop::diagnostic_row>{d}, info);
+        const std::string report = io::read_text_file(dir / "report.md");
+        CHECK_THAT(report, Catch::Contains(std::string("trained on ") + clustering + " cluster labels") &&
+                               Catch::Contains("0.5570"));
+    }
+}
+
 TEST_CASE("state.json keeps a run's rows and refuses an edited copy; config.json names what differs",
           "[loop][files]") {
     const auto dir = fresh_dir("loop_run_files");

@@ -250,6 +250,7 @@ struct report_info {
     std::vector<std::string> methods;  // report order
     std::int64_t generations = 0;      // K
     double clustering_accuracy = NAN;  // unlabelled runs
+    std::string clustering = "knn_spectral";  // ... and how their labels of D_r were made
     double probe_holdout_accuracy = NAN;
     bool grids = true;  // grids/<method>_gen<K>.png exist
 };
@@ -380,8 +381,8 @@ inline void write_run_outputs(const std::filesystem::path& dir, std::span<const 
               " of " + std::to_string(info.generations) + ". Run the same command again to continue.\n\n";
     if (!std::isnan(info.clustering_accuracy))
         md +=
-            "Unlabelled run: the probe was trained on SSC-OMP cluster labels of the real latents; their clustering "
-            "accuracy against the true labels is " +
+            "Unlabelled run: the probe was trained on " + info.clustering +
+            " cluster labels of the real latents; their clustering accuracy against the true labels is " +
             format_number(info.clustering_accuracy, "%.4f") + ".\n\n";
     if (!std::isnan(info.probe_holdout_accuracy))
         md +=

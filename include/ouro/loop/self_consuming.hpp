@@ -14,8 +14,8 @@
 //   run.run(real_train, real_reference, lenet_features);
 //
 // Generation 0 is shared by every method: one G0 trained on the real set D_r, its frozen encoder,
-// and one probe fitted on the real latents (on SSC-OMP cluster labels when the model is
-// unconditional): the paper's softmax probe by default, any probe::latent_probe in its place. Then, per generation k =
+// and one probe fitted on the real latents (on cluster labels when the model is unconditional:
+// loop_options::clustering): the paper's softmax probe by default, any probe::latent_probe in its place. Then, per generation k =
 // 1 … K and per method, independently of the others:
 //
 //   S_k   = samples of G_{k-1}^method (labels balanced when class-conditional)
@@ -494,6 +494,7 @@ private:
             if (selected_(i)) info.methods.push_back(method_names[i]);
         info.generations = options_.generations;
         info.clustering_accuracy = state_.clustering_accuracy;
+        info.clustering = to_string(options_.clustering.method);
         info.probe_holdout_accuracy = state_.probe_holdout_accuracy;
         info.grids = options_.write_grids && Model::spec.image_size >= 8;
         write_run_outputs(options_.out, state_.metrics, state_.diagnostics, info);
