@@ -31,7 +31,7 @@ constexpr bool has_many_registers = xsimd::batch<T>::size * sizeof(T) >= 64;
 // Products whose columns are pixels (forward, input gradient): 8 × 3 vectors (48 floats), or with
 // 16 registers 4 × 3 (24 floats: 12 accumulators, 3 b vectors and the broadcast fill all 16).
 // Measured on an AMD Zen 3 (AVX2, one thread, bench_unet, 2026-12-07): 4 × 3 against the earlier
-// 4 × 2 gave S's forward +12%, its training +5%, Q and M alike; a 6-row channel_tile gained nothing.
+// 4 × 2 gave S's forward +13%, its training +7%, Q and M alike; a 6-row channel_tile gained nothing.
 // mr stays 4, which divides conv_ops::channel_block. The sums are the same (in increasing k), so
 // are the bits.
 template <class T>
