@@ -95,6 +95,8 @@ TEST_CASE("describe_selection reports the pool, T_k and each source generation",
         loop::describe_selection(p, scores, std::vector<std::int64_t>{0, 1, 2, 3}, latents, 2);
     CHECK(even.train_effective_classes == Approx(4.0));
     CHECK(even.train_min_class_share == 0.25);
+    loop::diagnostic_row none;
+    CHECK_THROWS_WITH(loop::describe_label_balance(p.labels(), {}, none), Catch::Contains("non-empty training set"));
     CHECK(d.pool_confidence.mean == Approx(0.45));
     CHECK(d.pool_confidence.q25 == Approx(0.225));  // numpy: quantile(0, .1, …, .9; 0.25)
     CHECK(d.train_confidence.mean == Approx(0.375));

@@ -1,7 +1,7 @@
 // What a method's selection made of its pool at one step: one diagnostics.csv row (and its
 // sources.csv rows). ξ over the pool and over the chosen T_k, the OLE of T_k's G0 latents, T_k's
-// real share, mean source generation and label balance, and per source generation the pool's and T_k's counts —
-// bookkeeping over the pool, the scores and the choice, kept apart from the loop that calls it
+// real share, mean source generation and label balance, and per source generation the pool's
+// and T_k's counts — bookkeeping over the pool, the scores and the choice, kept apart from the loop that calls it
 // (the loop adds the method's name, the evaluation samples' OLE and the process's memory).
 #pragma once
 
@@ -54,13 +54,14 @@ double latent_ole(tensor_view<const float> latents, const std::vector<std::int64
 // and train_min_class_share); G0's row passes the real set as both.
 inline void describe_label_balance(std::span<const std::int64_t> pool_labels,
                                    std::span<const std::int64_t> chosen_labels, diagnostic_row& diag) {
+    require(!chosen_labels.empty(), "describe_label_balance: expected a non-empty training set, found none");
     std::map<std::int64_t, std::int64_t> counts;  // every label of the pool, chosen or not
     for (const std::int64_t label : pool_labels) counts[label];
     for (const std::int64_t label : chosen_labels) ++counts[label];
     const double total = static_cast<double>(chosen_labels.size());
     double entropy = 0, smallest = 1;
-    for (const auto& [label, count] : counts) {
-        const double share = static_cast<double>(count) / total;
+    for (const auto& entry : counts) {
+        const double share = static_cast<double>(entry.second) / total;
         if (share > 0) entropy -= share * std::log(share);
         smallest = std::min(smallest, share);
     }
