@@ -1,8 +1,9 @@
 // What a method's selection made of its pool at one step: one diagnostics.csv row (and its
 // sources.csv rows). ξ over the pool and over the chosen T_k, the OLE of T_k's G0 latents, T_k's
 // real share, mean source generation and label balance, and per source generation the pool's
-// and T_k's counts — bookkeeping over the pool, the scores and the choice, kept apart from the loop that calls it
-// (the loop adds the method's name, the evaluation samples' OLE and the process's memory).
+// and T_k's counts — bookkeeping over the pool, the scores and the choice, kept apart from the
+// loop that calls it (the loop adds the method's name, the evaluation samples' OLE and the
+// process's memory).
 #pragma once
 
 #include <algorithm>
