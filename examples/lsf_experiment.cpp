@@ -100,7 +100,7 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
     const auto& names = presets::lsf_experiment<false, true, false>::method_names;
     app.add_option("--methods", o.methods,
                    "Run these methods, comma-separated (default: the paper's seven; the control arms REAL, REAL-EMA, "
-                   "ACU-EMA and ACU-LSF-CB only when named)")
+                   "ACU-EMA, ACU-LSF-CB and ACU-LSF-TS only when named)")
         ->delimiter(',')
         ->check(CLI::IsMember(std::vector<std::string>(names.begin(), names.end())))
         ->default_str("");

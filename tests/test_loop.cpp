@@ -236,6 +236,32 @@ TEST_CASE("ACU-LSF-CB takes the top by score within each label, an equal share e
     CHECK(std::string(loop::acu_lsf_cb::name) == "ACU-LSF-CB");
 }
 
+TEST_CASE("labels_in_shares apportions a count by the largest remainders, class by class", "[loop][modes]") {
+    auto counts_of = [](const tensor<std::int64_t>& y, std::int64_t classes) {
+        std::vector<std::int64_t> n(static_cast<std::size_t>(classes), 0);
+        for (const std::int64_t c : y) ++n[static_cast<std::size_t>(c)];
+        return n;
+    };
+    // Shares 5/10, 3/10, 2/10, 0 of 7: floors 3, 2, 1, 0 (6), remainders 5, 1, 4, 0 (tenths): class 0 gets the 7th.
+    const std::vector<std::int64_t> counts{5, 3, 2, 0};
+    const tensor<std::int64_t> y = loop::labels_in_shares(counts, 7);
+    CHECK(counts_of(y, 4) == std::vector<std::int64_t>{4, 2, 1, 0});
+    CHECK(std::vector<std::int64_t>(y.begin(), y.end()) == std::vector<std::int64_t>{0, 0, 0, 0, 1, 1, 2});
+    // Equal remainders go to the smaller class; exact shares are kept exactly.
+    CHECK(counts_of(loop::labels_in_shares(std::vector<std::int64_t>{1, 1, 1}, 4), 3) ==
+          std::vector<std::int64_t>{2, 1, 1});
+    CHECK(counts_of(loop::labels_in_shares(std::vector<std::int64_t>{10, 30, 60}, 500), 3) ==
+          std::vector<std::int64_t>{50, 150, 300});
+    CHECK(loop::labels_in_shares(std::vector<std::int64_t>{2, 0}, 0).numel() == 0);
+    CHECK_THROWS_WITH(loop::labels_in_shares(std::vector<std::int64_t>{0, 0}, 5), Catch::Contains("at least one"));
+    CHECK_THROWS_WITH(loop::labels_in_shares(std::vector<std::int64_t>{1, -1}, 5), Catch::Contains("found -1"));
+    CHECK(std::string(loop::acu_lsf_ts::name) == "ACU-LSF-TS");
+    // ACU-LSF-TS selects exactly as ACU-LSF does; only its samples' labels differ (test_self_consuming).
+    pool p = hand_made_pool();
+    const std::vector<double> scores{0.1, 0.9, 0.2, 0.3, 0.95, 0.05, 0.5, 0.8, 0.0, 0.7};
+    CHECK(loop::acu_lsf_ts{}.select(p, scores, 4, 1) == loop::acu_lsf{}.select(p, scores, 4, 1));
+}
+
 TEST_CASE("SYN takes only the latest generation", "[loop][modes]") {
     pool p = hand_made_pool();
     CHECK(loop::syn{}.select(p, {}, 10, 1) == std::vector<std::int64_t>{7, 8, 9});

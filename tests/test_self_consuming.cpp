@@ -512,6 +512,57 @@ TEST_CASE("self_consuming runs a selection of methods with the same rows they ha
     CHECK_THROWS_WITH(experiment(diffusion::ddim<10>(f.table), f.table, bad), Catch::Contains("'LSF'"));
 }
 
+TEST_CASE("self_consuming: ACU-LSF-TS draws S_k in T_{k-1}'s label shares, ACU-LSF in equal shares", "[loop]") {
+    fixture f;
+    using arms =
+        loop::self_consuming<model, diffusion::ddim<10>, latent::spatial_mean, loop::methods<loop::acu_lsf, loop::acu_lsf_ts>>;
+    auto o = small_options(fresh_dir("loop_ts"));
+    o.generations = 3;
+    std::ostringstream log;
+    o.log = &log;
+    arms ex(diffusion::ddim<10>(f.table, 0.0, {.guidance_scale = 1.0}), f.table, o);
+    ex.run(f.real, f.reference, f.features);
+
+    // The numbers after `prefix` on the first line that starts with it after `block`'s header.
+    const std::string text = log.str();
+    auto numbers_after = [&](const std::string& block, const std::string& prefix) {
+        const auto at = text.find(block);
+        REQUIRE(at != std::string::npos);
+        const auto line = text.find("\n" + prefix, at);
+        REQUIRE(line != std::string::npos);
+        std::istringstream in(text.substr(line + 1 + prefix.size(), text.find('\n', line + 1) - line - 1 - prefix.size()));
+        std::vector<std::int64_t> v;
+        for (std::int64_t x; in >> x;) v.push_back(x);
+        return v;
+    };
+    for (int k = 2; k <= 3; ++k) {
+        const std::string g = std::to_string(k), previous = std::to_string(k - 1);
+        const auto t_previous = numbers_after("[ACU-LSF-TS generation " + previous + "/3]", "  T_" + previous + " per label:");
+        REQUIRE(t_previous.size() == 4);
+        const auto s_k = numbers_after("[ACU-LSF-TS generation " + g + "/3]",
+                                       "  S_" + g + " drawn in T_" + previous + "'s label shares:");
+        const tensor<std::int64_t> expected = loop::labels_in_shares(t_previous, 64);
+        std::vector<std::int64_t> expected_counts(4, 0);
+        for (const std::int64_t c : expected) ++expected_counts[static_cast<std::size_t>(c)];
+        CHECK(s_k == expected_counts);
+        // This toy T_{k-1} is not balanced (S_2: 19, 15, 12, 18 here), so the check above tells the
+        // two ways of drawing apart.
+        CHECK(s_k != std::vector<std::int64_t>(4, 16));
+        // The pool the last step saved (earlier ones are removed) holds S_k with exactly those labels.
+        if (k == 3) {
+            const loop::pool saved =
+                loop::detail::load_pool(o.out / "chains" / "acu-lsf-ts" / "gen3" / "pool.safetensors", 2, nullptr, 0);
+            std::vector<std::int64_t> in_pool(4, 0);
+            for (std::int64_t i = 0; i < saved.size(); ++i)
+                if (saved.generations()[static_cast<std::size_t>(i)] == k) ++in_pool[static_cast<std::size_t>(saved.labels()[static_cast<std::size_t>(i)])];
+            CHECK(in_pool == expected_counts);
+        }
+    }
+    // ACU-LSF draws every class an equal share, and logs no such line.
+    CHECK(text.find("[ACU-LSF generation 2/3]") != std::string::npos);
+    CHECK(text.find("S_2 drawn in T_1") == text.rfind("S_2 drawn in T_1"));
+}
+
 TEST_CASE("self_consuming labels an unconditional run's D_r by the chosen clustering and scores every item alike",
           "[loop][unlabelled]") {
     fixture f;

@@ -9,7 +9,9 @@
 //                      with (1 + ω)·pred − ω·pred_aux (SIMS);
 //   corrects_samples   the mode rewrites each S_k before it enters the pool (self-correction);
 //   ema_recipe_arm     G_k is fine-tuned with a warm-up and is the EMA of its weights (a control arm
-//                      for the fine-tuning recipe, whatever loop_options say).
+//                      for the fine-tuning recipe, whatever loop_options say);
+//   samples_follow_selection  a conditional chain draws S_k's labels in T_{k-1}'s label shares
+//                      instead of every class an equal share (a control arm).
 #pragma once
 
 #include <algorithm>
@@ -131,6 +133,19 @@ struct acu_lsf_cb : filtered<filter::class_balanced> {
     static constexpr const char* name = "ACU-LSF-CB";
 };
 
+// ACU-LSF-TS, a control arm (not the paper's): ACU-LSF whose conditional samples S_k are drawn
+// with T_{k-1}'s label shares (loop::labels_in_shares) instead of every class an equal share.
+// With true labels the global filter leaves T_k unbalanced (about 7 effective digits of 10 by
+// G5), yet ACU-LSF holds where the unlabelled chain collapses; the untested explanation is that
+// drawing S_{k+1} class-balanced undoes each generation's imbalance, which an unconditional model
+// cannot do. This arm removes that rebalancing: if the explanation holds, its chain loses classes
+// and quality like the unlabelled one. An unconditional chain has no labels to draw, so there it
+// is ACU-LSF.
+struct acu_lsf_ts : filtered<filter::top_confidence> {
+    static constexpr const char* name = "ACU-LSF-TS";
+    static constexpr bool samples_follow_selection = true;
+};
+
 // ---- Optional hooks ----------------------------------------------------------------------------
 
 // A control arm: the chain never samples; every generation fine-tunes on real items only.
@@ -150,6 +165,45 @@ template <class M>
 concept ema_recipe_arm = requires {
     requires M::ema_recipe;
 };
+
+// A control arm: `static constexpr bool samples_follow_selection = true` (see acu_lsf_ts).
+template <class M>
+concept samples_follow_selection = requires {
+    requires M::samples_follow_selection;
+};
+
+// `count` labels in the shares of `counts` (counts[c] items of class c, not all zero): class c gets
+// floor(count·share_c), and the items left over go one each to the largest remainders (ties to
+// the smaller class), in class order — Hamilton's apportionment, so the counts sum to `count` and
+// each is within one of count·share_c. Class c's labels come before class c + 1's.
+inline tensor<std::int64_t> labels_in_shares(std::span<const std::int64_t> counts, std::int64_t count) {
+    std::int64_t total = 0;
+    for (const std::int64_t c : counts) {
+        require(c >= 0, "labels_in_shares: expected counts >= 0, found ", c);
+        total += c;
+    }
+    require(total > 0, "labels_in_shares: expected at least one counted item, found none");
+    require(count >= 0, "labels_in_shares: expected a count >= 0, found ", count);
+    const auto classes = static_cast<std::int64_t>(counts.size());
+    std::vector<std::int64_t> drawn(counts.size());
+    std::vector<std::int64_t> order(counts.size());
+    std::int64_t assigned = 0;
+    for (std::int64_t c = 0; c < classes; ++c) {
+        drawn[c] = count * counts[c] / total;  // exact in integers: no rounding of the share
+        assigned += drawn[c];
+        order[c] = c;
+    }
+    // Remainders count·counts[c] mod total, largest first.
+    std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
+        return count * counts[a] % total > count * counts[b] % total;
+    });
+    for (std::int64_t i = 0; assigned < count; ++i, ++assigned) ++drawn[order[i]];
+    tensor<std::int64_t> y(shape{count});
+    std::int64_t at = 0;
+    for (std::int64_t c = 0; c < classes; ++c)
+        for (std::int64_t i = 0; i < drawn[c]; ++i) y[at++] = c;
+    return y;
+}
 
 // What a self-correcting mode may look at: the real set D_r and a seed for its own random choices.
 struct correction_context {
@@ -260,10 +314,11 @@ struct acur_sc : filtered<filter::random_n> {
 
 static_assert(loop_mode<syn> && loop_mode<syn_add> && loop_mode<acu> && loop_mode<acur> && loop_mode<acu_lsf> &&
                   loop_mode<acur_sims> && loop_mode<acur_sc> && loop_mode<real_only> && loop_mode<real_ema> &&
-                  loop_mode<acu_ema> && loop_mode<acu_lsf_cb>,
+                  loop_mode<acu_ema> && loop_mode<acu_lsf_cb> && loop_mode<acu_lsf_ts>,
               "every built-in loop mode must have a `name` and select(pool, scores, budget, seed) -> indices");
 static_assert(real_data_only<real_only> && !real_data_only<acur> && negatively_guided<acur_sims> &&
               !negatively_guided<acur> && corrects_samples<acur_sc> && !corrects_samples<acur> &&
-              ema_recipe_arm<acu_ema> && real_data_only<real_ema> && ema_recipe_arm<real_ema> && !ema_recipe_arm<acu>);
+              ema_recipe_arm<acu_ema> && real_data_only<real_ema> && ema_recipe_arm<real_ema> && !ema_recipe_arm<acu> &&
+              samples_follow_selection<acu_lsf_ts> && !samples_follow_selection<acu_lsf>);
 
 }  // namespace ouro::loop

@@ -807,6 +807,62 @@ private:
         return aux;
     }
 
+    struct selection_ {
+        std::vector<double> scores;         // ξ of every pool item
+        std::vector<std::int64_t> chosen;  // T_k, indices into the pool
+    };
+
+    // ξ over the chain's pool, then the mode's T_k from it. Deterministic in the pool, the probe and
+    // the seed, so the same pool gives the same T_k again (sample_labels_ relies on it).
+    template <class Mode>
+    selection_ select_(const Mode& mode, std::size_t index, std::int64_t k, const chain& ch) {
+        const std::int64_t d = static_cast<std::int64_t>(ch.latents.size()) / ch.items.size();
+        const tensor_view<const float> pool_latents(ch.latents.data(), shape{ch.items.size(), d});
+        const std::vector<std::int64_t> pool_labels(ch.items.labels().begin(), ch.items.labels().end());
+        const tensor<double> xi = confidence_(pool_latents, pool_labels);
+        selection_ sel{std::vector<double>(xi.begin(), xi.end()), {}};
+        sel.chosen = mode.select(ch.items, sel.scores, options_.budget,
+                                 detail::derive_seed(options_.seed, detail::selection, static_cast<std::int64_t>(index), k));
+        require(!sel.chosen.empty(), "self_consuming: method ", method_names[index], " selected no items at generation ",
+                k);
+        return sel;
+    }
+
+    // How many of `chosen` carry each label 0 … classes − 1 (the pool's labels: conditioning labels,
+    // or the probe's classes when unlabelled).
+    std::vector<std::int64_t> label_counts_(const pool& items, std::span<const std::int64_t> chosen) const {
+        std::vector<std::int64_t> counts(static_cast<std::size_t>(num_classes_), 0);
+        for (const std::int64_t i : chosen) {
+            const std::int64_t label = items.labels()[static_cast<std::size_t>(i)];
+            require(label >= 0 && label < num_classes_, "self_consuming: internal: pool label ", label,
+                    " outside [0, ", num_classes_, ")");
+            ++counts[static_cast<std::size_t>(label)];
+        }
+        return counts;
+    }
+
+    // The labels S_k is drawn with: every class an equal share, or, for a mode that samples in its
+    // selection's shares (samples_follow_selection, conditional, k >= 2), T_{k-1}'s label shares.
+    // T_{k-1} is not stored: the chain restored for step k holds the pool T_{k-1} was chosen from,
+    // so select_ chooses the same set again.
+    template <class Mode>
+    tensor<std::int64_t> sample_labels_(const Mode& mode, std::size_t index, std::int64_t k, const chain& ch) {
+        if constexpr (conditional && samples_follow_selection<Mode>) {
+            if (k >= 2) {
+                const selection_ previous = select_(mode, index, k - 1, ch);
+                const std::vector<std::int64_t> counts = label_counts_(ch.items, previous.chosen);
+                tensor<std::int64_t> y = labels_in_shares(counts, options_.samples_per_generation);
+                log_() << "  S_" << k << " drawn in T_" << k - 1 << "'s label shares:";
+                for (std::int64_t c = 0; c < num_classes_; ++c)
+                    log_() << " " << std::count(y.begin(), y.end(), c);
+                log_() << "\n";
+                return y;
+            }
+        }
+        (void)mode, (void)index, (void)k, (void)ch;
+        return balanced_labels_(options_.samples_per_generation);
+    }
+
     // Samples of the chain's current model: negatively guided by its auxiliary model for SIMS.
     template <class Mode>
     tensor<float> chain_samples_(const Mode& mode, chain& ch, tensor_view<const std::int64_t> labels,
@@ -843,7 +899,7 @@ private:
 
         // S_k from G_{k-1}. Every method that samples G0 unguided draws the same S_1: draw it once.
         if constexpr (!real_data_only<Mode>) {
-            const tensor<std::int64_t> labels = balanced_labels_(options_.samples_per_generation);
+            const tensor<std::int64_t> labels = sample_labels_(mode, index, k, ch);
             const std::uint64_t sample_seed = detail::derive_seed(options_.seed, detail::sampling, -1, k);
             const std::string what = name + " S_" + std::to_string(k);
             tensor<float> s_k;
@@ -878,14 +934,12 @@ private:
         }
 
         // ξ over the pool, then T_k.
-        const std::int64_t d = static_cast<std::int64_t>(ch.latents.size()) / ch.items.size();
-        const tensor_view<const float> pool_latents(ch.latents.data(), shape{ch.items.size(), d});
-        const std::vector<std::int64_t> pool_labels(ch.items.labels().begin(), ch.items.labels().end());
-        const tensor<double> xi = confidence_(pool_latents, pool_labels);
-        const std::vector<double> scores(xi.begin(), xi.end());
-        const std::vector<std::int64_t> chosen = mode.select(
-            ch.items, scores, options_.budget, detail::derive_seed(options_.seed, detail::selection, mi, k));
-        require(!chosen.empty(), "self_consuming: method ", name, " selected no items at generation ", k);
+        const selection_ sel = select_(mode, index, k, ch);
+        const std::vector<double>& scores = sel.scores;
+        const std::vector<std::int64_t>& chosen = sel.chosen;
+        log_() << "  T_" << k << " per label:";
+        for (const std::int64_t c : label_counts_(ch.items, chosen)) log_() << " " << c;
+        log_() << "\n";
 
         // Diagnostics of T_k.
         diagnostic_row diag = describe_selection(ch.items, scores, chosen, ch.latents, k);
