@@ -114,7 +114,8 @@ int run(const options& o) {
     // Per conditioning label: a label the loop starved of training items shows here, not in the mean.
     std::printf("label_agreement_per_label");
     for (std::size_t c = 0; c < per_label.size(); ++c)
-        std::printf(" %.3f", per_label[c] ? static_cast<double>(agree_per_label[c]) / static_cast<double>(per_label[c]) : NAN);
+        std::printf(" %.3f",
+                    per_label[c] ? static_cast<double>(agree_per_label[c]) / static_cast<double>(per_label[c]) : NAN);
     std::printf("\n");
     return 0;
 }

@@ -82,7 +82,8 @@ int run_experiment(const options& o, const presets::lsf_profile& profile, const 
                        {"reference_per_class", ref_per_class},
                        {"finetune_recipe", o.finetune_recipe}};
     const diffusion::schedule_table table(diffusion::linear_ho2020{}, 1000);
-    // By default the paper's seven methods; the control arms (REAL, REAL-EMA, ACU-EMA, ACU-LSF-CB, ACU-LSF-TS) when named.
+    // By default the paper's seven methods; the control arms (REAL, REAL-EMA, ACU-EMA, ACU-LSF-CB, ACU-LSF-TS) when
+    // named.
     constexpr auto paper = loop::method_names_of(loop::paper_methods{});
     const std::vector<std::string> names =
         o.methods.empty() ? std::vector<std::string>(paper.begin(), paper.end()) : o.methods;

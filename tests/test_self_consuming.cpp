@@ -514,8 +514,8 @@ TEST_CASE("self_consuming runs a selection of methods with the same rows they ha
 
 TEST_CASE("self_consuming: ACU-LSF-TS draws S_k in T_{k-1}'s label shares, ACU-LSF in equal shares", "[loop]") {
     fixture f;
-    using arms =
-        loop::self_consuming<model, diffusion::ddim<10>, latent::spatial_mean, loop::methods<loop::acu_lsf, loop::acu_lsf_ts>>;
+    using arms = loop::self_consuming<model, diffusion::ddim<10>, latent::spatial_mean,
+                                      loop::methods<loop::acu_lsf, loop::acu_lsf_ts>>;
     auto o = small_options(fresh_dir("loop_ts"));
     o.generations = 3;
     std::ostringstream log;
@@ -530,14 +530,16 @@ TEST_CASE("self_consuming: ACU-LSF-TS draws S_k in T_{k-1}'s label shares, ACU-L
         REQUIRE(at != std::string::npos);
         const auto line = text.find("\n" + prefix, at);
         REQUIRE(line != std::string::npos);
-        std::istringstream in(text.substr(line + 1 + prefix.size(), text.find('\n', line + 1) - line - 1 - prefix.size()));
+        std::istringstream in(
+            text.substr(line + 1 + prefix.size(), text.find('\n', line + 1) - line - 1 - prefix.size()));
         std::vector<std::int64_t> v;
         for (std::int64_t x; in >> x;) v.push_back(x);
         return v;
     };
     for (int k = 2; k <= 3; ++k) {
         const std::string g = std::to_string(k), previous = std::to_string(k - 1);
-        const auto t_previous = numbers_after("[ACU-LSF-TS generation " + previous + "/3]", "  T_" + previous + " per label:");
+        const auto t_previous =
+            numbers_after("[ACU-LSF-TS generation " + previous + "/3]", "  T_" + previous + " per label:");
         REQUIRE(t_previous.size() == 4);
         const auto s_k = numbers_after("[ACU-LSF-TS generation " + g + "/3]",
                                        "  S_" + g + " drawn in T_" + previous + "'s label shares:");
@@ -554,7 +556,8 @@ TEST_CASE("self_consuming: ACU-LSF-TS draws S_k in T_{k-1}'s label shares, ACU-L
                 loop::detail::load_pool(o.out / "chains" / "acu-lsf-ts" / "gen3" / "pool.safetensors", 2, nullptr, 0);
             std::vector<std::int64_t> in_pool(4, 0);
             for (std::int64_t i = 0; i < saved.size(); ++i)
-                if (saved.generations()[static_cast<std::size_t>(i)] == k) ++in_pool[static_cast<std::size_t>(saved.labels()[static_cast<std::size_t>(i)])];
+                if (saved.generations()[static_cast<std::size_t>(i)] == k)
+                    ++in_pool[static_cast<std::size_t>(saved.labels()[static_cast<std::size_t>(i)])];
             CHECK(in_pool == expected_counts);
         }
     }

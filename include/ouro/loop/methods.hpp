@@ -24,8 +24,8 @@ using paper_methods = methods<syn, syn_add, acu, acur, acur_sims, acur_sc, acu_l
 // warm-up recipe; ACU-LSF-CB is ACU-LSF with every class given an equal share of N; ACU-LSF-TS is
 // ACU-LSF sampling S_k in T_{k-1}'s label shares. (New arms go last: a method's position keys its
 // random streams, so the others' results stay the same.)
-using paper_methods_and_controls = methods<syn, syn_add, acu, acur, acur_sims, acur_sc, acu_lsf, real_only, real_ema,
-                                           acu_ema, acu_lsf_cb, acu_lsf_ts>;
+using paper_methods_and_controls =
+    methods<syn, syn_add, acu, acur, acur_sims, acur_sc, acu_lsf, real_only, real_ema, acu_ema, acu_lsf_cb, acu_lsf_ts>;
 
 // The names of a method list, in order: method_names_of(paper_methods{}).
 template <loop_mode... Modes>

@@ -808,7 +808,7 @@ private:
     }
 
     struct selection_ {
-        std::vector<double> scores;         // ξ of every pool item
+        std::vector<double> scores;        // ξ of every pool item
         std::vector<std::int64_t> chosen;  // T_k, indices into the pool
     };
 
@@ -821,10 +821,11 @@ private:
         const std::vector<std::int64_t> pool_labels(ch.items.labels().begin(), ch.items.labels().end());
         const tensor<double> xi = confidence_(pool_latents, pool_labels);
         selection_ sel{std::vector<double>(xi.begin(), xi.end()), {}};
-        sel.chosen = mode.select(ch.items, sel.scores, options_.budget,
-                                 detail::derive_seed(options_.seed, detail::selection, static_cast<std::int64_t>(index), k));
-        require(!sel.chosen.empty(), "self_consuming: method ", method_names[index], " selected no items at generation ",
-                k);
+        sel.chosen =
+            mode.select(ch.items, sel.scores, options_.budget,
+                        detail::derive_seed(options_.seed, detail::selection, static_cast<std::int64_t>(index), k));
+        require(!sel.chosen.empty(), "self_consuming: method ", method_names[index],
+                " selected no items at generation ", k);
         return sel;
     }
 
@@ -834,8 +835,8 @@ private:
         std::vector<std::int64_t> counts(static_cast<std::size_t>(num_classes_), 0);
         for (const std::int64_t i : chosen) {
             const std::int64_t label = items.labels()[static_cast<std::size_t>(i)];
-            require(label >= 0 && label < num_classes_, "self_consuming: internal: pool label ", label,
-                    " outside [0, ", num_classes_, ")");
+            require(label >= 0 && label < num_classes_, "self_consuming: internal: pool label ", label, " outside [0, ",
+                    num_classes_, ")");
             ++counts[static_cast<std::size_t>(label)];
         }
         return counts;
@@ -853,8 +854,7 @@ private:
                 const std::vector<std::int64_t> counts = label_counts_(ch.items, previous.chosen);
                 tensor<std::int64_t> y = labels_in_shares(counts, options_.samples_per_generation);
                 log_() << "  S_" << k << " drawn in T_" << k - 1 << "'s label shares:";
-                for (std::int64_t c = 0; c < num_classes_; ++c)
-                    log_() << " " << std::count(y.begin(), y.end(), c);
+                for (std::int64_t c = 0; c < num_classes_; ++c) log_() << " " << std::count(y.begin(), y.end(), c);
                 log_() << "\n";
                 return y;
             }
