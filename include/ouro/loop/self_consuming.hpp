@@ -842,6 +842,13 @@ private:
         return counts;
     }
 
+    // One log line "  <what>: n_0 n_1 …" (tests/test_self_consuming.cpp reads these lines).
+    void log_label_counts_(const std::string& what, std::span<const std::int64_t> counts) const {
+        log_() << "  " << what << ":";
+        for (const std::int64_t n : counts) log_() << " " << n;
+        log_() << "\n";
+    }
+
     // The labels S_k is drawn with: every class an equal share, or, for a mode that samples in its
     // selection's shares (samples_follow_selection, conditional, k >= 2), T_{k-1}'s label shares.
     // T_{k-1} is not stored: the chain restored for step k holds the pool T_{k-1} was chosen from,
@@ -853,9 +860,10 @@ private:
                 const selection_ previous = select_(mode, index, k - 1, ch);
                 const std::vector<std::int64_t> counts = label_counts_(ch.items, previous.chosen);
                 tensor<std::int64_t> y = labels_in_shares(counts, options_.samples_per_generation);
-                log_() << "  S_" << k << " drawn in T_" << k - 1 << "'s label shares:";
-                for (std::int64_t c = 0; c < num_classes_; ++c) log_() << " " << std::count(y.begin(), y.end(), c);
-                log_() << "\n";
+                std::vector<std::int64_t> drawn(static_cast<std::size_t>(num_classes_), 0);
+                for (const std::int64_t c : y) ++drawn[static_cast<std::size_t>(c)];
+                log_label_counts_("S_" + std::to_string(k) + " drawn in T_" + std::to_string(k - 1) + "'s label shares",
+                                  drawn);
                 return y;
             }
         }
@@ -937,9 +945,7 @@ private:
         const selection_ sel = select_(mode, index, k, ch);
         const std::vector<double>& scores = sel.scores;
         const std::vector<std::int64_t>& chosen = sel.chosen;
-        log_() << "  T_" << k << " per label:";
-        for (const std::int64_t c : label_counts_(ch.items, chosen)) log_() << " " << c;
-        log_() << "\n";
+        log_label_counts_("T_" + std::to_string(k) + " per label", label_counts_(ch.items, chosen));
 
         // Diagnostics of T_k.
         diagnostic_row diag = describe_selection(ch.items, scores, chosen, ch.latents, k);
