@@ -4,10 +4,11 @@
 // (N, 84) as .npy for compute_metrics, and prints the share classified as label i mod 10 (the
 // class-balanced labels the loop samples with), overall and per label. --real writes the features
 // of as many MNIST test images, class-balanced the same way, the reference set a LeNet-FID compares
-// with.
+// with. --predictions writes the class LeNet gives each image: the digit mix of an unconditional
+// model's samples, which carry no label.
 //
 //   lenet_features IMAGES.npy --out FEATURES.npy [--lenet runs/cache/lenet_mnist.safetensors]
-//                  [--data data/mnist] [--real REAL_FEATURES.npy] [--no-quantize]
+//                  [--data data/mnist] [--real REAL_FEATURES.npy] [--predictions CLASSES.npy] [--no-quantize]
 //   compute_metrics REAL_FEATURES.npy FEATURES.npy        # LeNet-FID, precision, recall, ...
 //
 // Images are clamped to [-1, 1] and rounded to 8-bit levels first (as the loop keeps its samples),
@@ -34,7 +35,7 @@ namespace {
 constexpr std::int64_t classes = 10;
 
 struct options {
-    fs::path images, out, real, lenet = "runs/cache/lenet_mnist.safetensors", data = "data/mnist";
+    fs::path images, out, real, predictions, lenet = "runs/cache/lenet_mnist.safetensors", data = "data/mnist";
     bool quantize = true;
 };
 
@@ -54,6 +55,7 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
                    "trained on --data's training split and written there when absent");
     app.add_option("--data", o.data, "Directory of the MNIST IDX files")->check(CLI::ExistingDirectory);
     app.add_option("--real", o.real, "Also write the features of N MNIST test images, the first N/10 of each class");
+    app.add_option("--predictions", o.predictions, "Also write LeNet's class of each image (N) int64 (.npy)");
     app.add_flag("!--no-quantize", o.quantize, "Judge the images as they are, not rounded to 8-bit levels");
     if (exit_code = examples::parse(app, argc, argv); exit_code >= 0) return std::nullopt;
     return o;
@@ -97,6 +99,7 @@ int run(const options& o) {
     };
     io::write_npy(o.out, as_double(lenet.features(images.view())).view());
     const tensor<std::int64_t> predicted = lenet.classify(images.view());
+    if (!o.predictions.empty()) io::write_npy(o.predictions, predicted.view());
     std::int64_t agree = 0;
     std::vector<std::int64_t> agree_per_label(static_cast<std::size_t>(classes), 0),
         per_label(static_cast<std::size_t>(classes), 0);

@@ -151,6 +151,16 @@ TEST_CASE(".npy files round-trip and malformed ones are refused", "[core][io]") 
     io::write_npy(dir / "v.npy", v.view());
     CHECK(io::read_npy<float>(dir / "v.npy").dims() == shape{4});
 
+    // int64 (lenet_features' predicted classes): exact beyond float's 2^24.
+    tensor<std::int64_t> k(shape{3});
+    k[0] = -7, k[1] = 9, k[2] = (std::int64_t{1} << 40) + 1;
+    io::write_npy(dir / "k.npy", k.view());
+    const tensor<std::int64_t> k_back = io::read_npy<std::int64_t>(dir / "k.npy");
+    REQUIRE(k_back.dims() == shape{3});
+    CHECK(k_back[0] == -7);
+    CHECK(k_back[1] == 9);
+    CHECK(k_back[2] == (std::int64_t{1} << 40) + 1);
+
     {
         std::ofstream bad(dir / "bad.npy", std::ios::binary);
         bad << "not numpy at all";

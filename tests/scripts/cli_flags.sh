@@ -132,6 +132,7 @@ expect_refusal train_g0 "--profile" --profile huge
 expect_refusal train_g0 "--snapshot-at" --snapshot-at 0
 expect_refusal sample_g0 "--steps" real.npy --out x.npy --steps 30
 expect_refusal sample_g0 "--x0" real.npy --out x.npy --x0 foo
+expect_refusal sample_g0 "--guidance 2: an unconditional model" real.npy --out x.npy --unconditional --guidance 2
 expect_refusal lenet_features "IMAGES" missing.npy --out x.npy
 [[ -e x.npy || -e runs ]] && { echo "FAIL: a refused G0 tool wrote output"; failures=$((failures + 1)); }
 for program in train_g0 sample_g0 lenet_features; do

@@ -173,13 +173,14 @@ tensor<T> read_npy(const std::filesystem::path& file) {
     return out;
 }
 
-// Writes `t` as a version-1.0 .npy file of float32 or float64, atomically.
+// Writes `t` as a version-1.0 .npy file of float32, float64 or int64, atomically.
 template <class T>
-requires(std::is_same_v<std::remove_const_t<T>, float> ||
-         std::is_same_v<std::remove_const_t<T>, double>) void write_npy(const std::filesystem::path& file,
-                                                                        tensor_view<T> t) {
+requires(std::is_same_v<std::remove_const_t<T>, float> || std::is_same_v<std::remove_const_t<T>, double> ||
+         std::is_same_v<std::remove_const_t<T>, std::int64_t>) void write_npy(const std::filesystem::path& file,
+                                                                              tensor_view<T> t) {
+    using U = std::remove_const_t<T>;
     std::string header = "{'descr': '";
-    header += std::is_same_v<std::remove_const_t<T>, float> ? "<f4" : "<f8";
+    header += std::is_same_v<U, float> ? "<f4" : std::is_same_v<U, double> ? "<f8" : "<i8";
     header += "', 'fortran_order': False, 'shape': (";
     for (int i = 0; i < t.rank(); ++i) header += std::to_string(t.dim(i)) + (i + 1 < t.rank() ? ", " : "");
     header += t.rank() == 1 ? ",), }" : "), }";  // a 1-tuple needs its comma
