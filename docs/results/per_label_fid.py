@@ -1,11 +1,11 @@
-# Usage: /usr/bin/python3 docs/results/per_label_fid.py FEATURE_DIR > docs/results/mnist_quick_selection_shares/per_label_fid.txt
+# Usage: /usr/bin/python3 docs/results/per_label_fid.py FEATURE_DIR > docs/results/mnist_quick_selection_shares/per_label_fid_eta1.txt
 # FID per conditioning label at G5, ACU-LSF against ACU-LSF-TS, MNIST quick profile, seeds 1-3: does
 # a label that ACU-LSF-TS starved (T_4 and T_5 hold almost none of it) come out of the chain worse
 # than under ACU-LSF, in quality and diversity, not only in label agreement?
 # FEATURE_DIR holds LeNet features (N, 84) from lenet_features, image i with label i mod 10:
 #   g0_S.npy, lsf_S.npy, ts_S.npy   4,000 samples of the seed's G0, ACU-LSF's G5 and ACU-LSF-TS's G5
-#                                   (sample_g0 MODEL --samples 4000 --seed 1 --eta 0: the same noise for all;
-#                                   η = 0, not the loop's η = 1)
+#                                   (sample_g0 MODEL --samples 4000 --seed 1 --eta 1: the same noise for all,
+#                                   the loop's sampler; per_label_fid.txt was drawn with --eta 0, runs/plfid/)
 #   real_a.npy                      the first 400 MNIST test images of each class (lenet_features --real 4000)
 #   real_b.npy                      the next 400 of each class (written by this script's --real-b)
 # Per label: FID of the 400 samples of that label against real_a's 400 of that label (same count on
