@@ -199,6 +199,46 @@ TEST_CASE("conv2d is bitwise identical at 1 and 2 threads and for an image alone
     }
 }
 
+TEST_CASE("conv2d_forward_silu_affine gives the bits of group_norm_silu_forward then conv2d_forward", "[conv][fused]") {
+    struct layout {
+        std::int64_t cin, cout, h, w, k, groups;
+        conv2d_params p;
+    };
+    // Planes shorter than a vector's rows (7 x 7), rows across one (20 x 19), long rows (2 x 300),
+    // an odd channel count (bf16 pairs the last with zero), 1x1, and a stride-2 conv (not
+    // same-size: the activation goes through a temporary).
+    const layout cases[] = {{8, 16, 7, 7, 3, 4, {1, 1}},  {12, 8, 20, 19, 3, 3, {1, 1}}, {6, 4, 2, 300, 3, 2, {1, 1}},
+                            {9, 5, 14, 14, 3, 3, {1, 1}}, {8, 6, 10, 11, 1, 2, {1, 0}},  {8, 6, 12, 12, 3, 4, {2, 1}}};
+    for (const matmul_precision precision : {matmul_precision::fp32, matmul_precision::bf16}) {
+        for (const layout& c : cases) {
+            INFO("Cin " << c.cin << ", " << c.h << "x" << c.w << ", k " << c.k << ", stride " << c.p.stride
+                        << (precision == matmul_precision::bf16 ? ", bf16" : ", fp32"));
+            const tensor<float> x = random_tensor<float>(shape{3, c.cin, c.h, c.w}, 61);
+            const tensor<float> gamma = random_tensor<float>(shape{c.cin}, 62);
+            const tensor<float> beta = random_tensor<float>(shape{c.cin}, 63);
+            const tensor<float> w = random_tensor<float>(shape{c.cout, c.cin, c.k, c.k}, 64, 0.1);
+            const tensor<float> b = random_tensor<float>(shape{c.cout}, 65);
+            const shape ys = conv2d_output_shape(x.dims(), w.dims(), c.p);
+
+            tensor<float> activated(x.dims()), unfused(ys), fused(ys), coefficients(shape{3, c.cin, 2});
+            cpu_ops::group_norm_silu_forward<float>(x, gamma, beta, activated, c.groups);
+            cpu_ops::conv2d_forward<float>(activated, w, b, unfused, c.p, precision);
+            cpu_ops::group_norm_silu_coefficients<float>(x, gamma, beta, coefficients, c.groups);
+            cpu_ops::conv2d_forward_silu_affine<float>(x, coefficients, w, b, fused, c.p, precision);
+            CHECK(bitwise_equal(fused, unfused));
+            // Not vacuous: the activation changes the result.
+            tensor<float> plain(ys);
+            cpu_ops::conv2d_forward<float>(x, w, b, plain, c.p, precision);
+            CHECK_FALSE(bitwise_equal(plain, unfused));
+        }
+    }
+    const tensor<float> x = random_tensor<float>(shape{2, 4, 5, 5}, 66);
+    const tensor<float> w = random_tensor<float>(shape{3, 4, 3, 3}, 67);
+    tensor<float> y(shape{2, 3, 5, 5}), wrong(shape{2, 3, 2});
+    CHECK_THROWS_WITH(cpu_ops::conv2d_forward_silu_affine<float>(x, wrong, w, {}, y, {1, 1}),
+                      Catch::Contains("coefficients (B, Cin, 2)") && Catch::Contains("(2, 4, 2)"));
+}
+
 TEST_CASE("bfloat16 rounding is to nearest, ties to even, and keeps NaN and infinity", "[conv][bf16]") {
     using cpu_kernels::gemm::to_bf16;
     CHECK(to_bf16(1.0f) == 0x3f80);

@@ -54,6 +54,27 @@ public:
         return y_.view();
     }
 
+    // y = conv2d(silu(scale·x + shift)) + bias, (scale, shift) = coefficients (B, Cin, 2) per image
+    // and channel (group_norm::silu_coefficients): a GroupNorm+SiLU and this conv in one pass over
+    // x, for inference only (ctx.inference; nothing is kept for a backward). The same bits as the
+    // two layers one after the other. Backends without the fused op
+    // (ops<B>::conv2d_forward_silu_affine) are served by nn::norm_silu_conv's unfused path.
+    tensor_view<const T, B> forward_silu_affine(tensor_view<const T, B> x, tensor_view<const T, B> coefficients,
+                                                const forward_context& ctx) requires
+        requires(tensor_view<const T, B> v, tensor_view<T, B> out) {
+        ops<B>::template conv2d_forward_silu_affine<T>(v, v, v, v, out, conv2d_params{}, matmul_precision::fp32);
+    }
+    {
+        require(ctx.inference, "conv2d '", name_,
+                "': forward_silu_affine is for inference (forward_context::inference)");
+        const tensor_view<const T, B> w = store_->value(weight_);
+        y_.resize(conv2d_output_shape(x.dims(), w.dims(), params_, name_.c_str()));  // (B, Cout, Ho, Wo)
+        ops<B>::template conv2d_forward_silu_affine<T>(x, coefficients, w, bias_view_(), y_.view(), params_,
+                                                       ctx.matmul);
+        x_ = {};
+        return y_.view();
+    }
+
     // Returns dx; adds dw and db into the store's gradients.
     tensor_view<const T, B> backward(tensor_view<const T, B> dy) {
         require(x_.data() != nullptr, "conv2d '", name_,

@@ -67,6 +67,20 @@ public:
     }
 
     // dy of the forward's shape -> dx; accumulates into the weight and bias gradients.
+    // For inference, instead of forward: each (image, channel)'s affine map of x, (B, C, 2) =
+    // (scale, shift), so that the layer after applies silu(scale·x + shift) as it reads x and the
+    // normalised tensor is never written (nn::norm_silu_conv). The same values forward's
+    // training variant uses. ThenSilu only.
+    tensor_view<const T, B> silu_coefficients(tensor_view<const T, B> x) requires ThenSilu {
+        require(x.rank() >= 2 && x.dim(1) == channels_, "nn::group_norm silu_coefficients: expected x of shape (B, ",
+                channels_, ", ...), found shape ", x.dims());
+        x_ = {};
+        coefficients_.resize(shape{x.dim(0), channels_, 2});
+        ops<B>::template group_norm_silu_coefficients<T>(x, value_(weight_), value_(bias_), coefficients_.view(),
+                                                         groups_, eps_);
+        return coefficients_.view();
+    }
+
     tensor_view<const T, B> backward(tensor_view<const T, B> dy) {
         require(x_.data() != nullptr,
                 "nn::group_norm backward: forward has not run, or ran with forward_context::inference");
@@ -88,6 +102,7 @@ public:
         x_ = {};
         y_.release();
         dx_.release();
+        coefficients_.release();
     }
     // Frees only the output, which backward does not read (it reads x and the statistics): for a
     // layer whose consumer has copied what it needs. Backward still works.

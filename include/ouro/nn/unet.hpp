@@ -32,6 +32,7 @@
 #include "ouro/nn/host_inputs.hpp"
 #include "ouro/nn/linear.hpp"
 #include "ouro/nn/module.hpp"
+#include "ouro/nn/norm_silu_conv.hpp"
 #include "ouro/nn/res_block.hpp"
 #include "ouro/nn/resample.hpp"
 
@@ -242,10 +243,11 @@ public:
             if (free_early) free_h();
             free_h = [st = s.get()] { st->release(); };
         }
-        h = out_norm_->forward(h, ctx);  // silu(out_norm(h)), one layer
-        if (free_early) free_h();
-        const tensor_view<const T, B> out = out_conv_->forward(h, ctx);  // (B, C, S, S)
-        if (free_early) out_norm_->release();
+        const tensor_view<const T, B> out = norm_silu_conv(*out_norm_, *out_conv_, h, ctx);  // (B, C, S, S)
+        if (free_early) {
+            free_h();
+            out_norm_->release();
+        }
         return out;
     }
 

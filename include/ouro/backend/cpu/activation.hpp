@@ -4,6 +4,7 @@
 #include "ouro/backend/cpu/detail/simd_warnings_off.hpp"  // xsimd, GCC bug 105593
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "ouro/backend/cpu/elementwise.hpp"  // pointwise_detail::map
@@ -28,6 +29,29 @@ xsimd::batch<T> silu_grad_lanes(xsimd::batch<T> v, xsimd::batch<T> dy) {
     const xsimd::batch<T> one(T(1));
     const xsimd::batch<T> s = one / (one + xsimd::exp(-v));
     return dy * s * xsimd::fma(v, one - s, one);
+}
+
+// y[i] = silu(a·x[i] + shift) for i < n (a GroupNorm's affine map of one channel, then SiLU):
+// whole vectors, then the tail through one zero-padded vector, as silu_forward's map does. The
+// one loop behind group_norm_silu_forward and conv2d_forward_silu_affine, which both call it on
+// whole planes (H·W values of one image and channel), so the two give the same bits. Call it on
+// the same spans only: at -O1 g++ compiles the vector and the tail statements with different
+// contractions, so a value's bits there may depend on whether it fell in the tail.
+// y may not overlap x unless y == x.
+template <class T>
+void silu_affine_span(const T* x, T* y, std::int64_t n, T a, T shift) {
+    using batch = xsimd::batch<T>;
+    constexpr std::int64_t w = static_cast<std::int64_t>(batch::size);
+    const std::int64_t vec_end = n / w * w;
+    const batch av(a), sv(shift);
+    for (std::int64_t i = 0; i < vec_end; i += w)
+        silu_lanes(xsimd::fma(av, xsimd::load_unaligned(x + i), sv)).store_unaligned(y + i);
+    if (vec_end < n) {
+        alignas(64) T tail[w] = {};
+        for (std::int64_t i = vec_end; i < n; ++i) tail[i - vec_end] = std::fma(a, x[i], shift);
+        silu_lanes(xsimd::load_aligned(tail)).store_aligned(tail);
+        std::copy(tail, tail + (n - vec_end), y + vec_end);
+    }
 }
 
 struct activation_ops {

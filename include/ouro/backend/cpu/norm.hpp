@@ -86,6 +86,25 @@ struct norm_ops {
         forward_<true>(x, gamma, beta, y, mean.data(), rstd.data(), coefficients.data(), groups, eps, lay);
     }
 
+    // Only the coefficients (B, C, 2) = (scale, shift) of group_norm_silu_forward, for inference: a
+    // consumer applies y = silu(scale·x + shift) as it reads x (conv2d_forward_silu_affine), so the
+    // normalised tensor is never written. The same bits as the training variant's coefficients.
+    template <real_scalar T>
+    static void group_norm_silu_coefficients(tensor_view<const T> x,       // (B, C, ...)
+                                             tensor_view<const T> gamma,   // (C)
+                                             tensor_view<const T> beta,    // (C)
+                                             tensor_view<T> coefficients,  // (B, C, 2)
+                                             std::int64_t groups, double eps = 1e-5) {
+        const layout_ lay = check_group_norm("group_norm_silu_coefficients", x.dims(), groups);
+        require_shape(gamma.dims(), shape{lay.c}, "group_norm_silu_coefficients gamma (C)");
+        require_shape(beta.dims(), shape{lay.c}, "group_norm_silu_coefficients beta (C)");
+        require_shape(coefficients.dims(), shape{lay.b, lay.c, 2},
+                      "group_norm_silu_coefficients coefficients (B, C, 2)");
+        require(eps >= 0, "group_norm_silu_coefficients: expected eps >= 0, found ", eps);
+        forward_<true>(x, gamma, beta, tensor_view<T>{}, static_cast<T*>(nullptr), static_cast<T*>(nullptr),
+                       coefficients.data(), groups, eps, lay);
+    }
+
     // Gradient of group_norm_silu_forward (training variant): the SiLU's gradient at the recomputed
     // normalised values, then group_norm_backward's, in one pass per group; the same bits as
     // silu_backward followed by group_norm_backward. Requires the forward's x, mean, rstd and
@@ -213,8 +232,9 @@ private:
             4 * b_count);
     }
 
-    // The forward on checked arguments: y = affine (then SiLU when Silu), mean and rstd written
-    // when not null. Each (b, g) group is one contiguous span of n elements with its own statistics.
+    // The forward on checked arguments: y = affine (then SiLU when Silu) unless y is empty, mean,
+    // rstd and coefficients written when not null. Each (b, g) group is one contiguous span of n elements with its own
+    // statistics.
     template <bool Silu, class T>
     static void forward_(tensor_view<const T> x, tensor_view<const T> gamma, tensor_view<const T> beta,
                          tensor_view<T> y, T* mean, T* rstd, T* coefficients, std::int64_t groups, double eps,
@@ -240,8 +260,9 @@ private:
                         coefficients[2 * bc] = static_cast<T>(a);
                         coefficients[2 * bc + 1] = static_cast<T>(shift);
                     }
-                    affine_<Silu>(xs + k * hw, y.data() + offset + k * hw, hw, static_cast<T>(a),
-                                  static_cast<T>(shift));
+                    if (y.data() != nullptr)
+                        affine_<Silu>(xs + k * hw, y.data() + offset + k * hw, hw, static_cast<T>(a),
+                                      static_cast<T>(shift));
                 }
             },
             (Silu ? 32 : 8) * n);
@@ -305,24 +326,15 @@ private:
     // tail's through a zero-padded one, as silu_forward's does (the same bits).
     template <bool Silu = false, class T>
     static void affine_(const T* x, T* y, std::int64_t n, T a, T shift) {
-        using batch = xsimd::batch<T>;
-        constexpr std::int64_t w = static_cast<std::int64_t>(batch::size);
-        const std::int64_t vec_end = n / w * w;
-        const batch av(a), sv(shift);
-        for (std::int64_t i = 0; i < vec_end; i += w) {
-            const batch v = xsimd::fma(av, xsimd::load_unaligned(x + i), sv);
-            if constexpr (Silu) silu_lanes(v).store_unaligned(y + i);
-            else
-                v.store_unaligned(y + i);
-        }
         if constexpr (Silu) {
-            if (vec_end < n) {
-                alignas(64) T tail[w] = {};
-                for (std::int64_t i = vec_end; i < n; ++i) tail[i - vec_end] = std::fma(a, x[i], shift);
-                silu_lanes(xsimd::load_aligned(tail)).store_aligned(tail);
-                std::copy(tail, tail + (n - vec_end), y + vec_end);
-            }
+            silu_affine_span(x, y, n, a, shift);
         } else {
+            using batch = xsimd::batch<T>;
+            constexpr std::int64_t w = static_cast<std::int64_t>(batch::size);
+            const std::int64_t vec_end = n / w * w;
+            const batch av(a), sv(shift);
+            for (std::int64_t i = 0; i < vec_end; i += w)
+                xsimd::fma(av, xsimd::load_unaligned(x + i), sv).store_unaligned(y + i);
             for (std::int64_t i = vec_end; i < n; ++i) y[i] = std::fma(a, x[i], shift);
         }
     }
