@@ -226,6 +226,21 @@ TEST_CASE("conv2d_forward_silu_affine gives the bits of group_norm_silu_forward 
             cpu_ops::group_norm_silu_coefficients<float>(x, gamma, beta, coefficients, c.groups);
             cpu_ops::conv2d_forward_silu_affine<float>(x, coefficients, w, b, fused, c.p, precision);
             CHECK(bitwise_equal(fused, unfused));
+
+            // With the additions a res block makes: + e[n, o] after its first conv, + the skip after
+            // its second, as add_per_channel and elementwise_add would after the conv.
+            const tensor<float> e = random_tensor<float>(shape{3, c.cout}, 66);
+            const tensor<float> skip = random_tensor<float>(ys, 67);
+            tensor<float> with_e(ys), with_both(ys), fused_e(ys), fused_skip(ys), fused_both(ys), with_skip(ys);
+            cpu_ops::add_per_channel<float>(unfused, e, with_e);
+            cpu_ops::elementwise_add<float>(unfused, skip, with_skip);
+            cpu_ops::elementwise_add<float>(with_e, skip, with_both);
+            cpu_ops::conv2d_forward_silu_affine<float>(x, coefficients, w, b, fused_e, c.p, precision, e);
+            cpu_ops::conv2d_forward_silu_affine<float>(x, coefficients, w, b, fused_skip, c.p, precision, {}, skip);
+            cpu_ops::conv2d_forward_silu_affine<float>(x, coefficients, w, b, fused_both, c.p, precision, e, skip);
+            CHECK(bitwise_equal(fused_e, with_e));
+            CHECK(bitwise_equal(fused_skip, with_skip));
+            CHECK(bitwise_equal(fused_both, with_both));
             // Not vacuous: the activation changes the result.
             tensor<float> plain(ys);
             cpu_ops::conv2d_forward<float>(x, w, b, plain, c.p, precision);
@@ -237,6 +252,13 @@ TEST_CASE("conv2d_forward_silu_affine gives the bits of group_norm_silu_forward 
     tensor<float> y(shape{2, 3, 5, 5}), wrong(shape{2, 3, 2});
     CHECK_THROWS_WITH(cpu_ops::conv2d_forward_silu_affine<float>(x, wrong, w, {}, y, {1, 1}),
                       Catch::Contains("coefficients (B, Cin, 2)") && Catch::Contains("(2, 4, 2)"));
+    const tensor<float> coefficients = random_tensor<float>(shape{2, 4, 2}, 68);
+    CHECK_THROWS_WITH(
+        cpu_ops::conv2d_forward_silu_affine<float>(x, coefficients, w, {}, y, {1, 1}, matmul_precision::fp32, wrong),
+        Catch::Contains("channel_add (B, Cout)") && Catch::Contains("(2, 3, 2)"));
+    CHECK_THROWS_WITH(cpu_ops::conv2d_forward_silu_affine<float>(x, coefficients, w, {}, y, {1, 1},
+                                                                 matmul_precision::fp32, {}, wrong),
+                      Catch::Contains("residual (B, Cout, Ho, Wo)"));
 }
 
 TEST_CASE("bfloat16 rounding is to nearest, ties to even, and keeps NaN and infinity", "[conv][bf16]") {

@@ -59,18 +59,21 @@ public:
     // x, for inference only (ctx.inference; nothing is kept for a backward). The same bits as the
     // two layers one after the other. Backends without the fused op
     // (ops<B>::conv2d_forward_silu_affine) are served by nn::norm_silu_conv's unfused path.
+    // Then, when given, + channel_add[n, o] (B, Cout) and + residual (B, Cout, Ho, Wo), added as the
+    // outputs are written, with the bits of add_per_channel and elementwise_add after the conv.
     tensor_view<const T, B> forward_silu_affine(tensor_view<const T, B> x, tensor_view<const T, B> coefficients,
-                                                const forward_context& ctx) requires
+                                                const forward_context& ctx, tensor_view<const T, B> channel_add = {},
+                                                tensor_view<const T, B> residual = {}) requires
         requires(tensor_view<const T, B> v, tensor_view<T, B> out) {
-        ops<B>::template conv2d_forward_silu_affine<T>(v, v, v, v, out, conv2d_params{}, matmul_precision::fp32);
+        ops<B>::template conv2d_forward_silu_affine<T>(v, v, v, v, out, conv2d_params{}, matmul_precision::fp32, v, v);
     }
     {
         require(ctx.inference, "conv2d '", name_,
                 "': forward_silu_affine is for inference (forward_context::inference)");
         const tensor_view<const T, B> w = store_->value(weight_);
         y_.resize(conv2d_output_shape(x.dims(), w.dims(), params_, name_.c_str()));  // (B, Cout, Ho, Wo)
-        ops<B>::template conv2d_forward_silu_affine<T>(x, coefficients, w, bias_view_(), y_.view(), params_,
-                                                       ctx.matmul);
+        ops<B>::template conv2d_forward_silu_affine<T>(x, coefficients, w, bias_view_(), y_.view(), params_, ctx.matmul,
+                                                       channel_add, residual);
         x_ = {};
         return y_.view();
     }

@@ -77,9 +77,12 @@ public:
         require(x.rank() == 4 && x.dim(1) == in_ && x.dim(0) >= 1, "nn::res_block '", name_,
                 "' forward: expected x of shape (B, ", in_, ", H, W) with B >= 1, found shape ", x.dims());
         require_shape(emb.dims(), shape{x.dim(0), emb_dim_}, "nn::res_block forward emb (B, emb_dim)");
+        if constexpr (fuses_norm_silu_conv<B, T>) {
+            if (ctx.inference && !ctx.training) return fused_inference_(x, emb, ctx);
+        }
         const bool free_early = ctx.inference;
-        const tensor_view<const T, B> h1 =
-            norm_silu_conv(norm1_, conv1_, x, ctx);  // conv1(silu(norm1(x))) (B, Cout, H, W)
+        // conv1(silu(norm1(x))) (B, Cout, H, W)
+        const tensor_view<const T, B> h1 = norm_silu_conv(norm1_, conv1_, x, ctx);
         if (free_early) norm1_.release();
         const tensor_view<const T, B> e = emb_proj_.forward(emb_act_.forward(emb, ctx), ctx);  // (B, Cout)
         h_.resize(h1.dims());
@@ -165,6 +168,30 @@ public:
     const std::string& name() const { return name_; }
 
 private:
+    // forward for inference on a backend that fuses: each GroupNorm+SiLU is applied by the conv
+    // after it as it reads its input, and the embedding and the skip are added by the convs as
+    // they write their outputs (conv2d::forward_silu_affine), so neither the activations nor h1 and
+    // h2 before their additions are ever stored. The same bits as the unfused pass. The output
+    // lives in conv2_ until release().
+    tensor_view<const T, B> fused_inference_(tensor_view<const T, B> x, tensor_view<const T, B> emb,
+                                             const forward_context& ctx) {
+        const tensor_view<const T, B> e = emb_proj_.forward(emb_act_.forward(emb, ctx), ctx);  // (B, Cout)
+        // h = conv1(silu(norm1(x))) + e
+        const tensor_view<const T, B> h = conv1_.forward_silu_affine(x, norm1_.silu_coefficients(x), ctx, e);
+        norm1_.release();
+        emb_act_.release();
+        emb_proj_.release();
+        const tensor_view<const T, B> s = skip_ ? skip_->forward(x, ctx) : x;  // (B, Cout, H, W)
+        // y = conv2(silu(norm2(h))) + s (dropout is the identity in inference)
+        const tensor_view<const T, B> y =
+            conv2_.forward_silu_affine(h, norm2_.silu_coefficients(h), ctx, tensor_view<const T, B>{}, s);
+        conv1_.release();
+        norm2_.release();
+        if (skip_) skip_->release();
+        ran_ = false;
+        return y;
+    }
+
     // conv2(dropout(silu(norm2(h_)))), freeing what the pass no longer needs. Dropout is the
     // identity in inference, so there the pair may fuse (norm_silu_conv).
     tensor_view<const T, B> second_conv_(const forward_context& ctx) {

@@ -46,6 +46,60 @@ struct conv_ops {
     // Input channels per backward work item.
     static constexpr std::int64_t channel_block = 8;
 
+    // forward_direct_'s store_row: the outputs as they are.
+    struct copy_store_ {
+        template <class T>
+        void operator()(const T* src, std::int64_t count, T* dst, std::int64_t, std::int64_t, std::int64_t) const {
+            copy_row_(src, count, dst);
+        }
+    };
+
+    // forward_direct_'s store_row for conv2d_forward_silu_affine's additions: dst = (src +
+    // channel_add[n, o]) + residual[n, o, pixel …], either term absent when its pointer is null. The
+    // same float additions as add_per_channel and elementwise_add after the conv, so the same bits.
+    template <class T>
+    struct add_store_ {
+        const T* channel_add;  // (B, Cout) or null
+        const T* residual;     // (B, Cout, H, W) or null
+        std::int64_t cout, hw;
+
+        void operator()(const T* src, std::int64_t count, T* dst, std::int64_t n, std::int64_t o,
+                        std::int64_t pixel) const {
+            const T shift = channel_add ? channel_add[n * cout + o] : T(0);
+            const T* res = residual ? residual + (n * cout + o) * hw + pixel : nullptr;
+            // Rows here are short (7 to 32 values), so a scalar tail would be much of the work: the
+            // vectors are 16, 8 or 4 wide where the CPU has them, the last ending at `count` and
+            // overlapping the one before (dst aliases neither src nor res, so a value written twice
+            // is written the same).
+            auto run = [&]<class V>(std::int64_t w) {
+                auto one = [&](std::int64_t j) {
+                    V v = V::load_unaligned(src + j);
+                    if (channel_add) v = v + V(shift);
+                    if (res) v = v + V::load_unaligned(res + j);
+                    v.store_unaligned(dst + j);
+                };
+                std::int64_t j = 0;
+                for (; j + w <= count; j += w) one(j);
+                if (j < count) one(count - w);
+            };
+            if constexpr (std::is_same_v<T, float>) {
+#if defined(__AVX512F__)
+                if (count >= 16) return run.template operator()<xsimd::batch<float, xsimd::avx512f>>(16);
+#endif
+#if defined(__AVX__)
+                if (count >= 8) return run.template operator()<xsimd::batch<float, xsimd::avx>>(8);
+                if (count >= 4) return run.template operator()<xsimd::batch<float, xsimd::sse4_2>>(4);
+#endif
+            }
+            for (std::int64_t j = 0; j < count; ++j) {
+                T v = src[j];
+                if (channel_add) v = v + shift;
+                if (res) v = v + res[j];
+                dst[j] = v;
+            }
+        }
+    };
+
     // y = conv2d(x, w) + b:  y[n, o, i, j] = b[o] + Σ_{c, u, v} w[o, c, u, v] · x[n, c, s·i − p + u, s·j − p + v],
     // with x zero outside its extent. Requires the shapes of conv2d_output_shape, y of that shape,
     // and b of shape (Cout), or b without data (a default-constructed view) for no bias.
@@ -82,7 +136,9 @@ struct conv_ops {
     }
 
     // y = conv2d(silu(scale[n, c]·x + shift[n, c]), w) + b, (scale, shift) = coefficients[n, c, :]:
-    // a GroupNorm+SiLU (group_norm_silu_coefficients) and the conv after it, for inference. The
+    // a GroupNorm+SiLU (group_norm_silu_coefficients) and the conv after it, for inference; then,
+    // when given, + channel_add[n, o] (a res block's time embedding) and + residual (its skip), added
+    // as the outputs are written, with the bits of add_per_channel and elementwise_add after it. The
     // activation is computed as x is copied into the product's padded layout and never stored,
     // which saves writing and re-reading a tensor of x's size (a res block's activations are tens
     // of MB at batch 256, so both passes went to memory). The same bits as group_norm_silu_forward
@@ -95,8 +151,18 @@ struct conv_ops {
                                            tensor_view<const T> w,             // (Cout, Cin, k, k)
                                            tensor_view<const T> b,             // (Cout) or none
                                            tensor_view<T> y,                   // (B, Cout, Ho, Wo)
-                                           conv2d_params params, matmul_precision precision = matmul_precision::fp32) {
+                                           conv2d_params params, matmul_precision precision = matmul_precision::fp32,
+                                           tensor_view<const T> channel_add = {},  // (B, Cout) or none
+                                           tensor_view<const T> residual = {}) {   // (B, Cout, Ho, Wo) or none
         const geometry_ g = geometry_of_("conv2d_forward_silu_affine", x.dims(), w.dims(), params);
+        if (channel_add.data() != nullptr)
+            require_shape(channel_add.dims(), shape{g.batch, g.cout},
+                          "conv2d_forward_silu_affine channel_add (B, Cout)");
+        if (residual.data() != nullptr)
+            require_shape(residual.dims(), shape{g.batch, g.cout, g.ho, g.wo},
+                          "conv2d_forward_silu_affine residual (B, Cout, Ho, Wo)");
+        const add_store_<T> adds{channel_add.data(), residual.data(), g.cout, g.ho * g.wo};
+        const bool adding = adds.channel_add != nullptr || adds.residual != nullptr;
         require_shape(coefficients.dims(), shape{g.batch, g.cin, 2},
                       "conv2d_forward_silu_affine coefficients (B, Cin, 2)");
         require_shape(y.dims(), shape{g.batch, g.cout, g.ho, g.wo},
@@ -114,29 +180,31 @@ struct conv_ops {
             silu_affine_span(x.data() + nc * g.hw, out, g.hw, coef[2 * nc], coef[2 * nc + 1]);
         };
         if (precision == matmul_precision::fp32 && g.same_size()) {
-            forward_same_size_(w.data(), bias, y.data(), g,
-                               [&](std::int64_t c, std::int64_t n, T* dst, std::int64_t stride) {
-                                   T* plane = scratch_<T, slot_::activation>(g.hw);
-                                   activate_plane(c, n, plane);
-                                   for (std::int64_t i = 0; i < g.h; ++i)
-                                       copy_row_(plane + i * g.w, g.w, dst + i * stride);
-                               });
+            forward_same_size_(
+                w.data(), bias, y.data(), g,
+                [&](std::int64_t c, std::int64_t n, T* dst, std::int64_t stride) {
+                    T* plane = scratch_<T, slot_::activation>(g.hw);
+                    activate_plane(c, n, plane);
+                    for (std::int64_t i = 0; i < g.h; ++i) copy_row_(plane + i * g.w, g.w, dst + i * stride);
+                },
+                adds);
             return;
         }
 #if OURO_HAS_AVX512_BF16
         if constexpr (std::same_as<T, float>) {
             if (precision == matmul_precision::bf16 && g.same_size()) {
-                forward_bf16_same_size_(w.data(), bias, y.data(), g,
-                                        [&](std::int64_t c2, std::int64_t n, std::uint32_t* dst, std::int64_t stride) {
-                                            float* even = scratch_<float, slot_::activation>(2 * g.hw);
-                                            float* odd = even + g.hw;
-                                            const bool has_odd = 2 * c2 + 1 < g.cin;
-                                            activate_plane(2 * c2, n, even);
-                                            if (has_odd) activate_plane(2 * c2 + 1, n, odd);
-                                            for (std::int64_t i = 0; i < g.h; ++i)
-                                                gemm::pair_bf16(even + i * g.w, has_odd ? odd + i * g.w : nullptr, g.w,
-                                                                dst + i * stride);
-                                        });
+                forward_bf16_same_size_(
+                    w.data(), bias, y.data(), g,
+                    [&](std::int64_t c2, std::int64_t n, std::uint32_t* dst, std::int64_t stride) {
+                        float* even = scratch_<float, slot_::activation>(2 * g.hw);
+                        float* odd = even + g.hw;
+                        const bool has_odd = 2 * c2 + 1 < g.cin;
+                        activate_plane(2 * c2, n, even);
+                        if (has_odd) activate_plane(2 * c2 + 1, n, odd);
+                        for (std::int64_t i = 0; i < g.h; ++i)
+                            gemm::pair_bf16(even + i * g.w, has_odd ? odd + i * g.w : nullptr, g.w, dst + i * stride);
+                    },
+                    adds);
                 return;
             }
         }
@@ -153,6 +221,25 @@ struct conv_ops {
             },
             32 * g.hw);
         conv2d_forward<T>(activated.view(), w, b, y, params, precision);
+        if (adding) {
+            const std::int64_t plane = g.ho * g.wo;
+            parallel_for(
+                g.batch * g.cout,
+                [&](std::int64_t no) {
+                    // In place, so not through add_store_ (whose overlapping vectors need dst apart
+                    // from src); the same additions in the same order.
+                    T* p = y.data() + no * plane;
+                    const T shift = adds.channel_add ? adds.channel_add[no] : T(0);
+                    const T* res = adds.residual ? adds.residual + no * plane : nullptr;
+                    for (std::int64_t j = 0; j < plane; ++j) {
+                        T v = p[j];
+                        if (adds.channel_add) v = v + shift;
+                        if (res) v = v + res[j];
+                        p[j] = v;
+                    }
+                },
+                2 * plane);
+        }
     }
 
     // dx = ∂L/∂x given dy = ∂L/∂y:  dx = col2im(wᵀ dy) image by image, overlapping patches summed.
@@ -366,16 +453,19 @@ private:
 
     // forward_'s same_size() case, the input's planes written into the padded layout by
     // write_plane (see pad_chunk_).
-    template <class T, class WritePlane>
-    static void forward_same_size_(const T* w, const T* bias, T* y, const geometry_& g, WritePlane&& write_plane) {
+    template <class T, class WritePlane, class StoreRow = copy_store_>
+    static void forward_same_size_(const T* w, const T* bias, T* y, const geometry_& g, WritePlane&& write_plane,
+                                   StoreRow&& store_row = StoreRow{}) {
         using tile = gemm::pixel_tile<T>;
         T* w_packed = scratch_<T, slot_::weights>(gemm::packed_rows_size<tile>(g.cout, g.ckk));
         gemm::pack_rows<tile>(w, g.ckk, 1, g.cout, g.ckk, w_packed);
-        forward_direct_<T>(g.cin, g, tile::nr, y, write_plane,
-                           [&](const T* b, const std::int64_t* taps, std::int64_t cols, T* out, std::int64_t ldo) {
-                               gemm::outer_product<tile, false>(g.cout, cols, g.ckk, w_packed, 0, b,
-                                                                gemm::indexed_rows{taps}, out, ldo, bias);
-                           });
+        forward_direct_<T>(
+            g.cin, g, tile::nr, y, write_plane,
+            [&](const T* b, const std::int64_t* taps, std::int64_t cols, T* out, std::int64_t ldo) {
+                gemm::outer_product<tile, false>(g.cout, cols, g.ckk, w_packed, 0, b, gemm::indexed_rows{taps}, out,
+                                                 ldo, bias);
+            },
+            store_row);
     }
 
     // The direct form of a same_size() product (stride 1, k = 2p + 1), without im2col: each work
@@ -598,9 +688,11 @@ private:
     // chunk: write_plane(c, n, dst, row_stride) writes image n's plane of input channel c as
     // pad_chunk_ asks (the fp32 input, or its bf16 pairs); product(b, taps, cols, out, ldo) writes a block's (g.cout,
     // cols) outputs at row stride ldo, reading B's row k at b[taps[k] + j].
-    template <class X, class T, class WritePlane, class Product>
+    // store_row(src, count, dst, n, o, pixel) writes `count` outputs of image n and output channel o,
+    // from plane offset `pixel` on, at dst (copy_store_: as they are).
+    template <class X, class T, class WritePlane, class Product, class StoreRow = copy_store_>
     static void forward_direct_(std::int64_t channels, const geometry_& g, std::int64_t nr, T* y,
-                                WritePlane&& write_plane, Product&& product) {
+                                WritePlane&& write_plane, Product&& product, StoreRow&& store_row = StoreRow{}) {
         const padded_layout_ l = padded_layout_of_(g, nr);
         std::int64_t* taps = scratch_<std::int64_t, slot_::taps>(channels * g.kk);
         for (std::int64_t c = 0; c < channels; ++c)
@@ -626,9 +718,10 @@ private:
                         const std::int64_t n = r / (g.h + g.pad), i = r % (g.h + g.pad);
                         const std::int64_t a = std::max(r * l.row, j0), e = std::min(r * l.row + g.w, j0 + cols);
                         if (i >= g.h || a >= e) continue;
-                        T* dst = y + (n0 + n) * g.cout * g.hw + i * g.w + (a - r * l.row);
+                        const std::int64_t pixel = i * g.w + (a - r * l.row);
+                        T* dst = y + (n0 + n) * g.cout * g.hw + pixel;
                         for (std::int64_t o = 0; o < g.cout; ++o)
-                            copy_row_(out + o * column_block + (a - j0), e - a, dst + o * g.hw);
+                            store_row(out + o * column_block + (a - j0), e - a, dst + o * g.hw, n0 + n, o, pixel);
                     }
                 }
             },
@@ -762,9 +855,9 @@ private:
 
     // forward_bf16_'s same_size() case: write_plane(c2, n, dst, row_stride) writes the bf16 pairs of
     // image n's channels (2·c2, 2·c2 + 1) into the padded layout (see pad_chunk_).
-    template <class WritePlane>
+    template <class WritePlane, class StoreRow = copy_store_>
     static void forward_bf16_same_size_(const float* w, const float* bias, float* y, const geometry_& g,
-                                        WritePlane&& write_plane) {
+                                        WritePlane&& write_plane, StoreRow&& store_row = StoreRow{}) {
         using tile = gemm::pixel_tile<float>;
         const geometry_ gp = pair_geometry_(g);
         const std::uint32_t* w_packed = pack_bf16_weights_(w, g, gp);
@@ -773,7 +866,8 @@ private:
             [&](const std::uint32_t* b, const std::int64_t* taps, std::int64_t cols, float* out, std::int64_t ldo) {
                 gemm::outer_product_bf16<tile>(g.cout, cols, gp.ckk, w_packed, b, gemm::indexed_rows{taps}, out, ldo,
                                                bias);
-            });
+            },
+            store_row);
     }
 #endif
 
