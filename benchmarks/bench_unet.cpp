@@ -16,8 +16,8 @@
 #include <string>
 #include <string_view>
 
-#include <xsimd/xsimd.hpp>
-
+// ops.hpp first: it includes xsimd inside the region that silences GCC 12's false -Wuninitialized
+// in its AVX-512 intrinsics (backend/cpu/detail/simd_warnings_off.hpp, GCC bug 105593).
 #include "ouro/backend/cpu/ops.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/optim/adamw.hpp"
