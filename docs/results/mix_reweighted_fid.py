@@ -1,4 +1,8 @@
-# Usage: /usr/bin/python3 docs/results/mix_reweighted_fid.py FEATURE_DIR > docs/results/mnist_quick_output_mix/mix_reweighted_fid.txt
+# Usage: /usr/bin/python3 docs/results/mix_reweighted_fid.py FEATURE_DIR [--earlier FILE] > docs/results/mnist_quick_output_mix/mix_reweighted_fid.txt
+#   --earlier FILE: also take the per-seed rows of an earlier run of this script (the seeds whose
+#   features FEATURE_DIR does not hold; seeds 1-3 in mix_reweighted_fid_seeds_1-3.txt, whose features
+#   were not kept) into the table and the intervals. Their real set is the same (the first 200 test
+#   images of each digit); their models came from the AVX2 machine, seeds 4-5's from an AVX-512 one.
 # How much of the unconditional chain's FID rise is its shift in digit mix, and how much worse digits?
 # FEATURE_DIR (runs/mixfid/) holds, per seed S and arm (g0: the seed's G0; lsf: ACU-LSF's G5; cb:
 # ACU-LSF-CB's G5, all from runs/unl_mix_S, MNIST quick profile, unlabelled):
@@ -12,7 +16,7 @@
 # so that the weighted samples hold every digit in equal shares as the real set does (weighted mean
 # and covariance; n_eff = (sum w)^2 / sum w^2, Kish's effective sample size, shows the price). A digit
 # the model no longer draws cannot be weighted back: it stays a loss in both FIDs.
-import math, os, statistics, sys
+import math, os, re, statistics, sys
 import numpy as np
 from scipy import stats
 
@@ -43,13 +47,25 @@ def interval(v, fmt):
     return f'{m:{fmt}} [{m - h:{fmt}}, {m + h:{fmt}}]'
 
 d = sys.argv[1]
+earlier = sys.argv[sys.argv.index('--earlier') + 1] if '--earlier' in sys.argv else None
 real_m, real_c = moments(np.load(f'{d}/real.npy'))
-seeds = sorted(int(n[3:-len('.classes.npy')]) for n in os.listdir(d) if n.startswith('cb_') and n.endswith('.classes.npy'))
-print(f'# {os.path.basename(__file__)}: seeds {seeds}; 2,000 samples per model against 2,000 real test digits')
+new_seeds = sorted(int(n[3:-len('.classes.npy')]) for n in os.listdir(d) if n.startswith('cb_') and n.endswith('.classes.npy'))
+arm_of = {'G0': 'g0', 'ACU-LSF G5': 'lsf', 'ACU-LSF-CB G5': 'cb'}
+rows, earlier_lines = {}, []
+if earlier:
+    row = re.compile(r'^\| (\d+) \| (G0|ACU-LSF G5|ACU-LSF-CB G5) \| [\d. ]+ \| ([\d.]+) \| \d+ \| ([\d.]+) \| ([\d.]+) \| \d+ \|$')
+    for line in open(earlier):
+        m = row.match(line.strip())
+        if m and int(m.group(1)) not in new_seeds:
+            rows[(int(m.group(1)), arm_of[m.group(2)])] = (float(m.group(4)), float(m.group(5)), float(m.group(3)))
+            earlier_lines.append(line.strip())
+seeds = sorted({s for s, _ in rows} | set(new_seeds))
+print(f'# {os.path.basename(__file__)}: seeds {seeds}; 2,000 samples per model against 2,000 real test digits'
+      + (f' (seeds {sorted({s for s, _ in rows})} from {earlier})' if earlier else ''))
 print('| seed | model | digit shares (%) 0-9 | effective digits | digits under 1% | FID as drawn | FID, digits reweighted to equal shares | n_eff |')
 print('|---|---|---|---|---|---|---|---|')
-rows = {}
-for s in seeds:
+for line in earlier_lines: print(line)
+for s in new_seeds:
     for arm, name in (('g0', 'G0'), ('lsf', 'ACU-LSF G5'), ('cb', 'ACU-LSF-CB G5')):
         x = np.load(f'{d}/{arm}_{s}.npy')
         y = np.load(f'{d}/{arm}_{s}.classes.npy')
