@@ -66,7 +66,6 @@ public:
         return y_.view();
     }
 
-    // dy of the forward's shape -> dx; accumulates into the weight and bias gradients.
     // For inference, instead of forward: each (image, channel)'s affine map of x, (B, C, 2) =
     // (scale, shift), so that the layer after applies silu(scale·x + shift) as it reads x and the
     // normalised tensor is never written (nn::norm_silu_conv). The same values forward's
@@ -81,6 +80,7 @@ public:
         return coefficients_.view();
     }
 
+    // dy of the forward's shape -> dx; accumulates into the weight and bias gradients.
     tensor_view<const T, B> backward(tensor_view<const T, B> dy) {
         require(x_.data() != nullptr,
                 "nn::group_norm backward: forward has not run, or ran with forward_context::inference");

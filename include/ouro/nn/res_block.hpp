@@ -81,8 +81,8 @@ public:
             if (ctx.inference && !ctx.training) return fused_inference_(x, emb, ctx);
         }
         const bool free_early = ctx.inference;
-        // conv1(silu(norm1(x))) (B, Cout, H, W)
-        const tensor_view<const T, B> h1 = norm_silu_conv(norm1_, conv1_, x, ctx);
+        const tensor_view<const T, B> a1 = norm1_.forward(x, ctx);   // silu(norm1(x)), one layer
+        const tensor_view<const T, B> h1 = conv1_.forward(a1, ctx);  // (B, Cout, H, W)
         if (free_early) norm1_.release();
         const tensor_view<const T, B> e = emb_proj_.forward(emb_act_.forward(emb, ctx), ctx);  // (B, Cout)
         h_.resize(h1.dims());
@@ -94,7 +94,16 @@ public:
         } else {
             conv1_.release_output();  // read by the add alone; conv1's backward needs its input, not this
         }
-        const tensor_view<const T, B> h2 = second_conv_(ctx);  // conv2(dropout(silu(norm2(h)))) (B, Cout, H, W)
+        const tensor_view<const T, B> n2 = norm2_.forward(h_.view(), ctx);
+        const tensor_view<const T, B> a2 = dropout_.forward(n2, ctx);
+        if (free_early) h_.release();
+        // In training with dropout, a2 is a new tensor: norm2's output is dead (its backward reads h).
+        if (!free_early && a2.data() != n2.data()) norm2_.release_output();
+        const tensor_view<const T, B> h2 = conv2_.forward(a2, ctx);  // (B, Cout, H, W)
+        if (free_early) {
+            norm2_.release();
+            dropout_.release();
+        }
         const tensor_view<const T, B> s = skip_ ? skip_->forward(x, ctx) : x;  // (B, Cout, H, W)
         y_.resize(h2.dims());
         ops<B>::template elementwise_add<T>(h2, s, y_.view());
@@ -190,32 +199,6 @@ private:
         if (skip_) skip_->release();
         ran_ = false;
         return y;
-    }
-
-    // conv2(dropout(silu(norm2(h_)))), freeing what the pass no longer needs. Dropout is the
-    // identity in inference, so there the pair may fuse (norm_silu_conv).
-    tensor_view<const T, B> second_conv_(const forward_context& ctx) {
-        const bool free_early = ctx.inference;
-        if constexpr (fuses_norm_silu_conv<B, T>) {
-            if (ctx.inference && !ctx.training) {
-                const tensor_view<const T, B> h2 =
-                    norm_silu_conv(norm2_, conv2_, tensor_view<const T, B>(h_.view()), ctx);
-                h_.release();
-                norm2_.release();
-                return h2;
-            }
-        }
-        const tensor_view<const T, B> n2 = norm2_.forward(h_.view(), ctx);
-        const tensor_view<const T, B> a2 = dropout_.forward(n2, ctx);
-        if (free_early) h_.release();
-        // In training with dropout, a2 is a new tensor: norm2's output is dead (its backward reads h).
-        if (!free_early && a2.data() != n2.data()) norm2_.release_output();
-        const tensor_view<const T, B> h2 = conv2_.forward(a2, ctx);
-        if (free_early) {
-            norm2_.release();
-            dropout_.release();
-        }
-        return h2;
     }
 
     // Checked before any parameter is registered, so a refused block leaves the store as it was.
