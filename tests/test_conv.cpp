@@ -247,6 +247,23 @@ TEST_CASE("conv2d_forward_silu_affine gives the bits of group_norm_silu_forward 
             CHECK_FALSE(bitwise_equal(plain, unfused));
         }
     }
+    {  // in double (the golden tests' type), same-size and with both additions
+        const tensor<double> x = random_tensor<double>(shape{2, 6, 9, 9}, 71);
+        const tensor<double> gamma = random_tensor<double>(shape{6}, 72), beta = random_tensor<double>(shape{6}, 73);
+        const tensor<double> w = random_tensor<double>(shape{4, 6, 3, 3}, 74, 0.1);
+        const tensor<double> b = random_tensor<double>(shape{4}, 75), e = random_tensor<double>(shape{2, 4}, 76);
+        const tensor<double> skip = random_tensor<double>(shape{2, 4, 9, 9}, 77);
+        tensor<double> activated(x.dims()), conv(skip.dims()), with_e(skip.dims()), unfused(skip.dims()),
+            fused(skip.dims()), coefficients(shape{2, 6, 2});
+        cpu_ops::group_norm_silu_forward<double>(x, gamma, beta, activated, 3);
+        cpu_ops::conv2d_forward<double>(activated, w, b, conv, {1, 1});
+        cpu_ops::add_per_channel<double>(conv, e, with_e);
+        cpu_ops::elementwise_add<double>(with_e, skip, unfused);
+        cpu_ops::group_norm_silu_coefficients<double>(x, gamma, beta, coefficients, 3);
+        cpu_ops::conv2d_forward_silu_affine<double>(x, coefficients, w, b, fused, {1, 1}, matmul_precision::fp32, e,
+                                                    skip);
+        CHECK(bitwise_equal(fused, unfused));
+    }
     const tensor<float> x = random_tensor<float>(shape{2, 4, 5, 5}, 66);
     const tensor<float> w = random_tensor<float>(shape{3, 4, 3, 3}, 67);
     tensor<float> y(shape{2, 3, 5, 5}), wrong(shape{2, 3, 2});
