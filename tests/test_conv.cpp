@@ -278,6 +278,42 @@ TEST_CASE("conv2d_forward_silu_affine gives the bits of group_norm_silu_forward 
                       Catch::Contains("residual (B, Cout, Ho, Wo)"));
 }
 
+TEST_CASE("conv2d_forward_upsampled gives the bits of upsample_nearest2x_forward then conv2d_forward",
+          "[conv][fused]") {
+    struct layout {
+        std::int64_t cin, cout, h, w, k;
+        conv2d_params p;
+    };
+    // 7 x 7 to 14 x 14 (the U-Nets' first upsampling), a wide row, an odd channel count (bf16 pairs
+    // the last with zero), 1x1, and stride 2 (not same-size: the temporary).
+    const layout cases[] = {{6, 8, 7, 7, 3, {1, 1}},
+                            {4, 5, 3, 10, 3, {1, 1}},
+                            {5, 4, 4, 4, 3, {1, 1}},
+                            {4, 6, 5, 6, 1, {1, 0}},
+                            {4, 3, 6, 6, 3, {2, 1}}};
+    for (const matmul_precision precision : {matmul_precision::fp32, matmul_precision::bf16}) {
+        for (const layout& c : cases) {
+            INFO("Cin " << c.cin << ", " << c.h << "x" << c.w << " upsampled, k " << c.k << ", stride " << c.p.stride
+                        << (precision == matmul_precision::bf16 ? ", bf16" : ", fp32"));
+            const tensor<float> x = random_tensor<float>(shape{3, c.cin, c.h, c.w}, 81);
+            const tensor<float> w = random_tensor<float>(shape{c.cout, c.cin, c.k, c.k}, 82, 0.1);
+            const tensor<float> b = random_tensor<float>(shape{c.cout}, 83);
+            tensor<float> up(shape{3, c.cin, 2 * c.h, 2 * c.w});
+            cpu_ops::upsample_nearest2x_forward<float>(x, up);
+            const shape ys = conv2d_output_shape(up.dims(), w.dims(), c.p);
+            tensor<float> unfused(ys), fused(ys);
+            cpu_ops::conv2d_forward<float>(up, w, b, unfused, c.p, precision);
+            cpu_ops::conv2d_forward_upsampled<float>(x, w, b, fused, c.p, precision);
+            CHECK(bitwise_equal(fused, unfused));
+        }
+    }
+    const tensor<float> x = random_tensor<float>(shape{2, 4, 5, 5}, 84);
+    const tensor<float> w = random_tensor<float>(shape{3, 4, 3, 3}, 85);
+    tensor<float> y(shape{2, 3, 5, 5});  // the output of the conv without upsampling
+    CHECK_THROWS_WITH(cpu_ops::conv2d_forward_upsampled<float>(x, w, {}, y, {1, 1}),
+                      Catch::Contains("(2, 3, 10, 10)") && Catch::Contains("(2, 3, 5, 5)"));
+}
+
 TEST_CASE("bfloat16 rounding is to nearest, ties to even, and keeps NaN and infinity", "[conv][bf16]") {
     using cpu_kernels::gemm::to_bf16;
     CHECK(to_bf16(1.0f) == 0x3f80);

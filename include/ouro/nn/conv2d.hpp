@@ -78,6 +78,25 @@ public:
         return y_.view();
     }
 
+    // y = conv2d(upsample_nearest2x(x)) + bias, x (B, Cin, H, W): nn::upsample's pair in one pass,
+    // for inference only (ctx.inference); the upsampled tensor is never stored. The same bits as the
+    // two one after the other. Exists where the backend has the fused op.
+    tensor_view<const T, B> forward_upsampled(tensor_view<const T, B> x, const forward_context& ctx) requires
+        requires(tensor_view<const T, B> v, tensor_view<T, B> out) {
+        ops<B>::template conv2d_forward_upsampled<T>(v, v, v, out, conv2d_params{}, matmul_precision::fp32);
+    }
+    {
+        require(ctx.inference, "conv2d '", name_, "': forward_upsampled is for inference (forward_context::inference)");
+        require(x.rank() == 4, "conv2d '", name_,
+                "': forward_upsampled: expected x of shape (B, Cin, H, W), found shape ", x.dims());
+        const tensor_view<const T, B> w = store_->value(weight_);
+        y_.resize(conv2d_output_shape(shape{x.dim(0), x.dim(1), 2 * x.dim(2), 2 * x.dim(3)}, w.dims(), params_,
+                                      name_.c_str()));  // (B, Cout, Ho, Wo)
+        ops<B>::template conv2d_forward_upsampled<T>(x, w, bias_view_(), y_.view(), params_, ctx.matmul);
+        x_ = {};
+        return y_.view();
+    }
+
     // Returns dx; adds dw and db into the store's gradients.
     tensor_view<const T, B> backward(tensor_view<const T, B> dy) {
         require(x_.data() != nullptr, "conv2d '", name_,

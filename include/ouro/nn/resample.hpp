@@ -58,6 +58,12 @@ public:
 
     tensor_view<const T, B> forward(tensor_view<const T, B> x, const forward_context& ctx = {}) {
         require_rank(x.dims(), 4, name_.c_str(), "input (B, C, H, W)");
+        if constexpr (requires { conv_.forward_upsampled(x, ctx); }) {
+            if (ctx.inference && !ctx.training) {  // the conv reads x upsampled, nothing stored (same bits)
+                x_dims_ = shape{};
+                return conv_.forward_upsampled(x, ctx);
+            }
+        }
         up_.resize(shape{x.dim(0), x.dim(1), 2 * x.dim(2), 2 * x.dim(3)});  // (B, C, 2H, 2W)
         ops<B>::template upsample_nearest2x_forward<T>(x, up_.view());
         const tensor_view<const T, B> y = conv_.forward(up_.view(), ctx);  // (B, Cout, 2H, 2W)

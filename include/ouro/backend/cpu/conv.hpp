@@ -242,6 +242,75 @@ struct conv_ops {
         }
     }
 
+    // y = conv2d(upsample_nearest2x(x), w) + b, for inference: a U-Net's upsampling layer. x is
+    // (B, Cin, H, W) and the conv runs on (B, Cin, 2H, 2W); same-size convs (the U-Net's 3×3, padding
+    // 1) write each value of x twice into two rows of the product's padded layout as they copy it,
+    // so the upsampled tensor (four times x) is never stored. Others upsample into a temporary
+    // first. The same bits as upsample_nearest2x_forward then conv2d_forward (the conv reads the same
+    // values).
+    template <real_scalar T>
+    static void conv2d_forward_upsampled(tensor_view<const T> x,  // (B, Cin, H, W)
+                                         tensor_view<const T> w,  // (Cout, Cin, k, k)
+                                         tensor_view<const T> b,  // (Cout) or none
+                                         tensor_view<T> y,        // (B, Cout, Ho, Wo) of the (2H, 2W) input
+                                         conv2d_params params, matmul_precision precision = matmul_precision::fp32) {
+        require(x.rank() == 4, "conv2d_forward_upsampled: expected x of shape (B, Cin, H, W), found shape ", x.dims());
+        const shape up{x.dim(0), x.dim(1), 2 * x.dim(2), 2 * x.dim(3)};
+        const geometry_ g = geometry_of_("conv2d_forward_upsampled", up, w.dims(), params);
+        require_shape(y.dims(), shape{g.batch, g.cout, g.ho, g.wo},
+                      "conv2d_forward_upsampled output y (B, Cout, Ho, Wo)");
+        const T* bias = nullptr;
+        if (b.data() != nullptr) {
+            require_shape(b.dims(), shape{g.cout}, "conv2d_forward_upsampled bias b (Cout)");
+            bias = b.data();
+        }
+        const std::int64_t hw_in = x.dim(2) * x.dim(3), w_in = x.dim(3);
+        // Row i of the upsampled plane (n, c), 2W values, at dst: x's row i/2, each value twice.
+        auto upsampled_row = [&](std::int64_t c, std::int64_t n, std::int64_t i, T* dst) {
+            const T* src = x.data() + (n * g.cin + c) * hw_in + (i / 2) * w_in;
+            for (std::int64_t j = 0; j < w_in; ++j) dst[2 * j] = dst[2 * j + 1] = src[j];
+        };
+        if (precision == matmul_precision::fp32 && g.same_size()) {
+            forward_same_size_(w.data(), bias, y.data(), g,
+                               [&](std::int64_t c, std::int64_t n, T* dst, std::int64_t stride) {
+                                   for (std::int64_t i = 0; i < g.h; i += 2) {
+                                       upsampled_row(c, n, i, dst + i * stride);
+                                       copy_row_(dst + i * stride, g.w, dst + (i + 1) * stride);
+                                   }
+                               });
+            return;
+        }
+#if OURO_HAS_AVX512_BF16
+        if constexpr (std::same_as<T, float>) {
+            if (precision == matmul_precision::bf16 && g.same_size()) {
+                forward_bf16_same_size_(w.data(), bias, y.data(), g,
+                                        [&](std::int64_t c2, std::int64_t n, std::uint32_t* dst, std::int64_t stride) {
+                                            float* even = scratch_<float, slot_::activation>(2 * g.w);
+                                            float* odd = even + g.w;
+                                            const bool has_odd = 2 * c2 + 1 < g.cin;
+                                            for (std::int64_t i = 0; i < g.h; i += 2) {
+                                                upsampled_row(2 * c2, n, i, even);
+                                                if (has_odd) upsampled_row(2 * c2 + 1, n, i, odd);
+                                                gemm::pair_bf16(even, has_odd ? odd : nullptr, g.w, dst + i * stride);
+                                                copy_row_(dst + i * stride, g.w, dst + (i + 1) * stride);
+                                            }
+                                        });
+                return;
+            }
+        }
+#endif
+        tensor<T> upsampled;
+        upsampled.resize(up);
+        parallel_for(
+            g.batch * g.cin,
+            [&](std::int64_t nc) {
+                for (std::int64_t i = 0; i < g.h; ++i)
+                    upsampled_row(nc % g.cin, nc / g.cin, i, upsampled.data() + nc * g.hw + i * g.w);
+            },
+            4 * hw_in);
+        conv2d_forward<T>(upsampled.view(), w, b, y, params, precision);
+    }
+
     // dx = ∂L/∂x given dy = ∂L/∂y:  dx = col2im(wᵀ dy) image by image, overlapping patches summed.
     // Requires dy of the output shape that dx's shape, w and params give. Overwrites dx.
     //
