@@ -117,12 +117,8 @@ struct conv_ops {
                                tensor_view<T> y,        // (B, Cout, Ho, Wo)
                                conv2d_params params, matmul_precision precision = matmul_precision::fp32) {
         const geometry_ g = geometry_of_("conv2d_forward", x.dims(), w.dims(), params);
-        require_shape(y.dims(), shape{g.batch, g.cout, g.ho, g.wo}, "conv2d_forward output y (B, Cout, Ho, Wo)");
-        const T* bias = nullptr;
-        if (b.data() != nullptr) {
-            require_shape(b.dims(), shape{g.cout}, "conv2d_forward bias b (Cout)");
-            bias = b.data();
-        }
+        const T* bias = checked_output_and_bias_(g, y, b, "conv2d_forward output y (B, Cout, Ho, Wo)",
+                                                 "conv2d_forward bias b (Cout)");
 
         if (precision == matmul_precision::bf16) {
             if constexpr (std::same_as<T, float>) {
@@ -165,13 +161,8 @@ struct conv_ops {
         const bool adding = adds.channel_add != nullptr || adds.residual != nullptr;
         require_shape(coefficients.dims(), shape{g.batch, g.cin, 2},
                       "conv2d_forward_silu_affine coefficients (B, Cin, 2)");
-        require_shape(y.dims(), shape{g.batch, g.cout, g.ho, g.wo},
-                      "conv2d_forward_silu_affine output y (B, Cout, Ho, Wo)");
-        const T* bias = nullptr;
-        if (b.data() != nullptr) {
-            require_shape(b.dims(), shape{g.cout}, "conv2d_forward_silu_affine bias b (Cout)");
-            bias = b.data();
-        }
+        const T* bias = checked_output_and_bias_(g, y, b, "conv2d_forward_silu_affine output y (B, Cout, Ho, Wo)",
+                                                 "conv2d_forward_silu_affine bias b (Cout)");
         const T* coef = coefficients.data();
         // Image n's plane of channel c, activated, into out (H·W values): the exponentials run over
         // whole planes, as group_norm_silu_forward's do, not over rows padded to whole vectors.
@@ -257,13 +248,8 @@ struct conv_ops {
         require(x.rank() == 4, "conv2d_forward_upsampled: expected x of shape (B, Cin, H, W), found shape ", x.dims());
         const shape up{x.dim(0), x.dim(1), 2 * x.dim(2), 2 * x.dim(3)};
         const geometry_ g = geometry_of_("conv2d_forward_upsampled", up, w.dims(), params);
-        require_shape(y.dims(), shape{g.batch, g.cout, g.ho, g.wo},
-                      "conv2d_forward_upsampled output y (B, Cout, Ho, Wo)");
-        const T* bias = nullptr;
-        if (b.data() != nullptr) {
-            require_shape(b.dims(), shape{g.cout}, "conv2d_forward_upsampled bias b (Cout)");
-            bias = b.data();
-        }
+        const T* bias = checked_output_and_bias_(g, y, b, "conv2d_forward_upsampled output y (B, Cout, Ho, Wo)",
+                                                 "conv2d_forward_upsampled bias b (Cout)");
         const std::int64_t hw_in = x.dim(2) * x.dim(3), w_in = x.dim(3);
         // Row i of the upsampled plane (n, c), 2W values, at dst: x's row i/2, each value twice.
         auto upsampled_row = [&](std::int64_t c, std::int64_t n, std::int64_t i, T* dst) {
@@ -452,6 +438,17 @@ private:
         g.kk = g.k * g.k;
         g.ckk = g.cin * g.kk;
         return g;
+    }
+
+    // Checks a forward's output y (B, Cout, Ho, Wo) and bias b (Cout) against g, naming them by
+    // y_what and b_what; returns b's data, or null for no bias (b without data).
+    template <class T>
+    static const T* checked_output_and_bias_(const geometry_& g, tensor_view<T> y, tensor_view<const T> b,
+                                             const char* y_what, const char* b_what) {
+        require_shape(y.dims(), shape{g.batch, g.cout, g.ho, g.wo}, y_what);
+        if (b.data() == nullptr) return nullptr;
+        require_shape(b.dims(), shape{g.cout}, b_what);
+        return b.data();
     }
 
     // dw += Σ_n dy_n im2col(x_n)ᵀ on raw buffers, with register tile Tile (see conv2d_backward_weight).
