@@ -91,6 +91,11 @@ struct conv_ops {
                 if (count >= 4) return run.template operator()<xsimd::batch<float, xsimd::sse4_2>>(4);
 #endif
             }
+            add_scalar(src, count, dst, shift, res);
+        }
+
+        // The same one value at a time, for spans whose dst may be src (the vectors above may not).
+        void add_scalar(const T* src, std::int64_t count, T* dst, T shift, const T* res) const {
             for (std::int64_t j = 0; j < count; ++j) {
                 T v = src[j];
                 if (channel_add) v = v + shift;
@@ -216,18 +221,10 @@ struct conv_ops {
             const std::int64_t plane = g.ho * g.wo;
             parallel_for(
                 g.batch * g.cout,
-                [&](std::int64_t no) {
-                    // In place, so not through add_store_ (whose overlapping vectors need dst apart
-                    // from src); the same additions in the same order.
+                [&](std::int64_t no) {  // in place, so one value at a time
                     T* p = y.data() + no * plane;
-                    const T shift = adds.channel_add ? adds.channel_add[no] : T(0);
-                    const T* res = adds.residual ? adds.residual + no * plane : nullptr;
-                    for (std::int64_t j = 0; j < plane; ++j) {
-                        T v = p[j];
-                        if (adds.channel_add) v = v + shift;
-                        if (res) v = v + res[j];
-                        p[j] = v;
-                    }
+                    adds.add_scalar(p, plane, p, adds.channel_add ? adds.channel_add[no] : T(0),
+                                    adds.residual ? adds.residual + no * plane : nullptr);
                 },
                 2 * plane);
         }
