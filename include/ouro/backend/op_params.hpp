@@ -81,6 +81,28 @@ inline group_norm_layout check_group_norm(const char* what, const shape& x, std:
     return {b, c, x.numel() / (b * c)};
 }
 
+// ---- losses ---------------------------------------------------------------------------------------
+
+// mse_loss's arguments: target and, when with_grad, dpred of pred's shape, pred non-empty; raises
+// ouro::error naming the one that is not.
+inline void check_mse_loss(const shape& pred, const shape& target, const shape& dpred, bool with_grad) {
+    require_shape(target, pred, "mse_loss target");
+    if (with_grad) require_shape(dpred, pred, "mse_loss dpred");
+    require(pred.numel() > 0, "mse_loss: expected a non-empty prediction, found shape ", pred);
+}
+
+// softmax_cross_entropy's shapes: logits (N, K) with N, K >= 1, labels (N) and, when with_grad,
+// dlogits (N, K); raises ouro::error naming the one that is not. (The labels' range is checked
+// where they can be read.)
+inline void check_softmax_cross_entropy(const shape& logits, const shape& labels, const shape& dlogits,
+                                        bool with_grad) {
+    require_rank(logits, 2, "softmax_cross_entropy", "logits (N, K)");
+    require(logits[0] > 0 && logits[1] > 0, "softmax_cross_entropy: expected non-empty logits (N, K), found shape ",
+            logits);
+    require_shape(labels, shape{logits[0]}, "softmax_cross_entropy labels (N)");
+    if (with_grad) require_shape(dlogits, logits, "softmax_cross_entropy dlogits (N, K)");
+}
+
 // ---- resampling and concatenation ---------------------------------------------------------------
 
 // Requires `small` (B, C, H, W) non-empty and `big` (B, C, 2H, 2W): the two sides of nearest 2x

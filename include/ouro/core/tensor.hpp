@@ -121,6 +121,8 @@ public:
     int rank() const { return shape_.rank(); }
     std::int64_t numel() const { return shape_.numel(); }
     bool empty() const { return numel() == 0; }
+    // An optional tensor argument is passed as a default-constructed view: rank 0, no data.
+    bool absent() const { return rank() == 0 && data_ == nullptr; }
     T& operator[](std::int64_t i) const requires(B::host_memory) { return data_[i]; }
     T* begin() const requires(B::host_memory) { return data_; }
     T* end() const requires(B::host_memory) { return data_ + numel(); }

@@ -160,12 +160,6 @@ inline void process_x0_item(double* x0, std::int64_t n, const x0_options& o, std
     }
 }
 
-// A default-constructed view (rank 0, no data) means "absent".
-template <class T>
-bool absent(tensor_view<T> v) {
-    return v.rank() == 0 && v.data() == nullptr;
-}
-
 template <class T>
 std::int64_t require_step_inputs(const schedule_table& table, std::int64_t t, std::int64_t t_prev,
                                  tensor_view<const T> x_t, tensor_view<const T> model_output, tensor_view<T> x_prev,
@@ -259,7 +253,7 @@ void ddpm_step(const schedule_table& table, variance var, std::int64_t t, std::i
     }
     const bool noisy = t_prev >= 0;
     if (noisy) {
-        require(!detail::absent(noise), "ddpm_step: expected noise of shape ", x_t.dims(), " for the step from t = ", t,
+        require(!noise.absent(), "ddpm_step: expected noise of shape ", x_t.dims(), " for the step from t = ", t,
                 " to t_prev = ", t_prev, ", found none");
         require_shape(noise.dims(), x_t.dims(), "ddpm_step noise");
     }
@@ -298,8 +292,8 @@ void ddim_step(const schedule_table& table, double eta, std::int64_t t, std::int
     const double direction = std::sqrt(std::max(0.0, 1.0 - ab_prev - sigma * sigma));
     const bool noisy = sigma > 0.0;
     if (noisy) {
-        require(!detail::absent(noise), "ddim_step: expected noise of shape ", x_t.dims(), " for eta = ", eta,
-                " from t = ", t, " to t_prev = ", t_prev, ", found none");
+        require(!noise.absent(), "ddim_step: expected noise of shape ", x_t.dims(), " for eta = ", eta, " from t = ", t,
+                " to t_prev = ", t_prev, ", found none");
         require_shape(noise.dims(), x_t.dims(), "ddim_step noise");
     }
     const bool processed = x0.mode != x0_mode::none;
@@ -334,7 +328,7 @@ double dpm_solver_pp_2m_step(const schedule_table& table, std::int64_t t, std::i
     detail::require_step_inputs<T>(table, t, t_prev, x_t, model_output, x_prev, "dpm_solver_pp_2m_step");
     detail::require_x0_options(x0);
     require_shape(x0_out.dims(), x_t.dims(), "dpm_solver_pp_2m_step x0_out");
-    const bool second_order = !detail::absent(x0_last) && t_prev >= 0;
+    const bool second_order = !x0_last.absent() && t_prev >= 0;
     if (second_order) {
         require_shape(x0_last.dims(), x_t.dims(), "dpm_solver_pp_2m_step x0_last");
         require(h_last > 0.0 && std::isfinite(h_last),

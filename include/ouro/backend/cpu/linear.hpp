@@ -26,7 +26,7 @@ struct linear_ops {
         const sizes_ s = check_("linear_forward", x, w);
         require_shape(y.dims(), shape{s.n, s.out}, "linear_forward y (N, out)");
         const const_row_major_map<T> wm(w.data(), s.out, s.in);
-        const bool bias = !absent_(b);
+        const bool bias = !b.absent();
         if (bias) require_shape(b.dims(), shape{s.out}, "linear_forward b (out)");
         // One matrix-vector product per row, not one GEMM for the batch: a GEMM's blocking (and so
         // its rounding) depends on N, which would make an item's output depend on its batch.
@@ -56,7 +56,7 @@ struct linear_ops {
         require_shape(dy.dims(), shape{s.n, s.out}, "linear_backward dy (N, out)");
         require_shape(dw.dims(), shape{s.out, s.in}, "linear_backward dw (out, in)");
         const const_row_major_map<T> xm(x.data(), s.n, s.in), wm(w.data(), s.out, s.in), dym(dy.data(), s.n, s.out);
-        if (!absent_(dx)) {
+        if (!dx.absent()) {
             require_shape(dx.dims(), shape{s.n, s.in}, "linear_backward dx (N, in)");
             using vec_ = Eigen::Matrix<T, Eigen::Dynamic, 1>;
             parallel_for(  // per row, for the batch invariance of linear_forward
@@ -69,7 +69,7 @@ struct linear_ops {
         }
         row_major_map<T> dwm(dw.data(), s.out, s.in);
         dwm.noalias() += dym.transpose() * xm;
-        if (!absent_(db)) {
+        if (!db.absent()) {
             require_shape(db.dims(), shape{s.out}, "linear_backward db (out)");
             // Rows added in order n = 0, 1, ..., in double, then once into db.
             for (std::int64_t o = 0; o < s.out; ++o) {
@@ -84,12 +84,6 @@ private:
     struct sizes_ {
         std::int64_t n, in, out;
     };
-
-    // An optional tensor is passed as a default-constructed view (rank 0, no data).
-    template <class T>
-    static bool absent_(tensor_view<T> v) {
-        return v.rank() == 0 && v.data() == nullptr;
-    }
 
     template <class T>
     static sizes_ check_(const char* what, tensor_view<const T> x, tensor_view<const T> w) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "ouro/backend/op_params.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/shape.hpp"
@@ -23,11 +24,9 @@ struct loss_ops {
     // default-constructed view). Requires target (and dpred) of pred's shape, n >= 1. Returns L.
     template <real_scalar T>
     static double mse_loss(tensor_view<const T> pred, tensor_view<const T> target, tensor_view<T> dpred) {
-        require_shape(target.dims(), pred.dims(), "mse_loss target");
-        const bool with_grad = !absent_(dpred);
-        if (with_grad) require_shape(dpred.dims(), pred.dims(), "mse_loss dpred");
+        const bool with_grad = !dpred.absent();
+        check_mse_loss(pred.dims(), target.dims(), dpred.dims(), with_grad);
         const std::int64_t n = pred.numel();
-        require(n > 0, "mse_loss: expected a non-empty prediction, found shape ", pred.dims());
         const std::int64_t chunks = (n + chunk_ - 1) / chunk_;
         std::vector<double>& partial = scratch_(chunks);
         const T scale = static_cast<T>(2.0 / static_cast<double>(n));
@@ -73,12 +72,9 @@ struct loss_ops {
     static double softmax_cross_entropy(tensor_view<const T> logits,             // (N, K)
                                         tensor_view<const std::int64_t> labels,  // (N)
                                         tensor_view<T> dlogits) {                // (N, K) or absent
-        require_rank(logits.dims(), 2, "softmax_cross_entropy", "logits (N, K)");
+        const bool with_grad = !dlogits.absent();
+        check_softmax_cross_entropy(logits.dims(), labels.dims(), dlogits.dims(), with_grad);
         const std::int64_t n = logits.dim(0), k = logits.dim(1);
-        require(n > 0 && k > 0, "softmax_cross_entropy: expected non-empty logits (N, K), found shape ", logits.dims());
-        require_shape(labels.dims(), shape{n}, "softmax_cross_entropy labels (N)");
-        const bool with_grad = !absent_(dlogits);
-        if (with_grad) require_shape(dlogits.dims(), logits.dims(), "softmax_cross_entropy dlogits (N, K)");
         for (std::int64_t i = 0; i < n; ++i)
             if (labels[i] < 0 || labels[i] >= k)
                 fail("softmax_cross_entropy: label ", labels[i], " at index ", i, " is out of range for ", k,
@@ -113,11 +109,6 @@ struct loss_ops {
 
 private:
     static constexpr std::int64_t chunk_ = 4096;
-
-    template <class T>
-    static bool absent_(tensor_view<T> v) {
-        return v.rank() == 0 && v.data() == nullptr;
-    }
 
     // Per-thread buffer for per-chunk or per-row partial sums; no allocation once it has grown.
     static std::vector<double>& scratch_(std::int64_t size) {

@@ -117,7 +117,7 @@ struct ops<cuda> {
     static void linear_forward(view<const T> x, view<const T> w, view<const T> b, view<T> y) {
         const linear_sizes_ s = linear_check_("linear_forward", x, w);
         require_shape(y.dims(), shape{s.n, s.out}, "linear_forward y (N, out)");
-        const bool bias = !absent_(b);
+        const bool bias = !b.absent();
         if (bias) require_shape(b.dims(), shape{s.out}, "linear_forward b (out)");
         gemm_(cuda_kernels::linear_forward_gemm(s.n, s.in, s.out), w.data(), x.data(), y.data(), "linear_forward");
         if (bias)
@@ -130,14 +130,14 @@ struct ops<cuda> {
         const linear_sizes_ s = linear_check_("linear_backward", x, w);
         require_shape(dy.dims(), shape{s.n, s.out}, "linear_backward dy (N, out)");
         require_shape(dw.dims(), shape{s.out, s.in}, "linear_backward dw (out, in)");
-        if (!absent_(dx)) {
+        if (!dx.absent()) {
             require_shape(dx.dims(), shape{s.n, s.in}, "linear_backward dx (N, in)");
             gemm_(cuda_kernels::linear_input_gradient_gemm(s.n, s.in, s.out), w.data(), dy.data(), dx.data(),
                   "linear_backward dx");
         }
         gemm_(cuda_kernels::linear_weight_gradient_gemm(s.n, s.in, s.out), x.data(), dy.data(), dw.data(),
               "linear_backward dw");
-        if (!absent_(db)) {
+        if (!db.absent()) {
             require_shape(db.dims(), shape{s.out}, "linear_backward db (out)");
             run_(s.out, cuda_kernels::add_column_sums_body<T>{dy.data(), db.data(), s.n, s.out}, "linear_backward db");
         }
@@ -288,11 +288,9 @@ struct ops<cuda> {
     // mean((pred − target)²); dpred = 2·(pred − target)/n unless dpred is an empty view.
     template <real_scalar T>
     static double mse_loss(view<const T> pred, view<const T> target, view<T> dpred) {
-        require_shape(target.dims(), pred.dims(), "mse_loss target");
-        const bool with_grad = !absent_(dpred);
-        if (with_grad) require_shape(dpred.dims(), pred.dims(), "mse_loss dpred");
+        const bool with_grad = !dpred.absent();
+        check_mse_loss(pred.dims(), target.dims(), dpred.dims(), with_grad);
         const std::int64_t n = pred.numel();
-        require(n > 0, "mse_loss: expected a non-empty prediction, found shape ", pred.dims());
         const cuda_kernels::launch_shape shape_n = cuda_kernels::launch_shape_for(n);
         const std::int64_t slices = shape_n.grid * shape_n.block;
         device_buffer<double, cuda> partial(static_cast<std::size_t>(slices)), total(1);
@@ -310,12 +308,9 @@ struct ops<cuda> {
     // Labels are in device memory and not range-checked here (the CPU checks them on the host).
     template <real_scalar T>
     static double softmax_cross_entropy(view<const T> logits, view<const std::int64_t> labels, view<T> dlogits) {
-        require_rank(logits.dims(), 2, "softmax_cross_entropy", "logits (N, K)");
+        const bool with_grad = !dlogits.absent();
+        check_softmax_cross_entropy(logits.dims(), labels.dims(), dlogits.dims(), with_grad);
         const std::int64_t n = logits.dim(0), k = logits.dim(1);
-        require(n > 0 && k > 0, "softmax_cross_entropy: expected non-empty logits (N, K), found shape ", logits.dims());
-        require_shape(labels.dims(), shape{n}, "softmax_cross_entropy labels (N)");
-        const bool with_grad = !absent_(dlogits);
-        if (with_grad) require_shape(dlogits.dims(), logits.dims(), "softmax_cross_entropy dlogits (N, K)");
         device_buffer<double, cuda> rows(static_cast<std::size_t>(n)), total(1);
         launch_(cuda_kernels::launch_shape_for(n),
                 cuda_kernels::softmax_cross_entropy_rows_body<T>{
@@ -522,11 +517,6 @@ struct ops<cuda> {
 
 private:
     // An optional argument is passed as a default-constructed view (rank 0, no data), as on the CPU.
-    template <class V>
-    static bool absent_(const V& v) {
-        return v.rank() == 0 && v.data() == nullptr;
-    }
-
     // The geometry of x (B, Cin, H, W) * w (Cout, Cin, k, k) -> y (B, Cout, Ho, Wo), checked as the CPU does.
     static cuda_kernels::conv_geometry conv_geometry_(const char* what, const shape& x, const shape& w, const shape& y,
                                                       conv2d_params p) {
