@@ -43,8 +43,9 @@ std::optional<options> parse(int argc, char** argv, int& exit_code) {
         ->check(examples::finite_at_least(0));
     app.add_option("--seed", o.seed, "Seed of the weights, the batches and the samples")
         ->check(examples::unsigned_integer);
-    app.add_flag("--bf16", o.bf16,
-                 "Sample with the convolutions' products in bf16 (fp32 sums; faster on CPUs with AVX512-BF16)");
+    app.add_flag(
+        "--bf16", o.bf16,
+        "Sample with the convolutions' products in bf16 (fp32 sums; faster on CPUs with AVX512-BF16, slower without)");
     app.add_option("--samples", o.samples,
                    "Also write the samples (N, 1, 28, 28) float32 in [-1, 1], label-major (.npy)");
     examples::add_device_option(app, o.device);

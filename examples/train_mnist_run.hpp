@@ -83,7 +83,13 @@ int run(const options& o) {
     // Sample with the EMA weights.
     if (trainer.ema()) trainer.ema()->copy_to(model.store());
     diffusion::save_model(o.out / "model_ema.safetensors", model, trainer.step_count());
-    if (o.bf16) model.set_predict_precision(matmul_precision::bf16);
+    if (o.bf16) {
+        if constexpr (!cpu_kernels::gemm::has_bf16_products)
+            std::fprintf(stderr,
+                         "train_mnist: note: this build has no AVX512-BF16 products, so --bf16 emulates them and "
+                         "samples slower than fp32 (benchmarks/RESULTS.md)\n");
+        model.set_predict_precision(matmul_precision::bf16);
+    }
     const diffusion::ddim<50> sampler(table, 0.0, {.guidance_scale = o.guidance, .null_class = spec.classes});
     const std::int64_t count = 10 * o.per_label;
     tensor<std::int64_t> labels(shape{count});

@@ -33,7 +33,9 @@
 
 namespace ouro::cpu_kernels::gemm {
 
-// Whether this build multiplies bf16 pairs in hardware (else bf16 products cost what fp32 ones do).
+// Whether this build multiplies bf16 pairs in hardware. Without it the bf16 path is slower than the
+// fp32 one: a forward at 0.67-0.89 of PyTorch's fp32 one on an AVX2 machine where ouro's fp32 one
+// ran at 1.01-1.40 (benchmarks/RESULTS.md, 2026-12-07 23:09).
 inline constexpr bool has_bf16_products = OURO_HAS_AVX512_BF16 != 0;
 
 // The bfloat16 nearest to f (ties to even): the top 16 bits of the rounded fp32 pattern. NaN stays
