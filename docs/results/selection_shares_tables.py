@@ -4,6 +4,8 @@
 #                                                  T_{k-1}'s label shares; label_counts.txt holds the
 #                                                  log's "T_k per label" and "S_k drawn" lines
 #   mnist_quick_label_balance/labelled/seed_<s>/   ACU-LSF (commit dec5d00), the same G0 per seed
+#   (seeds 4 and 5: one run with both arms, `--methods ACU-LSF,ACU-LSF-TS`, commit 0c231a1, so
+#   ACU-LSF comes from the seed's own folder here)
 # Per generation: T_k's effective number of labels (exp of the entropy of its label shares), the
 # smallest label's share, FID and recall of each arm, and the paired difference TS - LSF seed by
 # seed (same G0, same evaluation noise) with its mean and 95% Student-t interval.
@@ -21,6 +23,8 @@ ts_root, lsf_root = f'{here}/mnist_quick_selection_shares', f'{here}/mnist_quick
 seeds = sorted(int(d.split('_')[1]) for d in os.listdir(ts_root) if d.startswith('seed_') and os.path.isdir(f'{ts_root}/{d}'))
 def arm(s, name):
     root, method = (ts_root, 'ACU-LSF-TS') if name == 'TS' else (lsf_root, 'ACU-LSF')
+    if name == 'LSF' and rows(f'{ts_root}/seed_{s}/metrics.csv', 'ACU-LSF'):
+        root = ts_root  # a run that holds both arms
     return rows(f'{root}/seed_{s}/diagnostics.csv', method), rows(f'{root}/seed_{s}/metrics.csv', method)
 print(f'seeds {seeds}\n')
 print('| generation | effective labels of T_k, LSF | … TS | smallest share, LSF | … TS | FID, LSF | FID, TS | FID TS − LSF, mean [95%] | recall TS − LSF, mean [95%] |')
