@@ -81,6 +81,24 @@ inline group_norm_layout check_group_norm(const char* what, const shape& x, std:
     return {b, c, x.numel() / (b * c)};
 }
 
+// ---- linear layer ---------------------------------------------------------------------------------
+
+// y (N, out) = x (N, in) · wᵀ for w (out, in).
+struct linear_sizes {
+    std::int64_t n, in, out;
+};
+
+// Requires rank-2 x (N, in) with N >= 1 and w (out, in) of the same in; raises ouro::error naming
+// `what` (the op) and both shapes.
+inline linear_sizes check_linear(const char* what, const shape& x, const shape& w) {
+    require_rank(x, 2, what, "x (N, in)");
+    require_rank(w, 2, what, "w (out, in)");
+    require(x[0] > 0, what, ": expected a non-empty batch, found x of shape ", x);
+    require(x[1] == w[1], what, ": expected x (N, in) and w (out, in) with the same in, found x of shape ", x,
+            " and w of shape ", w);
+    return {x[0], x[1], w[0]};
+}
+
 // ---- losses ---------------------------------------------------------------------------------------
 
 // mse_loss's arguments: target and, when with_grad, dpred of pred's shape, pred non-empty; raises

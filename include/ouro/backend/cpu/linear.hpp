@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "ouro/backend/cpu/eigen_maps.hpp"
+#include "ouro/backend/op_params.hpp"
 #include "ouro/core/error.hpp"
 #include "ouro/core/parallel.hpp"
 #include "ouro/core/shape.hpp"
@@ -23,7 +24,7 @@ struct linear_ops {
                                tensor_view<const T> w,  // (out, in)
                                tensor_view<const T> b,  // (out) or absent
                                tensor_view<T> y) {      // (N, out)
-        const sizes_ s = check_("linear_forward", x, w);
+        const linear_sizes s = check_linear("linear_forward", x.dims(), w.dims());
         require_shape(y.dims(), shape{s.n, s.out}, "linear_forward y (N, out)");
         const const_row_major_map<T> wm(w.data(), s.out, s.in);
         const bool bias = !b.absent();
@@ -52,7 +53,7 @@ struct linear_ops {
                                 tensor_view<T> dx,        // (N, in) or absent
                                 tensor_view<T> dw,        // (out, in)
                                 tensor_view<T> db) {      // (out) or absent
-        const sizes_ s = check_("linear_backward", x, w);
+        const linear_sizes s = check_linear("linear_backward", x.dims(), w.dims());
         require_shape(dy.dims(), shape{s.n, s.out}, "linear_backward dy (N, out)");
         require_shape(dw.dims(), shape{s.out, s.in}, "linear_backward dw (out, in)");
         const const_row_major_map<T> xm(x.data(), s.n, s.in), wm(w.data(), s.out, s.in), dym(dy.data(), s.n, s.out);
@@ -78,21 +79,6 @@ struct linear_ops {
                 db[o] += static_cast<T>(sum);
             }
         }
-    }
-
-private:
-    struct sizes_ {
-        std::int64_t n, in, out;
-    };
-
-    template <class T>
-    static sizes_ check_(const char* what, tensor_view<const T> x, tensor_view<const T> w) {
-        require_rank(x.dims(), 2, what, "x (N, in)");
-        require_rank(w.dims(), 2, what, "w (out, in)");
-        require(x.dim(0) > 0, what, ": expected a non-empty batch, found x of shape ", x.dims());
-        require(x.dim(1) == w.dim(1), what, ": expected x (N, in) and w (out, in) with the same in, found x of shape ",
-                x.dims(), " and w of shape ", w.dims());
-        return {x.dim(0), x.dim(1), w.dim(0)};
     }
 };
 

@@ -115,7 +115,7 @@ struct ops<cuda> {
 
     template <real_scalar T>
     static void linear_forward(view<const T> x, view<const T> w, view<const T> b, view<T> y) {
-        const linear_sizes_ s = linear_check_("linear_forward", x, w);
+        const linear_sizes s = check_linear("linear_forward", x.dims(), w.dims());
         require_shape(y.dims(), shape{s.n, s.out}, "linear_forward y (N, out)");
         const bool bias = !b.absent();
         if (bias) require_shape(b.dims(), shape{s.out}, "linear_forward b (out)");
@@ -127,7 +127,7 @@ struct ops<cuda> {
     template <real_scalar T>
     static void linear_backward(view<const T> x, view<const T> dy, view<const T> w, view<T> dx, view<T> dw,
                                 view<T> db) {
-        const linear_sizes_ s = linear_check_("linear_backward", x, w);
+        const linear_sizes s = check_linear("linear_backward", x.dims(), w.dims());
         require_shape(dy.dims(), shape{s.n, s.out}, "linear_backward dy (N, out)");
         require_shape(dw.dims(), shape{s.out, s.in}, "linear_backward dw (out, in)");
         if (!dx.absent()) {
@@ -516,25 +516,12 @@ struct ops<cuda> {
     }
 
 private:
-    // An optional argument is passed as a default-constructed view (rank 0, no data), as on the CPU.
     // The geometry of x (B, Cin, H, W) * w (Cout, Cin, k, k) -> y (B, Cout, Ho, Wo), checked as the CPU does.
     static cuda_kernels::conv_geometry conv_geometry_(const char* what, const shape& x, const shape& w, const shape& y,
                                                       conv2d_params p) {
         const shape out = conv2d_output_shape(x, w, p, what);
         require_shape(y, out, what);
         return {x[1], x[2], x[3], w[0], w[2], p.stride, p.padding, out[2], out[3]};
-    }
-
-    struct linear_sizes_ {
-        std::int64_t n, in, out;
-    };
-    template <class T>
-    static linear_sizes_ linear_check_(const char* what, view<const T> x, view<const T> w) {
-        require_rank(x.dims(), 2, what, "x (N, in)");
-        require_rank(w.dims(), 2, what, "w (out, in)");
-        require(x.dim(0) >= 1 && x.dim(1) == w.dim(1), what, ": expected x (N, in) with N >= 1 for w ", w.dims(),
-                ", found ", x.dims());
-        return {x.dim(0), x.dim(1), w.dim(0)};
     }
 
     static cuda_kernels::attention_geometry attention_geometry_(const char* what, const shape& qkv,
