@@ -40,6 +40,11 @@ struct forward_context {
     std::uint64_t seed = 0;
     std::uint64_t step = 0;
     matmul_precision matmul = matmul_precision::fp32;
+
+    // Whether a layer may run fused with its neighbour (nn::norm_silu_conv, res_block, upsample):
+    // inference, so nothing is kept for a backward, and not training, so no dropout falls between
+    // them. The fused paths give the same outputs.
+    bool fusable() const { return inference && !training; }
 };
 
 // A module with one input and one output.

@@ -27,7 +27,7 @@ template <backend B, real_scalar T>
 tensor_view<const T, B> norm_silu_conv(group_norm_silu<B, T>& norm, conv2d<B, T>& conv, tensor_view<const T, B> x,
                                        const forward_context& ctx) {
     if constexpr (fuses_norm_silu_conv<B, T>) {
-        if (ctx.inference && !ctx.training) return conv.forward_silu_affine(x, norm.silu_coefficients(x), ctx);
+        if (ctx.fusable()) return conv.forward_silu_affine(x, norm.silu_coefficients(x), ctx);
     }
     return conv.forward(norm.forward(x, ctx), ctx);
 }

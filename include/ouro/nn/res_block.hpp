@@ -78,7 +78,7 @@ public:
                 "' forward: expected x of shape (B, ", in_, ", H, W) with B >= 1, found shape ", x.dims());
         require_shape(emb.dims(), shape{x.dim(0), emb_dim_}, "nn::res_block forward emb (B, emb_dim)");
         if constexpr (fuses_norm_silu_conv<B, T>) {
-            if (ctx.inference && !ctx.training) return fused_inference_(x, emb, ctx);
+            if (ctx.fusable()) return fused_inference_(x, emb, ctx);
         }
         const bool free_early = ctx.inference;
         const tensor_view<const T, B> a1 = norm1_.forward(x, ctx);   // silu(norm1(x)), one layer

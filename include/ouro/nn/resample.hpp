@@ -59,7 +59,7 @@ public:
     tensor_view<const T, B> forward(tensor_view<const T, B> x, const forward_context& ctx = {}) {
         require_rank(x.dims(), 4, name_.c_str(), "input (B, C, H, W)");
         if constexpr (requires { conv_.forward_upsampled(x, ctx); }) {
-            if (ctx.inference && !ctx.training) {  // the conv reads x upsampled, nothing stored (same bits)
+            if (ctx.fusable()) {  // the conv reads x upsampled, nothing stored (same bits)
                 x_dims_ = shape{};
                 return conv_.forward_upsampled(x, ctx);
             }

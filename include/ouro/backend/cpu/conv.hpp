@@ -156,10 +156,10 @@ struct conv_ops {
                                            tensor_view<const T> channel_add = {},  // (B, Cout) or none
                                            tensor_view<const T> residual = {}) {   // (B, Cout, Ho, Wo) or none
         const geometry_ g = geometry_of_("conv2d_forward_silu_affine", x.dims(), w.dims(), params);
-        if (channel_add.data() != nullptr)
+        if (!channel_add.absent())
             require_shape(channel_add.dims(), shape{g.batch, g.cout},
                           "conv2d_forward_silu_affine channel_add (B, Cout)");
-        if (residual.data() != nullptr)
+        if (!residual.absent())
             require_shape(residual.dims(), shape{g.batch, g.cout, g.ho, g.wo},
                           "conv2d_forward_silu_affine residual (B, Cout, Ho, Wo)");
         const add_store_<T> adds{channel_add.data(), residual.data(), g.cout, g.ho * g.wo};

@@ -232,9 +232,9 @@ private:
             4 * b_count);
     }
 
-    // The forward on checked arguments: y = affine (then SiLU when Silu) unless y is empty, mean,
-    // rstd and coefficients written when not null. Each (b, g) group is one contiguous span of n elements with its own
-    // statistics.
+    // The forward on checked arguments: y = affine (then SiLU when Silu) unless y is absent; mean,
+    // rstd and coefficients written when not null. Each (b, g) group is one contiguous span of n
+    // elements with its own statistics.
     template <bool Silu, class T>
     static void forward_(tensor_view<const T> x, tensor_view<const T> gamma, tensor_view<const T> beta,
                          tensor_view<T> y, T* mean, T* rstd, T* coefficients, std::int64_t groups, double eps,
@@ -260,7 +260,7 @@ private:
                         coefficients[2 * bc] = static_cast<T>(a);
                         coefficients[2 * bc + 1] = static_cast<T>(shift);
                     }
-                    if (y.data() != nullptr)
+                    if (!y.absent())
                         affine_<Silu>(xs + k * hw, y.data() + offset + k * hw, hw, static_cast<T>(a),
                                       static_cast<T>(shift));
                 }
