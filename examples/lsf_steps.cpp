@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <numeric>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,7 @@
 #include "ouro/io/safetensors.hpp"
 #include "ouro/io/svg.hpp"
 #include "ouro/latent/latents.hpp"
+#include "ouro/loop/pool_files.hpp"
 #include "ouro/ole/ole.hpp"
 #include "ouro/presets/experiments.hpp"
 #include "ouro/probe/softmax_probe.hpp"
@@ -52,19 +54,19 @@ struct pool_file {
     tensor<std::int64_t> labels, generations, ids;
 };
 
-pool_file read_pool(const fs::path& file) {
+pool_file read_pool(const fs::path& run_dir, const fs::path& file) {
     require(fs::exists(file), file.string(), ": no such pool (run lsf_experiment to the end first)");
-    io::safetensors_reader r(file);
-    pool_file p;
-    const tensor<float> flat = r.read<float>("data");  // (N, 784)
-    p.labels = r.read<std::int64_t>("labels");
-    p.generations = r.read<std::int64_t>("generations");
-    p.ids = r.read<std::int64_t>("ids");
-    const std::int64_t n = p.labels.numel(), item = spec.in_channels * spec.image_size * spec.image_size;
-    require(flat.rank() == 2 && flat.dim(0) == n && flat.dim(1) == item, file.string(), ": expected ", n, " items of ",
-            item, " floats (", spec.in_channels, "×", spec.image_size, "×", spec.image_size, "), found ", flat.dims());
-    p.images = tensor<float>(shape{n, spec.in_channels, spec.image_size, spec.image_size});
-    std::copy(flat.begin(), flat.end(), p.images.begin());
+    constexpr std::int64_t item = spec.in_channels * spec.image_size * spec.image_size;
+    const loop::pool whole = loop::read_whole_pool(run_dir, file, item);  // the index, D_r and the sample files
+    const std::int64_t n = whole.size();
+    const auto to_tensor = [n](std::span<const std::int64_t> v) {
+        tensor<std::int64_t> t(shape{n});
+        std::copy(v.begin(), v.end(), t.begin());
+        return t;
+    };
+    pool_file p{tensor<float>(shape{n, spec.in_channels, spec.image_size, spec.image_size}), to_tensor(whole.labels()),
+                to_tensor(whole.generations()), to_tensor(whole.ids())};
+    std::copy(whole.data().begin(), whole.data().end(), p.images.begin());
     return p;
 }
 
@@ -188,7 +190,7 @@ int run(const fs::path& run_dir, const fs::path& out) {
 
     // Every chain's pool starts with D_r (generation 0); ACU-LSF's last pool holds every S_k too.
     const fs::path lsf_dir = run_dir / "chains" / "acu-lsf" / ("gen" + std::to_string(generations));
-    const pool_file pool = read_pool(lsf_dir / "pool.safetensors");
+    const pool_file pool = read_pool(run_dir, lsf_dir / "pool.safetensors");
     const std::vector<std::int64_t> real_rows = rows_of_generation(pool, 0);
     pool_file real;
     real.images = gather(pool.images, real_rows);

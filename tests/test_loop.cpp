@@ -82,7 +82,7 @@ TEST_CASE("describe_selection reports the pool, T_k and each source generation",
         latents.push_back(label == 2 || label == 3 ? 0.f : 2.f);
     }
     const std::vector<std::int64_t> chosen{9, 0, 5, 1};  // generations 2, 0, 1, 0; labels 1, 0, 1, 1
-    const loop::diagnostic_row d = loop::describe_selection(p, scores, chosen, latents, 2);
+    const loop::diagnostic_row d = loop::describe_selection_pool_latents(p, scores, chosen, latents, 2);
     CHECK(d.generation == 2);
     CHECK(d.pool_size == 10);
     CHECK(d.train_size == 4);
@@ -92,7 +92,7 @@ TEST_CASE("describe_selection reports the pool, T_k and each source generation",
     CHECK(d.train_effective_classes == Approx(std::exp(-(0.25 * std::log(0.25) + 0.75 * std::log(0.75)))));
     CHECK(d.train_min_class_share == 0.0);
     const loop::diagnostic_row even =
-        loop::describe_selection(p, scores, std::vector<std::int64_t>{0, 1, 2, 3}, latents, 2);
+        loop::describe_selection_pool_latents(p, scores, std::vector<std::int64_t>{0, 1, 2, 3}, latents, 2);
     CHECK(even.train_effective_classes == Approx(4.0));
     CHECK(even.train_min_class_share == 0.25);
     loop::diagnostic_row none;
@@ -115,9 +115,9 @@ TEST_CASE("describe_selection reports the pool, T_k and each source generation",
     CHECK(d.sources[2].train_count == 1);
     CHECK(d.sources[2].pool_confidence_mean == Approx(0.8));
     // A choice outside the pool, or scores for another pool, are refused.
-    CHECK_THROWS_WITH(loop::describe_selection(p, scores, std::vector<std::int64_t>{10}, latents, 2),
+    CHECK_THROWS_WITH(loop::describe_selection_pool_latents(p, scores, std::vector<std::int64_t>{10}, latents, 2),
                       Catch::Contains("outside the pool of 10"));
-    CHECK_THROWS_WITH(loop::describe_selection(p, std::vector<double>(9, 0.5), chosen, latents, 2),
+    CHECK_THROWS_WITH(loop::describe_selection_pool_latents(p, std::vector<double>(9, 0.5), chosen, latents, 2),
                       Catch::Contains("9 scores"));
 }
 

@@ -218,15 +218,16 @@ TEST_CASE("self_consuming: SIMS keeps its auxiliary model with the chain; SC's p
     CHECK(config.at("method_settings").at("ACUR-SC").at("strength") == 0.5);
     // ACUR and ACUR-SC add the same S_1 (G0's samples), SC after correction: its synthetic items
     // lie nearer the real mode centres (the toy world's modes sit on a circle of radius 2).
-    const auto acur = loop::detail::load_pool(dir / "chains" / "acur" / "gen1" / "pool.safetensors", 2);
-    const auto sc = loop::detail::load_pool(dir / "chains" / "acur-sc" / "gen1" / "pool.safetensors", 2);
-    REQUIRE(acur.size() == sc.size());
+    const auto s_1 = [&](const char* chain) {  // S_1 as it entered the chain's pool, (n, 2)
+        return io::safetensors_reader(dir / "chains" / chain / "samples" / "gen1.safetensors").read<float>("data");
+    };
+    const tensor<float> acur = s_1("acur"), sc = s_1("acur-sc");
+    REQUIRE(acur.dims() == sc.dims());
+    REQUIRE(acur.dim(1) == 2);
     double spread_acur = 0, spread_sc = 0;
-    for (std::int64_t i = 0; i < acur.size(); ++i) {
-        if (acur.generation(i) == 0) continue;
-        const auto a = acur.item(i), c = sc.item(i);
-        spread_acur += std::abs(std::hypot(a[0], a[1]) - 2.0);
-        spread_sc += std::abs(std::hypot(c[0], c[1]) - 2.0);
+    for (std::int64_t i = 0; i < acur.dim(0); ++i) {
+        spread_acur += std::abs(std::hypot(acur[2 * i], acur[2 * i + 1]) - 2.0);
+        spread_sc += std::abs(std::hypot(sc[2 * i], sc[2 * i + 1]) - 2.0);
     }
     CHECK(spread_sc < spread_acur);
     // SIMS samples with negative guidance: its evaluation differs from ACUR's.
@@ -455,9 +456,9 @@ TEST_CASE("self_consuming holds one chain in memory at a time, so memory does no
     CHECK(counted_model::most >= 3);  // G0, a chain and SIMS' auxiliary model did exist together
     CHECK(counted_model::live == 0);
 
-    // The latents kept in the pool files are those an encoder pass recomputes: a run stopped after
-    // G1 whose pool files are rewritten without latents (as they were written before latents were
-    // kept) resumes to the rows of an uninterrupted run.
+    // A run directory from before sample files, whose pools held their floats and no latents (as
+    // they were written before latents were kept), resumes to the rows of an uninterrupted run: the
+    // latents an encoder pass recomputes are those the sample files keep.
     const fs::path whole = fresh_dir("loop_latents_whole"), cut = fresh_dir("loop_latents_cut");
     f.run(whole);
     {
@@ -469,14 +470,12 @@ TEST_CASE("self_consuming holds one chain in memory at a time, so memory does no
     int rewritten = 0;
     for (const auto& e : fs::recursive_directory_iterator(cut / "chains"))
         if (e.path().filename() == "pool.safetensors") {
-            std::vector<float> latents;
-            const loop::pool p = loop::detail::load_pool(e.path(), item_size, &latents);
-            CHECK(latents.size() % static_cast<std::size_t>(p.size()) == 0);
-            CHECK(!latents.empty());
+            const loop::pool p = loop::read_whole_pool(cut, e.path(), item_size);
             loop::detail::save_pool(e.path(), p);
             ++rewritten;
         }
     CHECK(rewritten == 7);
+    for (const auto& e : fs::directory_iterator(cut / "chains")) fs::remove_all(e.path() / "samples");
     CHECK(f.run(cut).steps_run == 7);
     CHECK(without_seconds(io::read_text_file(cut / "metrics.csv")) ==
           without_seconds(io::read_text_file(whole / "metrics.csv")));
@@ -676,9 +675,12 @@ TEST_CASE("every file of a run directory, truncated or bit-flipped, is refused b
     make_interrupted_run(f, cut);
     const std::map<fs::path, std::string> files = files_of(cut);
     // The files a resume cannot do without: any damage to them must be refused.
-    const std::vector<fs::path> needed = {"config.json", "state.json", "g0/model.safetensors",
+    const std::vector<fs::path> needed = {"config.json",
+                                          "state.json",
+                                          "g0/model.safetensors",
                                           "chains/acu-lsf/gen1/model.safetensors",
-                                          "chains/acu-lsf/gen1/pool.safetensors"};
+                                          "chains/acu-lsf/gen1/pool.safetensors",
+                                          "chains/acu-lsf/samples/gen1.safetensors"};
     for (const fs::path& p : needed) REQUIRE(files.contains(p));
     REQUIRE(files.contains("metrics.csv"));
     REQUIRE(files.contains("chains/syn/gen2/pool.safetensors"));
@@ -773,9 +775,9 @@ TEST_CASE("a run that hits a full disk (RLIMIT_FSIZE) stops naming the file, kee
     // Limits of 0 and just below the size of each kind of file the run writes: each time another
     // write is the first too large for the "disk".
     std::set<std::uintmax_t> limits{0};
-    for (const char* file :
-         {"config.json", "state.json", "metrics.csv", "diagnostics.csv", "report.md", "plots/fid.svg", "plots/ole.svg",
-          "chains/acu/gen2/pool.safetensors", "chains/acu/gen2/model.safetensors"})
+    for (const char* file : {"config.json", "state.json", "metrics.csv", "diagnostics.csv", "report.md",
+                             "plots/fid.svg", "plots/ole.svg", "chains/acu/gen2/pool.safetensors",
+                             "chains/acu/samples/gen2.safetensors", "chains/acu/gen2/model.safetensors"})
         limits.insert(fs::file_size(whole / file) - 1);
     // G0's model fits, the trainer state beside it in its checkpoint (moments and EMA) does not.
     limits.insert(fs::file_size(whole / "g0" / "model.safetensors") + 64);
@@ -836,8 +838,8 @@ TEST_CASE("a run that hits a full disk (RLIMIT_FSIZE) stops naming the file, kee
     // A fresh run: config.json, then G0's checkpoints (model file, then the larger trainer file).
     sweep("a fresh run", [&] { fs::create_directories(work); });
     // A resume after 10 of 15 steps (G0, the 7 methods' generation 1, SYN and SYN-ADD's generation 2):
-    // each step writes its pool first (before fine-tuning, to let it go), the largest file of a step
-    // here, so ACU's pool is what fails.
+    // each step writes its S_k's sample file first (before fine-tuning, to let the pool go), the
+    // largest file of a step here, so ACU's sample file is what fails.
     sweep("a resume", [&] { fs::copy(cut, work, fs::copy_options::recursive); });
     // A finished run whose outputs are out of date: only metrics.csv, diagnostics.csv, the plots and
     // report.md are written, and each failed one must keep its previous (here: stale) content.
@@ -851,7 +853,7 @@ TEST_CASE("a run that hits a full disk (RLIMIT_FSIZE) stops naming the file, kee
     for (const auto& n : failed_files) failed += n + " ";
     INFO("writes that failed: " << failed);
     for (const char* file : {"config.json", "g0/checkpoints/model", "g0/checkpoints/train", "metrics.csv",
-                             "diagnostics.csv", "chains/acu/gen2/pool.safetensors"})
+                             "diagnostics.csv", "chains/acu/samples/gen2.safetensors"})
         CHECK(failed_files.contains(file));
     fs::remove_all(work);
 }
@@ -900,6 +902,81 @@ TEST_CASE("a pool saves from its own storage and comes back with room for the ne
     CHECK(q.data().data() == items_before);
     CHECK(back_latents.data() == latents_before);
     CHECK(q.id(10) == 10);
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a pool kept as an index and sample files reads each item from where it is, and refuses a replaced file",
+          "[loop][pool]") {
+    const fs::path dir = fresh_dir("loop_pool_files"), samples = dir / "samples";
+    fs::create_directories(samples);
+    const auto values = [](std::int64_t n, float from) {
+        std::vector<float> v(static_cast<std::size_t>(n));
+        for (std::size_t i = 0; i < v.size(); ++i) v[i] = from + static_cast<float>(i);
+        return v;
+    };
+    const auto as_tensor = [](std::vector<float> v, shape dims) {
+        tensor<float> t(dims);
+        std::copy(v.begin(), v.end(), t.begin());
+        return t;
+    };
+    // The real set: four items of three floats (item i: 3i … 3i + 2), latents (4, 2) from 100.
+    const tensor<float> real = as_tensor(values(12, 0), shape{4, 3}),
+                        real_latents = as_tensor(values(8, 100), shape{4, 2});
+    loop::pool p =
+        loop::pool::without_floats(3, std::vector<std::int64_t>{0, 1, 0, 1}, std::vector<std::int64_t>(4, 0));
+    CHECK(p.resident_begin() == 4);
+    p.add(values(6, 10), std::vector<std::int64_t>{1, 1}, 1);  // S_1: items 4 and 5
+    const std::vector<float> s1_latents = values(4, 50);
+    loop::detail::pool_sources sources{
+        .real_crc32 = loop::detail::floats_crc32({real.data(), static_cast<std::size_t>(real.numel())})};
+    sources.sample_crc32[1] = loop::detail::save_sample_file(
+        loop::detail::sample_file(samples, 1), p, 4, 2, tensor_view<const float>(s1_latents.data(), shape{2, 2}), 1);
+    loop::detail::save_pool_index(dir / "pool.safetensors", p, sources);
+    CHECK_FALSE(io::safetensors_reader(dir / "pool.safetensors").contains("data"));  // the index holds no floats
+
+    // Restored: provenance only, then S_2 resident beside it.
+    loop::detail::pool_sources back;
+    loop::pool q = loop::detail::load_pool(dir / "pool.safetensors", 3, nullptr, 1, &back);
+    REQUIRE(q.size() == 6);
+    CHECK(q.resident_begin() == 6);
+    CHECK(back.real_crc32 == sources.real_crc32);
+    CHECK(back.sample_crc32 == sources.sample_crc32);
+    CHECK(std::vector<std::int64_t>(q.labels().begin(), q.labels().end()) ==
+          std::vector<std::int64_t>{0, 1, 0, 1, 1, 1});
+    CHECK_THROWS_WITH(q.item(4), Catch::Contains("not held in memory"));
+    q.add(values(3, 20), std::vector<std::int64_t>{0}, 2);  // S_2: item 6
+    const std::vector<float> s2_latents = values(2, 60);
+    loop::detail::pool_reader reader(q, back, samples, real.view(), real_latents.view(), s2_latents);
+    const tensor<float> all = reader.latents(0, 7), middle = reader.latents(3, 3);
+    CHECK(std::vector<float>(all.begin(), all.end()) ==
+          std::vector<float>{100, 101, 102, 103, 104, 105, 106, 107, 50, 51, 52, 53, 60, 61});
+    CHECK(std::vector<float>(middle.begin(), middle.end()) == std::vector<float>{106, 107, 50, 51, 52, 53});
+    const std::vector<std::int64_t> chosen{6, 0, 5, 3};
+    std::vector<float> floats(12);
+    tensor<float> chosen_latents(shape{4, 2});
+    reader.gather(chosen, floats, chosen_latents.view());
+    CHECK(floats == std::vector<float>{20, 21, 22, 0, 1, 2, 13, 14, 15, 9, 10, 11});
+    CHECK(std::vector<float>(chosen_latents.begin(), chosen_latents.end()) ==
+          std::vector<float>{60, 61, 100, 101, 52, 53, 106, 107});
+
+    // Another real set: refused before anything is read.
+    tensor<float> other_real = as_tensor(values(12, 0), shape{4, 3});
+    other_real[0] = 7;
+    CHECK_THROWS_WITH(loop::detail::pool_reader(q, back, samples, other_real.view(), real_latents.view(), s2_latents),
+                      Catch::Contains("real set") && Catch::Contains(sources.real_crc32));
+    // S_1's file replaced by another, itself intact: refused, naming it.
+    loop::pool other =
+        loop::pool::without_floats(3, std::vector<std::int64_t>{0, 1, 0, 1}, std::vector<std::int64_t>(4, 0));
+    other.add(values(6, 11), std::vector<std::int64_t>{1, 1}, 1);
+    loop::detail::save_sample_file(loop::detail::sample_file(samples, 1), other, 4, 2,
+                                   tensor_view<const float>(s1_latents.data(), shape{2, 2}), 1);
+    loop::detail::pool_reader replaced(q, back, samples, real.view(), real_latents.view(), s2_latents);
+    CHECK_THROWS_WITH(replaced.latents(4, 1), Catch::Contains("gen1.safetensors") && Catch::Contains("replaced"));
+    // Gone: refused, naming it; items that do not need it still read.
+    fs::remove(loop::detail::sample_file(samples, 1));
+    loop::detail::pool_reader gone(q, back, samples, real.view(), real_latents.view(), s2_latents);
+    CHECK(gone.latents(0, 4).dims() == shape{4, 2});
+    CHECK_THROWS_WITH(gone.latents(0, 5), Catch::Contains("gen1.safetensors") && Catch::Contains("no such file"));
     fs::remove_all(dir);
 }
 

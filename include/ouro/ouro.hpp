@@ -62,6 +62,7 @@
 #include "ouro/loop/modes.hpp"
 #include "ouro/loop/options.hpp"
 #include "ouro/loop/pool.hpp"
+#include "ouro/loop/pool_files.hpp"
 #include "ouro/loop/report.hpp"
 #include "ouro/loop/run_files.hpp"
 #include "ouro/loop/seeds.hpp"

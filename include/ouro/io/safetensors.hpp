@@ -314,6 +314,26 @@ public:
         read_bytes(e, out.data());
     }
 
+    // Reads rows first … first + rows − 1 of tensor `name` (rows along its first dimension) into
+    // `out`, whose shape is the tensor's with that first dimension: a part of a large tensor without
+    // reading the rest.
+    template <safetensors_element T>
+    void read_rows_into(std::string_view name, std::int64_t first, tensor_view<T> out) {
+        const safetensors_entry& e = at(name);
+        require_dtype<T>(e);
+        const std::int64_t rows = out.rank() >= 1 ? out.dim(0) : -1;
+        bool same_rest = e.dims.rank() == out.rank() && e.dims.rank() >= 1;
+        for (int d = 1; same_rest && d < e.dims.rank(); ++d) same_rest = e.dims[d] == out.dim(d);
+        if (!same_rest || first < 0 || rows < 0 || first > e.dims[0] - rows)
+            fail(path_.string(), ": tensor '", e.name, "' of shape ", e.dims, ": cannot read ", rows, " rows from row ",
+                 first, " into shape ", out.dims());
+        const std::uint64_t row_bytes = e.dims[0] == 0 ? 0 : (e.end - e.begin) / static_cast<std::uint64_t>(e.dims[0]);
+        in_.clear();
+        in_.seekg(static_cast<std::streamoff>(data_start_ + e.begin + static_cast<std::uint64_t>(first) * row_bytes));
+        read_exactly(reinterpret_cast<char*>(out.data()), static_cast<std::uint64_t>(rows) * row_bytes,
+                     "tensor '" + e.name + "'");
+    }
+
     // Copies the raw bytes of `e` (end - begin of them) to `dst`.
     void read_bytes(const safetensors_entry& e, void* dst) {
         in_.clear();

@@ -30,6 +30,9 @@
 
 namespace ouro::loop {
 
+// select(pool, scores, budget, seed) returns T_k, indices into the pool. A mode sees each item's
+// provenance (label, generation, id) and score; the pool the loop passes holds only S_k's floats
+// (the rest stay in their files, loop/pool_files.hpp), so a mode does not read items' floats.
 template <class M>
 concept loop_mode = requires(const M& m, const pool& p, std::span<const double> scores, std::int64_t budget,
                              std::uint64_t seed) {

@@ -1,6 +1,11 @@
 // The self-consuming loop's data pool: items (a flat float vector each) with their label, source
 // generation (0 real, k sampled from G_{k-1}) and a stable id, so filters can see provenance and
 // the loop can report the make-up of each training set.
+//
+// A pool need not hold every item's floats. Items 0 … resident_begin() − 1 carry only their
+// provenance; their floats live elsewhere (for the loop: the real set and the chain's sample files,
+// loop/run_files.hpp), so that a step's memory does not grow with the pool (#13). Items added with
+// add() are always resident. Modes and filters see provenance and scores only, never floats.
 #pragma once
 
 #include <algorithm>
@@ -37,6 +42,22 @@ public:
         for (std::int64_t i = 0; i < n; ++i) ids_.push_back(next_id_++);
     }
 
+    // A pool of labels.size() items whose floats are held elsewhere (none resident: resident_begin()
+    // == size()), ids 0 … n − 1 in order; add() appends resident items after them.
+    static pool without_floats(std::int64_t item_size, std::span<const std::int64_t> labels,
+                               std::span<const std::int64_t> generations) {
+        pool p(item_size);
+        const auto n = static_cast<std::int64_t>(labels.size());
+        if (static_cast<std::int64_t>(generations.size()) != n)
+            fail("pool: expected ", n, " generations for ", n, " items, found ", generations.size());
+        for (const std::int64_t g : generations) require(g >= 0, "pool: generation must be >= 0, found ", g);
+        p.labels_.assign(labels.begin(), labels.end());
+        p.generations_.assign(generations.begin(), generations.end());
+        for (std::int64_t i = 0; i < n; ++i) p.ids_.push_back(p.next_id_++);
+        p.resident_begin_ = n;
+        return p;
+    }
+
     // Appends a generation's items; `data` holds labels.size() * item_size() floats.
     // Returns the index of the first new item.
     std::int64_t add(std::span<const float> data, std::span<const std::int64_t> labels, std::int64_t generation) {
@@ -59,19 +80,32 @@ public:
     // for one step is reserved for the step's S_k too (its resident set grows by the pool once, #13).
     void reserve(std::int64_t items) {
         require(items >= 0, "pool::reserve: expected a count >= 0, found ", items);
-        data_.reserve(static_cast<std::size_t>(items * item_size_));
+        data_.reserve(static_cast<std::size_t>(std::max<std::int64_t>(items - resident_begin_, 0) * item_size_));
         labels_.reserve(static_cast<std::size_t>(items));
         generations_.reserve(static_cast<std::size_t>(items));
         ids_.reserve(static_cast<std::size_t>(items));
     }
 
     std::int64_t size() const { return static_cast<std::int64_t>(labels_.size()); }
-    // Every item's floats, item after item: (size, item_size) row-major.
-    std::span<const float> data() const { return data_; }
+    // The first item whose floats this pool holds (0 unless built by without_floats).
+    std::int64_t resident_begin() const { return resident_begin_; }
+    bool holds(std::int64_t i) const { return i >= resident_begin_ && i < size(); }
+    // Every item's floats, item after item: (size, item_size) row-major. Requires every item resident.
+    std::span<const float> data() const {
+        if (resident_begin_ > 0)
+            fail("pool::data: items 0 … ", resident_begin_ - 1,
+                 " are not held in memory (their floats stay in their files); use resident_data()");
+        return data_;
+    }
+    // The resident items' floats: (size − resident_begin, item_size) row-major.
+    std::span<const float> resident_data() const { return data_; }
     std::int64_t item_size() const { return item_size_; }
     std::span<const float> item(std::int64_t i) const {
         check_index(i);
-        return {data_.data() + i * item_size_, static_cast<std::size_t>(item_size_)};
+        if (i < resident_begin_)
+            fail("pool: item ", i, "'s floats are not held in memory (items 0 … ", resident_begin_ - 1,
+                 " stay in their files; the loop reads the ones it chooses with detail::gather_pool_items)");
+        return {data_.data() + (i - resident_begin_) * item_size_, static_cast<std::size_t>(item_size_)};
     }
     std::int64_t label(std::int64_t i) const {
         check_index(i);
@@ -147,7 +181,8 @@ private:
 
     std::int64_t item_size_;
     std::int64_t next_id_ = 0;
-    std::vector<float> data_;  // (items, item_size)
+    std::int64_t resident_begin_ = 0;
+    std::vector<float> data_;  // (size − resident_begin, item_size): the resident items
     std::vector<std::int64_t> labels_, generations_, ids_;
 };
 

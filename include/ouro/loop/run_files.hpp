@@ -1,8 +1,7 @@
-// The self-consuming loop's files in its run directory, read and written: pools (safetensors with a
-// data checksum), the run's JSON files (config.json, state.json) and their comparison, and the run's
-// model files, which must carry the checksum of their weights, and the part of config.json that
-// loop_options decide. Everything here is independent of the loop's template arguments;
-// loop/self_consuming.hpp decides when each file is written.
+// The self-consuming loop's files in its run directory, read and written: the run's JSON files
+// (config.json, state.json) and their comparison, and the run's model files, which must carry the checksum of their
+// weights, and the part of config.json that loop_options decide. Everything here is independent of the loop's template
+// arguments; loop/self_consuming.hpp decides when each file is written. The pool's files: loop/pool_files.hpp.
 #pragma once
 
 #include <algorithm>
@@ -25,85 +24,13 @@
 #include "ouro/io/safetensors.hpp"
 #include "ouro/loop/options.hpp"
 #include "ouro/loop/pool.hpp"
+#include "ouro/loop/pool_files.hpp"
 #include "ouro/loop/report.hpp"
 #include "ouro/optim/adamw.hpp"
 
 namespace ouro::loop {
 
 namespace detail {
-
-// `latents`, when given, are the G0 latents of the items, (size, D) row-major: kept in the pool's
-// file so that a chain restored between generations needs no encoder pass over its whole pool
-// (the loop holds one chain in memory at a time; #13, steady memory).
-inline void save_pool(const std::filesystem::path& file, const pool& p, std::span<const float> latents = {}) {
-    // Written straight from the pool's storage: no copy of the pool (which grows every generation)
-    // is made to save it.
-    io::safetensors_writer w;
-    const auto n = static_cast<std::size_t>(p.size());
-    w.add("data", tensor_view<const float>(p.data().data(), shape{p.size(), p.item_size()}));
-    w.add("labels", tensor_view<const std::int64_t>(p.labels().data(), shape{p.size()}));
-    w.add("generations", tensor_view<const std::int64_t>(p.generations().data(), shape{p.size()}));
-    w.add("ids", tensor_view<const std::int64_t>(p.ids().data(), shape{p.size()}));
-    if (!latents.empty()) {
-        require(n > 0 && latents.size() % n == 0, file.string(), ": internal: ", latents.size(),
-                " latent values for a pool of ", n, " items");
-        w.add("latents",
-              tensor_view<const float>(latents.data(), shape{p.size(), static_cast<std::int64_t>(latents.size() / n)}));
-    }
-    w.set_metadata("format", "ouro.loop.pool");
-    w.set_data_checksum();
-    w.write(file);
-}
-
-// Reads a pool saved by save_pool; ids are re-assigned in order and must come out as saved. When
-// `latents` is given and the file holds them, they are read into it ((size, D) row-major, finite);
-// a file without them (written before they were kept) leaves it empty, and the caller recomputes.
-// `extra_items`: room reserved for that many more items (and their latents), so that the step which
-// restores the pool adds its S_k without copying the pool again.
-inline pool load_pool(const std::filesystem::path& file, std::int64_t item_size,
-                      std::vector<float>* latents = nullptr, std::int64_t extra_items = 0) {
-    io::safetensors_reader r(file);  // verifies the data's CRC-32
-    r.require_data_checksum();
-    const tensor<std::int64_t> labels = r.read<std::int64_t>("labels"),
-                               generations = r.read<std::int64_t>("generations"), ids = r.read<std::int64_t>("ids");
-    const std::int64_t n = labels.numel();
-    const shape data_dims = r.at("data").dims;
-    require(data_dims.rank() == 2 && data_dims[0] == n && data_dims[1] == item_size && generations.numel() == n &&
-                ids.numel() == n,
-            file.string(), ": expected a pool of ", n, " items of ", item_size, " floats, found data ", data_dims,
-            ", generations ", generations.dims(), ", ids ", ids.dims());
-    // The items go from the file into one block that holds the pool and its S_k to come.
-    std::vector<float> block;
-    block.reserve(static_cast<std::size_t>((n + extra_items) * item_size));
-    block.resize(static_cast<std::size_t>(n * item_size));
-    const tensor_view<float> data(block.data(), data_dims);
-    r.read_into("data", data);
-    // The loop never saves a non-finite item (the trainer refuses such data before training), so
-    // one here means the file was written by someone else; refused here, where the file has a name.
-    if (const std::int64_t bad = optim::first_non_finite(data.data(), data.numel()); bad >= 0)
-        fail(file.string(), ": pool item ", bad / item_size, " holds a non-finite value (", data[bad], " at element ",
-             bad % item_size, ")");
-    if (latents) {
-        latents->clear();
-        if (r.contains("latents")) {
-            const shape dims = r.at("latents").dims;
-            require(dims.rank() == 2 && dims[0] == n && dims[1] >= 1, file.string(), ": expected latents (", n,
-                    ", D) for its ", n, " items, found ", dims);
-            latents->reserve(static_cast<std::size_t>((n + extra_items) * dims[1]));
-            latents->resize(static_cast<std::size_t>(n * dims[1]));
-            r.read_into("latents", tensor_view<float>(latents->data(), dims));
-            if (const std::int64_t bad = optim::first_non_finite(latents->data(), n * dims[1]); bad >= 0)
-                fail(file.string(), ": the latent of pool item ", bad / dims[1], " holds a non-finite value");
-        }
-    }
-    pool p(item_size, std::move(block), std::span<const std::int64_t>(labels.data(), static_cast<std::size_t>(n)),
-           std::span<const std::int64_t>(generations.data(), static_cast<std::size_t>(n)));
-    p.reserve(n + extra_items);
-    for (std::int64_t i = 0; i < n; ++i)
-        require(p.id(i) == ids[i], file.string(), ": item ", i, " has id ", ids[i], ", expected ", p.id(i),
-                " (the pool file was not written by this loop)");
-    return p;
-}
 
 // The settings in which two config.json objects differ, one "\n  key: A in the file, B now" line each
 // (nested keys as JSON pointers, e.g. /latents/timestep).

@@ -20,7 +20,8 @@
 namespace ouro::loop {
 
 // fit(h, labels, classes) sees G0's latents of D_r (N, D) and their labels (the probe's); score(probe,
-// h, labels) returns one score per row of h (N), NaN for none. Default-constructible: the loop
+// h, labels) returns one score per row of h (N), NaN for none, each depending on its own row alone:
+// the loop scores its pool a chunk of rows at a time, never holding every latent (#13). Default-constructible: the loop
 // holds one, and refits it on every start (as it refits the probe), so it keeps no state on disk.
 template <class S, class Probe>
 concept pool_score = std::default_initializable<S> &&

@@ -71,17 +71,17 @@ inline void describe_label_balance(std::span<const std::int64_t> pool_labels,
 }
 
 // The row of generation `generation`'s selection: `scores` holds ξ of every pool item, `chosen` the
-// items of T_k (indices into the pool), `latents` the pool's G0 latents (pool size, D) row-major.
+// items of T_k (indices into the pool), `chosen_latents` their G0 latents (|T_k|, D) row-major (the
+// loop reads them with T_k's floats; the pool's latents are never all in memory).
 template <class = void>
 diagnostic_row describe_selection(const pool& items, std::span<const double> scores,
-                                  std::span<const std::int64_t> chosen, std::span<const float> latents,
+                                  std::span<const std::int64_t> chosen, tensor_view<const float> chosen_latents,
                                   std::int64_t generation) {
     const std::int64_t n = items.size();
-    require(n > 0 && static_cast<std::int64_t>(scores.size()) == n && !chosen.empty() &&
-                latents.size() % static_cast<std::size_t>(n) == 0,
-            "describe_selection: expected one score and one latent row per pool item (", n, " items), found ",
-            scores.size(), " scores, ", latents.size(), " latent values and ", chosen.size(), " chosen items");
-    const std::int64_t d = static_cast<std::int64_t>(latents.size()) / n;
+    require(n > 0 && static_cast<std::int64_t>(scores.size()) == n && !chosen.empty() && chosen_latents.rank() == 2 &&
+                chosen_latents.dim(0) == static_cast<std::int64_t>(chosen.size()),
+            "describe_selection: expected one score per pool item (", n, " items) and one latent row per chosen item (",
+            chosen.size(), "), found ", scores.size(), " scores and latents ", chosen_latents.dims());
     diagnostic_row diag;
     diag.generation = generation;
     diag.pool_size = n;
@@ -90,20 +90,16 @@ diagnostic_row describe_selection(const pool& items, std::span<const double> sco
 
     std::vector<double> chosen_scores;
     std::vector<std::int64_t> chosen_labels;
-    tensor<float> chosen_latents(shape{diag.train_size, d});  // (|T_k|, D)
     double real_count = 0, generation_sum = 0;
-    for (std::size_t i = 0; i < chosen.size(); ++i) {
-        const std::int64_t item = chosen[i];
+    for (const std::int64_t item : chosen) {
         require(item >= 0 && item < n, "describe_selection: chosen item ", item, " is outside the pool of ", n);
         chosen_scores.push_back(scores[static_cast<std::size_t>(item)]);
         chosen_labels.push_back(items.label(item));
-        std::copy(latents.begin() + item * d, latents.begin() + (item + 1) * d,
-                  chosen_latents.data() + static_cast<std::int64_t>(i) * d);
         real_count += items.generation(item) == 0;
         generation_sum += static_cast<double>(items.generation(item));
     }
     diag.train_confidence = quartiles_of(chosen_scores);
-    diag.ole = latent_ole(chosen_latents.view(), chosen_labels);
+    diag.ole = latent_ole(chosen_latents, chosen_labels);
     diag.real_share = real_count / static_cast<double>(chosen.size());
     diag.mean_source_generation = generation_sum / static_cast<double>(chosen.size());
     describe_label_balance(items.labels(), chosen_labels, diag);
@@ -122,6 +118,27 @@ diagnostic_row describe_selection(const pool& items, std::span<const double> sco
         diag.sources.push_back(r);
     }
     return diag;
+}
+
+// The same, with `latents` the G0 latents of every pool item (pool size, D) row-major: for a pool
+// held whole in memory.
+template <class = void>
+diagnostic_row describe_selection_pool_latents(const pool& items, std::span<const double> scores,
+                                               std::span<const std::int64_t> chosen, std::span<const float> latents,
+                                               std::int64_t generation) {
+    const std::int64_t n = items.size();
+    require(n > 0 && latents.size() % static_cast<std::size_t>(n) == 0 && !chosen.empty(),
+            "describe_selection: expected one latent row per pool item (", n, " items), found ", latents.size(),
+            " latent values and ", chosen.size(), " chosen items");
+    const std::int64_t d = static_cast<std::int64_t>(latents.size()) / n;
+    tensor<float> chosen_latents(shape{static_cast<std::int64_t>(chosen.size()), d});  // (|T_k|, D)
+    for (std::size_t i = 0; i < chosen.size(); ++i) {
+        const std::int64_t item = chosen[i];
+        require(item >= 0 && item < n, "describe_selection: chosen item ", item, " is outside the pool of ", n);
+        std::copy(latents.begin() + item * d, latents.begin() + (item + 1) * d,
+                  chosen_latents.data() + static_cast<std::int64_t>(i) * d);
+    }
+    return describe_selection(items, scores, chosen, chosen_latents.view(), generation);
 }
 
 }  // namespace ouro::loop

@@ -84,6 +84,7 @@
 #include "ouro/loop/modes.hpp"
 #include "ouro/loop/options.hpp"
 #include "ouro/loop/pool.hpp"
+#include "ouro/loop/pool_files.hpp"
 #include "ouro/loop/report.hpp"
 #include "ouro/loop/run_files.hpp"
 #include "ouro/loop/scores.hpp"
@@ -336,9 +337,11 @@ public:
         }
 
         // ---- Generations 1 … K, every method on its own chain. One chain is in memory at a time:
-        // restored from its files (model, auxiliary model, pool and the pool's latents) for its step
-        // and released after it, so that memory does not grow with the number of methods and
+        // restored from its files (model, auxiliary model and the pool's index) for its step and
+        // released after it, so that memory does not grow with the number of methods and
         // generations (#13); reading those files costs milliseconds beside the step's minutes.
+        real_crc32_ = detail::floats_crc32({real.images.data(), static_cast<std::size_t>(real.images.numel())});
+        detail::save_or_check_real_file(options_.out / "real.safetensors", real.images.view(), real_crc32_);
         std::array<std::int64_t, sizeof...(Modes)> stepped{};  // the generation this call last stepped each method to
         std::optional<tensor<float>> first_samples;            // S_1, the same for every method (all sample G0)
         for (std::int64_t k = 1; k <= options_.generations; ++k) {
@@ -355,7 +358,8 @@ public:
                 const bool resumed = stepped[index] != k - 1;  // its chain was written by an earlier run
                 const std::unique_ptr<chain> ch =
                     restore_chain_(index, k - 1, g0, real, probe_labels, real_latents, resumed, extractor);
-                step_(mode, index, k, *ch, g0, real, extractor, features, first_samples, t0, summary, callbacks...);
+                step_(mode, index, k, *ch, g0, real, real_latents.view(), extractor, features, first_samples, t0,
+                      summary, callbacks...);
                 stepped[index] = k;
             };
             std::apply([&](auto&... mode) { (one(mode), ...); }, modes_);
@@ -378,8 +382,9 @@ private:
     // pool and latents until its step has written them: see step_).
     struct chain {
         Model model;
-        pool items;
-        std::vector<float> latents;  // (pool size, D), row i the latent of pool item i
+        pool items;                    // the pool's provenance; only the items added this step are resident
+        std::vector<float> latents;    // (size − resident_begin, D): the G0 latents of the resident items
+        detail::pool_sources sources;  // where the other items' floats and latents are (pool_files.hpp)
         std::int64_t generation = 0;
         std::unique_ptr<Model> aux;  // negatively guided modes (SIMS): G_k fine-tuned on its own samples
         explicit chain(std::int64_t item_size) : items(item_size) {}
@@ -537,8 +542,14 @@ private:
         return options_.out / "chains" / detail::dir_name(method_names[method]) / ("gen" + std::to_string(generation));
     }
 
+    // The chain's S_1, S_2, …, one file each, as they entered its pool (kept while the pool holds them).
+    std::filesystem::path samples_dir_(std::size_t method) const {
+        return options_.out / "chains" / detail::dir_name(method_names[method]) / "samples";
+    }
+
     // The chain of `method` as it stood after `generation` (0: G0 and D_r, whose latents
     // real_latents (N, D) already holds: the same images, labels and ids 0 … N − 1 as the pool's).
+    // No item's floats are read: they stay in the real set and the chain's sample files.
     template <class Extractor>
     std::unique_ptr<chain> restore_chain_(std::size_t method, std::int64_t generation, const Model& g0,
                                           const data::image_dataset& real,
@@ -549,34 +560,40 @@ private:
         ch->generation = generation;
         if (generation == 0) {
             copy_weights_(g0, ch->model);
+            ch->items =
+                pool::without_floats(item_size_, probe_labels, std::vector<std::int64_t>(probe_labels.size(), 0));
             ch->items.reserve(real.size() + options_.samples_per_generation);
-            ch->items.add(std::span<const float>(real.images.data(), static_cast<std::size_t>(real.images.numel())),
-                          probe_labels, 0);
-            ch->latents.assign(real_latents.begin(), real_latents.end());
+            ch->sources.real_crc32 = real_crc32_;
         } else {
             const auto dir = chain_dir_(method, generation);
             detail::load_run_model(dir / "model.safetensors", ch->model);
-            // Room for this step's S_k: the pool is not copied again when it grows (#13).
+            // Room for this step's S_k: the resident items are not copied again when S_k comes (#13).
             ch->items = detail::load_pool(dir / "pool.safetensors", item_size_, &ch->latents,
-                                          options_.samples_per_generation);
+                                          options_.samples_per_generation, &ch->sources);
+            const std::int64_t resident = ch->items.size() - ch->items.resident_begin();  // a pool saved whole
             if (!ch->latents.empty())
-                require(static_cast<std::int64_t>(ch->latents.size()) == ch->items.size() * latent_dim,
+                require(static_cast<std::int64_t>(ch->latents.size()) == resident * latent_dim,
                         (dir / "pool.safetensors").string(), ": expected latents of ", latent_dim,
                         " values per item (this run's pooling), found ",
-                        ch->latents.size() / static_cast<std::size_t>(ch->items.size()));
+                        ch->latents.size() / static_cast<std::size_t>(resident));
             if (announce)
                 log_() << method_names[method] << ": resumed after generation " << generation << " (pool of "
                        << ch->items.size() << ")\n";
         }
-        if (ch->latents.empty()) append_latents_(*ch, 0, extractor);  // a pool saved without them
+        ch->latents.reserve(ch->latents.size() +
+                            static_cast<std::size_t>(options_.samples_per_generation * latent_dim));
+        if (ch->latents.empty() && ch->items.resident_begin() < ch->items.size())  // a whole pool saved without them
+            append_latents_(*ch, ch->items.resident_begin(), extractor);
         return ch;
     }
 
-    // Latents of pool items first … end.
+    // Latents of the resident pool items first … end.
     template <class Extractor>
     void append_latents_(chain& ch, std::int64_t first, Extractor& extractor) {
         const std::int64_t n = ch.items.size() - first;
         if (n <= 0) return;
+        require(first >= ch.items.resident_begin(), "self_consuming: internal: latents of item ", first,
+                ", which is not resident");
         tensor<float> images(shape{n, Model::spec.in_channels, Model::spec.image_size, Model::spec.image_size});
         tensor<std::int64_t> labels(shape{n}), ids(shape{n});
         for (std::int64_t i = 0; i < n; ++i) {
@@ -586,7 +603,7 @@ private:
             ids[i] = ch.items.id(first + i);
         }
         const tensor<float> h = extract_(extractor, images.view(), labels.view(), ids.view());
-        ch.latents.resize(static_cast<std::size_t>(first * h.dim(1)));
+        ch.latents.resize(static_cast<std::size_t>((first - ch.items.resident_begin()) * h.dim(1)));
         ch.latents.insert(ch.latents.end(), h.begin(), h.end());
     }
 
@@ -740,13 +757,49 @@ private:
         return set;
     }
 
-    // T_k: the chosen pool items, gathered straight into the training set (the step's one copy of
-    // them beside the pool, #13), with their pool labels.
-    data::image_dataset training_set_(std::string name, const pool& items, std::span<const std::int64_t> chosen) const {
+    // T_k: the chosen pool items, read straight into the training set from wherever their floats
+    // are (the step's one copy of them, #13), with their pool labels; their latents into `latents`
+    // (|T_k|, D).
+    data::image_dataset training_set_(std::string name, detail::pool_reader& reader, const pool& items,
+                                      std::span<const std::int64_t> chosen, tensor<float>& latents) const {
         data::image_dataset set = empty_training_set_(std::move(name), static_cast<std::int64_t>(chosen.size()));
-        items.gather_into(chosen, {set.images.data(), static_cast<std::size_t>(set.images.numel())},
-                          {set.labels.data(), chosen.size()});
+        latents = tensor<float>(shape{set.size(), reader.latent_dim()});
+        reader.gather(chosen, {set.images.data(), static_cast<std::size_t>(set.images.numel())}, latents.view());
+        for (std::size_t k = 0; k < chosen.size(); ++k)
+            set.labels[static_cast<std::int64_t>(k)] = items.label(chosen[k]);
         return set;
+    }
+
+    // The reader of the chain's pool as it stands (its resident items and latents included).
+    detail::pool_reader pool_reader_(std::size_t index, const chain& ch, const data::image_dataset& real,
+                                     tensor_view<const float> real_latents) const {
+        return detail::pool_reader(ch.items, ch.sources, samples_dir_(index), real.images.view(), real_latents,
+                                   ch.latents);
+    }
+
+    // Writes the chain's pool after step k: a sample file for each generation among its resident
+    // items (S_k; every generation for a pool restored whole from before sample files), then its
+    // index, which records each sample file's checksum.
+    void save_pool_(std::size_t index, std::int64_t k, chain& ch) {
+        const pool& p = ch.items;
+        const std::int64_t rb = p.resident_begin(), resident = p.size() - rb;
+        const std::int64_t d = resident > 0 ? static_cast<std::int64_t>(ch.latents.size()) / resident : 0;
+        std::filesystem::create_directories(samples_dir_(index));
+        for (const auto& [g, run] : detail::generation_runs(p, rb, p.size())) {
+            const auto [first, count] = run;
+            if (g == 0) {  // a whole pool's real items: they must be this run's real set
+                const std::string crc = detail::floats_crc32(p.resident_data().subspan(
+                    static_cast<std::size_t>((first - rb) * item_size_), static_cast<std::size_t>(count * item_size_)));
+                require(first == 0 && crc == real_crc32_, (chain_dir_(index, k - 1) / "pool.safetensors").string(),
+                        ": its real items (CRC-32 ", crc, ") are not this run's real set (CRC-32 ", real_crc32_, ")");
+                continue;
+            }
+            const tensor_view<const float> latents(ch.latents.data() + (first - rb) * d, shape{count, d});
+            ch.sources.sample_crc32[g] =
+                detail::save_sample_file(detail::sample_file(samples_dir_(index), g), p, first, count, latents, g);
+        }
+        ch.sources.real_crc32 = real_crc32_;
+        detail::save_pool_index(chain_dir_(index, k) / "pool.safetensors", p, ch.sources);
     }
 
     data::image_dataset empty_training_set_(std::string name, std::int64_t n) const {
@@ -812,15 +865,27 @@ private:
         std::vector<std::int64_t> chosen;  // T_k, indices into the pool
     };
 
+    // Pool items scored at a time: whole 256-row blocks of the probe, so that no score depends on
+    // the chunking (the scores are those of the whole pool at once), and the pool's latents are
+    // never all in memory.
+    static constexpr std::int64_t score_chunk_ = 64 * 256;
+
     // ξ over the chain's pool, then the mode's T_k from it. Deterministic in the pool, the probe and
     // the seed, so the same pool gives the same T_k again (sample_labels_ relies on it).
     template <class Mode>
-    selection_ select_(const Mode& mode, std::size_t index, std::int64_t k, const chain& ch) {
-        const std::int64_t d = static_cast<std::int64_t>(ch.latents.size()) / ch.items.size();
-        const tensor_view<const float> pool_latents(ch.latents.data(), shape{ch.items.size(), d});
-        const std::vector<std::int64_t> pool_labels(ch.items.labels().begin(), ch.items.labels().end());
-        const tensor<double> xi = confidence_(pool_latents, pool_labels);
-        selection_ sel{std::vector<double>(xi.begin(), xi.end()), {}};
+    selection_ select_(const Mode& mode, std::size_t index, std::int64_t k, const chain& ch,
+                       detail::pool_reader& reader) {
+        const std::int64_t n = ch.items.size();
+        selection_ sel;
+        sel.scores.reserve(static_cast<std::size_t>(n));
+        for (std::int64_t first = 0; first < n; first += score_chunk_) {
+            const std::int64_t count = std::min(score_chunk_, n - first);
+            const tensor<float> h = reader.latents(first, count);  // (count, D)
+            const auto labels =
+                ch.items.labels().subspan(static_cast<std::size_t>(first), static_cast<std::size_t>(count));
+            const tensor<double> xi = confidence_(h.view(), {labels.begin(), labels.end()});
+            sel.scores.insert(sel.scores.end(), xi.begin(), xi.end());
+        }
         sel.chosen =
             mode.select(ch.items, sel.scores, options_.budget,
                         detail::derive_seed(options_.seed, detail::selection, static_cast<std::int64_t>(index), k));
@@ -854,10 +919,12 @@ private:
     // T_{k-1} is not stored: the chain restored for step k holds the pool T_{k-1} was chosen from,
     // so select_ chooses the same set again.
     template <class Mode>
-    tensor<std::int64_t> sample_labels_(const Mode& mode, std::size_t index, std::int64_t k, const chain& ch) {
+    tensor<std::int64_t> sample_labels_(const Mode& mode, std::size_t index, std::int64_t k, const chain& ch,
+                                        const data::image_dataset& real, tensor_view<const float> real_latents) {
         if constexpr (conditional && samples_follow_selection<Mode>) {
             if (k >= 2) {
-                const selection_ previous = select_(mode, index, k - 1, ch);
+                detail::pool_reader reader = pool_reader_(index, ch, real, real_latents);
+                const selection_ previous = select_(mode, index, k - 1, ch, reader);
                 const std::vector<std::int64_t> counts = label_counts_(ch.items, previous.chosen);
                 tensor<std::int64_t> y = labels_in_shares(counts, options_.samples_per_generation);
                 std::vector<std::int64_t> drawn(static_cast<std::size_t>(num_classes_), 0);
@@ -867,7 +934,7 @@ private:
                 return y;
             }
         }
-        (void)mode, (void)index, (void)k, (void)ch;
+        (void)mode, (void)index, (void)k, (void)ch, (void)real, (void)real_latents;
         return balanced_labels_(options_.samples_per_generation);
     }
 
@@ -886,9 +953,9 @@ private:
 
     template <class Mode, class Extractor, class Features, class... Callbacks>
     void step_(const Mode& mode, std::size_t index, std::int64_t k, chain& ch, Model& g0,
-               const data::image_dataset& real, Extractor& extractor, Features& features,
-               std::optional<tensor<float>>& first_samples, std::chrono::steady_clock::time_point t0,
-               run_summary& summary, Callbacks&... callbacks) {
+               const data::image_dataset& real, tensor_view<const float> real_latents, Extractor& extractor,
+               Features& features, std::optional<tensor<float>>& first_samples,
+               std::chrono::steady_clock::time_point t0, run_summary& summary, Callbacks&... callbacks) {
         const std::string name = method_names[index];
         const auto mi = static_cast<std::int64_t>(index);
         require(ch.generation == k - 1, "self_consuming: internal: chain of ", name, " at generation ", ch.generation,
@@ -907,7 +974,7 @@ private:
 
         // S_k from G_{k-1}. Every method that samples G0 unguided draws the same S_1: draw it once.
         if constexpr (!real_data_only<Mode>) {
-            const tensor<std::int64_t> labels = sample_labels_(mode, index, k, ch);
+            const tensor<std::int64_t> labels = sample_labels_(mode, index, k, ch, real, real_latents);
             const std::uint64_t sample_seed = detail::derive_seed(options_.seed, detail::sampling, -1, k);
             const std::string what = name + " S_" + std::to_string(k);
             tensor<float> s_k;
@@ -941,27 +1008,29 @@ private:
             append_latents_(ch, first, extractor);
         }
 
-        // ξ over the pool, then T_k.
-        const selection_ sel = select_(mode, index, k, ch);
+        // ξ over the pool, then T_k, read from the real set, the sample files and S_k.
+        detail::pool_reader reader = pool_reader_(index, ch, real, real_latents);
+        const selection_ sel = select_(mode, index, k, ch, reader);
         const std::vector<double>& scores = sel.scores;
         const std::vector<std::int64_t>& chosen = sel.chosen;
         log_label_counts_("T_" + std::to_string(k) + " per label", label_counts_(ch.items, chosen));
+        tensor<float> chosen_latents;  // (|T_k|, D)
+        const data::image_dataset train_set =
+            training_set_(name + "-T" + std::to_string(k), reader, ch.items, chosen, chosen_latents);
 
         // Diagnostics of T_k.
-        diagnostic_row diag = describe_selection(ch.items, scores, chosen, ch.latents, k);
+        diagnostic_row diag = describe_selection(ch.items, scores, chosen, chosen_latents.view(), k);
         diag.method = name;
 
-        // T_k, gathered out of the pool. The pool and its latents are then written to the chain's new
-        // directory and let go: nothing after this point reads them, so fine-tuning and evaluation
-        // hold T_k but not the pool beside it, and a step's peak grows by at most one copy of the
-        // pool, never two (#13). (A kill before the step's rows are committed leaves a directory
-        // that the next run simply rewrites, as for the files written below.)
-        const data::image_dataset train_set = training_set_(name + "-T" + std::to_string(k), ch.items, chosen);
-        const auto dir = chain_dir_(index, k);
-        std::filesystem::create_directories(dir);
-        detail::save_pool(dir / "pool.safetensors", ch.items, ch.latents);
+        // S_k's file and the pool's index are written to the chain's new directory, and the pool let
+        // go: nothing after this point reads it, so fine-tuning and evaluation hold T_k and nothing of
+        // the pool but its provenance and scores (#13). (A kill before the step's rows are committed
+        // leaves files that the next run simply rewrites, as for the files written below.)
+        std::filesystem::create_directories(chain_dir_(index, k));
+        save_pool_(index, k, ch);
         ch.items = pool(item_size_);
         std::vector<float>().swap(ch.latents);
+        const auto dir = chain_dir_(index, k);
 
         // G_k: fine-tune G_{k-1} (or fresh weights) on T_k for E epochs.
         if (options_.retrain_from_scratch) {
@@ -1031,6 +1100,7 @@ private:
     run_state state_;
     double start_rss_mib_ = NAN;     // the resident set as the current step began (diagnostic_row::start_rss_mib)
     double carried_heap_mib_ = NAN;  // the live heap as the current step began (diagnostic_row::carried_heap_mib; G0: NaN)
+    std::string real_crc32_;         // of the real set's images: the pool index's record of generation 0
     std::int64_t num_classes_ = 0;
     phase_seconds phases_;  // of the current run() call
 };
