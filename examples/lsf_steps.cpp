@@ -248,7 +248,7 @@ int run(const fs::path& run_dir, const fs::path& out) {
                 ole_of(latents_of(extractor, pool, top_rows, own_label), pick(pool.labels, top_rows)));
     for (const char* method : {"acu-lsf", "syn"}) {
         const pool_file p = method == std::string("syn")
-                                ? read_pool(run_dir / "chains" / "syn" / lsf_dir.filename() / "pool.safetensors")
+                                ? read_pool(run_dir, run_dir / "chains" / "syn" / lsf_dir.filename() / "pool.safetensors")
                                 : pool;
         const auto rows = rows_of_generation(p, generations);
         std::printf(", %s S_%lld %.4f", method, static_cast<long long>(generations),

@@ -461,12 +461,24 @@ TEST_CASE("self_consuming holds one chain in memory at a time, so memory does no
     // latents an encoder pass recomputes are those the sample files keep.
     const fs::path whole = fresh_dir("loop_latents_whole"), cut = fresh_dir("loop_latents_cut");
     f.run(whole);
+    constexpr std::int64_t item_size = model::spec.in_channels * model::spec.image_size * model::spec.image_size;
+    // The pool files are indexes (no floats); the floats are D_r's and the sample files', read whole here.
+    int indexes = 0;
+    for (const auto& e : fs::recursive_directory_iterator(whole / "chains"))
+        if (e.path().filename() == "pool.safetensors") {
+            ++indexes;
+            CHECK_FALSE(io::safetensors_reader(e.path()).contains("data"));
+            const loop::pool p = loop::read_whole_pool(whole, e.path(), item_size);
+            CHECK(p.resident_begin() == 0);
+            CHECK(static_cast<std::int64_t>(p.data().size()) == p.size() * item_size);
+            CHECK(std::equal(f.real.images.begin(), f.real.images.end(), p.data().begin()));  // D_r first
+        }
+    CHECK(indexes == 7);
     {
         experiment ex(diffusion::ddim<10>(f.table, 0.0, {.guidance_scale = 1.0}), f.table, small_options(cut));
         interrupter stop{8};  // G0's evaluation and the seven methods' G1
         CHECK_THROWS_WITH(ex.run(f.real, f.reference, f.features, stop), "simulated kill");
     }
-    constexpr std::int64_t item_size = model::spec.in_channels * model::spec.image_size * model::spec.image_size;
     int rewritten = 0;
     for (const auto& e : fs::recursive_directory_iterator(cut / "chains"))
         if (e.path().filename() == "pool.safetensors") {

@@ -109,8 +109,12 @@ inline void save_pool_index(const std::filesystem::path& file, const pool& p, co
     w.set_metadata("floats", "in the real set and the chain's sample files");
     w.set_metadata("real_crc32", sources.real_crc32);
     std::string samples;
-    for (const auto& [g, crc] : sources.sample_crc32)
-        samples += (samples.empty() ? "" : " ") + std::to_string(g) + ":" + crc;
+    for (const auto& [g, crc] : sources.sample_crc32) {
+        if (!samples.empty()) samples += ' ';
+        samples += std::to_string(g);
+        samples += ':';
+        samples += crc;
+    }
     w.set_metadata("sample_crc32", samples);
     w.set_data_checksum();
     w.write(file);
