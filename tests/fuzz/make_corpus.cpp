@@ -183,7 +183,7 @@ void json_seeds() {
     // state.json as self_consuming::commit_state_ writes it, with its CRC-32.
     loop::metric_row m0{"ACU", 0, 41.5, 0.6, 0.5, 0.9, 0.8, 0.02, 12.5};
     loop::metric_row m1{"ACU", 1, 45.25, 0.55, 0.45, 0.85, 0.75, NAN, 11.0};
-    loop::diagnostic_row d1{"ACU", 1, 200, 100, 0.125, {0.9, 0.8, 0.92, 0.97}, {0.95, 0.9, 0.96, 0.99}, 0.5, 0.5};
+    loop::diagnostic_row d1{"ACU", 1, 200, 100, 0.125, NAN, {0.9, 0.8, 0.92, 0.97}, {0.95, 0.9, 0.96, 0.99}, 0.5, 0.5};
     nlohmann::json state;
     state["g0_evaluated"] = true;
     state["g0_crc32"] = "89abcdef";
@@ -200,6 +200,33 @@ void json_seeds() {
     other.erase("extra");
     other["added"] = {{"x", nullptr}};
     put("loop_config", "differs.json", other.dump(2) + "\n");
+}
+
+// [2 bytes: the pool file's length][the pool file][a sample file], as fuzz_loop_pool reads them.
+std::string framed_pool(const std::string& pool, const std::string& sample) {
+    std::string out{static_cast<char>(pool.size() & 0xff), static_cast<char>(pool.size() >> 8 & 0xff)};
+    return out + pool + sample;
+}
+
+void pool_seeds() {
+    const fs::path tmp = fs::temp_directory_path() / "ouro_make_corpus_pool";
+    fs::create_directories(tmp);
+    // An index of D_r (3 items of 2 floats) and S_1 (2 items), and S_1's sample file.
+    loop::pool p = loop::pool::without_floats(2, std::vector<std::int64_t>{0, 1, 0}, std::vector<std::int64_t>(3, 0));
+    p.add(std::vector<float>{0.5f, 1.0f, -0.5f, 2.0f}, std::vector<std::int64_t>{1, 0}, 1);
+    const std::vector<float> latents{1, 2, 3, 4};  // (2, D = 2)
+    loop::detail::pool_sources sources{.real_crc32 = "00000000"};
+    sources.sample_crc32[1] = loop::detail::save_sample_file(tmp / "gen1.safetensors", p, 3, 2,
+                                                             tensor_view<const float>(latents.data(), shape{2, 2}), 1);
+    loop::detail::save_pool_index(tmp / "pool.safetensors", p, sources);
+    put("loop_pool", "index_and_sample.bin",
+        framed_pool(read(tmp / "pool.safetensors"), read(tmp / "gen1.safetensors")));
+    // A whole pool (its floats and latents inside), as the loop wrote pools before sample files.
+    loop::pool whole(2);
+    whole.add(std::vector<float>{0.5f, 1.0f, -0.5f, 2.0f}, std::vector<std::int64_t>{0, 1}, 0);
+    loop::detail::save_pool(tmp / "whole.safetensors", whole, latents);
+    put("loop_pool", "whole.bin", framed_pool(read(tmp / "whole.safetensors"), ""));
+    fs::remove_all(tmp);
 }
 
 void cli_seeds() {
@@ -222,6 +249,7 @@ int main(int argc, char** argv) {
     image_seeds();
     safetensors_seeds();
     json_seeds();
+    pool_seeds();
     cli_seeds();
     return 0;
 }

@@ -10,6 +10,7 @@
 #include "fuzz/idx.hpp"
 #include "fuzz/image_folder.hpp"
 #include "fuzz/loop_config.hpp"
+#include "fuzz/loop_pool.hpp"
 #include "fuzz/loop_state.hpp"
 #include "fuzz/npy.hpp"
 #include "fuzz/safetensors.hpp"
@@ -35,6 +36,7 @@ inline constexpr named_target all_targets[] = {
     {"checkpoint_manifest", fuzz_checkpoint_manifest},
     {"loop_state", fuzz_loop_state},
     {"loop_config", fuzz_loop_config},
+    {"loop_pool", fuzz_loop_pool},
 #if defined(OURO_FUZZ_HAS_CLI11)
     {"cli_validators", fuzz_cli_validators},
 #endif
