@@ -426,10 +426,11 @@ inline pool read_whole_pool(const std::filesystem::path& run_dir, const std::fil
         const std::filesystem::path file = g == 0 ? run_dir / "real.safetensors" : detail::sample_file(samples, g);
         io::safetensors_reader r(file);
         r.require_data_checksum();
-        const std::string& crc = g == 0 ? r.metadata().count("floats_crc32") ? r.metadata().at("floats_crc32") : ""
-                                        : r.metadata().at(io::safetensors_checksum_key);
-        require(crc == (g == 0 ? sources.real_crc32 : sources.sample_crc32.at(g)), file.string(),
-                ": not the file the pool index ", pool_file.string(), " records (CRC-32 ", crc, ")");
+        // The index records D_r by its floats' CRC-32 and a sample file by its data checksum.
+        const auto recorded = r.metadata().find(g == 0 ? "floats_crc32" : io::safetensors_checksum_key);
+        const std::string& expected = g == 0 ? sources.real_crc32 : sources.sample_crc32.at(g);
+        require(recorded != r.metadata().end() && recorded->second == expected, file.string(),
+                ": not the file the pool index ", pool_file.string(), " records (CRC-32 ", expected, ")");
         tensor<float> floats(shape{count, item_size});
         r.read_rows_into("data", 0, floats.view());
         whole.add({floats.data(), static_cast<std::size_t>(floats.numel())},
