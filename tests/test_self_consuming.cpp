@@ -958,7 +958,8 @@ TEST_CASE("a pool kept as an index and sample files reads each item from where i
     CHECK_THROWS_WITH(q.item(4), Catch::Contains("not held in memory"));
     q.add(values(3, 20), std::vector<std::int64_t>{0}, 2);  // S_2: item 6
     const std::vector<float> s2_latents = values(2, 60);
-    loop::detail::pool_reader reader(q, back, samples, real.view(), real_latents.view(), s2_latents);
+    const loop::detail::real_set_view real_set{real.view(), real_latents.view(), sources.real_crc32};
+    loop::detail::pool_reader reader(q, back, samples, real_set, s2_latents);
     const tensor<float> all = reader.latents(0, 7), middle = reader.latents(3, 3);
     CHECK(std::vector<float>(all.begin(), all.end()) ==
           std::vector<float>{100, 101, 102, 103, 104, 105, 106, 107, 50, 51, 52, 53, 60, 61});
@@ -974,7 +975,10 @@ TEST_CASE("a pool kept as an index and sample files reads each item from where i
     // Another real set: refused before anything is read.
     tensor<float> other_real = as_tensor(values(12, 0), shape{4, 3});
     other_real[0] = 7;
-    CHECK_THROWS_WITH(loop::detail::pool_reader(q, back, samples, other_real.view(), real_latents.view(), s2_latents),
+    const loop::detail::real_set_view other_set{
+        other_real.view(), real_latents.view(),
+        loop::detail::floats_crc32({other_real.data(), static_cast<std::size_t>(other_real.numel())})};
+    CHECK_THROWS_WITH(loop::detail::pool_reader(q, back, samples, other_set, s2_latents),
                       Catch::Contains("real set") && Catch::Contains(sources.real_crc32));
     // S_1's file replaced by another, itself intact: refused, naming it.
     loop::pool other =
@@ -982,11 +986,11 @@ TEST_CASE("a pool kept as an index and sample files reads each item from where i
     other.add(values(6, 11), std::vector<std::int64_t>{1, 1}, 1);
     loop::detail::save_sample_file(loop::detail::sample_file(samples, 1), other, 4, 2,
                                    tensor_view<const float>(s1_latents.data(), shape{2, 2}), 1);
-    loop::detail::pool_reader replaced(q, back, samples, real.view(), real_latents.view(), s2_latents);
+    loop::detail::pool_reader replaced(q, back, samples, real_set, s2_latents);
     CHECK_THROWS_WITH(replaced.latents(4, 1), Catch::Contains("gen1.safetensors") && Catch::Contains("replaced"));
     // Gone: refused, naming it; items that do not need it still read.
     fs::remove(loop::detail::sample_file(samples, 1));
-    loop::detail::pool_reader gone(q, back, samples, real.view(), real_latents.view(), s2_latents);
+    loop::detail::pool_reader gone(q, back, samples, real_set, s2_latents);
     CHECK(gone.latents(0, 4).dims() == shape{4, 2});
     CHECK_THROWS_WITH(gone.latents(0, 5), Catch::Contains("gen1.safetensors") && Catch::Contains("no such file"));
     fs::remove_all(dir);

@@ -77,7 +77,7 @@ inline void fuzz_loop_pool(const std::uint8_t* data, std::size_t size) {
         const auto found = m.find(io::safetensors_checksum_key);
         if (found != m.end()) crc = found->second;
     }
-    loop::detail::pool_reader reader(p, sources, samples, real.view(), real_latents.view(), {});
+    loop::detail::pool_reader reader(p, sources, samples, {real.view(), real_latents.view(), sources.real_crc32}, {});
     (void)reader.latents(0, p.size());
     std::vector<std::int64_t> all(static_cast<std::size_t>(p.size()));
     std::iota(all.begin(), all.end(), std::int64_t{0});

@@ -246,6 +246,13 @@ inline void save_or_check_real_file(const std::filesystem::path& file, tensor_vi
     w.write(file);
 }
 
+// D_r as a pool reader sees it: its images (N, …), their G0 latents (N, D), and the CRC-32 of the
+// images' floats (floats_crc32), which the caller computes once per run (a pool index records it).
+struct real_set_view {
+    tensor_view<const float> images, latents;
+    std::string crc32;
+};
+
 // Reads a chain's pool items wherever their floats and latents are: resident items from the pool
 // and `resident_latents` ((size − resident_begin, D)), generation 0 from the real set (item i is
 // real row i), generation g from the sample file gen<g> (opened once and kept while the next items
@@ -253,28 +260,26 @@ inline void save_or_check_real_file(const std::filesystem::path& file, tensor_vi
 class pool_reader {
 public:
     pool_reader(const pool& p, const pool_sources& sources, std::filesystem::path samples_dir,
-                tensor_view<const float> real_images, tensor_view<const float> real_latents,
-                std::span<const float> resident_latents)
+                const real_set_view& real, std::span<const float> resident_latents)
         : pool_(p),
           sources_(sources),
           samples_dir_(std::move(samples_dir)),
-          real_images_(real_images),
-          real_latents_(real_latents),
+          real_images_(real.images),
+          real_latents_(real.latents),
           resident_latents_(resident_latents),
-          d_(real_latents.dim(1)) {
-        require(real_latents.rank() == 2 && real_images.dim(0) == real_latents.dim(0) &&
+          d_(real.latents.dim(1)) {
+        require(real.latents.rank() == 2 && real.images.dim(0) == real.latents.dim(0) &&
                     static_cast<std::int64_t>(resident_latents.size()) == (p.size() - p.resident_begin()) * d_,
                 "pool_reader: expected real images and latents of one count and latents (",
-                p.size() - p.resident_begin(), ", ", d_, ") for the resident items, found ", real_images.dims(), ", ",
-                real_latents.dims(), " and ", resident_latents.size(), " values");
+                p.size() - p.resident_begin(), ", ", d_, ") for the resident items, found ", real.images.dims(), ", ",
+                real.latents.dims(), " and ", resident_latents.size(), " values");
         runs_ = generation_runs(p, 0, p.resident_begin());
-        if (const auto real = runs_.find(0); real != runs_.end()) {
-            require(real->second.first == 0 && real->second.second <= real_images.dim(0),
-                    "pool_reader: the pool's real items (", real->second.second, " from item ", real->second.first,
-                    ") are not the first rows of the real set of ", real_images.dim(0));
-            const std::string crc = floats_crc32({real_images.data(), static_cast<std::size_t>(real_images.numel())});
-            require(sources.real_crc32 == crc, "the chain's pool was built on a real set with CRC-32 ",
-                    sources.real_crc32, ", this run's real set has ", crc,
+        if (const auto generation0 = runs_.find(0); generation0 != runs_.end()) {
+            const auto [first, count] = generation0->second;
+            require(first == 0 && count <= real.images.dim(0), "pool_reader: the pool's real items (", count,
+                    " from item ", first, ") are not the first rows of the real set of ", real.images.dim(0));
+            require(sources.real_crc32 == real.crc32, "the chain's pool was built on a real set with CRC-32 ",
+                    sources.real_crc32, ", this run's real set has ", real.crc32,
                     " (the data changed under the run directory; start a new --out)");
         }
     }

@@ -773,8 +773,8 @@ private:
     // The reader of the chain's pool as it stands (its resident items and latents included).
     detail::pool_reader pool_reader_(std::size_t index, const chain& ch, const data::image_dataset& real,
                                      tensor_view<const float> real_latents) const {
-        return detail::pool_reader(ch.items, ch.sources, samples_dir_(index), real.images.view(), real_latents,
-                                   ch.latents);
+        return detail::pool_reader(ch.items, ch.sources, samples_dir_(index),
+                                   {real.images.view(), real_latents, real_crc32_}, ch.latents);
     }
 
     // Writes the chain's pool after step k: a sample file for each generation among its resident
